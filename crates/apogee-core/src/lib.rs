@@ -1,1 +1,75 @@
-//! placeholder
+//! Apogee's use-cases and the ports they need. Wire layers (REST, DDP) call the use-cases on
+//! [`Core`]; every authorization decision is made here, once, by use-case.
+
+pub mod accounts;
+pub mod authz;
+pub mod error;
+pub mod messages;
+pub mod passwords;
+pub mod rooms;
+mod seed;
+pub mod settings;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+use crate::error::{CoreError, CoreResult};
+use crate::store::{Change, Store};
+use std::sync::Arc;
+
+pub use apogee_domain as domain;
+
+/// Start-up options that come from the operator rather than from stored settings.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `OVERWRITE_SETTING_<Id>` values, forced at every start.
+    pub setting_overrides: Vec<(String, String)>,
+    /// `ADMIN_USERNAME` / `ADMIN_PASS` / `ADMIN_EMAIL`: create this admin on first start.
+    pub initial_admin: Option<InitialAdmin>,
+    /// `ROOT_URL`: the public URL, stored as `Site_Url`.
+    pub root_url: Option<String>,
+    /// `CREATE_TOKENS_FOR_USERS_SECRET`: lets `users.createToken` mint tokens for this secret.
+    pub create_tokens_secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InitialAdmin {
+    pub username: String,
+    pub password: String,
+    pub email: Option<String>,
+}
+
+/// The application: a store plus in-memory caches of settings and permissions.
+pub struct Core {
+    pub(crate) store: Arc<dyn Store>,
+    pub settings: settings::Settings,
+    pub authz: authz::Authz,
+    pub(crate) hasher: passwords::Hasher,
+    pub(crate) options: Options,
+}
+
+impl Core {
+    /// Seeds a fresh database, applies operator overrides and loads the caches.
+    pub async fn start(store: Arc<dyn Store>, options: Options) -> CoreResult<Arc<Core>> {
+        let core = Core {
+            settings: settings::Settings::load(store.as_ref()).await?,
+            authz: authz::Authz::load(store.as_ref()).await?,
+            store,
+            hasher: passwords::Hasher::default(),
+            options,
+        };
+        seed::seed(&core).await?;
+        core.settings.reload(core.store.as_ref()).await?;
+        core.authz.reload(core.store.as_ref()).await?;
+        Ok(Arc::new(core))
+    }
+
+    pub(crate) async fn commit(&self, changes: Vec<Change>) -> CoreResult<()> {
+        self.store.commit(changes).await.map_err(CoreError::from)
+    }
+
+    /// Read access for wire layers that render records.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}

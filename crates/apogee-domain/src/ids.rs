@@ -49,7 +49,10 @@ mod tests {
 
     #[test]
     fn dm_ids_are_sorted_concatenations() {
-        assert_eq!(dm_room_id(&["rocket.cat", "fZ3bvXC72pobjFPLJ"]), "fZ3bvXC72pobjFPLJrocket.cat");
+        assert_eq!(
+            dm_room_id(&["rocket.cat", "fZ3bvXC72pobjFPLJ"]),
+            "fZ3bvXC72pobjFPLJrocket.cat"
+        );
         assert_eq!(dm_room_id(&["b", "a"]), dm_room_id(&["a", "b"]));
         assert_eq!(dm_room_id(&["a", "a"]), "a");
     }

@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn finds_channel_mentions() {
-        assert_eq!(mentioned_channels("see #general and #dev-ops."), vec!["general", "dev-ops"]);
+        assert_eq!(
+            mentioned_channels("see #general and #dev-ops."),
+            vec!["general", "dev-ops"]
+        );
         assert!(mentioned_channels("issue#4").is_empty());
     }
 }

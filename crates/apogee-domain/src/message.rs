@@ -155,7 +155,9 @@ impl Message {
 
     /// Whether the message mentions `@all` or `@here`.
     pub fn mentions_group(&self) -> bool {
-        self.mentions.iter().any(|m| m.id == "all" || m.id == "here")
+        self.mentions
+            .iter()
+            .any(|m| m.id == "all" || m.id == "here")
     }
 }
 
@@ -177,7 +179,11 @@ mod tests {
 
     #[test]
     fn thread_replies_leave_the_main_timeline_unless_shown() {
-        let u = UserRef { id: "u".into(), username: "u".into(), name: None };
+        let u = UserRef {
+            id: "u".into(),
+            username: "u".into(),
+            name: None,
+        };
         let mut m = Message::new("m".into(), "r", u, "x".into());
         assert!(m.in_main_timeline());
         m.tmid = Some("p".into());

@@ -89,13 +89,19 @@ pub const DEFAULT_PERMISSIONS: &[(&str, &[&str])] = &[
     ("set-react-when-readonly", &["admin", "owner"]),
     ("set-readonly", &["admin", "owner"]),
     ("start-discussion", &["admin", "user", "guest", "app"]),
-    ("start-discussion-other-user", &["admin", "user", "guest", "app", "owner"]),
+    (
+        "start-discussion-other-user",
+        &["admin", "user", "guest", "app", "owner"],
+    ),
     ("toggle-room-e2e-encryption", &["owner", "admin"]),
     ("unarchive-room", &["admin"]),
     ("user-generate-access-token", &["admin"]),
     ("view-all-team-channels", &["admin", "owner"]),
     ("view-all-teams", &["admin"]),
-    ("view-broadcast-member-list", &["admin", "owner", "moderator"]),
+    (
+        "view-broadcast-member-list",
+        &["admin", "owner", "moderator"],
+    ),
     ("view-c-room", &["admin", "user", "bot", "app", "anonymous"]),
     ("view-d-room", &["admin", "user", "bot", "app", "guest"]),
     ("view-full-other-user-info", &["admin"]),
@@ -105,7 +111,10 @@ pub const DEFAULT_PERMISSIONS: &[(&str, &[&str])] = &[
     ("view-logs", &["admin"]),
     ("view-moderation-console", &["admin"]),
     ("view-other-user-channels", &["admin"]),
-    ("view-outside-room", &["admin", "owner", "moderator", "user"]),
+    (
+        "view-outside-room",
+        &["admin", "owner", "moderator", "user"],
+    ),
     ("view-p-room", &["admin", "user", "anonymous", "guest"]),
     ("view-privileged-setting", &["admin"]),
     ("view-room-administration", &["admin"]),
@@ -146,7 +155,10 @@ mod tests {
         let mut sorted = ids.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(ids, sorted, "keep the catalogue sorted and free of duplicates");
+        assert_eq!(
+            ids, sorted,
+            "keep the catalogue sorted and free of duplicates"
+        );
     }
 
     #[test]

@@ -129,7 +129,10 @@ impl Room {
     }
 
     pub fn is_encrypted(&self) -> bool {
-        self.extra.get("encrypted").and_then(Value::as_bool).unwrap_or(false)
+        self.extra
+            .get("encrypted")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 }
 
@@ -148,7 +151,12 @@ mod tests {
 
     #[test]
     fn room_serializes_as_rocket_chat_iroom() {
-        let mut r = Room::new("GENERAL".into(), RoomType::Channel, Some("general".into()), None);
+        let mut r = Room::new(
+            "GENERAL".into(),
+            RoomType::Channel,
+            Some("general".into()),
+            None,
+        );
         r.default = true;
         r.seq = 7;
         let v = serde_json::to_value(&r).unwrap();

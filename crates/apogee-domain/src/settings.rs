@@ -16,49 +16,205 @@ pub struct SettingDef {
 
 macro_rules! setting {
     ($id:literal, $kind:literal, $default:expr, $public:literal, $group:literal) => {
-        SettingDef { id: $id, kind: $kind, default: || json!($default), public: $public, group: $group }
+        SettingDef {
+            id: $id,
+            kind: $kind,
+            default: || json!($default),
+            public: $public,
+            group: $group,
+        }
     };
 }
 
 pub const CATALOGUE: &[SettingDef] = &[
-    setting!("Accounts_AllowAnonymousRead", "boolean", false, true, "Accounts"),
-    setting!("Accounts_AllowDeleteOwnAccount", "boolean", false, true, "Accounts"),
-    setting!("Accounts_AllowEmailChange", "boolean", true, true, "Accounts"),
-    setting!("Accounts_AllowPasswordChange", "boolean", true, true, "Accounts"),
-    setting!("Accounts_AllowRealNameChange", "boolean", true, true, "Accounts"),
-    setting!("Accounts_AllowUserProfileChange", "boolean", true, true, "Accounts"),
-    setting!("Accounts_AllowUserStatusMessageChange", "boolean", true, true, "Accounts"),
-    setting!("Accounts_AllowUsernameChange", "boolean", true, true, "Accounts"),
-    setting!("Accounts_Default_User_Preferences_sendOnEnter", "select", "normal", true, "Accounts"),
-    setting!("Accounts_EmailVerification", "boolean", false, true, "Accounts"),
+    setting!(
+        "Accounts_AllowAnonymousRead",
+        "boolean",
+        false,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_AllowDeleteOwnAccount",
+        "boolean",
+        false,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_AllowEmailChange",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_AllowPasswordChange",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_AllowRealNameChange",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_AllowUserProfileChange",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_AllowUserStatusMessageChange",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_AllowUsernameChange",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Default_User_Preferences_sendOnEnter",
+        "select",
+        "normal",
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_EmailVerification",
+        "boolean",
+        false,
+        true,
+        "Accounts"
+    ),
     setting!("Accounts_LoginExpiration", "int", 90, true, "Accounts"),
-    setting!("Accounts_ManuallyApproveNewUsers", "boolean", false, true, "Accounts"),
-    setting!("Accounts_RegistrationForm", "select", "Public", true, "Accounts"),
-    setting!("Accounts_TwoFactorAuthentication_Enforce_Password_Fallback", "boolean", true, false, "Accounts"),
+    setting!(
+        "Accounts_ManuallyApproveNewUsers",
+        "boolean",
+        false,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_RegistrationForm",
+        "select",
+        "Public",
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_TwoFactorAuthentication_Enforce_Password_Fallback",
+        "boolean",
+        true,
+        false,
+        "Accounts"
+    ),
     setting!("API_Default_Count", "int", 50, false, "General"),
-    setting!("API_Enable_Rate_Limiter", "boolean", true, false, "Rate Limiter"),
-    setting!("API_Enable_Rate_Limiter_Limit_Calls_Default", "int", 10, false, "Rate Limiter"),
-    setting!("API_Enable_Rate_Limiter_Limit_Time_Default", "int", 60000, false, "Rate Limiter"),
+    setting!(
+        "API_Enable_Rate_Limiter",
+        "boolean",
+        true,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "API_Enable_Rate_Limiter_Limit_Calls_Default",
+        "int",
+        10,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "API_Enable_Rate_Limiter_Limit_Time_Default",
+        "int",
+        60000,
+        false,
+        "Rate Limiter"
+    ),
     setting!("API_Upper_Count_Limit", "int", 100, false, "General"),
-    setting!("API_Use_REST_For_DDP_Calls", "boolean", true, true, "General"),
+    setting!(
+        "API_Use_REST_For_DDP_Calls",
+        "boolean",
+        true,
+        true,
+        "General"
+    ),
     setting!("Discussion_enabled", "boolean", true, true, "Discussion"),
     setting!("E2E_Enable", "boolean", false, true, "E2E Encryption"),
     setting!("FileUpload_Enabled", "boolean", true, true, "FileUpload"),
-    setting!("FileUpload_MaxFileSize", "int", 104857600, true, "FileUpload"),
+    setting!(
+        "FileUpload_MaxFileSize",
+        "int",
+        104857600,
+        true,
+        "FileUpload"
+    ),
     setting!("Language", "language", "", true, "General"),
-    setting!("Livechat_Routing_Method", "select", "Auto_Selection", true, "Omnichannel"),
-    setting!("Livechat_accept_chats_with_no_agents", "boolean", false, false, "Omnichannel"),
+    setting!(
+        "Livechat_Routing_Method",
+        "select",
+        "Auto_Selection",
+        true,
+        "Omnichannel"
+    ),
+    setting!(
+        "Livechat_accept_chats_with_no_agents",
+        "boolean",
+        false,
+        false,
+        "Omnichannel"
+    ),
     setting!("Message_AllowDeleting", "boolean", true, true, "Message"),
-    setting!("Message_AllowDeleting_BlockDeleteInMinutes", "int", 0, true, "Message"),
+    setting!(
+        "Message_AllowDeleting_BlockDeleteInMinutes",
+        "int",
+        0,
+        true,
+        "Message"
+    ),
     setting!("Message_AllowEditing", "boolean", true, true, "Message"),
-    setting!("Message_AllowEditing_BlockEditInMinutes", "int", 0, true, "Message"),
+    setting!(
+        "Message_AllowEditing_BlockEditInMinutes",
+        "int",
+        0,
+        true,
+        "Message"
+    ),
     setting!("Message_AllowPinning", "boolean", true, true, "Message"),
     setting!("Message_AllowStarring", "boolean", true, true, "Message"),
     setting!("Message_MaxAllowedSize", "int", 5000, true, "Message"),
-    setting!("Message_Read_Receipt_Enabled", "boolean", false, true, "Message"),
-    setting!("Message_Read_Receipt_Store_Users", "boolean", false, true, "Message"),
+    setting!(
+        "Message_Read_Receipt_Enabled",
+        "boolean",
+        false,
+        true,
+        "Message"
+    ),
+    setting!(
+        "Message_Read_Receipt_Store_Users",
+        "boolean",
+        false,
+        true,
+        "Message"
+    ),
     setting!("Site_Name", "string", "Apogee", true, "General"),
-    setting!("Site_Url", "string", "http://localhost:3000", true, "General"),
+    setting!(
+        "Site_Url",
+        "string",
+        "http://localhost:3000",
+        true,
+        "General"
+    ),
     setting!("Threads_enabled", "boolean", true, true, "Threads"),
     setting!("UI_Use_Real_Name", "boolean", false, true, "Layout"),
     setting!("uniqueID", "string", "", true, "General"),
@@ -101,6 +257,9 @@ mod tests {
         assert_eq!(parse_override(limiter, "nope"), None);
         let size = find("Message_MaxAllowedSize").unwrap();
         assert_eq!(parse_override(size, "42"), Some(json!(42)));
-        assert_eq!(parse_override(find("Site_Name").unwrap(), "x"), Some(json!("x")));
+        assert_eq!(
+            parse_override(find("Site_Name").unwrap(), "x"),
+            Some(json!("x"))
+        );
     }
 }

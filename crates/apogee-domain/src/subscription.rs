@@ -52,7 +52,14 @@ pub struct Subscription {
 
 impl Subscription {
     /// A subscription that starts fully read at `room_seq`.
-    pub fn new(rid: &str, t: RoomType, name: String, fname: Option<String>, user: UserRef, room_seq: i64) -> Self {
+    pub fn new(
+        rid: &str,
+        t: RoomType,
+        name: String,
+        fname: Option<String>,
+        user: UserRef,
+        room_seq: i64,
+    ) -> Self {
         let now = Timestamp::now();
         Self {
             id: crate::random_id(),

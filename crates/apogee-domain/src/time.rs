@@ -69,10 +69,15 @@ mod tests {
     #[test]
     fn parses_offsets_and_dates() {
         assert_eq!(
-            Timestamp::parse("2016-12-09T13:50:51.555+01:00").unwrap().to_iso(),
+            Timestamp::parse("2016-12-09T13:50:51.555+01:00")
+                .unwrap()
+                .to_iso(),
             "2016-12-09T12:50:51.555Z"
         );
-        assert_eq!(Timestamp::parse("2020-01-02").unwrap().to_iso(), "2020-01-02T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::parse("2020-01-02").unwrap().to_iso(),
+            "2020-01-02T00:00:00.000Z"
+        );
         assert!(Timestamp::parse("yesterday").is_none());
     }
 }

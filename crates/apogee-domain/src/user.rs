@@ -49,7 +49,13 @@ pub struct User {
 
 impl User {
     /// A fresh, active, offline user.
-    pub fn new(id: String, username: String, name: Option<String>, kind: &str, roles: Vec<String>) -> Self {
+    pub fn new(
+        id: String,
+        username: String,
+        name: Option<String>,
+        kind: &str,
+        roles: Vec<String>,
+    ) -> Self {
         let now = Timestamp::now();
         Self {
             id,
@@ -133,7 +139,13 @@ mod tests {
 
     #[test]
     fn user_serializes_as_rocket_chat_iuser() {
-        let u = User::new("abc".into(), "bob".into(), Some("Bob".into()), "user", vec!["user".into()]);
+        let u = User::new(
+            "abc".into(),
+            "bob".into(),
+            Some("Bob".into()),
+            "user",
+            vec!["user".into()],
+        );
         let v = serde_json::to_value(&u).unwrap();
         assert_eq!(v["_id"], "abc");
         assert_eq!(v["type"], "user");

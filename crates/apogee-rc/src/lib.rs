@@ -1,1 +1,25 @@
-//! placeholder
+//! Rocket.Chat's wire over Apogee's core: the REST v1 API (`/api/v1/*`, `/api/info`) with
+//! Rocket.Chat's paths, parameters, JSON shapes and error envelopes. Handlers are thin: they read
+//! parameters, call one core use-case and render its result. No SQL, no authorization here.
+
+pub mod auth;
+pub mod error;
+pub mod params;
+pub mod render;
+mod routes;
+pub mod validate;
+
+use apogee_core::Core;
+use axum::Router;
+use std::sync::Arc;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub core: Arc<Core>,
+}
+
+/// The REST API router.
+pub fn router(core: Arc<Core>) -> Router {
+    routes::all().with_state(AppState { core })
+}

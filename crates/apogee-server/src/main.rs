@@ -1,1 +1,152 @@
-fn main() {}
+//! `apogee`: the composition root. Reads configuration, opens the chosen store, starts core and
+//! serves Rocket.Chat's API until SIGINT/SIGTERM.
+
+mod config;
+
+use anyhow::{Context, Result};
+use apogee_core::Core;
+use apogee_core::accounts::{NewUser, UserPatch};
+use apogee_core::store::Store;
+use clap::Parser;
+use config::{AdminCommand, Cli, Command, Config, Database, StorageArgs, redact};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("APOGEE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve(&args).await,
+        Command::Admin(cmd) => admin(cmd).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apogee: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open_core(config: &Config) -> Result<Arc<Core>> {
+    ensure_writable(&config.data_dir)?;
+    let store: Arc<dyn Store> = match &config.database {
+        Database::Sqlite(path) => {
+            let store = apogee_store_sqlite::open(path)
+                .await
+                .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+            Arc::new(store)
+        }
+        Database::Postgres(url) => {
+            let store = apogee_store_postgres::open(url)
+                .await
+                .with_context(|| format!("cannot reach PostgreSQL at {}", redact(url)))?;
+            Arc::new(store)
+        }
+    };
+    Core::start(store, config.options.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("start-up failed: {e}"))
+}
+
+/// Fails early, with a clear message, when the data directory cannot be created or written.
+fn ensure_writable(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("data directory {} cannot be created", dir.display()))?;
+    let probe = dir.join(".apogee-write-test");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("data directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+async fn serve(args: &StorageArgs) -> Result<()> {
+    let config = Config::resolve(args)?;
+    let core = open_core(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "apogee is listening");
+    let app = apogee_rc::router(core).layer(tower_http::trace::TraceLayer::new_for_http());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("apogee stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn admin(cmd: AdminCommand) -> Result<()> {
+    match cmd {
+        AdminCommand::CreateUser {
+            storage,
+            username,
+            password,
+            email,
+            admin,
+        } => {
+            let core = open_core(&Config::resolve(&storage)?).await?;
+            let roles = if admin {
+                vec!["admin".into(), "user".into()]
+            } else {
+                vec!["user".into()]
+            };
+            let new = NewUser {
+                username: username.clone(),
+                email,
+                password: Some(password),
+                name: Some(username),
+                roles: Some(roles),
+                verified: true,
+                join_default_channels: true,
+                ..NewUser::default()
+            };
+            let user = core
+                .admin_create_user(new)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {} ({})", user.username, user.id);
+        }
+        AdminCommand::ResetPassword {
+            storage,
+            username,
+            password,
+        } => {
+            let core = open_core(&Config::resolve(&storage)?).await?;
+            let user = core
+                .find_user(None, Some(&username))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let patch = UserPatch {
+                password: Some(password),
+                ..Default::default()
+            };
+            core.admin_update_user(&user.id, patch)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("password reset for {username}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,604 @@
+//! Accounts: registration, login and sessions, user administration, presence status.
+
+use crate::error::{CoreError, CoreResult, ErrorKind};
+use crate::passwords::{Verified, digest, hash_token, new_token};
+use crate::store::{Change, LoginToken, Page, UserQuery};
+use crate::{Core, InitialAdmin};
+use apogee_domain::user::{Email, is_valid_email, is_valid_username, status_code};
+use apogee_domain::{Timestamp, User, random_id};
+use serde_json::{Map, Value};
+
+/// An authenticated caller: the user and the hash of the token they presented.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: User,
+    pub token_hash: String,
+}
+
+/// How a client proves who it is at login.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// A username or e-mail and the sha256-hex digest of the password.
+    Password {
+        identifier: Identifier,
+        digest: String,
+    },
+    /// A token from an earlier login.
+    Resume { token: String },
+}
+
+#[derive(Debug, Clone)]
+pub enum Identifier {
+    Username(String),
+    Email(String),
+    /// Rocket.Chat's `user` field: an e-mail if it looks like one, else a username.
+    Either(String),
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct LoginResult {
+    pub user: User,
+    pub token: String,
+    pub token_expires: Timestamp,
+}
+
+/// Fields for a new user, from registration or an administrator.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub name: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub active: Option<bool>,
+    pub verified: bool,
+    pub join_default_channels: bool,
+    pub require_password_change: bool,
+    pub custom_fields: Option<Value>,
+}
+
+/// An administrator's changes to a user; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub name: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub active: Option<bool>,
+    pub verified: Option<bool>,
+    pub require_password_change: Option<bool>,
+    pub status_text: Option<String>,
+    pub bio: Option<String>,
+    pub nickname: Option<String>,
+    pub custom_fields: Option<Value>,
+}
+
+fn login_failed(code: &str, message: &str) -> CoreError {
+    CoreError::new(ErrorKind::Unauthenticated, code, message)
+}
+
+impl Core {
+    /// Resolves `X-User-Id` / `X-Auth-Token` to a session.
+    pub async fn authenticate(&self, user_id: &str, token: &str) -> CoreResult<Session> {
+        let token_hash = hash_token(token);
+        let stored = self
+            .store
+            .login_token(&token_hash)
+            .await?
+            .ok_or_else(CoreError::unauthenticated)?;
+        if stored.user_id != user_id || stored.expires_at.is_some_and(|e| e < Timestamp::now()) {
+            return Err(CoreError::unauthenticated());
+        }
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(CoreError::unauthenticated)?;
+        if !user.active {
+            return Err(CoreError::unauthenticated());
+        }
+        Ok(Session { user, token_hash })
+    }
+
+    /// Logs in with a password or a resume token and issues a new session token.
+    pub async fn login(&self, credentials: Credentials) -> CoreResult<LoginResult> {
+        let user = match credentials {
+            Credentials::Resume { token } => {
+                let stored = self
+                    .store
+                    .login_token(&hash_token(&token))
+                    .await?
+                    .filter(|t| t.expires_at.is_none_or(|e| e > Timestamp::now()))
+                    .ok_or_else(|| {
+                        login_failed(
+                            "403",
+                            "You've been logged out by the server. Please log in again.",
+                        )
+                    })?;
+                let user = self
+                    .store
+                    .user_by_id(&stored.user_id)
+                    .await?
+                    .ok_or_else(CoreError::unauthenticated)?;
+                // A resume keeps the presented token rather than minting a second one.
+                return self
+                    .finish_login(user, token, stored.expires_at, false)
+                    .await;
+            }
+            Credentials::Password { identifier, digest } => {
+                let user = self
+                    .find_login_user(&identifier)
+                    .await?
+                    .ok_or_else(|| login_failed("", "Unauthorized"))?;
+                let stored = self
+                    .store
+                    .password_hash(&user.id)
+                    .await?
+                    .ok_or_else(|| login_failed("403", "Incorrect password"))?;
+                match self.hasher.verify(digest, stored).await {
+                    Verified::No => return Err(login_failed("403", "Incorrect password")),
+                    Verified::Yes => {}
+                    Verified::YesRehash(hash) => {
+                        self.commit(vec![Change::SetPasswordHash {
+                            user_id: user.id.clone(),
+                            hash: Some(hash),
+                        }])
+                        .await?;
+                    }
+                }
+                user
+            }
+        };
+        if !user.active {
+            return Err(login_failed(
+                "error-user-is-not-activated",
+                "User is not activated",
+            ));
+        }
+        self.finish_login(user, new_token(), None, true).await
+    }
+
+    async fn finish_login(
+        &self,
+        mut user: User,
+        token: String,
+        expires: Option<Timestamp>,
+        new: bool,
+    ) -> CoreResult<LoginResult> {
+        if !user.active {
+            return Err(login_failed(
+                "error-user-is-not-activated",
+                "User is not activated",
+            ));
+        }
+        let now = Timestamp::now();
+        let token_expires = expires
+            .unwrap_or_else(|| now.plus_days(self.settings.int("Accounts_LoginExpiration").max(1)));
+        user.last_login = Some(now);
+        let mut changes = vec![Change::UpdateUser(user.clone())];
+        if new {
+            changes.push(Change::InsertLoginToken(LoginToken {
+                hashed: hash_token(&token),
+                user_id: user.id.clone(),
+                created_at: now,
+                expires_at: Some(token_expires),
+                name: None,
+                bypass_two_factor: false,
+            }));
+        }
+        self.commit(changes).await?;
+        Ok(LoginResult {
+            user,
+            token,
+            token_expires,
+        })
+    }
+
+    async fn find_login_user(&self, identifier: &Identifier) -> CoreResult<Option<User>> {
+        Ok(match identifier {
+            Identifier::Username(u) => self.store.user_by_username(u).await?,
+            Identifier::Email(e) => self.store.user_by_email(e).await?,
+            Identifier::Either(s) if s.contains('@') => match self.store.user_by_email(s).await? {
+                Some(u) => Some(u),
+                None => self.store.user_by_username(s).await?,
+            },
+            Identifier::Either(s) => self.store.user_by_username(s).await?,
+        })
+    }
+
+    /// Ends the session the token belongs to.
+    pub async fn logout(&self, session: &Session) -> CoreResult<()> {
+        self.commit(vec![Change::DeleteLoginToken {
+            hashed: session.token_hash.clone(),
+        }])
+        .await
+    }
+
+    /// Public self-registration (`users.register`). The first user becomes admin when none exists.
+    pub async fn register(&self, new: NewUser) -> CoreResult<User> {
+        if self.settings.string("Accounts_RegistrationForm") == "Disabled" {
+            return Err(CoreError::bad(
+                "error-user-registration-disabled",
+                "User registration is disabled",
+            ));
+        }
+        let first_admin = self.store.count_users_with_role("admin").await? == 0;
+        let roles = if first_admin {
+            vec!["admin".into(), "user".into()]
+        } else {
+            vec!["user".into()]
+        };
+        let new = NewUser {
+            roles: Some(roles),
+            join_default_channels: true,
+            ..new
+        };
+        self.insert_user(new).await
+    }
+
+    /// `users.create`: an administrator adds a user. Needs `create-user`.
+    pub async fn create_user(&self, actor: &User, new: NewUser) -> CoreResult<User> {
+        self.authz.require(actor, "create-user", None)?;
+        if new
+            .roles
+            .as_ref()
+            .is_some_and(|r| r.iter().any(|r| r == "admin"))
+        {
+            self.authz.require(actor, "assign-admin-role", None)?;
+        }
+        self.insert_user(new).await
+    }
+
+    async fn insert_user(&self, new: NewUser) -> CoreResult<User> {
+        let username = new.username.trim().to_string();
+        if !is_valid_username(&username) {
+            return Err(CoreError::bad(
+                "error-invalid-username",
+                format!("{username} is not a valid username"),
+            ));
+        }
+        if self.store.user_by_username(&username).await?.is_some() {
+            return Err(CoreError::bad(
+                "error-field-unavailable",
+                format!("{username} is already in use :("),
+            ));
+        }
+        let email = new.email.map(|e| e.trim().to_string());
+        if let Some(email) = &email {
+            if !is_valid_email(email) {
+                return Err(CoreError::bad(
+                    "error-invalid-email",
+                    format!("Invalid email {email}"),
+                ));
+            }
+            if self.store.user_by_email(email).await?.is_some() {
+                return Err(CoreError::bad(
+                    "error-field-unavailable",
+                    format!("{email} is already in use :("),
+                ));
+            }
+        }
+        let password_hash = match &new.password {
+            Some(p) if !p.is_empty() => Some(self.hasher.hash(digest(p)).await),
+            _ => None,
+        };
+        let roles = new.roles.unwrap_or_else(|| vec!["user".into()]);
+        let kind = if roles.iter().any(|r| r == "bot") {
+            "bot"
+        } else {
+            "user"
+        };
+        let mut user = User::new(
+            random_id(),
+            username,
+            new.name.filter(|n| !n.trim().is_empty()),
+            kind,
+            roles,
+        );
+        user.active = new.active.unwrap_or(true);
+        user.emails = email
+            .map(|address| {
+                vec![Email {
+                    address,
+                    verified: new.verified,
+                }]
+            })
+            .unwrap_or_default();
+        if new.require_password_change {
+            user.require_password_change = Some(true);
+        }
+        if let Some(Value::Object(fields)) = new.custom_fields {
+            user.extra
+                .insert("customFields".into(), Value::Object(fields));
+        }
+        let mut changes = vec![Change::InsertUser {
+            user: user.clone(),
+            password_hash,
+        }];
+        if new.join_default_channels {
+            for room in self.store.default_rooms().await? {
+                changes.extend(self.join_changes(room, &user, None, true));
+            }
+        }
+        self.commit(changes).await?;
+        Ok(user)
+    }
+
+    /// Creates the `ADMIN_USERNAME` admin unless a user by that name exists.
+    pub(crate) async fn ensure_initial_admin(&self, admin: &InitialAdmin) -> CoreResult<()> {
+        if self
+            .store
+            .user_by_username(&admin.username)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        self.insert_user(NewUser {
+            username: admin.username.clone(),
+            email: admin.email.clone(),
+            password: Some(admin.password.clone()),
+            name: Some(admin.username.clone()),
+            roles: Some(vec!["admin".into(), "user".into()]),
+            verified: true,
+            join_default_channels: true,
+            ..NewUser::default()
+        })
+        .await?;
+        tracing::info!(username = %admin.username, "created the initial admin");
+        Ok(())
+    }
+
+    /// Finds a user by id or username, for `users.info` and friends.
+    pub async fn find_user(&self, id: Option<&str>, username: Option<&str>) -> CoreResult<User> {
+        let found = match (id, username) {
+            (Some(id), _) => self.store.user_by_id(id).await?,
+            (None, Some(name)) => self.store.user_by_username(name).await?,
+            (None, None) => None,
+        };
+        found.ok_or_else(|| CoreError::bad("error-invalid-user", "User not found."))
+    }
+
+    /// `users.update`: an administrator (or the user, for their own profile) changes a user.
+    pub async fn update_user(
+        &self,
+        actor: &User,
+        user_id: &str,
+        patch: UserPatch,
+    ) -> CoreResult<User> {
+        let mut user = self.find_user(Some(user_id), None).await?;
+        if actor.id != user.id {
+            self.authz.require(actor, "edit-other-user-info", None)?;
+        }
+        if patch.roles.is_some() || patch.active.is_some() {
+            self.authz.require(actor, "edit-other-user-info", None)?;
+        }
+        if patch.password.is_some() && actor.id != user.id {
+            self.authz
+                .require(actor, "edit-other-user-password", None)?;
+        }
+        let mut changes = Vec::new();
+        if let Some(username) = patch.username.filter(|u| *u != user.username) {
+            if !is_valid_username(&username) {
+                return Err(CoreError::bad(
+                    "error-invalid-username",
+                    format!("{username} is not a valid username"),
+                ));
+            }
+            if self
+                .store
+                .user_by_username(&username)
+                .await?
+                .is_some_and(|u| u.id != user.id)
+            {
+                return Err(CoreError::bad(
+                    "error-field-unavailable",
+                    format!("{username} is already in use :("),
+                ));
+            }
+            user.username = username;
+        }
+        if let Some(email) = patch.email {
+            if !is_valid_email(&email) {
+                return Err(CoreError::bad(
+                    "error-invalid-email",
+                    format!("Invalid email {email}"),
+                ));
+            }
+            if self
+                .store
+                .user_by_email(&email)
+                .await?
+                .is_some_and(|u| u.id != user.id)
+            {
+                return Err(CoreError::bad(
+                    "error-field-unavailable",
+                    format!("{email} is already in use :("),
+                ));
+            }
+            user.emails = vec![Email {
+                address: email,
+                verified: patch.verified.unwrap_or(false),
+            }];
+        } else if let (Some(v), Some(e)) = (patch.verified, user.emails.first_mut()) {
+            e.verified = v;
+        }
+        if let Some(name) = patch.name {
+            user.name = Some(name);
+        }
+        if let Some(roles) = patch.roles {
+            user.roles = roles;
+        }
+        if let Some(active) = patch.active {
+            user.active = active;
+            if !active {
+                changes.push(Change::DeleteSessionTokens {
+                    user_id: user.id.clone(),
+                });
+            }
+        }
+        if let Some(r) = patch.require_password_change {
+            user.require_password_change = Some(r);
+        }
+        if let Some(text) = patch.status_text {
+            user.status_text = text;
+        }
+        for (key, value) in [("bio", patch.bio), ("nickname", patch.nickname)] {
+            if let Some(v) = value {
+                user.extra.insert(key.into(), Value::String(v));
+            }
+        }
+        if let Some(fields) = patch.custom_fields {
+            user.extra.insert("customFields".into(), fields);
+        }
+        if let Some(p) = patch.password.filter(|p| !p.is_empty()) {
+            let hash = self.hasher.hash(digest(&p)).await;
+            changes.push(Change::SetPasswordHash {
+                user_id: user.id.clone(),
+                hash: Some(hash),
+            });
+        }
+        user.updated_at = Timestamp::now();
+        changes.insert(0, Change::UpdateUser(user.clone()));
+        self.commit(changes).await?;
+        Ok(user)
+    }
+
+    /// `users.delete`. Needs `delete-user`; the last admin cannot be removed.
+    pub async fn delete_user(&self, actor: &User, user_id: &str) -> CoreResult<()> {
+        self.authz.require(actor, "delete-user", None)?;
+        let user = self.find_user(Some(user_id), None).await?;
+        if user.has_role("admin") && self.store.count_users_with_role("admin").await? <= 1 {
+            return Err(CoreError::bad(
+                "error-action-not-allowed",
+                "Leaving the app without admins is not allowed",
+            ));
+        }
+        let mut changes = Vec::new();
+        for sub in self.store.subscriptions_of_user(&user.id).await? {
+            if let Some(mut room) = self.store.room_by_id(&sub.rid).await? {
+                room.users_count = (room.users_count - 1).max(0);
+                changes.push(Change::UpdateRoom(room));
+            }
+        }
+        changes.push(Change::DeleteUser(user.id));
+        self.commit(changes).await
+    }
+
+    /// `users.list`. Needs `view-d-room`; full details need `view-full-other-user-info`.
+    pub async fn list_users(
+        &self,
+        actor: &User,
+        query: UserQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<User>, i64)> {
+        self.authz.require(actor, "view-d-room", None)?;
+        Ok(self.store.list_users(&query, page).await?)
+    }
+
+    /// `users.setStatus`: manual presence and status text.
+    pub async fn set_status(
+        &self,
+        actor: &User,
+        status: Option<&str>,
+        text: Option<&str>,
+    ) -> CoreResult<User> {
+        let mut user = self
+            .store
+            .user_by_id(&actor.id)
+            .await?
+            .ok_or_else(CoreError::invalid_user)?;
+        if let Some(status) = status {
+            if status_code(status).is_none() {
+                return Err(CoreError::bad(
+                    "error-invalid-status",
+                    "Valid status types include online, away, offline, and busy.",
+                ));
+            }
+            user.status_default = status.to_string();
+            user.status = status.to_string();
+        }
+        if let Some(text) = text {
+            if !self.settings.bool("Accounts_AllowUserStatusMessageChange") {
+                return Err(CoreError::not_allowed("Change status is not allowed"));
+            }
+            user.status_text = text.chars().take(120).collect();
+        }
+        user.updated_at = Timestamp::now();
+        self.commit(vec![Change::UpdateUser(user.clone())]).await?;
+        Ok(user)
+    }
+
+    /// `users.createToken`: mints a login token for a user. Allowed to holders of
+    /// `user-generate-access-token`, or with the operator's `CREATE_TOKENS_FOR_USERS_SECRET`.
+    pub async fn create_token_for(
+        &self,
+        actor: Option<&User>,
+        user: &User,
+        secret: Option<&str>,
+    ) -> CoreResult<LoginResult> {
+        let by_secret = matches!((&self.options.create_tokens_secret, secret), (Some(s), Some(given)) if s == given);
+        let by_permission = actor.is_some_and(|a| self.authz.has(a, "user-generate-access-token"));
+        if !by_secret && !by_permission {
+            return Err(CoreError::not_allowed("Not authorized"));
+        }
+        self.finish_login(user.clone(), new_token(), None, true)
+            .await
+    }
+
+    /// Users by id, for rendering.
+    pub async fn users_by_ids(&self, ids: &[String]) -> CoreResult<Vec<User>> {
+        Ok(self.store.users_by_ids(ids).await?)
+    }
+
+    /// Stores user preferences under `settings.preferences`.
+    pub async fn set_preferences(
+        &self,
+        actor: &User,
+        prefs: Map<String, Value>,
+    ) -> CoreResult<User> {
+        let mut user = self
+            .store
+            .user_by_id(&actor.id)
+            .await?
+            .ok_or_else(CoreError::invalid_user)?;
+        let settings = user
+            .extra
+            .entry("settings")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !settings.is_object() {
+            *settings = Value::Object(Map::new());
+        }
+        let current = settings.as_object_mut().map(|s| {
+            s.entry("preferences")
+                .or_insert_with(|| Value::Object(Map::new()))
+        });
+        if let Some(Value::Object(current)) = current {
+            current.extend(prefs);
+        }
+        user.updated_at = Timestamp::now();
+        self.commit(vec![Change::UpdateUser(user.clone())]).await?;
+        Ok(user)
+    }
+}
+
+/// Operator actions from the command line: no actor, the operator is trusted.
+impl Core {
+    pub async fn admin_create_user(&self, new: NewUser) -> CoreResult<User> {
+        self.insert_user(new).await
+    }
+
+    pub async fn admin_update_user(&self, user_id: &str, patch: UserPatch) -> CoreResult<User> {
+        let mut operator = User::new(
+            "operator".into(),
+            "operator".into(),
+            None,
+            "user",
+            vec!["admin".into()],
+        );
+        operator.active = true;
+        self.update_user(&operator, user_id, patch).await
+    }
+}

@@ -1,0 +1,474 @@
+//! Messages: sending (idempotent on client-chosen ids), editing, deleting, reactions, pins,
+//! stars, thread following, history, search and sync.
+
+use crate::Core;
+use crate::error::{CoreError, CoreResult};
+use crate::rooms::{RoomRef, RoomView};
+use crate::store::{Change, HistoryQuery, Tombstone};
+use apogee_domain::ids::is_acceptable_id;
+use apogee_domain::message::{ChannelMention, EditedBy, Mention, Reaction, Starred};
+use apogee_domain::{Message, Room, Subscription, Timestamp, User, markdown, mentions, random_id};
+use serde_json::{Map, Value, json};
+
+/// A message as a client submits it.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage {
+    pub id: Option<String>,
+    pub rid: String,
+    pub msg: String,
+    pub tmid: Option<String>,
+    pub tshow: bool,
+    /// `alias`, `emoji`, `avatar`, `attachments`, `blocks`, `customFields`, … kept as sent.
+    pub extra: Map<String, Value>,
+}
+
+/// Fields that make a message look like it came from someone else.
+const IMPERSONATION_FIELDS: &[&str] = &["alias", "avatar", "emoji"];
+
+impl Core {
+    /// Sends a message. A retry with the same client-chosen `_id` returns the stored message.
+    pub async fn send_message(&self, actor: &User, new: NewMessage) -> CoreResult<Message> {
+        let id = match &new.id {
+            Some(id) if !is_acceptable_id(id) => {
+                return Err(CoreError::bad("error-invalid-id", "Invalid message id"));
+            }
+            Some(id) => id.clone(),
+            None => random_id(),
+        };
+        if let Some(existing) = self.store.message_by_id(&id).await? {
+            if existing.rid == new.rid && existing.u.id == actor.id {
+                return Ok(existing);
+            }
+            return Err(CoreError::bad(
+                "error-message-id-in-use",
+                "Message id already in use",
+            ));
+        }
+        let view = self
+            .readable_room(actor, &RoomRef::Id(new.rid.clone()))
+            .await
+            .map_err(|e| {
+                if e.code == "error-room-not-found" {
+                    CoreError::bad("error-invalid-room", "Invalid room")
+                } else {
+                    e
+                }
+            })?;
+        self.check_can_post(actor, &view)?;
+        let max = self.settings.int("Message_MaxAllowedSize");
+        if max > 0 && new.msg.chars().count() as i64 > max {
+            return Err(CoreError::bad(
+                "error-message-size-exceeded",
+                "Message size exceeds Message_MaxAllowedSize",
+            ));
+        }
+        if IMPERSONATION_FIELDS
+            .iter()
+            .any(|f| new.extra.get(*f).is_some_and(|v| !v.is_null() && v != ""))
+        {
+            self.authz
+                .require(actor, "message-impersonate", view.sub.as_ref())
+                .map_err(|_| CoreError::bad("error-action-not-allowed", "Not enough permission"))?;
+        }
+        let mut message = Message::new(id, &view.room.id, actor.as_ref(), new.msg);
+        message.extra = new.extra;
+        message.extra.retain(|_, v| !v.is_null());
+        message.md = Some(markdown::parse(&message.msg));
+        let (mentioned, mentions_all) = self
+            .resolve_mentions(actor, &mut message, view.sub.as_ref())
+            .await?;
+        let mut changes = Vec::new();
+        if let Some(tmid) = new.tmid {
+            let mut parent = self
+                .store
+                .message_by_id(&tmid)
+                .await?
+                .filter(|p| p.rid == message.rid)
+                .ok_or_else(|| CoreError::bad("error-invalid-message", "Invalid thread"))?;
+            // Replies to a reply join the root thread.
+            let root = match parent.tmid.clone() {
+                Some(root_id) => self.store.message_by_id(&root_id).await?.unwrap_or(parent),
+                None => parent,
+            };
+            parent = root;
+            message.tmid = Some(parent.id.clone());
+            message.tshow = new.tshow.then_some(true);
+            parent.tcount = Some(parent.tcount.unwrap_or(0) + 1);
+            parent.tlm = Some(message.ts);
+            let replies = parent.replies.get_or_insert_with(Vec::new);
+            for uid in [&parent.u.id, &actor.id] {
+                if !replies.contains(uid) {
+                    replies.push(uid.clone());
+                }
+            }
+            parent.updated_at = message.ts;
+            changes.push(Change::UpdateMessage(parent));
+        }
+        changes.insert(
+            0,
+            Change::AppendMessage {
+                message: message.clone(),
+                mentioned_user_ids: mentioned,
+                mentions_all,
+            },
+        );
+        self.commit(changes).await.map_err(|e| {
+            if e.code == "error-duplicate" {
+                CoreError::bad("error-message-id-in-use", "Message id already in use")
+            } else {
+                e
+            }
+        })?;
+        Ok(message)
+    }
+
+    /// Read-only rooms need `post-readonly`; archived rooms and muted users cannot post.
+    fn check_can_post(&self, actor: &User, view: &RoomView) -> CoreResult<()> {
+        if view.room.archived {
+            return Err(CoreError::bad("error-room-archived", "Room is archived"));
+        }
+        if view.room.ro && !self.authz.has_in(actor, "post-readonly", view.sub.as_ref()) {
+            return Err(CoreError::not_allowed(
+                "You can't send messages because the room is readonly.",
+            ));
+        }
+        if view.room.muted.contains(&actor.username) {
+            return Err(CoreError::not_allowed(
+                "You have been muted and cannot speak in this room",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fills `mentions` and `channels`; returns the mentioned user ids and whether `@all`/`@here`
+    /// was used with permission.
+    async fn resolve_mentions(
+        &self,
+        actor: &User,
+        m: &mut Message,
+        sub: Option<&Subscription>,
+    ) -> CoreResult<(Vec<String>, bool)> {
+        let mut ids = Vec::new();
+        let mut group = false;
+        for name in mentions::mentioned_usernames(&m.msg) {
+            if name == "all" || name == "here" {
+                if self.authz.has_in(actor, &format!("mention-{name}"), sub) {
+                    group = true;
+                    m.mentions.push(Mention {
+                        id: name.clone(),
+                        username: name,
+                        name: None,
+                        kind: Some("user".into()),
+                    });
+                }
+                continue;
+            }
+            if let Some(user) = self.store.user_by_username(&name).await? {
+                ids.push(user.id.clone());
+                m.mentions.push(Mention {
+                    id: user.id,
+                    username: user.username,
+                    name: user.name,
+                    kind: Some("user".into()),
+                });
+            }
+        }
+        for name in mentions::mentioned_channels(&m.msg) {
+            if let Some(room) = self.store.room_by_name(&name).await?
+                && room.t == apogee_domain::RoomType::Channel
+            {
+                m.channels.push(ChannelMention { id: room.id, name });
+            }
+        }
+        Ok((ids, group))
+    }
+
+    /// A message the actor may read.
+    pub async fn readable_message(
+        &self,
+        actor: &User,
+        id: &str,
+    ) -> CoreResult<(Message, RoomView)> {
+        let message = self
+            .store
+            .message_by_id(id)
+            .await?
+            .ok_or_else(|| CoreError::bad("error-invalid-message", "Message not found"))?;
+        let view = self
+            .readable_room(actor, &RoomRef::Id(message.rid.clone()))
+            .await?;
+        Ok((message, view))
+    }
+
+    /// `chat.update`: edits the text. Own messages while editing is allowed, or `edit-message`.
+    pub async fn update_message(
+        &self,
+        actor: &User,
+        rid: &str,
+        id: &str,
+        text: String,
+        extra: Map<String, Value>,
+    ) -> CoreResult<Message> {
+        let (mut message, view) = self.readable_message(actor, id).await?;
+        if message.rid != rid {
+            return Err(CoreError::bad(
+                "error-invalid-message",
+                "The room id provided does not match where the message is from.",
+            ));
+        }
+        let own = message.u.id == actor.id;
+        let may_edit = self.authz.has_in(actor, "edit-message", view.sub.as_ref())
+            || (own
+                && self.settings.bool("Message_AllowEditing")
+                && self.within_limit(&message, "Message_AllowEditing_BlockEditInMinutes", actor));
+        if !may_edit || message.is_system() {
+            return Err(CoreError::bad(
+                "error-action-not-allowed",
+                "Message editing not allowed",
+            ));
+        }
+        let max = self.settings.int("Message_MaxAllowedSize");
+        if max > 0 && text.chars().count() as i64 > max {
+            return Err(CoreError::bad(
+                "error-message-size-exceeded",
+                "Message size exceeds Message_MaxAllowedSize",
+            ));
+        }
+        message.msg = text;
+        message.md = Some(markdown::parse(&message.msg));
+        message.mentions.clear();
+        message.channels.clear();
+        self.resolve_mentions(actor, &mut message, view.sub.as_ref())
+            .await?;
+        message.extra.extend(extra);
+        let now = Timestamp::now();
+        message.edited_at = Some(now);
+        message.edited_by = Some(EditedBy {
+            id: actor.id.clone(),
+            username: actor.username.clone(),
+        });
+        message.updated_at = now;
+        self.commit(vec![Change::UpdateMessage(message.clone())])
+            .await?;
+        Ok(message)
+    }
+
+    fn within_limit(&self, m: &Message, setting: &str, actor: &User) -> bool {
+        let minutes = self.settings.int(setting);
+        minutes <= 0
+            || self.authz.has(actor, "bypass-time-limit-edit-and-delete")
+            || Timestamp::now().millis() - m.ts.millis() <= minutes * 60_000
+    }
+
+    /// `chat.delete`: own messages with `delete-own-message`, anyone's with `delete-message`.
+    pub async fn delete_message(&self, actor: &User, rid: &str, id: &str) -> CoreResult<Message> {
+        let (message, view) = self.readable_message(actor, id).await?;
+        if message.rid != rid {
+            return Err(CoreError::bad(
+                "error-invalid-message",
+                "The room id provided does not match where the message is from.",
+            ));
+        }
+        let own = message.u.id == actor.id;
+        let sub = view.sub.as_ref();
+        let allowed = self.authz.has_in(actor, "force-delete-message", sub)
+            || (self.settings.bool("Message_AllowDeleting")
+                && (self.authz.has_in(actor, "delete-message", sub)
+                    || (own
+                        && self.authz.has_in(actor, "delete-own-message", sub)
+                        && self.within_limit(
+                            &message,
+                            "Message_AllowDeleting_BlockDeleteInMinutes",
+                            actor,
+                        ))));
+        if !allowed {
+            return Err(CoreError::bad("error-action-not-allowed", "Not allowed"));
+        }
+        let mut changes = vec![Change::DeleteMessage {
+            id: message.id.clone(),
+        }];
+        if let Some(tmid) = &message.tmid
+            && let Some(mut parent) = self.store.message_by_id(tmid).await?
+        {
+            parent.tcount = Some((parent.tcount.unwrap_or(1) - 1).max(0));
+            parent.updated_at = Timestamp::now();
+            changes.push(Change::UpdateMessage(parent));
+        }
+        self.commit(changes).await?;
+        Ok(message)
+    }
+
+    /// `chat.react`: toggles (or sets, with `should_react`) the actor's reaction.
+    pub async fn react(
+        &self,
+        actor: &User,
+        id: &str,
+        emoji: &str,
+        should_react: Option<bool>,
+    ) -> CoreResult<Message> {
+        let (mut message, view) = self.readable_message(actor, id).await?;
+        if view.room.archived {
+            return Err(CoreError::bad("error-not-allowed", "Not allowed"));
+        }
+        let name = emoji.trim_matches(':');
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(CoreError::bad(
+                "error-not-allowed",
+                "Invalid emoji provided.",
+            ));
+        }
+        let key = format!(":{name}:");
+        let reactions = message.reactions.get_or_insert_with(Default::default);
+        let entry = reactions
+            .entry(key.clone())
+            .or_insert_with(Reaction::default);
+        let has = entry.usernames.contains(&actor.username);
+        let react = should_react.unwrap_or(!has);
+        if react && !has {
+            entry.usernames.push(actor.username.clone());
+        } else if !react && has {
+            entry.usernames.retain(|u| *u != actor.username);
+        }
+        if entry.usernames.is_empty() {
+            reactions.remove(&key);
+        }
+        if reactions.is_empty() {
+            message.reactions = None;
+        }
+        message.updated_at = Timestamp::now();
+        self.commit(vec![Change::UpdateMessage(message.clone())])
+            .await?;
+        Ok(message)
+    }
+
+    /// `chat.pinMessage` / `chat.unPinMessage`. Pinning posts a `message_pinned` system message
+    /// quoting the original, which is returned.
+    pub async fn set_pinned(
+        &self,
+        actor: &User,
+        id: &str,
+        pinned: bool,
+    ) -> CoreResult<Option<Message>> {
+        if !self.settings.bool("Message_AllowPinning") {
+            return Err(CoreError::bad(
+                "error-action-not-allowed",
+                "Message pinning not allowed",
+            ));
+        }
+        let (mut message, view) = self.readable_message(actor, id).await?;
+        self.authz
+            .require(actor, "pin-message", view.sub.as_ref())
+            .map_err(|_| CoreError::bad("error-action-not-allowed", "Not allowed"))?;
+        let now = Timestamp::now();
+        message.pinned = Some(pinned);
+        message.updated_at = now;
+        if pinned {
+            message.pinned_at = Some(now);
+            message.pinned_by = Some(EditedBy {
+                id: actor.id.clone(),
+                username: actor.username.clone(),
+            });
+        }
+        let mut changes = vec![Change::UpdateMessage(message.clone())];
+        let mut notice = None;
+        if pinned {
+            let mut pin = Message::system(
+                &message.rid,
+                "message_pinned",
+                String::new(),
+                actor.as_ref(),
+            );
+            pin.extra.insert(
+                "attachments".into(),
+                json!([{
+                    "text": message.msg,
+                    "author_name": message.u.username,
+                    "author_icon": format!("/avatar/{}", message.u.username),
+                    "ts": message.ts,
+                    "message_link": format!("{}/{}?msg={}", self.settings.string("Site_Url").trim_end_matches('/'), message.rid, message.id),
+                }]),
+            );
+            changes.push(Change::AppendMessage {
+                message: pin.clone(),
+                mentioned_user_ids: vec![],
+                mentions_all: false,
+            });
+            notice = Some(pin);
+        }
+        self.commit(changes).await?;
+        Ok(notice)
+    }
+
+    /// `chat.starMessage` / `chat.unStarMessage`.
+    pub async fn set_starred(&self, actor: &User, id: &str, starred: bool) -> CoreResult<()> {
+        if !self.settings.bool("Message_AllowStarring") {
+            return Err(CoreError::bad(
+                "error-action-not-allowed",
+                "Message starring not allowed",
+            ));
+        }
+        let (mut message, view) = self.readable_message(actor, id).await?;
+        if view.sub.is_none() {
+            return Err(CoreError::not_allowed("Not allowed"));
+        }
+        let list = message.starred.get_or_insert_with(Vec::new);
+        list.retain(|s| s.id != actor.id);
+        if starred {
+            list.push(Starred {
+                id: actor.id.clone(),
+            });
+        }
+        message.updated_at = Timestamp::now();
+        self.commit(vec![Change::UpdateMessage(message)]).await
+    }
+
+    /// `chat.followMessage` / `chat.unfollowMessage`: thread followers are the `replies` list.
+    pub async fn set_following(&self, actor: &User, id: &str, follow: bool) -> CoreResult<()> {
+        if !self.settings.bool("Threads_enabled") {
+            return Err(CoreError::bad("error-not-allowed", "not allowed"));
+        }
+        let (mut message, _) = self.readable_message(actor, id).await?;
+        let replies = message.replies.get_or_insert_with(Vec::new);
+        replies.retain(|u| *u != actor.id);
+        if follow {
+            replies.push(actor.id.clone());
+        }
+        message.updated_at = Timestamp::now();
+        self.commit(vec![Change::UpdateMessage(message)]).await
+    }
+
+    /// Room history, newest first (keyset on `ts`), for a room the actor can read.
+    pub async fn history(
+        &self,
+        actor: &User,
+        room: &Room,
+        query: &HistoryQuery,
+    ) -> CoreResult<(Vec<Message>, i64)> {
+        let sub = self.store.subscription(&room.id, &actor.id).await?;
+        if !self.authz.can_read_room(actor, room, sub.as_ref()) {
+            return Err(CoreError::not_allowed("Not allowed"));
+        }
+        Ok(self.store.history(&room.id, query).await?)
+    }
+
+    /// Messages and deletions in a room since `since` (`chat.syncMessages`).
+    pub async fn sync_messages(
+        &self,
+        actor: &User,
+        rid: &str,
+        since: Timestamp,
+    ) -> CoreResult<(Vec<Message>, Vec<Tombstone>)> {
+        let view = self
+            .readable_room(actor, &RoomRef::Id(rid.to_string()))
+            .await?;
+        let updated = self
+            .store
+            .messages_updated_since(&view.room.id, since, 500)
+            .await?;
+        let deleted = self
+            .store
+            .deleted_messages_since(&view.room.id, since)
+            .await?;
+        Ok((updated, deleted))
+    }
+}

@@ -1,0 +1,123 @@
+//! Settings: stored values over the catalogue's defaults, cached in memory for the hot path.
+
+use crate::error::{CoreError, CoreResult};
+use crate::store::{Change, SettingStore, Store};
+use apogee_domain::settings::{CATALOGUE, SettingDef, find};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+#[derive(Default)]
+pub struct Settings {
+    values: RwLock<HashMap<String, Value>>,
+}
+
+impl Settings {
+    pub(crate) async fn load(store: &dyn SettingStore) -> CoreResult<Self> {
+        let s = Settings::default();
+        s.reload(store).await?;
+        Ok(s)
+    }
+
+    pub(crate) async fn reload(&self, store: &dyn SettingStore) -> CoreResult<()> {
+        let stored = store.settings().await?;
+        let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
+        values.clear();
+        values.extend(stored);
+        Ok(())
+    }
+
+    /// The current value: stored, else the catalogue default, else null.
+    pub fn get(&self, id: &str) -> Value {
+        if let Some(v) = self
+            .values
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return v.clone();
+        }
+        find(id).map_or(Value::Null, |d| (d.default)())
+    }
+
+    pub fn bool(&self, id: &str) -> bool {
+        self.get(id).as_bool().unwrap_or(false)
+    }
+
+    pub fn int(&self, id: &str) -> i64 {
+        let v = self.get(id);
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0)
+    }
+
+    pub fn string(&self, id: &str) -> String {
+        match self.get(id) {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Stores a value and updates the cache once it is committed.
+    pub(crate) async fn set(&self, store: &dyn Store, id: &str, value: Value) -> CoreResult<()> {
+        store
+            .commit(vec![Change::SetSetting {
+                id: id.to_string(),
+                value: value.clone(),
+            }])
+            .await?;
+        self.values
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), value);
+        Ok(())
+    }
+
+    /// Every catalogue setting with its current value.
+    pub fn all(&self) -> Vec<(&'static SettingDef, Value)> {
+        CATALOGUE.iter().map(|d| (d, self.get(d.id))).collect()
+    }
+}
+
+/// Checks a new value against the setting's type.
+pub fn check_value(def: &SettingDef, value: &Value) -> CoreResult<()> {
+    let ok = match def.kind {
+        "boolean" => value.is_boolean(),
+        "int" => value.is_i64() || value.as_str().is_some_and(|s| s.parse::<i64>().is_ok()),
+        _ => value.is_string(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::bad(
+            "error-invalid-setting-value",
+            "Invalid setting value",
+        ))
+    }
+}
+
+impl crate::Core {
+    /// Changes a setting. Needs `edit-privileged-setting`.
+    pub async fn update_setting(
+        &self,
+        actor: &apogee_domain::User,
+        id: &str,
+        value: Value,
+    ) -> CoreResult<()> {
+        self.authz.require(actor, "edit-privileged-setting", None)?;
+        let def =
+            find(id).ok_or_else(|| CoreError::bad("error-invalid-setting", "Invalid setting"))?;
+        check_value(def, &value)?;
+        let value = match (def.kind, &value) {
+            ("int", Value::String(s)) => Value::from(s.parse::<i64>().unwrap_or(0)),
+            _ => value,
+        };
+        self.settings.set(self.store.as_ref(), id, value).await
+    }
+
+    /// Whether the actor may read non-public settings.
+    pub fn can_view_private_settings(&self, actor: &apogee_domain::User) -> bool {
+        self.authz.has(actor, "view-privileged-setting")
+    }
+}

@@ -1,0 +1,271 @@
+//! Storage ports. Reads are one trait per aggregate; writes go through [`Writer::commit`], which
+//! applies a batch of [`Change`]s atomically, so every use-case writes all or nothing.
+
+use crate::error::StoreError;
+use apogee_domain::{Message, Room, RoomType, Subscription, Timestamp, User};
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A login or personal access token, stored only as `base64(sha256(token))`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginToken {
+    pub hashed: String,
+    pub user_id: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    /// Personal access token name; `None` for a session token.
+    pub name: Option<String>,
+    /// Personal access tokens may skip two-factor checks.
+    pub bypass_two_factor: bool,
+}
+
+/// A custom or built-in role.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Role {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    pub description: String,
+    pub protected: bool,
+    pub mandatory2fa: bool,
+    #[serde(rename = "_updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+/// A record removed after `since`, for `updatedSince` delta answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tombstone {
+    pub id: String,
+    pub deleted_at: Timestamp,
+}
+
+/// Offset/count window for admin-style lists (Rocket.Chat's REST paging).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Page {
+    pub offset: i64,
+    pub count: i64,
+}
+
+/// Keyset window over a room's messages, newest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryQuery {
+    pub latest: Option<Timestamp>,
+    pub oldest: Option<Timestamp>,
+    pub inclusive: bool,
+    pub count: i64,
+    /// Skip this many after the keyset bound (Rocket.Chat's `offset`).
+    pub offset: i64,
+    /// Include thread replies not shown in the channel.
+    pub include_thread_replies: bool,
+    /// Only messages whose text contains this (case-insensitive).
+    pub text: Option<String>,
+    /// Only replies to this thread.
+    pub tmid: Option<String>,
+    /// Only thread parents (messages with replies).
+    pub threads_only: bool,
+    /// Oldest first instead of newest first.
+    pub ascending: bool,
+    /// Only pinned / starred-by / mentioning this user.
+    pub pinned_only: bool,
+    pub starred_by: Option<String>,
+    pub mentioning: Option<String>,
+}
+
+/// Filter for listing rooms.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RoomQuery {
+    pub types: Vec<RoomType>,
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+    /// Only rooms this user is subscribed to.
+    pub member: Option<String>,
+}
+
+/// Filter for listing users.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserQuery {
+    /// Case-insensitive substring of username or name.
+    pub text: Option<String>,
+    pub role: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// One atomic mutation. A batch of them is committed in one transaction.
+#[derive(Debug, Clone)]
+pub enum Change {
+    InsertUser {
+        user: User,
+        password_hash: Option<String>,
+    },
+    UpdateUser(User),
+    SetPasswordHash {
+        user_id: String,
+        hash: Option<String>,
+    },
+    /// Removes the user with their tokens and subscriptions.
+    DeleteUser(String),
+    InsertLoginToken(LoginToken),
+    DeleteLoginToken {
+        hashed: String,
+    },
+    /// Removes every session token of a user (personal access tokens stay).
+    DeleteSessionTokens {
+        user_id: String,
+    },
+    InsertRoom(Room),
+    /// Replaces the room document; the message sequence is left alone.
+    UpdateRoom(Room),
+    /// Removes the room with its subscriptions and messages.
+    DeleteRoom(String),
+    /// Inserts the subscription (fails on a second subscription for the same user and room).
+    InsertSubscription(Subscription),
+    /// Replaces the subscription document; read state (`read_seq`, mention counters) is left alone.
+    UpdateSubscription(Subscription),
+    DeleteSubscription {
+        rid: String,
+        user_id: String,
+    },
+    /// Marks the room read up to its current sequence for the user and clears mention counters.
+    MarkRead {
+        rid: String,
+        user_id: String,
+    },
+    /// Marks the room unread from the given message on (read state set just before it).
+    MarkUnreadFrom {
+        rid: String,
+        user_id: String,
+        message_id: String,
+    },
+    /// Appends a message: allocates the next room sequence when it shows in the main timeline,
+    /// bumps `msgs`, `lm` and `lastMessage`, keeps the sender's subscription read, and counts the
+    /// mentions on mentioned users' subscriptions. Constant work whatever the room size.
+    AppendMessage {
+        message: Message,
+        mentioned_user_ids: Vec<String>,
+        mentions_all: bool,
+    },
+    /// Replaces a message document (edits, reactions, pins, thread counters).
+    UpdateMessage(Message),
+    DeleteMessage {
+        id: String,
+    },
+    SetSetting {
+        id: String,
+        value: Value,
+    },
+    SetPermissionRoles {
+        id: String,
+        roles: Vec<String>,
+    },
+    UpsertRole(Role),
+    DeleteRole(String),
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Case-insensitive.
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// Case-insensitive, any of the user's addresses.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>>;
+    async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>>;
+    async fn login_token(&self, hashed: &str) -> StoreResult<Option<LoginToken>>;
+    async fn personal_tokens(&self, user_id: &str) -> StoreResult<Vec<LoginToken>>;
+    /// Users ordered by username.
+    async fn list_users(&self, query: &UserQuery, page: Page) -> StoreResult<(Vec<User>, i64)>;
+    async fn count_users_with_role(&self, role: &str) -> StoreResult<i64>;
+}
+
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// The room with its current message sequence.
+    async fn room_by_id(&self, id: &str) -> StoreResult<Option<Room>>;
+    /// Case-sensitive, as Rocket.Chat's room names.
+    async fn room_by_name(&self, name: &str) -> StoreResult<Option<Room>>;
+    async fn rooms_by_ids(&self, ids: &[String]) -> StoreResult<Vec<Room>>;
+    /// Rooms ordered by name.
+    async fn list_rooms(&self, query: &RoomQuery, page: Page) -> StoreResult<(Vec<Room>, i64)>;
+    /// Rooms marked `default` (joined by new users).
+    async fn default_rooms(&self) -> StoreResult<Vec<Room>>;
+    async fn deleted_rooms_since(
+        &self,
+        ids: &[String],
+        since: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>>;
+}
+
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// The subscription with `unread` derived from the room sequence.
+    async fn subscription(&self, rid: &str, user_id: &str) -> StoreResult<Option<Subscription>>;
+    async fn subscriptions_of_user(&self, user_id: &str) -> StoreResult<Vec<Subscription>>;
+    /// Members of a room ordered by username.
+    async fn subscriptions_of_room(
+        &self,
+        rid: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<Subscription>, i64)>;
+    /// Subscription ids of the user removed after `since`.
+    async fn deleted_subscriptions_since(
+        &self,
+        user_id: &str,
+        since: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>>;
+}
+
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    async fn message_by_id(&self, id: &str) -> StoreResult<Option<Message>>;
+    /// Messages of a room by keyset on `(ts, _id)`; returns the page and the total matching.
+    async fn history(&self, rid: &str, query: &HistoryQuery) -> StoreResult<(Vec<Message>, i64)>;
+    /// Messages of a room updated after `since`, oldest update first.
+    async fn messages_updated_since(
+        &self,
+        rid: &str,
+        since: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
+    async fn deleted_messages_since(
+        &self,
+        rid: &str,
+        since: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>>;
+}
+
+#[async_trait]
+pub trait SettingStore: Send + Sync {
+    async fn settings(&self) -> StoreResult<Vec<(String, Value)>>;
+}
+
+#[async_trait]
+pub trait AuthzStore: Send + Sync {
+    async fn permissions(&self) -> StoreResult<Vec<(String, Vec<String>)>>;
+    async fn roles(&self) -> StoreResult<Vec<Role>>;
+}
+
+#[async_trait]
+pub trait Writer: Send + Sync {
+    /// Applies all changes in one transaction and returns once they are durable.
+    async fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
+}
+
+/// Everything a backend provides.
+pub trait Store:
+    UserStore + RoomStore + SubscriptionStore + MessageStore + SettingStore + AuthzStore + Writer
+{
+}
+
+impl<T> Store for T where
+    T: UserStore
+        + RoomStore
+        + SubscriptionStore
+        + MessageStore
+        + SettingStore
+        + AuthzStore
+        + Writer
+{
+}

@@ -1,0 +1,807 @@
+//! The store conformance suite. Every backend runs these same checks against a fresh store via
+//! [`conformance_tests!`](crate::conformance_tests), so SQLite and PostgreSQL cannot drift apart.
+
+use crate::error::StoreError;
+use crate::store::*;
+use apogee_domain::{Message, Room, RoomType, Subscription, Timestamp, User};
+use std::sync::Arc;
+
+/// Generates one `#[tokio::test]` per check; `$make` is an async expression giving a fresh
+/// `Arc<dyn Store>` (or `None` to skip, e.g. when no PostgreSQL is configured).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            users_round_trip, usernames_and_emails_are_unique, login_tokens, user_listing,
+            rooms_round_trip, room_listing, unread_counts_derive_from_sequences,
+            mentions_are_counted, mark_unread_from_a_message, history_keyset_pages,
+            thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
+            duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions);
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store: Option<std::sync::Arc<dyn $crate::store::Store>> = $make.await;
+                match store {
+                    Some(store) => $crate::testkit::$name(store).await,
+                    None => eprintln!("skipped: no database configured"),
+                }
+            }
+        )*
+    };
+}
+
+type S = Arc<dyn Store>;
+
+fn user(name: &str) -> User {
+    let mut u = User::new(
+        apogee_domain::random_id(),
+        name.into(),
+        Some(name.to_uppercase()),
+        "user",
+        vec!["user".into()],
+    );
+    u.emails = vec![apogee_domain::user::Email {
+        address: format!("{name}@example.com"),
+        verified: false,
+    }];
+    u
+}
+
+fn room(name: &str) -> Room {
+    Room::new(
+        apogee_domain::random_id(),
+        RoomType::Channel,
+        Some(name.into()),
+        None,
+    )
+}
+
+fn sub(r: &Room, u: &User) -> Subscription {
+    Subscription::new(
+        &r.id,
+        r.t,
+        r.name.clone().unwrap_or_default(),
+        None,
+        u.as_ref(),
+        r.seq,
+    )
+}
+
+fn msg(r: &Room, u: &User, text: &str, ts: i64) -> Message {
+    let mut m = Message::new(apogee_domain::random_id(), &r.id, u.as_ref(), text.into());
+    m.ts = Timestamp::from_millis(ts);
+    m.updated_at = m.ts;
+    m
+}
+
+fn append(m: &Message) -> Change {
+    Change::AppendMessage {
+        message: m.clone(),
+        mentioned_user_ids: vec![],
+        mentions_all: false,
+    }
+}
+
+/// A room with the given members, committed.
+async fn setup(s: &S, name: &str, members: &[&User]) -> Room {
+    let r = room(name);
+    let mut changes = vec![Change::InsertRoom(r.clone())];
+    changes.extend(
+        members
+            .iter()
+            .map(|u| Change::InsertSubscription(sub(&r, u))),
+    );
+    s.commit(changes).await.unwrap();
+    r
+}
+
+async fn add_users(s: &S, users: &[&User]) {
+    let changes = users
+        .iter()
+        .map(|u| Change::InsertUser {
+            user: (*u).clone(),
+            password_hash: None,
+        })
+        .collect();
+    s.commit(changes).await.unwrap();
+}
+
+pub async fn users_round_trip(s: S) {
+    let mut alice = user("Alice");
+    s.commit(vec![Change::InsertUser {
+        user: alice.clone(),
+        password_hash: Some("h1".into()),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.user_by_id(&alice.id).await.unwrap().as_ref(),
+        Some(&alice)
+    );
+    assert_eq!(
+        s.user_by_username("alice").await.unwrap().unwrap().id,
+        alice.id
+    );
+    assert_eq!(
+        s.user_by_email("ALICE@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        alice.id
+    );
+    assert_eq!(
+        s.password_hash(&alice.id).await.unwrap().as_deref(),
+        Some("h1")
+    );
+    alice.name = Some("Alice Liddell".into());
+    s.commit(vec![Change::UpdateUser(alice.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.user_by_id(&alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Alice Liddell")
+    );
+    assert_eq!(
+        s.password_hash(&alice.id).await.unwrap().as_deref(),
+        Some("h1"),
+        "updates keep the hash"
+    );
+    s.commit(vec![Change::SetPasswordHash {
+        user_id: alice.id.clone(),
+        hash: Some("h2".into()),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.password_hash(&alice.id).await.unwrap().as_deref(),
+        Some("h2")
+    );
+    assert_eq!(
+        s.users_by_ids(&[alice.id.clone(), "nope".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let missing = s.commit(vec![Change::UpdateUser(user("ghost"))]).await;
+    assert!(
+        matches!(missing, Err(StoreError::Missing(_))),
+        "{missing:?}"
+    );
+}
+
+pub async fn usernames_and_emails_are_unique(s: S) {
+    let a = user("bob");
+    add_users(&s, &[&a]).await;
+    let mut same_name = user("BOB");
+    same_name.emails.clear();
+    let r = s
+        .commit(vec![Change::InsertUser {
+            user: same_name,
+            password_hash: None,
+        }])
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::Conflict(ref c)) if c.contains("username")),
+        "{r:?}"
+    );
+    let mut same_mail = user("robert");
+    same_mail.emails = a.emails.clone();
+    let r = s
+        .commit(vec![Change::InsertUser {
+            user: same_mail,
+            password_hash: None,
+        }])
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::Conflict(ref c)) if c.contains("email")),
+        "{r:?}"
+    );
+}
+
+pub async fn login_tokens(s: S) {
+    let u = user("carol");
+    add_users(&s, &[&u]).await;
+    let token = |hashed: &str, name: Option<&str>| LoginToken {
+        hashed: hashed.into(),
+        user_id: u.id.clone(),
+        created_at: Timestamp::now(),
+        expires_at: Some(Timestamp::now().plus_days(1)),
+        name: name.map(str::to_string),
+        bypass_two_factor: name.is_some(),
+    };
+    s.commit(vec![
+        Change::InsertLoginToken(token("t1", None)),
+        Change::InsertLoginToken(token("pat", Some("ci"))),
+    ])
+    .await
+    .unwrap();
+    let t1 = s.login_token("t1").await.unwrap().unwrap();
+    assert_eq!(t1.user_id, u.id);
+    assert!(t1.expires_at.is_some() && !t1.bypass_two_factor);
+    assert_eq!(s.personal_tokens(&u.id).await.unwrap().len(), 1);
+    s.commit(vec![Change::DeleteSessionTokens {
+        user_id: u.id.clone(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.login_token("t1").await.unwrap().is_none());
+    assert!(
+        s.login_token("pat").await.unwrap().is_some(),
+        "personal tokens survive"
+    );
+    s.commit(vec![Change::DeleteUser(u.id.clone())])
+        .await
+        .unwrap();
+    assert!(
+        s.login_token("pat").await.unwrap().is_none(),
+        "deleting a user drops their tokens"
+    );
+}
+
+pub async fn user_listing(s: S) {
+    let (a, b, mut c) = (user("dave"), user("erin"), user("frank"));
+    c.roles.push("admin".into());
+    c.active = false;
+    add_users(&s, &[&a, &b, &c]).await;
+    let all = s
+        .list_users(
+            &UserQuery::default(),
+            Page {
+                offset: 0,
+                count: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.1, 3);
+    let names: Vec<_> = all.0.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["dave", "erin", "frank"]);
+    let page = s
+        .list_users(
+            &UserQuery::default(),
+            Page {
+                offset: 1,
+                count: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((page.0[0].username.as_str(), page.1), ("erin", 3));
+    let q = UserQuery {
+        text: Some("RI".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_users(
+            &q,
+            Page {
+                offset: 0,
+                count: 10
+            }
+        )
+        .await
+        .unwrap()
+        .1,
+        1
+    );
+    let q = UserQuery {
+        text: Some("%".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_users(
+            &q,
+            Page {
+                offset: 0,
+                count: 10
+            }
+        )
+        .await
+        .unwrap()
+        .1,
+        0,
+        "LIKE wildcards are escaped"
+    );
+    assert_eq!(s.count_users_with_role("admin").await.unwrap(), 1);
+    let q = UserQuery {
+        active: Some(false),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_users(
+            &q,
+            Page {
+                offset: 0,
+                count: 10
+            }
+        )
+        .await
+        .unwrap()
+        .0[0]
+            .id,
+        c.id
+    );
+}
+
+pub async fn rooms_round_trip(s: S) {
+    let mut r = room("lobby");
+    r.default = true;
+    s.commit(vec![Change::InsertRoom(r.clone())]).await.unwrap();
+    assert_eq!(s.room_by_id(&r.id).await.unwrap().as_ref(), Some(&r));
+    assert_eq!(s.room_by_name("lobby").await.unwrap().unwrap().id, r.id);
+    assert_eq!(s.default_rooms().await.unwrap().len(), 1);
+    r.topic = Some("news".into());
+    r.name = Some("hall".into());
+    s.commit(vec![Change::UpdateRoom(r.clone())]).await.unwrap();
+    assert!(s.room_by_name("lobby").await.unwrap().is_none());
+    assert_eq!(
+        s.room_by_name("hall")
+            .await
+            .unwrap()
+            .unwrap()
+            .topic
+            .as_deref(),
+        Some("news")
+    );
+    let dup = s.commit(vec![Change::InsertRoom(room("hall"))]).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let mut dm = Room::new("ab".into(), RoomType::Direct, None, None);
+    dm.uids = vec!["a".into(), "b".into()];
+    s.commit(vec![
+        Change::InsertRoom(dm.clone()),
+        Change::InsertRoom(Room::new("cd".into(), RoomType::Direct, None, None)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.rooms_by_ids(&["ab".into(), r.id.clone()])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub async fn room_listing(s: S) {
+    let u = user("gina");
+    add_users(&s, &[&u]).await;
+    setup(&s, "alpha", &[&u]).await;
+    setup(&s, "beta", &[]).await;
+    let mut g = room("gamma");
+    g.t = RoomType::Group;
+    s.commit(vec![Change::InsertRoom(g)]).await.unwrap();
+    let page = Page {
+        offset: 0,
+        count: 10,
+    };
+    let channels = RoomQuery {
+        types: vec![RoomType::Channel],
+        ..Default::default()
+    };
+    let (rooms, total) = s.list_rooms(&channels, page).await.unwrap();
+    assert_eq!((rooms.len(), total), (2, 2));
+    assert_eq!(rooms[0].name.as_deref(), Some("alpha"));
+    let mine = RoomQuery {
+        member: Some(u.id.clone()),
+        ..channels.clone()
+    };
+    assert_eq!(s.list_rooms(&mine, page).await.unwrap().1, 1);
+    let named = RoomQuery {
+        name_contains: Some("ET".into()),
+        ..channels
+    };
+    assert_eq!(
+        s.list_rooms(&named, page).await.unwrap().0[0]
+            .name
+            .as_deref(),
+        Some("beta")
+    );
+    assert_eq!(
+        s.list_rooms(&RoomQuery::default(), page).await.unwrap().1,
+        3,
+        "no type filter lists all"
+    );
+}
+
+pub async fn unread_counts_derive_from_sequences(s: S) {
+    let (a, b) = (user("hank"), user("iris"));
+    add_users(&s, &[&a, &b]).await;
+    let r = setup(&s, "chat", &[&a, &b]).await;
+    for i in 0..3 {
+        s.commit(vec![append(&msg(&r, &a, "hi", 1000 + i))])
+            .await
+            .unwrap();
+    }
+    let mut reply = msg(&r, &b, "in thread", 2000);
+    reply.tmid = Some("parent".into());
+    s.commit(vec![append(&reply)]).await.unwrap();
+    let sb = s.subscription(&r.id, &b.id).await.unwrap().unwrap();
+    assert_eq!(
+        (sb.unread, sb.alert),
+        (3, true),
+        "hidden thread replies do not count"
+    );
+    assert_eq!(
+        s.subscription(&r.id, &a.id).await.unwrap().unwrap().unread,
+        0,
+        "own messages are read"
+    );
+    let room = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!((room.seq, room.msgs), (3, 4));
+    assert_eq!(room.last_message.unwrap()["msg"], "hi");
+    s.commit(vec![Change::MarkRead {
+        rid: r.id.clone(),
+        user_id: b.id.clone(),
+    }])
+    .await
+    .unwrap();
+    let sb = s.subscription(&r.id, &b.id).await.unwrap().unwrap();
+    assert_eq!((sb.unread, sb.alert), (0, false));
+    assert!(sb.ls.is_some());
+    assert_eq!(s.subscriptions_of_user(&b.id).await.unwrap().len(), 1);
+    let (members, total) = s
+        .subscriptions_of_room(
+            &r.id,
+            Page {
+                offset: 0,
+                count: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((members.len(), total), (2, 2));
+    assert_eq!(members[0].u.username, "hank");
+}
+
+pub async fn mentions_are_counted(s: S) {
+    let (a, b, c) = (user("jack"), user("kate"), user("liam"));
+    add_users(&s, &[&a, &b, &c]).await;
+    let r = setup(&s, "ops", &[&a, &b, &c]).await;
+    let m = msg(&r, &a, "@kate look", 1);
+    s.commit(vec![Change::AppendMessage {
+        message: m,
+        mentioned_user_ids: vec![b.id.clone()],
+        mentions_all: false,
+    }])
+    .await
+    .unwrap();
+    let m = msg(&r, &a, "@all look", 2);
+    s.commit(vec![Change::AppendMessage {
+        message: m,
+        mentioned_user_ids: vec![],
+        mentions_all: true,
+    }])
+    .await
+    .unwrap();
+    let sb = s.subscription(&r.id, &b.id).await.unwrap().unwrap();
+    assert_eq!((sb.user_mentions, sb.group_mentions, sb.unread), (1, 1, 2));
+    let sc = s.subscription(&r.id, &c.id).await.unwrap().unwrap();
+    assert_eq!((sc.user_mentions, sc.group_mentions), (0, 1));
+    s.commit(vec![Change::MarkRead {
+        rid: r.id.clone(),
+        user_id: c.id.clone(),
+    }])
+    .await
+    .unwrap();
+    let sc = s.subscription(&r.id, &c.id).await.unwrap().unwrap();
+    assert_eq!((sc.user_mentions, sc.group_mentions), (0, 0));
+}
+
+pub async fn mark_unread_from_a_message(s: S) {
+    let (a, b) = (user("mia"), user("noah"));
+    add_users(&s, &[&a, &b]).await;
+    let r = setup(&s, "desk", &[&a, &b]).await;
+    let msgs: Vec<Message> = (0..5).map(|i| msg(&r, &a, "m", 100 + i)).collect();
+    s.commit(msgs.iter().map(append).collect()).await.unwrap();
+    s.commit(vec![Change::MarkRead {
+        rid: r.id.clone(),
+        user_id: b.id.clone(),
+    }])
+    .await
+    .unwrap();
+    s.commit(vec![Change::MarkUnreadFrom {
+        rid: r.id.clone(),
+        user_id: b.id.clone(),
+        message_id: msgs[3].id.clone(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.subscription(&r.id, &b.id).await.unwrap().unwrap().unread,
+        2
+    );
+}
+
+pub async fn history_keyset_pages(s: S) {
+    let a = user("olga");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "log", &[&a]).await;
+    let msgs: Vec<Message> = (0..10)
+        .map(|i| msg(&r, &a, &format!("m{i}"), 1000 + i * 10))
+        .collect();
+    s.commit(msgs.iter().map(append).collect()).await.unwrap();
+    let q = HistoryQuery {
+        count: 3,
+        ..Default::default()
+    };
+    let (page, total) = s.history(&r.id, &q).await.unwrap();
+    assert_eq!(total, 10);
+    assert_eq!(
+        page.iter().map(|m| m.msg.as_str()).collect::<Vec<_>>(),
+        ["m9", "m8", "m7"]
+    );
+    let q = HistoryQuery {
+        count: 3,
+        latest: Some(page[2].ts),
+        ..Default::default()
+    };
+    let next = s.history(&r.id, &q).await.unwrap().0;
+    assert_eq!(
+        next[0].msg, "m6",
+        "the next page starts strictly before the bound"
+    );
+    let q = HistoryQuery {
+        count: 100,
+        latest: Some(msgs[5].ts),
+        oldest: Some(msgs[2].ts),
+        inclusive: true,
+        ..Default::default()
+    };
+    assert_eq!(s.history(&r.id, &q).await.unwrap().0.len(), 4);
+    let q = HistoryQuery {
+        count: 100,
+        latest: Some(msgs[5].ts),
+        oldest: Some(msgs[2].ts),
+        ..Default::default()
+    };
+    assert_eq!(s.history(&r.id, &q).await.unwrap().0.len(), 2);
+    let q = HistoryQuery {
+        count: 2,
+        ascending: true,
+        offset: 1,
+        ..Default::default()
+    };
+    assert_eq!(s.history(&r.id, &q).await.unwrap().0[0].msg, "m1");
+}
+
+pub async fn thread_and_search_filters(s: S) {
+    let a = user("pete");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "dev", &[&a]).await;
+    let mut parent = msg(&r, &a, "Release 100% done_now", 1);
+    let mut reply = msg(&r, &a, "nice", 2);
+    reply.tmid = Some(parent.id.clone());
+    s.commit(vec![append(&parent), append(&reply)])
+        .await
+        .unwrap();
+    parent.tcount = Some(1);
+    parent.updated_at = Timestamp::from_millis(3);
+    parent.pinned = Some(true);
+    parent.starred = Some(vec![apogee_domain::message::Starred { id: a.id.clone() }]);
+    s.commit(vec![Change::UpdateMessage(parent.clone())])
+        .await
+        .unwrap();
+    let all = |q: HistoryQuery| HistoryQuery { count: 50, ..q };
+    let main = s
+        .history(&r.id, &all(HistoryQuery::default()))
+        .await
+        .unwrap();
+    assert_eq!(main.1, 1, "replies stay out of the main timeline");
+    let with = s
+        .history(
+            &r.id,
+            &all(HistoryQuery {
+                include_thread_replies: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(with.1, 2);
+    let thread = s
+        .history(
+            &r.id,
+            &all(HistoryQuery {
+                tmid: Some(parent.id.clone()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(thread.0[0].id, reply.id);
+    let threads = s
+        .history(
+            &r.id,
+            &all(HistoryQuery {
+                threads_only: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(threads.0[0].id, parent.id);
+    for (needle, hits) in [
+        ("100%", 1),
+        ("release", 1),
+        ("%", 1),
+        ("_now", 1),
+        ("0_", 0),
+    ] {
+        let q = all(HistoryQuery {
+            text: Some(needle.into()),
+            include_thread_replies: true,
+            ..Default::default()
+        });
+        assert_eq!(s.history(&r.id, &q).await.unwrap().1, hits, "{needle}");
+    }
+    assert_eq!(
+        s.history(
+            &r.id,
+            &all(HistoryQuery {
+                pinned_only: true,
+                ..Default::default()
+            })
+        )
+        .await
+        .unwrap()
+        .1,
+        1
+    );
+    let q = all(HistoryQuery {
+        starred_by: Some(a.id.clone()),
+        ..Default::default()
+    });
+    assert_eq!(s.history(&r.id, &q).await.unwrap().1, 1);
+    let updated = s
+        .messages_updated_since(&r.id, Timestamp::from_millis(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(updated.len(), 2);
+}
+
+pub async fn deletions_leave_tombstones(s: S) {
+    let a = user("quinn");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "tmp", &[&a]).await;
+    let m = msg(&r, &a, "bye", 5);
+    s.commit(vec![append(&m)]).await.unwrap();
+    let before = Timestamp::from_millis(Timestamp::now().millis() - 1000);
+    s.commit(vec![Change::DeleteMessage { id: m.id.clone() }])
+        .await
+        .unwrap();
+    assert!(s.message_by_id(&m.id).await.unwrap().is_none());
+    assert_eq!(
+        s.deleted_messages_since(&r.id, before).await.unwrap()[0].id,
+        m.id
+    );
+    let sub_id = s.subscription(&r.id, &a.id).await.unwrap().unwrap().id;
+    s.commit(vec![Change::DeleteSubscription {
+        rid: r.id.clone(),
+        user_id: a.id.clone(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.deleted_subscriptions_since(&a.id, before).await.unwrap()[0].id,
+        sub_id
+    );
+    s.commit(vec![Change::DeleteRoom(r.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.room_by_id(&r.id).await.unwrap().is_none());
+    assert_eq!(
+        s.deleted_rooms_since(&[r.id.clone()], before)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        s.deleted_rooms_since(&[r.id.clone()], Timestamp::now().plus_days(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn failed_batches_write_nothing(s: S) {
+    let a = user("rita");
+    add_users(&s, &[&a]).await;
+    let r = room("atomic");
+    let bad = s
+        .commit(vec![
+            Change::InsertRoom(r.clone()),
+            Change::InsertSubscription(sub(&r, &a)),
+            Change::DeleteMessage { id: "none".into() },
+        ])
+        .await;
+    assert!(bad.is_err());
+    assert!(
+        s.room_by_id(&r.id).await.unwrap().is_none(),
+        "the whole batch rolled back"
+    );
+    assert!(s.subscription(&r.id, &a.id).await.unwrap().is_none());
+}
+
+pub async fn duplicate_message_ids_conflict(s: S) {
+    let a = user("sam");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "dups", &[&a]).await;
+    let m = msg(&r, &a, "once", 1);
+    s.commit(vec![append(&m)]).await.unwrap();
+    let again = s.commit(vec![append(&m)]).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let room = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!(room.msgs, 1, "the failed append did not bump counters");
+}
+
+pub async fn concurrent_commits_all_land(s: S) {
+    let a = user("tess");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "busy", &[&a]).await;
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (s, m) = (s.clone(), msg(&r, &a, "x", i));
+        tasks.push(tokio::spawn(
+            async move { s.commit(vec![append(&m)]).await },
+        ));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let room = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!((room.seq, room.msgs), (64, 64), "no lost increments");
+}
+
+pub async fn settings_and_permissions(s: S) {
+    s.commit(vec![
+        Change::SetSetting {
+            id: "Site_Name".into(),
+            value: serde_json::json!("X"),
+        },
+        Change::SetSetting {
+            id: "Site_Name".into(),
+            value: serde_json::json!("Y"),
+        },
+        Change::SetPermissionRoles {
+            id: "create-c".into(),
+            roles: vec!["admin".into()],
+        },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.settings().await.unwrap(),
+        vec![("Site_Name".to_string(), serde_json::json!("Y"))]
+    );
+    assert_eq!(
+        s.permissions().await.unwrap(),
+        vec![("create-c".to_string(), vec!["admin".to_string()])]
+    );
+    let role = Role {
+        id: "auditor".into(),
+        name: "auditor".into(),
+        scope: "Users".into(),
+        description: String::new(),
+        protected: false,
+        mandatory2fa: false,
+        updated_at: Timestamp::now(),
+    };
+    s.commit(vec![Change::UpsertRole(role.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.roles().await.unwrap(), vec![role]);
+    s.commit(vec![Change::DeleteRole("auditor".into())])
+        .await
+        .unwrap();
+    assert!(s.roles().await.unwrap().is_empty());
+}

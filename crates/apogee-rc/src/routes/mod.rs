@@ -1,0 +1,33 @@
+//! Route table. One module per endpoint family.
+
+mod accounts;
+mod admin;
+mod chat;
+mod rooms;
+mod subscriptions;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::params::MAX_BODY;
+use apogee_core::error::{CoreError, ErrorKind};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+pub fn all() -> Router<AppState> {
+    Router::new()
+        .merge(accounts::routes())
+        .merge(admin::routes())
+        .merge(rooms::routes())
+        .merge(subscriptions::routes())
+        .merge(chat::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+async fn not_found() -> ApiResult {
+    Err(ApiError(CoreError::new(
+        ErrorKind::NotFound,
+        "",
+        "Resource not found",
+    )))
+}

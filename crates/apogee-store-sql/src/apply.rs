@@ -1,0 +1,462 @@
+//! How each [`Change`] becomes rows. Runs inside the backend's transaction.
+
+use crate::{Arg, SqlTx, args, from_json, to_json};
+use apogee_core::error::StoreError;
+use apogee_core::store::{Change, StoreResult};
+use apogee_domain::{Message, Room, Subscription, Timestamp, User};
+use serde_json::Value;
+
+/// Applies the batch in order; the caller commits or rolls back the transaction.
+pub async fn apply_changes(tx: &mut dyn SqlTx, changes: Vec<Change>) -> StoreResult<()> {
+    for change in changes {
+        apply(tx, change).await?;
+    }
+    Ok(())
+}
+
+async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
+    let now = Timestamp::now().millis();
+    match change {
+        Change::InsertUser {
+            user,
+            password_hash,
+        } => {
+            tx.exec(
+                "INSERT INTO users (id, username_lower, email_lower, name_lower, roles, active, password_hash, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                user_args(&user, password_hash)?,
+            )
+            .await?;
+        }
+        Change::UpdateUser(user) => {
+            let mut a = user_args(&user, None)?;
+            a.remove(6); // password hash is changed only by SetPasswordHash
+            expect_one(
+                tx.exec(
+                    "UPDATE users SET username_lower = $2, email_lower = $3, name_lower = $4, roles = $5,
+                     active = $6, doc = $7 WHERE id = $1",
+                    a,
+                )
+                .await?,
+                "user",
+            )?;
+        }
+        Change::SetPasswordHash { user_id, hash } => {
+            expect_one(
+                tx.exec(
+                    "UPDATE users SET password_hash = $2 WHERE id = $1",
+                    args![user_id, hash],
+                )
+                .await?,
+                "user",
+            )?;
+        }
+        Change::DeleteUser(id) => {
+            let subs = tx
+                .query(
+                    "SELECT id FROM subscriptions WHERE user_id = $1",
+                    args![&id],
+                )
+                .await?;
+            for s in subs {
+                tombstone(
+                    tx,
+                    "subscription",
+                    s[0].text().unwrap_or_default(),
+                    &id,
+                    now,
+                )
+                .await?;
+            }
+            tx.exec("DELETE FROM subscriptions WHERE user_id = $1", args![&id])
+                .await?;
+            tx.exec("DELETE FROM login_tokens WHERE user_id = $1", args![&id])
+                .await?;
+            expect_one(
+                tx.exec("DELETE FROM users WHERE id = $1", args![&id])
+                    .await?,
+                "user",
+            )?;
+        }
+        Change::InsertLoginToken(t) => {
+            tx.exec(
+                "INSERT INTO login_tokens (hashed, user_id, created_at, expires_at, name, bypass_two_factor)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args![t.hashed, t.user_id, t.created_at.millis(), t.expires_at.map(|e| e.millis()), t.name, t.bypass_two_factor],
+            )
+            .await?;
+        }
+        Change::DeleteLoginToken { hashed } => {
+            tx.exec("DELETE FROM login_tokens WHERE hashed = $1", args![hashed])
+                .await?;
+        }
+        Change::DeleteSessionTokens { user_id } => {
+            tx.exec(
+                "DELETE FROM login_tokens WHERE user_id = $1 AND name IS NULL",
+                args![user_id],
+            )
+            .await?;
+        }
+        Change::InsertRoom(room) => {
+            tx.exec(
+                "INSERT INTO rooms (id, t, name, name_lower, is_default, seq, all_mentions, updated_at, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
+                args![
+                    &room.id,
+                    room.t.code(),
+                    room.name.clone(),
+                    room.name.as_ref().map(|n| n.to_lowercase()),
+                    room.default,
+                    room.seq,
+                    room.updated_at.millis(),
+                    to_json(&room)?
+                ],
+            )
+            .await?;
+        }
+        Change::UpdateRoom(room) => write_room(tx, &room).await?,
+        Change::DeleteRoom(id) => {
+            let subs = tx
+                .query(
+                    "SELECT id, user_id FROM subscriptions WHERE rid = $1",
+                    args![&id],
+                )
+                .await?;
+            for s in subs {
+                let (sid, uid) = (
+                    s[0].text().unwrap_or_default(),
+                    s[1].text().unwrap_or_default(),
+                );
+                tombstone(tx, "subscription", sid, uid, now).await?;
+            }
+            tx.exec("DELETE FROM subscriptions WHERE rid = $1", args![&id])
+                .await?;
+            tx.exec("DELETE FROM messages WHERE rid = $1", args![&id])
+                .await?;
+            expect_one(
+                tx.exec("DELETE FROM rooms WHERE id = $1", args![&id])
+                    .await?,
+                "room",
+            )?;
+            tombstone(tx, "room", &id, "", now).await?;
+        }
+        Change::InsertSubscription(sub) => {
+            let all = tx
+                .query(
+                    "SELECT all_mentions FROM rooms WHERE id = $1",
+                    args![&sub.rid],
+                )
+                .await?;
+            let all_seen = all
+                .first()
+                .ok_or_else(|| StoreError::Missing("room".into()))?[0]
+                .int();
+            tx.exec(
+                "INSERT INTO subscriptions (id, rid, user_id, username_lower, read_seq, user_mentions,
+                 all_mentions_seen, updated_at, doc) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)",
+                args![
+                    &sub.id,
+                    &sub.rid,
+                    &sub.u.id,
+                    sub.u.username.to_lowercase(),
+                    sub.read_seq,
+                    all_seen,
+                    sub.updated_at.millis(),
+                    to_json(&sub)?
+                ],
+            )
+            .await?;
+        }
+        Change::UpdateSubscription(sub) => {
+            expect_one(
+                tx.exec(
+                    "UPDATE subscriptions SET username_lower = $2, updated_at = $3, doc = $4 WHERE id = $1",
+                    args![&sub.id, sub.u.username.to_lowercase(), sub.updated_at.millis(), to_json(&sub)?],
+                )
+                .await?,
+                "subscription",
+            )?;
+        }
+        Change::DeleteSubscription { rid, user_id } => {
+            let rows = tx
+                .query(
+                    "SELECT id FROM subscriptions WHERE rid = $1 AND user_id = $2",
+                    args![&rid, &user_id],
+                )
+                .await?;
+            let Some(row) = rows.first() else {
+                return Err(StoreError::Missing("subscription".into()));
+            };
+            tombstone(
+                tx,
+                "subscription",
+                row[0].text().unwrap_or_default(),
+                &user_id,
+                now,
+            )
+            .await?;
+            tx.exec(
+                "DELETE FROM subscriptions WHERE rid = $1 AND user_id = $2",
+                args![rid, user_id],
+            )
+            .await?;
+        }
+        Change::MarkRead { rid, user_id } => {
+            mark_read(tx, &rid, &user_id, None, now).await?;
+        }
+        Change::MarkUnreadFrom {
+            rid,
+            user_id,
+            message_id,
+        } => {
+            let rows = tx
+                .query(
+                    "SELECT ts FROM messages WHERE id = $1 AND rid = $2",
+                    args![&message_id, &rid],
+                )
+                .await?;
+            let ts = rows
+                .first()
+                .ok_or_else(|| StoreError::Missing("message".into()))?[0]
+                .int();
+            let newer = tx
+                .query(
+                    "SELECT COUNT(*) FROM messages WHERE rid = $1 AND main = 1 AND ts >= $2",
+                    args![&rid, ts],
+                )
+                .await?;
+            mark_read(tx, &rid, &user_id, Some(newer[0][0].int()), now).await?;
+        }
+        Change::AppendMessage {
+            message,
+            mentioned_user_ids,
+            mentions_all,
+        } => {
+            append_message(tx, &message, &mentioned_user_ids, mentions_all).await?;
+        }
+        Change::UpdateMessage(message) => {
+            expect_one(
+                tx.exec(
+                    "UPDATE messages SET updated_at = $2, tcount = $3, pinned = $4, starred_by = $5,
+                     mention_ids = $6, msg_lower = $7, doc = $8, main = $9 WHERE id = $1",
+                    message_args(&message)?,
+                )
+                .await?,
+                "message",
+            )?;
+        }
+        Change::DeleteMessage { id } => {
+            let rows = tx
+                .query("SELECT rid FROM messages WHERE id = $1", args![&id])
+                .await?;
+            let rid = rows
+                .first()
+                .ok_or_else(|| StoreError::Missing("message".into()))?[0]
+                .text()
+                .unwrap_or_default()
+                .to_string();
+            tx.exec("DELETE FROM messages WHERE id = $1", args![&id])
+                .await?;
+            tombstone(tx, "message", &id, &rid, now).await?;
+        }
+        Change::SetSetting { id, value } => {
+            tx.exec(
+                "INSERT INTO settings (id, value, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                args![id, to_json(&value)?, now],
+            )
+            .await?;
+        }
+        Change::SetPermissionRoles { id, roles } => {
+            tx.exec(
+                "INSERT INTO permissions (id, roles, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET roles = excluded.roles, updated_at = excluded.updated_at",
+                args![id, to_json(&roles)?, now],
+            )
+            .await?;
+        }
+        Change::UpsertRole(role) => {
+            tx.exec(
+                "INSERT INTO roles (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                args![&role.id, to_json(&role)?],
+            )
+            .await?;
+        }
+        Change::DeleteRole(id) => {
+            expect_one(
+                tx.exec("DELETE FROM roles WHERE id = $1", args![id])
+                    .await?,
+                "role",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn expect_one(changed: u64, what: &str) -> StoreResult<()> {
+    if changed == 0 {
+        Err(StoreError::Missing(what.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+fn user_args(user: &User, password_hash: Option<String>) -> StoreResult<Vec<Arg>> {
+    Ok(args![
+        &user.id,
+        user.username.to_lowercase(),
+        user.primary_email().map(str::to_lowercase),
+        user.name.as_ref().map(|n| n.to_lowercase()),
+        to_json(&user.roles)?,
+        user.active,
+        password_hash,
+        to_json(user)?
+    ])
+}
+
+pub(crate) fn message_args(m: &Message) -> StoreResult<Vec<Arg>> {
+    let starred: Vec<&str> = m.starred.iter().flatten().map(|s| s.id.as_str()).collect();
+    let mentions: Vec<&str> = m.mentions.iter().map(|s| s.id.as_str()).collect();
+    Ok(args![
+        &m.id,
+        m.updated_at.millis(),
+        m.tcount.unwrap_or(0),
+        m.pinned.unwrap_or(false),
+        to_json(&starred)?,
+        to_json(&mentions)?,
+        m.msg.to_lowercase(),
+        to_json(m)?,
+        m.in_main_timeline()
+    ])
+}
+
+async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
+    expect_one(
+        tx.exec(
+            "UPDATE rooms SET t = $2, name = $3, name_lower = $4, is_default = $5, updated_at = $6, doc = $7
+             WHERE id = $1",
+            args![
+                &room.id,
+                room.t.code(),
+                room.name.clone(),
+                room.name.as_ref().map(|n| n.to_lowercase()),
+                room.default,
+                room.updated_at.millis(),
+                to_json(room)?
+            ],
+        )
+        .await?,
+        "room",
+    )
+}
+
+async fn tombstone(
+    tx: &mut dyn SqlTx,
+    kind: &str,
+    id: &str,
+    scope: &str,
+    now: i64,
+) -> StoreResult<()> {
+    tx.exec(
+        "INSERT INTO tombstones (kind, id, scope, deleted_at) VALUES ($1, $2, $3, $4)",
+        args![kind, id, scope, now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets the read mark `unread_left` messages before the room's head and clears mention counters
+/// (all of them when the room is read to the end).
+async fn mark_read(
+    tx: &mut dyn SqlTx,
+    rid: &str,
+    user_id: &str,
+    unread_left: Option<i64>,
+    now: i64,
+) -> StoreResult<()> {
+    let rows = tx
+        .query(
+            "SELECT seq, all_mentions FROM rooms WHERE id = $1",
+            args![rid],
+        )
+        .await?;
+    let room = rows
+        .first()
+        .ok_or_else(|| StoreError::Missing("room".into()))?;
+    let (seq, all) = (room[0].int(), room[1].int());
+    let read_seq = seq - unread_left.unwrap_or(0).clamp(0, seq);
+    let sub = tx
+        .query(
+            "SELECT doc FROM subscriptions WHERE rid = $1 AND user_id = $2",
+            args![rid, user_id],
+        )
+        .await?;
+    let row = sub
+        .first()
+        .ok_or_else(|| StoreError::Missing("subscription".into()))?;
+    let mut doc: Subscription = from_json(&row[0])?;
+    let ts = Timestamp::from_millis(now);
+    doc.ls = Some(ts);
+    doc.updated_at = ts;
+    tx.exec(
+        "UPDATE subscriptions SET read_seq = $3, user_mentions = 0, all_mentions_seen = $4, updated_at = $5, doc = $6
+         WHERE rid = $1 AND user_id = $2",
+        args![rid, user_id, read_seq, all, now, to_json(&doc)?],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn append_message(
+    tx: &mut dyn SqlTx,
+    m: &Message,
+    mentioned: &[String],
+    mentions_all: bool,
+) -> StoreResult<()> {
+    let rows = tx
+        .query("SELECT doc, seq FROM rooms WHERE id = $1", args![&m.rid])
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Missing("room".into()))?;
+    let mut room: Room = from_json(&row[0])?;
+    let main = m.in_main_timeline();
+    let seq = row[1].int() + i64::from(main);
+    room.msgs += 1;
+    room.updated_at = m.ts;
+    if main {
+        room.lm = Some(m.ts);
+        room.last_message = Some(serde_json::to_value(m).unwrap_or(Value::Null));
+    }
+    tx.exec(
+        "UPDATE rooms SET seq = $2, all_mentions = all_mentions + $3, updated_at = $4, doc = $5 WHERE id = $1",
+        args![&m.rid, seq, mentions_all && main, m.ts.millis(), to_json(&room)?],
+    )
+    .await?;
+    let mut a = message_args(m)?;
+    a.push(Arg::Text(m.rid.clone()));
+    a.push(Arg::Int(m.ts.millis()));
+    a.push(Arg::from(m.tmid.clone()));
+    tx.exec(
+        "INSERT INTO messages (id, updated_at, tcount, pinned, starred_by, mention_ids, msg_lower, doc, main, rid, ts, tmid)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        a,
+    )
+    .await?;
+    if main {
+        // The sender has seen everything up to their own message.
+        tx.exec(
+            "UPDATE subscriptions SET read_seq = $3 WHERE rid = $1 AND user_id = $2",
+            args![&m.rid, &m.u.id, seq],
+        )
+        .await?;
+        for uid in mentioned.iter().filter(|u| **u != m.u.id) {
+            tx.exec(
+                "UPDATE subscriptions SET user_mentions = user_mentions + 1 WHERE rid = $1 AND user_id = $2",
+                args![&m.rid, uid],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! Read queries: core's per-aggregate store traits over any [`Database`].
+
+use crate::{Arg, Cell, Database, Row, SqlStore, args, contains_pattern, from_json};
+use apogee_core::store::*;
+use apogee_domain::{Message, Room, Subscription, Timestamp, User};
+use async_trait::async_trait;
+use serde_json::Value;
+
+impl<D: Database> SqlStore<D> {
+    async fn rows(&self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>> {
+        self.db.query(sql, args).await
+    }
+
+    async fn count(&self, sql: &str, args: Vec<Arg>) -> StoreResult<i64> {
+        Ok(self
+            .rows(sql, args)
+            .await?
+            .first()
+            .map_or(0, |r| r[0].int()))
+    }
+
+    async fn docs<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> StoreResult<Vec<T>> {
+        self.rows(sql, args)
+            .await?
+            .iter()
+            .map(|r| from_json(&r[0]))
+            .collect()
+    }
+
+    async fn doc<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> StoreResult<Option<T>> {
+        Ok(self.docs(sql, args).await?.into_iter().next())
+    }
+}
+
+/// `IN ($n, $n+1, …)` for `len` parameters starting at `$first`.
+fn placeholders(first: usize, len: usize) -> String {
+    let list: Vec<String> = (first..first + len).map(|i| format!("${i}")).collect();
+    format!("({})", list.join(", "))
+}
+
+fn token_from_row(r: &Row) -> LoginToken {
+    LoginToken {
+        hashed: r[0].text().unwrap_or_default().to_string(),
+        user_id: r[1].text().unwrap_or_default().to_string(),
+        created_at: Timestamp::from_millis(r[2].int()),
+        expires_at: match r[3] {
+            Cell::Int(ms) => Some(Timestamp::from_millis(ms)),
+            _ => None,
+        },
+        name: r[4].text().map(str::to_string),
+        bypass_two_factor: r[5].int() != 0,
+    }
+}
+
+const TOKEN_COLUMNS: &str = "hashed, user_id, created_at, expires_at, name, bypass_two_factor";
+
+#[async_trait]
+impl<D: Database> UserStore for SqlStore<D> {
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        self.doc("SELECT doc FROM users WHERE id = $1", args![id])
+            .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        self.doc(
+            "SELECT doc FROM users WHERE username_lower = $1",
+            args![username.to_lowercase()],
+        )
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        self.doc(
+            "SELECT doc FROM users WHERE email_lower = $1",
+            args![email.to_lowercase()],
+        )
+        .await
+    }
+
+    async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT doc FROM users WHERE id IN {}",
+            placeholders(1, ids.len())
+        );
+        self.docs(&sql, ids.iter().map(Arg::from).collect()).await
+    }
+
+    async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>> {
+        let rows = self
+            .rows(
+                "SELECT password_hash FROM users WHERE id = $1",
+                args![user_id],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| r[0].text().map(str::to_string)))
+    }
+
+    async fn login_token(&self, hashed: &str) -> StoreResult<Option<LoginToken>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM login_tokens WHERE hashed = $1");
+        Ok(self
+            .rows(&sql, args![hashed])
+            .await?
+            .first()
+            .map(token_from_row))
+    }
+
+    async fn personal_tokens(&self, user_id: &str) -> StoreResult<Vec<LoginToken>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM login_tokens WHERE user_id = $1 AND name IS NOT NULL ORDER BY created_at"
+        );
+        Ok(self
+            .rows(&sql, args![user_id])
+            .await?
+            .iter()
+            .map(token_from_row)
+            .collect())
+    }
+
+    async fn list_users(&self, query: &UserQuery, page: Page) -> StoreResult<(Vec<User>, i64)> {
+        let text = query.text.as_deref().map(contains_pattern);
+        let role = query.role.as_ref().map(|r| format!("%\"{r}\"%"));
+        let filter = "WHERE ($1 IS NULL OR username_lower LIKE $1 ESCAPE '\\' OR name_lower LIKE $1 ESCAPE '\\')
+                      AND ($2 IS NULL OR roles LIKE $2) AND ($3 IS NULL OR active = $3)";
+        let a = args![text, role, query.active];
+        let total = self
+            .count(&format!("SELECT COUNT(*) FROM users {filter}"), a.clone())
+            .await?;
+        let mut a = a;
+        a.extend(args![page.count, page.offset]);
+        let users = self
+            .docs(
+                &format!(
+                    "SELECT doc FROM users {filter} ORDER BY username_lower LIMIT $4 OFFSET $5"
+                ),
+                a,
+            )
+            .await?;
+        Ok((users, total))
+    }
+
+    async fn count_users_with_role(&self, role: &str) -> StoreResult<i64> {
+        self.count(
+            "SELECT COUNT(*) FROM users WHERE roles LIKE $1",
+            args![format!("%\"{role}\"%")],
+        )
+        .await
+    }
+}
+
+fn room_from_row(r: &Row) -> StoreResult<Room> {
+    let mut room: Room = from_json(&r[0])?;
+    room.seq = r[1].int();
+    Ok(room)
+}
+
+#[async_trait]
+impl<D: Database> RoomStore for SqlStore<D> {
+    async fn room_by_id(&self, id: &str) -> StoreResult<Option<Room>> {
+        let rows = self
+            .rows("SELECT doc, seq FROM rooms WHERE id = $1", args![id])
+            .await?;
+        rows.first().map(room_from_row).transpose()
+    }
+
+    async fn room_by_name(&self, name: &str) -> StoreResult<Option<Room>> {
+        let rows = self
+            .rows("SELECT doc, seq FROM rooms WHERE name = $1", args![name])
+            .await?;
+        rows.first().map(room_from_row).transpose()
+    }
+
+    async fn rooms_by_ids(&self, ids: &[String]) -> StoreResult<Vec<Room>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT doc, seq FROM rooms WHERE id IN {}",
+            placeholders(1, ids.len())
+        );
+        self.rows(&sql, ids.iter().map(Arg::from).collect())
+            .await?
+            .iter()
+            .map(room_from_row)
+            .collect()
+    }
+
+    async fn list_rooms(&self, query: &RoomQuery, page: Page) -> StoreResult<(Vec<Room>, i64)> {
+        let types: Vec<&str> = query.types.iter().map(|t| t.code()).collect();
+        let mut filter = format!(
+            "WHERE ($1 IS NULL OR name_lower LIKE $1 ESCAPE '\\')
+             AND ($2 IS NULL OR id IN (SELECT rid FROM subscriptions WHERE user_id = $2))
+             AND t IN {}",
+            placeholders(3, types.len().max(1))
+        );
+        let mut a = args![
+            query.name_contains.as_deref().map(contains_pattern),
+            query.member.clone()
+        ];
+        if types.is_empty() {
+            filter = filter.replace("AND t IN ($3)", "");
+            a.push(Arg::NullText);
+            filter.push_str(" AND $3 IS NULL");
+        } else {
+            a.extend(types.iter().map(|t| Arg::from(*t)));
+        }
+        let total = self
+            .count(&format!("SELECT COUNT(*) FROM rooms {filter}"), a.clone())
+            .await?;
+        let n = a.len();
+        a.extend(args![page.count, page.offset]);
+        let sql = format!(
+            "SELECT doc, seq FROM rooms {filter} ORDER BY name_lower, id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let rooms = self
+            .rows(&sql, a)
+            .await?
+            .iter()
+            .map(room_from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((rooms, total))
+    }
+
+    async fn default_rooms(&self) -> StoreResult<Vec<Room>> {
+        self.rows(
+            "SELECT doc, seq FROM rooms WHERE is_default = 1 ORDER BY name_lower",
+            vec![],
+        )
+        .await?
+        .iter()
+        .map(room_from_row)
+        .collect()
+    }
+
+    async fn deleted_rooms_since(
+        &self,
+        ids: &[String],
+        since: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, deleted_at FROM tombstones WHERE kind = 'room' AND deleted_at > $1 AND id IN {}",
+            placeholders(2, ids.len())
+        );
+        let mut a = args![since.millis()];
+        a.extend(ids.iter().map(Arg::from));
+        Ok(self
+            .rows(&sql, a)
+            .await?
+            .iter()
+            .map(tombstone_from_row)
+            .collect())
+    }
+}
+
+fn tombstone_from_row(r: &Row) -> Tombstone {
+    Tombstone {
+        id: r[0].text().unwrap_or_default().to_string(),
+        deleted_at: Timestamp::from_millis(r[1].int()),
+    }
+}
+
+/// Columns that [`subscription_from_row`] expects, from `subscriptions s JOIN rooms r`.
+const SUB_COLUMNS: &str = "s.doc, s.read_seq, r.seq, s.user_mentions, r.all_mentions - s.all_mentions_seen, s.updated_at, r.updated_at";
+
+fn subscription_from_row(r: &Row) -> StoreResult<Subscription> {
+    let mut sub: Subscription = from_json(&r[0])?;
+    sub.read_seq = r[1].int();
+    sub.unread = (r[2].int() - sub.read_seq).max(0);
+    sub.alert = sub.unread > 0;
+    sub.user_mentions = r[3].int();
+    sub.group_mentions = r[4].int().max(0);
+    // A new message changes what the subscription shows (unread, alert) without a per-member write,
+    // so the room's last change counts as the subscription's.
+    sub.updated_at = Timestamp::from_millis(r[5].int().max(r[6].int()));
+    Ok(sub)
+}
+
+#[async_trait]
+impl<D: Database> SubscriptionStore for SqlStore<D> {
+    async fn subscription(&self, rid: &str, user_id: &str) -> StoreResult<Option<Subscription>> {
+        let sql = format!(
+            "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid WHERE s.rid = $1 AND s.user_id = $2"
+        );
+        self.rows(&sql, args![rid, user_id])
+            .await?
+            .first()
+            .map(subscription_from_row)
+            .transpose()
+    }
+
+    async fn subscriptions_of_user(&self, user_id: &str) -> StoreResult<Vec<Subscription>> {
+        let sql = format!(
+            "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid WHERE s.user_id = $1 ORDER BY s.id"
+        );
+        self.rows(&sql, args![user_id])
+            .await?
+            .iter()
+            .map(subscription_from_row)
+            .collect()
+    }
+
+    async fn subscriptions_of_room(
+        &self,
+        rid: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<Subscription>, i64)> {
+        let total = self
+            .count(
+                "SELECT COUNT(*) FROM subscriptions WHERE rid = $1",
+                args![rid],
+            )
+            .await?;
+        let sql = format!(
+            "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid WHERE s.rid = $1
+             ORDER BY s.username_lower LIMIT $2 OFFSET $3"
+        );
+        let subs = self
+            .rows(&sql, args![rid, page.count, page.offset])
+            .await?
+            .iter()
+            .map(subscription_from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((subs, total))
+    }
+
+    async fn deleted_subscriptions_since(
+        &self,
+        user_id: &str,
+        since: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>> {
+        let rows = self
+            .rows(
+                "SELECT id, deleted_at FROM tombstones WHERE kind = 'subscription' AND scope = $1 AND deleted_at > $2",
+                args![user_id, since.millis()],
+            )
+            .await?;
+        Ok(rows.iter().map(tombstone_from_row).collect())
+    }
+}
+
+#[async_trait]
+impl<D: Database> MessageStore for SqlStore<D> {
+    async fn message_by_id(&self, id: &str) -> StoreResult<Option<Message>> {
+        self.doc("SELECT doc FROM messages WHERE id = $1", args![id])
+            .await
+    }
+
+    async fn history(&self, rid: &str, q: &HistoryQuery) -> StoreResult<(Vec<Message>, i64)> {
+        let (lt, gt) = if q.inclusive {
+            ("<=", ">=")
+        } else {
+            ("<", ">")
+        };
+        let filter = format!(
+            "WHERE rid = $1 AND ($2 IS NULL OR ts {lt} $2) AND ($3 IS NULL OR ts {gt} $3)
+             AND ($4 = 1 OR main = 1) AND ($5 IS NULL OR msg_lower LIKE $5 ESCAPE '\\')
+             AND ($6 IS NULL OR tmid = $6) AND ($7 = 0 OR tcount > 0) AND ($8 = 0 OR pinned = 1)
+             AND ($9 IS NULL OR starred_by LIKE $9) AND ($10 IS NULL OR mention_ids LIKE $10)"
+        );
+        let a = args![
+            rid,
+            q.latest.map(|t| t.millis()),
+            q.oldest.map(|t| t.millis()),
+            q.include_thread_replies || q.tmid.is_some(),
+            q.text.as_deref().map(contains_pattern),
+            q.tmid.clone(),
+            q.threads_only,
+            q.pinned_only,
+            q.starred_by.as_ref().map(|u| format!("%\"{u}\"%")),
+            q.mentioning.as_ref().map(|u| format!("%\"{u}\"%"))
+        ];
+        let total = self
+            .count(
+                &format!("SELECT COUNT(*) FROM messages {filter}"),
+                a.clone(),
+            )
+            .await?;
+        let order = if q.ascending { "ASC" } else { "DESC" };
+        let mut a = a;
+        a.extend(args![q.count, q.offset]);
+        let sql = format!(
+            "SELECT doc FROM messages {filter} ORDER BY ts {order}, id {order} LIMIT $11 OFFSET $12"
+        );
+        Ok((self.docs(&sql, a).await?, total))
+    }
+
+    async fn messages_updated_since(
+        &self,
+        rid: &str,
+        since: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        self.docs(
+            "SELECT doc FROM messages WHERE rid = $1 AND updated_at > $2 ORDER BY updated_at LIMIT $3",
+            args![rid, since.millis(), limit],
+        )
+        .await
+    }
+
+    async fn deleted_messages_since(
+        &self,
+        rid: &str,
+        since: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>> {
+        let rows = self
+            .rows(
+                "SELECT id, deleted_at FROM tombstones WHERE kind = 'message' AND scope = $1 AND deleted_at > $2",
+                args![rid, since.millis()],
+            )
+            .await?;
+        Ok(rows.iter().map(tombstone_from_row).collect())
+    }
+}
+
+#[async_trait]
+impl<D: Database> SettingStore for SqlStore<D> {
+    async fn settings(&self) -> StoreResult<Vec<(String, Value)>> {
+        let rows = self
+            .rows("SELECT id, value FROM settings ORDER BY id", vec![])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r[0].text().unwrap_or_default().to_string(),
+                    from_json(&r[1])?,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl<D: Database> AuthzStore for SqlStore<D> {
+    async fn permissions(&self) -> StoreResult<Vec<(String, Vec<String>)>> {
+        let rows = self
+            .rows("SELECT id, roles FROM permissions ORDER BY id", vec![])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r[0].text().unwrap_or_default().to_string(),
+                    from_json(&r[1])?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn roles(&self) -> StoreResult<Vec<Role>> {
+        self.docs("SELECT doc FROM roles ORDER BY id", vec![]).await
+    }
+}
+
+#[async_trait]
+impl<D: Database> Writer for SqlStore<D> {
+    async fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
+        self.db.commit(changes).await
+    }
+}

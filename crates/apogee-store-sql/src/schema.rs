@@ -1,0 +1,80 @@
+//! Versioned schema migrations, written in the SQL dialect SQLite and PostgreSQL share.
+//!
+//! Records are stored as their Rocket.Chat JSON document (`doc`) beside the few columns that
+//! queries filter, sort or count on. Integers are BIGINT and booleans 0/1 so both engines agree.
+
+/// `(version, statements)`, applied in order; a version is never edited once released.
+pub const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            username_lower TEXT NOT NULL UNIQUE,
+            email_lower TEXT,
+            name_lower TEXT,
+            roles TEXT NOT NULL,
+            active BIGINT NOT NULL,
+            password_hash TEXT,
+            doc TEXT NOT NULL)",
+        "CREATE UNIQUE INDEX users_email ON users (email_lower) WHERE email_lower IS NOT NULL",
+        "CREATE TABLE login_tokens (
+            hashed TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            name TEXT,
+            bypass_two_factor BIGINT NOT NULL)",
+        "CREATE INDEX login_tokens_user ON login_tokens (user_id)",
+        "CREATE TABLE rooms (
+            id TEXT PRIMARY KEY,
+            t TEXT NOT NULL,
+            name TEXT,
+            name_lower TEXT,
+            is_default BIGINT NOT NULL,
+            seq BIGINT NOT NULL,
+            all_mentions BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            doc TEXT NOT NULL)",
+        "CREATE UNIQUE INDEX rooms_name ON rooms (name) WHERE name IS NOT NULL",
+        "CREATE TABLE subscriptions (
+            id TEXT PRIMARY KEY,
+            rid TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            username_lower TEXT NOT NULL,
+            read_seq BIGINT NOT NULL,
+            user_mentions BIGINT NOT NULL,
+            all_mentions_seen BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            doc TEXT NOT NULL,
+            UNIQUE (rid, user_id))",
+        "CREATE INDEX subscriptions_user ON subscriptions (user_id)",
+        "CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            rid TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            tmid TEXT,
+            main BIGINT NOT NULL,
+            tcount BIGINT NOT NULL,
+            pinned BIGINT NOT NULL,
+            starred_by TEXT NOT NULL,
+            mention_ids TEXT NOT NULL,
+            msg_lower TEXT NOT NULL,
+            doc TEXT NOT NULL)",
+        "CREATE INDEX messages_room_ts ON messages (rid, ts, id)",
+        "CREATE INDEX messages_thread ON messages (tmid, ts)",
+        "CREATE INDEX messages_room_updated ON messages (rid, updated_at)",
+        "CREATE TABLE tombstones (
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            deleted_at BIGINT NOT NULL)",
+        "CREATE INDEX tombstones_scope ON tombstones (kind, scope, deleted_at)",
+        "CREATE TABLE settings (id TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+        "CREATE TABLE permissions (id TEXT PRIMARY KEY, roles TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+        "CREATE TABLE roles (id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+    ],
+)];
+
+/// Creates the bookkeeping table migrations are recorded in.
+pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
