@@ -358,7 +358,7 @@ impl Core {
             (None, Some(name)) => self.store.user_by_username(name).await?,
             (None, None) => None,
         };
-        found.ok_or_else(|| CoreError::bad("error-invalid-user", "User not found."))
+        found.ok_or_else(|| CoreError::bad("", "User not found."))
     }
 
     /// `users.update`: an administrator (or the user, for their own profile) changes a user.
