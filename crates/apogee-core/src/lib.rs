@@ -3,12 +3,17 @@
 
 pub mod accounts;
 pub mod authz;
+pub mod chat_sync;
+pub mod directory;
 pub mod error;
 pub mod messages;
 pub mod passwords;
+pub mod roles;
+pub mod room_admin;
 pub mod rooms;
 mod seed;
 pub mod settings;
+pub mod stats;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

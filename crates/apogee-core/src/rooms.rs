@@ -142,7 +142,7 @@ impl Core {
         Ok(room)
     }
 
-    fn new_subscription(&self, room: &Room, user: &User) -> Subscription {
+    pub(crate) fn new_subscription(&self, room: &Room, user: &User) -> Subscription {
         let (name, fname) = match room.t {
             RoomType::Direct => {
                 let other = room

@@ -105,6 +105,7 @@ pub const CATALOGUE: &[SettingDef] = &[
         true,
         "Accounts"
     ),
+    setting!("Accounts_PasswordReset", "boolean", true, true, "Accounts"),
     setting!(
         "Accounts_RegistrationForm",
         "select",
@@ -118,6 +119,13 @@ pub const CATALOGUE: &[SettingDef] = &[
         true,
         false,
         "Accounts"
+    ),
+    setting!(
+        "API_Allow_Infinite_Count",
+        "boolean",
+        true,
+        false,
+        "General"
     ),
     setting!("API_Default_Count", "int", 50, false, "General"),
     setting!(
@@ -142,6 +150,7 @@ pub const CATALOGUE: &[SettingDef] = &[
         "Rate Limiter"
     ),
     setting!("API_Upper_Count_Limit", "int", 100, false, "General"),
+    setting!("API_User_Limit", "int", 500, false, "General"),
     setting!(
         "API_Use_REST_For_DDP_Calls",
         "boolean",

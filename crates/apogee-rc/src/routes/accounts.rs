@@ -240,7 +240,12 @@ async fn delete(State(s): State<AppState>, Auth(session): Auth, p: Params) -> Ap
 }
 
 async fn user_info(State(s): State<AppState>, Auth(session): Auth, p: Params) -> ApiResult {
-    let user = target_user(&s, &p).await?;
+    let user = match p.str("email") {
+        Some(email) if p.str("userId").is_none() && p.str("username").is_none() => {
+            s.core.find_user_by_email(&session.user, email).await?
+        }
+        _ => target_user(&s, &p).await?,
+    };
     ok(json!({"user": render::user(&s.core, Some(&session.user), &user)}))
 }
 

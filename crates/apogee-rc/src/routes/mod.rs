@@ -3,7 +3,11 @@
 mod accounts;
 mod admin;
 mod chat;
+mod chat_sync;
+mod roles;
+mod room_admin;
 mod rooms;
+mod server;
 mod subscriptions;
 
 use crate::AppState;
@@ -20,6 +24,10 @@ pub fn all() -> Router<AppState> {
         .merge(rooms::routes())
         .merge(subscriptions::routes())
         .merge(chat::routes())
+        .merge(chat_sync::routes())
+        .merge(roles::routes())
+        .merge(room_admin::routes())
+        .merge(server::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
