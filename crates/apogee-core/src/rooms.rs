@@ -592,6 +592,14 @@ impl Core {
         if let Some(e) = s.encrypted {
             self.authz
                 .require(actor, "toggle-room-e2e-encryption", sub.as_ref())?;
+            if room.is_encrypted() != e {
+                let t = if e {
+                    "room_e2e_enabled"
+                } else {
+                    "room_e2e_disabled"
+                };
+                announce(t, room.name.clone().unwrap_or_default());
+            }
             room.extra.insert("encrypted".into(), Value::Bool(e));
         }
         if let Some(d) = s.default {
