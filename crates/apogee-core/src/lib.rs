@@ -5,7 +5,9 @@ pub mod accounts;
 pub mod authz;
 pub mod chat_sync;
 pub mod directory;
+pub mod discussions;
 pub mod error;
+pub mod invites;
 pub mod messages;
 pub mod passwords;
 pub mod roles;
@@ -15,8 +17,10 @@ mod seed;
 pub mod settings;
 pub mod stats;
 pub mod store;
+pub mod teams;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod user_status;
 
 use crate::error::{CoreError, CoreResult};
 use crate::store::{Change, Store};

@@ -123,7 +123,7 @@ impl Core {
     }
 
     /// Read-only rooms need `post-readonly`; archived rooms and muted users cannot post.
-    fn check_can_post(&self, actor: &User, view: &RoomView) -> CoreResult<()> {
+    pub(crate) fn check_can_post(&self, actor: &User, view: &RoomView) -> CoreResult<()> {
         if view.room.archived {
             return Err(CoreError::bad("error-room-archived", "Room is archived"));
         }

@@ -162,6 +162,22 @@ pub enum Change {
     },
     UpsertRole(Role),
     DeleteRole(String),
+    /// Inserts a team record (its main room is written separately).
+    InsertTeam(Team),
+    /// Removes the team with all its memberships.
+    DeleteTeam(String),
+    /// Inserts or replaces the membership of `user_id` in `team_id`.
+    UpsertTeamMember(TeamMember),
+    DeleteTeamMember {
+        team_id: String,
+        user_id: String,
+    },
+    /// Inserts or replaces an invite link.
+    UpsertInvite(Invite),
+    DeleteInvite(String),
+    /// Inserts or replaces a custom user status (names are unique).
+    UpsertCustomUserStatus(CustomUserStatus),
+    DeleteCustomUserStatus(String),
 }
 
 #[async_trait]
@@ -247,6 +263,52 @@ pub trait AuthzStore: Send + Sync {
     async fn roles(&self) -> StoreResult<Vec<Role>>;
 }
 
+pub use crate::invites::Invite;
+pub use crate::teams::{Team, TeamMember};
+pub use crate::user_status::CustomUserStatus;
+
+#[async_trait]
+pub trait TeamStore: Send + Sync {
+    async fn team_by_id(&self, id: &str) -> StoreResult<Option<Team>>;
+    /// Case-sensitive, as room names.
+    async fn team_by_name(&self, name: &str) -> StoreResult<Option<Team>>;
+    /// Teams ordered by name; only those `member` belongs to when given.
+    async fn list_teams(&self, member: Option<&str>, page: Page) -> StoreResult<(Vec<Team>, i64)>;
+    async fn team_member(&self, team_id: &str, user_id: &str) -> StoreResult<Option<TeamMember>>;
+    /// Memberships ordered by creation.
+    async fn team_members(&self, team_id: &str) -> StoreResult<Vec<TeamMember>>;
+    /// Rooms of the team other than its main room, ordered by name.
+    async fn team_rooms(&self, team_id: &str) -> StoreResult<Vec<Room>>;
+    /// `discussion-created` messages of a room (those with `drid`), newest first.
+    async fn discussion_messages(
+        &self,
+        rid: &str,
+        text: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<Message>, i64)>;
+}
+
+#[async_trait]
+pub trait InviteStore: Send + Sync {
+    async fn invite_by_id(&self, id: &str) -> StoreResult<Option<Invite>>;
+    /// All invites, oldest first.
+    async fn invites(&self) -> StoreResult<Vec<Invite>>;
+}
+
+#[async_trait]
+pub trait UserStatusStore: Send + Sync {
+    /// Custom statuses ordered by name; `name_contains` is case-insensitive.
+    async fn custom_user_statuses(
+        &self,
+        name_contains: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<CustomUserStatus>, i64)>;
+    async fn custom_user_status_by_id(&self, id: &str) -> StoreResult<Option<CustomUserStatus>>;
+    /// Case-insensitive.
+    async fn custom_user_status_by_name(&self, name: &str)
+    -> StoreResult<Option<CustomUserStatus>>;
+}
+
 #[async_trait]
 pub trait Writer: Send + Sync {
     /// Applies all changes in one transaction and returns once they are durable.
@@ -255,7 +317,16 @@ pub trait Writer: Send + Sync {
 
 /// Everything a backend provides.
 pub trait Store:
-    UserStore + RoomStore + SubscriptionStore + MessageStore + SettingStore + AuthzStore + Writer
+    UserStore
+    + RoomStore
+    + SubscriptionStore
+    + MessageStore
+    + SettingStore
+    + AuthzStore
+    + TeamStore
+    + InviteStore
+    + UserStatusStore
+    + Writer
 {
 }
 
@@ -266,6 +337,9 @@ impl<T> Store for T where
         + MessageStore
         + SettingStore
         + AuthzStore
+        + TeamStore
+        + InviteStore
+        + UserStatusStore
         + Writer
 {
 }

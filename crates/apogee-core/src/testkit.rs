@@ -16,7 +16,8 @@ macro_rules! conformance_tests {
             rooms_round_trip, room_listing, unread_counts_derive_from_sequences,
             mentions_are_counted, mark_unread_from_a_message, history_keyset_pages,
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
-            duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions);
+            duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions,
+            teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -804,4 +805,211 @@ pub async fn settings_and_permissions(s: S) {
         .await
         .unwrap();
     assert!(s.roles().await.unwrap().is_empty());
+}
+
+pub async fn teams_and_memberships(s: S) {
+    let (alice, bob) = (user("tAlice"), user("tBob"));
+    add_users(&s, &[&alice, &bob]).await;
+    let mut main = room("team-main");
+    let now = Timestamp::now();
+    let team = Team {
+        id: apogee_domain::random_id(),
+        name: "team-main".into(),
+        kind: 1,
+        room_id: main.id.clone(),
+        created_by: alice.as_ref(),
+        created_at: now,
+        updated_at: now,
+    };
+    main.team_id = Some(team.id.clone());
+    main.team_main = Some(true);
+    let member = |u: &User, roles: Option<Vec<String>>| TeamMember {
+        id: apogee_domain::random_id(),
+        team_id: team.id.clone(),
+        user_id: u.id.clone(),
+        roles,
+        created_by: alice.as_ref(),
+        created_at: now,
+        updated_at: now,
+    };
+    s.commit(vec![
+        Change::InsertRoom(main.clone()),
+        Change::InsertTeam(team.clone()),
+        Change::UpsertTeamMember(member(&alice, Some(vec!["owner".into()]))),
+        Change::UpsertTeamMember(member(&bob, None)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.team_by_id(&team.id).await.unwrap(), Some(team.clone()));
+    assert_eq!(
+        s.team_by_name("team-main").await.unwrap().unwrap().id,
+        team.id
+    );
+    assert!(s.team_by_name("TEAM-MAIN").await.unwrap().is_none());
+    let page = Page {
+        offset: 0,
+        count: 10,
+    };
+    assert_eq!(s.list_teams(None, page).await.unwrap().1, 1);
+    assert_eq!(s.list_teams(Some(&bob.id), page).await.unwrap().1, 1);
+    assert_eq!(s.list_teams(Some("nobody"), page).await.unwrap().1, 0);
+    // Upserting an existing membership replaces its roles.
+    let mut bob_member = s.team_member(&team.id, &bob.id).await.unwrap().unwrap();
+    bob_member.roles = Some(vec!["moderator".into()]);
+    s.commit(vec![Change::UpsertTeamMember(bob_member.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.team_members(&team.id).await.unwrap().len(), 2);
+    assert_eq!(
+        s.team_member(&team.id, &bob.id).await.unwrap(),
+        Some(bob_member)
+    );
+    // Team rooms exclude the main room; the link follows room updates.
+    let mut side = room("team-side");
+    side.team_id = Some(team.id.clone());
+    s.commit(vec![Change::InsertRoom(side.clone())])
+        .await
+        .unwrap();
+    let rooms = s.team_rooms(&team.id).await.unwrap();
+    assert_eq!(
+        rooms.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        vec![&side.id]
+    );
+    side.team_id = None;
+    s.commit(vec![Change::UpdateRoom(side)]).await.unwrap();
+    assert!(s.team_rooms(&team.id).await.unwrap().is_empty());
+    // Deleting a user drops their memberships; deleting the team drops the rest.
+    s.commit(vec![Change::DeleteUser(bob.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.team_member(&team.id, &bob.id).await.unwrap().is_none());
+    s.commit(vec![Change::DeleteTeam(team.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.team_by_id(&team.id).await.unwrap().is_none());
+    assert!(s.team_members(&team.id).await.unwrap().is_empty());
+    assert!(matches!(
+        s.commit(vec![Change::DeleteTeamMember {
+            team_id: team.id.clone(),
+            user_id: alice.id.clone(),
+        }])
+        .await,
+        Err(StoreError::Missing(_))
+    ));
+}
+
+pub async fn discussion_messages_by_room(s: S) {
+    let alice = user("dAlice");
+    add_users(&s, &[&alice]).await;
+    let parent = setup(&s, "d-parent", &[&alice]).await;
+    let plain = msg(&parent, &alice, "hello", 1_000);
+    let mut created = Message::system(
+        &parent.id,
+        "discussion-created",
+        "Budget talk".into(),
+        alice.as_ref(),
+    );
+    created.ts = Timestamp::from_millis(2_000);
+    created
+        .extra
+        .insert("drid".into(), serde_json::json!("child-room"));
+    s.commit(vec![append(&plain), append(&created)])
+        .await
+        .unwrap();
+    let page = Page {
+        offset: 0,
+        count: 10,
+    };
+    let (found, total) = s.discussion_messages(&parent.id, None, page).await.unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(found[0].id, created.id);
+    assert_eq!(
+        s.discussion_messages(&parent.id, Some("budget"), page)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+    assert_eq!(
+        s.discussion_messages(&parent.id, Some("other"), page)
+            .await
+            .unwrap()
+            .1,
+        0
+    );
+}
+
+pub async fn invites_and_user_statuses(s: S) {
+    let alice = user("iAlice");
+    add_users(&s, &[&alice]).await;
+    let r = setup(&s, "i-room", &[&alice]).await;
+    let now = Timestamp::now();
+    let mut invite = Invite {
+        id: apogee_domain::random_id(),
+        rid: r.id.clone(),
+        user_id: alice.id.clone(),
+        days: 7,
+        max_uses: 5,
+        uses: 0,
+        created_at: now,
+        expires: Some(now.plus_days(7)),
+        url: String::new(),
+        updated_at: now,
+    };
+    s.commit(vec![Change::UpsertInvite(invite.clone())])
+        .await
+        .unwrap();
+    invite.uses = 1;
+    s.commit(vec![Change::UpsertInvite(invite.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.invite_by_id(&invite.id).await.unwrap(),
+        Some(invite.clone())
+    );
+    assert_eq!(s.invites().await.unwrap(), vec![invite.clone()]);
+    // Invites go with their room.
+    s.commit(vec![Change::DeleteRoom(r.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.invite_by_id(&invite.id).await.unwrap().is_none());
+
+    let status = |name: &str| CustomUserStatus {
+        id: apogee_domain::random_id(),
+        name: name.into(),
+        status_type: "busy".into(),
+        updated_at: now,
+    };
+    let (a, b) = (status("In a meeting"), status("Lunch"));
+    s.commit(vec![
+        Change::UpsertCustomUserStatus(b.clone()),
+        Change::UpsertCustomUserStatus(a.clone()),
+    ])
+    .await
+    .unwrap();
+    let page = Page {
+        offset: 0,
+        count: 10,
+    };
+    let (all, total) = s.custom_user_statuses(None, page).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(all, vec![a.clone(), b.clone()]);
+    assert_eq!(
+        s.custom_user_statuses(Some("MEET"), page).await.unwrap().1,
+        1
+    );
+    assert_eq!(
+        s.custom_user_status_by_name("lunch").await.unwrap(),
+        Some(b.clone())
+    );
+    // Names are unique, case-insensitively.
+    let clash = status("LUNCH");
+    assert!(matches!(
+        s.commit(vec![Change::UpsertCustomUserStatus(clash)]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.commit(vec![Change::DeleteCustomUserStatus(a.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.custom_user_status_by_id(&a.id).await.unwrap().is_none());
 }

@@ -72,6 +72,8 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 .await?;
             tx.exec("DELETE FROM login_tokens WHERE user_id = $1", args![&id])
                 .await?;
+            tx.exec("DELETE FROM team_members WHERE user_id = $1", args![&id])
+                .await?;
             expect_one(
                 tx.exec("DELETE FROM users WHERE id = $1", args![&id])
                     .await?,
@@ -113,8 +115,12 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 ],
             )
             .await?;
+            write_room_links(tx, &room).await?;
         }
-        Change::UpdateRoom(room) => write_room(tx, &room).await?,
+        Change::UpdateRoom(room) => {
+            write_room(tx, &room).await?;
+            write_room_links(tx, &room).await?;
+        }
         Change::DeleteRoom(id) => {
             let subs = tx
                 .query(
@@ -132,6 +138,8 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             tx.exec("DELETE FROM subscriptions WHERE rid = $1", args![&id])
                 .await?;
             tx.exec("DELETE FROM messages WHERE rid = $1", args![&id])
+                .await?;
+            tx.exec("DELETE FROM invites WHERE rid = $1", args![&id])
                 .await?;
             expect_one(
                 tx.exec("DELETE FROM rooms WHERE id = $1", args![&id])
@@ -233,6 +241,13 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             mentions_all,
         } => {
             append_message(tx, &message, &mentioned_user_ids, mentions_all).await?;
+            if let Some(drid) = message.extra.get("drid").and_then(Value::as_str) {
+                tx.exec(
+                    "UPDATE messages SET drid = $2 WHERE id = $1",
+                    args![&message.id, drid],
+                )
+                .await?;
+            }
         }
         Change::UpdateMessage(message) => {
             expect_one(
@@ -287,6 +302,70 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 tx.exec("DELETE FROM roles WHERE id = $1", args![id])
                     .await?,
                 "role",
+            )?;
+        }
+        Change::InsertTeam(team) => {
+            tx.exec(
+                "INSERT INTO teams (id, name, room_id, doc) VALUES ($1, $2, $3, $4)",
+                args![&team.id, &team.name, &team.room_id, to_json(&team)?],
+            )
+            .await?;
+        }
+        Change::DeleteTeam(id) => {
+            tx.exec("DELETE FROM team_members WHERE team_id = $1", args![&id])
+                .await?;
+            expect_one(
+                tx.exec("DELETE FROM teams WHERE id = $1", args![&id])
+                    .await?,
+                "team",
+            )?;
+        }
+        Change::UpsertTeamMember(m) => {
+            tx.exec(
+                "INSERT INTO team_members (id, team_id, user_id, created_at, doc) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (team_id, user_id) DO UPDATE SET doc = excluded.doc",
+                args![&m.id, &m.team_id, &m.user_id, m.created_at.millis(), to_json(&m)?],
+            )
+            .await?;
+        }
+        Change::DeleteTeamMember { team_id, user_id } => {
+            expect_one(
+                tx.exec(
+                    "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2",
+                    args![team_id, user_id],
+                )
+                .await?,
+                "team member",
+            )?;
+        }
+        Change::UpsertInvite(i) => {
+            tx.exec(
+                "INSERT INTO invites (id, rid, user_id, created_at, doc) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                args![&i.id, &i.rid, &i.user_id, i.created_at.millis(), to_json(&i)?],
+            )
+            .await?;
+        }
+        Change::DeleteInvite(id) => {
+            expect_one(
+                tx.exec("DELETE FROM invites WHERE id = $1", args![id])
+                    .await?,
+                "invite",
+            )?;
+        }
+        Change::UpsertCustomUserStatus(st) => {
+            tx.exec(
+                "INSERT INTO custom_user_statuses (id, name_lower, doc) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET name_lower = excluded.name_lower, doc = excluded.doc",
+                args![&st.id, st.name.to_lowercase(), to_json(&st)?],
+            )
+            .await?;
+        }
+        Change::DeleteCustomUserStatus(id) => {
+            expect_one(
+                tx.exec("DELETE FROM custom_user_statuses WHERE id = $1", args![id])
+                    .await?,
+                "custom user status",
             )?;
         }
     }
@@ -348,6 +427,16 @@ async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
         .await?,
         "room",
     )
+}
+
+/// Keeps the `team_id` and `prid` columns in step with the room document.
+async fn write_room_links(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
+    tx.exec(
+        "UPDATE rooms SET team_id = $2, prid = $3 WHERE id = $1",
+        args![&room.id, room.team_id.clone(), room.prid.clone()],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn tombstone(
@@ -413,6 +502,10 @@ async fn append_message(
     mentioned: &[String],
     mentions_all: bool,
 ) -> StoreResult<()> {
+    // Lock the room row before reading it, so concurrent appends queue up instead of losing
+    // increments (PostgreSQL's plain SELECT does not lock; SQLite serializes writers anyway).
+    tx.exec("UPDATE rooms SET seq = seq WHERE id = $1", args![&m.rid])
+        .await?;
     let rows = tx
         .query("SELECT doc, seq FROM rooms WHERE id = $1", args![&m.rid])
         .await?;

@@ -471,3 +471,151 @@ impl<D: Database> Writer for SqlStore<D> {
         self.db.commit(changes).await
     }
 }
+
+#[async_trait]
+impl<D: Database> TeamStore for SqlStore<D> {
+    async fn team_by_id(&self, id: &str) -> StoreResult<Option<Team>> {
+        self.doc("SELECT doc FROM teams WHERE id = $1", args![id])
+            .await
+    }
+
+    async fn team_by_name(&self, name: &str) -> StoreResult<Option<Team>> {
+        self.doc("SELECT doc FROM teams WHERE name = $1", args![name])
+            .await
+    }
+
+    async fn list_teams(&self, member: Option<&str>, page: Page) -> StoreResult<(Vec<Team>, i64)> {
+        let filter =
+            "WHERE ($1 IS NULL OR id IN (SELECT team_id FROM team_members WHERE user_id = $1))";
+        let a = args![member];
+        let total = self
+            .count(&format!("SELECT COUNT(*) FROM teams {filter}"), a.clone())
+            .await?;
+        let mut a = a;
+        a.extend(args![page.count, page.offset]);
+        let teams = self
+            .docs(
+                &format!("SELECT doc FROM teams {filter} ORDER BY name, id LIMIT $2 OFFSET $3"),
+                a,
+            )
+            .await?;
+        Ok((teams, total))
+    }
+
+    async fn team_member(&self, team_id: &str, user_id: &str) -> StoreResult<Option<TeamMember>> {
+        self.doc(
+            "SELECT doc FROM team_members WHERE team_id = $1 AND user_id = $2",
+            args![team_id, user_id],
+        )
+        .await
+    }
+
+    async fn team_members(&self, team_id: &str) -> StoreResult<Vec<TeamMember>> {
+        self.docs(
+            "SELECT doc FROM team_members WHERE team_id = $1 ORDER BY created_at, id",
+            args![team_id],
+        )
+        .await
+    }
+
+    async fn team_rooms(&self, team_id: &str) -> StoreResult<Vec<Room>> {
+        self.rows(
+            "SELECT doc, seq FROM rooms WHERE team_id = $1 AND id NOT IN (SELECT room_id FROM teams WHERE id = $1)
+             ORDER BY name_lower, id",
+            args![team_id],
+        )
+        .await?
+        .iter()
+        .map(room_from_row)
+        .collect()
+    }
+
+    async fn discussion_messages(
+        &self,
+        rid: &str,
+        text: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<Message>, i64)> {
+        let filter =
+            "WHERE rid = $1 AND drid IS NOT NULL AND ($2 IS NULL OR msg_lower LIKE $2 ESCAPE '\\')";
+        let a = args![rid, text.map(contains_pattern)];
+        let total = self
+            .count(
+                &format!("SELECT COUNT(*) FROM messages {filter}"),
+                a.clone(),
+            )
+            .await?;
+        let mut a = a;
+        a.extend(args![page.count, page.offset]);
+        let messages = self
+            .docs(
+                &format!(
+                    "SELECT doc FROM messages {filter} ORDER BY ts DESC, id DESC LIMIT $3 OFFSET $4"
+                ),
+                a,
+            )
+            .await?;
+        Ok((messages, total))
+    }
+}
+
+#[async_trait]
+impl<D: Database> InviteStore for SqlStore<D> {
+    async fn invite_by_id(&self, id: &str) -> StoreResult<Option<Invite>> {
+        self.doc("SELECT doc FROM invites WHERE id = $1", args![id])
+            .await
+    }
+
+    async fn invites(&self) -> StoreResult<Vec<Invite>> {
+        self.docs("SELECT doc FROM invites ORDER BY created_at, id", vec![])
+            .await
+    }
+}
+
+#[async_trait]
+impl<D: Database> UserStatusStore for SqlStore<D> {
+    async fn custom_user_statuses(
+        &self,
+        name_contains: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<CustomUserStatus>, i64)> {
+        let filter = "WHERE ($1 IS NULL OR name_lower LIKE $1 ESCAPE '\\')";
+        let a = args![name_contains.map(contains_pattern)];
+        let total = self
+            .count(
+                &format!("SELECT COUNT(*) FROM custom_user_statuses {filter}"),
+                a.clone(),
+            )
+            .await?;
+        let mut a = a;
+        a.extend(args![page.count, page.offset]);
+        let statuses = self
+            .docs(
+                &format!(
+                    "SELECT doc FROM custom_user_statuses {filter} ORDER BY name_lower, id LIMIT $2 OFFSET $3"
+                ),
+                a,
+            )
+            .await?;
+        Ok((statuses, total))
+    }
+
+    async fn custom_user_status_by_id(&self, id: &str) -> StoreResult<Option<CustomUserStatus>> {
+        self.doc(
+            "SELECT doc FROM custom_user_statuses WHERE id = $1",
+            args![id],
+        )
+        .await
+    }
+
+    async fn custom_user_status_by_name(
+        &self,
+        name: &str,
+    ) -> StoreResult<Option<CustomUserStatus>> {
+        self.doc(
+            "SELECT doc FROM custom_user_statuses WHERE name_lower = $1",
+            args![name.to_lowercase()],
+        )
+        .await
+    }
+}

@@ -4,10 +4,11 @@
 //! queries filter, sort or count on. Integers are BIGINT and booleans 0/1 so both engines agree.
 
 /// `(version, statements)`, applied in order; a version is never edited once released.
-pub const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE users (
+pub const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE users (
             id TEXT PRIMARY KEY,
             username_lower TEXT NOT NULL UNIQUE,
             email_lower TEXT,
@@ -16,16 +17,16 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             active BIGINT NOT NULL,
             password_hash TEXT,
             doc TEXT NOT NULL)",
-        "CREATE UNIQUE INDEX users_email ON users (email_lower) WHERE email_lower IS NOT NULL",
-        "CREATE TABLE login_tokens (
+            "CREATE UNIQUE INDEX users_email ON users (email_lower) WHERE email_lower IS NOT NULL",
+            "CREATE TABLE login_tokens (
             hashed TEXT PRIMARY KEY,
             user_id TEXT NOT NULL,
             created_at BIGINT NOT NULL,
             expires_at BIGINT,
             name TEXT,
             bypass_two_factor BIGINT NOT NULL)",
-        "CREATE INDEX login_tokens_user ON login_tokens (user_id)",
-        "CREATE TABLE rooms (
+            "CREATE INDEX login_tokens_user ON login_tokens (user_id)",
+            "CREATE TABLE rooms (
             id TEXT PRIMARY KEY,
             t TEXT NOT NULL,
             name TEXT,
@@ -35,8 +36,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             all_mentions BIGINT NOT NULL,
             updated_at BIGINT NOT NULL,
             doc TEXT NOT NULL)",
-        "CREATE UNIQUE INDEX rooms_name ON rooms (name) WHERE name IS NOT NULL",
-        "CREATE TABLE subscriptions (
+            "CREATE UNIQUE INDEX rooms_name ON rooms (name) WHERE name IS NOT NULL",
+            "CREATE TABLE subscriptions (
             id TEXT PRIMARY KEY,
             rid TEXT NOT NULL,
             user_id TEXT NOT NULL,
@@ -47,8 +48,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             updated_at BIGINT NOT NULL,
             doc TEXT NOT NULL,
             UNIQUE (rid, user_id))",
-        "CREATE INDEX subscriptions_user ON subscriptions (user_id)",
-        "CREATE TABLE messages (
+            "CREATE INDEX subscriptions_user ON subscriptions (user_id)",
+            "CREATE TABLE messages (
             id TEXT PRIMARY KEY,
             rid TEXT NOT NULL,
             ts BIGINT NOT NULL,
@@ -61,20 +62,57 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             mention_ids TEXT NOT NULL,
             msg_lower TEXT NOT NULL,
             doc TEXT NOT NULL)",
-        "CREATE INDEX messages_room_ts ON messages (rid, ts, id)",
-        "CREATE INDEX messages_thread ON messages (tmid, ts)",
-        "CREATE INDEX messages_room_updated ON messages (rid, updated_at)",
-        "CREATE TABLE tombstones (
+            "CREATE INDEX messages_room_ts ON messages (rid, ts, id)",
+            "CREATE INDEX messages_thread ON messages (tmid, ts)",
+            "CREATE INDEX messages_room_updated ON messages (rid, updated_at)",
+            "CREATE TABLE tombstones (
             kind TEXT NOT NULL,
             id TEXT NOT NULL,
             scope TEXT NOT NULL,
             deleted_at BIGINT NOT NULL)",
-        "CREATE INDEX tombstones_scope ON tombstones (kind, scope, deleted_at)",
-        "CREATE TABLE settings (id TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)",
-        "CREATE TABLE permissions (id TEXT PRIMARY KEY, roles TEXT NOT NULL, updated_at BIGINT NOT NULL)",
-        "CREATE TABLE roles (id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
-    ],
-)];
+            "CREATE INDEX tombstones_scope ON tombstones (kind, scope, deleted_at)",
+            "CREATE TABLE settings (id TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+            "CREATE TABLE permissions (id TEXT PRIMARY KEY, roles TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+            "CREATE TABLE roles (id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+        ],
+    ),
+    (
+        2,
+        &[
+            // Teams and their memberships; rooms remember their team and discussion parent.
+            "CREATE TABLE teams (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            room_id TEXT NOT NULL,
+            doc TEXT NOT NULL)",
+            "CREATE TABLE team_members (
+            id TEXT PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            doc TEXT NOT NULL,
+            UNIQUE (team_id, user_id))",
+            "CREATE INDEX team_members_user ON team_members (user_id)",
+            "ALTER TABLE rooms ADD COLUMN team_id TEXT",
+            "ALTER TABLE rooms ADD COLUMN prid TEXT",
+            "CREATE INDEX rooms_team ON rooms (team_id)",
+            "CREATE INDEX rooms_prid ON rooms (prid)",
+            // `discussion-created` messages point at their discussion.
+            "ALTER TABLE messages ADD COLUMN drid TEXT",
+            "CREATE INDEX messages_drid ON messages (rid, drid)",
+            "CREATE TABLE invites (
+            id TEXT PRIMARY KEY,
+            rid TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            doc TEXT NOT NULL)",
+            "CREATE TABLE custom_user_statuses (
+            id TEXT PRIMARY KEY,
+            name_lower TEXT NOT NULL UNIQUE,
+            doc TEXT NOT NULL)",
+        ],
+    ),
+];
 
 /// Creates the bookkeeping table migrations are recorded in.
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";

@@ -4,11 +4,15 @@ mod accounts;
 mod admin;
 mod chat;
 mod chat_sync;
+mod discussions;
+mod invites;
 mod roles;
 mod room_admin;
 mod rooms;
 mod server;
 mod subscriptions;
+mod teams;
+mod user_status;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -28,6 +32,10 @@ pub fn all() -> Router<AppState> {
         .merge(roles::routes())
         .merge(room_admin::routes())
         .merge(server::routes())
+        .merge(teams::routes())
+        .merge(discussions::routes())
+        .merge(invites::routes())
+        .merge(user_status::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

@@ -1,0 +1,61 @@
+//! `rooms.createDiscussion` and `chat.getDiscussions`.
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ok};
+use crate::params::Params;
+use crate::render;
+use apogee_core::discussions::NewDiscussion;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/rooms.createDiscussion", post(create))
+        .route("/api/v1/chat.getDiscussions", get(list))
+}
+
+async fn create(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    p.validate("isRoomsCreateDiscussionProps")?;
+    let text = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+    let prid = text("prid").unwrap_or_default();
+    let name = text("t_name").unwrap_or_default();
+    if prid.is_empty() {
+        return Err(ApiError::failure("Body parameter \"prid\" is required."));
+    }
+    if name.is_empty() {
+        return Err(ApiError::failure("Body parameter \"t_name\" is required."));
+    }
+    let users = p.list("users");
+    let new = NewDiscussion {
+        prid,
+        pmid: text("pmid").filter(|m| !m.is_empty()),
+        name,
+        reply: text("reply"),
+        users,
+        encrypted: p.get("encrypted").and_then(Value::as_bool),
+        topic: text("topic"),
+    };
+    let room = s.core.create_discussion(&a.user, new).await?;
+    let mut discussion = render::to_json(&room);
+    discussion["rid"] = json!(room.id);
+    ok(json!({"discussion": discussion}))
+}
+
+async fn list(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    p.validate("isChatGetDiscussionsProps")?;
+    let rid = p.required("roomId")?.to_string();
+    let page = p.page(
+        s.core.settings.int("API_Default_Count"),
+        s.core.settings.int("API_Upper_Count_Limit"),
+    );
+    let (messages, total) = s
+        .core
+        .discussions(&a.user, &rid, p.str("text"), page)
+        .await?;
+    ok(
+        json!({"messages": messages, "count": messages.len(), "offset": page.offset, "total": total}),
+    )
+}
