@@ -200,6 +200,7 @@ impl Core {
         invite.updated_at = Timestamp::now();
         let mut changes = vec![Change::UpsertInvite(invite)];
         let rid = room.id.clone();
+        changes.extend(Core::team_join_change(&room, actor, actor));
         changes.extend(self.join_changes(room, actor, None, true));
         self.commit(changes).await?;
         let room = self

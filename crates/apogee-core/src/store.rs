@@ -118,12 +118,14 @@ pub enum Change {
     InsertRoom(Room),
     /// Replaces the room document; the message sequence is left alone.
     UpdateRoom(Room),
-    /// Removes the room with its subscriptions and messages.
+    /// Removes the room with its subscriptions, messages and invites (and the team it is the
+    /// main room of).
     DeleteRoom(String),
     /// Inserts the subscription (fails on a second subscription for the same user and room).
     InsertSubscription(Subscription),
     /// Replaces the subscription document; read state (`read_seq`, mention counters) is left alone.
     UpdateSubscription(Subscription),
+    /// Removes the membership (and, for a team's main room, the team membership).
     DeleteSubscription {
         rid: String,
         user_id: String,

@@ -358,8 +358,8 @@ impl Core {
                 changes.push(Change::UpdateRoom(room));
             }
         }
-        changes.push(Change::DeleteRoom(team.room_id.clone()));
         changes.push(Change::DeleteTeam(team.id.clone()));
+        changes.push(Change::DeleteRoom(team.room_id.clone()));
         self.commit(changes).await
     }
 
@@ -920,6 +920,18 @@ impl Core {
         let mut tail = vec![Change::UpdateRoom(room)];
         tail.extend(messages);
         (subs, tail)
+    }
+
+    /// The team membership a join to `room` brings, when `room` is a team's main room (Rocket.Chat's
+    /// `addUserToRoom` makes joiners of a main room team members).
+    pub(crate) fn team_join_change(room: &Room, user: &User, by: &User) -> Option<Change> {
+        let team_id = room
+            .team_id
+            .as_deref()
+            .filter(|_| room.team_main == Some(true))?;
+        Some(Change::UpsertTeamMember(TeamMember::new(
+            team_id, &user.id, None, by,
+        )))
     }
 
     /// `teams.autocomplete`: up to ten main rooms whose name starts with `name`, public ones and

@@ -896,6 +896,40 @@ pub async fn teams_and_memberships(s: S) {
         .await,
         Err(StoreError::Missing(_))
     ));
+    // Deleting a main room takes its team along.
+    let main2 = room("team-two");
+    let team2 = Team {
+        id: apogee_domain::random_id(),
+        name: "team-two".into(),
+        room_id: main2.id.clone(),
+        ..team.clone()
+    };
+    let mut owner2 = member(&alice, None);
+    owner2.team_id = team2.id.clone();
+    s.commit(vec![
+        Change::InsertRoom(main2.clone()),
+        Change::InsertTeam(team2.clone()),
+        Change::InsertSubscription(sub(&main2, &alice)),
+        Change::UpsertTeamMember(owner2.clone()),
+    ])
+    .await
+    .unwrap();
+    // Leaving the main room is leaving the team.
+    s.commit(vec![Change::DeleteSubscription {
+        rid: main2.id.clone(),
+        user_id: alice.id.clone(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.team_member(&team2.id, &alice.id).await.unwrap().is_none());
+    s.commit(vec![Change::UpsertTeamMember(owner2)])
+        .await
+        .unwrap();
+    s.commit(vec![Change::DeleteRoom(main2.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.team_by_id(&team2.id).await.unwrap().is_none());
+    assert!(s.team_members(&team2.id).await.unwrap().is_empty());
 }
 
 pub async fn discussion_messages_by_room(s: S) {

@@ -141,6 +141,14 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 .await?;
             tx.exec("DELETE FROM invites WHERE rid = $1", args![&id])
                 .await?;
+            // A team whose main room goes goes with it.
+            tx.exec(
+                "DELETE FROM team_members WHERE team_id IN (SELECT id FROM teams WHERE room_id = $1)",
+                args![&id],
+            )
+            .await?;
+            tx.exec("DELETE FROM teams WHERE room_id = $1", args![&id])
+                .await?;
             expect_one(
                 tx.exec("DELETE FROM rooms WHERE id = $1", args![&id])
                     .await?,
@@ -205,6 +213,12 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
             tx.exec(
                 "DELETE FROM subscriptions WHERE rid = $1 AND user_id = $2",
+                args![&rid, &user_id],
+            )
+            .await?;
+            // Leaving a team's main room is leaving the team.
+            tx.exec(
+                "DELETE FROM team_members WHERE user_id = $2 AND team_id IN (SELECT id FROM teams WHERE room_id = $1)",
                 args![rid, user_id],
             )
             .await?;
@@ -323,7 +337,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
         Change::UpsertTeamMember(m) => {
             tx.exec(
                 "INSERT INTO team_members (id, team_id, user_id, created_at, doc) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (team_id, user_id) DO UPDATE SET doc = excluded.doc",
+                 ON CONFLICT (team_id, user_id) DO UPDATE SET id = excluded.id, doc = excluded.doc",
                 args![&m.id, &m.team_id, &m.user_id, m.created_at.millis(), to_json(&m)?],
             )
             .await?;
