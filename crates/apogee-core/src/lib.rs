@@ -15,6 +15,7 @@ pub mod room_admin;
 pub mod rooms;
 mod seed;
 pub mod settings;
+pub mod sounds;
 pub mod stats;
 pub mod store;
 pub mod teams;

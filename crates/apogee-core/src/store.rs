@@ -180,6 +180,9 @@ pub enum Change {
     /// Inserts or replaces a custom user status (names are unique).
     UpsertCustomUserStatus(CustomUserStatus),
     DeleteCustomUserStatus(String),
+    /// Inserts or replaces a custom sound record (names are unique).
+    UpsertCustomSound(CustomSound),
+    DeleteCustomSound(String),
 }
 
 #[async_trait]
@@ -266,6 +269,7 @@ pub trait AuthzStore: Send + Sync {
 }
 
 pub use crate::invites::Invite;
+pub use crate::sounds::CustomSound;
 pub use crate::teams::{Team, TeamMember};
 pub use crate::user_status::CustomUserStatus;
 
@@ -312,6 +316,18 @@ pub trait UserStatusStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait SoundStore: Send + Sync {
+    /// Sounds ordered by name; `name_contains` is case-insensitive.
+    async fn custom_sounds(
+        &self,
+        name_contains: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<CustomSound>, i64)>;
+    async fn custom_sound_by_id(&self, id: &str) -> StoreResult<Option<CustomSound>>;
+    async fn custom_sound_by_name(&self, name: &str) -> StoreResult<Option<CustomSound>>;
+}
+
+#[async_trait]
 pub trait Writer: Send + Sync {
     /// Applies all changes in one transaction and returns once they are durable.
     async fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
@@ -328,6 +344,7 @@ pub trait Store:
     + TeamStore
     + InviteStore
     + UserStatusStore
+    + SoundStore
     + Writer
 {
 }
@@ -342,6 +359,7 @@ impl<T> Store for T where
         + TeamStore
         + InviteStore
         + UserStatusStore
+        + SoundStore
         + Writer
 {
 }

@@ -17,7 +17,8 @@ macro_rules! conformance_tests {
             mentions_are_counted, mark_unread_from_a_message, history_keyset_pages,
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
             duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions,
-            teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses);
+            teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
+            custom_sounds_catalogue);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1046,4 +1047,48 @@ pub async fn invites_and_user_statuses(s: S) {
         .await
         .unwrap();
     assert!(s.custom_user_status_by_id(&a.id).await.unwrap().is_none());
+}
+
+pub async fn custom_sounds_catalogue(s: S) {
+    let sound = |name: &str| CustomSound {
+        id: apogee_domain::random_id(),
+        name: name.into(),
+        extension: "mp3".into(),
+        updated_at: Timestamp::now(),
+    };
+    let (bell, ding) = (sound("bell"), sound("ding"));
+    s.commit(vec![
+        Change::UpsertCustomSound(ding.clone()),
+        Change::UpsertCustomSound(bell.clone()),
+    ])
+    .await
+    .unwrap();
+    let page = Page {
+        offset: 0,
+        count: 10,
+    };
+    assert_eq!(
+        s.custom_sounds(None, page).await.unwrap(),
+        (vec![bell.clone(), ding.clone()], 2)
+    );
+    assert_eq!(s.custom_sounds(Some("DIN"), page).await.unwrap().1, 1);
+    assert_eq!(
+        s.custom_sound_by_name("ding").await.unwrap(),
+        Some(ding.clone())
+    );
+    assert!(matches!(
+        s.commit(vec![Change::UpsertCustomSound(sound("ding"))])
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut renamed = ding.clone();
+    renamed.name = "dong".into();
+    s.commit(vec![Change::UpsertCustomSound(renamed.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.custom_sound_by_id(&ding.id).await.unwrap(), Some(renamed));
+    s.commit(vec![Change::DeleteCustomSound(bell.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.custom_sound_by_id(&bell.id).await.unwrap().is_none());
 }

@@ -375,6 +375,21 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             )
             .await?;
         }
+        Change::UpsertCustomSound(snd) => {
+            tx.exec(
+                "INSERT INTO custom_sounds (id, name, name_lower, doc) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, name_lower = excluded.name_lower, doc = excluded.doc",
+                args![&snd.id, &snd.name, snd.name.to_lowercase(), to_json(&snd)?],
+            )
+            .await?;
+        }
+        Change::DeleteCustomSound(id) => {
+            expect_one(
+                tx.exec("DELETE FROM custom_sounds WHERE id = $1", args![id])
+                    .await?,
+                "custom sound",
+            )?;
+        }
         Change::DeleteCustomUserStatus(id) => {
             expect_one(
                 tx.exec("DELETE FROM custom_user_statuses WHERE id = $1", args![id])

@@ -619,3 +619,42 @@ impl<D: Database> UserStatusStore for SqlStore<D> {
         .await
     }
 }
+
+#[async_trait]
+impl<D: Database> SoundStore for SqlStore<D> {
+    async fn custom_sounds(
+        &self,
+        name_contains: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<CustomSound>, i64)> {
+        let filter = "WHERE ($1 IS NULL OR name_lower LIKE $1 ESCAPE '\\')";
+        let a = args![name_contains.map(contains_pattern)];
+        let total = self
+            .count(
+                &format!("SELECT COUNT(*) FROM custom_sounds {filter}"),
+                a.clone(),
+            )
+            .await?;
+        let mut a = a;
+        a.extend(args![page.count, page.offset]);
+        let sounds = self
+            .docs(
+                &format!(
+                    "SELECT doc FROM custom_sounds {filter} ORDER BY name, id LIMIT $2 OFFSET $3"
+                ),
+                a,
+            )
+            .await?;
+        Ok((sounds, total))
+    }
+
+    async fn custom_sound_by_id(&self, id: &str) -> StoreResult<Option<CustomSound>> {
+        self.doc("SELECT doc FROM custom_sounds WHERE id = $1", args![id])
+            .await
+    }
+
+    async fn custom_sound_by_name(&self, name: &str) -> StoreResult<Option<CustomSound>> {
+        self.doc("SELECT doc FROM custom_sounds WHERE name = $1", args![name])
+            .await
+    }
+}

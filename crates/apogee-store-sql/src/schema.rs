@@ -110,6 +110,11 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             id TEXT PRIMARY KEY,
             name_lower TEXT NOT NULL UNIQUE,
             doc TEXT NOT NULL)",
+            "CREATE TABLE custom_sounds (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            name_lower TEXT NOT NULL,
+            doc TEXT NOT NULL)",
         ],
     ),
 ];

@@ -6,10 +6,12 @@ mod chat;
 mod chat_sync;
 mod discussions;
 mod invites;
+mod methods;
 mod roles;
 mod room_admin;
 mod rooms;
 mod server;
+mod sounds;
 mod subscriptions;
 mod teams;
 mod user_status;
@@ -36,6 +38,8 @@ pub fn all() -> Router<AppState> {
         .merge(discussions::routes())
         .merge(invites::routes())
         .merge(user_status::routes())
+        .merge(sounds::routes())
+        .merge(methods::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

@@ -1,0 +1,40 @@
+//! `custom-sounds.list` / `custom-sounds.getOne`.
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ok};
+use crate::params::Params;
+use apogee_core::error::{CoreError, ErrorKind};
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde_json::json;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/custom-sounds.list", get(list))
+        .route("/api/v1/custom-sounds.getOne", get(get_one))
+}
+
+async fn list(State(s): State<AppState>, Auth(_a): Auth, p: Params) -> ApiResult {
+    p.validate("isCustomSoundsListProps")?;
+    let page = p.page(
+        s.core.settings.int("API_Default_Count"),
+        s.core.settings.int("API_Upper_Count_Limit"),
+    );
+    let (sounds, total) = s.core.custom_sounds(p.str("name"), page).await?;
+    ok(json!({"sounds": sounds, "count": sounds.len(), "offset": page.offset, "total": total}))
+}
+
+async fn get_one(State(s): State<AppState>, Auth(_a): Auth, p: Params) -> ApiResult {
+    p.validate("isCustomSoundsGetOneProps")?;
+    let id = p.required("_id")?;
+    match s.core.custom_sound(id).await? {
+        Some(sound) => ok(json!({"sound": sound})),
+        None => Err(ApiError(CoreError::new(
+            ErrorKind::NotFound,
+            "",
+            "Custom Sound not found.",
+        ))),
+    }
+}
