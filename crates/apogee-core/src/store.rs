@@ -166,6 +166,8 @@ pub enum Change {
     DeleteRole(String),
     /// Inserts a team record (its main room is written separately).
     InsertTeam(Team),
+    /// Replaces the team record (name, type).
+    UpdateTeam(Team),
     /// Removes the team with all its memberships.
     DeleteTeam(String),
     /// Inserts or replaces the membership of `user_id` in `team_id`.

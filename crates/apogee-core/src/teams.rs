@@ -363,6 +363,80 @@ impl Core {
         self.commit(changes).await
     }
 
+    /// `teams.leave`: the actor leaves the team (and its main room), optionally also the listed
+    /// team rooms. The last owner cannot leave.
+    pub async fn leave_team(
+        &self,
+        actor: &User,
+        team: &TeamRef,
+        rooms: &[String],
+    ) -> CoreResult<()> {
+        let team = self.find_team(team).await?;
+        let changes = self
+            .remove_member_changes(&team, actor, None, rooms)
+            .await?;
+        self.commit(changes).await
+    }
+
+    /// `teams.update`: renames the team (and its main room) and/or switches it between public and
+    /// private. Needs `edit-team`.
+    pub async fn update_team(
+        &self,
+        actor: &User,
+        team: &TeamRef,
+        name: Option<String>,
+        kind: Option<i64>,
+        update_room: bool,
+    ) -> CoreResult<()> {
+        let mut team = self.find_team(team).await?;
+        if !self.team_can(actor, &team, "edit-team").await? {
+            return Err(CoreError::unauthorized());
+        }
+        if let Some(k) = kind
+            && k != TEAM_PUBLIC
+            && k != TEAM_PRIVATE
+        {
+            return Err(CoreError::invalid_params(
+                "must be equal to one of the allowed values",
+            ));
+        }
+        let name = name
+            .map(|n| n.trim().to_string())
+            .filter(|n| *n != team.name);
+        if let Some(n) = &name {
+            if !is_valid_room_name(n) {
+                return Err(CoreError::bad(
+                    "error-invalid-room-name",
+                    format!("{n} is not a valid room name"),
+                ));
+            }
+            self.check_team_name_free(n, Some(&team.room_id)).await?;
+        }
+        if update_room && (name.is_some() || kind.is_some_and(|k| k != team.kind)) {
+            let settings = crate::rooms::RoomSettings {
+                name: name.clone(),
+                room_type: kind.map(|k| {
+                    if k == TEAM_PRIVATE {
+                        RoomType::Group
+                    } else {
+                        RoomType::Channel
+                    }
+                }),
+                ..Default::default()
+            };
+            self.update_room(actor, &RoomRef::Id(team.room_id.clone()), settings)
+                .await?;
+        }
+        if let Some(n) = name {
+            team.name = n;
+        }
+        if let Some(k) = kind {
+            team.kind = k;
+        }
+        team.updated_at = Timestamp::now();
+        self.commit(vec![Change::UpdateTeam(team)]).await
+    }
+
     /// `teams.info`: for whoever can read the main room, or holds `view-all-teams`.
     pub async fn team_info(&self, actor: &User, team: &TeamRef) -> CoreResult<Team> {
         let team = self
@@ -572,6 +646,19 @@ impl Core {
             .await?
             .filter(|u| u.active)
             .ok_or_else(|| failure("invalid-user"))?;
+        let by = (actor.id != user.id).then_some(actor);
+        let changes = self.remove_member_changes(&team, &user, by, rooms).await?;
+        self.commit(changes).await
+    }
+
+    /// The changes that take `user` out of the team, its main room and the listed team rooms.
+    async fn remove_member_changes(
+        &self,
+        team: &Team,
+        user: &User,
+        by: Option<&User>,
+        rooms: &[String],
+    ) -> CoreResult<Vec<Change>> {
         let member = self.store.team_member(&team.id, &user.id).await?;
         let sub = self.store.subscription(&team.room_id, &user.id).await?;
         if member.is_none() && sub.is_none() {
@@ -596,7 +683,6 @@ impl Core {
                 user_id: user.id.clone(),
             });
         }
-        let by = (actor.id != user.id).then_some(actor);
         let mut rids = vec![team.room_id.clone()];
         let team_rooms = self.store.team_rooms(&team.id).await?;
         rids.extend(
@@ -610,10 +696,10 @@ impl Core {
                 continue;
             }
             if let Some(room) = self.store.room_by_id(&rid).await? {
-                changes.extend(leave_changes(room, &user, by));
+                changes.extend(leave_changes(room, user, by));
             }
         }
-        self.commit(changes).await
+        Ok(changes)
     }
 
     /// `teams.listRooms`: the team's rooms the actor may see (all of them with

@@ -847,6 +847,13 @@ pub async fn teams_and_memberships(s: S) {
         team.id
     );
     assert!(s.team_by_name("TEAM-MAIN").await.unwrap().is_none());
+    let mut renamed = team.clone();
+    renamed.name = "team-renamed".into();
+    s.commit(vec![Change::UpdateTeam(renamed.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.team_by_name("team-renamed").await.unwrap(), Some(renamed));
+    assert!(s.team_by_name("team-main").await.unwrap().is_none());
     let page = Page {
         offset: 0,
         count: 10,

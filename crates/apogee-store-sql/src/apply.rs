@@ -325,6 +325,16 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             )
             .await?;
         }
+        Change::UpdateTeam(team) => {
+            expect_one(
+                tx.exec(
+                    "UPDATE teams SET name = $2, room_id = $3, doc = $4 WHERE id = $1",
+                    args![&team.id, &team.name, &team.room_id, to_json(&team)?],
+                )
+                .await?,
+                "team",
+            )?;
+        }
         Change::DeleteTeam(id) => {
             tx.exec("DELETE FROM team_members WHERE team_id = $1", args![&id])
                 .await?;

@@ -32,6 +32,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/teams.removeRoom", post(remove_room))
         .route("/api/v1/teams.updateRoom", post(update_room))
         .route("/api/v1/teams.autocomplete", get(autocomplete))
+        .route("/api/v1/teams.leave", post(leave))
+        .route("/api/v1/teams.update", post(update))
         .route(
             "/api/v1/channels.convertToTeam",
             post(|s: State<AppState>, a: Auth, p: Params| {
@@ -369,6 +371,30 @@ async fn autocomplete(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Ap
         })
         .collect();
     ok(json!({"teams": teams}))
+}
+
+async fn leave(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    p.validate("isTeamsLeaveProps")?;
+    let team = team_ref(&p)?;
+    let rooms = match p.get("rooms") {
+        None => Vec::new(),
+        Some(v) => string_list(v, "rooms")?,
+    };
+    s.core.leave_team(&a.user, &team, &rooms).await?;
+    ok(json!({}))
+}
+
+async fn update(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    p.validate("isTeamsUpdateProps")?;
+    let team = team_ref(&p)?;
+    let data = p.get("data").cloned().unwrap_or(Value::Null);
+    let name = data.get("name").and_then(Value::as_str).map(str::to_string);
+    let kind = data.get("type").and_then(Value::as_i64);
+    let update_room = p.bool("updateRoom").unwrap_or(true);
+    s.core
+        .update_team(&a.user, &team, name, kind, update_room)
+        .await?;
+    ok(json!({}))
 }
 
 async fn convert_to_team(
