@@ -979,6 +979,30 @@ pub async fn discussion_messages_by_room(s: S) {
             .1,
         0
     );
+    // Messages in a discussion keep its parent announcement's dcount/dlm current.
+    let mut child = room("d-child");
+    child.prid = Some(parent.id.clone());
+    let mut opened = Message::system(
+        &parent.id,
+        "discussion-created",
+        "Child".into(),
+        alice.as_ref(),
+    );
+    opened.ts = Timestamp::from_millis(3_000);
+    opened
+        .extra
+        .insert("drid".into(), serde_json::json!(child.id.clone()));
+    let reply = msg(&child, &alice, "first", 4_000);
+    s.commit(vec![Change::InsertRoom(child.clone()), append(&opened)])
+        .await
+        .unwrap();
+    s.commit(vec![append(&reply)]).await.unwrap();
+    let opened = s.message_by_id(&opened.id).await.unwrap().unwrap();
+    assert_eq!(opened.extra.get("dcount"), Some(&serde_json::json!(1)));
+    assert_eq!(
+        opened.extra.get("dlm"),
+        Some(&serde_json::json!(reply.ts.to_iso()))
+    );
 }
 
 pub async fn invites_and_user_statuses(s: S) {

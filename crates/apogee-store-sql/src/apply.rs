@@ -262,6 +262,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 )
                 .await?;
             }
+            refresh_discussion_metadata(tx, &message.rid).await?;
         }
         Change::UpdateMessage(message) => {
             expect_one(
@@ -466,6 +467,44 @@ async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
         .await?,
         "room",
     )
+}
+
+/// When `rid` is a discussion, copies its message count and last message time onto the
+/// `discussion-created` message in the parent (`dcount`, `dlm`).
+async fn refresh_discussion_metadata(tx: &mut dyn SqlTx, rid: &str) -> StoreResult<()> {
+    let rows = tx
+        .query("SELECT prid, doc FROM rooms WHERE id = $1", args![rid])
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(());
+    };
+    let Some(prid) = row[0].text().map(str::to_string) else {
+        return Ok(());
+    };
+    let room: Room = from_json(&row[1])?;
+    let found = tx
+        .query(
+            "SELECT doc FROM messages WHERE rid = $1 AND drid = $2",
+            args![&prid, rid],
+        )
+        .await?;
+    for m in found {
+        let mut doc: Message = from_json(&m[0])?;
+        doc.extra.insert("dcount".into(), Value::from(room.msgs));
+        if let Some(lm) = room.lm {
+            doc.extra.insert(
+                "dlm".into(),
+                serde_json::to_value(lm).unwrap_or(Value::Null),
+            );
+        }
+        doc.updated_at = Timestamp::now();
+        tx.exec(
+            "UPDATE messages SET updated_at = $2, doc = $3 WHERE id = $1",
+            args![&doc.id, doc.updated_at.millis(), to_json(&doc)?],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Keeps the `team_id` and `prid` columns in step with the room document.
