@@ -224,6 +224,33 @@ impl Core {
         Ok(None)
     }
 
+    /// `rooms.getDiscussions`: the discussions of a room the actor can read, by name.
+    pub async fn discussion_rooms(
+        &self,
+        actor: &User,
+        room: &RoomRef,
+        page: Page,
+    ) -> CoreResult<(Vec<Room>, i64)> {
+        let room = self.find_room(room).await?;
+        let sub = self.store.subscription(&room.id, &actor.id).await?;
+        if !self.authz.can_read_room(actor, &room, sub.as_ref()) {
+            return Err(CoreError::new(
+                crate::error::ErrorKind::BadRequest,
+                "",
+                "not-allowed",
+            ));
+        }
+        let mut rooms = self.store.discussion_rooms(&room.id).await?;
+        rooms.sort_by(|a, b| a.fname.cmp(&b.fname).then_with(|| a.id.cmp(&b.id)));
+        let total = rooms.len() as i64;
+        let rooms = rooms
+            .into_iter()
+            .skip(page.offset.max(0) as usize)
+            .take(page.count.max(0) as usize)
+            .collect();
+        Ok((rooms, total))
+    }
+
     /// `chat.getDiscussions`: the `discussion-created` messages of a room the actor can read,
     /// newest first, optionally only those whose name contains `text`.
     pub async fn discussions(

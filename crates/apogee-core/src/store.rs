@@ -287,6 +287,8 @@ pub trait TeamStore: Send + Sync {
     async fn team_members(&self, team_id: &str) -> StoreResult<Vec<TeamMember>>;
     /// Rooms of the team other than its main room, ordered by name.
     async fn team_rooms(&self, team_id: &str) -> StoreResult<Vec<Room>>;
+    /// Discussions (rooms with `prid`) of a room.
+    async fn discussion_rooms(&self, prid: &str) -> StoreResult<Vec<Room>>;
     /// `discussion-created` messages of a room (those with `drid`), newest first.
     async fn discussion_messages(
         &self,

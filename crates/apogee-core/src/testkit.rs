@@ -998,6 +998,11 @@ pub async fn discussion_messages_by_room(s: S) {
         .unwrap();
     s.commit(vec![append(&reply)]).await.unwrap();
     let opened = s.message_by_id(&opened.id).await.unwrap().unwrap();
+    let children = s.discussion_rooms(&parent.id).await.unwrap();
+    assert_eq!(
+        children.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        vec![&child.id]
+    );
     assert_eq!(opened.extra.get("dcount"), Some(&serde_json::json!(1)));
     assert_eq!(
         opened.extra.get("dlm"),

@@ -530,6 +530,17 @@ impl<D: Database> TeamStore for SqlStore<D> {
         .collect()
     }
 
+    async fn discussion_rooms(&self, prid: &str) -> StoreResult<Vec<Room>> {
+        self.rows(
+            "SELECT doc, seq FROM rooms WHERE prid = $1 ORDER BY id",
+            args![prid],
+        )
+        .await?
+        .iter()
+        .map(room_from_row)
+        .collect()
+    }
+
     async fn discussion_messages(
         &self,
         rid: &str,

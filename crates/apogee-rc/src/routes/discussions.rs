@@ -6,6 +6,8 @@ use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use crate::render;
 use apogee_core::discussions::NewDiscussion;
+use apogee_core::error::CoreError;
+use apogee_core::rooms::RoomRef;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -15,6 +17,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/rooms.createDiscussion", post(create))
         .route("/api/v1/chat.getDiscussions", get(list))
+        .route("/api/v1/rooms.getDiscussions", get(rooms_list))
 }
 
 async fn create(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
@@ -42,6 +45,28 @@ async fn create(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResul
     let mut discussion = render::to_json(&room);
     discussion["rid"] = json!(room.id);
     ok(json!({"discussion": discussion}))
+}
+
+async fn rooms_list(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let room = if let Some(id) = p.str("roomId") {
+        RoomRef::Id(id.to_string())
+    } else if let Some(name) = p.str("roomName") {
+        RoomRef::Name(name.to_string())
+    } else {
+        return Err(ApiError(CoreError::bad(
+            "error-roomid-param-not-provided",
+            "The parameter \"roomId\" or \"roomName\" is required",
+        )));
+    };
+    let page = p.page(
+        s.core.settings.int("API_Default_Count"),
+        s.core.settings.int("API_Upper_Count_Limit"),
+    );
+    let (rooms, total) = s.core.discussion_rooms(&a.user, &room, page).await?;
+    let discussions: Vec<_> = rooms.iter().map(render::to_json).collect();
+    ok(
+        json!({"discussions": discussions, "count": discussions.len(), "offset": page.offset, "total": total}),
+    )
 }
 
 async fn list(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
