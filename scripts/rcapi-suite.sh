@@ -157,6 +157,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/apogee-rcapi.XXXXXX")
 SERVER_LOG=$WORK/server.log
 SERVER_PID=
+CHILD=
 PG_DB=
 PSQL=
 ADMIN_DB_URL=
@@ -197,9 +198,18 @@ cleanup() {
   fi
   exit "$rc"
 }
+# On a signal, pass it on to pytest (if running), let it finish, then clean up.
+# shellcheck disable=SC2317  # called from a trap
+on_signal() {
+  if [ -n "$CHILD" ]; then
+    kill "-$1" "$CHILD" 2>/dev/null || true
+    wait "$CHILD" 2>/dev/null || true
+  fi
+  exit "$2"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
 
 # --- database ---------------------------------------------------------------------------------------
 DB_ARGS=()
@@ -218,8 +228,9 @@ fi
 
 # --- server -----------------------------------------------------------------------------------------
 log "starting $BIN ($BACKEND) on 127.0.0.1:3000"
-# The suite's first registered user (user1) must become admin, so no ADMIN_* from the caller's env.
-env -u ADMIN_USERNAME -u ADMIN_PASS -u ADMIN_EMAIL \
+# The suite's first registered user (user1) must become admin, so no ADMIN_* from the caller's env;
+# no APOGEE_DATABASE_URL/APOGEE_CONFIG either: the backend is chosen here.
+env -u ADMIN_USERNAME -u ADMIN_PASS -u ADMIN_EMAIL -u APOGEE_DATABASE_URL -u APOGEE_CONFIG \
   OVERWRITE_SETTING_API_Enable_Rate_Limiter=false \
   OVERWRITE_SETTING_Accounts_TwoFactorAuthentication_Enforce_Password_Fallback=false \
   CREATE_TOKENS_FOR_USERS=true \
@@ -265,19 +276,25 @@ TARGETS=(tests)
 for a in "${PYTEST_EXTRA[@]}"; do
   case $a in tests | tests/*) TARGETS=() ;; esac
 done
-pytest_rc=0
+# pytest runs as a background job so that `wait` lets our signal traps fire at once (they pass the
+# signal on); `trap - INT QUIT` undoes bash's ignoring of those in background jobs, and timeout's
 # --foreground keeps pytest in our process group, so Ctrl-C reaches it.
 (
+  trap - INT QUIT
   cd "$WORK/rcapi"
-  APOGEE_RCAPI_PASSED=$PASSED_RAW APOGEE_RCAPI_SELECTED=$SELECTED PYTHONPATH=$PEER/plugin \
+  exec env APOGEE_RCAPI_PASSED="$PASSED_RAW" APOGEE_RCAPI_SELECTED="$SELECTED" PYTHONPATH="$PEER/plugin" \
     PYTHONDONTWRITEBYTECODE=1 \
     timeout --foreground -k 30 "$TOTAL_TIMEOUT" "$VENV/bin/python" -m pytest "${TARGETS[@]}" \
     -p no:cacheprovider -p apogee_rcapi_report \
     --timeout="$TEST_TIMEOUT" -q --tb=line \
     --deselect tests/test_banners.py \
     --deselect tests/test_livechat.py \
-    "${PYTEST_EXTRA[@]}" </dev/null
-) || pytest_rc=$?
+    "${PYTEST_EXTRA[@]}"
+) </dev/null &
+CHILD=$!
+pytest_rc=0
+wait "$CHILD" || pytest_rc=$?
+CHILD=
 
 # 0: all passed, 1: some failed; anything else means the run itself broke.
 run_broken=0

@@ -135,10 +135,14 @@ as_pg "$PG_BIN/createdb" -h "$TMP" -p "$PORT" -U "$DB_USER" "$DB_NAME"
 export APOGEE_TEST_DATABASE_URL="postgres://$DB_USER:$DB_PASS@127.0.0.1:$PORT/$DB_NAME"
 log "PostgreSQL $("$PG_BIN/postgres" -V | awk '{print $3}') ready: $APOGEE_TEST_DATABASE_URL"
 
-# Run CMD from the caller's directory (we cd'ed into TMP above). It runs as a background job
-# (with our stdin passed on explicitly) so that `wait` lets the signal traps above fire at once.
+# Run CMD from the caller's directory (we cd'ed into TMP above). It runs as a background job so that
+# `wait` lets the signal traps above fire at once; stdin is passed on explicitly, and SIGINT/SIGQUIT,
+# which bash ignores in background jobs, are reset so that Ctrl-C still reaches CMD.
 cd "$CALLER_PWD"
-"$@" <&0 &
+(
+  trap - INT QUIT
+  exec "$@"
+) <&0 &
 CHILD=$!
 rc=0
 wait "$CHILD" || rc=$?

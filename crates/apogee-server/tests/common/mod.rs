@@ -1,0 +1,210 @@
+//! Black-box harness: starts the real `apogee` binary on `127.0.0.1:0` with a temp data dir
+//! (SQLite) or a fresh PostgreSQL database, and drives it over HTTP.
+
+#![allow(dead_code)]
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Server {
+    pub base: String,
+    db: Option<String>,
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub client: Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Which storage a test server uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends to run on: SQLite always, PostgreSQL when the test scripts started one.
+pub fn backends() -> Vec<Backend> {
+    let mut b = vec![Backend::Sqlite];
+    if std::env::var("APOGEE_TEST_DATABASE_URL").is_ok() {
+        b.push(Backend::Postgres);
+    }
+    b
+}
+
+async fn fresh_postgres() -> String {
+    let base = std::env::var("APOGEE_TEST_DATABASE_URL").expect("APOGEE_TEST_DATABASE_URL");
+    let name = format!("blackbox_{}", apogee_domain::random_id().to_lowercase());
+    let psql = Command::new("psql")
+        .arg(&base)
+        .args(["-qc", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql");
+    assert!(psql.success(), "create database");
+    let (root, _) = base.rsplit_once('/').expect("database URL with a path");
+    format!("{root}/{name}")
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Server {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Starts a server with extra environment variables.
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(backend, dir, env, None).await
+    }
+
+    pub async fn start_in(
+        backend: Backend,
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        db: Option<String>,
+    ) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apogee"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path());
+        let db = match (backend, db) {
+            (Backend::Postgres, Some(url)) => Some(url),
+            (Backend::Postgres, None) => Some(fresh_postgres().await),
+            (Backend::Sqlite, _) => None,
+        };
+        if let Some(url) = &db {
+            cmd.args(["--database-url", url]);
+        }
+        cmd.env("OVERWRITE_SETTING_API_Enable_Rate_Limiter", "false");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start apogee");
+        let stderr = child.stderr.take().expect("stderr");
+        let addr = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            for line in lines.by_ref() {
+                let line = line.expect("log line");
+                if let Some(rest) = line.split("address=").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    // Keep draining so the server never blocks on a full pipe.
+                    std::thread::spawn(move || lines.for_each(drop));
+                    return addr;
+                }
+            }
+            panic!("apogee exited before listening");
+        })
+        .await
+        .expect("reader");
+        let client = Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Server {
+            base: format!("http://{addr}"),
+            db,
+            child,
+            _dir: dir,
+            client,
+        }
+    }
+
+    /// The PostgreSQL URL this server uses.
+    pub fn db_url(&self) -> &str {
+        self.db.as_deref().unwrap_or_default()
+    }
+
+    /// Stops the server and hands back its data directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        dir
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&Auth>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(a) = auth {
+            req = req
+                .header("X-User-Id", &a.user_id)
+                .header("X-Auth-Token", &a.token);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(auth), None).await
+    }
+
+    pub async fn post(&self, path: &str, auth: &Auth, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(auth), Some(body)).await
+    }
+
+    /// Registers a user and logs in. The first one registered becomes admin.
+    pub async fn user(&self, username: &str) -> Auth {
+        let body = json!({"username": username, "email": format!("{username}@example.com"), "pass": PASSWORD, "name": username});
+        let (status, v) = self
+            .call(Method::POST, "/api/v1/users.register", None, Some(body))
+            .await;
+        assert_eq!(status, 200, "register {username}: {v}");
+        self.login(username).await
+    }
+
+    pub async fn login(&self, username: &str) -> Auth {
+        let body = json!({"username": username, "password": PASSWORD});
+        let (status, v) = self
+            .call(Method::POST, "/api/v1/login", None, Some(body))
+            .await;
+        assert_eq!(status, 200, "login {username}: {v}");
+        Auth {
+            user_id: v["data"]["userId"].as_str().unwrap().to_string(),
+            token: v["data"]["authToken"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Auth {
+    pub user_id: String,
+    pub token: String,
+}
+
+/// Asserts a Rocket.Chat 4xx envelope: `success: false` and the given `errorType`.
+#[track_caller]
+pub fn assert_error(got: &(StatusCode, Value), status: u16, error_type: Option<&str>) {
+    assert_eq!(got.0.as_u16(), status, "{}", got.1);
+    assert_eq!(got.1["success"], false, "{}", got.1);
+    assert!(got.1["error"].is_string(), "{}", got.1);
+    if let Some(t) = error_type {
+        assert_eq!(got.1["errorType"], t, "{}", got.1);
+    }
+}

@@ -1,0 +1,569 @@
+//! Black-box REST tests: the real binary, on SQLite and (when configured) PostgreSQL.
+
+mod common;
+
+use common::{Backend, Server, assert_error, backends};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn fresh_workspace_is_seeded_and_first_user_is_admin() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        let (status, info) = s.call(Method::GET, "/api/info", None, None).await;
+        assert_eq!(
+            (status.as_u16(), info["success"].clone()),
+            (200, json!(true))
+        );
+        let admin = s.user("alice").await;
+        let bob = s.user("bob").await;
+        let (_, me) = s.get("/api/v1/me", &admin).await;
+        assert_eq!(me["roles"], json!(["admin", "user"]), "{b:?}");
+        let (_, me) = s.get("/api/v1/me", &bob).await;
+        assert_eq!(me["roles"], json!(["user"]));
+        let (_, info) = s.get("/api/info", &admin).await;
+        assert_eq!(info["version"], "8.5.0");
+        assert!(info["info"].is_object());
+        let (_, general) = s.get("/api/v1/channels.info?roomId=GENERAL", &bob).await;
+        assert_eq!(general["channel"]["name"], "general");
+        let (_, cat) = s.get("/api/v1/users.info?username=rocket.cat", &bob).await;
+        assert_eq!(cat["user"]["type"], "bot");
+        let (_, subs) = s.get("/api/v1/subscriptions.get", &bob).await;
+        assert_eq!(
+            subs["update"][0]["rid"], "GENERAL",
+            "new users join the default channel"
+        );
+    }
+}
+
+#[tokio::test]
+async fn data_survives_a_restart() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        let db = match b {
+            Backend::Postgres => Some(s.db_url().to_string()),
+            Backend::Sqlite => None,
+        };
+        let a = s.user("keeper").await;
+        let (_, sent) = s
+            .post(
+                "/api/v1/chat.postMessage",
+                &a,
+                json!({"channel": "#general", "text": "still here"}),
+            )
+            .await;
+        let id = sent["message"]["_id"].as_str().unwrap().to_string();
+        let dir = s.stop();
+        let s = Server::start_in(b, dir, &[], db).await;
+        let a = s.login("keeper").await;
+        let (_, got) = s
+            .get(&format!("/api/v1/chat.getMessage?msgId={id}"), &a)
+            .await;
+        assert_eq!(got["message"]["msg"], "still here", "{b:?}");
+    }
+}
+
+#[tokio::test]
+async fn conversation_in_a_channel() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        let alice = s.user("alice").await;
+        let bob = s.user("bob").await;
+        let (status, created) = s
+            .post(
+                "/api/v1/channels.create",
+                &alice,
+                json!({"name": "team", "members": ["bob"]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{created}");
+        let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+        assert_eq!(created["channel"]["usersCount"], 2);
+
+        let (_, m1) = s
+            .post(
+                "/api/v1/chat.sendMessage",
+                &alice,
+                json!({"message": {"rid": rid, "msg": "hi @bob, *welcome*"}}),
+            )
+            .await;
+        let m1 = &m1["message"];
+        assert_eq!(m1["mentions"][0]["username"], "bob");
+        assert_eq!(m1["md"][0]["type"], "PARAGRAPH");
+        let mid = m1["_id"].as_str().unwrap().to_string();
+        let (_, sub) = s
+            .get(&format!("/api/v1/subscriptions.getOne?roomId={rid}"), &bob)
+            .await;
+        assert_eq!(
+            (
+                sub["subscription"]["unread"].clone(),
+                sub["subscription"]["userMentions"].clone()
+            ),
+            (json!(1), json!(1))
+        );
+        assert_eq!(sub["subscription"]["alert"], true);
+        s.post("/api/v1/subscriptions.read", &bob, json!({"rid": rid}))
+            .await;
+        let (_, sub) = s
+            .get(&format!("/api/v1/subscriptions.getOne?roomId={rid}"), &bob)
+            .await;
+        assert_eq!(
+            (
+                sub["subscription"]["unread"].clone(),
+                sub["subscription"]["userMentions"].clone()
+            ),
+            (json!(0), json!(0))
+        );
+
+        // Thread reply, reaction, star, pin, edit.
+        let (_, reply) = s
+            .post(
+                "/api/v1/chat.sendMessage",
+                &bob,
+                json!({"message": {"rid": rid, "msg": "thanks", "tmid": mid}}),
+            )
+            .await;
+        assert_eq!(reply["message"]["tmid"], mid.as_str());
+        let (_, parent) = s
+            .get(&format!("/api/v1/chat.getMessage?msgId={mid}"), &bob)
+            .await;
+        assert_eq!(parent["message"]["tcount"], 1);
+        assert_eq!(parent["message"]["replies"].as_array().unwrap().len(), 2);
+        let (_, thread) = s
+            .get(
+                &format!("/api/v1/chat.getThreadMessages?tmid={mid}"),
+                &alice,
+            )
+            .await;
+        assert_eq!(thread["messages"][0]["msg"], "thanks");
+        let (_, threads) = s
+            .get(&format!("/api/v1/chat.getThreadsList?rid={rid}"), &alice)
+            .await;
+        assert_eq!(threads["threads"][0]["_id"], mid.as_str());
+        let (status, _) = s
+            .post(
+                "/api/v1/chat.react",
+                &bob,
+                json!({"messageId": mid, "emoji": ":tada:"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        s.post("/api/v1/chat.starMessage", &bob, json!({"messageId": mid}))
+            .await;
+        let (_, pin) = s
+            .post("/api/v1/chat.pinMessage", &alice, json!({"messageId": mid}))
+            .await;
+        assert_eq!(pin["message"]["t"], "message_pinned");
+        let (_, edited) = s
+            .post(
+                "/api/v1/chat.update",
+                &alice,
+                json!({"roomId": rid, "msgId": mid, "text": "hello"}),
+            )
+            .await;
+        assert_eq!(edited["message"]["msg"], "hello");
+        assert!(edited["message"]["editedAt"].is_string());
+        let (_, got) = s
+            .get(&format!("/api/v1/chat.getMessage?msgId={mid}"), &bob)
+            .await;
+        assert_eq!(
+            got["message"]["reactions"][":tada:"]["usernames"],
+            json!(["bob"])
+        );
+        assert_eq!(got["message"]["pinned"], true);
+        let (_, starred) = s
+            .get(
+                &format!("/api/v1/chat.getStarredMessages?roomId={rid}"),
+                &bob,
+            )
+            .await;
+        assert_eq!(starred["total"], 1);
+
+        // History is newest first and pages by date.
+        let (_, h) = s
+            .get(
+                &format!("/api/v1/channels.history?roomId={rid}&count=2"),
+                &bob,
+            )
+            .await;
+        let msgs = h["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert!(msgs[0]["ts"].as_str() >= msgs[1]["ts"].as_str());
+        let (_, found) = s
+            .get(
+                &format!("/api/v1/chat.search?roomId={rid}&searchText=HELLO"),
+                &bob,
+            )
+            .await;
+        assert_eq!(found["messages"][0]["_id"], mid.as_str());
+
+        // Deleting leaves a trace for sync.
+        let (status, _) = s
+            .post(
+                "/api/v1/chat.delete",
+                &alice,
+                json!({"roomId": rid, "msgId": mid}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (_, sync) = s
+            .get(
+                &format!(
+                    "/api/v1/chat.syncMessages?roomId={rid}&lastUpdate=2000-01-01T00:00:00.000Z"
+                ),
+                &bob,
+            )
+            .await;
+        assert_eq!(sync["result"]["deleted"][0]["_id"], mid.as_str());
+
+        // Leave and kick produce system messages.
+        s.post("/api/v1/channels.leave", &bob, json!({"roomId": rid}))
+            .await;
+        let (_, h) = s
+            .get(
+                &format!("/api/v1/channels.history?roomId={rid}&count=1"),
+                &alice,
+            )
+            .await;
+        assert_eq!(h["messages"][0]["t"], "ul");
+    }
+}
+
+#[tokio::test]
+async fn client_chosen_ids_make_sends_idempotent() {
+    let s = Server::start(Backend::Sqlite).await;
+    let a = s.user("alice").await;
+    let body = json!({"message": {"_id": "clientChosen1", "rid": "GENERAL", "msg": "once"}});
+    let (_, first) = s.post("/api/v1/chat.sendMessage", &a, body.clone()).await;
+    let (_, again) = s.post("/api/v1/chat.sendMessage", &a, body).await;
+    assert_eq!(first["message"], again["message"]);
+    let (_, h) = s.get("/api/v1/channels.history?roomId=GENERAL", &a).await;
+    let sends = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["msg"] == "once")
+        .count();
+    assert_eq!(sends, 1);
+}
+
+#[tokio::test]
+async fn direct_messages_and_private_groups_stay_private() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        let alice = s.user("alice").await;
+        let bob = s.user("bob").await;
+        let eve = s.user("eve").await;
+        let (_, dm) = s
+            .post("/api/v1/im.create", &alice, json!({"username": "bob"}))
+            .await;
+        let rid = dm["room"]["_id"].as_str().unwrap().to_string();
+        let mut ids = [alice.user_id.clone(), bob.user_id.clone()];
+        ids.sort();
+        assert_eq!(rid, ids.concat(), "DM id is the sorted ids");
+        s.post(
+            "/api/v1/chat.postMessage",
+            &bob,
+            json!({"channel": "@alice", "text": "psst"}),
+        )
+        .await;
+        let (_, h) = s
+            .get(&format!("/api/v1/im.history?roomId={rid}"), &alice)
+            .await;
+        assert_eq!(h["messages"][0]["msg"], "psst");
+        assert_error(
+            &s.get(&format!("/api/v1/im.history?roomId={rid}"), &eve)
+                .await,
+            400,
+            None,
+        );
+        let (_, g) = s
+            .post("/api/v1/groups.create", &alice, json!({"name": "secret"}))
+            .await;
+        let gid = g["group"]["_id"].as_str().unwrap().to_string();
+        assert_error(
+            &s.get(&format!("/api/v1/groups.info?roomId={gid}"), &eve)
+                .await,
+            400,
+            Some("error-room-not-found"),
+        );
+        let (_, list) = s.get("/api/v1/groups.list", &eve).await;
+        assert_eq!(list["groups"], json!([]));
+        let posted = s
+            .post(
+                "/api/v1/chat.sendMessage",
+                &eve,
+                json!({"message": {"rid": gid, "msg": "let me in"}}),
+            )
+            .await;
+        assert_error(&posted, 400, None);
+        let (_, h) = s
+            .get(&format!("/api/v1/groups.history?roomId={gid}"), &alice)
+            .await;
+        assert_eq!(h["messages"], json!([]), "the refused post wrote nothing");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_rocket_chat_errors_and_writes_nothing() {
+    let s = Server::start(Backend::Sqlite).await;
+    let admin = s.user("admin1").await;
+    let user = s.user("plain").await;
+    let count = |v: &Value| v["total"].as_i64().unwrap();
+    let (_, before) = s
+        .get("/api/v1/channels.history?roomId=GENERAL", &admin)
+        .await;
+
+    // Malformed JSON.
+    let resp = s
+        .client
+        .post(format!("{}/api/v1/chat.sendMessage", s.base))
+        .header("X-User-Id", &admin.user_id)
+        .header("X-Auth-Token", &admin.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["success"], false);
+
+    // Missing and wrongly shaped parameters.
+    let missing = s.post("/api/v1/channels.create", &admin, json!({})).await;
+    assert_error(&missing, 400, Some("invalid-params"));
+    assert_eq!(
+        missing.1["error"],
+        "must have required property 'name' [invalid-params]"
+    );
+    assert_error(
+        &s.post("/api/v1/chat.sendMessage", &admin, json!({"nope": 1}))
+            .await,
+        400,
+        None,
+    );
+    assert_error(
+        &s.post(
+            "/api/v1/chat.sendMessage",
+            &admin,
+            json!({"message": "text"}),
+        )
+        .await,
+        400,
+        None,
+    );
+    assert_error(
+        &s.get(
+            "/api/v1/channels.history?roomId=GENERAL&latest=yesterday",
+            &admin,
+        )
+        .await,
+        400,
+        None,
+    );
+
+    // Unknown room and user, invalid ids, oversize messages.
+    let unknown = s
+        .post(
+            "/api/v1/chat.sendMessage",
+            &admin,
+            json!({"message": {"rid": "nowhere", "msg": "x"}}),
+        )
+        .await;
+    assert_error(&unknown, 400, Some("error-invalid-room"));
+    assert_error(
+        &s.get("/api/v1/channels.info?roomId=nowhere", &admin).await,
+        400,
+        Some("error-room-not-found"),
+    );
+    assert_error(
+        &s.get("/api/v1/users.info?username=ghost", &admin).await,
+        400,
+        None,
+    );
+    let bad_id = s
+        .post(
+            "/api/v1/chat.sendMessage",
+            &admin,
+            json!({"message": {"_id": "a b", "rid": "GENERAL", "msg": "x"}}),
+        )
+        .await;
+    assert_error(&bad_id, 400, None);
+    let long = "x".repeat(5001);
+    let oversize = s
+        .post(
+            "/api/v1/chat.sendMessage",
+            &admin,
+            json!({"message": {"rid": "GENERAL", "msg": long}}),
+        )
+        .await;
+    assert_error(&oversize, 400, Some("error-message-size-exceeded"));
+    assert_error(
+        &s.post(
+            "/api/v1/channels.create",
+            &admin,
+            json!({"name": "bad name!"}),
+        )
+        .await,
+        400,
+        Some("error-invalid-room-name"),
+    );
+    s.post("/api/v1/channels.create", &admin, json!({"name": "taken"}))
+        .await;
+    assert_error(
+        &s.post("/api/v1/channels.create", &admin, json!({"name": "taken"}))
+            .await,
+        400,
+        Some("error-duplicate-channel-name"),
+    );
+
+    // Unauthenticated and unauthorized.
+    let (status, anon) = s.call(Method::GET, "/api/v1/me", None, None).await;
+    assert_eq!(
+        (status.as_u16(), anon["status"].clone()),
+        (401, json!("error"))
+    );
+    let bad_token = common::Auth {
+        user_id: admin.user_id.clone(),
+        token: "forged".into(),
+    };
+    assert_eq!(s.get("/api/v1/me", &bad_token).await.0, 401);
+    let forbidden = s
+        .post(
+            "/api/v1/users.create",
+            &user,
+            json!({"username": "x", "email": "x@x.io", "password": "p", "name": "x"}),
+        )
+        .await;
+    assert_error(&forbidden, 403, Some("error-unauthorized"));
+    assert_error(
+        &s.post(
+            "/api/v1/permissions.update",
+            &user,
+            json!({"permissions": [{"_id": "create-c", "roles": []}]}),
+        )
+        .await,
+        403,
+        None,
+    );
+    let wrong = s
+        .call(
+            Method::POST,
+            "/api/v1/login",
+            None,
+            Some(json!({"username": "plain", "password": "wrong"})),
+        )
+        .await;
+    assert_eq!(wrong.0, 401);
+    assert_eq!(
+        s.call(Method::GET, "/api/v1/no.such.endpoint", Some(&admin), None)
+            .await
+            .0,
+        404
+    );
+
+    let (_, after) = s
+        .get("/api/v1/channels.history?roomId=GENERAL", &admin)
+        .await;
+    assert_eq!(
+        count(&before),
+        count(&after),
+        "no failed call wrote a message"
+    );
+}
+
+#[tokio::test]
+async fn permissions_and_settings_round_trip() {
+    let s = Server::start(Backend::Sqlite).await;
+    let admin = s.user("admin1").await;
+    let user = s.user("plain").await;
+    let revoke = json!({"permissions": [{"_id": "create-c", "roles": ["admin"]}]});
+    assert_eq!(
+        s.post("/api/v1/permissions.update", &admin, revoke).await.0,
+        200
+    );
+    let denied = s
+        .post("/api/v1/channels.create", &user, json!({"name": "nope"}))
+        .await;
+    assert_error(&denied, 403, Some("error-unauthorized"));
+    let (_, all) = s.get("/api/v1/permissions.listAll", &user).await;
+    let create_c = all["update"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["_id"] == "create-c")
+        .unwrap()
+        .clone();
+    assert_eq!(create_c["roles"], json!(["admin"]));
+    let (_, roles) = s.get("/api/v1/roles.list", &user).await;
+    assert!(
+        roles["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["_id"] == "owner")
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/settings/Message_MaxAllowedSize",
+            &admin,
+            json!({"value": 10})
+        )
+        .await
+        .0,
+        200
+    );
+    let long = s
+        .post(
+            "/api/v1/chat.sendMessage",
+            &user,
+            json!({"message": {"rid": "GENERAL", "msg": "longer than ten"}}),
+        )
+        .await;
+    assert_error(&long, 400, Some("error-message-size-exceeded"));
+    assert_error(
+        &s.post(
+            "/api/v1/settings/Message_MaxAllowedSize",
+            &user,
+            json!({"value": 99}),
+        )
+        .await,
+        403,
+        None,
+    );
+    let (_, public) = s
+        .call(
+            Method::GET,
+            "/api/v1/settings.public?_id=Site_Name",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(public["settings"][0]["_id"], "Site_Name");
+}
+
+#[tokio::test]
+async fn operator_variables_are_honoured() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("ADMIN_USERNAME", "root"),
+            ("ADMIN_PASS", common::PASSWORD),
+            ("OVERWRITE_SETTING_Site_Name", "Orbit"),
+        ],
+    )
+    .await;
+    let root = s.login("root").await;
+    let (_, me) = s.get("/api/v1/me", &root).await;
+    assert!(me["roles"].as_array().unwrap().contains(&json!("admin")));
+    let (_, public) = s
+        .call(
+            Method::GET,
+            "/api/v1/settings.public?_id=Site_Name",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(public["settings"][0]["value"], "Orbit");
+}

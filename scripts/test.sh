@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Usage: scripts/test.sh
+#
+# The project's test command (the README gives it; .ci/run calls it). Installs what it needs, then runs:
+#   cargo fmt --check, cargo clippy -D warnings, cargo build -p apogee-server,
+#   cargo test --workspace with a private PostgreSQL (APOGEE_TEST_DATABASE_URL),
+#   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL.
+# Keeps going after a failing check so one run reports everything; exits non-zero if any step failed.
+#
+# Env: CARGO_TARGET_DIR  default $HOME/.cache/apogee-target (kept outside the clone to reuse builds)
+#      APOGEE_PEER_DIR   venv + sdist cache for the peer suite (default $HOME/.cache/apogee-peer)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/apogee-target}
+export DEBIAN_FRONTEND=noninteractive
+PG_BIN=/usr/lib/postgresql/15/bin
+
+section() { printf '\n======== %s ========\n' "$*"; }
+
+RESULTS=()
+N_PASS=0 N_FAIL=0 N_SKIP=0
+
+# step NAME CMD...: runs CMD under a header and records the outcome; returns CMD's status.
+step() {
+  local name=$1 start=$SECONDS rc=0
+  shift
+  section "$name"
+  "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    RESULTS+=("ok    $name ($((SECONDS - start))s)")
+    N_PASS=$((N_PASS + 1))
+  else
+    RESULTS+=("FAIL  $name (exit $rc, $((SECONDS - start))s)")
+    N_FAIL=$((N_FAIL + 1))
+    echo "######## FAILED: $name (exit $rc)"
+  fi
+  return "$rc"
+}
+
+skip() {
+  RESULTS+=("skip  $1 (needs the server build)")
+  N_SKIP=$((N_SKIP + 1))
+}
+
+# --- what a fresh machine lacks ---------------------------------------------------------------------
+# (Called through `step`, i.e. where bash ignores set -e: hence the explicit `|| return 1`.)
+install_prereqs() {
+  local apt_pkgs=()
+  [ -x "$PG_BIN/initdb" ] || apt_pkgs+=(postgresql-15 postgresql-client-15)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_pkgs+=(python3-venv)
+  if [ ${#apt_pkgs[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "missing Debian packages (need root to install): ${apt_pkgs[*]}" >&2
+      return 1
+    fi
+    echo "apt-get install ${apt_pkgs[*]}"
+    apt-get update -qq || return 1
+    apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null || return 1
+  fi
+  # rustfmt and clippy normally come with the toolchain; add them if this one lacks them.
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy || return 1
+  fi
+  # The peer suite's venv and sdist (cached under APOGEE_PEER_DIR).
+  bash scripts/rcapi-suite.sh --setup-only || return 1
+  cargo --version && rustc --version && cargo fmt --version && cargo clippy --version &&
+    "$PG_BIN/postgres" --version && python3 --version || return 1
+  echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+}
+
+if ! step "install prerequisites" install_prereqs; then
+  echo "cannot continue without the prerequisites" >&2
+  exit 1
+fi
+
+step "cargo fmt --all -- --check" cargo fmt --all -- --check || true
+step "cargo clippy --workspace --all-targets -- -D warnings" \
+  cargo clippy --workspace --all-targets -- -D warnings || true
+
+if step "cargo build -p apogee-server" cargo build -p apogee-server; then
+  # The peer suite runs exactly the binary just built.
+  export APOGEE_BIN=$CARGO_TARGET_DIR/debug/apogee
+  step "cargo test --workspace (with PostgreSQL)" \
+    bash scripts/with-postgres.sh cargo test --workspace || true
+  step "rocketchat-API suite (SQLite)" \
+    env -u APOGEE_TEST_DATABASE_URL bash scripts/rcapi-suite.sh --no-build || true
+  step "rocketchat-API suite (PostgreSQL)" \
+    bash scripts/with-postgres.sh bash scripts/rcapi-suite.sh --no-build || true
+else
+  skip "cargo test --workspace (with PostgreSQL)"
+  skip "rocketchat-API suite (SQLite)"
+  skip "rocketchat-API suite (PostgreSQL)"
+fi
+
+section "summary"
+printf '%s\n' "${RESULTS[@]}"
+# One plain closing line: steps, not individual tests (cargo and pytest print their own counts above).
+summary="steps: $N_PASS passed, $N_FAIL failed"
+[ "$N_SKIP" -eq 0 ] || summary+=", $N_SKIP skipped"
+echo "$summary"
+[ "$N_FAIL" -eq 0 ]
