@@ -701,14 +701,14 @@ pub async fn deletions_leave_tombstones(s: S) {
         .unwrap();
     assert!(s.room_by_id(&r.id).await.unwrap().is_none());
     assert_eq!(
-        s.deleted_rooms_since(&[r.id.clone()], before)
+        s.deleted_rooms_since(std::slice::from_ref(&r.id), before)
             .await
             .unwrap()
             .len(),
         1
     );
     assert!(
-        s.deleted_rooms_since(&[r.id.clone()], Timestamp::now().plus_days(1))
+        s.deleted_rooms_since(std::slice::from_ref(&r.id), Timestamp::now().plus_days(1))
             .await
             .unwrap()
             .is_empty()

@@ -15,8 +15,7 @@ pub fn mentioned_channels(text: &str) -> Vec<String> {
 fn tokens_after(text: &str, sigil: char) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     let mut prev: Option<char> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in text.char_indices() {
         let at_word_start = prev.is_none_or(|p| p.is_whitespace() || "([{,;:>'\"".contains(p));
         prev = Some(c);
         if c != sigil || !at_word_start {

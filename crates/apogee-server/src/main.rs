@@ -19,6 +19,8 @@ async fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_env("APOGEE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let outcome = match cli.command {

@@ -3,6 +3,8 @@
 //! Plain text stays UTF-16 until a container is finished: Rocket.Chat's rules may cut a
 //! surrogate pair in two plain pieces that `reducePlainTexts` glues back together.
 
+use std::rc::Rc;
+
 use serde_json::{Map, Value, json};
 
 /// UTF-16 text, as the grammar sees it.
@@ -19,11 +21,15 @@ pub(super) enum Inline {
     UnicodeEmoji(Text),
     /// Several nodes a single rule produced (some italic rules do); flattened by [`reduce`].
     Group(Vec<Inline>),
-    /// Any other finished node.
-    Node(Value),
+    /// Any other finished node; shared, as remembered results are handed out again.
+    Node(Rc<Value>),
 }
 
 impl Inline {
+    pub(super) fn node(value: Value) -> Self {
+        Inline::Node(Rc::new(value))
+    }
+
     pub(super) fn plain(text: &[u16]) -> Self {
         Inline::Plain(text.to_vec())
     }
@@ -54,7 +60,7 @@ impl Inline {
             Inline::Group(items) => {
                 Value::Array(items.into_iter().map(Inline::into_json).collect())
             }
-            Inline::Node(value) => value,
+            Inline::Node(value) => Rc::try_unwrap(value).unwrap_or_else(|shared| (*shared).clone()),
         }
     }
 }

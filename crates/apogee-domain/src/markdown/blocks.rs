@@ -6,9 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::ast::{
-    Inline, Text, container, inlines_json, object, plain_json, reduce, string, with_fallback,
-};
+use super::ast::{Inline, Text, inlines_json, object, plain_json, reduce, string, with_fallback};
 use super::chars::{is_alpha_digit, is_ascii, is_digit, is_space};
 use super::parser::{Parser, Res};
 
@@ -185,6 +183,7 @@ impl Parser<'_> {
                 break;
             }
         }
+        self.charge(q - p);
         (q > p).then_some(q)
     }
 
@@ -366,6 +365,7 @@ impl Parser<'_> {
             }
             q += 1;
         }
+        self.charge(q - start);
         let after = self.katex_close(q, kind)?;
         Some((start, q, after))
     }

@@ -10,7 +10,7 @@ use super::ast::{Inline, container, inlines_json, reduce, string};
 use super::blocks::Katex;
 use super::chars::{
     is_alpha, is_alpha_digit, is_alpha_numeric, is_any_text, is_ascii, is_hex, is_name_char,
-    is_newline, is_space,
+    is_space,
 };
 use super::parser::{Memo, Parser, Res};
 
@@ -110,18 +110,14 @@ impl Parser<'_> {
     }
 
     /// `[^ \t\r\n@]* "@"` ahead.
-    fn looks_like_email(&self, p: usize) -> bool {
-        let q = self.run(p, |c| {
-            !is_space(c) && !is_newline(c) && c != u16::from(b'@')
-        });
+    fn looks_like_email(&mut self, p: usize) -> bool {
+        let q = self.next_stop(p, false);
         self.is(q, b'@')
     }
 
     /// `[^ \t\r\n:./@]* ("://" / ".")` ahead.
-    fn looks_like_url(&self, p: usize) -> bool {
-        let q = self.run(p, |c| {
-            !is_space(c) && !is_newline(c) && !is_ascii(c, b":./@")
-        });
+    fn looks_like_url(&mut self, p: usize) -> bool {
+        let q = self.next_stop(p, true);
         self.lit(q, "://").is_some() || self.is(q, b'.')
     }
 
@@ -161,7 +157,7 @@ impl Parser<'_> {
         let s = self.lit(r, "`")?;
         let value =
             json!({"type": "INLINE_CODE", "value": super::ast::plain_json(self.slice(q, r))});
-        Some((Inline::Node(value), s))
+        Some((Inline::node(value), s))
     }
 
     /// `||spoiler||` on one line.
@@ -183,14 +179,14 @@ impl Parser<'_> {
             return None;
         }
         let q = self.lit(q, "||")?;
-        Some((Inline::Node(container("SPOILER", items)), q))
+        Some((Inline::node(container("SPOILER", items)), q))
     }
 
     /// `\( … \)` inline KaTeX (or `$ … $`).
     fn katex_inline(&mut self, p: usize) -> Res<Inline> {
         let (start, end, q) = self.katex(p, Katex::Inline)?;
         let value = json!({"type": "INLINE_KATEX", "value": string(self.slice(start, end))});
-        Some((Inline::Node(value), q))
+        Some((Inline::node(value), q))
     }
 
     /// `color:#rgb`, `#rgba`, `#rrggbb` or `#rrggbbaa`, not glued to more text.
@@ -207,7 +203,7 @@ impl Parser<'_> {
         }
         let alpha = channels.get(3).copied().unwrap_or(255);
         let value = json!({"type": "COLOR", "value": {"r": channels[0], "g": channels[1], "b": channels[2], "a": alpha}});
-        Some((Inline::Node(value), r))
+        Some((Inline::node(value), r))
     }
 
     /// Three or four colour channels of `width` hex digits each (a single digit is doubled).
@@ -290,7 +286,7 @@ impl Parser<'_> {
                 && let Some((items, r)) = self.bold_content(q)
                 && let Some(s) = self.lit(r, delimiter)
             {
-                return Some((Inline::Node(container("BOLD", items)), s));
+                return Some((Inline::node(container("BOLD", items)), s));
             }
         }
         None
@@ -362,7 +358,7 @@ impl Parser<'_> {
                 // The content is reduced already; reducing twice is not the same.
                 let items = content.clone().map(|(items, _)| items).unwrap_or_default();
                 let value = json!({"type": "ITALIC", "value": inlines_json(items)});
-                return Some((Inline::Node(value), s));
+                return Some((Inline::node(value), s));
             }
         }
         None
@@ -408,7 +404,7 @@ impl Parser<'_> {
                 && let Some((items, r)) = self.strike_content(q)
                 && let Some(s) = self.lit(r, delimiter)
             {
-                return Some((Inline::Node(container("STRIKE", items)), s));
+                return Some((Inline::node(container("STRIKE", items)), s));
             }
         }
         None
@@ -482,7 +478,7 @@ impl Parser<'_> {
             return None;
         }
         let value = json!({"type": "MENTION_USER", "value": super::ast::plain_json(name)});
-        Some((Inline::Node(value), r))
+        Some((Inline::node(value), r))
     }
 
     /// Inside emphasis, `x@y` glued to text is text (with a single `@`), else a mention.
@@ -508,7 +504,7 @@ impl Parser<'_> {
         let r = self.run1(q, is_name_char)?;
         let value =
             json!({"type": "MENTION_CHANNEL", "value": super::ast::plain_json(self.slice(q, r))});
-        Some((Inline::Node(value), r))
+        Some((Inline::node(value), r))
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::ast::{Inline, Text, inlines_json, link_json, plain_json, reduce, string, utf16};
 use super::chars::{
@@ -35,25 +35,54 @@ impl Parser<'_> {
 
     /// `[label](url)`; an empty label shows the URL.
     fn markdown_link(&mut self, p: usize) -> Res<Inline> {
-        let mut q = self.lit(p, "[")?;
-        let mut title = Vec::new();
-        while let Some((item, r)) = self.link_title(q) {
-            title.push(item);
-            q = r;
-        }
-        let q = self.lit(q, "](")?;
+        let start = self.lit(p, "[")?;
+        let end = self.link_title_end(start);
+        let q = self.lit(end, "](")?;
         let (href, q) = self.markdown_link_ref(q)?;
         let q = self.lit(q, ")")?;
+        let mut title = Vec::new();
+        let mut x = start;
+        while x < end {
+            let (item, r) = self.link_title(x)?;
+            title.push(item);
+            x = r;
+        }
         let label = if title.is_empty() {
             json!([plain_json(&href)])
         } else {
             inlines_json(reduce(title))
         };
-        Some((Inline::Node(link_json(&href, label)), q))
+        Some((Inline::node(link_json(&href, label)), q))
+    }
+
+    /// Where `LinkTitle*` from `p` stops; remembered along the way, so that the labels of all
+    /// the `[` of a text are walked once in total.
+    fn link_title_end(&mut self, p: usize) -> usize {
+        let flags = self.flags();
+        let mut path = Vec::new();
+        let mut x = p;
+        let end = loop {
+            if let Some(&end) = self.title_end.get(&(x, flags)) {
+                break end;
+            }
+            path.push(x);
+            match self.link_title(x) {
+                Some((_, r)) => x = r,
+                None => break x,
+            }
+        };
+        for pos in path {
+            self.title_end.insert((pos, flags), end);
+        }
+        end
     }
 
     /// One piece of a `[label]`: blanks, emphasis, text, or any character that does not end it.
     fn link_title(&mut self, p: usize) -> Res<Inline> {
+        self.memoized(Memo::LinkTitle, p, |s| s.link_title_unmemoized(p))
+    }
+
+    fn link_title_unmemoized(&mut self, p: usize) -> Res<Inline> {
         if let Some(r) = self.whitespace(p).or_else(|| self.emphasis(p)) {
             return Some(r);
         }
@@ -80,7 +109,7 @@ impl Parser<'_> {
         let r = self.run1(q, is_angle_title_char)?;
         let s = self.lit(r, ">")?;
         let label = json!([plain_json(self.slice(q, r))]);
-        Some((Inline::Node(link_json(&href, label)), s))
+        Some((Inline::node(link_json(&href, label)), s))
     }
 
     /// `![alt](url)`
@@ -95,12 +124,12 @@ impl Parser<'_> {
         let q = self.lit(q, ")")?;
         let label = plain_json(title.as_deref().unwrap_or(&href));
         let value = json!({"type": "IMAGE", "value": {"src": plain_json(&href), "label": label}});
-        Some((Inline::Node(value), q))
+        Some((Inline::node(value), q))
     }
 
     /// The target of `[label](url)`: a URL that may hold balanced parentheses, a `scheme:path`,
     /// or a `+phone` number.
-    fn markdown_link_ref(&self, p: usize) -> Res<Text> {
+    fn markdown_link_ref(&mut self, p: usize) -> Res<Text> {
         if let Some(head) = self.url_head(p) {
             let q = self.url_tail(head, Self::markdown_url_unit);
             return Some((self.slice(p, q).to_vec(), q));
@@ -115,7 +144,7 @@ impl Parser<'_> {
     }
 
     /// The target of `<url|label>`.
-    fn angle_link_ref(&self, p: usize) -> Res<Text> {
+    fn angle_link_ref(&mut self, p: usize) -> Res<Text> {
         if let Some(head) = self.url_head(p) {
             let q = self.url_tail(head, Self::url_unit);
             return Some((self.slice(p, q).to_vec(), q));
@@ -137,7 +166,7 @@ impl Parser<'_> {
     }
 
     /// `scheme://authority` or a bare host.
-    fn url_head(&self, p: usize) -> Option<usize> {
+    fn url_head(&mut self, p: usize) -> Option<usize> {
         self.url_scheme(p)
             .and_then(|q| self.url_authority(q))
             .or_else(|| self.url_host(p))
@@ -153,6 +182,7 @@ impl Parser<'_> {
 
     /// One character of a URL body, which may not be trailing punctuation.
     fn url_unit(&self, p: usize) -> Option<usize> {
+        self.charge(1);
         if self.whitespace(p).is_some() {
             return None;
         }
@@ -165,6 +195,7 @@ impl Parser<'_> {
 
     /// One character (or parenthesised group) of a `[label](url)` target.
     fn markdown_url_unit(&self, p: usize) -> Option<usize> {
+        self.charge(1);
         if self.whitespace(p).is_some() || self.is(p, b')') {
             return None;
         }
@@ -192,7 +223,7 @@ impl Parser<'_> {
     }
 
     /// `"//" userinfo? host`
-    fn url_authority(&self, p: usize) -> Option<usize> {
+    fn url_authority(&mut self, p: usize) -> Option<usize> {
         let q = self.lit(p, "//")?;
         let q = self.url_userinfo(q).unwrap_or(q);
         self.url_host(q)
@@ -209,7 +240,7 @@ impl Parser<'_> {
     }
 
     /// A domain name or a dotted quad, with an optional port.
-    fn url_host(&self, p: usize) -> Option<usize> {
+    fn url_host(&mut self, p: usize) -> Option<usize> {
         let q = self.domain_name(p).or_else(|| self.dotted_quad(p))?;
         Some(
             self.lit(q, ":")
@@ -227,7 +258,7 @@ impl Parser<'_> {
     }
 
     /// `"localhost" / label ("." char label*)+`, not starting with `_`.
-    pub(super) fn domain_name(&self, p: usize) -> Option<usize> {
+    pub(super) fn domain_name(&mut self, p: usize) -> Option<usize> {
         if let Some(q) = self.lit(p, "localhost") {
             return Some(q);
         }
@@ -247,24 +278,38 @@ impl Parser<'_> {
     }
 
     /// `char+ ("-" char+)*`
-    fn domain_label(&self, p: usize) -> Option<usize> {
-        let chars = |s: &Self, mut q: usize| {
-            let start = q;
-            while let Some(r) = s.domain_char(q) {
-                q = r;
-            }
-            (q > start).then_some(q)
-        };
-        let mut q = chars(self, p)?;
-        while let Some(r) = self.lit(q, "-").and_then(|r| chars(self, r)) {
+    fn domain_label(&mut self, p: usize) -> Option<usize> {
+        let mut q = self.domain_chars(p)?;
+        while let Some(r) = self.lit(q, "-").and_then(|r| self.domain_chars(r)) {
             q = r;
         }
         Some(q)
     }
 
+    /// `DomainChar+`, remembered for every position walked through.
+    fn domain_chars(&mut self, p: usize) -> Option<usize> {
+        let mut path = Vec::new();
+        let mut x = p;
+        let end = loop {
+            if let Some(&end) = self.domain_run_end.get(&x) {
+                break end;
+            }
+            path.push(x);
+            match self.domain_char(x) {
+                Some(r) => x = r,
+                None => break x,
+            }
+        };
+        for pos in path {
+            self.domain_run_end.insert(pos, end);
+        }
+        (end > p).then_some(end)
+    }
+
     /// `DomainChar`: a letter or digit, or any character that is no punctuation, blank or
     /// URL delimiter. As in the grammar, `_` and `-` take the following character with them.
     fn domain_char(&self, p: usize) -> Option<usize> {
+        self.charge(1);
         let c = self.at(p)?;
         if is_alpha_digit(c) {
             return Some(p + 1);
@@ -287,7 +332,7 @@ impl Parser<'_> {
     }
 
     /// A bare URL, linked when its host is real.
-    pub(super) fn autolinked_url(&self, p: usize) -> Res<Inline> {
+    pub(super) fn autolinked_url(&mut self, p: usize) -> Res<Inline> {
         let head = self
             .url_scheme(p)
             .and_then(|q| self.url_authority(q))
@@ -302,6 +347,7 @@ impl Parser<'_> {
 
     /// A character of a bare URL: trailing punctuation before a blank or the end is left out.
     fn autolink_unit(&self, p: usize) -> Option<usize> {
+        self.charge(1);
         let c = self.at(p)?;
         if !is_space(c) && !is_newline(c) && !is_extra(c) {
             return Some(p + 1);
@@ -312,7 +358,7 @@ impl Parser<'_> {
     }
 
     /// `mailto:`? `local@domain`, linked when the domain is real.
-    pub(super) fn autolinked_email(&self, p: usize) -> Res<Inline> {
+    pub(super) fn autolinked_email(&mut self, p: usize) -> Res<Inline> {
         let start = self.lit(p, "mailto:").unwrap_or(p);
         let q = self.email_local_part(start)?;
         let q = self.lit(q, "@")?;
@@ -346,7 +392,7 @@ impl Parser<'_> {
         let mut href = utf16("tel:");
         href.extend(number);
         let label = json!([plain_json(&text)]);
-        Some((Inline::Node(link_json(&href, label)), q))
+        Some((Inline::node(link_json(&href, label)), q))
     }
 
     /// `"+" number`: the text typed, the digits, and the end.
@@ -415,7 +461,7 @@ fn auto_link(src: &str, custom_domains: &[String]) -> Inline {
     } else {
         format!("//{src}")
     };
-    Inline::Node(link_json(&utf16(&href), json!([plain_json(&utf16(src))])))
+    Inline::node(link_json(&utf16(&href), json!([plain_json(&utf16(src))])))
 }
 
 /// Rocket.Chat's `autoEmail`: a `mailto:` link when the domain is public.
@@ -426,7 +472,7 @@ fn auto_email(address: &str) -> Inline {
     if !linkable {
         return Inline::plain_str(address);
     }
-    Inline::Node(link_json(
+    Inline::node(link_json(
         &utf16(&href),
         json!([plain_json(&utf16(address))]),
     ))
@@ -589,9 +635,4 @@ fn has_public_suffix(host: &str) -> bool {
 fn tlds() -> &'static HashSet<&'static str> {
     static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
     SET.get_or_init(|| TLDS.split_whitespace().collect())
-}
-
-#[cfg(test)]
-pub(super) fn auto_link_json(src: &str) -> Value {
-    auto_link(src, &[]).into_json()
 }

@@ -69,11 +69,15 @@ pub fn parse(text: &str) -> Value {
 ///
 /// An empty text gives an empty list (Rocket.Chat's parser throws and stores no `md`).
 pub fn parse_with_options(text: &str, options: &ParseOptions) -> Value {
+    parse_within(text, options, parser::WORK_BUDGET)
+}
+
+fn parse_within(text: &str, options: &ParseOptions, budget: u64) -> Value {
     let src: Vec<u16> = text.encode_utf16().collect();
     if src.is_empty() {
         return Value::Array(Vec::new());
     }
-    let mut parser = parser::Parser::new(&src, options);
+    let mut parser = parser::Parser::new(&src, options, budget);
     match parser.document() {
         Some(blocks) => Value::Array(blocks),
         None => fallback(text),

@@ -4,7 +4,9 @@
 //! after it, or `None` when they do not match: a PEG with ordered choice, so backtracking is just
 //! trying the next alternative from the same position.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde_json::Value;
 
@@ -15,12 +17,17 @@ use super::chars::{is_newline, is_space};
 /// A rule's result: the value and the position after it.
 pub(super) type Res<T> = Option<(T, usize)>;
 
-/// Rule entries allowed before the parse is abandoned: Rocket.Chat's grammar backtracks without
-/// memoisation and is polynomial of high degree on hostile input.
-const STEP_BUDGET: u32 = 3_000_000;
+/// Work allowed before the parse is abandoned, counted in characters scanned and rule entries
+/// (an entry costs about as much as scanning [`ENTRY_COST`] characters): Rocket.Chat's grammar
+/// backtracks a lot and is polynomial of high degree on hostile input (seconds to minutes for
+/// a few thousand characters). The budget is about half a second; ordinary messages use a
+/// tiny fraction of it.
+pub(super) const WORK_BUDGET: u64 = 256_000_000;
+pub(super) const ENTRY_COST: usize = 32;
 
-/// Nesting allowed for the recursive rules. Chains of emoticons look ahead recursively, one
-/// level per emoticon; everything else nests only a handful of levels.
+/// Nesting allowed for the recursive rules. The skip flags keep emphasis and links a few levels
+/// deep and runs of emoticons are parsed from their end (see `prewarm_emoticon_run`), so this
+/// is only a safety net against exhausting the stack.
 const MAX_DEPTH: u32 = 160;
 
 /// Rules whose results are remembered per position (and skip flags). The grammar re-parses the
@@ -35,6 +42,7 @@ pub(super) enum Memo {
     Italic,
     Strike,
     References,
+    LinkTitle,
 }
 
 pub(super) struct Parser<'a> {
@@ -45,14 +53,54 @@ pub(super) struct Parser<'a> {
     pub(super) skip_italic: bool,
     pub(super) skip_strike: bool,
     pub(super) skip_references: bool,
-    steps: u32,
+    work: Cell<u64>,
+    budget: u64,
     depth: u32,
-    aborted: bool,
-    memo: HashMap<(Memo, usize, u8), Res<Inline>>,
+    aborted: Cell<bool>,
+    memo: HashMap<(Memo, usize, u8), Res<Inline>, BuildHasherDefault<FastHasher>>,
+    /// Where the `[label` pieces starting at a position end (a label may run over lines, so
+    /// every `[` of a long text would otherwise walk to its end).
+    pub(super) title_end: HashMap<(usize, u8), usize, BuildHasherDefault<FastHasher>>,
+    /// For each position, the next blank, newline or `@` (resp. also `:` `.` `/`): the e-mail and
+    /// URL look-aheads run from every position of a long word.
+    email_stops: Option<Vec<u32>>,
+    url_stops: Option<Vec<u32>>,
+    /// Where the run of domain-name characters starting at a position ends (`a_b_c…` would
+    /// otherwise be walked again from every `_`).
+    pub(super) domain_run_end: HashMap<usize, usize, BuildHasherDefault<FastHasher>>,
+}
+
+/// A multiply-rotate hasher for the memo keys (small integers, hashed millions of times);
+/// `SipHash`'s flooding resistance buys nothing here.
+#[derive(Default)]
+pub(super) struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
 }
 
 impl<'a> Parser<'a> {
-    pub(super) fn new(src: &'a [u16], opts: &'a ParseOptions) -> Self {
+    pub(super) fn new(src: &'a [u16], opts: &'a ParseOptions, budget: u64) -> Self {
         Self {
             src,
             opts,
@@ -60,37 +108,50 @@ impl<'a> Parser<'a> {
             skip_italic: false,
             skip_strike: false,
             skip_references: false,
-            steps: 0,
+            work: Cell::new(0),
+            budget,
             depth: 0,
-            aborted: false,
-            memo: HashMap::new(),
+            aborted: Cell::new(false),
+            memo: HashMap::default(),
+            title_end: HashMap::default(),
+            email_stops: None,
+            url_stops: None,
+            domain_run_end: HashMap::default(),
         }
     }
 
     /// `Start`: the whole message, or `None` when the parse had to be abandoned.
     pub(super) fn document(&mut self) -> Option<Vec<Value>> {
         let blocks = self.start();
-        if self.aborted {
+        if self.aborted.get() {
             return None;
         }
         blocks
     }
 
-    /// Runs a recursive rule under the step and depth limits; once they are exceeded every rule
+    /// Runs a recursive rule under the work and depth limits; once they are exceeded every rule
     /// fails, so the parse unwinds quickly and is then discarded.
     pub(super) fn guarded<T>(&mut self, rule: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
-        if self.aborted {
-            return None;
+        self.charge(ENTRY_COST);
+        if self.depth >= MAX_DEPTH {
+            self.aborted.set(true);
         }
-        self.steps += 1;
-        if self.steps > STEP_BUDGET || self.depth >= MAX_DEPTH {
-            self.aborted = true;
+        if self.aborted.get() {
             return None;
         }
         self.depth += 1;
         let result = rule(self);
         self.depth -= 1;
-        if self.aborted { None } else { result }
+        if self.aborted.get() { None } else { result }
+    }
+
+    /// Counts work against the budget; past it, every rule fails.
+    pub(super) fn charge(&self, units: usize) {
+        let work = self.work.get() + units as u64;
+        self.work.set(work);
+        if work > self.budget {
+            self.aborted.set(true);
+        }
     }
 
     /// Runs a memoised rule. Every rule only depends on the position and the skip flags, so a
@@ -103,10 +164,11 @@ impl<'a> Parser<'a> {
     ) -> Res<Inline> {
         let key = (kind, p, self.flags());
         if let Some(hit) = self.memo.get(&key) {
+            self.charge(ENTRY_COST);
             return hit.clone();
         }
         let result = self.guarded(rule);
-        if !self.aborted {
+        if !self.aborted.get() {
             self.memo.insert(key, result.clone());
         }
         result
@@ -116,7 +178,32 @@ impl<'a> Parser<'a> {
         self.memo.contains_key(&(kind, p, self.flags()))
     }
 
-    fn flags(&self) -> u8 {
+    /// The first position at or after `p` where `stop` holds (or the end), from a table built
+    /// once per parse.
+    pub(super) fn next_stop(&mut self, p: usize, url: bool) -> usize {
+        let src = self.src;
+        let table = if url {
+            &mut self.url_stops
+        } else {
+            &mut self.email_stops
+        };
+        let table = table.get_or_insert_with(|| {
+            let stop = |c: u16| {
+                is_space(c)
+                    || is_newline(c)
+                    || c == u16::from(b'@')
+                    || (url && matches!(c, 0x3A | 0x2E | 0x2F))
+            };
+            let mut next = vec![src.len() as u32; src.len() + 1];
+            for i in (0..src.len()).rev() {
+                next[i] = if stop(src[i]) { i as u32 } else { next[i + 1] };
+            }
+            next
+        });
+        table.get(p).map_or(p, |&q| q as usize)
+    }
+
+    pub(super) fn flags(&self) -> u8 {
         u8::from(self.skip_bold)
             | u8::from(self.skip_italic) << 1
             | u8::from(self.skip_strike) << 2
@@ -164,6 +251,7 @@ impl<'a> Parser<'a> {
         while self.test(q, &pred) {
             q += 1;
         }
+        self.charge(q - p);
         q
     }
 

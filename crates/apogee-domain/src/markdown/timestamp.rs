@@ -1,8 +1,8 @@
-//! `<t:…>` timestamps: `<t:1630360800:R>`, `<t:2025-07-22T10:00:00.000Z…>`, `<t:10:00>`.
+//! `<t:…>` timestamps: `<t:1630360800:R>`, `<t:2025-07-22T10:00:00.000+02:00>`, `<t:10:00+02:00>`.
 //!
 //! Dates are turned into Unix seconds like Rocket.Chat's JavaScript does: dates without an
 //! offset are in the server's zone (taken as UTC here), out-of-range fields give `"0"`, and the
-//! result is truncated to a 32-bit integer (`… | 0`).
+//! result is truncated to a 32-bit integer (`… | 0`). A time of day is taken on today's date.
 
 use serde_json::json;
 
@@ -20,7 +20,7 @@ impl Parser<'_> {
         let (end, seconds) = self.timestamp_date(q)?;
         let (format, r) = self.timestamp_format(end)?;
         let node = json!({"type": "TIMESTAMP", "value": {"timestamp": seconds, "format": format}});
-        Some((Inline::Node(with_fallback(node, p, r)), r))
+        Some((Inline::node(with_fallback(node, p, r)), r))
     }
 
     /// `\<t:…>`: the tag as text, without the backslash.
@@ -89,6 +89,10 @@ impl Parser<'_> {
             None => (0, minute_end),
         };
         let (offset, q) = self.timezone(q);
+        if offset.is_none() {
+            // Rocket.Chat appends the missing offset as the text "null": an invalid date.
+            return Some((q, "0".to_string()));
+        }
         let today = chrono::Utc::now().date_naive();
         let (year, month, day) = {
             use chrono::Datelike;

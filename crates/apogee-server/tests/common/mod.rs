@@ -134,8 +134,7 @@ impl Server {
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
-        dir
+        std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"))
     }
 
     pub async fn call(
