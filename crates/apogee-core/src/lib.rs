@@ -7,6 +7,7 @@ pub mod chat_sync;
 pub mod directory;
 pub mod discussions;
 pub mod error;
+pub mod events;
 pub mod invites;
 pub mod messages;
 pub mod passwords;
@@ -56,12 +57,23 @@ pub struct Core {
     pub authz: authz::Authz,
     pub(crate) hasher: passwords::Hasher,
     pub(crate) options: Options,
+    pub(crate) bus: Arc<dyn events::Bus>,
 }
 
 impl Core {
     /// Seeds a fresh database, applies operator overrides and loads the caches.
     pub async fn start(store: Arc<dyn Store>, options: Options) -> CoreResult<Arc<Core>> {
+        Self::start_with_bus(store, Arc::new(events::LocalBus::default()), options).await
+    }
+
+    /// [`Core::start`] with a chosen bus (e.g. one shared by several nodes).
+    pub async fn start_with_bus(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn events::Bus>,
+        options: Options,
+    ) -> CoreResult<Arc<Core>> {
         let core = Core {
+            bus,
             settings: settings::Settings::load(store.as_ref()).await?,
             authz: authz::Authz::load(store.as_ref()).await?,
             store,
@@ -74,8 +86,24 @@ impl Core {
         Ok(Arc::new(core))
     }
 
+    /// Commits one use-case's changes atomically, then announces them on the bus.
     pub(crate) async fn commit(&self, changes: Vec<Change>) -> CoreResult<()> {
-        self.store.commit(changes).await.map_err(CoreError::from)
+        let events = events::Event::from_changes(&changes);
+        self.store.commit(changes).await.map_err(CoreError::from)?;
+        for event in events {
+            self.bus.publish(event);
+        }
+        Ok(())
+    }
+
+    /// Publishes an event that has no stored effect (typing, …).
+    pub fn publish(&self, event: events::Event) {
+        self.bus.publish(event);
+    }
+
+    /// Every event from now on, from this node and (with a networked bus) the others.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Arc<events::Event>> {
+        self.bus.subscribe()
     }
 
     /// Read access for wire layers that render records.

@@ -286,6 +286,7 @@ impl Core {
         }
         let mut changes = vec![Change::DeleteMessage {
             id: message.id.clone(),
+            rid: message.rid.clone(),
         }];
         if let Some(tmid) = &message.tmid
             && let Some(mut parent) = self.store.message_by_id(tmid).await?

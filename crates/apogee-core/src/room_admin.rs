@@ -158,7 +158,10 @@ impl Core {
         }
         let changes = doomed
             .into_iter()
-            .map(|m| Change::DeleteMessage { id: m.id })
+            .map(|m| Change::DeleteMessage {
+                id: m.id,
+                rid: m.rid,
+            })
             .collect();
         self.commit(changes).await?;
         Ok(count)

@@ -153,6 +153,7 @@ pub enum Change {
     UpdateMessage(Message),
     DeleteMessage {
         id: String,
+        rid: String,
     },
     SetSetting {
         id: String,

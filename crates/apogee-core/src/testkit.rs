@@ -677,9 +677,12 @@ pub async fn deletions_leave_tombstones(s: S) {
     let m = msg(&r, &a, "bye", 5);
     s.commit(vec![append(&m)]).await.unwrap();
     let before = Timestamp::from_millis(Timestamp::now().millis() - 1000);
-    s.commit(vec![Change::DeleteMessage { id: m.id.clone() }])
-        .await
-        .unwrap();
+    s.commit(vec![Change::DeleteMessage {
+        id: m.id.clone(),
+        rid: r.id.clone(),
+    }])
+    .await
+    .unwrap();
     assert!(s.message_by_id(&m.id).await.unwrap().is_none());
     assert_eq!(
         s.deleted_messages_since(&r.id, before).await.unwrap()[0].id,
@@ -723,7 +726,10 @@ pub async fn failed_batches_write_nothing(s: S) {
         .commit(vec![
             Change::InsertRoom(r.clone()),
             Change::InsertSubscription(sub(&r, &a)),
-            Change::DeleteMessage { id: "none".into() },
+            Change::DeleteMessage {
+                id: "none".into(),
+                rid: r.id.clone(),
+            },
         ])
         .await;
     assert!(bad.is_err());

@@ -275,18 +275,15 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 "message",
             )?;
         }
-        Change::DeleteMessage { id } => {
-            let rows = tx
-                .query("SELECT rid FROM messages WHERE id = $1", args![&id])
-                .await?;
-            let rid = rows
-                .first()
-                .ok_or_else(|| StoreError::Missing("message".into()))?[0]
-                .text()
-                .unwrap_or_default()
-                .to_string();
-            tx.exec("DELETE FROM messages WHERE id = $1", args![&id])
-                .await?;
+        Change::DeleteMessage { id, rid } => {
+            expect_one(
+                tx.exec(
+                    "DELETE FROM messages WHERE id = $1 AND rid = $2",
+                    args![&id, &rid],
+                )
+                .await?,
+                "message",
+            )?;
             tombstone(tx, "message", &id, &rid, now).await?;
         }
         Change::SetSetting { id, value } => {
