@@ -438,7 +438,15 @@ impl Core {
             return Ok((rooms, Vec::new()));
         };
         let changed = rooms.into_iter().filter(|r| r.updated_at > since).collect();
-        Ok((changed, Vec::new()))
+        // A room left and joined again since then is in `changed`, not removed.
+        let removed = self
+            .store
+            .left_rooms_since(&actor.id, since)
+            .await?
+            .into_iter()
+            .filter(|t| !ids.contains(&t.id))
+            .collect();
+        Ok((changed, removed))
     }
 
     /// The actor's subscription to a room.

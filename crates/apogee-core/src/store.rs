@@ -234,6 +234,12 @@ pub trait SubscriptionStore: Send + Sync {
         page: Page,
     ) -> StoreResult<(Vec<Subscription>, i64)>;
     /// Subscription ids of the user removed after `since`.
+    /// Rooms the user stopped being a member of after `since` (left, kicked, room deleted).
+    async fn left_rooms_since(
+        &self,
+        user_id: &str,
+        since: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>>;
     async fn deleted_subscriptions_since(
         &self,
         user_id: &str,

@@ -699,6 +699,11 @@ pub async fn deletions_leave_tombstones(s: S) {
         s.deleted_subscriptions_since(&a.id, before).await.unwrap()[0].id,
         sub_id
     );
+    assert_eq!(
+        s.left_rooms_since(&a.id, before).await.unwrap()[0].id,
+        r.id,
+        "leaving is remembered per room for rooms.get deltas"
+    );
     s.commit(vec![Change::DeleteRoom(r.id.clone())])
         .await
         .unwrap();

@@ -226,6 +226,16 @@ async fn conversation_in_a_channel() {
             )
             .await;
         assert_eq!(h["messages"][0]["t"], "ul");
+        let since = "/api/v1/rooms.get?updatedSince=2000-01-01T00:00:00.000Z";
+        let (_, delta) = s.get(since, &bob).await;
+        assert_eq!(delta["remove"][0]["_id"], rid.as_str(), "{delta}");
+        assert!(
+            delta["update"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["_id"] != rid.as_str())
+        );
     }
 }
 

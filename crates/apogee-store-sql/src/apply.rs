@@ -134,6 +134,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                     s[1].text().unwrap_or_default(),
                 );
                 tombstone(tx, "subscription", sid, uid, now).await?;
+                tombstone(tx, "membership", &id, uid, now).await?;
             }
             tx.exec("DELETE FROM subscriptions WHERE rid = $1", args![&id])
                 .await?;
@@ -211,6 +212,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 now,
             )
             .await?;
+            tombstone(tx, "membership", &rid, &user_id, now).await?;
             tx.exec(
                 "DELETE FROM subscriptions WHERE rid = $1 AND user_id = $2",
                 args![&rid, &user_id],

@@ -351,6 +351,21 @@ impl<D: Database> SubscriptionStore for SqlStore<D> {
             .await?;
         Ok(rows.iter().map(tombstone_from_row).collect())
     }
+
+    async fn left_rooms_since(
+        &self,
+        user_id: &str,
+        since: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>> {
+        let rows = self
+            .rows(
+                "SELECT id, MAX(deleted_at) FROM tombstones WHERE kind = 'membership' AND scope = $1 AND deleted_at > $2
+                 GROUP BY id",
+                args![user_id, since.millis()],
+            )
+            .await?;
+        Ok(rows.iter().map(tombstone_from_row).collect())
+    }
 }
 
 #[async_trait]
