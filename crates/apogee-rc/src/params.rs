@@ -5,10 +5,12 @@ use crate::error::ApiError;
 use crate::validate;
 use apogee_core::domain::Timestamp;
 use apogee_core::store::Page;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::Method;
-use serde_json::{Map, Value};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
 
 /// Largest accepted request body; uploads have their own route and limit.
 pub const MAX_BODY: usize = 1 << 20;
@@ -18,23 +20,272 @@ pub const MAX_BODY: usize = 1 << 20;
 pub struct Params(pub Map<String, Value>);
 
 impl<S: Send + Sync> FromRequest<S> for Params {
-    type Rejection = ApiError;
+    type Rejection = ParamsRejection;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let query = req.uri().query().unwrap_or_default().to_string();
-        if req.method() == Method::GET || req.method() == Method::DELETE {
-            return Ok(Params(parse_query(&query)));
+    async fn from_request(req: Request, state: &S) -> Result<Self, ParamsRejection> {
+        // Every route in the table is a literal path, so the request path is the matched one.
+        let rule = route_schema(req.uri().path());
+        let mut params = read(req, state).await?;
+        if let Some((schema, style)) = rule {
+            params.check(schema, style)?;
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::failure("Request body too large or unreadable"))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Params(parse_query(&query)));
-        }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(Params(map)),
-            Ok(_) => Err(ApiError::invalid_params("must be object")),
-            Err(e) => Err(ApiError::failure(format!("Invalid JSON body: {e}"))),
+        Ok(params)
+    }
+}
+
+async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Params, ApiError> {
+    let query = req.uri().query().unwrap_or_default().to_string();
+    if req.method() == Method::GET || req.method() == Method::DELETE {
+        return Ok(Params(parse_query(&query)));
+    }
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(|_| ApiError::failure("Request body too large or unreadable"))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Params(parse_query(&query)));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(Params(map)),
+        Ok(_) => Err(ApiError::invalid_params("must be object")),
+        Err(e) => Err(ApiError::failure(format!("Invalid JSON body: {e}"))),
+    }
+}
+
+/// How Rocket.Chat wires a request schema to a route, which decides the error envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `API.v1.addRoute(path, {validateParams})`: `Meteor.Error('invalid-params', msg)`, answered
+    /// `{"error":"<msg> [invalid-params]","errorType":"invalid-params"}`.
+    Legacy,
+    /// `API.v1.get(path, {query})`: `{"error":"<msg>","errorType":"error-invalid-params"}`.
+    Query,
+    /// `API.v1.post(path, {body})`: `{"error":"<msg>","errorType":"invalid-params"}`.
+    Body,
+}
+
+/// Route path (as registered with axum) → the rest-typings validator Rocket.Chat applies to it
+/// and how. Found in Rocket.Chat's `apps/meteor/app/api/server/v1/*.ts`. Routes not listed have
+/// no schema in Rocket.Chat (or one Apogee does not bundle) and keep their hand-written checks.
+pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
+    use Style::*;
+    &[
+        // chat.ts
+        ("/api/v1/chat.delete", "isChatDeleteProps", Legacy),
+        (
+            "/api/v1/chat.syncMessages",
+            "isChatSyncMessagesProps",
+            Legacy,
+        ),
+        ("/api/v1/chat.getMessage", "isChatGetMessageProps", Legacy),
+        ("/api/v1/chat.update", "isChatUpdateProps", Body),
+        ("/api/v1/chat.postMessage", "isChatPostMessageProps", Legacy),
+        ("/api/v1/chat.search", "isChatSearchProps", Legacy),
+        ("/api/v1/chat.sendMessage", "isChatSendMessageProps", Legacy),
+        ("/api/v1/chat.react", "isChatReactProps", Legacy),
+        ("/api/v1/chat.ignoreUser", "isChatIgnoreUserProps", Legacy),
+        (
+            "/api/v1/chat.getDeletedMessages",
+            "isChatGetDeletedMessagesProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/chat.getPinnedMessages",
+            "isChatGetPinnedMessagesProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/chat.getThreadsList",
+            "isChatGetThreadsListProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/chat.syncThreadsList",
+            "isChatSyncThreadsListProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/chat.getThreadMessages",
+            "isChatGetThreadMessagesProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/chat.syncThreadMessages",
+            "isChatSyncThreadMessagesProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/chat.getMentionedMessages",
+            "isChatGetMentionedMessagesProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/chat.getStarredMessages",
+            "isChatGetStarredMessagesProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/chat.getDiscussions",
+            "isChatGetDiscussionsProps",
+            Legacy,
+        ),
+        // channels.ts
+        ("/api/v1/channels.addAll", "isChannelsAddAllProps", Legacy),
+        ("/api/v1/channels.archive", "isChannelsArchiveProps", Legacy),
+        (
+            "/api/v1/channels.unarchive",
+            "isChannelsUnarchiveProps",
+            Legacy,
+        ),
+        ("/api/v1/channels.history", "isChannelsHistoryProps", Legacy),
+        ("/api/v1/channels.roles", "isChannelsRolesProps", Legacy),
+        ("/api/v1/channels.join", "isChannelsJoinProps", Legacy),
+        ("/api/v1/channels.kick", "isChannelsKickProps", Legacy),
+        ("/api/v1/channels.leave", "isChannelsLeaveProps", Legacy),
+        (
+            "/api/v1/channels.messages",
+            "isChannelsMessagesProps",
+            Legacy,
+        ),
+        ("/api/v1/channels.open", "isChannelsOpenProps", Legacy),
+        (
+            "/api/v1/channels.setReadOnly",
+            "isChannelsSetReadOnlyProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/channels.setAnnouncement",
+            "isChannelsSetAnnouncementProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/channels.getAllUserMentionsByChannel",
+            "isChannelsGetAllUserMentionsByChannelProps",
+            Legacy,
+        ),
+        (
+            "/api/v1/channels.moderators",
+            "isChannelsModeratorsProps",
+            Legacy,
+        ),
+        ("/api/v1/channels.delete", "isChannelsDeleteProps", Legacy),
+        ("/api/v1/channels.list", "isChannelsListProps", Legacy),
+        ("/api/v1/channels.online", "isChannelsOnlineProps", Legacy),
+        // groups.ts
+        ("/api/v1/groups.online", "isGroupsOnlineProps", Legacy),
+        ("/api/v1/groups.messages", "isGroupsMessagesProps", Legacy),
+        // users.ts
+        ("/api/v1/users.info", "isUsersInfoParamsGetProps", Legacy),
+        // misc.ts
+        ("/api/v1/directory", "isDirectoryProps", Legacy),
+        ("/api/v1/spotlight", "isSpotlightProps", Legacy),
+        // stats.ts
+        ("/api/v1/statistics", "isStatisticsProps", Query),
+        ("/api/v1/statistics.list", "isStatisticsListProps", Query),
+        // subscriptions.ts
+        (
+            "/api/v1/subscriptions.get",
+            "isSubscriptionsGetProps",
+            Query,
+        ),
+        (
+            "/api/v1/subscriptions.getOne",
+            "isSubscriptionsGetOneProps",
+            Query,
+        ),
+        (
+            "/api/v1/subscriptions.read",
+            "isSubscriptionsReadProps",
+            Body,
+        ),
+        (
+            "/api/v1/subscriptions.unread",
+            "isSubscriptionsUnreadProps",
+            Body,
+        ),
+        // rooms.ts
+        (
+            "/api/v1/rooms.cleanHistory",
+            "isRoomsCleanHistoryProps",
+            Body,
+        ),
+        ("/api/v1/rooms.adminRooms", "isRoomsAdminRoomsProps", Query),
+        (
+            "/api/v1/rooms.createDiscussion",
+            "isRoomsCreateDiscussionProps",
+            Body,
+        ),
+        // custom-sounds.ts
+        (
+            "/api/v1/custom-sounds.list",
+            "isCustomSoundsListProps",
+            Query,
+        ),
+        (
+            "/api/v1/custom-sounds.getOne",
+            "isCustomSoundsGetOneProps",
+            Query,
+        ),
+        // invites.ts
+        (
+            "/api/v1/findOrCreateInvite",
+            "isFindOrCreateInviteParams",
+            Body,
+        ),
+        ("/api/v1/useInviteToken", "isUseInviteTokenProps", Body),
+        (
+            "/api/v1/validateInviteToken",
+            "isValidateInviteTokenProps",
+            Body,
+        ),
+        // im.ts (`['dm.x', 'im.x']`)
+        ("/api/v1/dm.create", "isDmCreateProps", Legacy),
+        ("/api/v1/im.create", "isDmCreateProps", Legacy),
+        ("/api/v1/dm.history", "isDmHistoryProps", Legacy),
+        ("/api/v1/im.history", "isDmHistoryProps", Legacy),
+        ("/api/v1/dm.members", "isDmMemberProps", Legacy),
+        ("/api/v1/im.members", "isDmMemberProps", Legacy),
+        ("/api/v1/dm.messages", "isDmMessagesProps", Legacy),
+        ("/api/v1/im.messages", "isDmMessagesProps", Legacy),
+    ]
+};
+
+/// The schema and style Rocket.Chat applies to the route registered as `path`.
+pub fn route_schema(path: &str) -> Option<(&'static str, Style)> {
+    ROUTE_SCHEMAS
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .map(|(_, schema, style)| (*schema, *style))
+}
+
+/// What the [`Params`] extractor answers when the request is unreadable or fails its schema.
+#[derive(Debug)]
+pub enum ParamsRejection {
+    Api(ApiError),
+    /// A typed route's validation failure: the bare message with `errorType`.
+    Typed {
+        error_type: &'static str,
+        message: String,
+    },
+}
+
+impl From<ApiError> for ParamsRejection {
+    fn from(e: ApiError) -> Self {
+        ParamsRejection::Api(e)
+    }
+}
+
+impl IntoResponse for ParamsRejection {
+    fn into_response(self) -> Response {
+        match self {
+            ParamsRejection::Api(e) => e.into_response(),
+            ParamsRejection::Typed {
+                error_type,
+                message,
+            } => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"success": false, "errorType": error_type, "error": message})),
+            )
+                .into_response(),
         }
     }
 }
@@ -75,6 +326,27 @@ fn decode(s: &str) -> String {
 }
 
 impl Params {
+    /// Validates against `schema` the way `style` does in Rocket.Chat, coercing the parameters in
+    /// place (AJV `coerceTypes`) so that handlers see what Rocket.Chat's handlers see.
+    pub fn check(&mut self, schema: &str, style: Style) -> Result<(), ParamsRejection> {
+        let mut value = Value::Object(std::mem::take(&mut self.0));
+        let result = validate::validate_and_coerce(schema, &mut value);
+        if let Value::Object(map) = value {
+            self.0 = map;
+        }
+        result.map_err(|e| match style {
+            Style::Legacy => ParamsRejection::Api(ApiError::invalid_params(e.message)),
+            Style::Query => ParamsRejection::Typed {
+                error_type: "error-invalid-params",
+                message: e.message,
+            },
+            Style::Body => ParamsRejection::Typed {
+                error_type: "invalid-params",
+                message: e.message,
+            },
+        })
+    }
+
     /// Checks the parameters against the named Rocket.Chat request schema.
     pub fn validate(&self, schema: &str) -> Result<&Self, ApiError> {
         validate::validate(schema, &Value::Object(self.0.clone()))
@@ -174,6 +446,62 @@ mod tests {
         assert_eq!(m["bad"], "%zz");
         assert_eq!(parse_query("x=%e2%82%ac")["x"], "€");
         assert_eq!(parse_query("x=%4")["x"], "%4");
+    }
+
+    #[test]
+    fn route_schemas_are_bundled_and_unique() {
+        for (i, (path, schema, _)) in ROUTE_SCHEMAS.iter().enumerate() {
+            assert!(
+                validate::has_schema(schema),
+                "{path}: {schema} is not bundled"
+            );
+            assert!(
+                ROUTE_SCHEMAS[i + 1..].iter().all(|(p, _, _)| p != path),
+                "{path} listed twice"
+            );
+        }
+        assert_eq!(
+            route_schema("/api/v1/im.history"),
+            Some(("isDmHistoryProps", Style::Legacy))
+        );
+        assert_eq!(route_schema("/api/v1/channels.info"), None);
+    }
+
+    #[test]
+    fn check_coerces_and_picks_the_envelope() {
+        let mut p = Params(parse_query("roomId=GENERAL&count=5&offset=1"));
+        p.check("isChannelsHistoryProps", Style::Legacy).unwrap();
+        assert_eq!(p.0["count"], 5);
+        assert_eq!(p.0["offset"], 1);
+        assert_eq!(p.int("count"), Some(5));
+
+        let body = |v: Value| Params(v.as_object().unwrap().clone());
+        match body(json!({"roomId": "r"})).check("isChatUpdateProps", Style::Body) {
+            Err(ParamsRejection::Typed {
+                error_type,
+                message,
+            }) => {
+                assert_eq!(error_type, "invalid-params");
+                assert!(
+                    message.starts_with("must have required property"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match body(json!({})).check("isChatGetMessageProps", Style::Legacy) {
+            Err(ParamsRejection::Api(ApiError(e))) => {
+                assert_eq!(e.code, "invalid-params");
+                assert_eq!(e.message, "must have required property 'msgId'");
+            }
+            other => panic!("{other:?}"),
+        }
+        match body(json!({})).check("isChatGetMessageProps", Style::Query) {
+            Err(ParamsRejection::Typed { error_type, .. }) => {
+                assert_eq!(error_type, "error-invalid-params")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -21,7 +21,6 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn create(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    p.validate("isRoomsCreateDiscussionProps")?;
     let text = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
     let prid = text("prid").unwrap_or_default();
     let name = text("t_name").unwrap_or_default();
@@ -70,7 +69,6 @@ async fn rooms_list(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiR
 }
 
 async fn list(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    p.validate("isChatGetDiscussionsProps")?;
     let rid = p.required("roomId")?.to_string();
     let page = p.page(
         s.core.settings.int("API_Default_Count"),

@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult, ok};
+use crate::error::{ApiResult, ok};
 use crate::params::Params;
 use axum::Json;
 use axum::Router;
@@ -21,12 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/useInviteToken", post(use_token))
 }
 
-fn checked(p: &Params, schema: &str) -> Result<(), ApiError> {
-    p.validate(schema).map(|_| ())
-}
-
 async fn find_or_create(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    checked(&p, "isFindOrCreateInviteParams")?;
     let rid = p.get("rid").and_then(Value::as_str).unwrap_or_default();
     let int = |k: &str| p.int(k).unwrap_or(-1);
     let invite = s
@@ -47,14 +42,12 @@ async fn remove(State(s): State<AppState>, Auth(a): Auth, Path(id): Path<String>
 }
 
 async fn validate(State(s): State<AppState>, p: Params) -> ApiResult {
-    checked(&p, "isValidateInviteTokenProps")?;
     let token = p.get("token").and_then(Value::as_str).unwrap_or_default();
     let valid = s.core.validate_invite_token(token).await.is_ok();
     ok(json!({"valid": valid}))
 }
 
 async fn use_token(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    checked(&p, "isUseInviteTokenProps")?;
     let token = p.get("token").and_then(Value::as_str).unwrap_or_default();
     let joined = s.core.use_invite_token(&a.user, token).await?;
     let r = joined.room;

@@ -28,7 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/users.forgotPassword", post(forgot_password))
 }
 
-async fn statistics(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+/// `refresh` is checked by the route's schema (`isStatisticsProps`); statistics are never cached.
+async fn statistics(State(s): State<AppState>, Auth(a): Auth, _p: Params) -> ApiResult {
     ok(s.core.statistics(&a.user).await?)
 }
 

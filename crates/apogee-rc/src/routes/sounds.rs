@@ -17,7 +17,6 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn list(State(s): State<AppState>, Auth(_a): Auth, p: Params) -> ApiResult {
-    p.validate("isCustomSoundsListProps")?;
     let page = p.page(
         s.core.settings.int("API_Default_Count"),
         s.core.settings.int("API_Upper_Count_Limit"),
@@ -27,7 +26,6 @@ async fn list(State(s): State<AppState>, Auth(_a): Auth, p: Params) -> ApiResult
 }
 
 async fn get_one(State(s): State<AppState>, Auth(_a): Auth, p: Params) -> ApiResult {
-    p.validate("isCustomSoundsGetOneProps")?;
     let id = p.required("_id")?;
     match s.core.custom_sound(id).await? {
         Some(sound) => ok(json!({"sound": sound})),
