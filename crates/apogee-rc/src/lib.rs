@@ -3,6 +3,7 @@
 //! parameters, call one core use-case and render its result. No SQL, no authorization here.
 
 pub mod auth;
+pub mod ddp;
 pub mod error;
 pub mod params;
 pub mod render;
@@ -21,5 +22,7 @@ pub struct AppState {
 
 /// The REST API router.
 pub fn router(core: Arc<Core>) -> Router {
-    routes::all().with_state(AppState { core })
+    routes::all()
+        .merge(ddp::routes())
+        .with_state(AppState { core })
 }

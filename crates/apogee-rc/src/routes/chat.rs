@@ -49,7 +49,7 @@ const EXTRA_FIELDS: &[&str] = &[
     "parseUrls",
 ];
 
-fn extras(source: &Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn extras(source: &Map<String, Value>) -> Map<String, Value> {
     EXTRA_FIELDS
         .iter()
         .filter_map(|k| {

@@ -2,7 +2,7 @@
 
 mod accounts;
 mod admin;
-mod chat;
+pub(crate) mod chat;
 mod chat_sync;
 mod discussions;
 mod invites;

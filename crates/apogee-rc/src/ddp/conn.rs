@@ -1,0 +1,394 @@
+//! One DDP connection: handshake, heartbeats, serial method execution, subscriptions and
+//! delivery of stream events, over raw DDP or SockJS framing. Everything a connection sends goes
+//! through a bounded queue drained by a writer task; a client that does not keep up is closed
+//! with 1013.
+
+use crate::ddp::ejson::{meteor_error, to_ejson};
+use crate::ddp::methods::{self, Ctx};
+use crate::ddp::streams::Streams;
+use apogee_core::Core;
+use apogee_core::error::CoreError;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+
+/// Frames queued for a client before it counts as a slow consumer.
+const QUEUE: usize = 1024;
+/// No client message for this long: we ping; for twice this long: we close 4000.
+const IDLE: Duration = Duration::from_secs(30);
+/// SockJS heartbeat interval.
+const HEARTBEAT: Duration = Duration::from_secs(25);
+/// A single write that takes longer than this ends the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How frames are wrapped on the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One DDP message per text frame (`/websocket`).
+    Raw,
+    /// SockJS: `o`, `a["…"]`, `h`; the client sends `["…"]` (`/sockjs/…/websocket`).
+    SockJs,
+}
+
+enum Out {
+    Text(String),
+    Close(u16, &'static str),
+}
+
+/// Why the connection loop stopped.
+struct Closed;
+
+/// The sending half: a bounded queue and a priority close for when the queue is full.
+struct Outbox {
+    tx: mpsc::Sender<Out>,
+    urgent: watch::Sender<Option<(u16, &'static str)>>,
+    framing: Framing,
+}
+
+impl Outbox {
+    fn push(&mut self, out: Out) -> Result<(), Closed> {
+        match self.tx.try_send(out) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(1013, "Try Again Later");
+                Err(Closed)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
+        }
+    }
+
+    /// Sends one DDP message, dates as EJSON.
+    fn send(&mut self, frame: Value) -> Result<(), Closed> {
+        let text = to_ejson(frame).to_string();
+        let text = match self.framing {
+            Framing::Raw => text,
+            Framing::SockJs => format!("a{}", json!([text])),
+        };
+        self.push(Out::Text(text))
+    }
+
+    fn raw(&mut self, text: &str) -> Result<(), Closed> {
+        self.push(Out::Text(text.to_string()))
+    }
+
+    /// Closes after whatever is queued, or at once when the queue is full.
+    fn close(&mut self, code: u16, reason: &'static str) {
+        if self.tx.try_send(Out::Close(code, reason)).is_err() {
+            self.urgent.send_replace(Some((code, reason)));
+        }
+    }
+}
+
+async fn writer(
+    mut sink: futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::Receiver<Out>,
+    mut urgent: watch::Receiver<Option<(u16, &'static str)>>,
+) {
+    let close = |code: u16, reason: &'static str| {
+        WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    loop {
+        let out = tokio::select! {
+            biased;
+            (code, reason) = urgent_close(&mut urgent) => Out::Close(code, reason),
+            out = rx.recv() => match out {
+                Some(out) => out,
+                None => Out::Close(1000, ""),
+            },
+        };
+        let (msg, last) = match out {
+            Out::Text(t) => (WsMessage::Text(t.into()), false),
+            Out::Close(code, reason) => (close(code, reason), true),
+        };
+        let sent = tokio::select! {
+            biased;
+            (code, reason) = urgent_close(&mut urgent) => {
+                let _ = timeout(Duration::from_secs(1), sink.send(close(code, reason))).await;
+                break;
+            }
+            r = timeout(WRITE_TIMEOUT, sink.send(msg)) => matches!(r, Ok(Ok(()))),
+        };
+        if !sent || last {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Resolves when a close was requested out of band; never when the connection just ends.
+async fn urgent_close(
+    rx: &mut watch::Receiver<Option<(u16, &'static str)>>,
+) -> (u16, &'static str) {
+    let requested = rx.wait_for(Option::is_some).await.ok().and_then(|v| *v);
+    match requested {
+        Some(close) => close,
+        None => std::future::pending().await,
+    }
+}
+
+struct Conn {
+    core: Arc<Core>,
+    out: Outbox,
+    ctx: Ctx,
+    streams: Streams,
+    connected: bool,
+}
+
+/// Serves one upgraded WebSocket until either side closes.
+pub async fn serve(socket: WebSocket, core: Arc<Core>, framing: Framing) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (urgent_tx, urgent_rx) = watch::channel(None);
+    let writer = tokio::spawn(writer(sink, rx, urgent_rx));
+    let mut events = core.events();
+    let mut conn = Conn {
+        core,
+        out: Outbox {
+            tx,
+            urgent: urgent_tx,
+            framing,
+        },
+        ctx: Ctx::default(),
+        streams: Streams::default(),
+        connected: false,
+    };
+    let _ = conn.run(&mut stream, &mut events).await;
+    drop(conn);
+    let _ = writer.await;
+}
+
+impl Conn {
+    async fn run(
+        &mut self,
+        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+        events: &mut broadcast::Receiver<Arc<apogee_core::events::Event>>,
+    ) -> Result<(), Closed> {
+        if self.out.framing == Framing::SockJs {
+            self.out.raw("o")?;
+        }
+        self.out
+            .send(json!({"msg": "server_id", "server_id": "0"}))?;
+        let mut last_seen = Instant::now();
+        let mut pinged = false;
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            let idle_at = last_seen + if pinged { IDLE * 2 } else { IDLE };
+            tokio::select! {
+                incoming = stream.next() => {
+                    let text = match incoming {
+                        Some(Ok(WsMessage::Text(t))) => t,
+                        Some(Ok(WsMessage::Binary(_))) => {
+                            self.out.close(1007, "bad data");
+                            return Err(Closed);
+                        }
+                        Some(Err(e)) => {
+                            // Oversize frames are a capacity error of the WebSocket layer.
+                            let too_big = e.to_string().contains("Space limit exceeded");
+                            self.out.close(if too_big { 1009 } else { 1002 }, "");
+                            return Err(Closed);
+                        }
+                        Some(Ok(WsMessage::Close(_))) | None => return Err(Closed),
+                        Some(Ok(_)) => continue,
+                    };
+                    last_seen = Instant::now();
+                    pinged = false;
+                    self.packet(text.as_str()).await?;
+                }
+                event = events.recv() => match event {
+                    Ok(event) => self.event(&event).await?,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.out.close(1013, "Try Again Later");
+                        return Err(Closed);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Err(Closed),
+                },
+                _ = sleep_until(idle_at) => {
+                    if pinged {
+                        self.out.close(4000, "TIMEOUT");
+                        return Err(Closed);
+                    }
+                    pinged = true;
+                    self.out.send(json!({"msg": "ping"}))?;
+                }
+                _ = heartbeat.tick(), if self.out.framing == Framing::SockJs => self.out.raw("h")?,
+            }
+        }
+    }
+
+    /// One WebSocket text frame: a DDP message, or for SockJS a JSON array of them.
+    async fn packet(&mut self, text: &str) -> Result<(), Closed> {
+        if self.out.framing == Framing::SockJs && text.starts_with('[') {
+            let Ok(items) = serde_json::from_str::<Vec<String>>(text) else {
+                self.out.close(1007, "bad data");
+                return Err(Closed);
+            };
+            for item in items {
+                self.message(&item).await?;
+            }
+            return Ok(());
+        }
+        self.message(text).await
+    }
+
+    async fn message(&mut self, text: &str) -> Result<(), Closed> {
+        let Ok(Value::Object(msg)) = serde_json::from_str::<Value>(text) else {
+            self.out.close(1007, "bad data");
+            return Err(Closed);
+        };
+        let kind = msg.get("msg").and_then(Value::as_str).unwrap_or_default();
+        if !self.connected {
+            if kind != "connect" {
+                self.out.close(1002, "protocol error");
+                return Err(Closed);
+            }
+            let version = msg.get("version").and_then(Value::as_str);
+            if !matches!(version, Some("1" | "pre1" | "pre2")) {
+                self.out.send(json!({"msg": "failed", "version": "1"}))?;
+                self.out.close(1002, "protocol error");
+                return Err(Closed);
+            }
+            self.connected = true;
+            let session = uuid::Uuid::new_v4().to_string();
+            return self
+                .out
+                .send(json!({"msg": "connected", "session": session}));
+        }
+        let str_field = |k: &str| msg.get(k).and_then(Value::as_str);
+        let params = match msg.get("params") {
+            None | Some(Value::Null) => Some(Vec::new()),
+            Some(Value::Array(p)) => Some(p.clone()),
+            Some(_) => None,
+        };
+        match kind {
+            "ping" => {
+                let mut pong = json!({"msg": "pong"});
+                if let Some(id) = msg.get("id") {
+                    pong["id"] = id.clone();
+                }
+                self.out.send(pong)
+            }
+            "pong" => Ok(()),
+            "method" => match (str_field("id"), str_field("method"), params) {
+                (Some(id), Some(method), Some(params)) => self.method(id, method, &params).await,
+                _ => self.bad_request("Malformed method invocation", &msg),
+            },
+            "sub" => match (str_field("id"), str_field("name"), params) {
+                (Some(id), Some(name), Some(params)) => self.sub(id, name, &params).await,
+                _ => self.bad_request("Malformed subscription", &msg),
+            },
+            "unsub" => match str_field("id") {
+                Some(id) => {
+                    self.streams.unsubscribe(id);
+                    self.out.send(json!({"msg": "nosub", "id": id}))
+                }
+                None => self.bad_request("Malformed unsub", &msg),
+            },
+            _ => self.bad_request("Bad request", &msg),
+        }
+    }
+
+    fn bad_request(
+        &mut self,
+        reason: &str,
+        msg: &serde_json::Map<String, Value>,
+    ) -> Result<(), Closed> {
+        self.out
+            .send(json!({"msg": "error", "reason": reason, "offendingMessage": msg}))
+    }
+
+    async fn method(&mut self, id: &str, method: &str, params: &[Value]) -> Result<(), Closed> {
+        let before = self.ctx.session.as_ref().map(|s| s.user.id.clone());
+        let result = methods::call(&self.core, &mut self.ctx, method, params).await;
+        for frame in std::mem::take(&mut self.ctx.before_result) {
+            self.out.send(frame)?;
+        }
+        let mut reply = json!({"msg": "result", "id": id});
+        match result {
+            Ok(Value::Null) => {}
+            Ok(v) => reply["result"] = v,
+            Err(e) => {
+                log_failure(method, &e);
+                reply["error"] = meteor_error(&e);
+            }
+        }
+        self.out.send(reply)?;
+        self.out.send(json!({"msg": "updated", "methods": [id]}))?;
+        let after = self.ctx.session.as_ref().map(|s| s.user.id.clone());
+        if before != after {
+            let user = self.ctx.session.as_ref().map(|s| s.user.clone());
+            if let Err(e) = self.streams.reset(&self.core, user.as_ref()).await {
+                log_failure("login", &e);
+                self.out.close(1011, "internal error");
+                return Err(Closed);
+            }
+        }
+        if self.ctx.close_after {
+            self.out.close(1002, "logged out");
+            return Err(Closed);
+        }
+        Ok(())
+    }
+
+    async fn sub(&mut self, id: &str, name: &str, params: &[Value]) -> Result<(), Closed> {
+        let user = self.ctx.session.as_ref().map(|s| s.user.clone());
+        match self
+            .streams
+            .subscribe(&self.core, user.as_ref(), id, name, params)
+            .await
+        {
+            Ok(initial) => {
+                self.out.send(json!({"msg": "ready", "subs": [id]}))?;
+                for frame in initial {
+                    self.out.send(frame)?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                log_failure(name, &e);
+                self.out
+                    .send(json!({"msg": "nosub", "id": id, "error": meteor_error(&e)}))
+            }
+        }
+    }
+
+    async fn event(&mut self, event: &apogee_core::events::Event) -> Result<(), Closed> {
+        let Some(session) = &mut self.ctx.session else {
+            return Ok(());
+        };
+        if let apogee_core::events::Event::User { user } = event
+            && user.id == session.user.id
+        {
+            session.user = (**user).clone();
+        }
+        let me = session.user.clone();
+        if self.streams.is_empty() {
+            return Ok(());
+        }
+        let (frames, ended) = self.streams.on_event(&self.core, &me, event).await;
+        for frame in frames {
+            self.out.send(frame)?;
+        }
+        for id in ended {
+            let e = CoreError::not_allowed("not-allowed");
+            self.out
+                .send(json!({"msg": "nosub", "id": id, "error": meteor_error(&e)}))?;
+        }
+        Ok(())
+    }
+}
+
+/// Logs a failed method or subscription: its name and error code, never its parameters.
+fn log_failure(what: &str, e: &CoreError) {
+    if e.kind == apogee_core::error::ErrorKind::Internal {
+        tracing::error!(method = what, error = %e.message, "ddp call failed");
+    } else {
+        tracing::debug!(method = what, code = %e.code, "ddp call refused");
+    }
+}

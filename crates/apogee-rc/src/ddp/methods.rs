@@ -1,0 +1,409 @@
+//! The DDP method dispatcher, shared by DDP connections and the REST tunnel
+//! (`method.call/:method`). Each method reads its parameters, calls one core use-case and shapes
+//! the result; core decides who may do what. Results are plain JSON with ISO dates; callers turn
+//! them into EJSON before sending.
+
+use crate::ddp::ejson;
+use crate::render;
+use apogee_core::Core;
+use apogee_core::accounts::{Credentials, Identifier, Session};
+use apogee_core::domain::{Message, User};
+use apogee_core::error::{CoreError, CoreResult};
+use apogee_core::messages::NewMessage;
+use apogee_core::passwords::{digest, hash_token};
+use apogee_core::rooms::RoomRef;
+use apogee_core::store::{HistoryQuery, Page, Tombstone};
+use serde_json::{Map, Value, json};
+
+/// Longest `loadHistory` page.
+const MAX_HISTORY: i64 = 100;
+
+/// What a method call runs with and leaves behind.
+#[derive(Default)]
+pub struct Ctx {
+    /// The logged-in caller, if any; `login` and `logout` change it.
+    pub session: Option<Session>,
+    /// Frames to send before the result (the `users` document after a login).
+    pub before_result: Vec<Value>,
+    /// Close the connection after answering (`logout`).
+    pub close_after: bool,
+}
+
+impl Ctx {
+    pub fn for_user(session: Option<Session>) -> Self {
+        Ctx {
+            session,
+            ..Default::default()
+        }
+    }
+
+    fn user(&self) -> CoreResult<&User> {
+        self.session
+            .as_ref()
+            .map(|s| &s.user)
+            .ok_or_else(|| CoreError::bad("error-invalid-user", "Invalid user"))
+    }
+}
+
+fn bad_params(method: &str) -> CoreError {
+    CoreError::bad(
+        "error-invalid-params",
+        format!("Invalid parameters for {method}"),
+    )
+}
+
+fn str_param<'a>(params: &'a [Value], i: usize, method: &str) -> CoreResult<&'a str> {
+    params
+        .get(i)
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_params(method))
+}
+
+fn obj_param<'a>(
+    params: &'a [Value],
+    i: usize,
+    method: &str,
+) -> CoreResult<&'a Map<String, Value>> {
+    params
+        .get(i)
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad_params(method))
+}
+
+fn since_listing<T: serde::Serialize>(
+    since: bool,
+    items: Vec<T>,
+    removed: Vec<Tombstone>,
+) -> Value {
+    if !since {
+        return json!(items);
+    }
+    let removed: Vec<Value> = removed
+        .iter()
+        .map(|t| json!({"_id": t.id, "_deletedAt": t.deleted_at}))
+        .collect();
+    json!({"update": items, "remove": removed})
+}
+
+/// Runs one method. `Value::Null` means "no result" (Meteor's `undefined`).
+pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) -> CoreResult<Value> {
+    let m = method;
+    match method {
+        "login" => login(core, ctx, params).await,
+        "logout" => {
+            if let Some(session) = ctx.session.take() {
+                core.logout(&session).await?;
+            }
+            ctx.close_after = true;
+            Ok(Value::Null)
+        }
+        "sendMessage" => {
+            let msg = obj_param(params, 0, m)?;
+            let text = |k: &str| msg.get(k).and_then(Value::as_str).map(str::to_string);
+            let new = NewMessage {
+                id: text("_id"),
+                rid: text("rid").ok_or_else(|| bad_params(m))?,
+                msg: text("msg").unwrap_or_default(),
+                tmid: text("tmid"),
+                tshow: msg.get("tshow").and_then(Value::as_bool).unwrap_or(false),
+                extra: crate::routes::chat::extras(msg),
+            };
+            Ok(json!(core.send_message(ctx.user()?, new).await?))
+        }
+        "updateMessage" => {
+            let msg = obj_param(params, 0, m)?;
+            let text = |k: &str| {
+                msg.get(k)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad_params(m))
+            };
+            core.update_message(
+                ctx.user()?,
+                text("rid")?,
+                text("_id")?,
+                text("msg")?.to_string(),
+                crate::routes::chat::extras(msg),
+            )
+            .await?;
+            Ok(Value::Null)
+        }
+        "deleteMessage" => {
+            let id = obj_param(params, 0, m)?
+                .get("_id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad_params(m))?;
+            let user = ctx.user()?;
+            let (message, _) = core.readable_message(user, id).await?;
+            core.delete_message(user, &message.rid, id).await?;
+            Ok(json!({"_id": id}))
+        }
+        "setReaction" => {
+            let emoji = str_param(params, 0, m)?;
+            let id = str_param(params, 1, m)?;
+            let should = params.get(2).and_then(Value::as_bool);
+            core.react(ctx.user()?, id, emoji, should).await?;
+            Ok(Value::Null)
+        }
+        "loadHistory" => load_history(core, ctx.user()?, params).await,
+        "joinRoom" => {
+            let rid = str_param(params, 0, m)?;
+            let code = params.get(1).and_then(Value::as_str);
+            core.join_room(ctx.user()?, &RoomRef::Id(rid.to_string()), code)
+                .await?;
+            Ok(json!(true))
+        }
+        "leaveRoom" => {
+            let rid = str_param(params, 0, m)?;
+            core.leave_room(ctx.user()?, &RoomRef::Id(rid.to_string()))
+                .await?;
+            Ok(json!(true))
+        }
+        "createDirectMessage" => {
+            let names: Vec<String> = params
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            if names.is_empty() {
+                return Err(bad_params(m));
+            }
+            let room = core.create_direct(ctx.user()?, &names).await?;
+            let mut v = json!(room);
+            v["rid"] = json!(room.id);
+            Ok(v)
+        }
+        "getRoomIdByNameOrId" => {
+            let key = str_param(params, 0, m)?;
+            let user = ctx.user()?;
+            let view = match core
+                .readable_room(user, &RoomRef::Id(key.to_string()))
+                .await
+            {
+                Err(e) if e.code == "error-room-not-found" => {
+                    core.readable_room(user, &RoomRef::Name(key.to_string()))
+                        .await?
+                }
+                other => other?,
+            };
+            Ok(json!(view.room.id))
+        }
+        "getRoomNameById" => {
+            let rid = str_param(params, 0, m)?;
+            let view = core
+                .readable_room(ctx.user()?, &RoomRef::Id(rid.to_string()))
+                .await?;
+            Ok(json!(view.room.name))
+        }
+        "rooms/get" => {
+            let since = ejson::date(params.first());
+            let (rooms, removed) = core.rooms_of(ctx.user()?, since).await?;
+            Ok(since_listing(since.is_some(), rooms, removed))
+        }
+        "subscriptions/get" => {
+            let since = ejson::date(params.first());
+            let (subs, removed) = core.subscriptions(ctx.user()?, since).await?;
+            Ok(since_listing(since.is_some(), subs, removed))
+        }
+        "getUsersOfRoom" => users_of_room(core, ctx.user()?, params).await,
+        "UserPresence:online" | "UserPresence:away" => {
+            let status = m.trim_start_matches("UserPresence:");
+            core.set_connection_status(ctx.user()?, status).await?;
+            Ok(json!(true))
+        }
+        "UserPresence:setDefaultStatus" => {
+            let status = str_param(params, 0, m)?;
+            core.set_status(ctx.user()?, Some(status), None).await?;
+            Ok(json!(true))
+        }
+        "setUserStatus" => {
+            let status = params.first().and_then(Value::as_str);
+            let text = params.get(1).and_then(Value::as_str);
+            core.set_status(ctx.user()?, status, text).await?;
+            Ok(Value::Null)
+        }
+        "stream-notify-room" => notify_room(core, ctx.user()?, params).await,
+        "insertOrUpdateSound" => {
+            let data = obj_param(params, 0, m)?;
+            let text = |k: &str| data.get(k).and_then(Value::as_str);
+            let id = text("_id").filter(|i| !i.is_empty());
+            let name = text("name").unwrap_or_default();
+            let extension = text("extension").unwrap_or_default();
+            let id = core
+                .save_custom_sound(ctx.user()?, id, name, extension)
+                .await?;
+            Ok(json!(id))
+        }
+        "deleteCustomSound" => {
+            let id = str_param(params, 0, m)?;
+            core.delete_custom_sound(ctx.user()?, id).await?;
+            Ok(json!(true))
+        }
+        _ => Err(CoreError::bad(
+            "404",
+            format!("Method '{method}' not found"),
+        )),
+    }
+}
+
+/// `login`: `{user, password}` (sha-256 digest or plain), `{resume}`, or either wrapped in
+/// `{totp: {login, code}}`.
+async fn login(core: &Core, ctx: &mut Ctx, params: &[Value]) -> CoreResult<Value> {
+    let mut p = obj_param(params, 0, "login")?;
+    if let Some(inner) = p
+        .get("totp")
+        .and_then(|t| t.get("login"))
+        .and_then(Value::as_object)
+    {
+        p = inner;
+    }
+    let (credentials, kind) = if let Some(token) = p.get("resume").and_then(Value::as_str) {
+        let token = token.to_string();
+        (Credentials::Resume { token }, "resume")
+    } else {
+        let identifier = match p.get("user") {
+            Some(Value::String(s)) => Identifier::Either(s.clone()),
+            Some(Value::Object(u)) => match (
+                u.get("username").and_then(Value::as_str),
+                u.get("email").and_then(Value::as_str),
+            ) {
+                (Some(name), _) => Identifier::Username(name.to_string()),
+                (None, Some(email)) => Identifier::Email(email.to_string()),
+                _ => return Err(bad_params("login")),
+            },
+            _ => return Err(CoreError::bad("400", "Match failed")),
+        };
+        let digest = match p.get("password") {
+            Some(Value::String(plain)) => digest(plain),
+            Some(Value::Object(d)) => d
+                .get("digest")
+                .and_then(Value::as_str)
+                .ok_or_else(|| CoreError::bad("400", "Match failed"))?
+                .to_ascii_lowercase(),
+            _ => return Err(CoreError::bad("400", "Match failed")),
+        };
+        (Credentials::Password { identifier, digest }, "password")
+    };
+    let done = core.login(credentials).await?;
+    let mut fields = render::me(core, &done.user);
+    if let Value::Object(map) = &mut fields {
+        map.remove("_id");
+        map.remove("services");
+    }
+    ctx.before_result.push(json!({
+        "msg": "added", "collection": "users", "id": done.user.id, "fields": fields,
+    }));
+    let result = json!({
+        "id": done.user.id,
+        "token": done.token,
+        "tokenExpires": done.token_expires,
+        "type": kind,
+    });
+    ctx.session = Some(Session {
+        token_hash: hash_token(&done.token),
+        user: done.user,
+    });
+    Ok(result)
+}
+
+/// `loadHistory(rid, end?, limit = 20, ls?, showThreadMessages = true)`.
+async fn load_history(core: &Core, user: &User, params: &[Value]) -> CoreResult<Value> {
+    let rid = str_param(params, 0, "loadHistory")?;
+    let Ok(room) = core.find_room(&RoomRef::Id(rid.to_string())).await else {
+        return Ok(json!(false));
+    };
+    let end = ejson::date(params.get(1));
+    let limit = params
+        .get(2)
+        .and_then(Value::as_i64)
+        .unwrap_or(20)
+        .clamp(1, MAX_HISTORY);
+    let ls = ejson::date(params.get(3));
+    let threads = params.get(4).and_then(Value::as_bool).unwrap_or(true);
+    let query = HistoryQuery {
+        latest: end,
+        count: limit,
+        include_thread_replies: threads,
+        ..Default::default()
+    };
+    let (messages, _): (Vec<Message>, i64) = core.history(user, &room, &query).await?;
+    let mut result = json!({"messages": messages});
+    if let Some(ls) = ls {
+        let unread: Vec<&Message> = messages.iter().filter(|m| m.ts > ls).collect();
+        let after_ls = HistoryQuery {
+            oldest: Some(ls),
+            latest: end,
+            count: 1,
+            include_thread_replies: threads,
+            ..Default::default()
+        };
+        let (_, total) = core.history(user, &room, &after_ls).await?;
+        if let Some(first) = unread.last() {
+            result["firstUnread"] = json!(first);
+        }
+        result["unreadNotLoaded"] = json!((total - unread.len() as i64).max(0));
+    }
+    Ok(result)
+}
+
+/// `getUsersOfRoom(rid, showAll, {limit, skip}, filter)` → `{total, records}`.
+async fn users_of_room(core: &Core, user: &User, params: &[Value]) -> CoreResult<Value> {
+    let rid = str_param(params, 0, "getUsersOfRoom")?;
+    let show_all = params.get(1).and_then(Value::as_bool).unwrap_or(false);
+    let opts = params.get(2);
+    let num = |k: &str| opts.and_then(|o| o.get(k)).and_then(Value::as_i64);
+    let page = Page {
+        offset: num("skip").unwrap_or(0).max(0),
+        count: num("limit").unwrap_or(50).clamp(1, 500),
+    };
+    let filter = params
+        .get(3)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_lowercase();
+    let (subs, total) = core
+        .members(user, &RoomRef::Id(rid.to_string()), None, page)
+        .await?;
+    let ids: Vec<String> = subs.iter().map(|s| s.u.id.clone()).collect();
+    let records: Vec<Value> = core
+        .users_by_ids(&ids)
+        .await?
+        .iter()
+        .filter(|u| show_all || u.status != "offline")
+        .filter(|u| {
+            filter.is_empty()
+                || u.username.to_lowercase().contains(&filter)
+                || u.name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(&filter))
+        })
+        .map(render::member)
+        .collect();
+    Ok(json!({"total": total, "records": records}))
+}
+
+/// Writes on `stream-notify-room`: `["<rid>/user-activity", username, activities, extra]` or
+/// the legacy `["<rid>/typing", username, bool]`.
+async fn notify_room(core: &Core, user: &User, params: &[Value]) -> CoreResult<Value> {
+    let event = str_param(params, 0, "stream-notify-room")?;
+    let (rid, name) = event
+        .split_once('/')
+        .ok_or_else(|| CoreError::not_allowed("not-allowed"))?;
+    let username = str_param(params, 1, "stream-notify-room")?;
+    let activities = match (name, params.get(2)) {
+        ("typing", Some(Value::Bool(typing))) => {
+            if *typing {
+                vec!["user-typing".to_string()]
+            } else {
+                vec![]
+            }
+        }
+        ("user-activity", Some(Value::Array(list))) => list
+            .iter()
+            .map(|a| a.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad_params("stream-notify-room"))?,
+        _ => return Err(CoreError::not_allowed("not-allowed")),
+    };
+    core.room_activity(user, rid, username, activities).await?;
+    Ok(Value::Null)
+}

@@ -1,0 +1,416 @@
+//! Rocket.Chat's streams over DDP subscriptions. A connection's [`Streams`] holds what it
+//! subscribed to and turns committed [`Event`]s into `changed` frames. Who may subscribe to what
+//! is asked of core when subscribing; membership for `__my_messages__` and `stream-notify-user`
+//! comes from core's list of the user's subscriptions, kept current from the user's own events.
+
+use apogee_core::Core;
+use apogee_core::domain::{RoomType, User};
+use apogee_core::error::{CoreError, CoreResult};
+use apogee_core::events::Event;
+use apogee_core::rooms::RoomRef;
+use apogee_domain::user::status_code;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+
+/// Subscriptions one connection may hold, so a client cannot grow its memory without bound.
+const MAX_SUBS: usize = 512;
+/// Users one `stream-user-presence` subscription may watch.
+const MAX_PRESENCE: usize = 5_000;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Stream {
+    RoomMessages,
+    NotifyUser,
+    NotifyRoom,
+    NotifyLogged,
+    NotifyAll,
+    Roles,
+    Presence(HashSet<String>),
+}
+
+impl Stream {
+    fn collection(&self) -> &'static str {
+        match self {
+            Stream::RoomMessages => "stream-room-messages",
+            Stream::NotifyUser => "stream-notify-user",
+            Stream::NotifyRoom => "stream-notify-room",
+            Stream::NotifyLogged => "stream-notify-logged",
+            Stream::NotifyAll => "stream-notify-all",
+            Stream::Roles => "stream-roles",
+            Stream::Presence(_) => "stream-user-presence",
+        }
+    }
+}
+
+struct Sub {
+    stream: Stream,
+    event: String,
+}
+
+/// The room facts `__my_messages__` sends along with each message.
+struct MyRoom {
+    t: RoomType,
+    name: String,
+}
+
+#[derive(Default)]
+pub struct Streams {
+    subs: HashMap<String, Sub>,
+    my_rooms: HashMap<String, MyRoom>,
+}
+
+/// `{"msg":"changed","collection":…,"id":"id","fields":{"eventName":…,"args":[…]}}`.
+fn changed(collection: &str, event: &str, args: Value) -> Value {
+    json!({"msg": "changed", "collection": collection, "id": "id", "fields": {"eventName": event, "args": args}})
+}
+
+fn presence_frame(user: &User) -> Value {
+    let code = status_code(&user.status).unwrap_or(0);
+    json!({"msg": "changed", "collection": "stream-user-presence", "id": user.id, "fields": {
+        "uid": user.id, "eventName": user.id,
+        "args": [[user.username, code, user.status_text]],
+    }})
+}
+
+fn not_found(name: &str) -> CoreError {
+    CoreError::bad("404", format!("Subscription '{name}' not found"))
+}
+
+impl Streams {
+    /// Forgets every subscription (on logout or a login as someone else) and loads the rooms of
+    /// the newly logged-in user.
+    pub async fn reset(&mut self, core: &Core, user: Option<&User>) -> CoreResult<()> {
+        self.subs.clear();
+        self.my_rooms.clear();
+        if let Some(user) = user {
+            let (subs, _) = core.subscriptions(user, None).await?;
+            self.my_rooms = subs
+                .into_iter()
+                .map(|s| {
+                    let room = MyRoom {
+                        t: s.t,
+                        name: s.name,
+                    };
+                    (s.rid, room)
+                })
+                .collect();
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    /// `sub`: checks the read rule and registers; returns frames to send after `ready`.
+    pub async fn subscribe(
+        &mut self,
+        core: &Core,
+        user: Option<&User>,
+        id: &str,
+        name: &str,
+        params: &[Value],
+    ) -> CoreResult<Vec<Value>> {
+        if self.subs.len() >= MAX_SUBS {
+            return Err(CoreError::bad(
+                "too-many-requests",
+                "Too many subscriptions",
+            ));
+        }
+        let event = params
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let logged = || user.ok_or_else(|| CoreError::not_allowed("not-allowed"));
+        let mut initial = Vec::new();
+        let stream = match name {
+            "stream-room-messages" => {
+                let user = logged()?;
+                if event != "__my_messages__" {
+                    core.stream_room(user, &event).await?;
+                }
+                Stream::RoomMessages
+            }
+            "stream-notify-user" => {
+                let user = logged()?;
+                match event.split_once('/') {
+                    Some((uid, _)) if uid == user.id => Stream::NotifyUser,
+                    _ => return Err(CoreError::not_allowed("not-allowed")),
+                }
+            }
+            "stream-notify-room" => {
+                let user = logged()?;
+                let (rid, _) = event
+                    .split_once('/')
+                    .ok_or_else(|| CoreError::not_allowed("not-allowed"))?;
+                core.stream_room(user, rid).await?;
+                Stream::NotifyRoom
+            }
+            "stream-notify-logged" => {
+                logged()?;
+                Stream::NotifyLogged
+            }
+            "stream-notify-all" => Stream::NotifyAll,
+            "stream-roles" => {
+                logged()?;
+                Stream::Roles
+            }
+            "stream-user-presence" => {
+                logged()?;
+                let added: Vec<String> = params
+                    .get(1)
+                    .and_then(|o| o.get("added"))
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .take(MAX_PRESENCE)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                initial = core
+                    .users_by_ids(&added)
+                    .await?
+                    .iter()
+                    .map(presence_frame)
+                    .collect();
+                Stream::Presence(added.into_iter().collect())
+            }
+            _ => return Err(not_found(name)),
+        };
+        self.subs.insert(id.to_string(), Sub { stream, event });
+        Ok(initial)
+    }
+
+    /// `unsub`: true if there was such a subscription.
+    pub fn unsubscribe(&mut self, id: &str) -> bool {
+        self.subs.remove(id).is_some()
+    }
+
+    fn matching<'a>(
+        &'a self,
+        stream: &'a Stream,
+        event: &'a str,
+    ) -> impl Iterator<Item = &'a Sub> + 'a {
+        self.subs
+            .values()
+            .filter(move |s| s.stream == *stream && s.event == event)
+    }
+
+    fn wants(&self, stream: &Stream, event: &str) -> bool {
+        self.matching(stream, event).next().is_some()
+    }
+
+    /// The frames one event produces for this connection's user, and the ids of subscriptions
+    /// ended because the user lost access (to be answered with `nosub`).
+    pub async fn on_event(
+        &mut self,
+        core: &Core,
+        me: &User,
+        event: &Event,
+    ) -> (Vec<Value>, Vec<String>) {
+        let mut out = Vec::new();
+        let mut ended = Vec::new();
+        match event {
+            Event::Message { message, .. } => {
+                let rid = message.rid.as_str();
+                if self.wants(&Stream::RoomMessages, rid) {
+                    out.push(changed("stream-room-messages", rid, json!([message])));
+                }
+                if let Some(room) = self.my_rooms.get(rid)
+                    && self.wants(&Stream::RoomMessages, "__my_messages__")
+                {
+                    let extra = json!({"roomParticipant": true, "roomType": room.t.code(), "roomName": room.name});
+                    out.push(changed(
+                        "stream-room-messages",
+                        "__my_messages__",
+                        json!([message, extra]),
+                    ));
+                }
+            }
+            Event::MessageDeleted { rid, id } => {
+                let name = format!("{rid}/deleteMessage");
+                if self.wants(&Stream::NotifyRoom, &name) {
+                    out.push(changed("stream-notify-room", &name, json!([{"_id": id}])));
+                }
+            }
+            Event::Activity {
+                rid,
+                username,
+                activities,
+            } if *username != me.username => {
+                let name = format!("{rid}/user-activity");
+                if self.wants(&Stream::NotifyRoom, &name) {
+                    out.push(changed(
+                        "stream-notify-room",
+                        &name,
+                        json!([username, activities, {}]),
+                    ));
+                }
+                let name = format!("{rid}/typing");
+                if self.wants(&Stream::NotifyRoom, &name) {
+                    let typing = activities.iter().any(|a| a == "user-typing");
+                    out.push(changed(
+                        "stream-notify-room",
+                        &name,
+                        json!([username, typing]),
+                    ));
+                }
+            }
+            Event::Activity { .. } => {}
+            Event::Subscription {
+                user_id,
+                rid,
+                removed,
+            } if *user_id == me.id => {
+                self.own_subscription(core, me, rid, *removed, &mut out, &mut ended)
+                    .await;
+            }
+            Event::Subscription { .. } => {}
+            Event::Room { rid, removed } if self.my_rooms.contains_key(rid) => {
+                let name = format!("{}/rooms-changed", me.id);
+                if *removed {
+                    self.my_rooms.remove(rid);
+                    if self.wants(&Stream::NotifyUser, &name) {
+                        out.push(changed(
+                            "stream-notify-user",
+                            &name,
+                            json!(["removed", {"_id": rid}]),
+                        ));
+                    }
+                } else if let Ok(room) = core.find_room(&RoomRef::Id(rid.clone())).await {
+                    if let (Some(mine), Some(n)) = (self.my_rooms.get_mut(rid), &room.name) {
+                        mine.name = n.clone();
+                    }
+                    if self.wants(&Stream::NotifyUser, &name) {
+                        out.push(changed(
+                            "stream-notify-user",
+                            &name,
+                            json!(["updated", room]),
+                        ));
+                    }
+                }
+            }
+            Event::Room { .. } => {}
+            Event::User { user } => {
+                if self.wants(&Stream::NotifyLogged, "user-status") {
+                    let code = status_code(&user.status).unwrap_or(0);
+                    let args = json!([[
+                        user.id,
+                        user.username,
+                        code,
+                        user.status_text,
+                        user.name,
+                        user.roles
+                    ]]);
+                    out.push(changed("stream-notify-logged", "user-status", args));
+                }
+                let watched = self
+                    .subs
+                    .values()
+                    .any(|s| matches!(&s.stream, Stream::Presence(ids) if ids.contains(&user.id)));
+                if watched {
+                    out.push(presence_frame(user));
+                }
+            }
+        }
+        (out, ended)
+    }
+
+    /// The user's own subscription to `rid` changed: keep `my_rooms` current, tell
+    /// `subscriptions-changed` / `rooms-changed`, and end room streams they can no longer read.
+    async fn own_subscription(
+        &mut self,
+        core: &Core,
+        me: &User,
+        rid: &str,
+        removed: bool,
+        out: &mut Vec<Value>,
+        ended: &mut Vec<String>,
+    ) {
+        let subs_changed = format!("{}/subscriptions-changed", me.id);
+        let rooms_changed = format!("{}/rooms-changed", me.id);
+        let current = if removed {
+            None
+        } else {
+            core.subscription(me, rid).await.ok().flatten()
+        };
+        match current {
+            Some(sub) => {
+                let inserted = !self.my_rooms.contains_key(rid);
+                let action = if inserted { "inserted" } else { "updated" };
+                self.my_rooms.insert(
+                    rid.to_string(),
+                    MyRoom {
+                        t: sub.t,
+                        name: sub.name.clone(),
+                    },
+                );
+                if self.wants(&Stream::NotifyUser, &subs_changed) {
+                    out.push(changed(
+                        "stream-notify-user",
+                        &subs_changed,
+                        json!([action, sub]),
+                    ));
+                }
+                if inserted
+                    && self.wants(&Stream::NotifyUser, &rooms_changed)
+                    && let Ok(room) = core.find_room(&RoomRef::Id(rid.to_string())).await
+                {
+                    out.push(changed(
+                        "stream-notify-user",
+                        &rooms_changed,
+                        json!(["inserted", room]),
+                    ));
+                }
+            }
+            None => {
+                let Some(room) = self.my_rooms.remove(rid) else {
+                    return;
+                };
+                if self.wants(&Stream::NotifyUser, &subs_changed) {
+                    let gone = json!({"rid": rid, "u": {"_id": me.id}, "t": room.t.code()});
+                    out.push(changed(
+                        "stream-notify-user",
+                        &subs_changed,
+                        json!(["removed", gone]),
+                    ));
+                }
+                if self.wants(&Stream::NotifyUser, &rooms_changed) {
+                    out.push(changed(
+                        "stream-notify-user",
+                        &rooms_changed,
+                        json!(["removed", {"_id": rid}]),
+                    ));
+                }
+                let prefix = format!("{rid}/");
+                let room_subs: Vec<String> = self
+                    .subs
+                    .iter()
+                    .filter(|(_, s)| {
+                        (s.stream == Stream::RoomMessages && s.event == rid)
+                            || (s.stream == Stream::NotifyRoom && s.event.starts_with(&prefix))
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                if !room_subs.is_empty() && core.stream_room(me, rid).await.is_err() {
+                    for id in room_subs {
+                        self.subs.remove(&id);
+                        ended.push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The collection a subscription id belongs to (for logging and tests).
+    pub fn collection_of(&self, id: &str) -> Option<&'static str> {
+        self.subs.get(id).map(|s| s.stream.collection())
+    }
+}

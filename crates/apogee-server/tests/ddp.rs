@@ -1,0 +1,413 @@
+//! Black-box DDP tests: the real binary, a real WebSocket, Rocket.Chat's frames.
+
+mod common;
+
+use common::{Auth, Backend, PASSWORD, Server};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Ddp {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    sockjs: bool,
+    next_id: u64,
+}
+
+enum Frame {
+    Json(Value),
+    Raw(String),
+    Closed(Option<u16>),
+}
+
+impl Ddp {
+    async fn open(s: &Server, path: &str) -> Ddp {
+        let url = format!("{}{path}", s.base.replacen("http://", "ws://", 1));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+        Ddp {
+            ws,
+            sockjs: path.starts_with("/sockjs"),
+            next_id: 0,
+        }
+    }
+
+    /// Opens `/websocket`, checks the id frame and does the handshake.
+    async fn connect(s: &Server) -> Ddp {
+        let mut d = Ddp::open(s, "/websocket").await;
+        assert_eq!(d.next().await["msg"], "server_id");
+        d.send(json!({"msg": "connect", "version": "1", "support": ["1", "pre2", "pre1"]}))
+            .await;
+        let connected = d.next().await;
+        assert_eq!(connected["msg"], "connected", "{connected}");
+        assert!(connected["session"].as_str().is_some_and(|s| !s.is_empty()));
+        d
+    }
+
+    async fn send_text(&mut self, text: String) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    async fn send(&mut self, v: Value) {
+        let text = if self.sockjs {
+            json!([v.to_string()]).to_string()
+        } else {
+            v.to_string()
+        };
+        self.send_text(text).await;
+    }
+
+    async fn frame(&mut self) -> Frame {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let t = t.as_str();
+                    if self.sockjs {
+                        if let Some(rest) = t.strip_prefix('a') {
+                            let items: Vec<String> = serde_json::from_str(rest).expect("a[...]");
+                            assert_eq!(items.len(), 1);
+                            return Frame::Json(serde_json::from_str(&items[0]).unwrap());
+                        }
+                        return Frame::Raw(t.to_string());
+                    }
+                    return Frame::Json(serde_json::from_str(t).expect("json frame"));
+                }
+                Some(Ok(Message::Close(c))) => return Frame::Closed(c.map(|c| u16::from(c.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Frame::Closed(None),
+            }
+        }
+    }
+
+    /// The next DDP message (server pings are answered and skipped).
+    async fn next(&mut self) -> Value {
+        loop {
+            match self.frame().await {
+                Frame::Json(v) if v["msg"] == "ping" && v.get("id").is_none() => {
+                    self.send(json!({"msg": "pong"})).await;
+                }
+                Frame::Json(v) => return v,
+                Frame::Raw(r) => panic!("unexpected raw frame {r}"),
+                Frame::Closed(c) => panic!("closed {c:?}"),
+            }
+        }
+    }
+
+    /// Reads until a message satisfies `pred`.
+    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let v = self.next().await;
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// Calls a method; returns its `result` message.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = format!("m{}", self.next_id);
+        self.send(json!({"msg": "method", "method": method, "params": params, "id": id}))
+            .await;
+        let result = self
+            .until(|v| v["msg"] == "result" && v["id"] == id.as_str())
+            .await;
+        let updated = self.until(|v| v["msg"] == "updated").await;
+        assert_eq!(updated["methods"], json!([id]));
+        result
+    }
+
+    /// Subscribes; returns `ready` or `nosub`.
+    async fn sub(&mut self, name: &str, event: &str) -> Value {
+        self.next_id += 1;
+        let id = format!("s{}", self.next_id);
+        self.send(json!({"msg": "sub", "id": id, "name": name, "params": [event, {"useCollection": false, "args": []}]}))
+            .await;
+        self.until(|v| {
+            (v["msg"] == "ready" && v["subs"] == json!([id]))
+                || (v["msg"] == "nosub" && v["id"] == id.as_str())
+        })
+        .await
+    }
+
+    async fn resume(&mut self, auth: &Auth) {
+        let r = self.call("login", json!([{"resume": auth.token}])).await;
+        assert_eq!(r["result"]["id"], auth.user_id.as_str(), "{r}");
+    }
+
+    async fn closed(&mut self) -> Option<u16> {
+        loop {
+            if let Frame::Closed(code) = self.frame().await {
+                return code;
+            }
+        }
+    }
+}
+
+async fn server() -> Server {
+    Server::start(Backend::Sqlite).await
+}
+
+async fn healthy(s: &Server) {
+    let (status, _) = s.call(Method::GET, "/api/info", None, None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn handshake_and_ping() {
+    let s = server().await;
+    let mut d = Ddp::connect(&s).await;
+    d.send(json!({"msg": "ping", "id": "x"})).await;
+    assert_eq!(d.next().await, json!({"msg": "pong", "id": "x"}));
+    d.send(json!({"msg": "ping"})).await;
+    assert_eq!(d.next().await, json!({"msg": "pong"}));
+    let r = d.call("noSuchMethod", json!([])).await;
+    assert_eq!(r["error"]["error"], 404, "{r}");
+    assert_eq!(r["error"]["reason"], "Method 'noSuchMethod' not found");
+    assert_eq!(r["error"]["errorType"], "Meteor.Error");
+}
+
+#[tokio::test]
+async fn login_with_digest_then_resume_after_rest_login() {
+    let s = server().await;
+    let ann = s.user("ann").await;
+    let mut d = Ddp::connect(&s).await;
+    let digest = apogee_core::passwords::digest(PASSWORD);
+    d.next_id += 1;
+    d.send(json!({"msg": "method", "method": "login", "id": "1", "params": [{"user": {"username": "ann"}, "password": {"digest": digest, "algorithm": "sha-256"}}]}))
+        .await;
+    let added = d.next().await;
+    assert_eq!(added["msg"], "added", "{added}");
+    assert_eq!(added["collection"], "users");
+    assert_eq!(added["id"], ann.user_id.as_str());
+    assert_eq!(added["fields"]["username"], "ann");
+    assert!(added["fields"].get("services").is_none());
+    let result = d.next().await;
+    assert_eq!(result["msg"], "result");
+    assert_eq!(result["id"], "1");
+    assert_eq!(result["result"]["id"], ann.user_id.as_str());
+    assert_eq!(result["result"]["type"], "password");
+    assert!(result["result"]["token"].is_string());
+    assert!(
+        result["result"]["tokenExpires"]["$date"].is_i64(),
+        "{result}"
+    );
+    assert_eq!(d.next().await, json!({"msg": "updated", "methods": ["1"]}));
+
+    let bad = d
+        .call("login", json!([{"user": {"username": "ann"}, "password": {"digest": "00", "algorithm": "sha-256"}}]))
+        .await;
+    assert_eq!(bad["error"]["error"], 403, "{bad}");
+
+    // The mobile flow: REST login, then DDP resume.
+    let rest = s.login("ann").await;
+    let mut d2 = Ddp::connect(&s).await;
+    let r = d2.call("login", json!([{"resume": rest.token}])).await;
+    assert_eq!(r["result"]["type"], "resume", "{r}");
+    assert_eq!(r["result"]["token"], rest.token.as_str());
+    let r = d2.call("login", json!([{"resume": "not-a-token"}])).await;
+    assert_eq!(r["error"]["error"], 403, "{r}");
+}
+
+#[tokio::test]
+async fn messages_sent_over_rest_reach_room_subscribers() {
+    let s = server().await;
+    let ann = s.user("ann").await;
+    let bob = s.user("bob").await;
+    let (_, created) = s
+        .post(
+            "/api/v1/channels.create",
+            &ann,
+            json!({"name": "team", "members": ["bob"]}),
+        )
+        .await;
+    let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+    let mut d = Ddp::connect(&s).await;
+    d.resume(&bob).await;
+    assert_eq!(d.sub("stream-room-messages", &rid).await["msg"], "ready");
+    assert_eq!(
+        d.sub("stream-room-messages", "__my_messages__").await["msg"],
+        "ready"
+    );
+    let sub_changes = format!("{}/subscriptions-changed", bob.user_id);
+    assert_eq!(
+        d.sub("stream-notify-user", &sub_changes).await["msg"],
+        "ready"
+    );
+    let (status, sent) = s
+        .post(
+            "/api/v1/chat.sendMessage",
+            &ann,
+            json!({"message": {"rid": rid, "msg": "hello bob"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let on_room = d
+        .until(|v| v["msg"] == "changed" && v["fields"]["eventName"] == rid.as_str())
+        .await;
+    assert_eq!(on_room["collection"], "stream-room-messages");
+    assert_eq!(on_room["id"], "id");
+    let m = &on_room["fields"]["args"][0];
+    assert_eq!(m["msg"], "hello bob");
+    assert_eq!(m["u"]["username"], "ann");
+    assert!(m["ts"]["$date"].is_i64(), "{m}");
+    let mine = d
+        .until(|v| v["fields"]["eventName"] == "__my_messages__")
+        .await;
+    assert_eq!(mine["fields"]["args"][0]["msg"], "hello bob");
+    assert_eq!(mine["fields"]["args"][1]["roomType"], "c");
+    assert_eq!(mine["fields"]["args"][1]["roomName"], "team");
+
+    // A DDP method and the REST tunnel run the same dispatcher.
+    let h = d
+        .call("loadHistory", json!([rid, null, 10, {"$date": 0}]))
+        .await;
+    assert_eq!(h["result"]["messages"][0]["msg"], "hello bob", "{h}");
+    assert!(h["result"]["messages"][0]["ts"]["$date"].is_i64());
+    let call = json!({"msg": "method", "id": "7", "method": "getRoomNameById", "params": [rid]});
+    let (status, tunnel) = s
+        .post(
+            "/api/v1/method.call/getRoomNameById",
+            &bob,
+            json!({"message": call.to_string()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{tunnel}");
+    let inner: Value = serde_json::from_str(tunnel["message"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["result"], "team");
+
+    // Sending over DDP: the result, then bob's read state changes reach his own stream.
+    let r = d
+        .call(
+            "sendMessage",
+            json!([{"_id": "abcdefghijklmnopq", "rid": rid, "msg": "hi ann"}]),
+        )
+        .await;
+    assert_eq!(r["result"]["_id"], "abcdefghijklmnopq", "{r}");
+    let r = d
+        .call("deleteMessage", json!([{"_id": "abcdefghijklmnopq"}]))
+        .await;
+    assert!(r.get("error").is_none(), "{r}");
+}
+
+#[tokio::test]
+async fn typing_reaches_other_members_only() {
+    let s = server().await;
+    let ann = s.user("ann").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let (_, g) = s
+        .post(
+            "/api/v1/groups.create",
+            &ann,
+            json!({"name": "secret", "members": ["bob"]}),
+        )
+        .await;
+    let rid = g["group"]["_id"].as_str().unwrap().to_string();
+    let mut a = Ddp::connect(&s).await;
+    a.resume(&ann).await;
+    let mut b = Ddp::connect(&s).await;
+    b.resume(&bob).await;
+    let activity = format!("{rid}/user-activity");
+    let typing = format!("{rid}/typing");
+    assert_eq!(b.sub("stream-notify-room", &activity).await["msg"], "ready");
+    assert_eq!(b.sub("stream-notify-room", &typing).await["msg"], "ready");
+
+    // Carol is not in the group: no room streams for her.
+    let mut c = Ddp::connect(&s).await;
+    c.resume(&carol).await;
+    let no = c.sub("stream-room-messages", &rid).await;
+    assert_eq!(no["msg"], "nosub", "{no}");
+    assert_eq!(no["error"]["error"], "error-not-allowed");
+    assert_eq!(c.sub("stream-notify-room", &activity).await["msg"], "nosub");
+    let r = c
+        .call(
+            "stream-notify-room",
+            json!([activity, "carol", ["user-typing"], {}]),
+        )
+        .await;
+    assert!(r["error"].is_object(), "{r}");
+
+    // Ann may not type as bob.
+    let r = a
+        .call(
+            "stream-notify-room",
+            json!([activity, "bob", ["user-typing"], {}]),
+        )
+        .await;
+    assert!(r["error"].is_object(), "{r}");
+    let r = a
+        .call(
+            "stream-notify-room",
+            json!([activity, "ann", ["user-typing"], {}]),
+        )
+        .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let got = b
+        .until(|v| v["fields"]["eventName"] == activity.as_str())
+        .await;
+    assert_eq!(got["fields"]["args"], json!(["ann", ["user-typing"], {}]));
+    let got = b
+        .until(|v| v["fields"]["eventName"] == typing.as_str())
+        .await;
+    assert_eq!(got["fields"]["args"], json!(["ann", true]));
+}
+
+#[tokio::test]
+async fn malformed_frames_close_the_connection_and_the_server_stays_up() {
+    let s = server().await;
+    let mut d = Ddp::open(&s, "/websocket").await;
+    d.next().await; // server_id
+    d.send(json!({"msg": "method", "method": "login", "params": [], "id": "1"}))
+        .await;
+    assert_eq!(d.closed().await, Some(1002));
+
+    let mut d = Ddp::connect(&s).await;
+    d.send_text("{not json".into()).await;
+    assert_eq!(d.closed().await, Some(1007));
+
+    let mut d = Ddp::connect(&s).await;
+    d.send(json!({"msg": "nonsense"})).await;
+    assert_eq!(d.next().await["msg"], "error");
+    d.send(json!({"msg": "method", "id": 5})).await;
+    assert_eq!(d.next().await["msg"], "error");
+    let huge = "x".repeat(2 * 1024 * 1024);
+    // The server may reset the socket while the client is still writing.
+    let _ = d.ws.send(Message::Text(huge.into())).await;
+    let code = d.closed().await;
+    assert!(matches!(code, Some(1009) | None), "{code:?}");
+
+    healthy(&s).await;
+    let mut d = Ddp::connect(&s).await;
+    d.send(json!({"msg": "ping", "id": "still"})).await;
+    assert_eq!(d.next().await["id"], "still");
+}
+
+#[tokio::test]
+async fn sockjs_framing_round_trip() {
+    let s = server().await;
+    let ann = s.user("ann").await;
+    let (status, info) = s.call(Method::GET, "/sockjs/info", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["websocket"], true);
+    assert!(info["entropy"].is_u64());
+    let mut d = Ddp::open(&s, "/sockjs/123/abcdefgh/websocket").await;
+    assert!(matches!(d.frame().await, Frame::Raw(o) if o == "o"));
+    assert_eq!(d.next().await["msg"], "server_id");
+    d.send(json!({"msg": "connect", "version": "1", "support": ["1"]}))
+        .await;
+    assert_eq!(d.next().await["msg"], "connected");
+    d.resume(&ann).await;
+    let r = d.call("getRoomIdByNameOrId", json!(["general"])).await;
+    assert_eq!(r["result"], "GENERAL", "{r}");
+}
