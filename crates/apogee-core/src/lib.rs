@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod authz;
+pub mod blobs;
 pub mod chat_sync;
 pub mod directory;
 pub mod discussions;
@@ -11,7 +12,6 @@ pub mod events;
 pub mod invites;
 pub mod messages;
 pub mod passwords;
-pub mod realtime;
 pub mod roles;
 pub mod room_admin;
 pub mod rooms;
@@ -42,6 +42,8 @@ pub struct Options {
     pub root_url: Option<String>,
     /// `CREATE_TOKENS_FOR_USERS_SECRET`: lets `users.createToken` mint tokens for this secret.
     pub create_tokens_secret: Option<String>,
+    /// Where uploaded files go; in memory when `None`.
+    pub blobs: Option<Arc<dyn blobs::BlobStore>>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +61,7 @@ pub struct Core {
     pub(crate) hasher: passwords::Hasher,
     pub(crate) options: Options,
     pub(crate) bus: Arc<dyn events::Bus>,
+    pub(crate) blobs: Arc<dyn blobs::BlobStore>,
 }
 
 impl Core {
@@ -73,8 +76,13 @@ impl Core {
         bus: Arc<dyn events::Bus>,
         options: Options,
     ) -> CoreResult<Arc<Core>> {
+        let blobs = options
+            .blobs
+            .clone()
+            .unwrap_or_else(|| Arc::new(blobs::MemoryBlobStore::default()));
         let core = Core {
             bus,
+            blobs,
             settings: settings::Settings::load(store.as_ref()).await?,
             authz: authz::Authz::load(store.as_ref()).await?,
             store,
@@ -110,5 +118,10 @@ impl Core {
     /// Read access for wire layers that render records.
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// Where file contents are kept.
+    pub fn blobs(&self) -> &dyn blobs::BlobStore {
+        self.blobs.as_ref()
     }
 }

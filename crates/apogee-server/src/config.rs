@@ -183,6 +183,7 @@ fn options_from_env(root_url: Option<String>) -> Options {
         initial_admin,
         root_url,
         create_tokens_secret,
+        ..Options::default()
     }
 }
 

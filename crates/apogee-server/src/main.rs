@@ -52,7 +52,12 @@ async fn open_core(config: &Config) -> Result<Arc<Core>> {
             Arc::new(store)
         }
     };
-    Core::start(store, config.options.clone())
+    let blobs = apogee_blob::FsBlobStore::open(config.data_dir.join("uploads"))
+        .await
+        .map_err(|e| anyhow::anyhow!("upload storage under the data directory: {e}"))?;
+    let mut options = config.options.clone();
+    options.blobs = Some(Arc::new(blobs));
+    Core::start(store, options)
         .await
         .map_err(|e| anyhow::anyhow!("start-up failed: {e}"))
 }

@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-store-sql", 2),
     ("apogee-store-sqlite", 3),
     ("apogee-store-postgres", 3),
+    ("apogee-blob", 3),
     ("apogee-rc", 3),
     ("apogee-server", 9),
 ];
