@@ -175,6 +175,15 @@ async fn handshake_and_ping() {
     assert_eq!(r["error"]["error"], 404, "{r}");
     assert_eq!(r["error"]["reason"], "Method 'noSuchMethod' not found");
     assert_eq!(r["error"]["errorType"], "Meteor.Error");
+    let r = d.call("getRoomNameById", json!(["GENERAL"])).await;
+    assert_eq!(r["error"]["error"], "error-invalid-user", "{r}");
+    let ok = d.sub("stream-notify-all", "public-settings-changed").await;
+    assert_eq!(ok["msg"], "ready");
+    let sub_id = ok["subs"][0].clone();
+    let no = d.sub("stream-nonexistent", "x").await;
+    assert_eq!(no["error"]["error"], 404, "{no}");
+    d.send(json!({"msg": "unsub", "id": sub_id})).await;
+    assert_eq!(d.next().await, json!({"msg": "nosub", "id": sub_id}));
 }
 
 #[tokio::test]
@@ -361,6 +370,64 @@ async fn typing_reaches_other_members_only() {
         .until(|v| v["fields"]["eventName"] == typing.as_str())
         .await;
     assert_eq!(got["fields"]["args"], json!(["ann", true]));
+
+    // Deletions reach members on <rid>/deleteMessage.
+    let deleted = format!("{rid}/deleteMessage");
+    assert_eq!(b.sub("stream-notify-room", &deleted).await["msg"], "ready");
+    let r = a
+        .call("sendMessage", json!([{"rid": rid, "msg": "oops"}]))
+        .await;
+    let mid = r["result"]["_id"].as_str().unwrap().to_string();
+    let r = a.call("deleteMessage", json!([{"_id": mid}])).await;
+    assert!(r.get("error").is_none(), "{r}");
+    let got = b
+        .until(|v| v["fields"]["eventName"] == deleted.as_str())
+        .await;
+    assert_eq!(got["fields"]["args"], json!([{"_id": mid}]));
+
+    // Status changes reach logged-in listeners of stream-notify-logged.
+    assert_eq!(
+        b.sub("stream-notify-logged", "user-status").await["msg"],
+        "ready"
+    );
+    let r = a.call("setUserStatus", json!(["away", "lunch"])).await;
+    assert!(r.get("error").is_none(), "{r}");
+    let got = b.until(|v| v["fields"]["eventName"] == "user-status").await;
+    let args = &got["fields"]["args"][0];
+    assert_eq!(args[0], ann.user_id.as_str());
+    assert_eq!(args[1], "ann");
+    assert_eq!(args[2], 2);
+    assert_eq!(args[3], "lunch");
+
+    // Removed from the group: the room stream ends with nosub, nothing more arrives.
+    let room_sub = b.sub("stream-room-messages", &rid).await;
+    assert_eq!(room_sub["msg"], "ready");
+    let sub_id = room_sub["subs"][0].as_str().unwrap().to_string();
+    let (status, kicked) = s
+        .post(
+            "/api/v1/groups.kick",
+            &ann,
+            json!({"roomId": rid, "userId": bob.user_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{kicked}");
+    let ended = b
+        .until(|v| v["msg"] == "nosub" && v["id"] == sub_id.as_str())
+        .await;
+    assert_eq!(ended["error"]["error"], "error-not-allowed");
+    a.call(
+        "sendMessage",
+        json!([{"rid": rid, "msg": "after bob left"}]),
+    )
+    .await;
+    b.send(json!({"msg": "ping", "id": "after"})).await;
+    let next = b
+        .until(|v| v["msg"] == "pong" || v["msg"] == "changed")
+        .await;
+    assert!(
+        next["msg"] == "pong" || next["fields"]["eventName"] != rid.as_str(),
+        "{next}"
+    );
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@ enum Out {
 }
 
 /// Why the connection loop stopped.
+#[derive(Debug)]
 struct Closed;
 
 /// The sending half: a bounded queue and a priority close for when the queue is full.
@@ -390,5 +391,33 @@ fn log_failure(what: &str, e: &CoreError) {
         tracing::error!(method = what, error = %e.message, "ddp call failed");
     } else {
         tracing::debug!(method = what, code = %e.code, "ddp call refused");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_closes_with_1013() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let (urgent, mut urgent_rx) = watch::channel(None);
+        let mut out = Outbox {
+            tx,
+            urgent,
+            framing: Framing::SockJs,
+        };
+        out.send(json!({"msg": "ping", "ts": "1970-01-01T00:00:00.005Z"}))
+            .unwrap();
+        out.raw("h").unwrap();
+        assert!(out.send(json!({"msg": "ping"})).is_err());
+        assert_eq!(
+            urgent_close(&mut urgent_rx).await,
+            (1013, "Try Again Later")
+        );
+        match rx.recv().await {
+            Some(Out::Text(t)) => assert_eq!(t, r#"a["{\"msg\":\"ping\",\"ts\":{\"$date\":5}}"]"#),
+            _ => panic!("expected a text frame"),
+        }
     }
 }
