@@ -12,6 +12,7 @@ pub mod events;
 pub mod invites;
 pub mod messages;
 pub mod passwords;
+pub mod realtime;
 pub mod roles;
 pub mod room_admin;
 pub mod rooms;
