@@ -214,6 +214,38 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
             "isRoomsCreateDiscussionProps",
             Body,
         ),
+        // teams.ts
+        ("/api/v1/teams.create", "isTeamsCreateProps", Body),
+        ("/api/v1/teams.addRooms", "isTeamsAddRoomsProps", Body),
+        ("/api/v1/teams.removeRoom", "isTeamsRemoveRoomProps", Body),
+        ("/api/v1/teams.updateRoom", "isTeamsUpdateRoomProps", Body),
+        ("/api/v1/teams.listRooms", "isTeamsListRoomsProps", Query),
+        (
+            "/api/v1/teams.listRoomsOfUser",
+            "isTeamsListRoomsOfUserProps",
+            Query,
+        ),
+        ("/api/v1/teams.members", "isTeamsMembersProps", Query),
+        ("/api/v1/teams.addMembers", "isTeamsAddMembersProps", Body),
+        (
+            "/api/v1/teams.updateMember",
+            "isTeamsUpdateMemberProps",
+            Body,
+        ),
+        (
+            "/api/v1/teams.removeMember",
+            "isTeamsRemoveMemberProps",
+            Body,
+        ),
+        ("/api/v1/teams.leave", "isTeamsLeaveProps", Body),
+        ("/api/v1/teams.info", "isTeamsInfoProps", Query),
+        ("/api/v1/teams.delete", "isTeamsDeleteProps", Body),
+        (
+            "/api/v1/teams.autocomplete",
+            "isTeamsAutocompleteProps",
+            Query,
+        ),
+        ("/api/v1/teams.update", "isTeamsUpdateProps", Body),
         // custom-sounds.ts
         (
             "/api/v1/custom-sounds.list",

@@ -73,6 +73,22 @@ async fn schemas_answer_with_each_routes_envelope_and_coerce() {
         "{error}"
     );
 
+    // teams.* are typed routes too.
+    let got = s.post("/api/v1/teams.create", &admin, json!({})).await;
+    assert_eq!(got.0.as_u16(), 400, "{}", got.1);
+    assert_eq!(
+        got.1,
+        json!({
+            "success": false,
+            "error": "must have required property 'name'",
+            "errorType": "invalid-params",
+        })
+    );
+    let got = s.get("/api/v1/teams.info", &admin).await;
+    assert_eq!(got.0.as_u16(), 400, "{}", got.1);
+    assert_eq!(got.1["errorType"], "error-invalid-params", "{}", got.1);
+    assert!(!got.1["error"].as_str().unwrap().contains('['), "{}", got.1);
+
     // Unknown properties are refused where the schema says so.
     let got = s
         .get(

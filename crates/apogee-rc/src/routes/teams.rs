@@ -158,7 +158,6 @@ async fn create(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResul
 }
 
 async fn delete(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    p.validate("isTeamsDeleteProps")?;
     let rooms = match p.get("roomsToRemove") {
         None => Vec::new(),
         Some(v) => string_list(v, "roomsToRemove")?,
@@ -223,7 +222,6 @@ async fn members(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResu
 }
 
 async fn add_members(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    p.validate("isTeamsAddMembersProps")?;
     let team = team_ref(&p)?;
     let mut members = Vec::new();
     for m in p
@@ -244,7 +242,6 @@ async fn add_members(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Api
 }
 
 async fn update_member(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    p.validate("isTeamsUpdateMemberProps")?;
     let team = team_ref(&p)?;
     let member = p.get("member").cloned().unwrap_or(Value::Null);
     let user_id = member
@@ -265,7 +262,6 @@ async fn update_member(State(s): State<AppState>, Auth(a): Auth, p: Params) -> A
 }
 
 async fn remove_member(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    p.validate("isTeamsRemoveMemberProps")?;
     let team = team_ref(&p)?;
     let user_id = p.required("userId")?.to_string();
     let rooms = match p.get("rooms") {
@@ -327,7 +323,6 @@ async fn add_rooms(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiRe
 }
 
 async fn remove_room(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    p.validate("isTeamsRemoveRoomProps")?;
     let team = team_ref(&p)?;
     let rid = p.required("roomId")?.to_string();
     let room = s.core.remove_team_room(&a.user, &team, &rid).await?;
@@ -374,7 +369,6 @@ async fn autocomplete(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Ap
 }
 
 async fn leave(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    p.validate("isTeamsLeaveProps")?;
     let team = team_ref(&p)?;
     let rooms = match p.get("rooms") {
         None => Vec::new(),
@@ -385,7 +379,6 @@ async fn leave(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult
 }
 
 async fn update(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    p.validate("isTeamsUpdateProps")?;
     let team = team_ref(&p)?;
     let data = p.get("data").cloned().unwrap_or(Value::Null);
     let name = data.get("name").and_then(Value::as_str).map(str::to_string);
