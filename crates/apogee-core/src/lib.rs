@@ -9,6 +9,7 @@ pub mod directory;
 pub mod discussions;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod invites;
 pub mod messages;
 pub mod passwords;

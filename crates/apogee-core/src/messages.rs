@@ -28,6 +28,16 @@ const IMPERSONATION_FIELDS: &[&str] = &["alias", "avatar", "emoji"];
 impl Core {
     /// Sends a message. A retry with the same client-chosen `_id` returns the stored message.
     pub async fn send_message(&self, actor: &User, new: NewMessage) -> CoreResult<Message> {
+        self.send_message_with(actor, new, Vec::new()).await
+    }
+
+    /// [`Core::send_message`] committing `more` changes in the same batch.
+    pub(crate) async fn send_message_with(
+        &self,
+        actor: &User,
+        new: NewMessage,
+        more: Vec<Change>,
+    ) -> CoreResult<Message> {
         let id = match &new.id {
             Some(id) if !is_acceptable_id(id) => {
                 return Err(CoreError::bad("error-invalid-id", "Invalid message id"));
@@ -112,6 +122,7 @@ impl Core {
                 mentions_all,
             },
         );
+        changes.extend(more);
         self.commit(changes).await.map_err(|e| {
             if e.code == "error-duplicate" {
                 CoreError::bad("error-message-id-in-use", "Message id already in use")

@@ -186,6 +186,11 @@ pub enum Change {
     /// Inserts or replaces a custom sound record (names are unique).
     UpsertCustomSound(CustomSound),
     DeleteCustomSound(String),
+    /// Records an uploaded file whose contents are already in the blob store.
+    InsertUpload(Upload),
+    /// Replaces an upload record (confirmation, description).
+    UpdateUpload(Upload),
+    DeleteUpload(String),
 }
 
 #[async_trait]
@@ -277,6 +282,7 @@ pub trait AuthzStore: Send + Sync {
     async fn roles(&self) -> StoreResult<Vec<Role>>;
 }
 
+pub use crate::files::Upload;
 pub use crate::invites::Invite;
 pub use crate::sounds::CustomSound;
 pub use crate::teams::{Team, TeamMember};
@@ -339,6 +345,18 @@ pub trait SoundStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait UploadStore: Send + Sync {
+    async fn upload_by_id(&self, id: &str) -> StoreResult<Option<Upload>>;
+    /// Uploads of a room, newest first; `name_contains` is case-insensitive.
+    async fn uploads_of_room(
+        &self,
+        rid: &str,
+        name_contains: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<Upload>, i64)>;
+}
+
+#[async_trait]
 pub trait Writer: Send + Sync {
     /// Applies all changes in one transaction and returns once they are durable.
     async fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
@@ -356,6 +374,7 @@ pub trait Store:
     + InviteStore
     + UserStatusStore
     + SoundStore
+    + UploadStore
     + Writer
 {
 }
@@ -371,6 +390,7 @@ impl<T> Store for T where
         + InviteStore
         + UserStatusStore
         + SoundStore
+        + UploadStore
         + Writer
 {
 }

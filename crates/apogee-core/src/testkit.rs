@@ -18,7 +18,7 @@ macro_rules! conformance_tests {
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
             duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions,
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
-            custom_sounds_catalogue);
+            custom_sounds_catalogue, uploads_by_room);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1138,4 +1138,88 @@ pub async fn custom_sounds_catalogue(s: S) {
         .await
         .unwrap();
     assert!(s.custom_sound_by_id(&bell.id).await.unwrap().is_none());
+}
+
+pub async fn uploads_by_room(s: S) {
+    let a = user("uma");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "filing", &[&a]).await;
+    let other = setup(&s, "elsewhere", &[&a]).await;
+    let upload = |rid: &str, name: &str, ms: i64| Upload {
+        id: apogee_domain::random_id(),
+        rid: rid.into(),
+        user_id: a.id.clone(),
+        username: a.username.clone(),
+        name: name.into(),
+        content_type: "image/png".into(),
+        size: 42,
+        store_key: format!("uploads/{ms}"),
+        complete: false,
+        description: None,
+        created_at: Timestamp::from_millis(ms),
+        updated_at: Timestamp::from_millis(ms),
+    };
+    let (old, new, away) = (
+        upload(&r.id, "Old_Photo.png", 1_000),
+        upload(&r.id, "new 100%.png", 2_000),
+        upload(&other.id, "away.png", 3_000),
+    );
+    s.commit(vec![
+        Change::InsertUpload(old.clone()),
+        Change::InsertUpload(new.clone()),
+        Change::InsertUpload(away.clone()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.upload_by_id(&old.id).await.unwrap(), Some(old.clone()));
+    let page = Page {
+        offset: 0,
+        count: 10,
+    };
+    assert_eq!(
+        s.uploads_of_room(&r.id, None, page).await.unwrap(),
+        (vec![new.clone(), old.clone()], 2),
+        "newest first, only this room"
+    );
+    assert_eq!(
+        s.uploads_of_room(&r.id, Some("photo"), page).await.unwrap(),
+        (vec![old.clone()], 1)
+    );
+    assert_eq!(
+        s.uploads_of_room(&r.id, Some("100%"), page)
+            .await
+            .unwrap()
+            .1,
+        1,
+        "LIKE wildcards are literal"
+    );
+    let one = Page {
+        offset: 1,
+        count: 1,
+    };
+    assert_eq!(
+        s.uploads_of_room(&r.id, None, one).await.unwrap(),
+        (vec![old.clone()], 2)
+    );
+    let mut confirmed = old.clone();
+    confirmed.complete = true;
+    confirmed.description = Some("a photo".into());
+    s.commit(vec![Change::UpdateUpload(confirmed.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.upload_by_id(&old.id).await.unwrap(), Some(confirmed));
+    assert!(matches!(
+        s.commit(vec![Change::InsertUpload(new.clone())]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.commit(vec![Change::DeleteUpload(new.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.upload_by_id(&new.id).await.unwrap().is_none());
+    assert!(
+        s.commit(vec![Change::DeleteUpload(new.id.clone())])
+            .await
+            .is_err(),
+        "deleting a missing upload fails the batch"
+    );
 }

@@ -400,6 +400,52 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 "custom sound",
             )?;
         }
+        Change::InsertUpload(up) => {
+            tx.exec(
+                "INSERT INTO uploads (id, rid, user_id, name, name_lower, type, size, store_key, complete, created_at, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                args![
+                    &up.id,
+                    &up.rid,
+                    &up.user_id,
+                    &up.name,
+                    up.name.to_lowercase(),
+                    &up.content_type,
+                    up.size,
+                    &up.store_key,
+                    up.complete,
+                    up.created_at.millis(),
+                    to_json(&up)?
+                ],
+            )
+            .await?;
+        }
+        Change::UpdateUpload(up) => {
+            expect_one(
+                tx.exec(
+                    "UPDATE uploads SET name = $2, name_lower = $3, type = $4, size = $5, store_key = $6, complete = $7, doc = $8 WHERE id = $1",
+                    args![
+                        &up.id,
+                        &up.name,
+                        up.name.to_lowercase(),
+                        &up.content_type,
+                        up.size,
+                        &up.store_key,
+                        up.complete,
+                        to_json(&up)?
+                    ],
+                )
+                .await?,
+                "upload",
+            )?;
+        }
+        Change::DeleteUpload(id) => {
+            expect_one(
+                tx.exec("DELETE FROM uploads WHERE id = $1", args![id])
+                    .await?,
+                "upload",
+            )?;
+        }
         Change::DeleteCustomUserStatus(id) => {
             expect_one(
                 tx.exec("DELETE FROM custom_user_statuses WHERE id = $1", args![id])

@@ -684,3 +684,38 @@ impl<D: Database> SoundStore for SqlStore<D> {
             .await
     }
 }
+
+#[async_trait]
+impl<D: Database> UploadStore for SqlStore<D> {
+    async fn upload_by_id(&self, id: &str) -> StoreResult<Option<Upload>> {
+        self.doc("SELECT doc FROM uploads WHERE id = $1", args![id])
+            .await
+    }
+
+    async fn uploads_of_room(
+        &self,
+        rid: &str,
+        name_contains: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<Upload>, i64)> {
+        let filter = "WHERE rid = $1 AND ($2 IS NULL OR name_lower LIKE $2 ESCAPE '\\')";
+        let a = args![
+            rid,
+            name_contains.map(|n| contains_pattern(&n.to_lowercase()))
+        ];
+        let total = self
+            .count(&format!("SELECT COUNT(*) FROM uploads {filter}"), a.clone())
+            .await?;
+        let mut a = a;
+        a.extend(args![page.count, page.offset]);
+        let uploads = self
+            .docs(
+                &format!(
+                    "SELECT doc FROM uploads {filter} ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
+                ),
+                a,
+            )
+            .await?;
+        Ok((uploads, total))
+    }
+}

@@ -117,6 +117,26 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             doc TEXT NOT NULL)",
         ],
     ),
+    (
+        4,
+        &[
+            // Uploaded files; their contents live in the blob store under `store_key`.
+            "CREATE TABLE uploads (
+            id TEXT PRIMARY KEY,
+            rid TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            name_lower TEXT NOT NULL,
+            type TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            store_key TEXT NOT NULL,
+            complete BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            doc TEXT NOT NULL)",
+            "CREATE INDEX uploads_room ON uploads (rid, created_at)",
+            "CREATE INDEX uploads_unconfirmed ON uploads (complete, created_at)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

@@ -5,6 +5,7 @@ mod admin;
 pub(crate) mod chat;
 mod chat_sync;
 mod discussions;
+mod files;
 mod invites;
 mod methods;
 mod roles;
@@ -36,6 +37,7 @@ pub fn all() -> Router<AppState> {
         .merge(server::routes())
         .merge(teams::routes())
         .merge(discussions::routes())
+        .merge(files::routes())
         .merge(invites::routes())
         .merge(user_status::routes())
         .merge(sounds::routes())

@@ -114,7 +114,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `roomId` or `roomName` (DMs: `roomId` or `username`).
-async fn room_ref(
+pub(super) async fn room_ref(
     s: &AppState,
     actor: &User,
     p: &Params,

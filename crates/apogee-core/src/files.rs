@@ -1,0 +1,398 @@
+//! File uploads: receiving a file into the blob store (`rooms.media`), posting it as a message
+//! (`rooms.mediaConfirm`), downloading it (`/file-upload`) and listing a room's files.
+
+use crate::Core;
+use crate::blobs::{BlobBody, BlobError, BlobKey, ByteSource};
+use crate::error::{CoreError, CoreResult, ErrorKind};
+use crate::messages::NewMessage;
+use crate::rooms::{RoomRef, RoomView};
+use crate::store::{Change, Page};
+use apogee_domain::{Message, RoomType, Timestamp, User, random_id};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// An uploaded file. Its contents live in the blob store under `store_key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upload {
+    pub id: String,
+    pub rid: String,
+    pub user_id: String,
+    pub username: String,
+    /// The client's file name, reduced to its last path component.
+    pub name: String,
+    /// MIME type.
+    pub content_type: String,
+    pub size: i64,
+    pub store_key: String,
+    /// Posted as a message (`rooms.mediaConfirm`); unconfirmed uploads may be cleaned up.
+    pub complete: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Upload {
+    /// `/file-upload/<id>/<name>`, the path clients download from.
+    pub fn path(&self) -> String {
+        format!("/file-upload/{}/{}", self.id, encode_uri(&self.name))
+    }
+
+    /// Rocket.Chat's `typeGroup`: the part of the MIME type before the slash.
+    pub fn type_group(&self) -> &str {
+        self.content_type.split('/').next().unwrap_or("")
+    }
+
+    pub fn extension(&self) -> &str {
+        match self.name.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => ext,
+            _ => "",
+        }
+    }
+}
+
+/// JavaScript's `encodeURI`: keeps reserved characters, escapes the rest.
+pub fn encode_uri(s: &str) -> String {
+    const KEEP: &[u8] = b";,/?:@&=+$-_.!~*'()#";
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || KEEP.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A file as a client announces it.
+#[derive(Debug, Clone, Default)]
+pub struct NewUpload {
+    pub name: String,
+    pub content_type: Option<String>,
+}
+
+/// What `rooms.mediaConfirm` adds to the file.
+#[derive(Debug, Clone, Default)]
+pub struct FileMessage {
+    pub msg: String,
+    pub description: Option<String>,
+    pub tmid: Option<String>,
+    /// Other message fields (`alias`, `emoji`, `customFields`, …) as sent.
+    pub extra: Map<String, Value>,
+}
+
+/// The name a file is stored and served under: the last path component, without control
+/// characters, at most 255 characters; never empty.
+pub fn clean_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned = cleaned.trim().to_string();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        "file".to_string()
+    } else {
+        cleaned
+    }
+}
+
+/// A syntactically valid `type/subtype` (lower-cased), else `application/octet-stream`.
+pub fn clean_content_type(t: Option<&str>) -> String {
+    let t = t
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 100
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    match t.split_once('/') {
+        Some((a, b)) if token(a) && token(b) => t,
+        _ => "application/octet-stream".to_string(),
+    }
+}
+
+fn file_too_large(max: i64) -> CoreError {
+    CoreError::bad(
+        "error-file-too-large",
+        format!("File exceeds allowed size of {}.", human_size(max)),
+    )
+}
+
+/// `filesize()` as Rocket.Chat's messages show it (`100 MB`, `1 kB`, `10 B`).
+fn human_size(bytes: i64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < units.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{} {}", value as i64, units[unit])
+    } else {
+        format!("{:.2} {}", value, units[unit])
+            .replace(".00 ", " ")
+            .replace("0 ", " ")
+    }
+}
+
+fn blob_failure(e: BlobError, max: i64) -> CoreError {
+    match e {
+        BlobError::TooLarge(_) => file_too_large(max),
+        BlobError::Source(reason) => CoreError::bad("", reason),
+        BlobError::InvalidKey => CoreError::internal("invalid blob key"),
+        BlobError::Backend(reason) => CoreError::internal(&format!("blob store: {reason}")),
+    }
+}
+
+fn invalid_file() -> CoreError {
+    CoreError::bad("invalid-file", "Invalid file")
+}
+
+fn key_of(upload: &Upload) -> CoreResult<BlobKey> {
+    BlobKey::new(&upload.store_key).map_err(|_| CoreError::internal("invalid blob key"))
+}
+
+impl Core {
+    /// Whether files may be uploaded, and into this room by this user.
+    async fn upload_room(&self, actor: &User, rid: &str) -> CoreResult<RoomView> {
+        if !self.settings.bool("FileUpload_Enabled") {
+            return Err(CoreError::bad(
+                "error-file-upload-disabled",
+                "File upload is disabled",
+            ));
+        }
+        let view = match self
+            .readable_room(actor, &RoomRef::Id(rid.to_string()))
+            .await
+        {
+            Ok(view) => view,
+            Err(e) if e.code == "error-room-not-found" => return Err(CoreError::invalid_room()),
+            Err(_) => return Err(CoreError::unauthorized()),
+        };
+        self.check_can_post(actor, &view)?;
+        Ok(view)
+    }
+
+    /// `rooms.media`: streams a file into the blob store, enforcing `FileUpload_MaxFileSize`
+    /// while it arrives, and records it unconfirmed. On any failure nothing is kept.
+    pub async fn upload_file(
+        &self,
+        actor: &User,
+        rid: &str,
+        new: NewUpload,
+        body: &mut dyn ByteSource,
+    ) -> CoreResult<Upload> {
+        let view = self.upload_room(actor, rid).await?;
+        let max = self.settings.int("FileUpload_MaxFileSize");
+        let id = random_id();
+        let key = BlobKey::new(&id).map_err(|_| CoreError::internal("invalid blob key"))?;
+        let size = self
+            .blobs
+            .put(&key, body, (max >= 0).then_some(max as u64))
+            .await
+            .map_err(|e| blob_failure(e, max))?;
+        let now = Timestamp::now();
+        let upload = Upload {
+            id,
+            rid: view.room.id.clone(),
+            user_id: actor.id.clone(),
+            username: actor.username.clone(),
+            name: clean_file_name(&new.name),
+            content_type: clean_content_type(new.content_type.as_deref()),
+            size: size as i64,
+            store_key: key.as_str().to_string(),
+            complete: false,
+            description: None,
+            created_at: now,
+            updated_at: now,
+        };
+        if let Err(e) = self
+            .commit(vec![Change::InsertUpload(upload.clone())])
+            .await
+        {
+            let _ = self.blobs.delete(&key).await;
+            return Err(e);
+        }
+        Ok(upload)
+    }
+
+    /// Removes an upload that never became a message (a form that failed after its file).
+    pub async fn discard_upload(&self, actor: &User, id: &str) -> CoreResult<()> {
+        let Some(upload) = self.store.upload_by_id(id).await? else {
+            return Ok(());
+        };
+        if upload.user_id != actor.id || upload.complete {
+            return Err(invalid_file());
+        }
+        self.commit(vec![Change::DeleteUpload(upload.id.clone())])
+            .await?;
+        self.blobs
+            .delete(&key_of(&upload)?)
+            .await
+            .map_err(|e| blob_failure(e, 0))
+    }
+
+    /// `rooms.mediaConfirm`: posts the uploader's file as a message with Rocket.Chat's `file`,
+    /// `files` and `attachments`, and marks the upload complete in the same batch.
+    pub async fn confirm_upload(
+        &self,
+        actor: &User,
+        rid: &str,
+        file_id: &str,
+        message: FileMessage,
+    ) -> CoreResult<Message> {
+        self.upload_room(actor, rid).await?;
+        let mut upload = self
+            .store
+            .upload_by_id(file_id)
+            .await?
+            .filter(|u| u.rid == rid && u.user_id == actor.id && !u.complete)
+            .ok_or_else(invalid_file)?;
+        upload.description = message.description.filter(|d| !d.is_empty());
+        upload.complete = true;
+        upload.updated_at = Timestamp::now();
+        let (file, files, attachments) = file_message_fields(&upload);
+        let mut extra = message.extra;
+        for reserved in ["file", "files", "attachments", "_id", "rid", "msg", "tmid"] {
+            extra.remove(reserved);
+        }
+        extra.insert("file".into(), file);
+        extra.insert("files".into(), files);
+        extra.insert("attachments".into(), attachments);
+        let new = NewMessage {
+            id: None,
+            rid: rid.to_string(),
+            msg: message.msg,
+            tmid: message.tmid.filter(|t| !t.is_empty()),
+            tshow: false,
+            extra,
+        };
+        self.send_message_with(actor, new, vec![Change::UpdateUpload(upload)])
+            .await
+    }
+
+    /// `GET /file-upload/:id/:name`: the file and its contents, for readers of its room.
+    /// Unknown files and files the caller may not see both answer "not found".
+    pub async fn download(&self, actor: &User, file_id: &str) -> CoreResult<(Upload, BlobBody)> {
+        let not_found = || CoreError::new(ErrorKind::NotFound, "", "File not found");
+        let upload = self
+            .store
+            .upload_by_id(file_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let room = self
+            .store
+            .room_by_id(&upload.rid)
+            .await?
+            .ok_or_else(not_found)?;
+        let sub = self.store.subscription(&room.id, &actor.id).await?;
+        if !self.authz.can_read_room(actor, &room, sub.as_ref()) {
+            return Err(CoreError::unauthorized());
+        }
+        let body = self
+            .blobs
+            .get(&key_of(&upload)?)
+            .await
+            .map_err(|e| blob_failure(e, 0))?
+            .ok_or_else(not_found)?;
+        Ok((upload, body))
+    }
+
+    /// `channels.files` / `groups.files` / `im.files`: a readable room's uploads, newest first.
+    pub async fn room_files(
+        &self,
+        actor: &User,
+        room: &RoomRef,
+        t: RoomType,
+        name_contains: Option<&str>,
+        page: Page,
+    ) -> CoreResult<(Vec<Upload>, i64)> {
+        let view = self.readable_room_of(actor, room, t).await?;
+        Ok(self
+            .store
+            .uploads_of_room(&view.room.id, name_contains, page)
+            .await?)
+    }
+}
+
+/// Rocket.Chat's `file`, `files` and `attachments` for a file message
+/// (`parseFileIntoMessageAttachments`).
+pub fn file_message_fields(upload: &Upload) -> (Value, Value, Value) {
+    let file = json!({
+        "_id": upload.id,
+        "name": upload.name,
+        "type": upload.content_type,
+        "size": upload.size,
+        "format": upload.extension(),
+    });
+    let url = upload.path();
+    let mut attachment = json!({
+        "title": upload.name,
+        "type": "file",
+        "title_link": url,
+        "title_link_download": true,
+        "fileId": upload.id,
+    });
+    if let Some(d) = &upload.description {
+        attachment["description"] = json!(d);
+    }
+    let kind = upload.type_group();
+    match kind {
+        "image" | "audio" | "video" => {
+            attachment[format!("{kind}_url")] = json!(url);
+            attachment[format!("{kind}_type")] = json!(upload.content_type);
+            attachment[format!("{kind}_size")] = json!(upload.size);
+        }
+        _ => {
+            attachment["format"] = json!(upload.extension());
+            attachment["size"] = json!(upload.size);
+        }
+    }
+    (file.clone(), json!([file]), json!([attachment]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_their_paths() {
+        assert_eq!(clean_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_file_name("C:\\x\\a.png"), "a.png");
+        assert_eq!(clean_file_name(".."), "file");
+        assert_eq!(clean_file_name("a\u{0}b\nc.txt"), "abc.txt");
+        assert_eq!(clean_file_name(""), "file");
+    }
+
+    #[test]
+    fn content_types_are_checked() {
+        assert_eq!(clean_content_type(Some("image/PNG")), "image/png");
+        assert_eq!(
+            clean_content_type(Some("text/plain; charset=utf-8")),
+            "text/plain"
+        );
+        assert_eq!(
+            clean_content_type(Some("text/html\r\nX: y")),
+            "application/octet-stream"
+        );
+        assert_eq!(clean_content_type(None), "application/octet-stream");
+    }
+
+    #[test]
+    fn sizes_read_like_rocket_chat() {
+        assert_eq!(human_size(104857600), "104.86 MB");
+        assert_eq!(human_size(1000), "1 kB");
+        assert_eq!(human_size(10), "10 B");
+    }
+
+    #[test]
+    fn uri_encoding_matches_encode_uri() {
+        assert_eq!(encode_uri("a b/ä?.png"), "a%20b/%C3%A4?.png");
+    }
+}

@@ -1,0 +1,434 @@
+//! Black-box file tests: uploads, confirmation, downloads and limits, on the real binary.
+
+mod common;
+
+use common::{Auth, Server, assert_error, backends};
+use reqwest::multipart::{Form, Part};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+fn png_bytes(n: usize) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend((0..n).map(|i| (i * 7 % 256) as u8));
+    v
+}
+
+fn authed(req: reqwest::RequestBuilder, a: &Auth) -> reqwest::RequestBuilder {
+    req.header("X-User-Id", &a.user_id)
+        .header("X-Auth-Token", &a.token)
+}
+
+async fn json_of(resp: Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn send_form(s: &Server, path: &str, a: &Auth, form: Form) -> (StatusCode, Value) {
+    let req = s.client.post(format!("{}{path}", s.base)).multipart(form);
+    json_of(authed(req, a).send().await.unwrap()).await
+}
+
+fn file_form(name: &str, bytes: Vec<u8>, mime: &str) -> Form {
+    Form::new().part(
+        "file",
+        Part::bytes(bytes)
+            .file_name(name.to_string())
+            .mime_str(mime)
+            .unwrap(),
+    )
+}
+
+async fn download(s: &Server, url: &str, a: Option<&Auth>) -> Response {
+    let req = s.client.get(format!("{}{url}", s.base));
+    let req = match a {
+        Some(a) => authed(req, a),
+        None => req,
+    };
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn upload_confirm_download_and_list() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        let alice = s.user("alice").await;
+        let bob = s.user("bob").await;
+        let data = png_bytes(300_000);
+
+        let up = send_form(
+            &s,
+            "/api/v1/rooms.media/GENERAL",
+            &alice,
+            file_form("photo one.png", data.clone(), "image/png")
+                .text("description", "ignored until confirmed"),
+        )
+        .await;
+        assert_eq!(up.0, 200, "{}", up.1);
+        let file_id = up.1["file"]["_id"].as_str().unwrap().to_string();
+        let url = up.1["file"]["url"].as_str().unwrap().to_string();
+        assert_eq!(url, format!("/file-upload/{file_id}/photo%20one.png"));
+
+        // Only the uploader confirms, once.
+        let (status, v) = s
+            .post(
+                &format!("/api/v1/rooms.mediaConfirm/GENERAL/{file_id}"),
+                &bob,
+                json!({"msg": "mine now"}),
+            )
+            .await;
+        assert_error(&(status, v), 400, Some("invalid-file"));
+        let (status, v) = s
+            .post(
+                &format!("/api/v1/rooms.mediaConfirm/GENERAL/{file_id}"),
+                &alice,
+                json!({"msg": "a photo", "description": "the view"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let m = &v["message"];
+        assert_eq!(m["msg"], "a photo");
+        assert_eq!(m["rid"], "GENERAL");
+        assert_eq!(
+            m["file"],
+            json!({"_id": file_id, "name": "photo one.png", "type": "image/png", "size": data.len(), "format": "png"})
+        );
+        assert_eq!(m["files"], json!([m["file"]]));
+        let att = &m["attachments"][0];
+        assert_eq!(att["image_url"], url);
+        assert_eq!(att["title_link"], url);
+        assert_eq!(att["title_link_download"], true);
+        assert_eq!(att["image_type"], "image/png");
+        assert_eq!(att["image_size"], data.len());
+        assert_eq!(att["description"], "the view");
+        let again = s
+            .post(
+                &format!("/api/v1/rooms.mediaConfirm/GENERAL/{file_id}"),
+                &alice,
+                json!({"msg": "twice"}),
+            )
+            .await;
+        assert_error(&again, 400, Some("invalid-file"));
+        let (_, hist) = s
+            .get("/api/v1/channels.history?roomId=GENERAL&count=1", &bob)
+            .await;
+        assert_eq!(hist["messages"][0]["file"]["_id"], file_id.as_str());
+
+        // Download: headers, cookies or query; byte-identical.
+        let resp = download(&s, &url, Some(&bob)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "image/png");
+        assert_eq!(
+            resp.headers()["content-length"],
+            data.len().to_string().as_str()
+        );
+        assert_eq!(
+            resp.headers()["content-disposition"],
+            "inline; filename=\"photo one.png\"; filename*=UTF-8''photo%20one.png"
+        );
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), data.as_slice());
+        let resp = s
+            .client
+            .get(format!("{}{url}", s.base))
+            .header(
+                "Cookie",
+                format!("rc_uid={}; rc_token={}", bob.user_id, bob.token),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.bytes().await.unwrap().len(), data.len());
+        let resp = download(
+            &s,
+            &format!("{url}?rc_uid={}&rc_token={}", bob.user_id, bob.token),
+            None,
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(download(&s, &url, None).await.status(), 403);
+        let resp = download(
+            &s,
+            &format!("{url}?rc_uid={}&rc_token=wrong", bob.user_id),
+            None,
+        )
+        .await;
+        assert_eq!(resp.status(), 403);
+        assert_eq!(
+            download(&s, "/file-upload/nope/x.png", Some(&bob))
+                .await
+                .status(),
+            404
+        );
+
+        // Listing.
+        let (status, v) = s.get("/api/v1/channels.files?roomId=GENERAL", &bob).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["total"], 1);
+        assert_eq!(v["files"][0]["_id"], file_id.as_str());
+        assert_eq!(v["files"][0]["name"], "photo one.png");
+        assert_eq!(v["files"][0]["typeGroup"], "image");
+        let (_, by_name) = s.get("/api/v1/channels.files?roomName=general", &bob).await;
+        assert_eq!(by_name["files"], v["files"]);
+
+        // Private group: outsiders can neither upload, download nor list.
+        let (_, g) = s
+            .post(
+                "/api/v1/groups.create",
+                &alice,
+                json!({"name": "secret-files"}),
+            )
+            .await;
+        let gid = g["group"]["_id"].as_str().unwrap().to_string();
+        let denied = send_form(
+            &s,
+            &format!("/api/v1/rooms.media/{gid}"),
+            &bob,
+            file_form("x.txt", b"nope".to_vec(), "text/plain"),
+        )
+        .await;
+        assert_error(&denied, 403, None);
+        let (_, up) = send_form(
+            &s,
+            &format!("/api/v1/rooms.upload/{gid}"),
+            &alice,
+            file_form("notes.txt", b"hello group".to_vec(), "text/plain")
+                .text("msg", "legacy upload")
+                .text("description", "notes"),
+        )
+        .await;
+        assert_eq!(up["message"]["msg"], "legacy upload", "{up}");
+        let att = &up["message"]["attachments"][0];
+        assert_eq!(att["format"], "txt");
+        assert_eq!(att["size"], 11);
+        let gurl = att["title_link"].as_str().unwrap().to_string();
+        assert_eq!(download(&s, &gurl, Some(&bob)).await.status(), 403);
+        let resp = download(&s, &gurl, Some(&alice)).await;
+        assert_eq!(resp.headers()["content-type"], "text/plain");
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), b"hello group");
+        let listed = s
+            .get(&format!("/api/v1/groups.files?roomId={gid}"), &bob)
+            .await;
+        assert_error(&listed, 400, None);
+        let (_, listed) = s
+            .get("/api/v1/groups.files?roomName=secret-files", &alice)
+            .await;
+        assert_eq!(listed["total"], 1);
+
+        // Direct messages by room id or username.
+        let (_, dm) = s
+            .post("/api/v1/im.create", &alice, json!({"username": "bob"}))
+            .await;
+        let dm_id = dm["room"]["_id"].as_str().unwrap().to_string();
+        let up = send_form(
+            &s,
+            &format!("/api/v1/rooms.media/{dm_id}"),
+            &bob,
+            file_form("a.bin", vec![0, 1, 2], "application/octet-stream"),
+        )
+        .await;
+        assert_eq!(up.0, 200, "{}", up.1);
+        let (_, by_id) = s
+            .get(&format!("/api/v1/im.files?roomId={dm_id}"), &alice)
+            .await;
+        let (_, by_user) = s.get("/api/v1/dm.files?username=bob", &alice).await;
+        assert_eq!(by_id["total"], 1);
+        assert_eq!(by_id["files"], by_user["files"]);
+        let resp = download(&s, up.1["file"]["url"].as_str().unwrap(), Some(&alice)).await;
+        assert!(
+            resp.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment;")
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversize_and_disabled_uploads_are_refused_and_leave_nothing() {
+    let s = Server::start_with(
+        common::Backend::Sqlite,
+        &[("OVERWRITE_SETTING_FileUpload_MaxFileSize", "1000")],
+    )
+    .await;
+    let alice = s.user("alice").await;
+    let fits = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &alice,
+        file_form("ok.png", png_bytes(900), "image/png"),
+    )
+    .await;
+    assert_eq!(fits.0, 200, "{}", fits.1);
+    let too_big = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &alice,
+        file_form("big.png", png_bytes(5_000_000), "image/png"),
+    )
+    .await;
+    assert_error(&too_big, 400, Some("error-file-too-large"));
+    assert_eq!(
+        too_big.1["error"],
+        "File exceeds allowed size of 1 kB. [error-file-too-large]"
+    );
+    let (_, listed) = s.get("/api/v1/channels.files?roomId=GENERAL", &alice).await;
+    assert_eq!(listed["total"], 1, "only the file that fit is recorded");
+
+    let (status, v) = s
+        .post(
+            "/api/v1/settings/FileUpload_Enabled",
+            &alice,
+            json!({"value": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let off = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &alice,
+        file_form("ok.png", png_bytes(10), "image/png"),
+    )
+    .await;
+    assert_error(&off, 400, Some("error-file-upload-disabled"));
+
+    let dir = s.stop();
+    let uploads = dir.path().join("uploads");
+    let stored: Vec<_> = std::fs::read_dir(&uploads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n != ".tmp")
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(std::fs::read_dir(uploads.join(".tmp")).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn bad_forms_are_rejected_cleanly() {
+    let s = Server::start(common::Backend::Sqlite).await;
+    let alice = s.user("alice").await;
+    let url = format!("{}/api/v1/rooms.media/GENERAL", s.base);
+
+    // Not multipart at all.
+    let r = s
+        .post("/api/v1/rooms.media/GENERAL", &alice, json!({"file": "x"}))
+        .await;
+    assert_error(&r, 400, None);
+    // Multipart without a boundary.
+    let req = s
+        .client
+        .post(&url)
+        .header("Content-Type", "multipart/form-data")
+        .body("garbage");
+    assert_error(
+        &json_of(authed(req, &alice).send().await.unwrap()).await,
+        400,
+        None,
+    );
+    // A body that ends inside the file.
+    let body = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello, this never ends";
+    let req = s
+        .client
+        .post(&url)
+        .header("Content-Type", "multipart/form-data; boundary=XyZ")
+        .body(body);
+    let truncated = json_of(authed(req, &alice).send().await.unwrap()).await;
+    assert_error(&truncated, 400, None);
+    // No file field.
+    let none = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &alice,
+        Form::new().text("msg", "where is it"),
+    )
+    .await;
+    assert_error(&none, 400, Some("invalid-field"));
+    // Two files.
+    let two = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &alice,
+        file_form("a.txt", b"a".to_vec(), "text/plain")
+            .part("file", Part::bytes(b"b".to_vec()).file_name("b.txt")),
+    )
+    .await;
+    assert_error(&two, 400, None);
+    // Unknown room; unauthenticated.
+    let nowhere = send_form(
+        &s,
+        "/api/v1/rooms.media/nowhere",
+        &alice,
+        file_form("a.txt", b"a".to_vec(), "text/plain"),
+    )
+    .await;
+    assert_error(&nowhere, 400, Some("error-invalid-room"));
+    let anon = s
+        .client
+        .post(&url)
+        .multipart(file_form("a.txt", b"a".to_vec(), "text/plain"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 401);
+    // Confirming something that does not exist.
+    let r = s
+        .post(
+            "/api/v1/rooms.mediaConfirm/GENERAL/nope",
+            &alice,
+            json!({"msg": "x"}),
+        )
+        .await;
+    assert_error(&r, 400, Some("invalid-file"));
+
+    let (_, listed) = s.get("/api/v1/channels.files?roomId=GENERAL", &alice).await;
+    assert_eq!(listed["total"], 0, "nothing recorded: {listed}");
+    let dir = s.stop();
+    let stored = std::fs::read_dir(dir.path().join("uploads"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != ".tmp")
+        .count();
+    assert_eq!(stored, 0);
+}
+
+#[tokio::test]
+async fn path_traversal_names_are_harmless() {
+    let s = Server::start(common::Backend::Sqlite).await;
+    let alice = s.user("alice").await;
+    let up = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &alice,
+        file_form(
+            "../../../../tmp/evil\"name.sh",
+            b"#!/bin/sh".to_vec(),
+            "text/x-sh",
+        ),
+    )
+    .await;
+    assert_eq!(up.0, 200, "{}", up.1);
+    let url = up.1["file"]["url"].as_str().unwrap().to_string();
+    assert!(url.ends_with("/evil%22name.sh"), "{url}");
+    let resp = download(&s, &url, Some(&alice)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"evil_name.sh\"; filename*=UTF-8''evil%22name.sh"
+    );
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), b"#!/bin/sh");
+    // Traversal in the download path finds nothing.
+    for path in [
+        "/file-upload/..%2Fapogee.db/x",
+        "/file-upload/../apogee.db",
+        "/file-upload/.tmp/x",
+    ] {
+        let status = download(&s, path, Some(&alice)).await.status();
+        assert!(status == 404 || status == 400, "{path}: {status}");
+    }
+    let dir = s.stop();
+    assert!(!dir.path().join("tmp").exists());
+    assert!(!std::path::Path::new("/tmp/evil\"name.sh").exists());
+}
