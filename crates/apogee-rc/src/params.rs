@@ -269,15 +269,15 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
             "isValidateInviteTokenProps",
             Body,
         ),
-        // im.ts (`['dm.x', 'im.x']`)
-        ("/api/v1/dm.create", "isDmCreateProps", Legacy),
-        ("/api/v1/im.create", "isDmCreateProps", Legacy),
-        ("/api/v1/dm.history", "isDmHistoryProps", Legacy),
-        ("/api/v1/im.history", "isDmHistoryProps", Legacy),
-        ("/api/v1/dm.members", "isDmMemberProps", Legacy),
-        ("/api/v1/im.members", "isDmMemberProps", Legacy),
-        ("/api/v1/dm.messages", "isDmMessagesProps", Legacy),
-        ("/api/v1/im.messages", "isDmMessagesProps", Legacy),
+        // im.ts (`dm.x` and `im.x`, typed since the dm endpoints moved to `API.v1.get/post`)
+        ("/api/v1/dm.create", "isDmCreateProps", Body),
+        ("/api/v1/im.create", "isDmCreateProps", Body),
+        ("/api/v1/dm.history", "isDmHistoryProps", Query),
+        ("/api/v1/im.history", "isDmHistoryProps", Query),
+        ("/api/v1/dm.members", "isDmMemberProps", Query),
+        ("/api/v1/im.members", "isDmMemberProps", Query),
+        ("/api/v1/dm.messages", "isDmMessagesProps", Query),
+        ("/api/v1/im.messages", "isDmMessagesProps", Query),
     ]
 };
 
@@ -494,7 +494,7 @@ mod tests {
         }
         assert_eq!(
             route_schema("/api/v1/im.history"),
-            Some(("isDmHistoryProps", Style::Legacy))
+            Some(("isDmHistoryProps", Style::Query))
         );
         assert_eq!(route_schema("/api/v1/channels.info"), None);
     }

@@ -73,6 +73,12 @@ async fn schemas_answer_with_each_routes_envelope_and_coerce() {
         "{error}"
     );
 
+    // So are dm.*/im.*.
+    let got = s.get("/api/v1/im.history", &admin).await;
+    assert_eq!(got.0.as_u16(), 400, "{}", got.1);
+    assert_eq!(got.1["errorType"], "error-invalid-params", "{}", got.1);
+    assert!(!got.1["error"].as_str().unwrap().contains('['), "{}", got.1);
+
     // teams.* are typed routes too.
     let got = s.post("/api/v1/teams.create", &admin, json!({})).await;
     assert_eq!(got.0.as_u16(), 400, "{}", got.1);
