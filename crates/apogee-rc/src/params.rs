@@ -175,6 +175,19 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
         ("/api/v1/groups.messages", "isGroupsMessagesProps", Legacy),
         // users.ts
         ("/api/v1/users.info", "isUsersInfoParamsGetProps", Legacy),
+        ("/api/v1/users.update", "isUsersUpdateParamsPOST", Legacy),
+        (
+            "/api/v1/users.setPreferences",
+            "isUsersSetPreferencesParamsPOST",
+            Legacy,
+        ),
+        ("/api/v1/users.create", "isUserCreateParamsPOST", Legacy),
+        ("/api/v1/users.register", "isUserRegisterParamsPOST", Legacy),
+        (
+            "/api/v1/users.setActiveStatus",
+            "isUserSetActiveStatusParamsPOST",
+            Legacy,
+        ),
         // misc.ts
         ("/api/v1/directory", "isDirectoryProps", Legacy),
         ("/api/v1/spotlight", "isSpotlightProps", Legacy),

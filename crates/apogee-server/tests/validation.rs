@@ -35,6 +35,19 @@ async fn schemas_answer_with_each_routes_envelope_and_coerce() {
         "must have required property 'message' [invalid-params]"
     );
 
+    // users.* that Rocket.Chat checks with `validateParams`.
+    let got = s.post("/api/v1/users.update", &admin, json!({})).await;
+    assert_eq!(got.0.as_u16(), 400, "{}", got.1);
+    assert_eq!(got.1["errorType"], "invalid-params", "{}", got.1);
+    assert!(
+        got.1["error"]
+            .as_str()
+            .unwrap()
+            .ends_with(" [invalid-params]"),
+        "{}",
+        got.1
+    );
+
     // Typed `query`: bare message, errorType `error-invalid-params`.
     let got = s.get("/api/v1/subscriptions.getOne", &admin).await;
     assert_eq!(got.0.as_u16(), 400, "{}", got.1);
