@@ -191,6 +191,13 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
         // misc.ts
         ("/api/v1/directory", "isDirectoryProps", Legacy),
         ("/api/v1/spotlight", "isSpotlightProps", Legacy),
+        // settings.ts
+        (
+            "/api/v1/settings.public",
+            "isSettingsPublicWithPaginationProps",
+            Query,
+        ),
+        ("/api/v1/settings", "isSettingsGetParams", Query),
         // stats.ts
         ("/api/v1/statistics", "isStatisticsProps", Query),
         ("/api/v1/statistics.list", "isStatisticsListProps", Query),

@@ -70,6 +70,10 @@ async fn schemas_answer_with_each_routes_envelope_and_coerce() {
         })
     );
 
+    let got = s.get("/api/v1/settings.public?bogus=1", &admin).await;
+    assert_eq!(got.0.as_u16(), 400, "{}", got.1);
+    assert_eq!(got.1["errorType"], "error-invalid-params", "{}", got.1);
+
     // Typed `body`: bare message, errorType `invalid-params`.
     let got = s
         .post(
