@@ -52,8 +52,9 @@ impl Core {
         Ok(())
     }
 
-    /// `UserPresence:online` / `UserPresence:away`: the connection's status. A manual default
-    /// other than `online` (busy, offline) wins over what connections report.
+    /// `UserPresence:online` / `UserPresence:away`, and `offline` when a user's last connection
+    /// ends: the connection's status. While connected, a manual default other than `online`
+    /// (busy, invisible) wins over what connections report.
     pub async fn set_connection_status(&self, actor: &User, status: &str) -> CoreResult<User> {
         if status_code(status).is_none() {
             return Err(CoreError::bad("error-invalid-status", "Invalid status"));
@@ -64,6 +65,7 @@ impl Core {
             .await?
             .ok_or_else(CoreError::invalid_user)?;
         let shown = match user.status_default.as_str() {
+            _ if status == "offline" => status.to_string(),
             "" | "online" => status.to_string(),
             manual => manual.to_string(),
         };

@@ -478,3 +478,92 @@ async fn sockjs_framing_round_trip() {
     let r = d.call("getRoomIdByNameOrId", json!(["general"])).await;
     assert_eq!(r["result"], "GENERAL", "{r}");
 }
+
+#[tokio::test]
+async fn history_methods_and_room_lookup() {
+    let s = server().await;
+    let ann = s.user("ann").await;
+    let (_, created) = s
+        .post("/api/v1/channels.create", &ann, json!({"name": "hist"}))
+        .await;
+    let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+    let mut d = Ddp::connect(&s).await;
+    d.resume(&ann).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = d
+            .call("sendMessage", json!([{"rid": rid, "msg": format!("m{i}")}]))
+            .await;
+        ids.push(r["result"]["_id"].as_str().unwrap().to_string());
+    }
+    let r = d
+        .call("loadSurroundingMessages", json!([{"_id": ids[2]}, 2]))
+        .await;
+    let texts: Vec<&str> = r["result"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msg"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["m1", "m2", "m3"], "{r}");
+    assert_eq!(r["result"]["moreBefore"], true);
+    assert_eq!(r["result"]["moreAfter"], true);
+
+    let r = d.call("loadHistory", json!([rid, null, 3])).await;
+    let newest = &r["result"]["messages"];
+    assert_eq!(newest[0]["msg"], "m4", "{r}");
+    let oldest_ts = newest[2]["ts"].clone();
+    let r = d
+        .call("loadNextMessages", json!([rid, oldest_ts, 10]))
+        .await;
+    let texts: Vec<&str> = r["result"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msg"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["m3", "m4"], "{r}");
+
+    let reply = d
+        .call(
+            "sendMessage",
+            json!([{"rid": rid, "msg": "in thread", "tmid": ids[0]}]),
+        )
+        .await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    let r = d.call("getThreadMessages", json!([{"tmid": ids[0]}])).await;
+    assert_eq!(r["result"][0]["_id"], ids[0].as_str(), "{r}");
+    assert_eq!(r["result"][1]["msg"], "in thread");
+
+    let r = d.call("getRoomByTypeAndName", json!(["c", "hist"])).await;
+    assert_eq!(r["result"]["_id"], rid.as_str(), "{r}");
+    let r = d.call("getRoomByTypeAndName", json!(["p", "hist"])).await;
+    assert!(r["error"].is_object(), "{r}");
+}
+
+#[tokio::test]
+async fn presence_follows_connections() {
+    let s = server().await;
+    let ann = s.user("ann").await;
+    let bob = s.user("bob").await;
+    let mut a = Ddp::connect(&s).await;
+    a.resume(&ann).await;
+    a.send(json!({"msg": "sub", "id": "p", "name": "stream-user-presence", "params": ["", {"added": [bob.user_id]}]}))
+        .await;
+    a.until(|v| v["msg"] == "ready").await;
+    let code = |v: &Value| v["fields"]["args"][0][1].clone();
+    let is_bob =
+        |v: &Value| v["collection"] == "stream-user-presence" && v["id"] == bob.user_id.as_str();
+    let first = a.until(is_bob).await;
+    assert_eq!(first["fields"]["uid"], bob.user_id.as_str());
+
+    let mut b = Ddp::connect(&s).await;
+    b.resume(&bob).await;
+    let online = a.until(|v| is_bob(v) && code(v) == 1).await;
+    assert_eq!(online["fields"]["args"][0][0], "bob");
+    let r = b.call("UserPresence:away", json!([])).await;
+    assert!(r.get("error").is_none(), "{r}");
+    a.until(|v| is_bob(v) && code(v) == 2).await;
+    drop(b);
+    a.until(|v| is_bob(v) && code(v) == 0).await;
+}

@@ -3,6 +3,7 @@
 //! through a bounded queue drained by a writer task; a client that does not keep up is closed
 //! with 1013.
 
+use crate::ddp::Presence;
 use crate::ddp::ejson::{meteor_error, to_ejson};
 use crate::ddp::methods::{self, Ctx};
 use crate::ddp::streams::Streams;
@@ -136,6 +137,7 @@ async fn urgent_close(
 
 struct Conn {
     core: Arc<Core>,
+    presence: Arc<Presence>,
     out: Outbox,
     ctx: Ctx,
     streams: Streams,
@@ -143,7 +145,7 @@ struct Conn {
 }
 
 /// Serves one upgraded WebSocket until either side closes.
-pub async fn serve(socket: WebSocket, core: Arc<Core>, framing: Framing) {
+pub async fn serve(socket: WebSocket, core: Arc<Core>, presence: Arc<Presence>, framing: Framing) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(QUEUE);
     let (urgent_tx, urgent_rx) = watch::channel(None);
@@ -151,6 +153,7 @@ pub async fn serve(socket: WebSocket, core: Arc<Core>, framing: Framing) {
     let mut events = core.events();
     let mut conn = Conn {
         core,
+        presence,
         out: Outbox {
             tx,
             urgent: urgent_tx,
@@ -161,6 +164,9 @@ pub async fn serve(socket: WebSocket, core: Arc<Core>, framing: Framing) {
         connected: false,
     };
     let _ = conn.run(&mut stream, &mut events).await;
+    if let Some(session) = conn.ctx.session.take() {
+        conn.went_away(&session.user).await;
+    }
     drop(conn);
     let _ = writer.await;
 }
@@ -305,7 +311,8 @@ impl Conn {
     }
 
     async fn method(&mut self, id: &str, method: &str, params: &[Value]) -> Result<(), Closed> {
-        let before = self.ctx.session.as_ref().map(|s| s.user.id.clone());
+        let before = self.ctx.session.as_ref().map(|s| s.user.clone());
+        let before_id = before.as_ref().map(|u| u.id.clone());
         let result = methods::call(&self.core, &mut self.ctx, method, params).await;
         for frame in std::mem::take(&mut self.ctx.before_result) {
             self.out.send(frame)?;
@@ -322,8 +329,17 @@ impl Conn {
         self.out.send(reply)?;
         self.out.send(json!({"msg": "updated", "methods": [id]}))?;
         let after = self.ctx.session.as_ref().map(|s| s.user.id.clone());
-        if before != after {
+        if before_id != after {
             let user = self.ctx.session.as_ref().map(|s| s.user.clone());
+            if let Some(old) = &before {
+                self.went_away(old).await;
+            }
+            if let Some(new) = &user
+                && self.presence.arrive(&new.id)
+                && let Err(e) = self.core.set_connection_status(new, "online").await
+            {
+                log_failure("presence", &e);
+            }
             if let Err(e) = self.streams.reset(&self.core, user.as_ref()).await {
                 log_failure("login", &e);
                 self.out.close(1011, "internal error");
@@ -335,6 +351,15 @@ impl Conn {
             return Err(Closed);
         }
         Ok(())
+    }
+
+    /// This connection no longer counts for `user`; their last one makes them offline.
+    async fn went_away(&self, user: &apogee_core::domain::User) {
+        if self.presence.leave(&user.id)
+            && let Err(e) = self.core.set_connection_status(user, "offline").await
+        {
+            log_failure("presence", &e);
+        }
     }
 
     async fn sub(&mut self, id: &str, name: &str, params: &[Value]) -> Result<(), Closed> {

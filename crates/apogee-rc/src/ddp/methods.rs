@@ -145,6 +145,52 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
             Ok(Value::Null)
         }
         "loadHistory" => load_history(core, ctx.user()?, params).await,
+        "loadNextMessages" => {
+            let rid = str_param(params, 0, m)?;
+            let room = core.find_room(&RoomRef::Id(rid.to_string())).await?;
+            let query = HistoryQuery {
+                oldest: ejson::date(params.get(1)),
+                count: limit(params.get(2), 20),
+                ascending: true,
+                ..Default::default()
+            };
+            let (messages, _) = core.history(ctx.user()?, &room, &query).await?;
+            Ok(json!({"messages": messages}))
+        }
+        "loadSurroundingMessages" => surrounding(core, ctx.user()?, params).await,
+        "getThreadMessages" => {
+            let p = obj_param(params, 0, m)?;
+            let tmid = p
+                .get("tmid")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad_params(m))?;
+            let user = ctx.user()?;
+            let (parent, view) = core.readable_message(user, tmid).await?;
+            let query = HistoryQuery {
+                tmid: Some(parent.id.clone()),
+                count: limit(p.get("limit"), 50),
+                offset: p.get("skip").and_then(Value::as_i64).unwrap_or(0).max(0),
+                include_thread_replies: true,
+                ..Default::default()
+            };
+            let (replies, _) = core.history(user, &view.room, &query).await?;
+            let mut all = vec![json!(parent)];
+            all.extend(replies.iter().map(|r| json!(r)));
+            Ok(Value::Array(all))
+        }
+        "getRoomByTypeAndName" => {
+            let t = str_param(params, 0, m)?;
+            let name = str_param(params, 1, m)?;
+            let key = match t {
+                "d" => RoomRef::Id(name.to_string()),
+                _ => RoomRef::Name(name.to_string()),
+            };
+            let view = core.readable_room(ctx.user()?, &key).await?;
+            if view.room.t.code() != t {
+                return Err(CoreError::room_not_found());
+            }
+            Ok(json!(view.room))
+        }
         "joinRoom" => {
             let rid = str_param(params, 0, m)?;
             let code = params.get(1).and_then(Value::as_str);
@@ -312,11 +358,7 @@ async fn load_history(core: &Core, user: &User, params: &[Value]) -> CoreResult<
         return Ok(json!(false));
     };
     let end = ejson::date(params.get(1));
-    let limit = params
-        .get(2)
-        .and_then(Value::as_i64)
-        .unwrap_or(20)
-        .clamp(1, MAX_HISTORY);
+    let limit = limit(params.get(2), 20);
     let ls = ejson::date(params.get(3));
     let threads = params.get(4).and_then(Value::as_bool).unwrap_or(true);
     let query = HistoryQuery {
@@ -343,6 +385,48 @@ async fn load_history(core: &Core, user: &User, params: &[Value]) -> CoreResult<
         result["unreadNotLoaded"] = json!((total - unread.len() as i64).max(0));
     }
     Ok(result)
+}
+
+/// A page size parameter within `1..=MAX_HISTORY`.
+fn limit(v: Option<&Value>, default: i64) -> i64 {
+    v.and_then(Value::as_i64)
+        .unwrap_or(default)
+        .clamp(1, MAX_HISTORY)
+}
+
+/// `loadSurroundingMessages({_id}, limit = 50)` → `{messages, moreBefore, moreAfter}`: the older
+/// half newest first, the message, then the newer half oldest first (as Rocket.Chat orders them).
+async fn surrounding(core: &Core, user: &User, params: &[Value]) -> CoreResult<Value> {
+    let m = "loadSurroundingMessages";
+    let id = obj_param(params, 0, m)?
+        .get("_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_params(m))?;
+    let limit = limit(params.get(1), 50);
+    let (message, view) = core.readable_message(user, id).await?;
+    let half_before = (limit + 1) / 2;
+    let half_after = limit / 2;
+    let before = HistoryQuery {
+        latest: Some(message.ts),
+        count: half_before,
+        ..Default::default()
+    };
+    let (mut messages, _) = core.history(user, &view.room, &before).await?;
+    let more_before = messages.len() as i64 == half_before;
+    messages.push(message.clone());
+    let mut more_after = false;
+    if half_after > 0 {
+        let after = HistoryQuery {
+            oldest: Some(message.ts),
+            count: half_after,
+            ascending: true,
+            ..Default::default()
+        };
+        let (newer, _) = core.history(user, &view.room, &after).await?;
+        more_after = newer.len() as i64 == half_after;
+        messages.extend(newer);
+    }
+    Ok(json!({"messages": messages, "moreBefore": more_before, "moreAfter": more_after}))
 }
 
 /// `getUsersOfRoom(rid, showAll, {limit, skip}, filter)` → `{total, records}`.
