@@ -191,6 +191,12 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
         // misc.ts
         ("/api/v1/directory", "isDirectoryProps", Legacy),
         ("/api/v1/spotlight", "isSpotlightProps", Legacy),
+        // roles.ts
+        (
+            "/api/v1/roles.getUsersInRole",
+            "isRolesGetUsersInRoleProps",
+            Query,
+        ),
         // settings.ts
         (
             "/api/v1/settings.public",
