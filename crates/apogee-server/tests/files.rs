@@ -188,7 +188,7 @@ async fn upload_confirm_download_and_list() {
             &s,
             &format!("/api/v1/rooms.media/{gid}"),
             &bob,
-            file_form("x.txt", b"nope".to_vec(), "text/plain"),
+            file_form("x.png", png_bytes(2_000_000), "image/png"),
         )
         .await;
         assert_error(&denied, 403, None);

@@ -148,8 +148,25 @@ async fn read_fields(
             let upload = s
                 .core
                 .upload_file(actor, rid, new, &mut FieldSource(&mut field))
-                .await?;
-            form.upload = Some(upload);
+                .await;
+            match upload {
+                Ok(upload) => form.upload = Some(upload),
+                Err(e) => {
+                    // Like Rocket.Chat (busboy reads the whole form before it answers), read the
+                    // rest of a refused upload, within bounds, so the client sees the answer
+                    // instead of a reset connection.
+                    let mut budget = DRAIN_LIMIT;
+                    if drain_field(&mut field, &mut budget).await {
+                        drop(field);
+                        while let Ok(Some(mut next)) = multipart.next_field().await {
+                            if !drain_field(&mut next, &mut budget).await {
+                                break;
+                            }
+                        }
+                    }
+                    return Err(ApiError(e));
+                }
+            }
             continue;
         }
         let mut value = Vec::new();
@@ -168,6 +185,20 @@ async fn read_fields(
         let value = String::from_utf8(value)
             .map_err(|_| bad_form(format!("Form field \"{name}\" is not UTF-8")))?;
         form.fields.insert(name, Value::String(value));
+    }
+}
+
+/// How much of a refused upload is read and thrown away before the connection is dropped.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads a field to its end within `budget` bytes; false when the budget ran out or it failed.
+async fn drain_field(field: &mut Field<'_>, budget: &mut usize) -> bool {
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) if chunk.len() <= *budget => *budget -= chunk.len(),
+            Ok(None) => return true,
+            _ => return false,
+        }
     }
 }
 
