@@ -276,6 +276,12 @@ async fn messages_sent_over_rest_reach_room_subscribers() {
     assert_eq!(mine["fields"]["args"][0]["msg"], "hello bob");
     assert_eq!(mine["fields"]["args"][1]["roomType"], "c");
     assert_eq!(mine["fields"]["args"][1]["roomName"], "team");
+    let unread = d
+        .until(|v| v["fields"]["eventName"] == sub_changes.as_str())
+        .await;
+    assert_eq!(unread["fields"]["args"][0], "updated", "{unread}");
+    assert_eq!(unread["fields"]["args"][1]["rid"], rid.as_str());
+    assert_eq!(unread["fields"]["args"][1]["unread"], 1, "{unread}");
 
     // A DDP method and the REST tunnel run the same dispatcher.
     let h = d
@@ -566,4 +572,25 @@ async fn presence_follows_connections() {
     a.until(|v| is_bob(v) && code(v) == 2).await;
     drop(b);
     a.until(|v| is_bob(v) && code(v) == 0).await;
+}
+
+#[tokio::test]
+async fn a_deactivated_user_is_disconnected() {
+    let s = server().await;
+    let admin = s.user("admin1").await;
+    let bob = s.user("bob").await;
+    let mut b = Ddp::connect(&s).await;
+    b.resume(&bob).await;
+    let (status, v) = s
+        .post(
+            "/api/v1/users.setActiveStatus",
+            &admin,
+            json!({"userId": bob.user_id, "activeStatus": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(b.closed().await, Some(4000));
+    let mut again = Ddp::connect(&s).await;
+    let r = again.call("login", json!([{"resume": bob.token}])).await;
+    assert!(r["error"].is_object(), "{r}");
 }

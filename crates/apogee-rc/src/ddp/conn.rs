@@ -392,6 +392,11 @@ impl Conn {
             && user.id == session.user.id
         {
             session.user = (**user).clone();
+            if !user.active {
+                // Deactivated: the session ends here as it does over REST.
+                self.out.close(4000, "deactivated");
+                return Err(Closed);
+            }
         }
         let me = session.user.clone();
         if self.streams.is_empty() {

@@ -218,7 +218,7 @@ impl Streams {
         let mut out = Vec::new();
         let mut ended = Vec::new();
         match event {
-            Event::Message { message, .. } => {
+            Event::Message { message, created } => {
                 let rid = message.rid.as_str();
                 if self.wants(&Stream::RoomMessages, rid) {
                     out.push(changed("stream-room-messages", rid, json!([message])));
@@ -232,6 +232,10 @@ impl Streams {
                         "__my_messages__",
                         json!([message, extra]),
                     ));
+                }
+                if *created && self.my_rooms.contains_key(rid) {
+                    self.room_touched(core, me, rid, message.u.id != me.id, &mut out)
+                        .await;
                 }
             }
             Event::MessageDeleted { rid, id } => {
@@ -321,6 +325,39 @@ impl Streams {
             }
         }
         (out, ended)
+    }
+
+    /// A new message in one of the user's rooms: the room's `lastMessage` and (for others'
+    /// messages) the user's unread counts changed, though nothing per member was written.
+    async fn room_touched(
+        &self,
+        core: &Core,
+        me: &User,
+        rid: &str,
+        unread_changed: bool,
+        out: &mut Vec<Value>,
+    ) {
+        let subs_changed = format!("{}/subscriptions-changed", me.id);
+        if unread_changed
+            && self.wants(&Stream::NotifyUser, &subs_changed)
+            && let Ok(Some(sub)) = core.subscription(me, rid).await
+        {
+            out.push(changed(
+                "stream-notify-user",
+                &subs_changed,
+                json!(["updated", sub]),
+            ));
+        }
+        let rooms_changed = format!("{}/rooms-changed", me.id);
+        if self.wants(&Stream::NotifyUser, &rooms_changed)
+            && let Ok(room) = core.find_room(&RoomRef::Id(rid.to_string())).await
+        {
+            out.push(changed(
+                "stream-notify-user",
+                &rooms_changed,
+                json!(["updated", room]),
+            ));
+        }
     }
 
     /// The user's own subscription to `rid` changed: keep `my_rooms` current, tell
