@@ -301,6 +301,39 @@ async fn messages_sent_over_rest_reach_room_subscribers() {
     let inner: Value = serde_json::from_str(tunnel["message"].as_str().unwrap()).unwrap();
     assert_eq!(inner["result"], "team");
 
+    // A mention notifies bob on his own stream; his profile changes arrive as userData.
+    let notification = format!("{}/notification", bob.user_id);
+    assert_eq!(
+        d.sub("stream-notify-user", &notification).await["msg"],
+        "ready"
+    );
+    let user_data = format!("{}/userData", bob.user_id);
+    assert_eq!(
+        d.sub("stream-notify-user", &user_data).await["msg"],
+        "ready"
+    );
+    s.post(
+        "/api/v1/chat.sendMessage",
+        &ann,
+        json!({"message": {"rid": rid, "msg": "ping @bob"}}),
+    )
+    .await;
+    let n = d
+        .until(|v| v["fields"]["eventName"] == notification.as_str())
+        .await;
+    let n = &n["fields"]["args"][0];
+    assert_eq!(n["title"], "#team", "{n}");
+    assert_eq!(n["text"], "ann: ping @bob");
+    assert_eq!(n["payload"]["rid"], rid.as_str());
+    assert_eq!(n["payload"]["sender"]["username"], "ann");
+    let r = d.call("setUserStatus", json!(["busy", "focus"])).await;
+    assert!(r.get("error").is_none(), "{r}");
+    let u = d
+        .until(|v| v["fields"]["eventName"] == user_data.as_str())
+        .await;
+    assert_eq!(u["fields"]["args"][0]["diff"]["status"], "busy", "{u}");
+    assert_eq!(u["fields"]["args"][0]["diff"]["statusText"], "focus");
+
     // Sending over DDP: the result, then bob's read state changes reach his own stream.
     let r = d
         .call(

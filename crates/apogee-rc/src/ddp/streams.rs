@@ -4,7 +4,7 @@
 //! comes from core's list of the user's subscriptions, kept current from the user's own events.
 
 use apogee_core::Core;
-use apogee_core::domain::{RoomType, User};
+use apogee_core::domain::{Message, RoomType, User};
 use apogee_core::error::{CoreError, CoreResult};
 use apogee_core::events::Event;
 use apogee_core::rooms::RoomRef;
@@ -234,6 +234,7 @@ impl Streams {
                     ));
                 }
                 if *created && self.my_rooms.contains_key(rid) {
+                    self.notify(me, message, &mut out);
                     self.room_touched(core, me, rid, message.u.id != me.id, &mut out)
                         .await;
                 }
@@ -303,6 +304,18 @@ impl Streams {
             }
             Event::Room { .. } => {}
             Event::User { user } => {
+                let user_data = format!("{}/userData", me.id);
+                if user.id == me.id && self.wants(&Stream::NotifyUser, &user_data) {
+                    let mut diff = json!(user);
+                    if let Value::Object(d) = &mut diff {
+                        d.remove("_id");
+                    }
+                    out.push(changed(
+                        "stream-notify-user",
+                        &user_data,
+                        json!([{"type": "updated", "diff": diff, "unset": {}}]),
+                    ));
+                }
                 if self.wants(&Stream::NotifyLogged, "user-status") {
                     let code = status_code(&user.status).unwrap_or(0);
                     let args = json!([[
@@ -325,6 +338,45 @@ impl Streams {
             }
         }
         (out, ended)
+    }
+
+    /// `<uid>/notification` for a new message in a direct room or one that mentions the user
+    /// (or `@all`/`@here`), from someone else.
+    fn notify(&self, me: &User, message: &Message, out: &mut Vec<Value>) {
+        let event = format!("{}/notification", me.id);
+        let Some(room) = self.my_rooms.get(&message.rid) else {
+            return;
+        };
+        let direct = room.t == RoomType::Direct;
+        let mentioned = message
+            .mentions
+            .iter()
+            .any(|m| m.id == me.id || m.id == "all" || m.id == "here");
+        if message.u.id == me.id
+            || message.t.is_some()
+            || !(direct || mentioned)
+            || !self.wants(&Stream::NotifyUser, &event)
+        {
+            return;
+        }
+        let sender = &message.u.username;
+        let (title, text) = if direct {
+            (format!("@{sender}"), message.msg.clone())
+        } else {
+            (
+                format!("#{}", room.name),
+                format!("{sender}: {}", message.msg),
+            )
+        };
+        let payload = json!({
+            "_id": message.id, "rid": message.rid, "tmid": message.tmid, "sender": message.u,
+            "type": room.t.code(), "name": room.name, "message": {"msg": message.msg},
+        });
+        out.push(changed(
+            "stream-notify-user",
+            &event,
+            json!([{"title": title, "text": text, "duration": 0, "payload": payload}]),
+        ));
     }
 
     /// A new message in one of the user's rooms: the room's `lastMessage` and (for others'
