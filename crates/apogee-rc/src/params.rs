@@ -170,6 +170,7 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
         ("/api/v1/channels.delete", "isChannelsDeleteProps", Legacy),
         ("/api/v1/channels.list", "isChannelsListProps", Legacy),
         ("/api/v1/channels.online", "isChannelsOnlineProps", Legacy),
+        ("/api/v1/channels.files", "isChannelsFilesListProps", Legacy),
         // groups.ts
         ("/api/v1/groups.online", "isGroupsOnlineProps", Legacy),
         ("/api/v1/groups.messages", "isGroupsMessagesProps", Legacy),
@@ -304,6 +305,8 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
         ("/api/v1/im.members", "isDmMemberProps", Query),
         ("/api/v1/dm.messages", "isDmMessagesProps", Query),
         ("/api/v1/im.messages", "isDmMessagesProps", Query),
+        ("/api/v1/dm.files", "isDmFileProps", Query),
+        ("/api/v1/im.files", "isDmFileProps", Query),
     ]
 };
 
