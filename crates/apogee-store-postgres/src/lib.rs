@@ -1,12 +1,11 @@
 //! PostgreSQL storage for deployments that outgrow one machine. Each batch of changes is one
 //! transaction; migrations run under an advisory lock so several nodes can start at once.
 
-use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};
-use apogee_store_sql::{Arg, Cell, Database, Row, SqlStore, SqlTx, apply_changes, migrate};
+use apogee_store_sql::{Arg, Database, Row, SqlStore, SqlTx, apply_changes, migrate};
 use async_trait::async_trait;
+use sqlx::PgPool;
 use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row as _, ValueRef};
 use std::time::Duration;
 
 pub type PostgresStore = SqlStore<Postgres>;
@@ -40,59 +39,7 @@ pub async fn open(url: &str) -> StoreResult<PostgresStore> {
     Ok(SqlStore::new(Postgres { pool }))
 }
 
-struct Tx<'c>(sqlx::Transaction<'c, sqlx::Postgres>);
-
-fn bind<'q>(
-    sql: &'q str,
-    args: Vec<Arg>,
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    args.into_iter().fold(sqlx::query(sql), |q, a| match a {
-        Arg::Text(s) => q.bind(s),
-        Arg::Int(n) => q.bind(n),
-        Arg::NullText => q.bind(None::<String>),
-        Arg::NullInt => q.bind(None::<i64>),
-    })
-}
-
-fn decode(row: &PgRow) -> Row {
-    (0..row.columns().len())
-        .map(|i| match row.try_get_raw(i) {
-            Ok(v) if v.is_null() => Cell::Null,
-            _ => match row.try_get::<i64, _>(i) {
-                Ok(n) => Cell::Int(n),
-                Err(_) => row.try_get::<String, _>(i).map_or(Cell::Null, Cell::Text),
-            },
-        })
-        .collect()
-}
-
-fn backend(e: &sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.constraint().unwrap_or(db.message()).to_string())
-        }
-        other => StoreError::Backend(other.to_string()),
-    }
-}
-
-#[async_trait]
-impl SqlTx for Tx<'_> {
-    async fn exec(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<u64> {
-        let done = bind(sql, args)
-            .execute(&mut *self.0)
-            .await
-            .map_err(|e| backend(&e))?;
-        Ok(done.rows_affected())
-    }
-
-    async fn query(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>> {
-        let rows = bind(sql, args)
-            .fetch_all(&mut *self.0)
-            .await
-            .map_err(|e| backend(&e))?;
-        Ok(rows.iter().map(decode).collect())
-    }
-}
+apogee_store_sql::sqlx_glue!(sqlx::Postgres, PgRow);
 
 #[async_trait]
 impl Database for Postgres {

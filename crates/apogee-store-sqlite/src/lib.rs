@@ -5,12 +5,12 @@
 
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};
-use apogee_store_sql::{Arg, Cell, Database, Row, SqlStore, SqlTx, apply_changes, migrate};
+use apogee_store_sql::{Arg, Database, Row, SqlStore, SqlTx, apply_changes, migrate};
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, Row as _, SqliteConnection, SqlitePool, ValueRef};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -105,59 +105,7 @@ async fn write_group(conn: &mut SqliteConnection, group: &mut [WriteJob]) -> Vec
     results
 }
 
-struct Tx<'c>(sqlx::Transaction<'c, sqlx::Sqlite>);
-
-fn bind<'q>(
-    sql: &'q str,
-    args: Vec<Arg>,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    args.into_iter().fold(sqlx::query(sql), |q, a| match a {
-        Arg::Text(s) => q.bind(s),
-        Arg::Int(n) => q.bind(n),
-        Arg::NullText => q.bind(None::<String>),
-        Arg::NullInt => q.bind(None::<i64>),
-    })
-}
-
-fn decode(row: &SqliteRow) -> Row {
-    (0..row.columns().len())
-        .map(|i| match row.try_get_raw(i) {
-            Ok(v) if v.is_null() => Cell::Null,
-            _ => match row.try_get::<i64, _>(i) {
-                Ok(n) => Cell::Int(n),
-                Err(_) => row.try_get::<String, _>(i).map_or(Cell::Null, Cell::Text),
-            },
-        })
-        .collect()
-}
-
-fn backend(e: &sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.message().to_string())
-        }
-        other => StoreError::Backend(other.to_string()),
-    }
-}
-
-#[async_trait]
-impl SqlTx for Tx<'_> {
-    async fn exec(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<u64> {
-        let done = bind(sql, args)
-            .execute(&mut *self.0)
-            .await
-            .map_err(|e| backend(&e))?;
-        Ok(done.rows_affected())
-    }
-
-    async fn query(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>> {
-        let rows = bind(sql, args)
-            .fetch_all(&mut *self.0)
-            .await
-            .map_err(|e| backend(&e))?;
-        Ok(rows.iter().map(decode).collect())
-    }
-}
+apogee_store_sql::sqlx_glue!(sqlx::Sqlite, SqliteRow);
 
 #[async_trait]
 impl Database for Sqlite {
