@@ -31,6 +31,26 @@ impl<D: Database> SqlStore<D> {
             .collect()
     }
 
+    /// A page of a catalogue table (custom sounds, statuses, …) whose `name_lower` contains
+    /// `name_contains`, with the total matching.
+    async fn catalogue_page<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        order: &str,
+        name_contains: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<T>, i64)> {
+        let filter = "WHERE ($1 IS NULL OR name_lower LIKE $1 ESCAPE '\\')";
+        let a = args![name_contains.map(contains_pattern)];
+        let total = self
+            .count(&format!("SELECT COUNT(*) FROM {table} {filter}"), a.clone())
+            .await?;
+        let mut a = a;
+        a.extend(args![page.count, page.offset]);
+        let sql = format!("SELECT doc FROM {table} {filter} ORDER BY {order} LIMIT $2 OFFSET $3");
+        Ok((self.docs(&sql, a).await?, total))
+    }
+
     async fn doc<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
@@ -605,25 +625,13 @@ impl<D: Database> UserStatusStore for SqlStore<D> {
         name_contains: Option<&str>,
         page: Page,
     ) -> StoreResult<(Vec<CustomUserStatus>, i64)> {
-        let filter = "WHERE ($1 IS NULL OR name_lower LIKE $1 ESCAPE '\\')";
-        let a = args![name_contains.map(contains_pattern)];
-        let total = self
-            .count(
-                &format!("SELECT COUNT(*) FROM custom_user_statuses {filter}"),
-                a.clone(),
-            )
-            .await?;
-        let mut a = a;
-        a.extend(args![page.count, page.offset]);
-        let statuses = self
-            .docs(
-                &format!(
-                    "SELECT doc FROM custom_user_statuses {filter} ORDER BY name_lower, id LIMIT $2 OFFSET $3"
-                ),
-                a,
-            )
-            .await?;
-        Ok((statuses, total))
+        self.catalogue_page(
+            "custom_user_statuses",
+            "name_lower, id",
+            name_contains,
+            page,
+        )
+        .await
     }
 
     async fn custom_user_status_by_id(&self, id: &str) -> StoreResult<Option<CustomUserStatus>> {
@@ -653,25 +661,8 @@ impl<D: Database> SoundStore for SqlStore<D> {
         name_contains: Option<&str>,
         page: Page,
     ) -> StoreResult<(Vec<CustomSound>, i64)> {
-        let filter = "WHERE ($1 IS NULL OR name_lower LIKE $1 ESCAPE '\\')";
-        let a = args![name_contains.map(contains_pattern)];
-        let total = self
-            .count(
-                &format!("SELECT COUNT(*) FROM custom_sounds {filter}"),
-                a.clone(),
-            )
-            .await?;
-        let mut a = a;
-        a.extend(args![page.count, page.offset]);
-        let sounds = self
-            .docs(
-                &format!(
-                    "SELECT doc FROM custom_sounds {filter} ORDER BY name, id LIMIT $2 OFFSET $3"
-                ),
-                a,
-            )
-            .await?;
-        Ok((sounds, total))
+        self.catalogue_page("custom_sounds", "name, id", name_contains, page)
+            .await
     }
 
     async fn custom_sound_by_id(&self, id: &str) -> StoreResult<Option<CustomSound>> {

@@ -383,24 +383,34 @@ async fn rename(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType
     ok(json!({keys(t).0: room_json(&room)}))
 }
 
-async fn set_topic(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType) -> ApiResult {
-    let topic = p
-        .get("topic")
+/// `setTopic` / `setDescription` / `setAnnouncement`: one text field, echoed back.
+async fn set_text(s: &AppState, a: &User, p: &Params, t: RoomType, key: &str) -> ApiResult {
+    let text = p
+        .get(key)
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    apply(
-        &s,
-        &a.user,
-        &p,
-        t,
-        RoomSettings {
-            topic: Some(topic.clone()),
+    let value = Some(text.clone());
+    let settings = match key {
+        "topic" => RoomSettings {
+            topic: value,
             ..Default::default()
         },
-    )
-    .await?;
-    ok(json!({"topic": topic}))
+        "description" => RoomSettings {
+            description: value,
+            ..Default::default()
+        },
+        _ => RoomSettings {
+            announcement: value,
+            ..Default::default()
+        },
+    };
+    apply(s, a, p, t, settings).await?;
+    ok(json!({key: text}))
+}
+
+async fn set_topic(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType) -> ApiResult {
+    set_text(&s, &a.user, &p, t, "topic").await
 }
 
 async fn set_description(
@@ -409,23 +419,7 @@ async fn set_description(
     p: Params,
     t: RoomType,
 ) -> ApiResult {
-    let d = p
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    apply(
-        &s,
-        &a.user,
-        &p,
-        t,
-        RoomSettings {
-            description: Some(d.clone()),
-            ..Default::default()
-        },
-    )
-    .await?;
-    ok(json!({"description": d}))
+    set_text(&s, &a.user, &p, t, "description").await
 }
 
 async fn set_announcement(
@@ -434,23 +428,7 @@ async fn set_announcement(
     p: Params,
     t: RoomType,
 ) -> ApiResult {
-    let an = p
-        .get("announcement")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    apply(
-        &s,
-        &a.user,
-        &p,
-        t,
-        RoomSettings {
-            announcement: Some(an.clone()),
-            ..Default::default()
-        },
-    )
-    .await?;
-    ok(json!({"announcement": an}))
+    set_text(&s, &a.user, &p, t, "announcement").await
 }
 
 async fn set_read_only(
@@ -607,43 +585,22 @@ async fn set_role(
     ok(json!({}))
 }
 
-async fn add_owner(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType) -> ApiResult {
-    set_role(&s, &a.user, &p, t, "owner", true).await
+/// One handler per room-role endpoint, all through [`set_role`].
+macro_rules! role_handlers {
+    ($($name:ident => $role:literal, $grant:literal;)*) => {$(
+        async fn $name(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType) -> ApiResult {
+            set_role(&s, &a.user, &p, t, $role, $grant).await
+        }
+    )*};
 }
-async fn remove_owner(
-    State(s): State<AppState>,
-    Auth(a): Auth,
-    p: Params,
-    t: RoomType,
-) -> ApiResult {
-    set_role(&s, &a.user, &p, t, "owner", false).await
-}
-async fn add_moderator(
-    State(s): State<AppState>,
-    Auth(a): Auth,
-    p: Params,
-    t: RoomType,
-) -> ApiResult {
-    set_role(&s, &a.user, &p, t, "moderator", true).await
-}
-async fn remove_moderator(
-    State(s): State<AppState>,
-    Auth(a): Auth,
-    p: Params,
-    t: RoomType,
-) -> ApiResult {
-    set_role(&s, &a.user, &p, t, "moderator", false).await
-}
-async fn add_leader(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType) -> ApiResult {
-    set_role(&s, &a.user, &p, t, "leader", true).await
-}
-async fn remove_leader(
-    State(s): State<AppState>,
-    Auth(a): Auth,
-    p: Params,
-    t: RoomType,
-) -> ApiResult {
-    set_role(&s, &a.user, &p, t, "leader", false).await
+
+role_handlers! {
+    add_owner => "owner", true;
+    remove_owner => "owner", false;
+    add_moderator => "moderator", true;
+    remove_moderator => "moderator", false;
+    add_leader => "leader", true;
+    remove_leader => "leader", false;
 }
 
 async fn roles(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType) -> ApiResult {
