@@ -4,7 +4,8 @@
 # The project's test command (the README gives it; .ci/run calls it). Installs what it needs, then runs:
 #   cargo fmt --check, cargo clippy -D warnings, cargo build -p apogee-server,
 #   cargo test --workspace with a private PostgreSQL (APOGEE_TEST_DATABASE_URL),
-#   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL.
+#   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
+#   and Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP.
 # Keeps going after a failing check so one run reports everything; exits non-zero if any step failed.
 #
 # Env: CARGO_TARGET_DIR  default $HOME/.cache/apogee-target (kept outside the clone to reuse builds)
@@ -50,6 +51,7 @@ install_prereqs() {
   local apt_pkgs=()
   [ -x "$PG_BIN/initdb" ] || apt_pkgs+=(postgresql-15 postgresql-client-15)
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_pkgs+=(python3-venv)
+  command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "missing Debian packages (need root to install): ${apt_pkgs[*]}" >&2
@@ -88,10 +90,12 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
     env -u APOGEE_TEST_DATABASE_URL bash scripts/rcapi-suite.sh --no-build || true
   step "rocketchat-API suite (PostgreSQL)" \
     bash scripts/with-postgres.sh bash scripts/rcapi-suite.sh --no-build || true
+  step "@rocket.chat/ddp-client (Node)" bash scripts/ddp-client-test.sh || true
 else
   skip "cargo test --workspace (with PostgreSQL)"
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
+  skip "@rocket.chat/ddp-client (Node)"
 fi
 
 section "summary"
