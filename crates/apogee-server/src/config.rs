@@ -65,7 +65,11 @@ pub struct StorageArgs {
     /// `postgres://…` to use PostgreSQL; default: SQLite in the data directory.
     #[arg(long, env = "APOGEE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// TOML configuration file with the same keys (listen, data_dir, database_url, root_url).
+    /// `nats://…` to share realtime events with other nodes; default: this node only.
+    #[arg(long, env = "APOGEE_NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
+    /// TOML configuration file with the same keys (listen, data_dir, database_url, nats_url,
+    /// root_url).
     #[arg(long, env = "APOGEE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -76,6 +80,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    nats_url: Option<String>,
     root_url: Option<String>,
 }
 
@@ -92,6 +97,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database: Database,
+    /// The NATS server of a multi-node deployment; `None`: the in-process bus.
+    pub nats_url: Option<String>,
     pub options: Options,
 }
 
@@ -138,10 +145,16 @@ impl Config {
             None => Database::Sqlite(data_dir.join("apogee.db")),
         };
         let root_url = std::env::var("ROOT_URL").ok().or(file.root_url);
+        let nats_url = args
+            .nats_url
+            .clone()
+            .or(file.nats_url)
+            .filter(|u| !u.is_empty());
         Ok(Config {
             listen,
             data_dir,
             database,
+            nats_url,
             options: options_from_env(root_url),
         })
     }

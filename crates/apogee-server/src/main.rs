@@ -57,7 +57,15 @@ async fn open_core(config: &Config) -> Result<Arc<Core>> {
         .map_err(|e| anyhow::anyhow!("upload storage under the data directory: {e}"))?;
     let mut options = config.options.clone();
     options.blobs = Some(Arc::new(blobs));
-    Core::start(store, options)
+    let bus: Arc<dyn apogee_core::events::Bus> = match &config.nats_url {
+        Some(url) => Arc::new(
+            apogee_bus::NatsBus::connect(url)
+                .await
+                .with_context(|| format!("cannot reach NATS at {}", redact(url)))?,
+        ),
+        None => Arc::new(apogee_core::events::LocalBus::default()),
+    };
+    Core::start_with_bus(store, bus, options)
         .await
         .map_err(|e| anyhow::anyhow!("start-up failed: {e}"))
 }

@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-store-sqlite", 3),
     ("apogee-store-postgres", 3),
     ("apogee-blob", 3),
+    ("apogee-bus", 3),
     ("apogee-rc", 3),
     ("apogee-server", 9),
 ];

@@ -1,0 +1,196 @@
+//! Two `apogee` nodes on one PostgreSQL database and one NATS server serve one workspace: a DDP
+//! client on node A receives, in real time, what is sent on node B. Needs
+//! `APOGEE_TEST_DATABASE_URL` (scripts/with-postgres.sh) and `APOGEE_TEST_NATS_URL`
+//! (scripts/with-nats.sh); skips with a message otherwise.
+
+mod common;
+
+use common::{Auth, Backend, Server};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A minimal raw-DDP client (tests/ddp.rs has the full one).
+struct Ddp {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+impl Ddp {
+    async fn connect(s: &Server) -> Ddp {
+        let url = format!("{}/websocket", s.base.replacen("http://", "ws://", 1));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+        let mut d = Ddp { ws, next_id: 0 };
+        d.send(json!({"msg": "connect", "version": "1", "support": ["1"]}))
+            .await;
+        d.until(|v| v["msg"] == "connected").await;
+        d
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("json frame");
+                    if v["msg"] == "ping" && v.get("id").is_none() {
+                        self.send(json!({"msg": "pong"})).await;
+                        continue;
+                    }
+                    return v;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended: {other:?}"),
+            }
+        }
+    }
+
+    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let v = self.next().await;
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = format!("m{}", self.next_id);
+        self.send(json!({"msg": "method", "method": method, "params": params, "id": id}))
+            .await;
+        self.until(|v| v["msg"] == "result" && v["id"] == id.as_str())
+            .await
+    }
+
+    async fn sub(&mut self, name: &str, event: &str) -> Value {
+        self.next_id += 1;
+        let id = format!("s{}", self.next_id);
+        self.send(json!({"msg": "sub", "id": id, "name": name, "params": [event, {"useCollection": false, "args": []}]}))
+            .await;
+        self.until(|v| {
+            (v["msg"] == "ready" && v["subs"] == json!([id]))
+                || (v["msg"] == "nosub" && v["id"] == id.as_str())
+        })
+        .await
+    }
+
+    async fn resume(&mut self, auth: &Auth) {
+        let r = self.call("login", json!([{"resume": auth.token}])).await;
+        assert_eq!(r["result"]["id"], auth.user_id.as_str(), "{r}");
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_share_one_workspace_over_nats() {
+    let (Ok(nats), Ok(_)) = (
+        std::env::var("APOGEE_TEST_NATS_URL"),
+        std::env::var("APOGEE_TEST_DATABASE_URL"),
+    ) else {
+        eprintln!(
+            "skipped: needs APOGEE_TEST_NATS_URL and APOGEE_TEST_DATABASE_URL \
+             (bash scripts/with-postgres.sh bash scripts/with-nats.sh cargo test)"
+        );
+        return;
+    };
+    let env = [("APOGEE_NATS_URL", nats.as_str())];
+    let a = Server::start_in(
+        Backend::Postgres,
+        tempfile::tempdir().expect("dir"),
+        &env,
+        None,
+    )
+    .await;
+    let b = Server::start_in(
+        Backend::Postgres,
+        tempfile::tempdir().expect("dir"),
+        &env,
+        Some(a.db_url().to_string()),
+    )
+    .await;
+
+    // Users and the room are made on node B; node A reads them from the shared database.
+    let ann = b.user("ann").await;
+    let bob = b.user("bob").await;
+    let (status, created) = b
+        .post(
+            "/api/v1/channels.create",
+            &bob,
+            json!({"name": "cluster", "members": ["ann"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+
+    let mut on_a = Ddp::connect(&a).await;
+    on_a.resume(&ann).await;
+    assert_eq!(on_a.sub("stream-room-messages", &rid).await["msg"], "ready");
+    let activity = format!("{rid}/user-activity");
+    assert_eq!(
+        on_a.sub("stream-notify-room", &activity).await["msg"],
+        "ready"
+    );
+
+    // A message sent over REST on node B reaches the subscriber on node A.
+    let (status, sent) = b
+        .post(
+            "/api/v1/chat.sendMessage",
+            &bob,
+            json!({"message": {"rid": rid, "msg": "hello from node B"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let got = on_a
+        .until(|v| v["msg"] == "changed" && v["fields"]["eventName"] == rid.as_str())
+        .await;
+    assert_eq!(got["collection"], "stream-room-messages");
+    assert_eq!(got["fields"]["args"][0]["msg"], "hello from node B");
+    assert_eq!(got["fields"]["args"][0]["_id"], sent["message"]["_id"]);
+
+    // Typing on node B reaches node A.
+    let mut on_b = Ddp::connect(&b).await;
+    on_b.resume(&bob).await;
+    let r = on_b
+        .call(
+            "stream-notify-room",
+            json!([activity, "bob", ["user-typing"], {}]),
+        )
+        .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let got = on_a
+        .until(|v| v["msg"] == "changed" && v["fields"]["eventName"] == activity.as_str())
+        .await;
+    assert_eq!(got["fields"]["args"], json!(["bob", ["user-typing"], {}]));
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_server_is_a_clear_start_up_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_apogee"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--nats-url", "nats://user:secret@127.0.0.1:1"])
+        .output()
+        .expect("run apogee");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach NATS at nats://***@127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "{stderr}");
+}
