@@ -31,8 +31,34 @@ impl<D: Database> SqlStore<D> {
             .collect()
     }
 
+    /// One page of `table`'s documents matching `filter` (over `args`), in `order`, with the
+    /// total matching. LIMIT/OFFSET take the next two placeholders after `args`.
+    async fn page_of<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        filter: &str,
+        mut args: Vec<Arg>,
+        order: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<T>, i64)> {
+        let total = self
+            .count(
+                &format!("SELECT COUNT(*) FROM {table} {filter}"),
+                args.clone(),
+            )
+            .await?;
+        let n = args.len();
+        args.extend(args![page.count, page.offset]);
+        let sql = format!(
+            "SELECT doc FROM {table} {filter} ORDER BY {order} LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        Ok((self.docs(&sql, args).await?, total))
+    }
+
     /// A page of a catalogue table (custom sounds, statuses, …) whose `name_lower` contains
-    /// `name_contains`, with the total matching.
+    /// `name_contains`.
     async fn catalogue_page<T: serde::de::DeserializeOwned>(
         &self,
         table: &str,
@@ -41,14 +67,14 @@ impl<D: Database> SqlStore<D> {
         page: Page,
     ) -> StoreResult<(Vec<T>, i64)> {
         let filter = "WHERE ($1 IS NULL OR name_lower LIKE $1 ESCAPE '\\')";
-        let a = args![name_contains.map(contains_pattern)];
-        let total = self
-            .count(&format!("SELECT COUNT(*) FROM {table} {filter}"), a.clone())
-            .await?;
-        let mut a = a;
-        a.extend(args![page.count, page.offset]);
-        let sql = format!("SELECT doc FROM {table} {filter} ORDER BY {order} LIMIT $2 OFFSET $3");
-        Ok((self.docs(&sql, a).await?, total))
+        self.page_of(
+            table,
+            filter,
+            args![name_contains.map(contains_pattern)],
+            order,
+            page,
+        )
+        .await
     }
 
     async fn doc<T: serde::de::DeserializeOwned>(
@@ -152,21 +178,14 @@ impl<D: Database> UserStore for SqlStore<D> {
         let role = query.role.as_ref().map(|r| format!("%\"{r}\"%"));
         let filter = "WHERE ($1 IS NULL OR username_lower LIKE $1 ESCAPE '\\' OR name_lower LIKE $1 ESCAPE '\\')
                       AND ($2 IS NULL OR roles LIKE $2) AND ($3 IS NULL OR active = $3)";
-        let a = args![text, role, query.active];
-        let total = self
-            .count(&format!("SELECT COUNT(*) FROM users {filter}"), a.clone())
-            .await?;
-        let mut a = a;
-        a.extend(args![page.count, page.offset]);
-        let users = self
-            .docs(
-                &format!(
-                    "SELECT doc FROM users {filter} ORDER BY username_lower LIMIT $4 OFFSET $5"
-                ),
-                a,
-            )
-            .await?;
-        Ok((users, total))
+        self.page_of(
+            "users",
+            filter,
+            args![text, role, query.active],
+            "username_lower",
+            page,
+        )
+        .await
     }
 
     async fn count_users_with_role(&self, role: &str) -> StoreResult<i64> {
@@ -694,19 +713,7 @@ impl<D: Database> UploadStore for SqlStore<D> {
             rid,
             name_contains.map(|n| contains_pattern(&n.to_lowercase()))
         ];
-        let total = self
-            .count(&format!("SELECT COUNT(*) FROM uploads {filter}"), a.clone())
-            .await?;
-        let mut a = a;
-        a.extend(args![page.count, page.offset]);
-        let uploads = self
-            .docs(
-                &format!(
-                    "SELECT doc FROM uploads {filter} ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
-                ),
-                a,
-            )
-            .await?;
-        Ok((uploads, total))
+        self.page_of("uploads", filter, a, "created_at DESC, id", page)
+            .await
     }
 }
