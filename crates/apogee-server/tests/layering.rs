@@ -15,6 +15,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-bus", 3),
     ("apogee-rc", 3),
     ("apogee-server", 9),
+    // A pure client (load generator): it talks to the server over the wire only.
+    ("apogee-loadgen", 9),
 ];
 
 /// Crates the pure layers (domain, core) must never depend on.
@@ -72,6 +74,12 @@ fn crates_depend_downwards_only() {
                 assert!(
                     !IO_FRAMEWORKS.contains(&dep.as_str()),
                     "{name} must stay free of {dep}"
+                );
+            }
+            if name == "apogee-loadgen" {
+                assert!(
+                    !dep.starts_with("apogee-"),
+                    "the load generator {name} must not depend on {dep}: it is a pure client"
                 );
             }
             if name == "apogee-rc" {
