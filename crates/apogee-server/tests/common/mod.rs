@@ -137,6 +137,20 @@ impl Server {
         std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"))
     }
 
+    /// Kills the server with SIGKILL (no shutdown path runs) and hands back what a restart on
+    /// the same data needs: the data directory and, on PostgreSQL, the database URL.
+    pub fn crash(mut self) -> (tempfile::TempDir, Option<String>) {
+        self.child.kill().expect("SIGKILL apogee");
+        let status = self.child.wait().expect("wait for apogee");
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(9), "apogee died by SIGKILL: {status}");
+        }
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        (dir, self.db.take())
+    }
+
     pub async fn call(
         &self,
         method: Method,
