@@ -1,6 +1,7 @@
 //! Accounts: registration, login and sessions, user administration, presence status.
 
 use crate::error::{CoreError, CoreResult, ErrorKind};
+use crate::events::Event;
 use crate::passwords::{Verified, digest, hash_token, new_token};
 use crate::store::{Change, LoginToken, Page, UserQuery};
 use crate::{Core, InitialAdmin};
@@ -213,7 +214,12 @@ impl Core {
         self.commit(vec![Change::DeleteLoginToken {
             hashed: session.token_hash.clone(),
         }])
-        .await
+        .await?;
+        self.publish(Event::SessionsEnded {
+            user_id: session.user.id.clone(),
+            token_hash: Some(session.token_hash.clone()),
+        });
+        Ok(())
     }
 
     /// Public self-registration (`users.register`). The first user becomes admin when none exists.

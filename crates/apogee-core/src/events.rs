@@ -3,8 +3,8 @@
 //! code, and published on a [`Bus`]. Each node delivers them to its own connections: fan-out is
 //! in memory, never a database write per recipient.
 
-use crate::store::Change;
-use apogee_domain::{Message, User};
+use crate::store::{Change, Role};
+use apogee_domain::{Message, Timestamp, User};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -24,6 +24,16 @@ pub enum Event {
         rid: String,
         id: String,
     },
+    /// Several messages of one room were deleted in one batch (`rooms.cleanHistory`).
+    MessagesDeleted {
+        rid: String,
+        ids: Vec<String>,
+    },
+    /// Messages of a room up to `until` have been read by everyone (read receipts).
+    MessagesRead {
+        rid: String,
+        until: Timestamp,
+    },
     /// A user's subscription to a room changed; receivers read the current state.
     Subscription {
         user_id: String,
@@ -39,6 +49,21 @@ pub enum Event {
     User {
         user: Box<User>,
     },
+    /// A user's session ended: one (`token_hash`) or all of them. Their connections close.
+    SessionsEnded {
+        user_id: String,
+        token_hash: Option<String>,
+    },
+    /// A role was created, changed (`removed: false`) or deleted.
+    Role {
+        role: Box<Role>,
+        removed: bool,
+    },
+    /// A public setting changed (`stream-notify-all` `public-settings-changed`).
+    PublicSetting {
+        id: String,
+        value: serde_json::Value,
+    },
     /// Someone started or stopped an activity (`user-typing`, …) in a room. Not stored.
     Activity {
         rid: String,
@@ -47,10 +72,60 @@ pub enum Event {
     },
 }
 
+/// Whom an event concerns, so a node hands it only to those connections.
+#[derive(Debug, PartialEq)]
+pub enum Audience<'a> {
+    /// Those following the room (members, and readers of its streams).
+    Room(&'a str),
+    /// That user's connections.
+    User(&'a str),
+    /// Every connection (presence, profiles, roles, public settings).
+    Everyone,
+}
+
 impl Event {
-    /// The events a committed batch implies.
+    /// The events a committed batch implies. Several deletions in one room are announced as
+    /// one bulk deletion.
     pub fn from_changes(changes: &[Change]) -> Vec<Event> {
-        changes.iter().filter_map(Self::from_change).collect()
+        let mut events: Vec<Event> = Vec::new();
+        for event in changes.iter().filter_map(Self::from_change) {
+            if let Event::MessageDeleted { rid, id } = &event {
+                match events.last_mut() {
+                    Some(Event::MessagesDeleted { rid: r, ids }) if r == rid => {
+                        ids.push(id.clone());
+                        continue;
+                    }
+                    Some(Event::MessageDeleted { rid: r, id: first }) if r == rid => {
+                        let ids = vec![std::mem::take(first), id.clone()];
+                        *events.last_mut().expect("just matched") = Event::MessagesDeleted {
+                            rid: rid.clone(),
+                            ids,
+                        };
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            events.push(event);
+        }
+        events
+    }
+
+    pub fn audience(&self) -> Audience<'_> {
+        match self {
+            Event::Message { message, .. } => Audience::Room(&message.rid),
+            Event::MessageDeleted { rid, .. }
+            | Event::MessagesDeleted { rid, .. }
+            | Event::MessagesRead { rid, .. }
+            | Event::Room { rid, .. }
+            | Event::Activity { rid, .. } => Audience::Room(rid),
+            Event::Subscription { user_id, .. } | Event::SessionsEnded { user_id, .. } => {
+                Audience::User(user_id)
+            }
+            Event::User { .. } | Event::Role { .. } | Event::PublicSetting { .. } => {
+                Audience::Everyone
+            }
+        }
     }
 
     fn from_change(change: &Change) -> Option<Event> {
@@ -90,6 +165,22 @@ impl Event {
             Change::InsertUser { user, .. } | Change::UpdateUser(user) => Event::User {
                 user: Box::new(user.clone()),
             },
+            Change::DeleteSessionTokens { user_id } => Event::SessionsEnded {
+                user_id: user_id.clone(),
+                token_hash: None,
+            },
+            Change::UpsertRole(role) => Event::Role {
+                role: Box::new(role.clone()),
+                removed: false,
+            },
+            Change::SetSetting { id, value }
+                if apogee_domain::settings::find(id).is_some_and(|d| d.public) =>
+            {
+                Event::PublicSetting {
+                    id: id.clone(),
+                    value: value.clone(),
+                }
+            }
             _ => return None,
         })
     }
@@ -177,6 +268,44 @@ mod tests {
         );
         let json = serde_json::to_value(&events[2]).unwrap();
         assert_eq!(json["type"], "messageDeleted");
+    }
+
+    #[test]
+    fn deletions_in_one_room_become_one_bulk_event() {
+        let del = |id: &str, rid: &str| Change::DeleteMessage {
+            id: id.into(),
+            rid: rid.into(),
+        };
+        let events =
+            Event::from_changes(&[del("a", "r"), del("b", "r"), del("c", "r"), del("d", "s")]);
+        assert_eq!(
+            events,
+            vec![
+                Event::MessagesDeleted {
+                    rid: "r".into(),
+                    ids: vec!["a".into(), "b".into(), "c".into()]
+                },
+                Event::MessageDeleted {
+                    rid: "s".into(),
+                    id: "d".into()
+                }
+            ]
+        );
+        assert_eq!(events[0].audience(), Audience::Room("r"));
+    }
+
+    #[test]
+    fn only_public_settings_are_announced() {
+        let set = |id: &str| Change::SetSetting {
+            id: id.into(),
+            value: serde_json::json!(true),
+        };
+        let events = Event::from_changes(&[
+            set("Accounts_AllowAnonymousRead"),
+            set("Accounts_TwoFactorAuthentication_Enforce_Password_Fallback"),
+        ]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].audience(), Audience::Everyone);
     }
 
     #[tokio::test]

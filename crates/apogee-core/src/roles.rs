@@ -3,6 +3,7 @@
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
+use crate::events::Event;
 use crate::store::{Change, Page, Role, RoomQuery, UserQuery};
 use apogee_domain::{Timestamp, User, random_id};
 
@@ -291,7 +292,13 @@ impl Core {
                 "Cannot delete role because it's in use",
             ));
         }
-        self.commit(vec![Change::DeleteRole(role.id)]).await
+        self.commit(vec![Change::DeleteRole(role.id.clone())])
+            .await?;
+        self.publish(Event::Role {
+            role: Box::new(role),
+            removed: true,
+        });
+        Ok(())
     }
 
     async fn role_in_use(&self, role: &Role) -> CoreResult<bool> {

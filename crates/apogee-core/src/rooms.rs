@@ -466,7 +466,28 @@ impl Core {
             rid: rid.to_string(),
             user_id: actor.id.clone(),
         }])
-        .await
+        .await?;
+        if self.settings.bool("Message_Read_Receipt_Enabled") {
+            self.announce_read_by_all(rid).await?;
+        }
+        Ok(())
+    }
+
+    /// With read receipts on, tells the room how far everyone has read (`messagesRead`).
+    async fn announce_read_by_all(&self, rid: &str) -> CoreResult<()> {
+        let all = Page {
+            offset: 0,
+            count: i64::MAX,
+        };
+        let (members, _) = self.store.subscriptions_of_room(rid, all).await?;
+        let read_by_all = members.iter().map(|s| s.ls).collect::<Option<Vec<_>>>();
+        if let Some(until) = read_by_all.and_then(|ls| ls.into_iter().min()) {
+            self.publish(crate::events::Event::MessagesRead {
+                rid: rid.to_string(),
+                until,
+            });
+        }
+        Ok(())
     }
 
     /// `subscriptions.unread`: marks the room unread from a message on.

@@ -1,7 +1,7 @@
 //! Settings: stored values over the catalogue's defaults, cached in memory for the hot path.
 
 use crate::error::{CoreError, CoreResult};
-use crate::store::{Change, SettingStore, Store};
+use crate::store::{Change, SettingStore};
 use apogee_domain::settings::{CATALOGUE, SettingDef, find};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -59,19 +59,12 @@ impl Settings {
         }
     }
 
-    /// Stores a value and updates the cache once it is committed.
-    pub(crate) async fn set(&self, store: &dyn Store, id: &str, value: Value) -> CoreResult<()> {
-        store
-            .commit(vec![Change::SetSetting {
-                id: id.to_string(),
-                value: value.clone(),
-            }])
-            .await?;
+    /// Updates the cache after a committed change.
+    pub(crate) fn remember(&self, id: &str, value: Value) {
         self.values
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_string(), value);
-        Ok(())
     }
 
     /// Every catalogue setting with its current value.
@@ -113,7 +106,13 @@ impl crate::Core {
             ("int", Value::String(s)) => Value::from(s.parse::<i64>().unwrap_or(0)),
             _ => value,
         };
-        self.settings.set(self.store.as_ref(), id, value).await
+        self.commit(vec![Change::SetSetting {
+            id: id.to_string(),
+            value: value.clone(),
+        }])
+        .await?;
+        self.settings.remember(id, value);
+        Ok(())
     }
 
     /// Whether the actor may read non-public settings.

@@ -232,6 +232,13 @@ pub trait SubscriptionStore: Send + Sync {
     /// The subscription with `unread` derived from the room sequence.
     async fn subscription(&self, rid: &str, user_id: &str) -> StoreResult<Option<Subscription>>;
     async fn subscriptions_of_user(&self, user_id: &str) -> StoreResult<Vec<Subscription>>;
+    /// The subscriptions to `rid` of those of `user_ids` who are members, in one read (realtime
+    /// fan-out asks this once per event, not once per recipient).
+    async fn subscriptions_in_room(
+        &self,
+        rid: &str,
+        user_ids: &[String],
+    ) -> StoreResult<Vec<Subscription>>;
     /// Members of a room ordered by username.
     async fn subscriptions_of_room(
         &self,

@@ -462,6 +462,18 @@ pub async fn unread_counts_derive_from_sequences(s: S) {
         .unwrap();
     assert_eq!((members.len(), total), (2, 2));
     assert_eq!(members[0].u.username, "hank");
+    let some = s
+        .subscriptions_in_room(&r.id, &[b.id.clone(), "nobody".into()])
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 1);
+    assert_eq!((some[0].u.id.as_str(), some[0].unread), (b.id.as_str(), 0));
+    assert!(
+        s.subscriptions_in_room(&r.id, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn mentions_are_counted(s: S) {

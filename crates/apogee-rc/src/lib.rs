@@ -23,6 +23,6 @@ pub struct AppState {
 /// The REST API router.
 pub fn router(core: Arc<Core>) -> Router {
     routes::all()
-        .merge(ddp::routes())
+        .merge(ddp::routes(&core))
         .with_state(AppState { core })
 }

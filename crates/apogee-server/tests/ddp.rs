@@ -627,3 +627,91 @@ async fn a_deactivated_user_is_disconnected() {
     let r = again.call("login", json!([{"resume": bob.token}])).await;
     assert!(r["error"].is_object(), "{r}");
 }
+
+#[tokio::test]
+async fn bulk_deletes_roles_settings_and_logouts_are_streamed() {
+    let s = server().await;
+    let admin = s.user("admin1").await;
+    let (_, created) = s
+        .post("/api/v1/channels.create", &admin, json!({"name": "ops"}))
+        .await;
+    let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+    let mut a = Ddp::connect(&s).await;
+    a.resume(&admin).await;
+    for (name, event) in [
+        ("stream-notify-room", format!("{rid}/deleteMessageBulk")),
+        ("stream-roles", "roles".to_string()),
+        (
+            "stream-notify-user",
+            format!("{}/force_logout", admin.user_id),
+        ),
+    ] {
+        assert_eq!(a.sub(name, &event).await["msg"], "ready");
+    }
+    let mut anon = Ddp::connect(&s).await;
+    let ready = anon
+        .sub("stream-notify-all", "public-settings-changed")
+        .await;
+    assert_eq!(ready["msg"], "ready");
+
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (_, sent) = s
+            .post(
+                "/api/v1/chat.sendMessage",
+                &admin,
+                json!({"message": {"rid": rid, "msg": format!("m{i}")}}),
+            )
+            .await;
+        ids.push(sent["message"]["_id"].clone());
+    }
+    let (status, v) = s
+        .post(
+            "/api/v1/rooms.cleanHistory",
+            &admin,
+            json!({"roomId": rid, "latest": "2100-01-01T00:00:00.000Z", "oldest": "2000-01-01T00:00:00.000Z"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let bulk = a
+        .until(|v| v["fields"]["eventName"] == format!("{rid}/deleteMessageBulk").as_str())
+        .await;
+    let got = &bulk["fields"]["args"][0];
+    assert_eq!(got["rid"], rid.as_str());
+    let mut deleted: Vec<Value> = got["ids"].as_array().unwrap().clone();
+    deleted.sort_by_key(|v| v.to_string());
+    ids.sort_by_key(|v| v.to_string());
+    assert_eq!(deleted, ids);
+
+    let (status, v) = s
+        .post(
+            "/api/v1/roles.create",
+            &admin,
+            json!({"name": "auditor", "scope": "Users"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let role = a.until(|v| v["collection"] == "stream-roles").await;
+    assert_eq!(role["fields"]["args"][0]["type"], "changed", "{role}");
+    assert_eq!(role["fields"]["args"][0]["name"], "auditor");
+
+    let (status, v) = s
+        .post(
+            "/api/v1/settings/Site_Name",
+            &admin,
+            json!({"value": "Renamed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let changed = anon.until(|v| v["collection"] == "stream-notify-all").await;
+    assert_eq!(
+        changed["fields"]["args"],
+        json!(["updated", {"_id": "Site_Name", "value": "Renamed"}])
+    );
+
+    // Logging the token out over REST closes the DDP connection that resumed with it.
+    let (status, v) = s.post("/api/v1/logout", &admin, json!({})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(a.closed().await, Some(1000));
+    healthy(&s).await;
+}

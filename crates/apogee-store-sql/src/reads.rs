@@ -353,6 +353,28 @@ impl<D: Database> SubscriptionStore for SqlStore<D> {
             .collect()
     }
 
+    async fn subscriptions_in_room(
+        &self,
+        rid: &str,
+        user_ids: &[String],
+    ) -> StoreResult<Vec<Subscription>> {
+        // Chunked so a large room stays under SQLite's bound-parameter limit.
+        let mut found = Vec::with_capacity(user_ids.len());
+        for chunk in user_ids.chunks(500) {
+            let sql = format!(
+                "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid
+                 WHERE s.rid = $1 AND s.user_id IN {}",
+                placeholders(2, chunk.len())
+            );
+            let mut args = args![rid];
+            args.extend(chunk.iter().map(Arg::from));
+            for row in self.rows(&sql, args).await? {
+                found.push(subscription_from_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn subscriptions_of_room(
         &self,
         rid: &str,

@@ -3,18 +3,20 @@
 //! through a bounded queue drained by a writer task; a client that does not keep up is closed
 //! with 1013.
 
-use crate::ddp::Presence;
 use crate::ddp::ejson::{meteor_error, to_ejson};
+use crate::ddp::hub::{ConnId, Delivery, Hub};
 use crate::ddp::methods::{self, Ctx};
-use crate::ddp::streams::Streams;
+use crate::ddp::streams::{Frame, Streams};
 use apogee_core::Core;
+use apogee_core::domain::User;
 use apogee_core::error::CoreError;
+use apogee_core::events::Event;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 /// Frames queued for a client before it counts as a slow consumer.
@@ -65,12 +67,23 @@ impl Outbox {
 
     /// Sends one DDP message, dates as EJSON.
     fn send(&mut self, frame: Value) -> Result<(), Closed> {
-        let text = to_ejson(frame).to_string();
+        self.send_text(&to_ejson(frame).to_string())
+    }
+
+    /// Sends one DDP message already rendered as EJSON text.
+    fn send_text(&mut self, text: &str) -> Result<(), Closed> {
         let text = match self.framing {
-            Framing::Raw => text,
+            Framing::Raw => text.to_string(),
             Framing::SockJs => format!("a{}", json!([text])),
         };
         self.push(Out::Text(text))
+    }
+
+    fn send_frame(&mut self, frame: Frame) -> Result<(), Closed> {
+        match frame {
+            Frame::Own(v) => self.send(v),
+            Frame::Shared(text) => self.send_text(&text),
+        }
     }
 
     fn raw(&mut self, text: &str) -> Result<(), Closed> {
@@ -137,7 +150,8 @@ async fn urgent_close(
 
 struct Conn {
     core: Arc<Core>,
-    presence: Arc<Presence>,
+    hub: Arc<Hub>,
+    id: ConnId,
     out: Outbox,
     ctx: Ctx,
     streams: Streams,
@@ -145,15 +159,16 @@ struct Conn {
 }
 
 /// Serves one upgraded WebSocket until either side closes.
-pub async fn serve(socket: WebSocket, core: Arc<Core>, presence: Arc<Presence>, framing: Framing) {
+pub async fn serve(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, framing: Framing) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(QUEUE);
     let (urgent_tx, urgent_rx) = watch::channel(None);
     let writer = tokio::spawn(writer(sink, rx, urgent_rx));
-    let mut events = core.events();
+    let (id, mut deliveries) = hub.register();
     let mut conn = Conn {
         core,
-        presence,
+        hub,
+        id,
         out: Outbox {
             tx,
             urgent: urgent_tx,
@@ -163,9 +178,10 @@ pub async fn serve(socket: WebSocket, core: Arc<Core>, presence: Arc<Presence>, 
         streams: Streams::default(),
         connected: false,
     };
-    let _ = conn.run(&mut stream, &mut events).await;
-    if let Some(session) = conn.ctx.session.take() {
-        conn.went_away(&session.user).await;
+    let _ = conn.run(&mut stream, &mut deliveries).await;
+    let last = conn.hub.unregister(conn.id);
+    if let (Some(session), Some(_)) = (conn.ctx.session.take(), last) {
+        conn.set_status(&session.user, "offline").await;
     }
     drop(conn);
     let _ = writer.await;
@@ -175,7 +191,7 @@ impl Conn {
     async fn run(
         &mut self,
         stream: &mut futures_util::stream::SplitStream<WebSocket>,
-        events: &mut broadcast::Receiver<Arc<apogee_core::events::Event>>,
+        deliveries: &mut mpsc::Receiver<Arc<Delivery>>,
     ) -> Result<(), Closed> {
         if self.out.framing == Framing::SockJs {
             self.out.raw("o")?;
@@ -208,13 +224,13 @@ impl Conn {
                     pinged = false;
                     self.packet(text.as_str()).await?;
                 }
-                event = events.recv() => match event {
-                    Ok(event) => self.event(&event).await?,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                delivery = deliveries.recv() => match delivery {
+                    Some(delivery) => self.event(&delivery).await?,
+                    None => {
+                        // The hub dropped us: we fell too far behind on events.
                         self.out.close(1013, "Try Again Later");
                         return Err(Closed);
                     }
-                    Err(broadcast::error::RecvError::Closed) => return Err(Closed),
                 },
                 _ = sleep_until(idle_at) => {
                     if pinged {
@@ -293,6 +309,7 @@ impl Conn {
             "unsub" => match str_field("id") {
                 Some(id) => {
                     self.streams.unsubscribe(id);
+                    self.follow_rooms();
                     self.out.send(json!({"msg": "nosub", "id": id}))
                 }
                 None => self.bad_request("Malformed unsub", &msg),
@@ -328,23 +345,23 @@ impl Conn {
         }
         self.out.send(reply)?;
         self.out.send(json!({"msg": "updated", "methods": [id]}))?;
-        let after = self.ctx.session.as_ref().map(|s| s.user.id.clone());
-        if before_id != after {
-            let user = self.ctx.session.as_ref().map(|s| s.user.clone());
-            if let Some(old) = &before {
-                self.went_away(old).await;
+        let after = self.ctx.session.as_ref().map(|s| s.user.clone());
+        if before_id != after.as_ref().map(|u| u.id.clone()) {
+            let change = self
+                .hub
+                .login(self.id, after.as_ref().map(|u| u.id.as_str()));
+            if let (Some(old), Some(_)) = (&before, change.offline) {
+                self.set_status(old, "offline").await;
             }
-            if let Some(new) = &user
-                && self.presence.arrive(&new.id)
-                && let Err(e) = self.core.set_connection_status(new, "online").await
-            {
-                log_failure("presence", &e);
+            if let (Some(new), Some(_)) = (&after, change.online) {
+                self.set_status(new, "online").await;
             }
-            if let Err(e) = self.streams.reset(&self.core, user.as_ref()).await {
+            if let Err(e) = self.streams.reset(&self.core, after.as_ref()).await {
                 log_failure("login", &e);
                 self.out.close(1011, "internal error");
                 return Err(Closed);
             }
+            self.follow_rooms();
         }
         if self.ctx.close_after {
             self.out.close(1002, "logged out");
@@ -353,12 +370,17 @@ impl Conn {
         Ok(())
     }
 
-    /// This connection no longer counts for `user`; their last one makes them offline.
-    async fn went_away(&self, user: &apogee_core::domain::User) {
-        if self.presence.leave(&user.id)
-            && let Err(e) = self.core.set_connection_status(user, "offline").await
-        {
+    /// The user's first connection on this node came or their last one went.
+    async fn set_status(&self, user: &User, status: &str) {
+        if let Err(e) = self.core.set_connection_status(user, status).await {
             log_failure("presence", &e);
+        }
+    }
+
+    /// Tells the hub which rooms' events this connection needs, when that changed.
+    fn follow_rooms(&mut self) {
+        if let Some(rooms) = self.streams.rooms_if_changed() {
+            self.hub.follow(self.id, rooms);
         }
     }
 
@@ -370,6 +392,7 @@ impl Conn {
             .await
         {
             Ok(initial) => {
+                self.follow_rooms();
                 self.out.send(json!({"msg": "ready", "subs": [id]}))?;
                 for frame in initial {
                     self.out.send(frame)?;
@@ -384,32 +407,49 @@ impl Conn {
         }
     }
 
-    async fn event(&mut self, event: &apogee_core::events::Event) -> Result<(), Closed> {
+    async fn event(&mut self, delivery: &Delivery) -> Result<(), Closed> {
         let Some(session) = &mut self.ctx.session else {
+            if let Some(frame) = self.streams.public_event(delivery) {
+                self.out.send_frame(frame)?;
+            }
             return Ok(());
         };
-        if let apogee_core::events::Event::User { user } = event
-            && user.id == session.user.id
-        {
-            session.user = (**user).clone();
-            if !user.active {
-                // Deactivated: the session ends here as it does over REST.
-                self.out.close(4000, "deactivated");
-                return Err(Closed);
+        let mut close = None;
+        match &*delivery.event {
+            Event::User { user } if user.id == session.user.id => {
+                session.user = (**user).clone();
+                if !user.active {
+                    // Deactivated: the session ends here as it does over REST.
+                    close = Some((4000, "deactivated"));
+                }
             }
+            Event::SessionsEnded {
+                user_id,
+                token_hash,
+            } if *user_id == session.user.id
+                && token_hash.as_ref().is_none_or(|t| *t == session.token_hash) =>
+            {
+                // Meteor closes a connection whose login token is removed.
+                close = Some((1000, "logged out"));
+            }
+            _ => {}
         }
         let me = session.user.clone();
-        if self.streams.is_empty() {
-            return Ok(());
+        if !self.streams.is_empty() {
+            let (frames, ended) = self.streams.on_event(&self.core, &me, delivery).await;
+            for frame in frames {
+                self.out.send_frame(frame)?;
+            }
+            for id in ended {
+                let e = CoreError::not_allowed("not-allowed");
+                self.out
+                    .send(json!({"msg": "nosub", "id": id, "error": meteor_error(&e)}))?;
+            }
+            self.follow_rooms();
         }
-        let (frames, ended) = self.streams.on_event(&self.core, &me, event).await;
-        for frame in frames {
-            self.out.send(frame)?;
-        }
-        for id in ended {
-            let e = CoreError::not_allowed("not-allowed");
-            self.out
-                .send(json!({"msg": "nosub", "id": id, "error": meteor_error(&e)}))?;
+        if let Some((code, reason)) = close {
+            self.out.close(code, reason);
+            return Err(Closed);
         }
         Ok(())
     }

@@ -2,89 +2,67 @@
 //! (`/sockjs/info`, `/sockjs/<server>/<session>/websocket`).
 //!
 //! - `ejson`: `$date` conversion and `Meteor.Error` objects;
+//! - `hub`: this node's connections by room and user; routes each event to those it concerns;
 //! - `conn`: one connection's loop (handshake, heartbeats, methods, subscriptions, send queue);
 //! - `methods`: the method dispatcher, also used by `POST /api/v1/method.call/:method`;
 //! - `streams`: `stream-*` subscriptions and how core events become their frames.
 
 pub mod conn;
 pub mod ejson;
+pub mod hub;
 pub mod methods;
 pub mod streams;
 
 use crate::AppState;
+use apogee_core::Core;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use conn::Framing;
+use hub::Hub;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Largest DDP frame a client may send.
 pub const MAX_FRAME: usize = 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(core: &Core) -> Router<AppState> {
     Router::new()
         .route("/websocket", get(raw))
         .route("/sockjs/info", get(sockjs_info))
         .route("/sockjs/{server}/{session}/websocket", get(sockjs))
-        .layer(Extension(Arc::new(Presence::default())))
+        .layer(Extension(Hub::start(core)))
 }
 
-/// This node's live logged-in connections per user: the first makes the user online, the last
-/// one closing makes them offline.
-#[derive(Default)]
-pub struct Presence {
-    counts: Mutex<HashMap<String, usize>>,
-}
+/// Socket buffers: tungstenite's defaults (128 KiB each way) would dominate an idle
+/// connection's memory; DDP frames are small and a larger one grows the buffer as needed.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 4 * 1024;
 
-impl Presence {
-    /// Counts a connection in; true if it is the user's first.
-    pub fn arrive(&self, uid: &str) -> bool {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry(uid.to_string()).or_default();
-        *n += 1;
-        *n == 1
-    }
-
-    /// Counts a connection out; true if it was the user's last.
-    pub fn leave(&self, uid: &str) -> bool {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        match counts.get_mut(uid) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            Some(_) => {
-                counts.remove(uid);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-fn upgrade(ws: WebSocketUpgrade, s: AppState, p: Arc<Presence>, framing: Framing) -> Response {
+fn upgrade(ws: WebSocketUpgrade, s: AppState, hub: Arc<Hub>, framing: Framing) -> Response {
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| conn::serve(socket, s.core, p, framing))
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_FRAME + WRITE_BUFFER)
+        .on_upgrade(move |socket| conn::serve(socket, s.core, hub, framing))
 }
 
 async fn raw(
     State(s): State<AppState>,
-    Extension(p): Extension<Arc<Presence>>,
+    Extension(hub): Extension<Arc<Hub>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(ws, s, p, Framing::Raw)
+    upgrade(ws, s, hub, Framing::Raw)
 }
 
 async fn sockjs(
     State(s): State<AppState>,
-    Extension(p): Extension<Arc<Presence>>,
+    Extension(hub): Extension<Arc<Hub>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(ws, s, p, Framing::SockJs)
+    upgrade(ws, s, hub, Framing::SockJs)
 }
 
 async fn sockjs_info() -> Response {

@@ -3,6 +3,7 @@
 //! is asked of core when subscribing; membership for `__my_messages__` and `stream-notify-user`
 //! comes from core's list of the user's subscriptions, kept current from the user's own events.
 
+use crate::ddp::hub::Delivery;
 use apogee_core::Core;
 use apogee_core::domain::{Message, RoomType, User};
 use apogee_core::error::{CoreError, CoreResult};
@@ -11,6 +12,7 @@ use apogee_core::rooms::RoomRef;
 use apogee_domain::user::status_code;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Subscriptions one connection may hold, so a client cannot grow its memory without bound.
 const MAX_SUBS: usize = 512;
@@ -57,11 +59,24 @@ struct MyRoom {
 pub struct Streams {
     subs: HashMap<String, Sub>,
     my_rooms: HashMap<String, MyRoom>,
+    /// The rooms followed changed since [`Streams::rooms_if_changed`] last answered.
+    rooms_changed: bool,
+}
+
+/// A frame to send: built for this connection, or rendered once for every recipient.
+pub enum Frame {
+    Own(Value),
+    Shared(Arc<str>),
 }
 
 /// `{"msg":"changed","collection":…,"id":"id","fields":{"eventName":…,"args":[…]}}`.
 fn changed(collection: &str, event: &str, args: Value) -> Value {
     json!({"msg": "changed", "collection": collection, "id": "id", "fields": {"eventName": event, "args": args}})
+}
+
+/// A `changed` frame for this connection alone.
+fn own(collection: &str, event: &str, args: Value) -> Frame {
+    Frame::Own(changed(collection, event, args))
 }
 
 fn presence_frame(user: &User) -> Value {
@@ -82,6 +97,7 @@ impl Streams {
     pub async fn reset(&mut self, core: &Core, user: Option<&User>) -> CoreResult<()> {
         self.subs.clear();
         self.my_rooms.clear();
+        self.rooms_changed = true;
         if let Some(user) = user {
             let (subs, _) = core.subscriptions(user, None).await?;
             self.my_rooms = subs
@@ -100,6 +116,29 @@ impl Streams {
 
     pub fn len(&self) -> usize {
         self.subs.len()
+    }
+
+    /// The rooms whose events this connection needs (memberships and room streams), when they
+    /// changed since the last call.
+    pub fn rooms_if_changed(&mut self) -> Option<HashSet<String>> {
+        if !std::mem::take(&mut self.rooms_changed) {
+            return None;
+        }
+        let mut rooms: HashSet<String> = self.my_rooms.keys().cloned().collect();
+        for sub in self.subs.values() {
+            match sub.stream {
+                Stream::RoomMessages if sub.event != "__my_messages__" => {
+                    rooms.insert(sub.event.clone());
+                }
+                Stream::NotifyRoom => {
+                    if let Some((rid, _)) = sub.event.split_once('/') {
+                        rooms.insert(rid.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(rooms)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -184,12 +223,14 @@ impl Streams {
             }
             _ => return Err(not_found(name)),
         };
+        self.rooms_changed |= matches!(stream, Stream::RoomMessages | Stream::NotifyRoom);
         self.subs.insert(id.to_string(), Sub { stream, event });
         Ok(initial)
     }
 
     /// `unsub`: true if there was such a subscription.
     pub fn unsubscribe(&mut self, id: &str) -> bool {
+        self.rooms_changed = true;
         self.subs.remove(id).is_some()
     }
 
@@ -213,36 +254,58 @@ impl Streams {
         &mut self,
         core: &Core,
         me: &User,
-        event: &Event,
-    ) -> (Vec<Value>, Vec<String>) {
+        d: &Delivery,
+    ) -> (Vec<Frame>, Vec<String>) {
         let mut out = Vec::new();
         let mut ended = Vec::new();
-        match event {
+        match &*d.event {
             Event::Message { message, created } => {
                 let rid = message.rid.as_str();
                 if self.wants(&Stream::RoomMessages, rid) {
-                    out.push(changed("stream-room-messages", rid, json!([message])));
+                    out.push(Frame::Shared(d.render(rid, || {
+                        changed("stream-room-messages", rid, json!([message]))
+                    })));
                 }
                 if let Some(room) = self.my_rooms.get(rid)
                     && self.wants(&Stream::RoomMessages, "__my_messages__")
                 {
-                    let extra = json!({"roomParticipant": true, "roomType": room.t.code(), "roomName": room.name});
-                    out.push(changed(
-                        "stream-room-messages",
-                        "__my_messages__",
-                        json!([message, extra]),
-                    ));
+                    let (t, name) = (room.t.code(), room.name.as_str());
+                    let key = format!("__my_messages__/{t}/{name}");
+                    out.push(Frame::Shared(d.render(&key, || {
+                        let extra =
+                            json!({"roomParticipant": true, "roomType": t, "roomName": name});
+                        changed(
+                            "stream-room-messages",
+                            "__my_messages__",
+                            json!([message, extra]),
+                        )
+                    })));
                 }
                 if *created && self.my_rooms.contains_key(rid) {
                     self.notify(me, message, &mut out);
-                    self.room_touched(core, me, rid, message.u.id != me.id, &mut out)
+                    self.room_touched(core, me, d, rid, message.u.id != me.id, &mut out)
                         .await;
                 }
             }
             Event::MessageDeleted { rid, id } => {
                 let name = format!("{rid}/deleteMessage");
                 if self.wants(&Stream::NotifyRoom, &name) {
-                    out.push(changed("stream-notify-room", &name, json!([{"_id": id}])));
+                    out.push(own("stream-notify-room", &name, json!([{"_id": id}])));
+                }
+            }
+            Event::MessagesDeleted { rid, ids } => {
+                let name = format!("{rid}/deleteMessageBulk");
+                if self.wants(&Stream::NotifyRoom, &name) {
+                    let bulk = json!({"rid": rid, "excludePinned": false, "ignoreDiscussion": false, "ts": {}, "users": [], "ids": ids});
+                    out.push(Frame::Shared(d.render(&name, || {
+                        changed("stream-notify-room", &name, json!([bulk]))
+                    })));
+                }
+            }
+            Event::MessagesRead { rid, until } => {
+                let name = format!("{rid}/messagesRead");
+                if self.wants(&Stream::NotifyRoom, &name) {
+                    out.push(own("stream-notify-room", &name, json!([{"until": until}])));
                 }
             }
             Event::Activity {
@@ -252,7 +315,7 @@ impl Streams {
             } if *username != me.username => {
                 let name = format!("{rid}/user-activity");
                 if self.wants(&Stream::NotifyRoom, &name) {
-                    out.push(changed(
+                    out.push(own(
                         "stream-notify-room",
                         &name,
                         json!([username, activities, {}]),
@@ -261,11 +324,7 @@ impl Streams {
                 let name = format!("{rid}/typing");
                 if self.wants(&Stream::NotifyRoom, &name) {
                     let typing = activities.iter().any(|a| a == "user-typing");
-                    out.push(changed(
-                        "stream-notify-room",
-                        &name,
-                        json!([username, typing]),
-                    ));
+                    out.push(own("stream-notify-room", &name, json!([username, typing])));
                 }
             }
             Event::Activity { .. } => {}
@@ -282,67 +341,107 @@ impl Streams {
                 let name = format!("{}/rooms-changed", me.id);
                 if *removed {
                     self.my_rooms.remove(rid);
+                    self.rooms_changed = true;
                     if self.wants(&Stream::NotifyUser, &name) {
-                        out.push(changed(
+                        out.push(own(
                             "stream-notify-user",
                             &name,
                             json!(["removed", {"_id": rid}]),
                         ));
                     }
-                } else if let Ok(room) = core.find_room(&RoomRef::Id(rid.clone())).await {
+                } else if let Some(room) = d.room(core, rid).await {
                     if let (Some(mine), Some(n)) = (self.my_rooms.get_mut(rid), &room.name) {
                         mine.name = n.clone();
                     }
                     if self.wants(&Stream::NotifyUser, &name) {
-                        out.push(changed(
-                            "stream-notify-user",
-                            &name,
-                            json!(["updated", room]),
-                        ));
+                        out.push(own("stream-notify-user", &name, json!(["updated", room])));
                     }
                 }
             }
             Event::Room { .. } => {}
-            Event::User { user } => {
-                let user_data = format!("{}/userData", me.id);
-                if user.id == me.id && self.wants(&Stream::NotifyUser, &user_data) {
-                    let mut diff = json!(user);
-                    if let Value::Object(d) = &mut diff {
-                        d.remove("_id");
-                    }
-                    out.push(changed(
-                        "stream-notify-user",
-                        &user_data,
-                        json!([{"type": "updated", "diff": diff, "unset": {}}]),
-                    ));
+            Event::User { user } => self.user_changed(me, user, d, &mut out),
+            Event::Role { role, removed } => {
+                if self.wants(&Stream::Roles, "roles") {
+                    let kind = if *removed { "removed" } else { "changed" };
+                    out.push(Frame::Shared(d.render("roles", || {
+                        let mut role = json!(role);
+                        role["type"] = json!(kind);
+                        changed("stream-roles", "roles", json!([role]))
+                    })));
                 }
-                if self.wants(&Stream::NotifyLogged, "user-status") {
-                    let code = status_code(&user.status).unwrap_or(0);
-                    let args = json!([[
-                        user.id,
-                        user.username,
-                        code,
-                        user.status_text,
-                        user.name,
-                        user.roles
-                    ]]);
-                    out.push(changed("stream-notify-logged", "user-status", args));
-                }
-                let watched = self
-                    .subs
-                    .values()
-                    .any(|s| matches!(&s.stream, Stream::Presence(ids) if ids.contains(&user.id)));
-                if watched {
-                    out.push(presence_frame(user));
+            }
+            Event::PublicSetting { .. } => out.extend(self.public_event(d)),
+            Event::SessionsEnded {
+                user_id,
+                token_hash,
+            } => {
+                let name = format!("{}/force_logout", me.id);
+                if *user_id == me.id
+                    && token_hash.is_none()
+                    && self.wants(&Stream::NotifyUser, &name)
+                {
+                    out.push(own("stream-notify-user", &name, json!([])));
                 }
             }
         }
         (out, ended)
     }
 
+    /// What an event shows to anyone, logged in or not: `public-settings-changed`.
+    pub fn public_event(&self, d: &Delivery) -> Option<Frame> {
+        let Event::PublicSetting { id, value } = &*d.event else {
+            return None;
+        };
+        let name = "public-settings-changed";
+        self.wants(&Stream::NotifyAll, name).then(|| {
+            Frame::Shared(d.render(name, || {
+                let setting = json!({"_id": id, "value": value});
+                changed("stream-notify-all", name, json!(["updated", setting]))
+            }))
+        })
+    }
+
+    /// A profile or presence change: the user's own `userData`, `user-status` for everyone
+    /// listening, and presence watchers.
+    fn user_changed(&self, me: &User, user: &User, d: &Delivery, out: &mut Vec<Frame>) {
+        let user_data = format!("{}/userData", me.id);
+        if user.id == me.id && self.wants(&Stream::NotifyUser, &user_data) {
+            let mut diff = json!(user);
+            if let Value::Object(d) = &mut diff {
+                d.remove("_id");
+            }
+            out.push(own(
+                "stream-notify-user",
+                &user_data,
+                json!([{"type": "updated", "diff": diff, "unset": {}}]),
+            ));
+        }
+        if self.wants(&Stream::NotifyLogged, "user-status") {
+            out.push(Frame::Shared(d.render("user-status", || {
+                let code = status_code(&user.status).unwrap_or(0);
+                let args = json!([[
+                    user.id,
+                    user.username,
+                    code,
+                    user.status_text,
+                    user.name,
+                    user.roles
+                ]]);
+                changed("stream-notify-logged", "user-status", args)
+            })));
+        }
+        let watched = self
+            .subs
+            .values()
+            .any(|s| matches!(&s.stream, Stream::Presence(ids) if ids.contains(&user.id)));
+        if watched {
+            out.push(Frame::Shared(d.render("presence", || presence_frame(user))));
+        }
+    }
+
     /// `<uid>/notification` for a new message in a direct room or one that mentions the user
     /// (or `@all`/`@here`), from someone else.
-    fn notify(&self, me: &User, message: &Message, out: &mut Vec<Value>) {
+    fn notify(&self, me: &User, message: &Message, out: &mut Vec<Frame>) {
         let event = format!("{}/notification", me.id);
         let Some(room) = self.my_rooms.get(&message.rid) else {
             return;
@@ -372,7 +471,7 @@ impl Streams {
             "_id": message.id, "rid": message.rid, "tmid": message.tmid, "sender": message.u,
             "type": room.t.code(), "name": room.name, "message": {"msg": message.msg},
         });
-        out.push(changed(
+        out.push(own(
             "stream-notify-user",
             &event,
             json!([{"title": title, "text": text, "duration": 0, "payload": payload}]),
@@ -380,21 +479,23 @@ impl Streams {
     }
 
     /// A new message in one of the user's rooms: the room's `lastMessage` and (for others'
-    /// messages) the user's unread counts changed, though nothing per member was written.
+    /// messages) the user's unread counts changed, though nothing per member was written. The
+    /// room and the members' subscriptions are read once for all recipients on this node.
     async fn room_touched(
         &self,
         core: &Core,
         me: &User,
+        d: &Delivery,
         rid: &str,
         unread_changed: bool,
-        out: &mut Vec<Value>,
+        out: &mut Vec<Frame>,
     ) {
         let subs_changed = format!("{}/subscriptions-changed", me.id);
         if unread_changed
             && self.wants(&Stream::NotifyUser, &subs_changed)
-            && let Ok(Some(sub)) = core.subscription(me, rid).await
+            && let Some(sub) = d.subscription(core, rid, &me.id).await
         {
-            out.push(changed(
+            out.push(own(
                 "stream-notify-user",
                 &subs_changed,
                 json!(["updated", sub]),
@@ -402,13 +503,15 @@ impl Streams {
         }
         let rooms_changed = format!("{}/rooms-changed", me.id);
         if self.wants(&Stream::NotifyUser, &rooms_changed)
-            && let Ok(room) = core.find_room(&RoomRef::Id(rid.to_string())).await
+            && let Some(room) = d.room(core, rid).await
         {
-            out.push(changed(
-                "stream-notify-user",
-                &rooms_changed,
-                json!(["updated", room]),
-            ));
+            out.push(Frame::Shared(d.render("rooms-changed", || {
+                changed(
+                    "stream-notify-user",
+                    &rooms_changed,
+                    json!(["updated", room]),
+                )
+            })));
         }
     }
 
@@ -420,7 +523,7 @@ impl Streams {
         me: &User,
         rid: &str,
         removed: bool,
-        out: &mut Vec<Value>,
+        out: &mut Vec<Frame>,
         ended: &mut Vec<String>,
     ) {
         let subs_changed = format!("{}/subscriptions-changed", me.id);
@@ -433,6 +536,7 @@ impl Streams {
         match current {
             Some(sub) => {
                 let inserted = !self.my_rooms.contains_key(rid);
+                self.rooms_changed |= inserted;
                 let action = if inserted { "inserted" } else { "updated" };
                 self.my_rooms.insert(
                     rid.to_string(),
@@ -442,7 +546,7 @@ impl Streams {
                     },
                 );
                 if self.wants(&Stream::NotifyUser, &subs_changed) {
-                    out.push(changed(
+                    out.push(own(
                         "stream-notify-user",
                         &subs_changed,
                         json!([action, sub]),
@@ -452,7 +556,7 @@ impl Streams {
                     && self.wants(&Stream::NotifyUser, &rooms_changed)
                     && let Ok(room) = core.find_room(&RoomRef::Id(rid.to_string())).await
                 {
-                    out.push(changed(
+                    out.push(own(
                         "stream-notify-user",
                         &rooms_changed,
                         json!(["inserted", room]),
@@ -463,16 +567,17 @@ impl Streams {
                 let Some(room) = self.my_rooms.remove(rid) else {
                     return;
                 };
+                self.rooms_changed = true;
                 if self.wants(&Stream::NotifyUser, &subs_changed) {
                     let gone = json!({"rid": rid, "u": {"_id": me.id}, "t": room.t.code()});
-                    out.push(changed(
+                    out.push(own(
                         "stream-notify-user",
                         &subs_changed,
                         json!(["removed", gone]),
                     ));
                 }
                 if self.wants(&Stream::NotifyUser, &rooms_changed) {
-                    out.push(changed(
+                    out.push(own(
                         "stream-notify-user",
                         &rooms_changed,
                         json!(["removed", {"_id": rid}]),
