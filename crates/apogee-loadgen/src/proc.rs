@@ -65,6 +65,26 @@ pub fn load_average() -> Option<f64> {
         .ok()
 }
 
+/// Kernel TCP socket memory in pages (the `mem` field of the `TCP:` line of `/proc/net/sockstat`).
+pub fn parse_tcp_mem_pages(sockstat: &str) -> Option<u64> {
+    let line = sockstat.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut it = line.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == "mem" {
+            return it.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// Kernel TCP socket memory in KiB, if readable.
+pub fn tcp_mem_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    parse_tcp_mem_pages(&text).map(|p| p * page / 1024)
+}
+
 /// Raises the soft open-file limit to the hard limit; returns the soft limit now in force.
 pub fn raise_nofile_limit() -> u64 {
     let mut lim = libc::rlimit {
@@ -105,6 +125,14 @@ mod tests {
                     731 129 0 0 20 0 9 0 123456 1000000 3000 18446744073709551615";
         assert_eq!(parse_cpu_ticks(stat), Some((731, 129)));
         assert_eq!(parse_cpu_ticks("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn reads_tcp_socket_memory() {
+        let sockstat =
+            "sockets: used 290\nTCP: inuse 12 orphan 0 tw 3 alloc 15 mem 7\nUDP: inuse 1 mem 2\n";
+        assert_eq!(parse_tcp_mem_pages(sockstat), Some(7));
+        assert_eq!(parse_tcp_mem_pages("UDP: inuse 1 mem 2\n"), None);
     }
 
     #[test]

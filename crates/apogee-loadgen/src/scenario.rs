@@ -46,32 +46,77 @@ fn micros_since(base: Instant) -> u64 {
     base.elapsed().as_micros() as u64
 }
 
+/// Counters all receivers share: deliveries, the latest receipt, and per message the first and
+/// last receipt (its sweep across the room).
+pub struct Tally {
+    delivered: AtomicU64,
+    last_us: AtomicU64,
+    first_rx: Vec<AtomicU64>,
+    last_rx: Vec<AtomicU64>,
+}
+
+impl Tally {
+    pub fn new(messages: u64) -> Arc<Tally> {
+        Arc::new(Tally {
+            delivered: AtomicU64::new(0),
+            last_us: AtomicU64::new(0),
+            first_rx: (0..messages).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            last_rx: (0..messages).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    fn on_receipt(&self, seq: u64, now: u64) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.last_us.fetch_max(now, Ordering::Relaxed);
+        if let (Some(f), Some(l)) = (
+            self.first_rx.get(seq as usize),
+            self.last_rx.get(seq as usize),
+        ) {
+            f.fetch_min(now, Ordering::Relaxed);
+            l.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Last minus first receipt, per message that arrived at all.
+    fn sweep(&self) -> Summary {
+        let mut h = hist::new();
+        for (f, l) in self.first_rx.iter().zip(&self.last_rx) {
+            let (f, l) = (f.load(Ordering::Relaxed), l.load(Ordering::Relaxed));
+            if f != u64::MAX {
+                hist::record(&mut h, l.saturating_sub(f));
+            }
+        }
+        hist::summary(&h)
+    }
+}
+
 /// What one receiving connection saw.
 struct Received {
     base: Instant,
     hist: Histogram<u64>,
-    delivered: Arc<AtomicU64>,
-    last_us: Arc<AtomicU64>,
+    tally: Arc<Tally>,
     errors: u64,
 }
 
 impl Received {
-    fn new(base: Instant, delivered: Arc<AtomicU64>, last_us: Arc<AtomicU64>) -> Received {
+    fn new(base: Instant, tally: Arc<Tally>) -> Received {
         Received {
             base,
             hist: hist::new(),
-            delivered,
-            last_us,
+            tally,
             errors: 0,
         }
     }
 
     fn on_text(&mut self, text: &str) {
-        if let Some((_, t_us)) = parse_payload(text) {
+        if let Some((seq, t_us)) = parse_payload(text) {
             let now = micros_since(self.base);
             hist::record(&mut self.hist, now.saturating_sub(t_us));
-            self.delivered.fetch_add(1, Ordering::Relaxed);
-            self.last_us.fetch_max(now, Ordering::Relaxed);
+            self.tally.on_receipt(seq, now);
         }
     }
 
@@ -316,10 +361,16 @@ pub async fn idle(env: &Env, a: &IdleArgs) -> Result<Value> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let fresh = srv.sample()?;
     let ws = workspace(&srv, users, "idle-room").await?;
+    let setup_rss = srv.sample()?.rss_kib;
+    // A fresh process on the same database: no memory left over from hashing passwords.
+    let srv = srv
+        .restart(&env.apogee_bin, env.server_cpus.clone())
+        .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = srv.sample()?;
+    let tcp_before = proc::tcp_mem_kib();
     let base = Instant::now();
-    let (delivered, last) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let tally = Tally::new(0);
     let tokens: Vec<String> = ws.users.iter().map(|u| u.session.token.clone()).collect();
     let rid = ws.rid.clone();
     let mut fleet = ddp_fleet(
@@ -336,7 +387,7 @@ pub async fn idle(env: &Env, a: &IdleArgs) -> Result<Value> {
                 ("stream-room-messages", json!([rid, false])),
             ]
         },
-        || Received::new(base, delivered.clone(), last.clone()),
+        || Received::new(base, tally.clone()),
     );
     let ready = fleet.wait_ready("idle").await;
     if ready.ok == 0 {
@@ -349,6 +400,7 @@ pub async fn idle(env: &Env, a: &IdleArgs) -> Result<Value> {
     let hold_start = srv.sample()?;
     tokio::time::sleep(Duration::from_secs(a.hold_secs)).await;
     let after = srv.sample()?;
+    let tcp_after = proc::tcp_mem_kib();
     let me = proc::sample(std::process::id())?;
     let (_, dropped) = fleet.finish().await;
     srv.stop().await;
@@ -365,6 +417,7 @@ pub async fn idle(env: &Env, a: &IdleArgs) -> Result<Value> {
         "setup_secs": round(ready.elapsed_s, 2),
         "setup_latency": ready.setup,
         "server_rss_fresh_kib": fresh.rss_kib,
+        "server_rss_after_user_setup_kib": setup_rss,
         "server_rss_before_kib": before.rss_kib,
         "server_rss_after_kib": after.rss_kib,
         "rss_per_conn_kib": round(per_conn, 2),
@@ -372,19 +425,22 @@ pub async fn idle(env: &Env, a: &IdleArgs) -> Result<Value> {
         "hold_cpu_secs": round(hold_cpu, 3),
         "hold_cpu_pct_of_core": round(hold_cpu / a.hold_secs as f64 * 100.0, 2),
         "generator_rss_kib": me.rss_kib,
+        "kernel_tcp_mem_kib_before": tcp_before,
+        "kernel_tcp_mem_kib_after": tcp_after,
         "load_avg_before": load_before,
     });
     eprintln!(
         "\n**idle**: {} of {} DDP connections ({users} users) logged in with resume tokens and \
          subscribed to their notify-user stream and one room in {:.1} s (setup {}). Server RSS \
-         {:.1} MiB fresh, {:.1} MiB before connecting, {:.1} MiB after: **{per_conn:.1} KiB per \
-         connection**. CPU during the {} s hold: {hold_cpu:.2} s ({:.1}% of a core). {} \
+         {:.1} MiB fresh, {:.1} MiB after creating the users, {:.1} MiB restarted before \
+         connecting, {:.1} MiB after: **{per_conn:.1} KiB per connection**. CPU during the {} s hold: {hold_cpu:.2} s ({:.1}% of a core). {} \
          connections dropped during the hold.\n",
         ready.ok,
         a.connections,
         ready.elapsed_s,
         ready.setup.short(),
         fresh.rss_kib as f64 / 1024.0,
+        setup_rss as f64 / 1024.0,
         before.rss_kib as f64 / 1024.0,
         after.rss_kib as f64 / 1024.0,
         a.hold_secs,
@@ -442,14 +498,18 @@ fn schedule(
         .collect()
 }
 
+fn total_messages(a: &FanoutArgs) -> u64 {
+    (a.rate * a.seconds).round().max(1.0) as u64
+}
+
 fn intended_us(start_us: u64, rate: f64, seq: u64) -> u64 {
     start_us + (seq as f64 * 1e6 / rate) as u64
 }
 
 /// Waits for `expected` deliveries, at most `drain` after the last send was due.
-async fn drain(delivered: &AtomicU64, expected: u64, drain: Duration) {
+async fn drain(tally: &Tally, expected: u64, drain: Duration) {
     let until = Instant::now() + drain;
-    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < until {
+    while tally.delivered() < expected && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -462,6 +522,8 @@ struct FanoutOutcome {
     deliveries_per_s: f64,
     cpu: f64,
     rss_after: u64,
+    sweep: Summary,
+    generator_cpu: f64,
     ready: Ready,
     dropped: usize,
     ddp_errors: u64,
@@ -488,6 +550,8 @@ fn fanout_json(kind: &str, a: &FanoutArgs, users: usize, o: &FanoutOutcome, extr
         "deliveries_per_s": round(o.deliveries_per_s, 1),
         "server_cpu_secs": round(o.cpu, 3),
         "server_rss_after_kib": o.rss_after,
+        "sweep": o.sweep,
+        "generator_cpu_secs": round(o.generator_cpu, 3),
         "receivers_dropped": o.dropped,
         "ddp_errors": o.ddp_errors,
         "load_avg_before": load_note(),
@@ -506,8 +570,11 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
     );
     let srv = server::start_apogee(&env.apogee_bin, env.server_cpus.clone()).await?;
     let ws = workspace(&srv, users, &format!("fanout-{}", a.members)).await?;
+    let srv = srv
+        .restart(&env.apogee_bin, env.server_cpus.clone())
+        .await?;
     let base = Instant::now();
-    let (delivered, last) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let tally = Tally::new(total_messages(a));
     let tokens: Vec<String> = ws.users.iter().map(|u| u.session.token.clone()).collect();
     let rid = ws.rid.clone();
     let url = srv.ws_url("/websocket");
@@ -517,7 +584,7 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
         env.setup_concurrency,
         |i| tokens[i % tokens.len()].clone(),
         move |_, _| vec![("stream-room-messages", json!([rid, false]))],
-        || Received::new(base, delivered.clone(), last.clone()),
+        || Received::new(base, tally.clone()),
     );
     let ready = fleet.wait_ready("fanout").await;
     if ready.ok == 0 {
@@ -531,7 +598,7 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
     let ack_errors = Arc::new(AtomicU64::new(0));
     let mut sinks = Vec::new();
     let mut readers = Vec::new();
-    let total = (a.rate * a.seconds).round().max(1.0) as u64;
+    let total = total_messages(a);
     let start_slot = Arc::new(AtomicU64::new(0));
     for _ in 0..a.senders.max(1) {
         let mut d = Ddp::connect(&url).await?;
@@ -580,8 +647,7 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
         fleet,
         ready,
         base,
-        delivered,
-        last,
+        tally.clone(),
         a,
         start_us,
         sinks,
@@ -607,7 +673,8 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
     eprintln!(
         "\n**fanout {}**: {} msgs at {}/s over DDP `sendMessage` to a channel of {} connections \
          ({users} users): {}/{} delivered ({:.2}%), send→receive {} (from intended send time), \
-         {:.0} deliveries/s, server CPU {:.2} s; sendMessage ack {}.\n",
+         {:.0} deliveries/s, sweep (last − first receipt) {}, server CPU {:.2} s, generator CPU \
+         {:.2} s; sendMessage ack {}.\n",
         a.members,
         o.sent,
         a.rate,
@@ -617,7 +684,9 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
         o.delivered as f64 / o.expected.max(1) as f64 * 100.0,
         o.latency.short(),
         o.deliveries_per_s,
+        o.sweep.short(),
         o.cpu,
+        o.generator_cpu,
         ack.short(),
     );
     Ok(v)
@@ -629,15 +698,15 @@ async fn measure_fanout(
     fleet: Fleet<Received>,
     ready: Ready,
     base: Instant,
-    delivered: Arc<AtomicU64>,
-    last: Arc<AtomicU64>,
+    tally: Arc<Tally>,
     a: &FanoutArgs,
     start_us: u64,
     sinks: Vec<Arc<Mutex<ddp::WsSink>>>,
     frame: impl Fn(u64, u64) -> String + Send + Sync + 'static,
 ) -> Result<FanoutOutcome> {
-    let total = (a.rate * a.seconds).round().max(1.0) as u64;
+    let total = total_messages(a);
     let cpu0 = srv.sample()?;
+    let gen0 = proc::sample(std::process::id())?;
     let senders = schedule(base, start_us, a.rate, total, sinks, frame);
     let mut sent_ok = true;
     for s in senders {
@@ -646,8 +715,9 @@ async fn measure_fanout(
         }
     }
     let expected = total * ready.ok as u64;
-    drain(&delivered, expected, Duration::from_secs(10)).await;
+    drain(&tally, expected, Duration::from_secs(10)).await;
     let cpu1 = srv.sample()?;
+    let gen1 = proc::sample(std::process::id())?;
     let (recs, dropped) = fleet.finish().await;
     let mut h = hist::new();
     let mut ddp_errors = 0;
@@ -658,8 +728,12 @@ async fn measure_fanout(
     if !sent_ok {
         eprintln!("  warning: a sender failed");
     }
-    let got = delivered.load(Ordering::Relaxed);
-    let window_us = last.load(Ordering::Relaxed).saturating_sub(start_us).max(1);
+    let got = tally.delivered();
+    let window_us = tally
+        .last_us
+        .load(Ordering::Relaxed)
+        .saturating_sub(start_us)
+        .max(1);
     Ok(FanoutOutcome {
         latency: hist::summary(&h),
         delivered: got,
@@ -668,6 +742,8 @@ async fn measure_fanout(
         deliveries_per_s: got as f64 / (window_us as f64 / 1e6),
         cpu: cpu1.cpu_secs - cpu0.cpu_secs,
         rss_after: cpu1.rss_kib,
+        sweep: tally.sweep(),
+        generator_cpu: gen1.cpu_secs - gen0.cpu_secs,
         ready,
         dropped,
         ddp_errors,
@@ -703,9 +779,9 @@ pub async fn bare_idle(env: &Env, n: usize, hold_secs: u64) -> Result<Value> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = srv.sample()?;
     let base = Instant::now();
-    let (delivered, last) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let tally = Tally::new(0);
     let mut fleet = bare_fleet(&srv.ws_url("/"), n, env.setup_concurrency, || {
-        Received::new(base, delivered.clone(), last.clone())
+        Received::new(base, tally.clone())
     });
     let ready = fleet.wait_ready("bare idle").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -730,10 +806,10 @@ pub async fn bare_idle(env: &Env, n: usize, hold_secs: u64) -> Result<Value> {
 pub async fn bare_fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
     let srv = server::start_bare(env.server_cpus.clone()).await?;
     let base = Instant::now();
-    let (delivered, last) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let tally = Tally::new(total_messages(a));
     let url = srv.ws_url("/");
     let mut fleet = bare_fleet(&url, a.members, env.setup_concurrency, || {
-        Received::new(base, delivered.clone(), last.clone())
+        Received::new(base, tally.clone())
     });
     let ready = fleet.wait_ready("bare fanout").await;
     let mut sinks = Vec::new();
@@ -748,7 +824,15 @@ pub async fn bare_fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
     }
     let start_us = micros_since(base) + 300_000;
     let o = measure_fanout(
-        &srv, fleet, ready, base, delivered, last, a, start_us, sinks, payload,
+        &srv,
+        fleet,
+        ready,
+        base,
+        tally.clone(),
+        a,
+        start_us,
+        sinks,
+        payload,
     )
     .await?;
     for d in drains {

@@ -97,6 +97,14 @@ async fn spawn(
 /// Starts `apogee serve` on a free port with a fresh SQLite data directory.
 pub async fn start_apogee(bin: &Path, cpus: Option<Vec<usize>>) -> Result<Spawned> {
     let dir = tempfile::tempdir().context("temp data dir")?;
+    start_apogee_in(bin, cpus, dir).await
+}
+
+async fn start_apogee_in(
+    bin: &Path,
+    cpus: Option<Vec<usize>>,
+    dir: tempfile::TempDir,
+) -> Result<Spawned> {
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
@@ -130,6 +138,15 @@ impl Spawned {
 
     pub fn sample(&self) -> Result<crate::proc::Sample> {
         crate::proc::sample(self.pid)
+    }
+
+    /// Stops the server and starts a fresh process on the same data directory, so that memory
+    /// left over from setup (password hashing, caches) does not count in a measurement.
+    pub async fn restart(mut self, bin: &Path, cpus: Option<Vec<usize>>) -> Result<Spawned> {
+        let dir = self._dir.take().context("only apogee servers restart")?;
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        start_apogee_in(bin, cpus, dir).await
     }
 
     /// Kills the server and waits for it.
