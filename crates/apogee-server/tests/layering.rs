@@ -8,6 +8,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u8)] = &[
     ("apogee-domain", 0),
     ("apogee-core", 1),
+    ("apogee-ddp", 1),
     ("apogee-store-sql", 2),
     ("apogee-store-sqlite", 3),
     ("apogee-store-postgres", 3),

@@ -11,6 +11,7 @@ use apogee_core::Core;
 use apogee_core::domain::User;
 use apogee_core::error::CoreError;
 use apogee_core::events::Event;
+use apogee_ddp::frame::{Incoming, parse_packet};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -247,32 +248,23 @@ impl Conn {
 
     /// One WebSocket text frame: a DDP message, or for SockJS a JSON array of them.
     async fn packet(&mut self, text: &str) -> Result<(), Closed> {
-        if self.out.framing == Framing::SockJs && text.starts_with('[') {
-            let Ok(items) = serde_json::from_str::<Vec<String>>(text) else {
-                self.out.close(1007, "bad data");
-                return Err(Closed);
-            };
-            for item in items {
-                self.message(&item).await?;
-            }
-            return Ok(());
-        }
-        self.message(text).await
-    }
-
-    async fn message(&mut self, text: &str) -> Result<(), Closed> {
-        let Ok(Value::Object(msg)) = serde_json::from_str::<Value>(text) else {
+        let Ok(messages) = parse_packet(text, self.out.framing == Framing::SockJs) else {
             self.out.close(1007, "bad data");
             return Err(Closed);
         };
-        let kind = msg.get("msg").and_then(Value::as_str).unwrap_or_default();
+        for message in messages {
+            self.message(message).await?;
+        }
+        Ok(())
+    }
+
+    async fn message(&mut self, msg: Incoming) -> Result<(), Closed> {
         if !self.connected {
-            if kind != "connect" {
+            let Incoming::Connect { version } = msg else {
                 self.out.close(1002, "protocol error");
                 return Err(Closed);
-            }
-            let version = msg.get("version").and_then(Value::as_str);
-            if !matches!(version, Some("1" | "pre1" | "pre2")) {
+            };
+            if !matches!(version.as_deref(), Some("1" | "pre1" | "pre2")) {
                 self.out.send(json!({"msg": "failed", "version": "1"}))?;
                 self.out.close(1002, "protocol error");
                 return Err(Closed);
@@ -283,48 +275,34 @@ impl Conn {
                 .out
                 .send(json!({"msg": "connected", "session": session}));
         }
-        let str_field = |k: &str| msg.get(k).and_then(Value::as_str);
-        let params = match msg.get("params") {
-            None | Some(Value::Null) => Some(Vec::new()),
-            Some(Value::Array(p)) => Some(p.clone()),
-            Some(_) => None,
-        };
-        match kind {
-            "ping" => {
+        match msg {
+            Incoming::Ping { id } => {
                 let mut pong = json!({"msg": "pong"});
-                if let Some(id) = msg.get("id") {
-                    pong["id"] = id.clone();
+                if let Some(id) = id {
+                    pong["id"] = id;
                 }
                 self.out.send(pong)
             }
-            "pong" => Ok(()),
-            "method" => match (str_field("id"), str_field("method"), params) {
-                (Some(id), Some(method), Some(params)) => self.method(id, method, &params).await,
-                _ => self.bad_request("Malformed method invocation", &msg),
-            },
-            "sub" => match (str_field("id"), str_field("name"), params) {
-                (Some(id), Some(name), Some(params)) => self.sub(id, name, &params).await,
-                _ => self.bad_request("Malformed subscription", &msg),
-            },
-            "unsub" => match str_field("id") {
-                Some(id) => {
-                    self.streams.unsubscribe(id);
-                    self.follow_rooms();
-                    self.out.send(json!({"msg": "nosub", "id": id}))
-                }
-                None => self.bad_request("Malformed unsub", &msg),
-            },
-            _ => self.bad_request("Bad request", &msg),
+            Incoming::Pong => Ok(()),
+            Incoming::Method { id, method, params } => self.method(&id, &method, &params).await,
+            Incoming::Sub { id, name, params } => self.sub(&id, &name, &params).await,
+            Incoming::Unsub { id } => {
+                self.streams.unsubscribe(&id);
+                self.follow_rooms();
+                self.out.send(json!({"msg": "nosub", "id": id}))
+            }
+            Incoming::Connect { version } => {
+                self.bad_request("Bad request", json!({"msg": "connect", "version": version}))
+            }
+            Incoming::Malformed { reason, offending } => {
+                self.bad_request(reason, Value::Object(offending))
+            }
         }
     }
 
-    fn bad_request(
-        &mut self,
-        reason: &str,
-        msg: &serde_json::Map<String, Value>,
-    ) -> Result<(), Closed> {
+    fn bad_request(&mut self, reason: &str, offending: Value) -> Result<(), Closed> {
         self.out
-            .send(json!({"msg": "error", "reason": reason, "offendingMessage": msg}))
+            .send(json!({"msg": "error", "reason": reason, "offendingMessage": offending}))
     }
 
     async fn method(&mut self, id: &str, method: &str, params: &[Value]) -> Result<(), Closed> {
