@@ -52,16 +52,16 @@ impl Core {
         Ok(())
     }
 
-    /// `UserPresence:online` / `UserPresence:away`, and `offline` when a user's last connection
-    /// ends: the connection's status. While connected, a manual default other than `online`
+    /// A user's presence from their connections (`online`, `away`, `offline`), as the wire layer
+    /// tracks it (`UserPresence:online` / `UserPresence:away`, connections coming and going). While connected, a manual default other than `online`
     /// (busy, invisible) wins over what connections report.
-    pub async fn set_connection_status(&self, actor: &User, status: &str) -> CoreResult<User> {
+    pub async fn set_connection_status(&self, user_id: &str, status: &str) -> CoreResult<User> {
         if status_code(status).is_none() {
             return Err(CoreError::bad("error-invalid-status", "Invalid status"));
         }
         let mut user = self
             .store
-            .user_by_id(&actor.id)
+            .user_by_id(user_id)
             .await?
             .ok_or_else(CoreError::invalid_user)?;
         let shown = match user.status_default.as_str() {

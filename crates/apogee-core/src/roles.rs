@@ -86,6 +86,39 @@ impl Core {
         }
     }
 
+    /// `getUserRoles`: the users holding a global role that is shown publicly (one with a
+    /// description, such as `admin`), with only those roles. Members' own roles stay private.
+    pub async fn users_with_public_roles(&self) -> CoreResult<Vec<(User, Vec<String>)>> {
+        let public: Vec<String> = self
+            .roles()
+            .await?
+            .into_iter()
+            .filter(|r| r.scope == "Users" && !r.description.is_empty())
+            .map(|r| r.id)
+            .collect();
+        let mut found: Vec<(User, Vec<String>)> = Vec::new();
+        for role in &public {
+            let query = UserQuery {
+                role: Some(role.clone()),
+                ..Default::default()
+            };
+            let (users, _) = self.store.list_users(&query, ALL).await?;
+            for user in users {
+                let roles = user
+                    .roles
+                    .iter()
+                    .filter(|r| public.contains(r))
+                    .cloned()
+                    .collect();
+                if !found.iter().any(|(u, _)| u.id == user.id) {
+                    found.push((user, roles));
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.username.cmp(&b.0.username));
+        Ok(found)
+    }
+
     /// `roles.sync`: roles changed after `since`.
     pub async fn roles_changed_since(&self, since: Timestamp) -> CoreResult<Vec<Role>> {
         let mut roles = self.roles().await?;

@@ -12,6 +12,15 @@ pub struct Settings {
     values: RwLock<HashMap<String, Value>>,
 }
 
+/// Settings with the given stored values (the rest at their defaults), e.g. for tests.
+impl FromIterator<(String, Value)> for Settings {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(values: I) -> Self {
+        Settings {
+            values: RwLock::new(values.into_iter().collect()),
+        }
+    }
+}
+
 impl Settings {
     pub(crate) async fn load(store: &dyn SettingStore) -> CoreResult<Self> {
         let s = Settings::default();

@@ -224,6 +224,111 @@ pub const CATALOGUE: &[SettingDef] = &[
         true,
         "General"
     ),
+    setting!(
+        "DDP_Rate_Limit_IP_Enabled",
+        "boolean",
+        true,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_IP_Requests_Allowed",
+        "int",
+        120000,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_IP_Interval_Time",
+        "int",
+        60000,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_User_Enabled",
+        "boolean",
+        true,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_User_Requests_Allowed",
+        "int",
+        1200,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_User_Interval_Time",
+        "int",
+        60000,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_Connection_Enabled",
+        "boolean",
+        true,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_Connection_Requests_Allowed",
+        "int",
+        600,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_Connection_Interval_Time",
+        "int",
+        60000,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_User_By_Method_Enabled",
+        "boolean",
+        true,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_User_By_Method_Requests_Allowed",
+        "int",
+        20,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_User_By_Method_Interval_Time",
+        "int",
+        10000,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_Connection_By_Method_Enabled",
+        "boolean",
+        true,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_Connection_By_Method_Requests_Allowed",
+        "int",
+        10,
+        false,
+        "Rate Limiter"
+    ),
+    setting!(
+        "DDP_Rate_Limit_Connection_By_Method_Interval_Time",
+        "int",
+        10000,
+        false,
+        "Rate Limiter"
+    ),
     setting!("Threads_enabled", "boolean", true, true, "Threads"),
     setting!("UI_Use_Real_Name", "boolean", false, true, "Layout"),
     setting!("uniqueID", "string", "", true, "General"),

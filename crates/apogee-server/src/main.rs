@@ -89,6 +89,8 @@ async fn serve(args: &StorageArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "apogee is listening");
     let app = apogee_rc::router(core).layer(tower_http::trace::TraceLayer::new_for_http());
+    // Peer addresses feed the per-address DDP rate limit.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

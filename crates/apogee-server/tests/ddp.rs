@@ -715,3 +715,86 @@ async fn bulk_deletes_roles_settings_and_logouts_are_streamed() {
     assert_eq!(a.closed().await, Some(1000));
     healthy(&s).await;
 }
+
+#[tokio::test]
+async fn presence_is_online_while_any_connection_is() {
+    let s = server().await;
+    let ann = s.user("ann").await;
+    let bob = s.user("bob").await;
+    let mut watcher = Ddp::connect(&s).await;
+    watcher.resume(&ann).await;
+    watcher
+        .send(json!({"msg": "sub", "id": "p", "name": "stream-user-presence", "params": ["", {"added": [bob.user_id]}]}))
+        .await;
+    watcher.until(|v| v["msg"] == "ready").await;
+    let status = |v: &Value| v["fields"]["args"][0][1].as_i64();
+    let is_bob =
+        |v: &Value| v["collection"] == "stream-user-presence" && v["id"] == bob.user_id.as_str();
+
+    let mut phone = Ddp::connect(&s).await;
+    phone.resume(&bob).await;
+    let mut laptop = Ddp::connect(&s).await;
+    laptop.resume(&bob).await;
+    watcher.until(|v| is_bob(v) && status(v) == Some(1)).await;
+    // One idle client does not make bob away while another is active.
+    assert_eq!(
+        laptop.call("UserPresence:away", json!([])).await["result"],
+        true
+    );
+    let (_, p) = s
+        .get(
+            &format!("/api/v1/users.getPresence?userId={}", bob.user_id),
+            &ann,
+        )
+        .await;
+    assert_eq!(p["presence"], "online", "{p}");
+    assert_eq!(
+        phone.call("UserPresence:away", json!([])).await["result"],
+        true
+    );
+    watcher.until(|v| is_bob(v) && status(v) == Some(2)).await;
+    assert_eq!(
+        laptop.call("UserPresence:online", json!([])).await["result"],
+        true
+    );
+    watcher.until(|v| is_bob(v) && status(v) == Some(1)).await;
+    drop(laptop);
+    // The phone is still connected but away.
+    watcher.until(|v| is_bob(v) && status(v) == Some(2)).await;
+    drop(phone);
+    watcher.until(|v| is_bob(v) && status(v) == Some(0)).await;
+}
+
+#[tokio::test]
+async fn method_floods_get_too_many_requests() {
+    let s = server().await;
+    let ann = s.user("ann").await;
+    let mut d = Ddp::connect(&s).await;
+    d.resume(&ann).await;
+    // Rocket.Chat's default: 10 calls of one method per connection per 10 s.
+    for _ in 0..10 {
+        let r = d.call("getRoomNameById", json!(["GENERAL"])).await;
+        assert!(r.get("error").is_none(), "{r}");
+    }
+    let r = d.call("getRoomNameById", json!(["GENERAL"])).await;
+    assert_eq!(r["error"]["error"], "too-many-requests", "{r}");
+    assert!(
+        r["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error, too many requests. Please slow down. You must wait"),
+        "{r}"
+    );
+    assert!(r["error"]["details"]["timeToReset"].as_u64().unwrap() <= 10_000);
+    // Other methods, and other connections, go on.
+    let r = d.call("getUserRoles", json!([])).await;
+    assert_eq!(
+        r["result"],
+        json!([{"_id": ann.user_id, "username": "ann", "roles": ["admin"]}]),
+        "the first user is the admin; {r}"
+    );
+    let mut other = Ddp::connect(&s).await;
+    other.resume(&ann).await;
+    let r = other.call("getRoomNameById", json!(["GENERAL"])).await;
+    assert!(r.get("error").is_none(), "{r}");
+}

@@ -4,17 +4,18 @@
 //! with 1013.
 
 use crate::ddp::ejson::{meteor_error, to_ejson};
-use crate::ddp::hub::{ConnId, Delivery, Hub};
+use crate::ddp::hub::{ConnId, Delivery, Hub, StatusChange};
+use crate::ddp::limits::Caller;
 use crate::ddp::methods::{self, Ctx};
 use crate::ddp::streams::{Frame, Streams};
 use apogee_core::Core;
-use apogee_core::domain::User;
 use apogee_core::error::CoreError;
 use apogee_core::events::Event;
 use apogee_ddp::frame::{Incoming, parse_packet};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -157,10 +158,18 @@ struct Conn {
     ctx: Ctx,
     streams: Streams,
     connected: bool,
+    /// The client's address, for the per-address rate limit.
+    addr: Option<IpAddr>,
 }
 
 /// Serves one upgraded WebSocket until either side closes.
-pub async fn serve(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, framing: Framing) {
+pub async fn serve(
+    socket: WebSocket,
+    core: Arc<Core>,
+    hub: Arc<Hub>,
+    framing: Framing,
+    addr: Option<IpAddr>,
+) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(QUEUE);
     let (urgent_tx, urgent_rx) = watch::channel(None);
@@ -175,15 +184,17 @@ pub async fn serve(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, framing: F
             urgent: urgent_tx,
             framing,
         },
-        ctx: Ctx::default(),
+        ctx: Ctx {
+            presence: Some(None),
+            ..Ctx::default()
+        },
         streams: Streams::default(),
         connected: false,
+        addr,
     };
     let _ = conn.run(&mut stream, &mut deliveries).await;
-    let last = conn.hub.unregister(conn.id);
-    if let (Some(session), Some(_)) = (conn.ctx.session.take(), last) {
-        conn.set_status(&session.user, "offline").await;
-    }
+    let change = conn.hub.unregister(conn.id);
+    conn.apply(change).await;
     drop(conn);
     let _ = writer.await;
 }
@@ -305,10 +316,23 @@ impl Conn {
             .send(json!({"msg": "error", "reason": reason, "offendingMessage": offending}))
     }
 
+    /// Counts a method call or subscription against the DDP rate limits.
+    fn rate_limit(&self, name: &str) -> Result<(), CoreError> {
+        let caller = Caller {
+            addr: self.addr,
+            user: self.ctx.session.as_ref().map(|s| s.user.id.as_str()),
+            connection: self.id,
+            name,
+        };
+        self.hub.limits.check(&self.core.settings, &caller)
+    }
+
     async fn method(&mut self, id: &str, method: &str, params: &[Value]) -> Result<(), Closed> {
-        let before = self.ctx.session.as_ref().map(|s| s.user.clone());
-        let before_id = before.as_ref().map(|u| u.id.clone());
-        let result = methods::call(&self.core, &mut self.ctx, method, params).await;
+        let before_id = self.ctx.session.as_ref().map(|s| s.user.id.clone());
+        let result = match self.rate_limit(method) {
+            Ok(()) => methods::call(&self.core, &mut self.ctx, method, params).await,
+            Err(e) => Err(e),
+        };
         for frame in std::mem::take(&mut self.ctx.before_result) {
             self.out.send(frame)?;
         }
@@ -323,16 +347,17 @@ impl Conn {
         }
         self.out.send(reply)?;
         self.out.send(json!({"msg": "updated", "methods": [id]}))?;
+        if let Some(away) = self.ctx.presence.as_mut().and_then(Option::take) {
+            let change = self.hub.set_away(self.id, away);
+            self.apply(change).await;
+        }
         let after = self.ctx.session.as_ref().map(|s| s.user.clone());
         if before_id != after.as_ref().map(|u| u.id.clone()) {
-            let change = self
+            let changes = self
                 .hub
                 .login(self.id, after.as_ref().map(|u| u.id.as_str()));
-            if let (Some(old), Some(_)) = (&before, change.offline) {
-                self.set_status(old, "offline").await;
-            }
-            if let (Some(new), Some(_)) = (&after, change.online) {
-                self.set_status(new, "online").await;
+            for change in changes {
+                self.apply(Some(change)).await;
             }
             if let Err(e) = self.streams.reset(&self.core, after.as_ref()).await {
                 log_failure("login", &e);
@@ -348,9 +373,14 @@ impl Conn {
         Ok(())
     }
 
-    /// The user's first connection on this node came or their last one went.
-    async fn set_status(&self, user: &User, status: &str) {
-        if let Err(e) = self.core.set_connection_status(user, status).await {
+    /// Tells core a user's presence changed (their connections came, went, idled or woke).
+    async fn apply(&self, change: Option<StatusChange>) {
+        if let Some(change) = change
+            && let Err(e) = self
+                .core
+                .set_connection_status(&change.user_id, change.status)
+                .await
+        {
             log_failure("presence", &e);
         }
     }
@@ -364,11 +394,15 @@ impl Conn {
 
     async fn sub(&mut self, id: &str, name: &str, params: &[Value]) -> Result<(), Closed> {
         let user = self.ctx.session.as_ref().map(|s| s.user.clone());
-        match self
-            .streams
-            .subscribe(&self.core, user.as_ref(), id, name, params)
-            .await
-        {
+        let subscribed = match self.rate_limit(name) {
+            Ok(()) => {
+                self.streams
+                    .subscribe(&self.core, user.as_ref(), id, name, params)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match subscribed {
             Ok(initial) => {
                 self.follow_rooms();
                 self.out.send(json!({"msg": "ready", "subs": [id]}))?;

@@ -4,7 +4,9 @@
 //! several recipients need (the room, the members' subscriptions, a rendered frame) is read or
 //! built once per event, by the first recipient that needs it.
 //!
-//! The hub also counts a user's connections: the first makes them online, the last offline.
+//! The hub also keeps each connection's presence (online, or away when its client says the
+//! user is idle): a user is online while any connection is online, away while all are away, and
+//! offline when the last one closes. It holds the node's DDP rate-limit counters too.
 
 use apogee_core::Core;
 use apogee_core::domain::{Room, Subscription};
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, broadcast, mpsc};
 
 use crate::ddp::ejson::to_ejson;
+use crate::ddp::limits::RateLimits;
 
 /// Events queued for one connection before it counts as a slow consumer and is dropped.
 const DELIVERY_QUEUE: usize = 256;
@@ -81,6 +84,7 @@ impl Delivery {
 struct Entry {
     tx: mpsc::Sender<Arc<Delivery>>,
     user: Option<String>,
+    away: bool,
     rooms: HashSet<String>,
 }
 
@@ -92,14 +96,51 @@ struct State {
 }
 
 impl State {
-    /// Takes a connection out of every index; the user id if it was their last connection.
-    fn remove(&mut self, id: ConnId) -> Option<String> {
-        let entry = self.conns.remove(&id)?;
-        for rid in &entry.rooms {
-            self.unindex_room(rid, id);
+    /// The user's presence from this node's connections.
+    fn status(&self, uid: &str) -> &'static str {
+        match self.users.get(uid) {
+            None => "offline",
+            Some(ids)
+                if ids
+                    .iter()
+                    .any(|id| self.conns.get(id).is_some_and(|c| !c.away)) =>
+            {
+                "online"
+            }
+            Some(_) => "away",
         }
-        let uid = entry.user?;
-        self.unindex_user(&uid, id).then_some(uid)
+    }
+
+    /// Runs `change` and reports the user's presence if it changed.
+    fn track(&mut self, uid: &str, change: impl FnOnce(&mut Self)) -> Option<StatusChange> {
+        let before = self.status(uid);
+        change(self);
+        let status = self.status(uid);
+        (status != before).then(|| StatusChange {
+            user_id: uid.to_string(),
+            status,
+        })
+    }
+
+    fn remove(&mut self, id: ConnId) -> Option<StatusChange> {
+        let uid = self.conns.get(&id)?.user.clone();
+        let remove = |state: &mut Self| {
+            if let Some(entry) = state.conns.remove(&id) {
+                for rid in &entry.rooms {
+                    state.unindex_room(rid, id);
+                }
+                if let Some(uid) = &entry.user {
+                    state.unindex_user(uid, id);
+                }
+            }
+        };
+        match uid {
+            Some(uid) => self.track(&uid, remove),
+            None => {
+                remove(self);
+                None
+            }
+        }
     }
 
     fn unindex_room(&mut self, rid: &str, id: ConnId) {
@@ -111,41 +152,44 @@ impl State {
         }
     }
 
-    /// True if that was the user's last connection.
-    fn unindex_user(&mut self, uid: &str, id: ConnId) -> bool {
-        let Some(set) = self.users.get_mut(uid) else {
-            return false;
-        };
-        set.remove(&id);
-        let last = set.is_empty();
-        if last {
-            self.users.remove(uid);
+    fn unindex_user(&mut self, uid: &str, id: ConnId) {
+        if let Some(set) = self.users.get_mut(uid) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.users.remove(uid);
+            }
         }
-        last
     }
 }
 
-/// A change of who a connection is logged in as, in presence terms.
-#[derive(Debug, Default, PartialEq)]
-pub struct LoginChange {
-    /// The previous user, if this was their last connection on this node.
-    pub offline: Option<String>,
-    /// The new user, if this is their first connection on this node.
-    pub online: Option<String>,
+/// A user's presence on this node changed; core is to be told.
+#[derive(Debug, PartialEq)]
+pub struct StatusChange {
+    pub user_id: String,
+    /// `online`, `away` or `offline`.
+    pub status: &'static str,
 }
 
 pub struct Hub {
     state: Mutex<State>,
     next_id: AtomicU64,
+    pub limits: RateLimits,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            state: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            limits: RateLimits::default(),
+        }
+    }
 }
 
 impl Hub {
     /// A hub fed by `core`'s events from now on.
     pub fn start(core: &Core) -> Arc<Hub> {
-        let hub = Arc::new(Hub {
-            state: Mutex::default(),
-            next_id: AtomicU64::new(1),
-        });
+        let hub = Arc::new(Hub::default());
         let events = core.events();
         tokio::spawn(Arc::clone(&hub).run(events));
         hub
@@ -174,38 +218,48 @@ impl Hub {
         let entry = Entry {
             tx,
             user: None,
+            away: false,
             rooms: HashSet::new(),
         };
         self.state().conns.insert(id, entry);
         (id, rx)
     }
 
-    /// The connection is gone; the user id if it was their last connection.
-    pub fn unregister(&self, id: ConnId) -> Option<String> {
+    /// The connection is gone.
+    pub fn unregister(&self, id: ConnId) -> Option<StatusChange> {
+        self.limits.forget_connection(id);
         self.state().remove(id)
     }
 
-    /// The connection is now logged in as `user` (or no one).
-    pub fn login(&self, id: ConnId, user: Option<&str>) -> LoginChange {
+    /// The connection is now logged in as `user` (or no one), and online.
+    pub fn login(&self, id: ConnId, user: Option<&str>) -> Vec<StatusChange> {
         let mut state = self.state();
         let Some(entry) = state.conns.get_mut(&id) else {
-            return LoginChange::default();
+            return Vec::new();
         };
         let old = std::mem::replace(&mut entry.user, user.map(str::to_string));
-        let mut change = LoginChange::default();
-        if let Some(old) = old
-            && state.unindex_user(&old, id)
-        {
-            change.offline = Some(old);
+        entry.away = false;
+        let mut changes = Vec::new();
+        if let Some(old) = old {
+            changes.extend(state.track(&old, |s| s.unindex_user(&old, id)));
         }
         if let Some(uid) = user {
-            let set = state.users.entry(uid.to_string()).or_default();
-            set.insert(id);
-            if set.len() == 1 {
-                change.online = Some(uid.to_string());
-            }
+            changes.extend(state.track(uid, |s| {
+                s.users.entry(uid.to_string()).or_default().insert(id);
+            }));
         }
-        change
+        changes
+    }
+
+    /// The connection's client says its user is away (idle) or back online.
+    pub fn set_away(&self, id: ConnId, away: bool) -> Option<StatusChange> {
+        let mut state = self.state();
+        let uid = state.conns.get(&id)?.user.clone()?;
+        state.track(&uid, |s| {
+            if let Some(entry) = s.conns.get_mut(&id) {
+                entry.away = away;
+            }
+        })
     }
 
     /// The rooms whose events the connection wants (its memberships and room streams).
@@ -283,10 +337,14 @@ mod tests {
     }
 
     fn hub() -> Hub {
-        Hub {
-            state: Mutex::default(),
-            next_id: AtomicU64::new(1),
-        }
+        Hub::default()
+    }
+
+    fn change(uid: &str, status: &'static str) -> Option<StatusChange> {
+        Some(StatusChange {
+            user_id: uid.into(),
+            status,
+        })
     }
 
     #[test]
@@ -309,16 +367,31 @@ mod tests {
     }
 
     #[test]
-    fn first_and_last_connection_change_presence() {
+    fn presence_is_the_best_of_the_connections() {
         let hub = hub();
         let (a, _ra) = hub.register();
         let (b, _rb) = hub.register();
-        assert_eq!(hub.login(a, Some("u")).online.as_deref(), Some("u"));
-        assert_eq!(hub.login(b, Some("u")), LoginChange::default());
+        assert_eq!(
+            hub.login(a, Some("u")),
+            vec![change("u", "online").unwrap()]
+        );
+        assert_eq!(hub.login(b, Some("u")), vec![]);
         assert_eq!(hub.connections_of("u"), 2);
-        assert_eq!(hub.unregister(a), None);
-        assert_eq!(hub.unregister(b).as_deref(), Some("u"));
+        assert_eq!(hub.set_away(a, true), None, "b is still online");
+        assert_eq!(hub.set_away(b, true), change("u", "away"));
+        assert_eq!(hub.set_away(a, false), change("u", "online"));
+        assert_eq!(hub.unregister(a), change("u", "away"));
+        assert_eq!(hub.unregister(b), change("u", "offline"));
         assert_eq!(hub.unregister(b), None, "unregistering twice is harmless");
+        let (c, _rc) = hub.register();
+        hub.login(c, Some("v"));
+        assert_eq!(
+            hub.login(c, Some("w")),
+            vec![
+                change("v", "offline").unwrap(),
+                change("w", "online").unwrap()
+            ]
+        );
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct Ctx {
     pub before_result: Vec<Value>,
     /// Close the connection after answering (`logout`).
     pub close_after: bool,
+    /// On a DDP connection, presence is the connection's own: `UserPresence:online`/`away`
+    /// leave the requested state here (`Some(away)`) for the connection to apply. Over REST
+    /// (`method.call`) the status is set directly.
+    pub presence: Option<Option<bool>>,
 }
 
 impl Ctx {
@@ -251,9 +255,23 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
             Ok(since_listing(since.is_some(), subs, removed))
         }
         "getUsersOfRoom" => users_of_room(core, ctx.user()?, params).await,
+        "getUserRoles" => {
+            ctx.user()?;
+            let users = core.users_with_public_roles().await?;
+            Ok(users
+                .into_iter()
+                .map(|(u, roles)| json!({"_id": u.id, "username": u.username, "roles": roles}))
+                .collect())
+        }
         "UserPresence:online" | "UserPresence:away" => {
             let status = m.trim_start_matches("UserPresence:");
-            core.set_connection_status(ctx.user()?, status).await?;
+            let user_id = ctx.user()?.id.clone();
+            match &mut ctx.presence {
+                Some(requested) => *requested = Some(status == "away"),
+                None => {
+                    core.set_connection_status(&user_id, status).await?;
+                }
+            }
             Ok(json!(true))
         }
         "UserPresence:setDefaultStatus" => {

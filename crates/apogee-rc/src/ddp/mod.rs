@@ -3,6 +3,7 @@
 //!
 //! - `ejson`: `$date` conversion and `Meteor.Error` objects;
 //! - `hub`: this node's connections by room and user; routes each event to those it concerns;
+//! - `limits`: Rocket.Chat's DDP rate limiter;
 //! - `conn`: one connection's loop (handshake, heartbeats, methods, subscriptions, send queue);
 //! - `methods`: the method dispatcher, also used by `POST /api/v1/method.call/:method`;
 //! - `streams`: `stream-*` subscriptions and how core events become their frames.
@@ -10,18 +11,20 @@
 pub mod conn;
 pub mod ejson;
 pub mod hub;
+pub mod limits;
 pub mod methods;
 pub mod streams;
 
 use crate::AppState;
 use apogee_core::Core;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use conn::Framing;
 use hub::Hub;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest DDP frame a client may send.
@@ -40,29 +43,41 @@ pub fn routes(core: &Core) -> Router<AppState> {
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
-fn upgrade(ws: WebSocketUpgrade, s: AppState, hub: Arc<Hub>, framing: Framing) -> Response {
+/// The peer address, when the server was started with connect info (the binary always is).
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn upgrade(
+    ws: WebSocketUpgrade,
+    s: AppState,
+    hub: Arc<Hub>,
+    peer: Peer,
+    framing: Framing,
+) -> Response {
+    let addr = peer.map(|Extension(ConnectInfo(a))| a.ip());
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_FRAME + WRITE_BUFFER)
-        .on_upgrade(move |socket| conn::serve(socket, s.core, hub, framing))
+        .on_upgrade(move |socket| conn::serve(socket, s.core, hub, framing, addr))
 }
 
 async fn raw(
     State(s): State<AppState>,
     Extension(hub): Extension<Arc<Hub>>,
+    peer: Peer,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(ws, s, hub, Framing::Raw)
+    upgrade(ws, s, hub, peer, Framing::Raw)
 }
 
 async fn sockjs(
     State(s): State<AppState>,
     Extension(hub): Extension<Arc<Hub>>,
+    peer: Peer,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(ws, s, hub, Framing::SockJs)
+    upgrade(ws, s, hub, peer, Framing::SockJs)
 }
 
 async fn sockjs_info() -> Response {

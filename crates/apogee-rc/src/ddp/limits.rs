@@ -1,0 +1,188 @@
+//! Rocket.Chat's DDP rate limiter: every method call and subscription counts against five
+//! rules — per client address (loopback exempt), per user, per connection, per user and method,
+//! per connection and method — each a fixed window of `DDP_Rate_Limit_<Rule>_Requests_Allowed`
+//! calls per `…_Interval_Time` ms, switched by `…_Enabled`. A call over any limit is refused
+//! with Meteor's `too-many-requests` error and runs nothing.
+
+use apogee_core::error::{CoreError, ErrorKind};
+use apogee_core::settings::Settings;
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Counters kept before expired windows are swept out.
+const SWEEP_AT: usize = 10_000;
+
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    count: u64,
+}
+
+/// Who is calling what.
+pub struct Caller<'a> {
+    pub addr: Option<IpAddr>,
+    pub user: Option<&'a str>,
+    pub connection: u64,
+    pub name: &'a str,
+}
+
+#[derive(Default)]
+pub struct RateLimits {
+    windows: Mutex<HashMap<String, (Window, Duration)>>,
+}
+
+impl RateLimits {
+    /// Counts the call against every enabled rule that applies; refuses it when one is over.
+    pub fn check(&self, settings: &Settings, caller: &Caller) -> Result<(), CoreError> {
+        let mut keys = Vec::with_capacity(5);
+        if let Some(addr) = caller.addr.filter(|a| !a.is_loopback()) {
+            keys.push(("IP", format!("ip {addr}")));
+        }
+        if let Some(user) = caller.user {
+            keys.push(("User", format!("user {user}")));
+            keys.push(("User_By_Method", format!("user {user} {}", caller.name)));
+        }
+        keys.push(("Connection", format!("conn {}", caller.connection)));
+        keys.push((
+            "Connection_By_Method",
+            format!("conn {} {}", caller.connection, caller.name),
+        ));
+        let now = Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() > SWEEP_AT {
+            windows.retain(|_, (w, interval)| now.duration_since(w.start) < *interval);
+        }
+        let mut wait = None;
+        for (rule, key) in keys {
+            if !settings.bool(&format!("DDP_Rate_Limit_{rule}_Enabled")) {
+                continue;
+            }
+            let allowed = settings.int(&format!("DDP_Rate_Limit_{rule}_Requests_Allowed"));
+            let interval = settings.int(&format!("DDP_Rate_Limit_{rule}_Interval_Time"));
+            let interval = Duration::from_millis(interval.max(1) as u64);
+            let (w, iv) = windows.entry(key).or_insert((
+                Window {
+                    start: now,
+                    count: 0,
+                },
+                interval,
+            ));
+            if now.duration_since(w.start) >= *iv {
+                *w = Window {
+                    start: now,
+                    count: 0,
+                };
+            }
+            *iv = interval;
+            w.count += 1;
+            if w.count > allowed.max(0) as u64 {
+                let reset = (w.start + interval).saturating_duration_since(now);
+                wait = wait.max(Some(reset));
+            }
+        }
+        match wait {
+            None => Ok(()),
+            Some(reset) => Err(too_many(reset)),
+        }
+    }
+
+    /// Forgets a closed connection's counters.
+    pub fn forget_connection(&self, connection: u64) {
+        let prefix = format!("conn {connection} ");
+        let exact = format!("conn {connection}");
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        windows.retain(|k, _| *k != exact && !k.starts_with(&prefix));
+    }
+}
+
+/// Meteor's DDPRateLimiter error.
+fn too_many(reset: Duration) -> CoreError {
+    let ms = reset.as_millis() as u64;
+    let seconds = ms.div_ceil(1000);
+    let mut e = CoreError::new(
+        ErrorKind::RateLimited,
+        "too-many-requests",
+        format!(
+            "Error, too many requests. Please slow down. You must wait {seconds} seconds before trying again."
+        ),
+    );
+    e.details = Some(json!({"timeToReset": ms}));
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn settings(pairs: &[(&str, Value)]) -> Settings {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn call<'a>(connection: u64, user: Option<&'a str>, name: &'a str) -> Caller<'a> {
+        Caller {
+            addr: None,
+            user,
+            connection,
+            name,
+        }
+    }
+
+    #[test]
+    fn per_connection_and_method_limit() {
+        let s = settings(&[]);
+        let limits = RateLimits::default();
+        for _ in 0..10 {
+            limits
+                .check(&s, &call(1, Some("u"), "sendMessage"))
+                .unwrap();
+        }
+        let e = limits
+            .check(&s, &call(1, Some("u"), "sendMessage"))
+            .unwrap_err();
+        assert_eq!(e.code, "too-many-requests");
+        assert!(e.message.starts_with("Error, too many requests."));
+        assert!(e.details.unwrap()["timeToReset"].as_u64().unwrap() <= 10_000);
+        // Another method, and the same method on another connection, are still allowed.
+        limits
+            .check(&s, &call(1, Some("u"), "loadHistory"))
+            .unwrap();
+        limits
+            .check(&s, &call(2, Some("v"), "sendMessage"))
+            .unwrap();
+        limits.forget_connection(1);
+        limits
+            .check(&s, &call(1, Some("w"), "sendMessage"))
+            .unwrap();
+    }
+
+    #[test]
+    fn rules_follow_their_settings() {
+        let s = settings(&[
+            (
+                "DDP_Rate_Limit_Connection_By_Method_Enabled",
+                Value::Bool(false),
+            ),
+            ("DDP_Rate_Limit_User_By_Method_Requests_Allowed", 2.into()),
+        ]);
+        let limits = RateLimits::default();
+        limits.check(&s, &call(1, Some("u"), "m")).unwrap();
+        limits.check(&s, &call(2, Some("u"), "m")).unwrap();
+        assert!(
+            limits.check(&s, &call(3, Some("u"), "m")).is_err(),
+            "per user"
+        );
+        limits.check(&s, &call(3, None, "m")).unwrap();
+        let loopback = Caller {
+            addr: Some("127.0.0.1".parse().unwrap()),
+            ..call(4, None, "m")
+        };
+        limits.check(&s, &loopback).unwrap();
+    }
+}
