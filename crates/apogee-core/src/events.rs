@@ -59,10 +59,18 @@ pub enum Event {
         role: Box<Role>,
         removed: bool,
     },
-    /// A public setting changed (`stream-notify-all` `public-settings-changed`).
-    PublicSetting {
+    /// A setting changed. Every node updates its cache; public ones are announced to clients
+    /// (`stream-notify-all` `public-settings-changed`).
+    Setting {
         id: String,
         value: serde_json::Value,
+        public: bool,
+    },
+    /// The roles granted a permission changed. Every node updates its cache; logged-in clients
+    /// hear `permissions-changed`.
+    Permission {
+        id: String,
+        roles: Vec<String>,
     },
     /// Someone started or stopped an activity (`user-typing`, …) in a room. Not stored.
     Activity {
@@ -79,8 +87,10 @@ pub enum Audience<'a> {
     Room(&'a str),
     /// That user's connections.
     User(&'a str),
-    /// Every connection (presence, profiles, roles, public settings).
+    /// Every connection (presence, profiles, roles, permissions, public settings).
     Everyone,
+    /// No connection: only the nodes themselves (private settings).
+    Nodes,
 }
 
 impl Event {
@@ -122,9 +132,11 @@ impl Event {
             Event::Subscription { user_id, .. } | Event::SessionsEnded { user_id, .. } => {
                 Audience::User(user_id)
             }
-            Event::User { .. } | Event::Role { .. } | Event::PublicSetting { .. } => {
-                Audience::Everyone
-            }
+            Event::Setting { public: false, .. } => Audience::Nodes,
+            Event::User { .. }
+            | Event::Role { .. }
+            | Event::Setting { .. }
+            | Event::Permission { .. } => Audience::Everyone,
         }
     }
 
@@ -173,14 +185,15 @@ impl Event {
                 role: Box::new(role.clone()),
                 removed: false,
             },
-            Change::SetSetting { id, value }
-                if apogee_domain::settings::find(id).is_some_and(|d| d.public) =>
-            {
-                Event::PublicSetting {
-                    id: id.clone(),
-                    value: value.clone(),
-                }
-            }
+            Change::SetSetting { id, value } => Event::Setting {
+                id: id.clone(),
+                value: value.clone(),
+                public: apogee_domain::settings::find(id).is_some_and(|d| d.public),
+            },
+            Change::SetPermissionRoles { id, roles } => Event::Permission {
+                id: id.clone(),
+                roles: roles.clone(),
+            },
             _ => return None,
         })
     }
@@ -250,7 +263,7 @@ mod tests {
                 rid: "r1".into(),
             },
         ]);
-        assert_eq!(events.len(), 3);
+        assert_eq!(events.len(), 4);
         assert_eq!(
             events[0],
             Event::Message {
@@ -266,7 +279,12 @@ mod tests {
                 removed: false
             }
         );
-        let json = serde_json::to_value(&events[2]).unwrap();
+        assert_eq!(
+            events[2].audience(),
+            Audience::Nodes,
+            "unknown settings stay private"
+        );
+        let json = serde_json::to_value(&events[3]).unwrap();
         assert_eq!(json["type"], "messageDeleted");
     }
 
@@ -295,7 +313,7 @@ mod tests {
     }
 
     #[test]
-    fn only_public_settings_are_announced() {
+    fn only_public_settings_reach_clients() {
         let set = |id: &str| Change::SetSetting {
             id: id.into(),
             value: serde_json::json!(true),
@@ -304,8 +322,9 @@ mod tests {
             set("Accounts_AllowAnonymousRead"),
             set("Accounts_TwoFactorAuthentication_Enforce_Password_Fallback"),
         ]);
-        assert_eq!(events.len(), 1);
+        assert_eq!(events.len(), 2);
         assert_eq!(events[0].audience(), Audience::Everyone);
+        assert_eq!(events[1].audience(), Audience::Nodes);
     }
 
     #[tokio::test]

@@ -94,7 +94,21 @@ impl Core {
         seed::seed(&core).await?;
         core.settings.reload(core.store.as_ref()).await?;
         core.authz.reload(core.store.as_ref()).await?;
-        Ok(Arc::new(core))
+        let core = Arc::new(core);
+        tokio::spawn(keep_caches_current(
+            Arc::downgrade(&core),
+            core.bus.subscribe(),
+        ));
+        Ok(core)
+    }
+
+    /// Applies a setting or permission change, from this node or another, to the caches.
+    fn cache(&self, event: &events::Event) {
+        match event {
+            events::Event::Setting { id, value, .. } => self.settings.remember(id, value.clone()),
+            events::Event::Permission { id, roles } => self.authz.set(id, roles.clone()),
+            _ => {}
+        }
     }
 
     /// Commits one use-case's changes atomically, then announces them on the bus.
@@ -125,5 +139,33 @@ impl Core {
     /// Where file contents are kept.
     pub fn blobs(&self) -> &dyn blobs::BlobStore {
         self.blobs.as_ref()
+    }
+}
+
+/// Keeps the settings and permission caches in step with every node's changes (with a shared
+/// bus, an administrator's change on one node applies on all). After missing events, reloads.
+async fn keep_caches_current(
+    core: std::sync::Weak<Core>,
+    mut events: tokio::sync::broadcast::Receiver<Arc<events::Event>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = events.recv().await;
+        let Some(core) = core.upgrade() else {
+            return;
+        };
+        match event {
+            Ok(event) => core.cache(&event),
+            Err(RecvError::Lagged(_)) => {
+                let store = core.store.as_ref();
+                if let Err(e) = core.settings.reload(store).await {
+                    tracing::error!(error = %e.message, "settings reload failed");
+                }
+                if let Err(e) = core.authz.reload(store).await {
+                    tracing::error!(error = %e.message, "permissions reload failed");
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
     }
 }

@@ -175,6 +175,58 @@ async fn two_nodes_share_one_workspace_over_nats() {
         .until(|v| v["msg"] == "changed" && v["fields"]["eventName"] == activity.as_str())
         .await;
     assert_eq!(got["fields"]["args"], json!(["bob", ["user-typing"], {}]));
+
+    // An administrator's change on node B applies on node A: a permission and a setting.
+    let (status, v) = b
+        .post(
+            "/api/v1/permissions.update",
+            &ann,
+            json!({"permissions": [{"_id": "create-c", "roles": ["admin"]}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    eventually(|| async {
+        let (status, _) = a
+            .post("/api/v1/channels.create", &bob, json!({"name": "late"}))
+            .await;
+        status == 403
+    })
+    .await;
+    let (status, v) = b
+        .post(
+            "/api/v1/settings/Message_MaxAllowedSize",
+            &ann,
+            json!({"value": 10}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    eventually(|| async {
+        let (status, _) = a
+            .post(
+                "/api/v1/chat.sendMessage",
+                &bob,
+                json!({"message": {"rid": rid, "msg": "far longer than ten"}}),
+            )
+            .await;
+        status == 400
+    })
+    .await;
+}
+
+/// Retries `check` for up to [`WAIT`]: changes cross nodes asynchronously.
+async fn eventually<F, Fut>(check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not applied on the other node in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -290,6 +290,7 @@ impl Hub {
             Audience::Room(rid) => state.rooms.get(rid).map(|s| s.iter().copied().collect()),
             Audience::User(uid) => state.users.get(uid).map(|s| s.iter().copied().collect()),
             Audience::Everyone => Some(state.conns.keys().copied().collect()),
+            Audience::Nodes => None,
         }
         .unwrap_or_default();
         if targets.is_empty() {

@@ -370,7 +370,16 @@ impl Streams {
                     })));
                 }
             }
-            Event::PublicSetting { .. } => out.extend(self.public_event(d)),
+            Event::Setting { .. } => out.extend(self.public_event(d)),
+            Event::Permission { id, roles } => {
+                let name = "permissions-changed";
+                if self.wants(&Stream::NotifyLogged, name) {
+                    out.push(Frame::Shared(d.render(name, || {
+                        let permission = json!({"_id": id, "roles": roles});
+                        changed("stream-notify-logged", name, json!(["updated", permission]))
+                    })));
+                }
+            }
             Event::SessionsEnded {
                 user_id,
                 token_hash,
@@ -389,7 +398,12 @@ impl Streams {
 
     /// What an event shows to anyone, logged in or not: `public-settings-changed`.
     pub fn public_event(&self, d: &Delivery) -> Option<Frame> {
-        let Event::PublicSetting { id, value } = &*d.event else {
+        let Event::Setting {
+            id,
+            value,
+            public: true,
+        } = &*d.event
+        else {
             return None;
         };
         let name = "public-settings-changed";
