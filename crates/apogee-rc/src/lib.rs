@@ -6,9 +6,11 @@ pub mod auth;
 pub mod ddp;
 pub mod error;
 pub mod params;
+mod rate_limit;
 pub mod render;
 mod routes;
 pub mod validate;
+mod windows;
 
 use apogee_core::Core;
 use axum::Router;
@@ -18,11 +20,20 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub core: Arc<Core>,
+    rest_limits: Arc<rate_limit::RestLimits>,
 }
 
 /// The REST API router.
 pub fn router(core: Arc<Core>) -> Router {
+    let state = AppState {
+        rest_limits: Arc::default(),
+        core: core.clone(),
+    };
     routes::all()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::enforce,
+        ))
         .merge(ddp::routes(&core))
-        .with_state(AppState { core })
+        .with_state(state)
 }

@@ -577,3 +577,52 @@ async fn operator_variables_are_honoured() {
         .await;
     assert_eq!(public["settings"][0]["value"], "Orbit");
 }
+
+#[tokio::test]
+async fn rest_rate_limiter_counts_per_route_and_lets_admins_through() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("OVERWRITE_SETTING_API_Enable_Rate_Limiter", "true"),
+            (
+                "OVERWRITE_SETTING_API_Enable_Rate_Limiter_Limit_Calls_Default",
+                "3",
+            ),
+        ],
+    )
+    .await;
+    let admin = s.user("boss").await;
+    let ann = s.user("ann").await;
+    let me = |a: &common::Auth| {
+        s.client
+            .get(format!("{}/api/v1/me", s.base))
+            .header("X-User-Id", &a.user_id)
+            .header("X-Auth-Token", &a.token)
+            .send()
+    };
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()[name].to_str().unwrap().parse::<u64>().unwrap()
+    };
+    for remaining in [2, 1, 0] {
+        let r = me(&ann).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-ratelimit-limit"), 3);
+        assert_eq!(header(&r, "x-ratelimit-remaining"), remaining);
+        assert!(header(&r, "x-ratelimit-reset") > 1_700_000_000_000);
+    }
+    let r = me(&ann).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("Error, too many requests. Please slow down. You must wait ")
+            && error
+                .ends_with(" seconds before trying this endpoint again. [error-too-many-requests]"),
+        "{error}"
+    );
+    // Another route has its own count; admins hold api-bypass-rate-limit.
+    let (status, _) = s.get("/api/v1/users.info?username=ann", &ann).await;
+    assert_eq!(status, 200);
+    assert_eq!(me(&admin).await.unwrap().status(), 200);
+}

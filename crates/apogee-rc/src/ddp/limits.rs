@@ -4,22 +4,12 @@
 //! calls per `…_Interval_Time` ms, switched by `…_Enabled`. A call over any limit is refused
 //! with Meteor's `too-many-requests` error and runs nothing.
 
+use crate::windows::Windows;
 use apogee_core::error::{CoreError, ErrorKind};
 use apogee_core::settings::Settings;
 use serde_json::json;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// Counters kept before expired windows are swept out.
-const SWEEP_AT: usize = 10_000;
-
-#[derive(Clone, Copy)]
-struct Window {
-    start: Instant,
-    count: u64,
-}
+use std::time::Duration;
 
 /// Who is calling what.
 pub struct Caller<'a> {
@@ -31,7 +21,7 @@ pub struct Caller<'a> {
 
 #[derive(Default)]
 pub struct RateLimits {
-    windows: Mutex<HashMap<String, (Window, Duration)>>,
+    windows: Windows,
 }
 
 impl RateLimits {
@@ -45,16 +35,11 @@ impl RateLimits {
             keys.push(("User", format!("user {user}")));
             keys.push(("User_By_Method", format!("user {user} {}", caller.name)));
         }
-        keys.push(("Connection", format!("conn {}", caller.connection)));
+        keys.push(("Connection", format!("conn {} ", caller.connection)));
         keys.push((
             "Connection_By_Method",
             format!("conn {} {}", caller.connection, caller.name),
         ));
-        let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if windows.len() > SWEEP_AT {
-            windows.retain(|_, (w, interval)| now.duration_since(w.start) < *interval);
-        }
         let mut wait = None;
         for (rule, key) in keys {
             if !settings.bool(&format!("DDP_Rate_Limit_{rule}_Enabled")) {
@@ -62,25 +47,13 @@ impl RateLimits {
             }
             let allowed = settings.int(&format!("DDP_Rate_Limit_{rule}_Requests_Allowed"));
             let interval = settings.int(&format!("DDP_Rate_Limit_{rule}_Interval_Time"));
-            let interval = Duration::from_millis(interval.max(1) as u64);
-            let (w, iv) = windows.entry(key).or_insert((
-                Window {
-                    start: now,
-                    count: 0,
-                },
-                interval,
-            ));
-            if now.duration_since(w.start) >= *iv {
-                *w = Window {
-                    start: now,
-                    count: 0,
-                };
-            }
-            *iv = interval;
-            w.count += 1;
-            if w.count > allowed.max(0) as u64 {
-                let reset = (w.start + interval).saturating_duration_since(now);
-                wait = wait.max(Some(reset));
+            let hit = self.windows.hit(
+                key,
+                allowed.max(0) as u64,
+                Duration::from_millis(interval.max(1) as u64),
+            );
+            if hit.over {
+                wait = wait.max(Some(hit.reset));
             }
         }
         match wait {
@@ -91,10 +64,7 @@ impl RateLimits {
 
     /// Forgets a closed connection's counters.
     pub fn forget_connection(&self, connection: u64) {
-        let prefix = format!("conn {connection} ");
-        let exact = format!("conn {connection}");
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        windows.retain(|k, _| *k != exact && !k.starts_with(&prefix));
+        self.windows.forget(&format!("conn {connection} "));
     }
 }
 
