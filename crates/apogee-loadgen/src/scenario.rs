@@ -610,7 +610,6 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
     let ack_errors = Arc::new(AtomicU64::new(0));
     let mut sinks = Vec::new();
     let mut readers = Vec::new();
-    let total = total_messages(a);
     let start_slot = Arc::new(AtomicU64::new(0));
     for _ in 0..a.senders.max(1) {
         let mut d = Ddp::connect(&url).await?;
@@ -621,7 +620,6 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
         let (acks, ack_errors, start_slot) = (acks.clone(), ack_errors.clone(), start_slot.clone());
         let rate = a.rate;
         readers.push(tokio::spawn(async move {
-            let mut seen = 0u64;
             while let Some(Ok(m)) = stream.next().await {
                 let Message::Text(t) = m else { continue };
                 let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
@@ -641,10 +639,6 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
                         let due = intended_us(start_slot.load(Ordering::Relaxed), rate, seq);
                         let now = micros_since(base);
                         hist::record(&mut acks.lock().unwrap(), now.saturating_sub(due));
-                        seen += 1;
-                        if seen >= total {
-                            break;
-                        }
                     }
                 }
             }
