@@ -1,11 +1,11 @@
 //! Adapters for core's [`BlobStore`] port. [`FsBlobStore`] keeps each blob as one file under
 //! `<data-dir>/uploads`; an S3 adapter (`object_store`) will sit beside it behind a feature.
 
-use apogee_core::blobs::{BlobBody, BlobError, BlobKey, BlobStore, ByteSource, CHUNK};
+use apogee_core::blobs::{BlobBody, BlobError, BlobKey, BlobStore, ByteRange, ByteSource, CHUNK};
 use async_trait::async_trait;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// Blobs as files: `<root>/<segment>/<segment>…`. Writes go to `<root>/.tmp/<random>` and are
 /// renamed into place once complete and synced, so a reader never sees a partial file and a
@@ -78,21 +78,30 @@ impl FsBlobStore {
     }
 }
 
-struct FileChunks(tokio::fs::File);
+/// Reads a file from where it was positioned, at most `left` more bytes, a chunk at a time.
+struct FileChunks {
+    file: tokio::fs::File,
+    left: u64,
+}
 
 #[async_trait]
 impl ByteSource for FileChunks {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BlobError> {
-        let mut buf = vec![0; CHUNK];
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let mut buf = vec![0; CHUNK.min(usize::try_from(self.left).unwrap_or(CHUNK))];
         let n = self
-            .0
+            .file
             .read(&mut buf)
             .await
             .map_err(|e| backend("reading", e))?;
         if n == 0 {
-            return Ok(None);
+            // The file shrank under us (it never should: blobs are replaced by rename).
+            return Err(BlobError::Backend("reading: unexpected end of file".into()));
         }
         buf.truncate(n);
+        self.left -= n as u64;
         Ok(Some(buf))
     }
 }
@@ -129,8 +138,12 @@ impl BlobStore for FsBlobStore {
         result
     }
 
-    async fn get(&self, key: &BlobKey) -> Result<Option<BlobBody>, BlobError> {
-        let file = match tokio::fs::File::open(self.path(key)).await {
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobBody>, BlobError> {
+        let mut file = match tokio::fs::File::open(self.path(key)).await {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(backend("opening", e)),
@@ -139,9 +152,23 @@ impl BlobStore for FsBlobStore {
         if !meta.is_file() {
             return Ok(None);
         }
+        let size = meta.len();
+        let range = match range {
+            Some(r) => r.within(size)?,
+            None => 0..size,
+        };
+        if range.start > 0 {
+            file.seek(std::io::SeekFrom::Start(range.start))
+                .await
+                .map_err(|e| backend("seeking", e))?;
+        }
         Ok(Some(BlobBody {
-            size: meta.len(),
-            chunks: Box::new(FileChunks(file)),
+            size,
+            range: range.clone(),
+            chunks: Box::new(FileChunks {
+                file,
+                left: range.end - range.start,
+            }),
         }))
     }
 

@@ -51,6 +51,9 @@ pub enum BlobError {
     Source(String),
     #[error("invalid blob key")]
     InvalidKey,
+    /// The requested range starts at or past the end of the blob (of this many bytes).
+    #[error("range outside a blob of {0} bytes")]
+    OutOfRange(u64),
     /// The storage itself failed (disk, network). Never carries credentials.
     #[error("blob storage failed: {0}")]
     Backend(String),
@@ -88,9 +91,32 @@ pub async fn read_all(source: &mut dyn ByteSource) -> Result<Vec<u8>, BlobError>
     Ok(out)
 }
 
+/// Bytes `start..end` (end exclusive) of a blob, as `get` reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// What of a blob of `size` bytes this range reads: `start..min(end, size)`, or
+    /// [`BlobError::OutOfRange`] when that is empty. Adapters share this rule.
+    pub fn within(&self, size: u64) -> Result<std::ops::Range<u64>, BlobError> {
+        let end = self.end.min(size);
+        if self.start >= end {
+            return Err(BlobError::OutOfRange(size));
+        }
+        Ok(self.start..end)
+    }
+}
+
 /// A stored blob opened for reading.
 pub struct BlobBody {
+    /// The whole blob's size.
     pub size: u64,
+    /// The bytes `chunks` yields: `0..size`, or the part of a requested [`ByteRange`] that
+    /// exists.
+    pub range: std::ops::Range<u64>,
     pub chunks: Box<dyn ByteSource>,
 }
 
@@ -106,8 +132,14 @@ pub trait BlobStore: Send + Sync + Debug {
         max: Option<u64>,
     ) -> Result<u64, BlobError>;
 
-    /// The blob, or `None` when there is none under `key`.
-    async fn get(&self, key: &BlobKey) -> Result<Option<BlobBody>, BlobError>;
+    /// The blob, or `None` when there is none under `key`. With a range, only those bytes are
+    /// read (clipped to the blob's end; [`BlobError::OutOfRange`] when none of them exist),
+    /// without reading or buffering the rest.
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobBody>, BlobError>;
 
     /// Removes the blob; removing a missing blob succeeds.
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
@@ -122,15 +154,16 @@ pub struct MemoryBlobStore {
 struct SharedChunks {
     data: std::sync::Arc<Vec<u8>>,
     at: usize,
+    end: usize,
 }
 
 #[async_trait]
 impl ByteSource for SharedChunks {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BlobError> {
-        if self.at >= self.data.len() {
+        if self.at >= self.end {
             return Ok(None);
         }
-        let end = (self.at + CHUNK).min(self.data.len());
+        let end = (self.at + CHUNK).min(self.end);
         let chunk = self.data[self.at..end].to_vec();
         self.at = end;
         Ok(Some(chunk))
@@ -162,11 +195,27 @@ impl BlobStore for MemoryBlobStore {
         Ok(size)
     }
 
-    async fn get(&self, key: &BlobKey) -> Result<Option<BlobBody>, BlobError> {
-        let data = self.blobs.lock().expect("blob map").get(&key.0).cloned();
-        Ok(data.map(|data| BlobBody {
-            size: data.len() as u64,
-            chunks: Box::new(SharedChunks { data, at: 0 }),
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobBody>, BlobError> {
+        let Some(data) = self.blobs.lock().expect("blob map").get(&key.0).cloned() else {
+            return Ok(None);
+        };
+        let size = data.len() as u64;
+        let range = match range {
+            Some(r) => r.within(size)?,
+            None => 0..size,
+        };
+        Ok(Some(BlobBody {
+            size,
+            range: range.clone(),
+            chunks: Box::new(SharedChunks {
+                data,
+                at: range.start as usize,
+                end: range.end as usize,
+            }),
         }))
     }
 
@@ -197,14 +246,14 @@ pub mod conformance {
     /// Round trip, replace, size cap, failed sources, deletes.
     pub async fn check(store: &dyn BlobStore) {
         let key = BlobKey::new("uploads/abc-1").unwrap();
-        assert!(store.get(&key).await.unwrap().is_none());
+        assert!(store.get(&key, None).await.unwrap().is_none());
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let n = store
             .put(&key, &mut BytesSource::new(data.clone()), Some(200_000))
             .await
             .unwrap();
         assert_eq!(n, 200_000);
-        let mut got = store.get(&key).await.unwrap().expect("stored");
+        let mut got = store.get(&key, None).await.unwrap().expect("stored");
         assert_eq!(got.size, 200_000);
         assert_eq!(read_all(got.chunks.as_mut()).await.unwrap(), data);
 
@@ -214,7 +263,7 @@ pub mod conformance {
             .await
             .unwrap_err();
         assert_eq!(err, BlobError::TooLarge(1000));
-        let mut got = store.get(&key).await.unwrap().expect("still stored");
+        let mut got = store.get(&key, None).await.unwrap().expect("still stored");
         assert_eq!(read_all(got.chunks.as_mut()).await.unwrap(), data);
 
         // A failing source leaves nothing under a new key.
@@ -224,19 +273,61 @@ pub mod conformance {
             .await
             .unwrap_err();
         assert!(matches!(err, BlobError::Source(_)));
-        assert!(store.get(&other).await.unwrap().is_none());
+        assert!(store.get(&other, None).await.unwrap().is_none());
 
         // Empty blobs are blobs.
         store
             .put(&other, &mut BytesSource::new(Vec::new()), None)
             .await
             .unwrap();
-        assert_eq!(store.get(&other).await.unwrap().expect("empty").size, 0);
+        assert_eq!(
+            store.get(&other, None).await.unwrap().expect("empty").size,
+            0
+        );
+
+        check_ranges(store, &key, &data).await;
 
         store.delete(&key).await.unwrap();
         store.delete(&key).await.unwrap();
-        assert!(store.get(&key).await.unwrap().is_none());
+        assert!(store.get(&key, None).await.unwrap().is_none());
         store.delete(&other).await.unwrap();
+        assert!(
+            store
+                .get(&other, Some(ByteRange { start: 0, end: 1 }))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// Ranged reads of `key`, which holds `data`: exact bytes, clipped ends, out of range.
+    async fn check_ranges(store: &dyn BlobStore, key: &BlobKey, data: &[u8]) {
+        let size = data.len() as u64;
+        for (start, end) in [
+            (0, 1),
+            (0, size),
+            (1, 2),
+            (65_000, 140_001),
+            (size - 1, size),
+            (size - 10, size + 1_000_000),
+            (12_345, u64::MAX),
+        ] {
+            let mut got = store
+                .get(key, Some(ByteRange { start, end }))
+                .await
+                .unwrap()
+                .expect("stored");
+            let want = &data[start as usize..end.min(size) as usize];
+            assert_eq!(got.size, size, "{start}..{end}");
+            assert_eq!(got.range, start..end.min(size), "{start}..{end}");
+            let bytes = read_all(got.chunks.as_mut()).await.unwrap();
+            assert_eq!(bytes.len(), want.len(), "{start}..{end}");
+            assert!(bytes == want, "{start}..{end}: wrong bytes");
+        }
+        for (start, end) in [(size, size + 1), (size + 5, size + 10), (10, 10), (10, 5)] {
+            let err = store.get(key, Some(ByteRange { start, end })).await.err();
+            assert_eq!(err, Some(BlobError::OutOfRange(size)), "{start}..{end}");
+        }
     }
 }
 

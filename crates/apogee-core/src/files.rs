@@ -2,7 +2,7 @@
 //! (`rooms.mediaConfirm`), downloading it (`/file-upload`) and listing a room's files.
 
 use crate::Core;
-use crate::blobs::{BlobBody, BlobError, BlobKey, ByteSource};
+use crate::blobs::{BlobBody, BlobError, BlobKey, ByteRange, ByteSource};
 use crate::error::{CoreError, CoreResult, ErrorKind};
 use crate::messages::NewMessage;
 use crate::rooms::{RoomRef, RoomView};
@@ -63,6 +63,14 @@ pub fn encode_uri(s: &str) -> String {
         }
     }
     out
+}
+
+/// A file its caller may read, from [`Core::download`]. Only core builds one, after checking
+/// that the caller may read the file's room.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub upload: Upload,
+    key: BlobKey,
 }
 
 /// A file as a client announces it.
@@ -146,6 +154,9 @@ fn blob_failure(e: BlobError, max: i64) -> CoreError {
         BlobError::TooLarge(_) => file_too_large(max),
         BlobError::Source(reason) => CoreError::bad("", reason),
         BlobError::InvalidKey => CoreError::internal("invalid blob key"),
+        BlobError::OutOfRange(size) => {
+            CoreError::internal(&format!("blob range outside its {size} bytes"))
+        }
         BlobError::Backend(reason) => CoreError::internal(&format!("blob store: {reason}")),
     }
 }
@@ -277,9 +288,10 @@ impl Core {
             .await
     }
 
-    /// `GET /file-upload/:id/:name`: the file and its contents, for readers of its room.
-    /// Unknown files and files the caller may not see both answer "not found".
-    pub async fn download(&self, actor: &User, file_id: &str) -> CoreResult<(Upload, BlobBody)> {
+    /// `GET /file-upload/:id/:name`: the file, for readers of its room. Unknown files and
+    /// files the caller may not see both answer "not found"; the contents are read with
+    /// [`Core::read_download`] once the caller knows which bytes it wants.
+    pub async fn download(&self, actor: &User, file_id: &str) -> CoreResult<Download> {
         let not_found = || CoreError::new(ErrorKind::NotFound, "", "File not found");
         let upload = self
             .store
@@ -295,13 +307,22 @@ impl Core {
         if !self.authz.can_read_room(actor, &room, sub.as_ref()) {
             return Err(CoreError::unauthorized());
         }
-        let body = self
-            .blobs
-            .get(&key_of(&upload)?)
-            .await
-            .map_err(|e| blob_failure(e, 0))?
-            .ok_or_else(not_found)?;
-        Ok((upload, body))
+        let key = key_of(&upload)?;
+        Ok(Download { upload, key })
+    }
+
+    /// The contents of a file [`Core::download`] allowed: all of it, or `range` (which must
+    /// start inside the file).
+    pub async fn read_download(
+        &self,
+        download: &Download,
+        range: Option<ByteRange>,
+    ) -> CoreResult<BlobBody> {
+        match self.blobs.get(&download.key, range).await {
+            Ok(Some(body)) => Ok(body),
+            Ok(None) => Err(CoreError::new(ErrorKind::NotFound, "", "File not found")),
+            Err(e) => Err(blob_failure(e, 0)),
+        }
     }
 
     /// `channels.files` / `groups.files` / `im.files`: a readable room's uploads, newest first.

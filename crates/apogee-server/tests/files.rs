@@ -432,3 +432,209 @@ async fn path_traversal_names_are_harmless() {
     assert!(!dir.path().join("tmp").exists());
     assert!(!std::path::Path::new("/tmp/evil\"name.sh").exists());
 }
+
+async fn get_with(s: &Server, url: &str, a: &Auth, headers: &[(&str, &str)]) -> Response {
+    let mut req = authed(s.client.get(format!("{}{url}", s.base)), a);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+fn header<'a>(resp: &'a Response, name: &str) -> &'a str {
+    resp.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .to_str()
+        .unwrap()
+}
+
+/// Uploads a file into a private group and checks ranges, validators, HEAD and access on its
+/// download URL (shared by the filesystem and S3 runs).
+async fn check_ranges_and_caching(s: &Server) {
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let (_, g) = s
+        .post("/api/v1/groups.create", &alice, json!({"name": "ranged"}))
+        .await;
+    let gid = g["group"]["_id"].as_str().unwrap().to_string();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    let size = data.len();
+    let up = send_form(
+        s,
+        &format!("/api/v1/rooms.media/{gid}"),
+        &alice,
+        file_form("clip.mp4", data.clone(), "video/mp4"),
+    )
+    .await;
+    assert_eq!(up.0, 200, "{}", up.1);
+    let url = up.1["file"]["url"].as_str().unwrap().to_string();
+
+    // Whole file: validators and Accept-Ranges.
+    let full = get_with(s, &url, &alice, &[]).await;
+    assert_eq!(full.status(), 200);
+    assert_eq!(header(&full, "accept-ranges"), "bytes");
+    assert_eq!(header(&full, "content-length"), size.to_string());
+    let etag = header(&full, "etag").to_string();
+    assert!(etag.starts_with('"') && !etag.starts_with("W/"), "{etag}");
+    let last_modified = header(&full, "last-modified").to_string();
+    assert_eq!(
+        header(&full, "content-security-policy"),
+        "default-src 'none'"
+    );
+    assert_eq!(full.bytes().await.unwrap().as_ref(), data.as_slice());
+
+    // Single ranges: exactly those bytes.
+    for (range, start, end) in [
+        ("bytes=0-0", 0, 1),
+        ("bytes=1000-200999", 1000, 201_000),
+        ("bytes=299990-", 299_990, size),
+        ("bytes=-7", size - 7, size),
+        ("bytes=299999-999999", 299_999, size),
+        ("bytes=-999999", 0, size),
+    ] {
+        let resp = get_with(s, &url, &alice, &[("Range", range)]).await;
+        assert_eq!(resp.status(), 206, "{range}");
+        assert_eq!(
+            header(&resp, "content-range"),
+            format!("bytes {start}-{}/{size}", end - 1),
+            "{range}"
+        );
+        assert_eq!(header(&resp, "content-length"), (end - start).to_string());
+        assert_eq!(header(&resp, "etag"), etag);
+        let body = resp.bytes().await.unwrap();
+        assert!(body.as_ref() == &data[start..end], "{range}: wrong bytes");
+    }
+
+    // Unsatisfiable: 416 with the size.
+    for range in [
+        "bytes=300000-",
+        &format!("bytes={size}-{}", size + 10),
+        "bytes=-0",
+    ] {
+        let resp = get_with(s, &url, &alice, &[("Range", range)]).await;
+        assert_eq!(resp.status(), 416, "{range}");
+        assert_eq!(header(&resp, "content-range"), format!("bytes */{size}"));
+    }
+
+    // Malformed or several ranges: the whole file.
+    for range in [
+        "bytes=5-2",
+        "bytes=0-1,5-9",
+        "bytes=abc",
+        "lines=1-2",
+        "bytes=",
+    ] {
+        let resp = get_with(s, &url, &alice, &[("Range", range)]).await;
+        assert_eq!(resp.status(), 200, "{range}");
+        assert!(resp.headers().get("content-range").is_none());
+        assert_eq!(resp.bytes().await.unwrap().len(), size, "{range}");
+    }
+
+    // Conditional requests.
+    let resp = get_with(s, &url, &alice, &[("If-None-Match", &etag)]).await;
+    assert_eq!(resp.status(), 304);
+    assert_eq!(header(&resp, "etag"), etag);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = get_with(s, &url, &alice, &[("If-None-Match", "\"other\", W/\"x\"")]).await;
+    assert_eq!(resp.status(), 200);
+    let resp = get_with(s, &url, &alice, &[("If-Modified-Since", &last_modified)]).await;
+    assert_eq!(resp.status(), 304);
+    let resp = get_with(
+        s,
+        &url,
+        &alice,
+        &[("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+
+    // If-Range: a matching validator keeps the range, anything else means the whole file.
+    for (if_range, status) in [
+        (etag.as_str(), 206),
+        (last_modified.as_str(), 206),
+        ("\"stale\"", 200),
+        ("Mon, 01 Jan 2001 00:00:00 GMT", 200),
+        ("not a validator", 200),
+    ] {
+        let resp = get_with(
+            s,
+            &url,
+            &alice,
+            &[("Range", "bytes=10-19"), ("If-Range", if_range)],
+        )
+        .await;
+        assert_eq!(resp.status(), status, "If-Range: {if_range}");
+        let body = resp.bytes().await.unwrap();
+        if status == 206 {
+            assert_eq!(body.as_ref(), &data[10..20]);
+        } else {
+            assert_eq!(body.len(), size);
+        }
+    }
+
+    // HEAD: the headers, no body.
+    let head = authed(s.client.head(format!("{}{url}", s.base)), &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(header(&head, "content-length"), size.to_string());
+    assert_eq!(header(&head, "etag"), etag);
+    assert!(head.bytes().await.unwrap().is_empty());
+    let head = authed(s.client.head(format!("{}{url}", s.base)), &alice)
+        .header("Range", "bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 206);
+    assert_eq!(header(&head, "content-length"), "10");
+
+    // Access is decided first: a non-member gets 403 whatever the range or validators.
+    for extra in [
+        ("Range", "bytes=0-9"),
+        ("Range", "bytes=999999-"),
+        ("If-None-Match", etag.as_str()),
+    ] {
+        let resp = get_with(s, &url, &bob, &[extra]).await;
+        assert_eq!(resp.status(), 403, "{extra:?}");
+        assert!(resp.headers().get("etag").is_none());
+    }
+    let resp = s
+        .client
+        .get(format!("{}{url}", s.base))
+        .header("Range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test]
+async fn ranges_conditionals_and_head() {
+    let s = Server::start(common::Backend::Sqlite).await;
+    check_ranges_and_caching(&s).await;
+
+    // Content-Disposition: attachment for anything a browser could run.
+    let alice = s.user("carol").await;
+    for (name, mime, kind) in [
+        ("a.svg", "image/svg+xml", "attachment"),
+        ("a.html", "text/html", "attachment"),
+        ("a.pdf", "application/pdf", "attachment"),
+        ("a.ogg", "audio/ogg", "inline"),
+        ("a.jpg", "image/jpeg", "inline"),
+    ] {
+        let up = send_form(
+            &s,
+            "/api/v1/rooms.media/GENERAL",
+            &alice,
+            file_form(name, b"x".to_vec(), mime),
+        )
+        .await;
+        let url = up.1["file"]["url"].as_str().unwrap().to_string();
+        let resp = download(&s, &url, Some(&alice)).await;
+        let cd = header(&resp, "content-disposition");
+        assert!(cd.starts_with(kind), "{mime}: {cd}");
+        assert!(cd.contains(&format!("filename*=UTF-8''{name}")), "{cd}");
+    }
+}

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::auth::{Auth, MaybeAuth};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
-use apogee_core::blobs::{BlobError, ByteSource};
+use apogee_core::blobs::{BlobError, ByteRange, ByteSource};
 use apogee_core::domain::{RoomType, User};
 use apogee_core::error::{CoreError, ErrorKind};
 use apogee_core::files::{FileMessage, NewUpload, Upload};
@@ -14,11 +14,15 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use headers::{
+    ContentRange, ETag, HeaderMapExt, IfModifiedSince, IfNoneMatch, IfRange, LastModified,
+};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Form fields other than the file: at most this many, each at most this long.
 const MAX_FIELDS: usize = 32;
@@ -349,10 +353,115 @@ fn content_disposition(u: &Upload) -> String {
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-/// `GET /file-upload/:fileId/:name`, authenticated by headers, `rc_uid`/`rc_token` cookies or
-/// `?rc_uid=&rc_token=`. The body is streamed from the blob store.
+/// What a `Range` request asks of a file of a given size (RFC 9110 §14).
+#[derive(Debug, PartialEq)]
+enum Wanted {
+    /// No usable range (none, malformed, several, or an `If-Range` that does not match).
+    Whole,
+    Part(ByteRange),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range resolved against `size`. Several ranges, syntax errors and `a-b` with
+/// `b < a` are ignored (the whole file is sent, as RFC 9110 permits); a range starting at or
+/// past the end, or `-0`, cannot be satisfied.
+fn wanted_range(value: &str, size: u64) -> Wanted {
+    use http_range_header::{EndPosition, RangeUnsatisfiableError, StartPosition};
+    let parsed = match http_range_header::parse_range_header(value) {
+        Ok(parsed) => parsed,
+        Err(RangeUnsatisfiableError::ZeroSuffix) => return Wanted::Unsatisfiable,
+        Err(_) => return Wanted::Whole,
+    };
+    let [range] = parsed.ranges.as_slice() else {
+        return Wanted::Whole;
+    };
+    let (start, end) = match (range.start, range.end) {
+        (StartPosition::Index(a), EndPosition::Index(b)) if b < a => return Wanted::Whole,
+        (StartPosition::Index(a), EndPosition::Index(b)) => (a, b.saturating_add(1).min(size)),
+        (StartPosition::Index(a), EndPosition::LastByte) => (a, size),
+        (StartPosition::FromLast(n), _) => (size - n.min(size), size),
+    };
+    if start >= end {
+        Wanted::Unsatisfiable
+    } else {
+        Wanted::Part(ByteRange { start, end })
+    }
+}
+
+/// The validators of a stored file. Its contents never change once uploaded (the blob key is
+/// the upload id), so the id, size and upload time identify them: a strong ETag.
+struct Validators {
+    etag: Option<ETag>,
+    last_modified: SystemTime,
+}
+
+impl Validators {
+    fn of(u: &Upload) -> Self {
+        let secs = u.created_at.millis().max(0) as u64 / 1000;
+        Self {
+            etag: format!("\"{}-{:x}-{:x}\"", u.id, u.size, u.created_at.millis())
+                .parse()
+                .ok(),
+            last_modified: UNIX_EPOCH + Duration::from_secs(secs),
+        }
+    }
+
+    /// `If-None-Match`, or else `If-Modified-Since`: the client's copy is current (→ 304).
+    fn not_modified(&self, req: &HeaderMap) -> bool {
+        if req.contains_key(header::IF_NONE_MATCH) {
+            return match (req.typed_get::<IfNoneMatch>(), &self.etag) {
+                (Some(inm), Some(etag)) => !inm.precondition_passes(etag),
+                _ => false,
+            };
+        }
+        req.typed_get::<IfModifiedSince>()
+            .is_some_and(|ims| !ims.is_modified(self.last_modified))
+    }
+
+    /// The bytes to send: a `Range` applies only while an `If-Range` (if any) still matches.
+    fn wanted(&self, req: &HeaderMap, size: u64) -> Wanted {
+        let mut ranges = req.get_all(header::RANGE).iter();
+        let (Some(range), None) = (ranges.next(), ranges.next()) else {
+            return Wanted::Whole;
+        };
+        let Ok(range) = range.to_str() else {
+            return Wanted::Whole;
+        };
+        if req.contains_key(header::IF_RANGE) {
+            let current = match req.typed_get::<IfRange>() {
+                Some(if_range) => !if_range.is_modified(
+                    self.etag.as_ref(),
+                    Some(&LastModified::from(self.last_modified)),
+                ),
+                None => false,
+            };
+            if !current {
+                return Wanted::Whole;
+            }
+        }
+        wanted_range(range, size)
+    }
+
+    fn insert(&self, headers: &mut HeaderMap) {
+        if let Some(etag) = &self.etag {
+            headers.typed_insert(etag.clone());
+        }
+        headers.typed_insert(LastModified::from(self.last_modified));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=31536000"),
+        );
+    }
+}
+
+/// `GET|HEAD /file-upload/:fileId/:name`, authenticated by headers, `rc_uid`/`rc_token`
+/// cookies or `?rc_uid=&rc_token=`. Conditional (`If-None-Match`, `If-Modified-Since`) and
+/// single-range (`Range`, `If-Range`) requests; the body is streamed from the blob store, only
+/// the requested bytes, and not at all for HEAD or 304.
 async fn download(
     State(s): State<AppState>,
+    method: Method,
+    req: HeaderMap,
     MaybeAuth(session): MaybeAuth,
     Path((file_id, _name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
@@ -367,49 +476,98 @@ async fn download(
     let Some(session) = session else {
         return plain(StatusCode::FORBIDDEN, "Forbidden");
     };
-    let (upload, body) = match s.core.download(&session.user, &file_id).await {
-        Ok(found) => found,
-        Err(e) => {
-            return match e.kind {
-                ErrorKind::NotFound => plain(StatusCode::NOT_FOUND, "Not found"),
-                ErrorKind::Internal => {
-                    tracing::error!(error = %e.message, "download failed");
-                    plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
-                }
-                _ => plain(StatusCode::FORBIDDEN, "Forbidden"),
-            };
+    let download_failed = |e: CoreError| match e.kind {
+        ErrorKind::NotFound => plain(StatusCode::NOT_FOUND, "Not found"),
+        ErrorKind::Internal => {
+            tracing::error!(error = %e.message, "download failed");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
+        _ => plain(StatusCode::FORBIDDEN, "Forbidden"),
     };
-    let stream = futures_util::stream::unfold(body.chunks, |mut chunks| async move {
-        match chunks.next_chunk().await {
-            Ok(Some(c)) => Some((Ok::<_, std::io::Error>(c), chunks)),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "download stream failed");
-                Some((Err(std::io::Error::other("blob read failed")), chunks))
+    let file = match s.core.download(&session.user, &file_id).await {
+        Ok(file) => file,
+        Err(e) => return download_failed(e),
+    };
+    let upload = &file.upload;
+    let size = u64::try_from(upload.size).unwrap_or(0);
+    let validators = Validators::of(upload);
+
+    let mut response = if validators.not_modified(&req) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let (status, range) = match validators.wanted(&req, size) {
+            Wanted::Whole => (StatusCode::OK, None),
+            Wanted::Part(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
+            Wanted::Unsatisfiable => {
+                let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "Range Not Satisfiable");
+                r.headers_mut()
+                    .typed_insert(ContentRange::unsatisfied_bytes(size));
+                return r;
             }
+        };
+        let (body, length, served) = if method == Method::HEAD {
+            let served = range.map_or(0..size, |r| r.start..r.end);
+            (Body::empty(), served.end - served.start, served)
+        } else {
+            let blob = match s.core.read_download(&file, range).await {
+                Ok(blob) => blob,
+                Err(e) => return download_failed(e),
+            };
+            let served = blob.range.clone();
+            (stream_body(blob.chunks), served.end - served.start, served)
+        };
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        if status == StatusCode::PARTIAL_CONTENT
+            && let Ok(cr) = ContentRange::bytes(served, size)
+        {
+            headers.typed_insert(cr);
         }
-    });
-    let mut response = Body::from_stream(stream).into_response();
+        response
+    };
+    let not_modified = response.status() == StatusCode::NOT_MODIFIED;
     let headers = response.headers_mut();
+    validators.insert(headers);
+    if not_modified {
+        return response;
+    }
     let value = |s: &str| {
         HeaderValue::from_str(s)
             .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
     };
     headers.insert(header::CONTENT_TYPE, value(&upload.content_type));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.size));
-    if let Ok(v) = HeaderValue::from_str(&content_disposition(&upload)) {
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(upload)) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Like Rocket.Chat: nothing a file contains may load or run anything.
     headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000"),
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'"),
     );
     response
+}
+
+/// A blob's chunks as a response body.
+fn stream_body(chunks: Box<dyn ByteSource>) -> Body {
+    Body::from_stream(futures_util::stream::unfold(
+        chunks,
+        |mut chunks| async move {
+            match chunks.next_chunk().await {
+                Ok(Some(c)) => Some((Ok::<_, std::io::Error>(c), chunks)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "download stream failed");
+                    Some((Err(std::io::Error::other("blob read failed")), chunks))
+                }
+            }
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -432,6 +590,33 @@ mod tests {
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
         }
+    }
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        let part = |start, end| Wanted::Part(ByteRange { start, end });
+        for (value, want) in [
+            ("bytes=0-0", part(0, 1)),
+            ("bytes=2-5", part(2, 6)),
+            ("bytes=5-", part(5, 10)),
+            ("bytes=-3", part(7, 10)),
+            ("bytes=-30", part(0, 10)),
+            ("bytes=8-100", part(8, 10)),
+            ("bytes=10-", Wanted::Unsatisfiable),
+            ("bytes=10-12", Wanted::Unsatisfiable),
+            ("bytes=-0", Wanted::Unsatisfiable),
+            ("bytes=5-2", Wanted::Whole),
+            ("bytes=0-1,3-4", Wanted::Whole),
+            ("bytes=x-2", Wanted::Whole),
+            ("items=0-1", Wanted::Whole),
+            ("bytes=", Wanted::Whole),
+            ("bytes=--1", Wanted::Whole),
+            ("bytes=99999999999999999999-", Wanted::Whole),
+        ] {
+            assert_eq!(wanted_range(value, 10), want, "{value}");
+        }
+        assert_eq!(wanted_range("bytes=0-", 0), Wanted::Unsatisfiable);
+        assert_eq!(wanted_range("bytes=-5", 0), Wanted::Unsatisfiable);
     }
 
     #[test]
