@@ -2,12 +2,14 @@
 
 use crate::error::{CoreError, CoreResult, ErrorKind};
 use crate::events::Event;
+use crate::lockout::Blocked;
 use crate::passwords::{Verified, digest, hash_token, new_token};
 use crate::store::{Change, LoginToken, Page, UserQuery};
 use crate::{Core, InitialAdmin};
 use apogee_domain::user::{Email, is_valid_email, is_valid_username, status_code};
 use apogee_domain::{Timestamp, User, random_id};
 use serde_json::{Map, Value};
+use std::net::IpAddr;
 
 /// An authenticated caller: the user and the hash of the token they presented.
 #[derive(Debug, Clone)]
@@ -104,7 +106,12 @@ impl Core {
     }
 
     /// Logs in with a password or a resume token and issues a new session token.
-    pub async fn login(&self, credentials: Credentials) -> CoreResult<LoginResult> {
+    /// Logs in; `from` is the client's address, for the failed-login blocks.
+    pub async fn login(
+        &self,
+        credentials: Credentials,
+        from: Option<IpAddr>,
+    ) -> CoreResult<LoginResult> {
         let user = match credentials {
             Credentials::Resume { token } => {
                 let stored = self
@@ -129,17 +136,23 @@ impl Core {
                     .await;
             }
             Credentials::Password { identifier, digest } => {
-                let user = self
-                    .find_login_user(&identifier)
-                    .await?
-                    .ok_or_else(|| login_failed("", "Unauthorized"))?;
+                let guard = &self.lockout;
+                self.refuse_if_blocked(None, from)?;
+                let Some(user) = self.find_login_user(&identifier).await? else {
+                    guard.failed(&self.settings, None, from);
+                    return Err(login_failed("", "Unauthorized"));
+                };
+                self.refuse_if_blocked(Some(&user.id), from)?;
                 let stored = self
                     .store
                     .password_hash(&user.id)
                     .await?
                     .ok_or_else(|| login_failed("403", "Incorrect password"))?;
                 match self.hasher.verify(digest, stored).await {
-                    Verified::No => return Err(login_failed("403", "Incorrect password")),
+                    Verified::No => {
+                        guard.failed(&self.settings, Some(&user.id), from);
+                        return Err(login_failed("403", "Incorrect password"));
+                    }
                     Verified::Yes => {}
                     Verified::YesRehash(hash) => {
                         self.commit(vec![Change::SetPasswordHash {
@@ -149,6 +162,7 @@ impl Core {
                         .await?;
                     }
                 }
+                guard.succeeded(&user.id, from);
                 user
             }
         };
@@ -159,6 +173,21 @@ impl Core {
             ));
         }
         self.finish_login(user, new_token(), None, true).await
+    }
+
+    /// Rocket.Chat's `error-login-blocked-for-ip` / `-for-user` after too many failures.
+    fn refuse_if_blocked(&self, user_id: Option<&str>, from: Option<IpAddr>) -> CoreResult<()> {
+        match self.lockout.check(&self.settings, user_id, from) {
+            None => Ok(()),
+            Some(Blocked::Ip) => Err(login_failed(
+                "error-login-blocked-for-ip",
+                "Login has been temporarily blocked For IP",
+            )),
+            Some(Blocked::User) => Err(login_failed(
+                "error-login-blocked-for-user",
+                "Login has been temporarily blocked For User",
+            )),
+        }
     }
 
     async fn finish_login(

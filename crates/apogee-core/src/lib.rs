@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod invites;
+pub mod lockout;
 pub mod messages;
 pub mod passwords;
 pub mod realtime;
@@ -64,6 +65,7 @@ pub struct Core {
     pub(crate) options: Options,
     pub(crate) bus: Arc<dyn events::Bus>,
     pub(crate) blobs: Arc<dyn blobs::BlobStore>,
+    pub(crate) lockout: lockout::LoginGuard,
 }
 
 impl Core {
@@ -90,6 +92,7 @@ impl Core {
             store,
             hasher: passwords::Hasher::default(),
             options,
+            lockout: lockout::LoginGuard::default(),
         };
         seed::seed(&core).await?;
         core.settings.reload(core.store.as_ref()).await?;

@@ -225,6 +225,62 @@ pub const CATALOGUE: &[SettingDef] = &[
         "General"
     ),
     setting!(
+        "Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
+        "int",
+        50,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User",
+        "int",
+        10,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Block_Multiple_Failed_Logins_By_Ip",
+        "boolean",
+        true,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Block_Multiple_Failed_Logins_By_User",
+        "boolean",
+        true,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Block_Multiple_Failed_Logins_Enabled",
+        "boolean",
+        true,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Block_Multiple_Failed_Logins_Ip_Whitelist",
+        "string",
+        "",
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes",
+        "int",
+        5,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes",
+        "int",
+        5,
+        false,
+        "Accounts"
+    ),
+    setting!(
         "DDP_Rate_Limit_IP_Enabled",
         "boolean",
         true,

@@ -4,8 +4,11 @@ use crate::AppState;
 use crate::error::ApiError;
 use apogee_core::accounts::Session;
 use apogee_core::error::CoreError;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::Extensions;
 use axum::http::request::Parts;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 
 /// The authenticated caller; rejects with Rocket.Chat's 401 when missing or invalid.
 pub struct Auth(pub Session);
@@ -55,5 +58,22 @@ impl FromRequestParts<AppState> for MaybeAuth {
             None => Ok(MaybeAuth(None)),
             Some((uid, token)) => Ok(MaybeAuth(state.core.authenticate(&uid, &token).await.ok())),
         }
+    }
+}
+
+/// The client's address, when the server runs with connect info (the binary always does).
+pub struct ClientAddr(pub Option<IpAddr>);
+
+pub fn client_addr(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(ClientAddr(client_addr(&parts.extensions)))
     }
 }

@@ -5,13 +5,13 @@
 //! caller holds `api-bypass-rate-limit`. The DDP tunnel (`method.call`) has DDP's own limits.
 
 use crate::AppState;
+use crate::auth::client_addr;
 use crate::windows::Windows;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Routes Rocket.Chat declares with `rateLimiterOptions: false`.
@@ -40,10 +40,8 @@ pub async fn enforce(State(s): State<AppState>, req: Request, next: Next) -> Res
     if !settings.bool("API_Enable_Rate_Limiter") {
         return next.run(req).await;
     }
-    let addr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip().to_string())
+    let addr = client_addr(req.extensions())
+        .map(|a| a.to_string())
         .unwrap_or_default();
     let allowed = settings
         .int("API_Enable_Rate_Limiter_Limit_Calls_Default")

@@ -626,3 +626,45 @@ async fn rest_rate_limiter_counts_per_route_and_lets_admins_through() {
     assert_eq!(status, 200);
     assert_eq!(me(&admin).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn repeated_failed_logins_block_the_user_then_the_address() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            (
+                "OVERWRITE_SETTING_Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User",
+                "3",
+            ),
+            (
+                "OVERWRITE_SETTING_Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
+                "6",
+            ),
+        ],
+    )
+    .await;
+    s.user("ann").await;
+    s.user("bob").await;
+    let login = |user: &str, password: &str| {
+        let body = json!({"user": user, "password": password});
+        s.call(Method::POST, "/api/v1/login", None, Some(body))
+    };
+    for _ in 0..3 {
+        let (status, v) = login("ann", "wrong").await;
+        assert_eq!((status.as_u16(), &v["error"]), (401, &json!(403)), "{v}");
+    }
+    // Blocked before the password is even checked, the right one included.
+    let (status, v) = login("ann", common::PASSWORD).await;
+    assert_eq!(status, 401);
+    assert_eq!(v["error"], "error-login-blocked-for-user", "{v}");
+    assert_eq!(v["message"], "Login has been temporarily blocked For User");
+    // Others still log in (which clears the address's count).
+    let (status, _) = login("bob", common::PASSWORD).await;
+    assert_eq!(status, 200);
+    for i in 0..6 {
+        login(&format!("nobody{i}"), "x").await;
+    }
+    let (status, v) = login("bob", common::PASSWORD).await;
+    assert_eq!(status, 401);
+    assert_eq!(v["error"], "error-login-blocked-for-ip", "{v}");
+}

@@ -186,6 +186,7 @@ pub async fn serve(
         },
         ctx: Ctx {
             presence: Some(None),
+            addr,
             ..Ctx::default()
         },
         streams: Streams::default(),

@@ -31,6 +31,8 @@ pub struct Ctx {
     /// leave the requested state here (`Some(away)`) for the connection to apply. Over REST
     /// (`method.call`) the status is set directly.
     pub presence: Option<Option<bool>>,
+    /// The client's address (failed-login blocks).
+    pub addr: Option<std::net::IpAddr>,
 }
 
 impl Ctx {
@@ -347,7 +349,7 @@ async fn login(core: &Core, ctx: &mut Ctx, params: &[Value]) -> CoreResult<Value
         };
         (Credentials::Password { identifier, digest }, "password")
     };
-    let done = core.login(credentials).await?;
+    let done = core.login(credentials, ctx.addr).await?;
     let mut fields = render::me(core, &done.user);
     if let Value::Object(map) = &mut fields {
         map.remove("_id");

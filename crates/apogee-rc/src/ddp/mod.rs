@@ -16,15 +16,15 @@ pub mod methods;
 pub mod streams;
 
 use crate::AppState;
+use crate::auth::ClientAddr;
 use apogee_core::Core;
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::extract::{State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use conn::Framing;
 use hub::Hub;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest DDP frame a client may send.
@@ -43,17 +43,13 @@ pub fn routes(core: &Core) -> Router<AppState> {
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
-/// The peer address, when the server was started with connect info (the binary always is).
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
-
 fn upgrade(
     ws: WebSocketUpgrade,
     s: AppState,
     hub: Arc<Hub>,
-    peer: Peer,
+    ClientAddr(addr): ClientAddr,
     framing: Framing,
 ) -> Response {
-    let addr = peer.map(|Extension(ConnectInfo(a))| a.ip());
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .read_buffer_size(READ_BUFFER)
@@ -65,7 +61,7 @@ fn upgrade(
 async fn raw(
     State(s): State<AppState>,
     Extension(hub): Extension<Arc<Hub>>,
-    peer: Peer,
+    peer: ClientAddr,
     ws: WebSocketUpgrade,
 ) -> Response {
     upgrade(ws, s, hub, peer, Framing::Raw)
@@ -74,7 +70,7 @@ async fn raw(
 async fn sockjs(
     State(s): State<AppState>,
     Extension(hub): Extension<Arc<Hub>>,
-    peer: Peer,
+    peer: ClientAddr,
     ws: WebSocketUpgrade,
 ) -> Response {
     upgrade(ws, s, hub, peer, Framing::SockJs)

@@ -1,7 +1,7 @@
 //! Server info, login/logout/me and the `users.*` endpoints.
 
 use crate::AppState;
-use crate::auth::{Auth, MaybeAuth};
+use crate::auth::{Auth, ClientAddr, MaybeAuth};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use crate::render;
@@ -72,8 +72,12 @@ fn login_failure(e: CoreError) -> axum::response::Response {
     if e.kind != ErrorKind::Unauthenticated {
         return ApiError(e).into_response();
     }
+    // Rocket.Chat answers with the Meteor error's code: 403 for a wrong password, the
+    // `error-…` code for blocked or inactive users, `Unauthorized` otherwise.
     let error = if e.code == "403" {
         json!(403)
+    } else if e.code.starts_with("error-") {
+        json!(e.code)
     } else {
         json!("Unauthorized")
     };
@@ -101,7 +105,7 @@ fn password_digest(p: &Params) -> Option<String> {
     }
 }
 
-async fn login(State(s): State<AppState>, p: Params) -> ApiResult {
+async fn login(State(s): State<AppState>, ClientAddr(from): ClientAddr, p: Params) -> ApiResult {
     let credentials = if let Some(token) = p.str("resume") {
         Credentials::Resume {
             token: token.to_string(),
@@ -137,7 +141,7 @@ async fn login(State(s): State<AppState>, p: Params) -> ApiResult {
         };
         Credentials::Password { identifier, digest }
     };
-    match s.core.login(credentials).await {
+    match s.core.login(credentials, from).await {
         Ok(r) => ok(json!({
             "status": "success",
             "data": {"userId": r.user.id, "authToken": r.token, "me": render::me(&s.core, &r.user)},
