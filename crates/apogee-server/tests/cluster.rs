@@ -5,95 +5,10 @@
 
 mod common;
 
-use common::{Auth, Backend, Server};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use common::ddp::{Ddp, WAIT};
+use common::{Backend, Server};
+use serde_json::json;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A minimal raw-DDP client (tests/ddp.rs has the full one).
-struct Ddp {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
-}
-
-impl Ddp {
-    async fn connect(s: &Server) -> Ddp {
-        let url = format!("{}/websocket", s.base.replacen("http://", "ws://", 1));
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
-        let mut d = Ddp { ws, next_id: 0 };
-        d.send(json!({"msg": "connect", "version": "1", "support": ["1"]}))
-            .await;
-        d.until(|v| v["msg"] == "connected").await;
-        d
-    }
-
-    async fn send(&mut self, v: Value) {
-        self.ws
-            .send(Message::Text(v.to_string().into()))
-            .await
-            .expect("send");
-    }
-
-    async fn next(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a frame in time");
-            match msg {
-                Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(t.as_str()).expect("json frame");
-                    if v["msg"] == "ping" && v.get("id").is_none() {
-                        self.send(json!({"msg": "pong"})).await;
-                        continue;
-                    }
-                    return v;
-                }
-                Some(Ok(_)) => continue,
-                other => panic!("connection ended: {other:?}"),
-            }
-        }
-    }
-
-    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            let v = self.next().await;
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = format!("m{}", self.next_id);
-        self.send(json!({"msg": "method", "method": method, "params": params, "id": id}))
-            .await;
-        self.until(|v| v["msg"] == "result" && v["id"] == id.as_str())
-            .await
-    }
-
-    async fn sub(&mut self, name: &str, event: &str) -> Value {
-        self.next_id += 1;
-        let id = format!("s{}", self.next_id);
-        self.send(json!({"msg": "sub", "id": id, "name": name, "params": [event, {"useCollection": false, "args": []}]}))
-            .await;
-        self.until(|v| {
-            (v["msg"] == "ready" && v["subs"] == json!([id]))
-                || (v["msg"] == "nosub" && v["id"] == id.as_str())
-        })
-        .await
-    }
-
-    async fn resume(&mut self, auth: &Auth) {
-        let r = self.call("login", json!([{"resume": auth.token}])).await;
-        assert_eq!(r["result"]["id"], auth.user_id.as_str(), "{r}");
-    }
-}
 
 #[tokio::test]
 async fn two_nodes_share_one_workspace_over_nats() {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ddp;
+
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
