@@ -939,6 +939,19 @@ pub fn markdown(cal: &Value, idle: &Value, fan: &[Value]) -> String {
                 ratio(&f["latency"][key], &b["latency"][key]),
             ));
         }
+        let per_delivery =
+            |v: &Value| match (v["server_cpu_secs"].as_f64(), v["delivered"].as_f64()) {
+                (Some(c), Some(d)) if d > 0.0 => json!(round(c * 1e6 / d, 2)),
+                _ => Value::Null,
+            };
+        let (fc, bc) = (per_delivery(f), per_delivery(&b));
+        s.push_str(&format!(
+            "| fan-out {} members: server CPU per delivery, µs | {} | {} | {} |\n",
+            f["members"],
+            fc,
+            bc,
+            ratio(&fc, &bc),
+        ));
         s.push_str(&format!(
             "| fan-out {} members: delivered/expected, deliveries/s, server CPU s | {}/{}, {}, {} | {}/{}, {}, {} | – |\n",
             f["members"],
@@ -1002,6 +1015,34 @@ mod tests {
         );
         assert_eq!(parse_payload("hello"), None);
         assert_eq!(parse_payload("lg:x:1"), None);
+    }
+
+    #[test]
+    fn markdown_puts_apogee_beside_the_reference() {
+        let cal = json!({
+            "bare_idle": {"rss_per_conn_kib": 7.0},
+            "bare_fanout": [{"members": 50, "latency": {"p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 3.0},
+                             "server_cpu_secs": 0.5, "delivered": 50000}],
+            "fsync": {"fdatasync_per_s": 10000.0},
+        });
+        let idle =
+            json!({"connected": 2000, "rss_per_conn_kib": 14.0, "hold_cpu_pct_of_core": 0.1});
+        let fan = [json!({"members": 50, "rate": 100.0,
+                          "latency": {"p50_ms": 2.0, "p99_ms": 8.0, "max_ms": 9.0},
+                          "server_cpu_secs": 2.5, "delivered": 50000})];
+        let md = markdown(&cal, &idle, &fan);
+        assert!(
+            md.contains("| RSS per idle connection (2000 conns), KiB | 14.0 | 7.0 | 2.00× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| fan-out 50 members @ 100.0/s, p99 ms | 8.0 | 2.0 | 4.00× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("server CPU per delivery, µs | 50.0 | 10.0 | 5.00× |"),
+            "{md}"
+        );
     }
 
     #[test]
