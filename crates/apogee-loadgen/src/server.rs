@@ -13,6 +13,16 @@ pub const ADMIN_PASS: &str = "loadgen-admin-pass";
 /// `CREATE_TOKENS_FOR_USERS_SECRET`: lets the generator mint tokens without password hashing.
 pub const TOKEN_SECRET: &str = "loadgen-token-secret";
 
+/// Rocket.Chat's DDP rate limiters, switched off so that a benchmark measures the server rather
+/// than its limits (1 generator address, a few users, many connections).
+pub const DDP_LIMITERS: &[&str] = &[
+    "DDP_Rate_Limit_IP_Enabled",
+    "DDP_Rate_Limit_User_Enabled",
+    "DDP_Rate_Limit_Connection_Enabled",
+    "DDP_Rate_Limit_User_By_Method_Enabled",
+    "DDP_Rate_Limit_Connection_By_Method_Enabled",
+];
+
 /// A running child server; killed on drop.
 pub struct Spawned {
     child: Child,
@@ -112,6 +122,11 @@ async fn start_apogee_in(
         .env("ADMIN_PASS", ADMIN_PASS)
         .env("ADMIN_EMAIL", "loadgen-admin@example.invalid")
         .env("OVERWRITE_SETTING_API_Enable_Rate_Limiter", "false")
+        .envs(
+            DDP_LIMITERS
+                .iter()
+                .map(|id| (format!("OVERWRITE_SETTING_{id}"), "false")),
+        )
         .env("CREATE_TOKENS_FOR_USERS", "true")
         .env("CREATE_TOKENS_FOR_USERS_SECRET", TOKEN_SECRET);
     spawn(cmd, cpus, Some(dir))
