@@ -66,6 +66,8 @@ pub struct Core {
     pub(crate) bus: Arc<dyn events::Bus>,
     pub(crate) blobs: Arc<dyn blobs::BlobStore>,
     pub(crate) lockout: lockout::LoginGuard,
+    /// This process's id among the nodes serving the workspace (presence reports).
+    pub(crate) node: String,
 }
 
 impl Core {
@@ -93,6 +95,7 @@ impl Core {
             hasher: passwords::Hasher::default(),
             options,
             lockout: lockout::LoginGuard::default(),
+            node: apogee_domain::random_id(),
         };
         seed::seed(&core).await?;
         core.settings.reload(core.store.as_ref()).await?;
@@ -102,7 +105,38 @@ impl Core {
             Arc::downgrade(&core),
             core.bus.subscribe(),
         ));
+        tokio::spawn(heartbeat(Arc::downgrade(&core)));
         Ok(core)
+    }
+
+    /// This node's id among those serving the workspace.
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    /// The heartbeat (run every few seconds by a task of its own): says this node is alive, and
+    /// drops nodes that stopped saying so (crashed or cut off) — their presence reports go and
+    /// their users' presence is recomputed.
+    pub async fn beat(&self) -> CoreResult<()> {
+        let now = apogee_domain::Timestamp::now();
+        self.commit(vec![store::Change::NodeSeen {
+            node: self.node.clone(),
+            at: now,
+        }])
+        .await?;
+        let cutoff =
+            apogee_domain::Timestamp::from_millis(now.millis() - NODE_TIMEOUT.as_millis() as i64);
+        for node in self.store.stale_nodes(cutoff).await? {
+            if node == self.node {
+                continue;
+            }
+            let users = self.store.users_on_node(&node).await?;
+            self.commit(vec![store::Change::DropNode(node)]).await?;
+            for user in users {
+                self.refresh_presence(&user).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Applies a setting or permission change, from this node or another, to the caches.
@@ -169,6 +203,24 @@ async fn keep_caches_current(
                 }
             }
             Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// How often a node says it is alive.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A node silent for this long is taken for gone.
+const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(35);
+
+async fn heartbeat(core: std::sync::Weak<Core>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else {
+            return;
+        };
+        if let Err(e) = core.beat().await {
+            tracing::warn!(error = %e.message, "node heartbeat failed");
         }
     }
 }

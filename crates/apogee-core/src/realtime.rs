@@ -6,7 +6,6 @@ use crate::error::{CoreError, CoreResult};
 use crate::events::Event;
 use crate::rooms::{RoomRef, RoomView};
 use crate::store::Change;
-use apogee_domain::user::status_code;
 use apogee_domain::{Timestamp, User};
 
 /// Activities a client may announce in a room (`stream-notify-room` `<rid>/user-activity`).
@@ -52,13 +51,46 @@ impl Core {
         Ok(())
     }
 
-    /// A user's presence from their connections (`online`, `away`, `offline`), as the wire layer
-    /// tracks it (`UserPresence:online` / `UserPresence:away`, connections coming and going). While connected, a manual default other than `online`
-    /// (busy, invisible) wins over what connections report.
+    /// This node's connections of a user say `online`, `away` or (none left) `offline`. The
+    /// user's presence is the best any node reports, so a user connected to two nodes stays
+    /// online when one connection closes. While connected, a manual default other than
+    /// `online` (busy, invisible) wins over what connections report.
     pub async fn set_connection_status(&self, user_id: &str, status: &str) -> CoreResult<User> {
-        if status_code(status).is_none() {
+        if !matches!(status, "online" | "away" | "offline") {
             return Err(CoreError::bad("error-invalid-status", "Invalid status"));
         }
+        let mine = (status != "offline").then(|| status.to_string());
+        let mut reports = self.store.presence_of(user_id).await?;
+        reports.retain(|(node, _)| *node != self.node);
+        reports.extend(mine.clone().map(|s| (self.node.clone(), s)));
+        let own = Change::SetPresence {
+            node: self.node.clone(),
+            user_id: user_id.to_string(),
+            status: mine,
+        };
+        self.show_presence(user_id, &reports, vec![own]).await
+    }
+
+    /// Recomputes a user's presence from the nodes' reports (after a node was dropped).
+    pub(crate) async fn refresh_presence(&self, user_id: &str) -> CoreResult<User> {
+        let reports = self.store.presence_of(user_id).await?;
+        self.show_presence(user_id, &reports, Vec::new()).await
+    }
+
+    /// Writes the presence the reports add up to, with `changes`, in one batch.
+    async fn show_presence(
+        &self,
+        user_id: &str,
+        reports: &[(String, String)],
+        mut changes: Vec<Change>,
+    ) -> CoreResult<User> {
+        let status = if reports.iter().any(|(_, s)| s == "online") {
+            "online"
+        } else if reports.is_empty() {
+            "offline"
+        } else {
+            "away"
+        };
         let mut user = self
             .store
             .user_by_id(user_id)
@@ -69,13 +101,15 @@ impl Core {
             "" | "online" => status.to_string(),
             manual => manual.to_string(),
         };
-        if user.status_connection == status && user.status == shown {
-            return Ok(user);
+        if user.status_connection != status || user.status != shown {
+            user.status_connection = status.to_string();
+            user.status = shown;
+            user.updated_at = Timestamp::now();
+            changes.push(Change::UpdateUser(user.clone()));
         }
-        user.status_connection = status.to_string();
-        user.status = shown;
-        user.updated_at = Timestamp::now();
-        self.commit(vec![Change::UpdateUser(user.clone())]).await?;
+        if !changes.is_empty() {
+            self.commit(changes).await?;
+        }
         Ok(user)
     }
 }

@@ -191,6 +191,19 @@ pub enum Change {
     /// Replaces an upload record (confirmation, description).
     UpdateUpload(Upload),
     DeleteUpload(String),
+    /// One node's view of a user's presence (`None`: no connection of theirs on that node).
+    SetPresence {
+        node: String,
+        user_id: String,
+        status: Option<String>,
+    },
+    /// A node is alive at `at`.
+    NodeSeen {
+        node: String,
+        at: Timestamp,
+    },
+    /// A node is gone: its presence rows with it.
+    DropNode(String),
 }
 
 #[async_trait]
@@ -364,6 +377,16 @@ pub trait UploadStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait PresenceStore: Send + Sync {
+    /// Every node's presence for the user: `(node, status)`, status `online` or `away`.
+    async fn presence_of(&self, user_id: &str) -> StoreResult<Vec<(String, String)>>;
+    /// Nodes last seen before `before`.
+    async fn stale_nodes(&self, before: Timestamp) -> StoreResult<Vec<String>>;
+    /// Users a node has presence rows for.
+    async fn users_on_node(&self, node: &str) -> StoreResult<Vec<String>>;
+}
+
+#[async_trait]
 pub trait Writer: Send + Sync {
     /// Applies all changes in one transaction and returns once they are durable.
     async fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
@@ -382,6 +405,7 @@ pub trait Store:
     + UserStatusStore
     + SoundStore
     + UploadStore
+    + PresenceStore
     + Writer
 {
 }
@@ -398,6 +422,7 @@ impl<T> Store for T where
         + UserStatusStore
         + SoundStore
         + UploadStore
+        + PresenceStore
         + Writer
 {
 }

@@ -18,7 +18,7 @@ macro_rules! conformance_tests {
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
             duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions,
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
-            custom_sounds_catalogue, uploads_by_room);
+            custom_sounds_catalogue, uploads_by_room, presence_per_node);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1234,4 +1234,53 @@ pub async fn uploads_by_room(s: S) {
             .is_err(),
         "deleting a missing upload fails the batch"
     );
+}
+
+pub async fn presence_per_node(s: S) {
+    let set = |node: &str, user: &str, status: Option<&str>| Change::SetPresence {
+        node: node.into(),
+        user_id: user.into(),
+        status: status.map(str::to_string),
+    };
+    let seen = |node: &str, at: i64| Change::NodeSeen {
+        node: node.into(),
+        at: Timestamp::from_millis(at),
+    };
+    s.commit(vec![
+        seen("a", 1000),
+        seen("b", 5000),
+        set("a", "u", Some("away")),
+    ])
+    .await
+    .unwrap();
+    s.commit(vec![
+        set("b", "u", Some("online")),
+        set("a", "u", Some("online")),
+    ])
+    .await
+    .unwrap();
+    let pair = |n: &str, st: &str| (n.to_string(), st.to_string());
+    assert_eq!(
+        s.presence_of("u").await.unwrap(),
+        [pair("a", "online"), pair("b", "online")],
+        "one row per node, replaced"
+    );
+    s.commit(vec![set("b", "u", None), set("b", "v", Some("away"))])
+        .await
+        .unwrap();
+    assert_eq!(s.presence_of("u").await.unwrap(), [pair("a", "online")]);
+    assert_eq!(
+        s.stale_nodes(Timestamp::from_millis(2000)).await.unwrap(),
+        ["a"]
+    );
+    assert_eq!(s.users_on_node("a").await.unwrap(), ["u"]);
+    s.commit(vec![Change::DropNode("a".into())]).await.unwrap();
+    assert!(s.presence_of("u").await.unwrap().is_empty());
+    assert!(
+        s.stale_nodes(Timestamp::from_millis(2000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.presence_of("v").await.unwrap(), [pair("b", "away")]);
 }

@@ -439,6 +439,43 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 "upload",
             )?;
         }
+        Change::SetPresence {
+            node,
+            user_id,
+            status: Some(status),
+        } => {
+            tx.exec(
+                "INSERT INTO presence (node, user_id, status) VALUES ($1, $2, $3)
+                 ON CONFLICT (node, user_id) DO UPDATE SET status = excluded.status",
+                args![&node, &user_id, &status],
+            )
+            .await?;
+        }
+        Change::SetPresence {
+            node,
+            user_id,
+            status: None,
+        } => {
+            tx.exec(
+                "DELETE FROM presence WHERE node = $1 AND user_id = $2",
+                args![&node, &user_id],
+            )
+            .await?;
+        }
+        Change::NodeSeen { node, at } => {
+            tx.exec(
+                "INSERT INTO nodes (id, seen_at) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                args![&node, at.millis()],
+            )
+            .await?;
+        }
+        Change::DropNode(node) => {
+            tx.exec("DELETE FROM presence WHERE node = $1", args![&node])
+                .await?;
+            tx.exec("DELETE FROM nodes WHERE id = $1", args![&node])
+                .await?;
+        }
         Change::DeleteUpload(id) => {
             expect_one(
                 tx.exec("DELETE FROM uploads WHERE id = $1", args![id])

@@ -11,6 +11,16 @@ impl<D: Database> SqlStore<D> {
         self.db.query(sql, args).await
     }
 
+    /// The first column of every row, as text.
+    async fn texts(&self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<String>> {
+        Ok(self
+            .rows(sql, args)
+            .await?
+            .iter()
+            .filter_map(|r| r[0].text().map(str::to_string))
+            .collect())
+    }
+
     async fn count(&self, sql: &str, args: Vec<Arg>) -> StoreResult<i64> {
         Ok(self
             .rows(sql, args)
@@ -737,5 +747,40 @@ impl<D: Database> UploadStore for SqlStore<D> {
         ];
         self.page_of("uploads", filter, a, "created_at DESC, id", page)
             .await
+    }
+}
+
+#[async_trait]
+impl<D: Database> PresenceStore for SqlStore<D> {
+    async fn presence_of(&self, user_id: &str) -> StoreResult<Vec<(String, String)>> {
+        let rows = self
+            .rows(
+                "SELECT node, status FROM presence WHERE user_id = $1 ORDER BY node",
+                args![user_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let text = |i: usize| r[i].text().unwrap_or_default().to_string();
+                (text(0), text(1))
+            })
+            .collect())
+    }
+
+    async fn stale_nodes(&self, before: Timestamp) -> StoreResult<Vec<String>> {
+        self.texts(
+            "SELECT id FROM nodes WHERE seen_at < $1 ORDER BY id",
+            args![before.millis()],
+        )
+        .await
+    }
+
+    async fn users_on_node(&self, node: &str) -> StoreResult<Vec<String>> {
+        self.texts(
+            "SELECT user_id FROM presence WHERE node = $1 ORDER BY user_id",
+            args![node],
+        )
+        .await
     }
 }

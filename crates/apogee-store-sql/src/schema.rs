@@ -137,6 +137,20 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX uploads_unconfirmed ON uploads (complete, created_at)",
         ],
     ),
+    (
+        5,
+        &[
+            // Nodes serving the workspace and when each last said it was alive.
+            "CREATE TABLE nodes (id TEXT PRIMARY KEY, seen_at BIGINT NOT NULL)",
+            // Each node's view of a user's presence (from its own connections).
+            "CREATE TABLE presence (
+            node TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            PRIMARY KEY (node, user_id))",
+            "CREATE INDEX presence_user ON presence (user_id)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.
