@@ -3,8 +3,9 @@
 //! Passwords are hashed as argon2id over `sha256-hex(password)`: clients that log in over DDP send
 //! only that digest, so the server never needs the plain password. Rocket.Chat's own
 //! `bcrypt(sha256-hex)` hashes (from an import) verify too and are upgraded on the next login.
-//! Hashing runs on tokio's blocking pool behind a semaphore, so a login burst cannot starve the
-//! runtime or exhaust memory.
+//! Hashing runs on a few dedicated threads fed by a bounded queue, so a login burst cannot starve
+//! the runtime, and the memory argon2 needs (19 MiB a hash) is reused by those threads instead of
+//! being left behind in the allocator of every blocking-pool thread that ever hashed.
 
 use argon2::Argon2;
 use argon2::password_hash::{
@@ -12,11 +13,13 @@ use argon2::password_hash::{
 };
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
-/// How many hashes may run at once.
-const CONCURRENT_HASHES: usize = 4;
+/// Hashes waiting for a thread before callers wait to enqueue.
+const HASH_QUEUE: usize = 1024;
+
+type Job = Box<dyn FnOnce() + Send>;
 
 /// The sha256-hex digest clients send in place of a password.
 pub fn digest(plain: &str) -> String {
@@ -45,33 +48,61 @@ pub enum Verified {
 
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Default for Hasher {
     fn default() -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
+        let (jobs, rx) = mpsc::channel::<Job>(HASH_QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        // One thread a core: hashing is CPU-bound.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for i in 0..threads {
+            let rx = Arc::clone(&rx);
+            let spawned = std::thread::Builder::new()
+                .name(format!("apogee-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        // One idle thread waits on the queue at a time; the lock is released
+                        // before the job runs.
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
+                        match job {
+                            Some(job) => job(),
+                            None => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password-hashing thread");
+            }
         }
+        Self { jobs }
     }
 }
 
 impl Hasher {
     /// Hashes a sha256-hex digest for storage.
     pub async fn hash(&self, digest: String) -> String {
-        self.blocking(move || hash_digest(&digest)).await
+        self.run(move || hash_digest(&digest)).await
     }
 
     /// Checks a sha256-hex digest against a stored hash.
     pub async fn verify(&self, digest: String, stored: String) -> Verified {
-        self.blocking(move || verify_digest(&digest, &stored)).await
+        self.run(move || verify_digest(&digest, &stored)).await
     }
 
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let _permit = self.permits.acquire().await;
-        match tokio::task::spawn_blocking(f).await {
-            Ok(v) => v,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+        });
+        if self.jobs.send(job).await.is_err() {
+            panic!("password hashing threads are gone");
+        }
+        match rx.await {
+            Ok(Ok(v)) => v,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => panic!("password hashing thread ended"),
         }
     }
 }

@@ -89,8 +89,13 @@ async fn serve(args: &StorageArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "apogee is listening");
     let app = apogee_rc::router(core).layer(tower_http::trace::TraceLayer::new_for_http());
-    // Peer addresses feed the per-address DDP rate limit.
+    // Peer addresses feed the rate limits; small DDP frames go out at once (no Nagle delay).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -653,3 +653,32 @@ async fn method_floods_get_too_many_requests() {
     let r = other.call("getRoomNameById", json!(["GENERAL"])).await;
     assert!(r.get("error").is_none(), "{r}");
 }
+
+#[tokio::test]
+async fn ddp_rate_limits_can_be_switched_off() {
+    let rules = [
+        "IP",
+        "User",
+        "Connection",
+        "User_By_Method",
+        "Connection_By_Method",
+    ];
+    let env: Vec<(String, &str)> = rules
+        .iter()
+        .map(|r| {
+            (
+                format!("OVERWRITE_SETTING_DDP_Rate_Limit_{r}_Enabled"),
+                "false",
+            )
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let s = Server::start_with(Backend::Sqlite, &env).await;
+    let ann = s.user("ann").await;
+    let mut d = Ddp::connect(&s).await;
+    d.resume(&ann).await;
+    for _ in 0..30 {
+        let r = d.call("getRoomNameById", json!(["GENERAL"])).await;
+        assert!(r.get("error").is_none(), "{r}");
+    }
+}
