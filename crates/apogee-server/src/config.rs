@@ -68,8 +68,18 @@ pub struct StorageArgs {
     /// `nats://…` to share realtime events with other nodes; default: this node only.
     #[arg(long, env = "APOGEE_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
+    /// Keep uploads in this S3 bucket instead of the data directory (build feature `s3`). The
+    /// keys come from APOGEE_S3_ACCESS_KEY_ID / APOGEE_S3_SECRET_ACCESS_KEY only.
+    #[arg(long, env = "APOGEE_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// `http(s)://host:port` of an S3-compatible service [default: AWS].
+    #[arg(long, env = "APOGEE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: us-east-1].
+    #[arg(long, env = "APOGEE_S3_REGION")]
+    pub s3_region: Option<String>,
     /// TOML configuration file with the same keys (listen, data_dir, database_url, nats_url,
-    /// root_url).
+    /// root_url, s3_bucket, s3_endpoint, s3_region).
     #[arg(long, env = "APOGEE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -82,6 +92,34 @@ struct FileConfig {
     database_url: Option<String>,
     nats_url: Option<String>,
     root_url: Option<String>,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+}
+
+/// Uploads in an S3 bucket. `Debug` hides the keys.
+#[derive(Clone, Default)]
+pub struct S3Storage {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Storage")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint.as_deref().map(redact))
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "***"))
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
 }
 
 /// Where the data lives.
@@ -99,6 +137,8 @@ pub struct Config {
     pub database: Database,
     /// The NATS server of a multi-node deployment; `None`: the in-process bus.
     pub nats_url: Option<String>,
+    /// Where uploads go: `None` is `<data_dir>/uploads`.
+    pub s3: Option<S3Storage>,
     pub options: Options,
 }
 
@@ -150,11 +190,29 @@ impl Config {
             .clone()
             .or(file.nats_url)
             .filter(|u| !u.is_empty());
+        let nonempty = |v: Option<String>| v.filter(|v| !v.is_empty());
+        let env = |name: &str| nonempty(std::env::var(name).ok());
+        let s3 = nonempty(args.s3_bucket.clone().or(file.s3_bucket)).map(|bucket| S3Storage {
+            bucket,
+            endpoint: nonempty(args.s3_endpoint.clone().or(file.s3_endpoint)),
+            region: nonempty(args.s3_region.clone().or(file.s3_region)),
+            access_key_id: env("APOGEE_S3_ACCESS_KEY_ID"),
+            secret_access_key: env("APOGEE_S3_SECRET_ACCESS_KEY"),
+        });
+        if let Some(endpoint) = s3.as_ref().and_then(|s3| s3.endpoint.as_deref())
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            bail!(
+                "--s3-endpoint must be http://… or https://…, got {}",
+                redact(endpoint)
+            );
+        }
         Ok(Config {
             listen,
             data_dir,
             database,
             nats_url,
+            s3,
             options: options_from_env(root_url),
         })
     }
@@ -235,10 +293,47 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Config::resolve(&args).unwrap().listen.port(), 5000);
+        assert!(Config::resolve(&args).unwrap().s3.is_none());
         let bad = StorageArgs {
             database_url: Some("mysql://x".into()),
             ..Default::default()
         };
         assert!(Config::resolve(&bad).is_err());
+    }
+
+    #[test]
+    fn s3_settings_from_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("apogee.toml");
+        std::fs::write(&file, "s3_bucket = \"b1\"\ns3_region = \"eu-west-1\"\n").unwrap();
+        let args = StorageArgs {
+            config: Some(file.clone()),
+            s3_endpoint: Some("http://127.0.0.1:9000".into()),
+            ..Default::default()
+        };
+        let s3 = Config::resolve(&args).unwrap().s3.expect("s3");
+        assert_eq!(s3.bucket, "b1");
+        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        let args = StorageArgs {
+            config: Some(file),
+            s3_bucket: Some("b2".into()),
+            s3_endpoint: Some("ftp://x".into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(&args).unwrap_err().to_string();
+        assert!(err.contains("--s3-endpoint"), "{err}");
+        let shown = format!(
+            "{:?}",
+            S3Storage {
+                secret_access_key: Some("hunter2".into()),
+                access_key_id: Some("AKIA".into()),
+                ..Default::default()
+            }
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("AKIA"),
+            "{shown}"
+        );
     }
 }

@@ -52,11 +52,8 @@ async fn open_core(config: &Config) -> Result<Arc<Core>> {
             Arc::new(store)
         }
     };
-    let blobs = apogee_blob::FsBlobStore::open(config.data_dir.join("uploads"))
-        .await
-        .map_err(|e| anyhow::anyhow!("upload storage under the data directory: {e}"))?;
     let mut options = config.options.clone();
-    options.blobs = Some(Arc::new(blobs));
+    options.blobs = Some(open_blobs(config).await?);
     let bus: Arc<dyn apogee_core::events::Bus> = match &config.nats_url {
         Some(url) => Arc::new(
             apogee_bus::NatsBus::connect(url)
@@ -68,6 +65,34 @@ async fn open_core(config: &Config) -> Result<Arc<Core>> {
     Core::start_with_bus(store, bus, options)
         .await
         .map_err(|e| anyhow::anyhow!("start-up failed: {e}"))
+}
+
+/// Upload storage: the S3 bucket when one is configured, else `<data-dir>/uploads`.
+async fn open_blobs(config: &Config) -> Result<Arc<dyn apogee_core::blobs::BlobStore>> {
+    let Some(s3) = &config.s3 else {
+        let fs = apogee_blob::FsBlobStore::open(config.data_dir.join("uploads"))
+            .await
+            .map_err(|e| anyhow::anyhow!("upload storage under the data directory: {e}"))?;
+        return Ok(Arc::new(fs));
+    };
+    #[cfg(feature = "s3")]
+    {
+        let store = apogee_blob::S3BlobStore::open(&apogee_blob::S3Config {
+            bucket: s3.bucket.clone(),
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.clone(),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("upload storage in S3 bucket {:?}: {e}", s3.bucket))?;
+        Ok(Arc::new(store))
+    }
+    #[cfg(not(feature = "s3"))]
+    anyhow::bail!(
+        "--s3-bucket {:?}: this apogee was built without S3 support (cargo feature `s3`)",
+        s3.bucket
+    )
 }
 
 /// Fails early, with a clear message, when the data directory cannot be created or written.
