@@ -206,6 +206,11 @@ impl Core {
         let now = Timestamp::now();
         let token_expires = expires
             .unwrap_or_else(|| now.plus_days(self.settings.int("Accounts_LoginExpiration").max(1)));
+        // Re-read under the user's lock: a presence change may have landed since the login began.
+        let _guard = self.lock_user(&user.id).await;
+        if let Some(fresh) = self.store.user_by_id(&user.id).await? {
+            user = fresh;
+        }
         user.last_login = Some(now);
         let mut changes = vec![Change::UpdateUser(user.clone())];
         if new {

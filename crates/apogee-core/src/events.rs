@@ -87,7 +87,10 @@ pub enum Audience<'a> {
     Room(&'a str),
     /// That user's connections.
     User(&'a str),
-    /// Every connection (presence, profiles, roles, permissions, public settings).
+    /// That user's connections and those following the user (presence watchers, `user-status`
+    /// listeners).
+    Profile(&'a str),
+    /// Every connection (roles, permissions, public settings).
     Everyone,
     /// No connection: only the nodes themselves (private settings).
     Nodes,
@@ -133,10 +136,10 @@ impl Event {
                 Audience::User(user_id)
             }
             Event::Setting { public: false, .. } => Audience::Nodes,
-            Event::User { .. }
-            | Event::Role { .. }
-            | Event::Setting { .. }
-            | Event::Permission { .. } => Audience::Everyone,
+            Event::User { user } => Audience::Profile(&user.id),
+            Event::Role { .. } | Event::Setting { .. } | Event::Permission { .. } => {
+                Audience::Everyone
+            }
         }
     }
 

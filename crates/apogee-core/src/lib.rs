@@ -68,6 +68,9 @@ pub struct Core {
     pub(crate) lockout: lockout::LoginGuard,
     /// This process's id among the nodes serving the workspace (presence reports).
     pub(crate) node: String,
+    /// Serialises read-modify-write of one user's document on this node (logins, presence),
+    /// striped by user id.
+    user_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Core {
@@ -96,6 +99,7 @@ impl Core {
             options,
             lockout: lockout::LoginGuard::default(),
             node: apogee_domain::random_id(),
+            user_locks: (0..USER_LOCKS).map(|_| Default::default()).collect(),
         };
         seed::seed(&core).await?;
         core.settings.reload(core.store.as_ref()).await?;
@@ -107,6 +111,16 @@ impl Core {
         ));
         tokio::spawn(heartbeat(Arc::downgrade(&core)));
         Ok(core)
+    }
+
+    /// The lock for read-modify-write of a user's document.
+    pub(crate) async fn lock_user(&self, user_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        user_id.hash(&mut h);
+        self.user_locks[h.finish() as usize % USER_LOCKS]
+            .lock()
+            .await
     }
 
     /// This node's id among those serving the workspace.
@@ -206,6 +220,9 @@ async fn keep_caches_current(
         }
     }
 }
+
+/// Stripes of the per-user document locks.
+const USER_LOCKS: usize = 64;
 
 /// How often a node says it is alive.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);

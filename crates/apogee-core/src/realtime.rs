@@ -84,6 +84,7 @@ impl Core {
         reports: &[(String, String)],
         mut changes: Vec<Change>,
     ) -> CoreResult<User> {
+        let _guard = self.lock_user(user_id).await;
         let status = if reports.iter().any(|(_, s)| s == "online") {
             "online"
         } else if reports.is_empty() {

@@ -346,8 +346,8 @@ impl Conn {
                 reply["error"] = meteor_error(&e);
             }
         }
-        self.out.send(reply)?;
-        self.out.send(json!({"msg": "updated", "methods": [id]}))?;
+        // Presence and login effects land before the reply, so a client that acts on the
+        // result finds them done.
         if let Some(away) = self.ctx.presence.as_mut().and_then(Option::take) {
             let change = self.hub.set_away(self.id, away);
             self.apply(change).await;
@@ -367,6 +367,8 @@ impl Conn {
             }
             self.follow_rooms();
         }
+        self.out.send(reply)?;
+        self.out.send(json!({"msg": "updated", "methods": [id]}))?;
         if self.ctx.close_after {
             self.out.close(1002, "logged out");
             return Err(Closed);
@@ -386,10 +388,10 @@ impl Conn {
         }
     }
 
-    /// Tells the hub which rooms' events this connection needs, when that changed.
+    /// Tells the hub what this connection needs to hear about, when that changed.
     fn follow_rooms(&mut self) {
-        if let Some(rooms) = self.streams.rooms_if_changed() {
-            self.hub.follow(self.id, rooms);
+        if let Some(interest) = self.streams.interest_if_changed() {
+            self.hub.follow(self.id, interest);
         }
     }
 

@@ -81,18 +81,50 @@ impl Delivery {
     }
 }
 
+/// What a connection wants to hear about besides its own user.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Interest {
+    /// Rooms it is a member of or reads streams of.
+    pub rooms: HashSet<String>,
+    /// Users whose profile and presence it watches (`stream-user-presence`).
+    pub users: HashSet<String>,
+    /// Every user's profile and presence (`user-status`).
+    pub all_users: bool,
+}
+
 struct Entry {
     tx: mpsc::Sender<Arc<Delivery>>,
     user: Option<String>,
     away: bool,
-    rooms: HashSet<String>,
+    interest: Interest,
+}
+
+type Index = HashMap<String, HashSet<ConnId>>;
+
+fn index(map: &mut Index, key: &str, id: ConnId) {
+    map.entry(key.to_string()).or_default().insert(id);
+}
+
+fn unindex(map: &mut Index, key: &str, id: ConnId) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(&id);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
     conns: HashMap<ConnId, Entry>,
-    rooms: HashMap<String, HashSet<ConnId>>,
-    users: HashMap<String, HashSet<ConnId>>,
+    /// Followers of each room.
+    rooms: Index,
+    /// Each user's own connections.
+    users: Index,
+    /// Watchers of each user's presence.
+    watchers: Index,
+    /// Connections that hear every user's changes.
+    all_users: HashSet<ConnId>,
 }
 
 impl State {
@@ -126,11 +158,9 @@ impl State {
         let uid = self.conns.get(&id)?.user.clone();
         let remove = |state: &mut Self| {
             if let Some(entry) = state.conns.remove(&id) {
-                for rid in &entry.rooms {
-                    state.unindex_room(rid, id);
-                }
+                state.reindex(id, &entry.interest, &Interest::default());
                 if let Some(uid) = &entry.user {
-                    state.unindex_user(uid, id);
+                    unindex(&mut state.users, uid, id);
                 }
             }
         };
@@ -143,22 +173,45 @@ impl State {
         }
     }
 
-    fn unindex_room(&mut self, rid: &str, id: ConnId) {
-        if let Some(set) = self.rooms.get_mut(rid) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.rooms.remove(rid);
-            }
+    /// Moves a connection's index entries from `old` to `new` interest.
+    fn reindex(&mut self, id: ConnId, old: &Interest, new: &Interest) {
+        for rid in old.rooms.difference(&new.rooms) {
+            unindex(&mut self.rooms, rid, id);
+        }
+        for rid in new.rooms.difference(&old.rooms) {
+            index(&mut self.rooms, rid, id);
+        }
+        for uid in old.users.difference(&new.users) {
+            unindex(&mut self.watchers, uid, id);
+        }
+        for uid in new.users.difference(&old.users) {
+            index(&mut self.watchers, uid, id);
+        }
+        if new.all_users {
+            self.all_users.insert(id);
+        } else {
+            self.all_users.remove(&id);
         }
     }
 
-    fn unindex_user(&mut self, uid: &str, id: ConnId) {
-        if let Some(set) = self.users.get_mut(uid) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.users.remove(uid);
-            }
+    /// The connections an event is for.
+    fn targets(&self, audience: Audience) -> Vec<ConnId> {
+        fn of<'a>(map: &'a Index, key: &str) -> impl Iterator<Item = ConnId> + 'a {
+            map.get(key).into_iter().flatten().copied()
         }
+        let mut targets: Vec<ConnId> = match audience {
+            Audience::Room(rid) => of(&self.rooms, rid).collect(),
+            Audience::User(uid) => of(&self.users, uid).collect(),
+            Audience::Profile(uid) => of(&self.users, uid)
+                .chain(of(&self.watchers, uid))
+                .chain(self.all_users.iter().copied())
+                .collect(),
+            Audience::Everyone => self.conns.keys().copied().collect(),
+            Audience::Nodes => Vec::new(),
+        };
+        targets.sort_unstable();
+        targets.dedup();
+        targets
     }
 }
 
@@ -219,7 +272,7 @@ impl Hub {
             tx,
             user: None,
             away: false,
-            rooms: HashSet::new(),
+            interest: Interest::default(),
         };
         self.state().conns.insert(id, entry);
         (id, rx)
@@ -241,7 +294,7 @@ impl Hub {
         entry.away = false;
         let mut changes = Vec::new();
         if let Some(old) = old {
-            changes.extend(state.track(&old, |s| s.unindex_user(&old, id)));
+            changes.extend(state.track(&old, |s| unindex(&mut s.users, &old, id)));
         }
         if let Some(uid) = user {
             changes.extend(state.track(uid, |s| {
@@ -262,19 +315,14 @@ impl Hub {
         })
     }
 
-    /// The rooms whose events the connection wants (its memberships and room streams).
-    pub fn follow(&self, id: ConnId, rooms: HashSet<String>) {
+    /// What the connection now wants to hear about.
+    pub fn follow(&self, id: ConnId, interest: Interest) {
         let mut state = self.state();
         let Some(entry) = state.conns.get_mut(&id) else {
             return;
         };
-        let old = std::mem::replace(&mut entry.rooms, rooms.clone());
-        for rid in old.difference(&rooms) {
-            state.unindex_room(rid, id);
-        }
-        for rid in rooms.difference(&old) {
-            state.rooms.entry(rid.clone()).or_default().insert(id);
-        }
+        let old = std::mem::replace(&mut entry.interest, interest.clone());
+        state.reindex(id, &old, &interest);
     }
 
     /// Connections on this node logged in as `uid`.
@@ -286,13 +334,7 @@ impl Hub {
     /// dropped from the hub; it sees its queue end and closes with 1013.
     fn dispatch(&self, event: Arc<Event>) {
         let mut state = self.state();
-        let targets: Vec<ConnId> = match event.audience() {
-            Audience::Room(rid) => state.rooms.get(rid).map(|s| s.iter().copied().collect()),
-            Audience::User(uid) => state.users.get(uid).map(|s| s.iter().copied().collect()),
-            Audience::Everyone => Some(state.conns.keys().copied().collect()),
-            Audience::Nodes => None,
-        }
-        .unwrap_or_default();
+        let targets = state.targets(event.audience());
         if targets.is_empty() {
             return;
         }
@@ -341,6 +383,52 @@ mod tests {
         Hub::default()
     }
 
+    fn rooms(rids: &[&str]) -> Interest {
+        Interest {
+            rooms: rids.iter().map(|r| r.to_string()).collect(),
+            ..Interest::default()
+        }
+    }
+
+    fn user_event(uid: &str) -> Arc<Event> {
+        let user = apogee_core::domain::User::new(uid.into(), uid.into(), None, "user", vec![]);
+        Arc::new(Event::User {
+            user: Box::new(user),
+        })
+    }
+
+    #[test]
+    fn profile_changes_reach_the_user_and_their_followers_only() {
+        let hub = hub();
+        let (own, mut rx_own) = hub.register();
+        let (watcher, mut rx_watcher) = hub.register();
+        let (listener, mut rx_listener) = hub.register();
+        let (bystander, mut rx_bystander) = hub.register();
+        hub.login(own, Some("u"));
+        hub.login(bystander, Some("b"));
+        hub.follow(
+            watcher,
+            Interest {
+                users: HashSet::from(["u".to_string()]),
+                ..Interest::default()
+            },
+        );
+        hub.follow(
+            listener,
+            Interest {
+                all_users: true,
+                ..Interest::default()
+            },
+        );
+        hub.dispatch(user_event("u"));
+        assert!(rx_own.try_recv().is_ok());
+        assert!(rx_watcher.try_recv().is_ok());
+        assert!(rx_listener.try_recv().is_ok());
+        assert!(rx_bystander.try_recv().is_err());
+        hub.unregister(listener);
+        assert!(hub.state().all_users.is_empty());
+    }
+
     fn change(uid: &str, status: &'static str) -> Option<StatusChange> {
         Some(StatusChange {
             user_id: uid.into(),
@@ -353,12 +441,12 @@ mod tests {
         let hub = hub();
         let (a, mut rx_a) = hub.register();
         let (b, mut rx_b) = hub.register();
-        hub.follow(a, HashSet::from(["r1".to_string()]));
-        hub.follow(b, HashSet::from(["r2".to_string()]));
+        hub.follow(a, rooms(&["r1"]));
+        hub.follow(b, rooms(&["r2"]));
         hub.dispatch(room_event("r1"));
         assert!(rx_a.try_recv().is_ok());
         assert!(rx_b.try_recv().is_err());
-        hub.follow(a, HashSet::new());
+        hub.follow(a, Interest::default());
         hub.dispatch(room_event("r1"));
         assert!(rx_a.try_recv().is_err());
         assert!(
@@ -399,7 +487,7 @@ mod tests {
     fn a_full_queue_ends_the_connection_feed() {
         let hub = hub();
         let (a, mut rx) = hub.register();
-        hub.follow(a, HashSet::from(["r".to_string()]));
+        hub.follow(a, rooms(&["r"]));
         for _ in 0..=DELIVERY_QUEUE {
             hub.dispatch(room_event("r"));
         }

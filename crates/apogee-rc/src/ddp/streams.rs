@@ -3,7 +3,7 @@
 //! is asked of core when subscribing; membership for `__my_messages__` and `stream-notify-user`
 //! comes from core's list of the user's subscriptions, kept current from the user's own events.
 
-use crate::ddp::hub::Delivery;
+use crate::ddp::hub::{Delivery, Interest};
 use apogee_core::Core;
 use apogee_core::domain::{Message, RoomType, User};
 use apogee_core::error::{CoreError, CoreResult};
@@ -59,8 +59,8 @@ struct MyRoom {
 pub struct Streams {
     subs: HashMap<String, Sub>,
     my_rooms: HashMap<String, MyRoom>,
-    /// The rooms followed changed since [`Streams::rooms_if_changed`] last answered.
-    rooms_changed: bool,
+    /// What the connection follows changed since [`Streams::interest_if_changed`] answered.
+    interest_changed: bool,
 }
 
 /// A frame to send: built for this connection, or rendered once for every recipient.
@@ -97,7 +97,7 @@ impl Streams {
     pub async fn reset(&mut self, core: &Core, user: Option<&User>) -> CoreResult<()> {
         self.subs.clear();
         self.my_rooms.clear();
-        self.rooms_changed = true;
+        self.interest_changed = true;
         if let Some(user) = user {
             let (subs, _) = core.subscriptions(user, None).await?;
             self.my_rooms = subs
@@ -118,27 +118,32 @@ impl Streams {
         self.subs.len()
     }
 
-    /// The rooms whose events this connection needs (memberships and room streams), when they
-    /// changed since the last call.
-    pub fn rooms_if_changed(&mut self) -> Option<HashSet<String>> {
-        if !std::mem::take(&mut self.rooms_changed) {
+    /// What this connection needs to hear about (memberships, room streams, watched users),
+    /// when that changed since the last call.
+    pub fn interest_if_changed(&mut self) -> Option<Interest> {
+        if !std::mem::take(&mut self.interest_changed) {
             return None;
         }
-        let mut rooms: HashSet<String> = self.my_rooms.keys().cloned().collect();
+        let mut interest = Interest {
+            rooms: self.my_rooms.keys().cloned().collect(),
+            ..Interest::default()
+        };
         for sub in self.subs.values() {
-            match sub.stream {
+            match &sub.stream {
                 Stream::RoomMessages if sub.event != "__my_messages__" => {
-                    rooms.insert(sub.event.clone());
+                    interest.rooms.insert(sub.event.clone());
                 }
                 Stream::NotifyRoom => {
                     if let Some((rid, _)) = sub.event.split_once('/') {
-                        rooms.insert(rid.to_string());
+                        interest.rooms.insert(rid.to_string());
                     }
                 }
+                Stream::NotifyLogged if sub.event == "user-status" => interest.all_users = true,
+                Stream::Presence(ids) => interest.users.extend(ids.iter().cloned()),
                 _ => {}
             }
         }
-        Some(rooms)
+        Some(interest)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -223,14 +228,17 @@ impl Streams {
             }
             _ => return Err(not_found(name)),
         };
-        self.rooms_changed |= matches!(stream, Stream::RoomMessages | Stream::NotifyRoom);
+        self.interest_changed |= matches!(
+            stream,
+            Stream::RoomMessages | Stream::NotifyRoom | Stream::NotifyLogged | Stream::Presence(_)
+        );
         self.subs.insert(id.to_string(), Sub { stream, event });
         Ok(initial)
     }
 
     /// `unsub`: true if there was such a subscription.
     pub fn unsubscribe(&mut self, id: &str) -> bool {
-        self.rooms_changed = true;
+        self.interest_changed = true;
         self.subs.remove(id).is_some()
     }
 
@@ -341,7 +349,7 @@ impl Streams {
                 let name = format!("{}/rooms-changed", me.id);
                 if *removed {
                     self.my_rooms.remove(rid);
-                    self.rooms_changed = true;
+                    self.interest_changed = true;
                     if self.wants(&Stream::NotifyUser, &name) {
                         out.push(own(
                             "stream-notify-user",
@@ -550,7 +558,7 @@ impl Streams {
         match current {
             Some(sub) => {
                 let inserted = !self.my_rooms.contains_key(rid);
-                self.rooms_changed |= inserted;
+                self.interest_changed |= inserted;
                 let action = if inserted { "inserted" } else { "updated" };
                 self.my_rooms.insert(
                     rid.to_string(),
@@ -581,7 +589,7 @@ impl Streams {
                 let Some(room) = self.my_rooms.remove(rid) else {
                     return;
                 };
-                self.rooms_changed = true;
+                self.interest_changed = true;
                 if self.wants(&Stream::NotifyUser, &subs_changed) {
                     let gone = json!({"rid": rid, "u": {"_id": me.id}, "t": room.t.code()});
                     out.push(own(
