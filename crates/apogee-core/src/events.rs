@@ -78,6 +78,15 @@ pub enum Event {
         username: String,
         activities: Vec<String>,
     },
+    /// Members of an encrypted room without its key ask for it (`e2e.requestSubscriptionKeys`,
+    /// joins, or a client's `stream-notify-room-users` `<rid>/e2ekeyRequest`). Key holders hear
+    /// it as `stream-notify-room` `<rid>/e2e.keyRequest` and `stream-notify-user`
+    /// `<uid>/e2ekeyRequest`; `from` (the asking user) is not told. Not stored.
+    E2eKeyRequest {
+        rid: String,
+        key_id: String,
+        from: Option<String>,
+    },
 }
 
 /// Whom an event concerns, so a node hands it only to those connections.
@@ -131,7 +140,8 @@ impl Event {
             | Event::MessagesDeleted { rid, .. }
             | Event::MessagesRead { rid, .. }
             | Event::Room { rid, .. }
-            | Event::Activity { rid, .. } => Audience::Room(rid),
+            | Event::Activity { rid, .. }
+            | Event::E2eKeyRequest { rid, .. } => Audience::Room(rid),
             Event::Subscription { user_id, .. } | Event::SessionsEnded { user_id, .. } => {
                 Audience::User(user_id)
             }

@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod chat_sync;
 pub mod directory;
 pub mod discussions;
+pub mod e2e;
 pub mod error;
 pub mod events;
 pub mod files;

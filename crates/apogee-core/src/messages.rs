@@ -80,13 +80,41 @@ impl Core {
                 .require(actor, "message-impersonate", view.sub.as_ref())
                 .map_err(|_| CoreError::bad("error-action-not-allowed", "Not enough permission"))?;
         }
+        let mut extra = new.extra;
+        let encrypted = extra.remove("t").is_some_and(|t| t == "e2e");
+        if encrypted {
+            crate::e2e::check_encrypted_message(&new.msg, extra.get("content"))?;
+            if !matches!(
+                extra.get("e2e").and_then(Value::as_str),
+                Some("pending" | "done")
+            ) {
+                extra.remove("e2e");
+            }
+        } else {
+            for k in ["content", "e2e", "e2eMentions"] {
+                extra.remove(k);
+            }
+            if view.room.is_encrypted()
+                && self.settings.bool("E2E_Enable")
+                && !self.settings.bool("E2E_Allow_Unencrypted_Messages")
+            {
+                return Err(CoreError::not_allowed(
+                    "Not allowed to send un-encrypted messages in an encrypted room",
+                ));
+            }
+        }
         let mut message = Message::new(id, &view.room.id, actor.as_ref(), new.msg);
-        message.extra = new.extra;
+        message.extra = extra;
         message.extra.retain(|_, v| !v.is_null());
-        message.md = Some(markdown::parse(&message.msg));
-        let (mentioned, mentions_all) = self
-            .resolve_mentions(actor, &mut message, view.sub.as_ref())
-            .await?;
+        let (mentioned, mentions_all) = if encrypted {
+            message.t = Some("e2e".into());
+            self.resolve_e2e_mentions(actor, &mut message, view.sub.as_ref())
+                .await?
+        } else {
+            message.md = Some(markdown::parse(&message.msg));
+            self.resolve_mentions(actor, &mut message, view.sub.as_ref())
+                .await?
+        };
         let mut changes = Vec::new();
         if let Some(tmid) = new.tmid {
             let mut parent = self
@@ -149,6 +177,40 @@ impl Core {
             ));
         }
         Ok(())
+    }
+
+    /// Mentions of an encrypted message come from its plaintext `e2eMentions` lists (the text
+    /// is ciphertext), when `E2E_Enabled_Mentions` is on.
+    async fn resolve_e2e_mentions(
+        &self,
+        actor: &User,
+        m: &mut Message,
+        sub: Option<&Subscription>,
+    ) -> CoreResult<(Vec<String>, bool)> {
+        if !self.settings.bool("E2E_Enabled_Mentions") {
+            return Ok((Vec::new(), false));
+        }
+        let list = |k: &str, prefix: char| -> Vec<String> {
+            m.extra
+                .get("e2eMentions")
+                .and_then(|e| e.get(k))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .filter(|s| s.starts_with(prefix) && s.len() <= 128)
+                        .take(100)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut names = list("e2eUserMentions", '@');
+        names.extend(list("e2eChannelMentions", '#'));
+        let ciphertext = std::mem::replace(&mut m.msg, names.join(" "));
+        let found = self.resolve_mentions(actor, m, sub).await;
+        m.msg = ciphertext;
+        found
     }
 
     /// Fills `mentions` and `channels`; returns the mentioned user ids and whether `@all`/`@here`

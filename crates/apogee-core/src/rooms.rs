@@ -619,8 +619,17 @@ impl Core {
             room.t = t;
         }
         if let Some(e) = s.encrypted {
-            self.authz
-                .require(actor, "toggle-room-e2e-encryption", sub.as_ref())?;
+            if e != room.is_encrypted() && !Core::e2e_allowed_for(room.t) {
+                return Err(CoreError::bad(
+                    "error-action-not-allowed",
+                    "Only groups or direct channels can enable encryption",
+                ));
+            }
+            // DMs: either participant may toggle encryption.
+            if !room.is_direct() {
+                self.authz
+                    .require(actor, "toggle-room-e2e-encryption", sub.as_ref())?;
+            }
             if room.is_encrypted() != e {
                 let t = if e {
                     "room_e2e_enabled"

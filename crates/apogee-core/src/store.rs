@@ -258,6 +258,13 @@ pub trait SubscriptionStore: Send + Sync {
         rid: &str,
         page: Page,
     ) -> StoreResult<(Vec<Subscription>, i64)>;
+    /// Members of `rid` whose subscription holds no room key (`E2EKey`), ordered by username, at
+    /// most `limit` (`e2e.getUsersOfRoomWithoutKey`).
+    async fn subscriptions_without_e2e_key(
+        &self,
+        rid: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Subscription>>;
     /// Subscription ids of the user removed after `since`.
     /// Rooms the user stopped being a member of after `since` (left, kicked, room deleted).
     async fn left_rooms_since(

@@ -18,7 +18,8 @@ macro_rules! conformance_tests {
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
             duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions,
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
-            custom_sounds_catalogue, uploads_by_room, presence_per_node);
+            custom_sounds_catalogue, uploads_by_room, presence_per_node,
+            subscriptions_without_room_key);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1283,4 +1284,30 @@ pub async fn presence_per_node(s: S) {
             .is_empty()
     );
     assert_eq!(s.presence_of("v").await.unwrap(), [pair("b", "away")]);
+}
+
+pub async fn subscriptions_without_room_key(s: S) {
+    let (a, b, c) = (user("kay"), user("lee"), user("max"));
+    add_users(&s, &[&a, &b, &c]).await;
+    let r = setup(&s, "sealed", &[&a, &b, &c]).await;
+    let mut keyed = s.subscription(&r.id, &a.id).await.unwrap().unwrap();
+    keyed
+        .extra
+        .insert("E2EKey".into(), serde_json::json!("kid0AAAA"));
+    // A value that merely mentions the member name must not count as a key.
+    let mut decoy = s.subscription(&r.id, &b.id).await.unwrap().unwrap();
+    decoy
+        .extra
+        .insert("note".into(), serde_json::json!("\"E2EKey\":x"));
+    s.commit(vec![
+        Change::UpdateSubscription(keyed),
+        Change::UpdateSubscription(decoy),
+    ])
+    .await
+    .unwrap();
+    let without = s.subscriptions_without_e2e_key(&r.id, 10).await.unwrap();
+    let names: Vec<&str> = without.iter().map(|x| x.u.username.as_str()).collect();
+    assert_eq!(names, ["lee", "max"]);
+    let limited = s.subscriptions_without_e2e_key(&r.id, 1).await.unwrap();
+    assert_eq!(limited.len(), 1);
 }

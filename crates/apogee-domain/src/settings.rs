@@ -159,7 +159,42 @@ pub const CATALOGUE: &[SettingDef] = &[
         "General"
     ),
     setting!("Discussion_enabled", "boolean", true, true, "Discussion"),
+    setting!(
+        "E2E_Allow_Unencrypted_Messages",
+        "boolean",
+        false,
+        true,
+        "E2E Encryption"
+    ),
     setting!("E2E_Enable", "boolean", false, true, "E2E Encryption"),
+    setting!(
+        "E2E_Enable_Encrypt_Files",
+        "boolean",
+        true,
+        true,
+        "E2E Encryption"
+    ),
+    setting!(
+        "E2E_Enabled_Default_DirectRooms",
+        "boolean",
+        false,
+        true,
+        "E2E Encryption"
+    ),
+    setting!(
+        "E2E_Enabled_Default_PrivateRooms",
+        "boolean",
+        false,
+        true,
+        "E2E Encryption"
+    ),
+    setting!(
+        "E2E_Enabled_Mentions",
+        "boolean",
+        true,
+        true,
+        "E2E Encryption"
+    ),
     setting!("FileUpload_Enabled", "boolean", true, true, "FileUpload"),
     setting!(
         "FileUpload_MaxFileSize",

@@ -296,6 +296,12 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
             "isValidateInviteTokenProps",
             Body,
         ),
+        // e2e.ts
+        (
+            "/api/v1/e2e.setUserPublicAndPrivateKeys",
+            "ise2eSetUserPublicAndPrivateKeysParamsPOST",
+            Legacy,
+        ),
         // im.ts (`dm.x` and `im.x`, typed since the dm endpoints moved to `API.v1.get/post`)
         ("/api/v1/dm.create", "isDmCreateProps", Body),
         ("/api/v1/im.create", "isDmCreateProps", Body),
@@ -349,6 +355,19 @@ impl IntoResponse for ParamsRejection {
                 .into_response(),
         }
     }
+}
+
+/// Every value of a repeated query key (`k=a&k=b`, or `k[]=a&k[]=b`), in order.
+pub fn query_values(query: &str, key: &str) -> Vec<String> {
+    let brackets = format!("{key}[]");
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = decode(k);
+            (k == key || k == brackets).then(|| decode(v))
+        })
+        .collect()
 }
 
 fn parse_query(query: &str) -> Map<String, Value> {

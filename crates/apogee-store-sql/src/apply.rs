@@ -525,7 +525,12 @@ pub(crate) fn message_args(m: &Message) -> StoreResult<Vec<Arg>> {
         m.pinned.unwrap_or(false),
         to_json(&starred)?,
         to_json(&mentions)?,
-        m.msg.to_lowercase(),
+        // Encrypted messages are never searchable: only ciphertext, nothing to index.
+        if m.t.as_deref() == Some("e2e") {
+            String::new()
+        } else {
+            m.msg.to_lowercase()
+        },
         to_json(m)?,
         m.in_main_timeline()
     ])

@@ -363,6 +363,25 @@ impl<D: Database> SubscriptionStore for SqlStore<D> {
             .collect()
     }
 
+    async fn subscriptions_without_e2e_key(
+        &self,
+        rid: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Subscription>> {
+        // The document is compact serde JSON: a key is `"E2EKey":`, while the same text inside a
+        // string value would be escaped (`\"E2EKey\":`), so this matches only the member.
+        let sql = format!(
+            "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid
+             WHERE s.rid = $1 AND s.doc NOT LIKE '%\"E2EKey\":%'
+             ORDER BY s.username_lower LIMIT $2"
+        );
+        self.rows(&sql, args![rid, limit])
+            .await?
+            .iter()
+            .map(subscription_from_row)
+            .collect()
+    }
+
     async fn subscriptions_in_room(
         &self,
         rid: &str,

@@ -112,7 +112,7 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
                 msg: text("msg").unwrap_or_default(),
                 tmid: text("tmid"),
                 tshow: msg.get("tshow").and_then(Value::as_bool).unwrap_or(false),
-                extra: crate::routes::chat::extras(msg),
+                extra: crate::routes::chat::send_extras(msg),
             };
             Ok(json!(core.send_message(ctx.user()?, new).await?))
         }
@@ -288,6 +288,71 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
             Ok(Value::Null)
         }
         "stream-notify-room" => notify_room(core, ctx.user()?, params).await,
+        "stream-notify-room-users" => {
+            // Only `<rid>/e2ekeyRequest` [rid, keyId] is written by clients.
+            let event = str_param(params, 0, m)?;
+            match event.split_once('/') {
+                Some((rid, "e2ekeyRequest")) => {
+                    let key_id = str_param(params, 2, m)?;
+                    core.e2e_key_request(ctx.user()?, rid, key_id).await?;
+                    Ok(Value::Null)
+                }
+                _ => Err(CoreError::not_allowed("not-allowed")),
+            }
+        }
+        "e2e.fetchMyKeys" => core.e2e_fetch_my_keys(ctx.user()?).await,
+        "e2e.setUserPublicAndPrivateKeys" => {
+            let keys = obj_param(params, 0, m)?;
+            let text = |k: &str| {
+                keys.get(k)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad_params(m))
+            };
+            let force = keys.get("force").and_then(Value::as_bool).unwrap_or(false);
+            core.e2e_set_user_keys(
+                ctx.user()?,
+                text("public_key")?,
+                text("private_key")?,
+                force,
+            )
+            .await?;
+            Ok(Value::Null)
+        }
+        "e2e.getUsersOfRoomWithoutKey" => {
+            core.e2e_users_without_key(ctx.user()?, str_param(params, 0, m)?)
+                .await
+        }
+        "e2e.setRoomKeyID" => {
+            let (rid, key_id) = (str_param(params, 0, m)?, str_param(params, 1, m)?);
+            core.e2e_set_room_key_id(ctx.user()?, rid, key_id).await?;
+            Ok(Value::Null)
+        }
+        "e2e.updateGroupKey" => {
+            let rid = str_param(params, 0, m)?;
+            let (uid, key) = (str_param(params, 1, m)?, str_param(params, 2, m)?);
+            core.e2e_update_group_key(ctx.user()?, rid, uid, key)
+                .await?;
+            Ok(Value::Null)
+        }
+        "e2e.acceptSuggestedGroupKey" => {
+            core.e2e_accept_suggested_key(ctx.user()?, str_param(params, 0, m)?)
+                .await?;
+            Ok(Value::Null)
+        }
+        "e2e.rejectSuggestedGroupKey" => {
+            core.e2e_reject_suggested_key(ctx.user()?, str_param(params, 0, m)?)
+                .await?;
+            Ok(Value::Null)
+        }
+        "e2e.requestSubscriptionKeys" => {
+            core.e2e_request_subscription_keys(ctx.user()?).await?;
+            Ok(Value::Bool(true))
+        }
+        "e2e.resetOwnE2EKey" => {
+            core.e2e_reset_user_keys(ctx.user()?, apogee_core::e2e::ResetTarget::Me)
+                .await?;
+            Ok(Value::Bool(true))
+        }
         "insertOrUpdateSound" => {
             let data = obj_param(params, 0, m)?;
             let text = |k: &str| data.get(k).and_then(Value::as_str);

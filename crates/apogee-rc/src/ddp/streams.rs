@@ -336,6 +336,19 @@ impl Streams {
                 }
             }
             Event::Activity { .. } => {}
+            Event::E2eKeyRequest { rid, key_id, from } => {
+                let name = format!("{rid}/e2e.keyRequest");
+                if self.wants(&Stream::NotifyRoom, &name) {
+                    out.push(own("stream-notify-room", &name, json!([key_id])));
+                }
+                let name = format!("{}/e2ekeyRequest", me.id);
+                if self.my_rooms.contains_key(rid)
+                    && from.as_deref() != Some(me.id.as_str())
+                    && self.wants(&Stream::NotifyUser, &name)
+                {
+                    out.push(own("stream-notify-user", &name, json!([rid, key_id])));
+                }
+            }
             Event::Subscription {
                 user_id,
                 rid,

@@ -61,6 +61,18 @@ pub(crate) fn extras(source: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// [`extras`] plus the end-to-end encryption fields a sent message may carry (`t: 'e2e'`,
+/// `content`, `e2e`, `e2eMentions`); core checks them.
+pub(crate) fn send_extras(source: &Map<String, Value>) -> Map<String, Value> {
+    let mut extra = extras(source);
+    for k in ["t", "content", "e2e", "e2eMentions"] {
+        if let Some(v) = source.get(k).filter(|v| !v.is_null()) {
+            extra.insert(k.to_string(), v.clone());
+        }
+    }
+    extra
+}
+
 /// Resolves `chat.postMessage`'s `channel` (`#name`, `@username` or a room id) or `roomId`.
 async fn post_target(s: &AppState, actor: &User, target: &str) -> Result<String, ApiError> {
     if let Some(username) = target.strip_prefix('@') {
@@ -122,7 +134,7 @@ async fn send_message(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Ap
             .to_string(),
         tmid: m.str("tmid").map(str::to_string),
         tshow: m.bool("tshow").unwrap_or(false),
-        extra: extras(&m.0),
+        extra: send_extras(&m.0),
     };
     let message = s.core.send_message(&a.user, new).await?;
     ok(json!({"message": message}))

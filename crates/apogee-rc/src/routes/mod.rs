@@ -5,6 +5,7 @@ mod admin;
 pub(crate) mod chat;
 mod chat_sync;
 mod discussions;
+mod e2e;
 mod files;
 mod invites;
 mod methods;
@@ -37,6 +38,7 @@ pub fn all() -> Router<AppState> {
         .merge(server::routes())
         .merge(teams::routes())
         .merge(discussions::routes())
+        .merge(e2e::routes())
         .merge(files::routes())
         .merge(invites::routes())
         .merge(user_status::routes())
