@@ -821,6 +821,23 @@ impl Core {
         Ok(())
     }
 
+    /// Rocket.Chat's `afterJoinRoom`: a new member of an encrypted room with a key asks the key
+    /// holders for it.
+    pub(crate) fn e2e_key_request_on_join(&self, room: &Room, user_id: &str) -> Option<Event> {
+        let kid = room_key_id(room).filter(|_| room.is_encrypted())?;
+        Some(Event::E2eKeyRequest {
+            rid: room.id.clone(),
+            key_id: kid.to_string(),
+            from: Some(user_id.to_string()),
+        })
+    }
+
+    /// Whether new rooms of a kind start encrypted (Rocket.Chat's `beforeCreateRoom`):
+    /// `E2E_Enable` and the kind's `E2E_Enabled_Default_*Rooms`.
+    pub(crate) fn e2e_default_on(&self, setting: &str) -> bool {
+        self.settings.bool("E2E_Enable") && self.settings.bool(setting)
+    }
+
     /// Whether a room of this type may be encrypted (private groups, DMs; not public channels).
     pub fn e2e_allowed_for(t: RoomType) -> bool {
         t != RoomType::Channel

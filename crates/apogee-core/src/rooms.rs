@@ -118,6 +118,9 @@ impl Core {
         let mut room = Room::new(random_id(), t, Some(name), Some(actor.as_ref()));
         room.ro = new.read_only;
         room.extra = new.extra;
+        if t == RoomType::Group && self.e2e_default_on("E2E_Enabled_Default_PrivateRooms") {
+            room.extra.entry("encrypted").or_insert(Value::Bool(true));
+        }
         let mut members = vec![actor.clone()];
         for username in &new.members {
             let user = self
@@ -217,8 +220,12 @@ impl Core {
             ));
         }
         let rid = view.room.id.clone();
+        let key_request = self.e2e_key_request_on_join(&view.room, &actor.id);
         self.commit(self.join_changes(view.room, actor, None, true))
             .await?;
+        if let Some(e) = key_request {
+            self.publish(e);
+        }
         self.find_room(&RoomRef::Id(rid)).await
     }
 
@@ -244,8 +251,12 @@ impl Core {
             return Ok(room);
         }
         let rid = room.id.clone();
+        let key_request = self.e2e_key_request_on_join(&room, &invitee.id);
         self.commit(self.join_changes(room, invitee, Some(actor), true))
             .await?;
+        if let Some(e) = key_request {
+            self.publish(e);
+        }
         self.find_room(&RoomRef::Id(rid)).await
     }
 
@@ -362,6 +373,9 @@ impl Core {
         room.usernames = members.iter().map(|m| m.username.clone()).collect();
         room.uids = members.iter().map(|m| m.id.clone()).collect();
         room.users_count = members.len() as i64;
+        if self.e2e_default_on("E2E_Enabled_Default_DirectRooms") {
+            room.extra.insert("encrypted".into(), Value::Bool(true));
+        }
         let mut changes = vec![Change::InsertRoom(room.clone())];
         changes.extend(
             members

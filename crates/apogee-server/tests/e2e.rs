@@ -695,3 +695,136 @@ async fn encrypted_rooms_keep_no_plaintext() {
         }
     }
 }
+
+#[tokio::test]
+async fn ddp_methods_key_requests_and_default_encryption() {
+    for b in backends() {
+        let s = Server::start_with(b, E2E_ON).await;
+        let alice = s.user("alice").await;
+        let bob = s.user("bob").await;
+        let r = s
+            .post(
+                "/api/v1/settings/E2E_Enabled_Default_PrivateRooms",
+                &alice,
+                json!({"value": true}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let r = s
+            .post(
+                "/api/v1/groups.create",
+                &alice,
+                json!({"name": "born-sealed", "members": ["bob"]}),
+            )
+            .await;
+        assert_eq!(r.1["group"]["encrypted"], true, "{}", r.1);
+        let rid = r.1["group"]["_id"].as_str().unwrap().to_string();
+
+        let mut a = Ddp::connect(&s).await;
+        a.resume(&alice).await;
+        let mut bb = Ddp::connect(&s).await;
+        bb.resume(&bob).await;
+        let r = a
+            .call(
+                "e2e.setUserPublicAndPrivateKeys",
+                json!([{"public_key": public_key(1), "private_key": private_key(1)}]),
+            )
+            .await;
+        assert!(r.get("error").is_none(), "{r}");
+        let r = a.call("e2e.fetchMyKeys", json!([])).await;
+        assert_eq!(r["result"]["public_key"], public_key(1), "{r}");
+        let r = a.call("e2e.setRoomKeyID", json!([rid, KID])).await;
+        assert!(r.get("error").is_none(), "{r}");
+        let r = a
+            .call(
+                "e2e.updateGroupKey",
+                json!([rid, alice.user_id, room_key(KID, 1)]),
+            )
+            .await;
+        assert!(r.get("error").is_none(), "{r}");
+        let r = a
+            .call("e2e.updateGroupKey", json!([rid, alice.user_id, "short"]))
+            .await;
+        assert_eq!(r["error"]["error"], "error-invalid-params", "{r}");
+        let r = bb.call("e2e.setRoomKeyID", json!([rid, KID2])).await;
+        assert_eq!(
+            r["error"]["error"], "error-room-e2e-key-already-exists",
+            "{r}"
+        );
+
+        // Bob (no key) asks; Alice, who holds it, hears it on both streams.
+        let ready = a
+            .sub(
+                "stream-notify-user",
+                &format!("{}/e2ekeyRequest", alice.user_id),
+            )
+            .await;
+        assert_eq!(ready["msg"], "ready", "{ready}");
+        let ready = a
+            .sub("stream-notify-room", &format!("{rid}/e2e.keyRequest"))
+            .await;
+        assert_eq!(ready["msg"], "ready", "{ready}");
+        let r = bb.call("e2e.requestSubscriptionKeys", json!([])).await;
+        assert_eq!(r["result"], true, "{r}");
+        let user_event = format!("{}/e2ekeyRequest", alice.user_id);
+        let (mut on_user, mut on_room) = (None, None);
+        while on_user.is_none() || on_room.is_none() {
+            let f = a.until(|v| v["msg"] == "changed").await;
+            match f["collection"].as_str() {
+                Some("stream-notify-user") => on_user = Some(f),
+                Some("stream-notify-room") => on_room = Some(f),
+                _ => {}
+            }
+        }
+        let (on_user, on_room) = (on_user.unwrap(), on_room.unwrap());
+        assert_eq!(on_user["fields"]["eventName"], user_event.as_str());
+        assert_eq!(on_user["fields"]["args"], json!([rid, KID]));
+        assert_eq!(
+            on_room["fields"]["eventName"],
+            format!("{rid}/e2e.keyRequest")
+        );
+        assert_eq!(on_room["fields"]["args"], json!([KID]));
+        // A client's own request through `stream-notify-room-users`.
+        let r = bb
+            .call(
+                "stream-notify-room-users",
+                json!([format!("{rid}/e2ekeyRequest"), rid, KID]),
+            )
+            .await;
+        assert!(r.get("error").is_none(), "{r}");
+        let f = a
+            .until(|v| v["msg"] == "changed" && v["fields"]["eventName"] == user_event.as_str())
+            .await;
+        assert_eq!(f["fields"]["args"], json!([rid, KID]));
+        // Not a member: refused.
+        let carol = s.user("carol").await;
+        let mut c = Ddp::connect(&s).await;
+        c.resume(&carol).await;
+        let r = c
+            .call(
+                "stream-notify-room-users",
+                json!([format!("{rid}/e2ekeyRequest"), rid, KID]),
+            )
+            .await;
+        assert!(r.get("error").is_some(), "{r}");
+        let r = c.call("e2e.getUsersOfRoomWithoutKey", json!([rid])).await;
+        assert_eq!(r["error"]["error"], "error-invalid-room", "{r}");
+
+        let r = bb.call("e2e.resetOwnE2EKey", json!([])).await;
+        assert_eq!(r["result"], true, "{r}");
+
+        // A new member asks for the key on joining (Rocket.Chat's afterJoinRoom).
+        let r = s
+            .post(
+                "/api/v1/groups.invite",
+                &alice,
+                json!({"roomId": rid, "userId": carol.user_id}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let f = a
+            .until(|v| v["msg"] == "changed" && v["collection"] == "stream-notify-room")
+            .await;
+        assert_eq!(f["fields"]["args"], json!([KID]), "{f}");
+    }
+}
