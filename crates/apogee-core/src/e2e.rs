@@ -523,8 +523,9 @@ impl Core {
         self.commit(changes).await
     }
 
-    /// `e2e.fetchUsersWaitingForGroupKey`: per room, up to 50 queued members (not the caller)
-    /// with neither a key nor a suggested key, and their public keys. Only rooms the caller is a
+    /// `e2e.fetchUsersWaitingForGroupKey`: per room, up to 50 members (not the caller) with
+    /// neither a key nor a suggested key who have a public key, as Rocket.Chat lists them (it does
+    /// not consult the queue; clients use the queue to pick rooms). Only rooms the caller is a
     /// member of (Rocket.Chat checks no access here).
     pub async fn e2e_users_waiting(&self, actor: &User, room_ids: &[String]) -> CoreResult<Value> {
         let mut out = Map::new();
@@ -535,38 +536,27 @@ impl Core {
         ids.sort();
         ids.dedup();
         ids.truncate(100);
-        for room in self.store.rooms_by_ids(&ids).await? {
-            if self
-                .store
-                .subscription(&room.id, &actor.id)
-                .await?
-                .is_none()
-            {
+        let scan = self.settings.int("API_User_Limit").max(MAX_WAITING as i64);
+        for rid in ids {
+            if self.store.subscription(&rid, &actor.id).await?.is_none() {
                 continue;
             }
-            let waiting: Vec<String> = queued_ids(&room)
-                .into_iter()
-                .filter(|u| *u != actor.id)
-                .collect();
-            if waiting.is_empty() {
-                continue;
-            }
-            let subs = self.store.subscriptions_in_room(&room.id, &waiting).await?;
-            let ready: Vec<String> = subs
+            let subs = self.store.subscriptions_without_e2e_key(&rid, scan).await?;
+            let candidates: Vec<String> = subs
                 .iter()
-                .filter(|s| !has_key(s, "E2EKey") && !has_key(s, "E2ESuggestedKey"))
+                .filter(|s| s.u.id != actor.id && !has_key(s, "E2ESuggestedKey"))
                 .map(|s| s.u.id.clone())
-                .take(MAX_WAITING)
                 .collect();
             let users: Vec<Value> = self
                 .store
-                .users_by_ids(&ready)
+                .users_by_ids(&candidates)
                 .await?
                 .iter()
                 .filter_map(|u| public_key(u).map(|k| json!({"_id": u.id, "public_key": k})))
+                .take(MAX_WAITING)
                 .collect();
             if !users.is_empty() {
-                out.insert(room.id.clone(), Value::Array(users));
+                out.insert(rid, Value::Array(users));
             }
         }
         Ok(json!({ "usersWaitingForE2EKeys": out }))
