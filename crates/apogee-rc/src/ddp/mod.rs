@@ -39,8 +39,9 @@ pub fn routes(core: &Core) -> Router<AppState> {
 }
 
 /// Socket buffers: tungstenite's defaults (128 KiB each way) would dominate an idle
-/// connection's memory; DDP frames are small and a larger one grows the buffer as needed.
-const READ_BUFFER: usize = 4 * 1024;
+/// connection's memory. The read buffer is allocated up front for every connection; DDP frames
+/// are mostly a few hundred bytes, and a larger one is read in several chunks.
+const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
 fn upgrade(
