@@ -1,7 +1,7 @@
 //! Latency histograms: values are recorded in microseconds, summaries are reported in ms.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A latency histogram in microseconds (1 µs .. 1 h, 3 significant digits).
 pub fn new() -> Histogram<u64> {
@@ -15,7 +15,7 @@ pub fn record(h: &mut Histogram<u64>, micros: u64) {
 }
 
 /// The percentiles every report shows.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
     pub count: u64,
     pub mean_ms: f64,

@@ -3,8 +3,12 @@
 //! A pure client: it depends on no apogee crate.
 
 pub mod bare;
+pub mod calib;
 pub mod ddp;
 pub mod hist;
+pub mod history;
+pub mod ingest;
+pub mod login;
 pub mod proc;
 pub mod rest;
 pub mod scenario;

@@ -3,6 +3,9 @@
 //! markdown summary to stderr.
 
 use anyhow::{Context, Result, bail};
+use apogee_loadgen::history::{self, HistoryArgs};
+use apogee_loadgen::ingest::{self, IngestArgs};
+use apogee_loadgen::login::{self, LoginArgs};
 use apogee_loadgen::scenario::{self, AllArgs, CalibrateArgs, Env, FanoutArgs, IdleArgs};
 use apogee_loadgen::{proc, server};
 use clap::{Parser, Subcommand};
@@ -69,8 +72,54 @@ enum Cmd {
         #[command(flatten)]
         fan: FanSweep,
     },
-    /// calibrate + idle + fanout for each room size, with a combined markdown table.
+    /// Durable ingest: REST chat.sendMessage senders over 100 rooms, closed loop then optional
+    /// open-loop steps; calibrated against SQLite WAL+FULL commit rates.
+    Ingest {
+        /// Concurrent REST senders (one keep-alive connection each).
+        #[arg(long, default_value_t = 64)]
+        senders: usize,
+        /// Closed-loop duration (after a 1 s warm-up).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[command(flatten)]
+        ingest: IngestOpts,
+    },
+    /// History pages at depth after bulk-loading N messages into the SQLite database.
+    History {
+        #[command(flatten)]
+        history: HistoryOpts,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+    },
+    /// Login storm (REST password logins) beside a room fan-out, against the argon2 ceiling.
+    Login {
+        /// Storm (and each fan-out phase) duration.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[command(flatten)]
+        login: LoginOpts,
+    },
+    /// calibrate + idle + fanout for each room size + ingest + history + login, with combined
+    /// markdown tables.
     All {
+        #[command(flatten)]
+        ingest: IngestOpts,
+        /// Ingest senders.
+        #[arg(long, default_value_t = 64)]
+        ingest_senders: usize,
+        /// Ingest closed-loop duration.
+        #[arg(long, default_value_t = 10.0)]
+        ingest_seconds: f64,
+        /// Login storm duration (and each fan-out phase beside it).
+        #[arg(long, default_value_t = 10.0)]
+        login_seconds: f64,
+        #[command(flatten)]
+        history: HistoryOpts,
+        /// Messages for the history scenario (smaller than its own default to keep `all` short).
+        #[arg(long, default_value_t = 200_000)]
+        history_messages: u64,
+        #[command(flatten)]
+        login: LoginOpts,
         #[arg(long, default_value_t = 2000)]
         connections: usize,
         #[arg(long, default_value_t = 100)]
@@ -103,6 +152,68 @@ struct FanSweep {
     /// Distinct member users per room (capped at the room size).
     #[arg(long, default_value_t = 200)]
     fanout_users: usize,
+}
+
+#[derive(clap::Args)]
+struct IngestOpts {
+    /// Open-loop steps after the closed loop, msg/s (stops once p99 > 50 ms).
+    #[arg(long, value_delimiter = ',')]
+    ingest_rates: Vec<f64>,
+    #[arg(long, default_value_t = 5.0)]
+    step_seconds: f64,
+    /// sqlite (the default data directory) or postgres (needs --database-url).
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
+    /// PostgreSQL server URL; a fresh database is created on it (psql) for the run.
+    #[arg(long, env = "APOGEE_TEST_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl IngestOpts {
+    fn args(&self, senders: usize, seconds: f64) -> IngestArgs {
+        IngestArgs {
+            senders,
+            seconds,
+            rates: self.ingest_rates.clone(),
+            step_seconds: self.step_seconds,
+            backend: self.backend.clone(),
+            database_url: self.database_url.clone(),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct HistoryOpts {
+    /// Rooms sharing the half of the messages the hot room does not hold.
+    #[arg(long, default_value_t = 100)]
+    history_rooms: usize,
+    /// Requests per depth and concurrency.
+    #[arg(long, default_value_t = 200)]
+    history_requests: usize,
+}
+
+#[derive(clap::Args)]
+struct LoginOpts {
+    /// Concurrent login loops.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Members of the fan-out room.
+    #[arg(long, default_value_t = 50)]
+    login_members: usize,
+    /// Fan-out rate, msg/s.
+    #[arg(long, default_value_t = 20.0)]
+    login_rate: f64,
+}
+
+impl LoginOpts {
+    fn args(&self, seconds: f64) -> LoginArgs {
+        LoginArgs {
+            concurrency: self.concurrency,
+            seconds,
+            members: self.login_members,
+            rate: self.login_rate,
+        }
+    }
 }
 
 impl FanSweep {
@@ -151,7 +262,9 @@ fn main() -> Result<()> {
         | Cmd::Calibrate { connections, .. }
         | Cmd::All { connections, .. } => *connections as u64,
         Cmd::Fanout { members, .. } => *members as u64,
-        Cmd::BareServer { .. } => 0,
+        Cmd::Ingest { senders, .. } => *senders as u64,
+        Cmd::Login { login, .. } => login.login_members as u64 + login.concurrency as u64,
+        Cmd::History { .. } | Cmd::BareServer { .. } => 0,
     };
     if needed + 64 > nofile {
         bail!("{needed} connections need more open files than the limit {nofile}");
@@ -207,11 +320,35 @@ fn main() -> Result<()> {
                 )
                 .await
             }
+            Cmd::Ingest {
+                senders,
+                seconds,
+                ingest,
+            } => ingest::ingest(&env, &ingest.args(*senders, *seconds)).await,
+            Cmd::History { history, messages } => {
+                history::history(
+                    &env,
+                    &HistoryArgs {
+                        messages: *messages,
+                        rooms: history.history_rooms,
+                        requests: history.history_requests,
+                    },
+                )
+                .await
+            }
+            Cmd::Login { seconds, login } => login::login(&env, &login.args(*seconds)).await,
             Cmd::All {
                 connections,
                 users,
                 hold,
                 fan,
+                ingest,
+                ingest_senders,
+                ingest_seconds,
+                login_seconds,
+                history,
+                history_messages,
+                login,
             } => {
                 scenario::all(
                     &env,
@@ -222,6 +359,13 @@ fn main() -> Result<()> {
                             hold_secs: *hold,
                         },
                         fanouts: fan.args()?,
+                        ingest: ingest.args(*ingest_senders, *ingest_seconds),
+                        history: HistoryArgs {
+                            messages: *history_messages,
+                            rooms: history.history_rooms,
+                            requests: history.history_requests,
+                        },
+                        login: login.args(*login_seconds),
                     },
                 )
                 .await

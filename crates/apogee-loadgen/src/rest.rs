@@ -37,6 +37,42 @@ impl Rest {
         })
     }
 
+    /// A client on one keep-alive HTTP/1.1 connection (requests from it go one at a time).
+    pub fn single_connection(base: &str) -> Result<Rest> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .http1_only()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(1)
+            .build()?;
+        Ok(Rest {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// GETs `path?query`; fails unless the answer is 2xx with `success: true`.
+    pub async fn get(&self, path: &str, auth: &Session, query: &[(&str, String)]) -> Result<Value> {
+        let resp = self
+            .client
+            .get(format!("{}/api/v1/{path}", self.base))
+            .query(query)
+            .header("X-User-Id", &auth.user_id)
+            .header("X-Auth-Token", &auth.token)
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = resp.status();
+        let v: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("GET {path}: body"))?;
+        if !status.is_success() || v["success"] == false {
+            bail!("GET {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
     /// POSTs `body`; fails unless the answer is 2xx with `success: true`.
     pub async fn post(&self, path: &str, auth: Option<&Session>, body: Value) -> Result<Value> {
         let mut req = self

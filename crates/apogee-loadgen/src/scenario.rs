@@ -313,14 +313,14 @@ fn bare_fleet(
 // ---------------------------------------------------------------------------------------------
 // Setup helpers
 
-struct Workspace {
-    admin: Session,
-    users: Vec<LoadUser>,
-    rid: String,
+pub(crate) struct Workspace {
+    pub(crate) admin: Session,
+    pub(crate) users: Vec<LoadUser>,
+    pub(crate) rid: String,
 }
 
 /// Logs the admin in, creates `k` users with tokens and one channel with all of them.
-async fn workspace(srv: &Spawned, k: usize, room: &str) -> Result<Workspace> {
+pub(crate) async fn workspace(srv: &Spawned, k: usize, room: &str) -> Result<Workspace> {
     let rest = Rest::new(&srv.base_url())?;
     let admin = rest.login(server::ADMIN_USER, server::ADMIN_PASS).await?;
     let t0 = Instant::now();
@@ -336,11 +336,11 @@ async fn workspace(srv: &Spawned, k: usize, room: &str) -> Result<Workspace> {
     Ok(Workspace { admin, users, rid })
 }
 
-fn load_note() -> Value {
+pub(crate) fn load_note() -> Value {
     json!(proc::load_average())
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
 }
@@ -585,6 +585,21 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
     let srv = srv
         .restart(&env.apogee_bin, env.server_cpus.clone())
         .await?;
+    let v = fanout_on(env, &srv, &ws, a, users, "fanout").await;
+    srv.stop().await;
+    v
+}
+
+/// The fan-out measurement on a running server whose workspace is `ws` (members are `ws.users`
+/// round-robin, senders the admin). Leaves the server running.
+pub(crate) async fn fanout_on(
+    env: &Env,
+    srv: &Spawned,
+    ws: &Workspace,
+    a: &FanoutArgs,
+    users: usize,
+    kind: &str,
+) -> Result<Value> {
     let base = Instant::now();
     let tally = Tally::new(total_messages(a));
     let tokens: Vec<String> = ws.users.iter().map(|u| u.session.token.clone()).collect();
@@ -649,7 +664,7 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
     start_slot.store(micros_since(base) + 300_000, Ordering::Relaxed);
     let start_us = start_slot.load(Ordering::Relaxed);
     let o = measure_fanout(
-        &srv,
+        srv,
         fleet,
         ready,
         base,
@@ -667,17 +682,16 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Result<Value> {
     for r in readers {
         r.abort();
     }
-    srv.stop().await;
     let ack = hist::summary(&acks.lock().unwrap());
     let v = fanout_json(
-        "fanout",
+        kind,
         a,
         users,
         &o,
         json!({"send_ack_latency": ack, "send_errors": ack_errors.load(Ordering::Relaxed)}),
     );
     eprintln!(
-        "\n**fanout {}**: {} msgs at {}/s over DDP `sendMessage` to a channel of {} connections \
+        "\n**{kind} {}**: {} msgs at {}/s over DDP `sendMessage` to a channel of {} connections \
          ({users} users): {}/{} delivered ({:.2}%), send→receive {} (from intended send time), \
          {:.0} deliveries/s, sweep (last − first receipt) {}, server CPU {:.2} s, generator CPU \
          {:.2} s; sendMessage ack {}.\n",
@@ -897,7 +911,7 @@ pub async fn calibrate(env: &Env, c: &CalibrateArgs) -> Result<Value> {
 // ---------------------------------------------------------------------------------------------
 // all
 
-fn ratio(a: &Value, b: &Value) -> String {
+pub(crate) fn ratio(a: &Value, b: &Value) -> String {
     match (a.as_f64(), b.as_f64()) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
         _ => "–".into(),
@@ -975,6 +989,9 @@ pub fn markdown(cal: &Value, idle: &Value, fan: &[Value]) -> String {
 pub struct AllArgs {
     pub idle: IdleArgs,
     pub fanouts: Vec<FanoutArgs>,
+    pub ingest: crate::ingest::IngestArgs,
+    pub history: crate::history::HistoryArgs,
+    pub login: crate::login::LoginArgs,
 }
 
 pub async fn all(env: &Env, a: &AllArgs) -> Result<Value> {
@@ -992,13 +1009,29 @@ pub async fn all(env: &Env, a: &AllArgs) -> Result<Value> {
     for f in &a.fanouts {
         fan.push(fanout(env, f).await?);
     }
-    let md = markdown(&cal, &idle_r, &fan);
+    let ingest_r = crate::ingest::ingest(env, &a.ingest).await?;
+    let history_r = crate::history::history(env, &a.history).await?;
+    let login_r = crate::login::login(env, &a.login).await?;
+    let mut md = markdown(&cal, &idle_r, &fan);
+    for (title, r) in [
+        ("ingest", &ingest_r),
+        ("history", &history_r),
+        ("login storm", &login_r),
+    ] {
+        md.push_str(&format!(
+            "\n**{title}**\n\n{}",
+            r["markdown"].as_str().unwrap_or("")
+        ));
+    }
     eprintln!("\n{md}");
     Ok(json!({
         "scenario": "all",
         "calibration": cal,
         "idle": idle_r,
         "fanout": fan,
+        "ingest": ingest_r,
+        "history": history_r,
+        "login": login_r,
         "markdown": md,
     }))
 }

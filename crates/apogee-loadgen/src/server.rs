@@ -115,9 +115,21 @@ async fn start_apogee_in(
     cpus: Option<Vec<usize>>,
     dir: tempfile::TempDir,
 ) -> Result<Spawned> {
+    start_apogee_with(bin, cpus, dir, &[]).await
+}
+
+/// Starts `apogee serve` on a free port with `dir` as its data directory and `extra` arguments
+/// (e.g. `--database-url postgres://…`).
+pub async fn start_apogee_with(
+    bin: &Path,
+    cpus: Option<Vec<usize>>,
+    dir: tempfile::TempDir,
+    extra: &[String],
+) -> Result<Spawned> {
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        .args(extra)
         .env("ADMIN_USERNAME", ADMIN_USER)
         .env("ADMIN_PASS", ADMIN_PASS)
         .env("ADMIN_EMAIL", "loadgen-admin@example.invalid")
@@ -162,6 +174,17 @@ impl Spawned {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
         start_apogee_in(bin, cpus, dir).await
+    }
+
+    /// Kills the server and waits for it, keeping its data directory.
+    pub async fn stop_keep_dir(mut self) -> Result<tempfile::TempDir> {
+        let dir = self
+            ._dir
+            .take()
+            .context("only apogee servers have a data dir")?;
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        Ok(dir)
     }
 
     /// Kills the server and waits for it.
