@@ -256,7 +256,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             mentioned_user_ids,
             mentions_all,
         } => {
-            append_message(tx, &message, &mentioned_user_ids, mentions_all).await?;
+            let room = append_message(tx, &message, &mentioned_user_ids, mentions_all).await?;
             if let Some(drid) = message.extra.get("drid").and_then(Value::as_str) {
                 tx.exec(
                     "UPDATE messages SET drid = $2 WHERE id = $1",
@@ -264,7 +264,9 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 )
                 .await?;
             }
-            refresh_discussion_metadata(tx, &message.rid).await?;
+            if room.prid.is_some() {
+                refresh_discussion_metadata(tx, &message.rid).await?;
+            }
         }
         Change::UpdateMessage(message) => {
             expect_one(
@@ -661,12 +663,14 @@ async fn mark_read(
     Ok(())
 }
 
+/// Appends `m` to its room (sequence, counters, last message, the sender's read state, mention
+/// counts); returns the room as updated.
 async fn append_message(
     tx: &mut dyn SqlTx,
     m: &Message,
     mentioned: &[String],
     mentions_all: bool,
-) -> StoreResult<()> {
+) -> StoreResult<Room> {
     // Lock the room row before reading it, so concurrent appends queue up instead of losing
     // increments (PostgreSQL's plain SELECT does not lock; SQLite serializes writers anyway).
     tx.exec("UPDATE rooms SET seq = seq WHERE id = $1", args![&m.rid])
@@ -716,5 +720,5 @@ async fn append_message(
             .await?;
         }
     }
-    Ok(())
+    Ok(room)
 }
