@@ -610,6 +610,35 @@ async fn encrypted_rooms_keep_no_plaintext() {
         assert_eq!(m["content"], content, "stored as received");
         assert_eq!(m["mentions"][0]["username"], "bob", "{m}");
         assert!(m.get("md").is_none(), "{m}");
+
+        // Edits replace the envelope (Rocket.Chat's encrypted chat.update has no `text`);
+        // a plaintext edit of an encrypted message is refused.
+        let edited = json!({"algorithm": "rc.v2.aes-sha2", "kid": KID, "iv": b64(&noise(4, 12), false), "ciphertext": b64(&noise(5, 40), false)});
+        let r = s
+            .post(
+                "/api/v1/chat.update",
+                &alice,
+                json!({"roomId": rid, "msgId": "msgV2aaaaaaaaaaaa", "content": edited}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        assert_eq!(r.1["message"]["content"], edited);
+        assert_eq!(r.1["message"]["t"], "e2e");
+        assert!(
+            r.1["message"]["mentions"]
+                .as_array()
+                .is_none_or(|m| m.is_empty()),
+            "{}",
+            r.1
+        );
+        let r = s
+            .post(
+                "/api/v1/chat.update",
+                &alice,
+                json!({"roomId": rid, "msgId": "msgV2aaaaaaaaaaaa", "text": other_secret}),
+            )
+            .await;
+        assert_error(&r, 400, Some("error-invalid-params"));
         // Legacy v1 shape (ciphertext in msg) and v1 envelope.
         let v1 = format!("0123456789ab{}", b64(&noise(5, 48), false));
         let r = s

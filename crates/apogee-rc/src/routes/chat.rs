@@ -143,14 +143,21 @@ async fn send_message(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Ap
 async fn update(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
     let rid = p.required("roomId")?;
     let msg_id = p.required("msgId")?;
-    let text = p
-        .get("text")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid_params("must have required property 'text'"))?;
-    let extra = p
-        .get("customFields")
-        .map(|c| Map::from_iter([("customFields".to_string(), c.clone())]))
-        .unwrap_or_default();
+    // An encrypted message is edited with a new `content` envelope instead of `text`.
+    let encrypted = p.get("content").is_some();
+    let text = match p.get("text").and_then(Value::as_str) {
+        Some(text) => text,
+        None if encrypted => "",
+        None => {
+            return Err(ApiError::invalid_params(
+                "must have required property 'text'",
+            ));
+        }
+    };
+    let extra: Map<String, Value> = ["customFields", "content", "e2eMentions"]
+        .into_iter()
+        .filter_map(|k| Some((k.to_string(), p.get(k)?.clone())))
+        .collect();
     let message = s
         .core
         .update_message(&a.user, rid, msg_id, text.to_string(), extra)
