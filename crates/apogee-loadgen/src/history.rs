@@ -20,6 +20,8 @@ pub struct HistoryArgs {
     pub rooms: usize,
     /// Requests per depth class and concurrency.
     pub requests: usize,
+    /// At most this long per depth class and concurrency (slow deep pages stop early).
+    pub class_seconds: f64,
 }
 
 /// Milliseconds between consecutive messages of a room.
@@ -152,9 +154,11 @@ async fn pages(
     top: i64,
     depths: Arc<Vec<u64>>,
     c: usize,
+    budget: f64,
 ) -> Result<Value> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let t0 = Instant::now();
+    let until = t0 + std::time::Duration::from_secs_f64(budget);
     let mut tasks = Vec::new();
     for _ in 0..c.max(1) {
         let (rest, admin, rid, depths, next) = (
@@ -167,7 +171,7 @@ async fn pages(
         tasks.push(tokio::spawn(async move {
             let mut h = hist::new();
             let mut wrong = 0u64;
-            loop {
+            while Instant::now() < until {
                 let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&d) = depths.get(k) else { break };
                 let mut q = vec![("roomId", rid.clone()), ("count", PAGE.to_string())];
@@ -201,9 +205,10 @@ async fn pages(
     let secs = t0.elapsed().as_secs_f64();
     Ok(json!({
         "concurrency": c,
-        "requests": depths.len(),
+        "requests": h.len(),
+        "stopped_by_time_budget": (h.len() as usize) < depths.len(),
         "latency": hist::summary(&h),
-        "pages_per_s": round(depths.len() as f64 / secs, 1),
+        "pages_per_s": round(h.len() as f64 / secs, 1),
         "unexpected_pages": wrong,
     }))
 }
@@ -274,6 +279,7 @@ pub async fn history(env: &Env, a: &HistoryArgs) -> Result<Value> {
         tops[0],
         Arc::new(vec![0; 20]),
         4,
+        60.0,
     )
     .await?;
     let cpu0 = srv.sample()?;
@@ -282,12 +288,33 @@ pub async fn history(env: &Env, a: &HistoryArgs) -> Result<Value> {
     for c in [1usize, 16] {
         for (label, d) in &classes {
             let depths = Arc::new(vec![*d; n]);
-            let r = pages(&rest, &ws.admin, &rids[0], tops[0], depths, c).await?;
-            eprintln!("  depth {label} c={c}: {}", r["latency"]["p99_ms"]);
+            let r = pages(
+                &rest,
+                &ws.admin,
+                &rids[0],
+                tops[0],
+                depths,
+                c,
+                a.class_seconds,
+            )
+            .await?;
+            eprintln!(
+                "  depth {label} c={c}: {} pages, p50 {} / p99 {} ms",
+                r["requests"], r["latency"]["p50_ms"], r["latency"]["p99_ms"]
+            );
             results.push(json!({"depth": label, "depth_messages": d, "result": r}));
         }
         let random: Vec<u64> = (0..n).map(|_| rng.next() % (hot - PAGE as u64)).collect();
-        let r = pages(&rest, &ws.admin, &rids[0], tops[0], Arc::new(random), c).await?;
+        let r = pages(
+            &rest,
+            &ws.admin,
+            &rids[0],
+            tops[0],
+            Arc::new(random),
+            c,
+            a.class_seconds,
+        )
+        .await?;
         results.push(json!({"depth": "random", "depth_messages": null, "result": r}));
     }
     let cpu1 = srv.sample()?;
@@ -340,8 +367,8 @@ pub async fn history(env: &Env, a: &HistoryArgs) -> Result<Value> {
     ));
     eprintln!(
         "\n**history**: {} messages ({hot} in the hot room) bulk-loaded in {load_secs:.1} s; \
-         `channels.history` count={PAGE}, {n} requests per depth and concurrency.\n\n{md}",
-        a.messages
+         `channels.history` count={PAGE}, up to {n} requests (and {} s) per depth and concurrency.\n\n{md}",
+        a.messages, a.class_seconds
     );
     Ok(json!({
         "scenario": "history",
@@ -350,6 +377,7 @@ pub async fn history(env: &Env, a: &HistoryArgs) -> Result<Value> {
         "other_rooms": a.rooms,
         "page_size": PAGE,
         "requests_per_class": n,
+        "class_seconds": a.class_seconds,
         "bulk_load_secs": round(load_secs, 2),
         "database_bytes": db_bytes,
         "server_rss_start_kib": rss_start,

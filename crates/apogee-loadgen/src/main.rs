@@ -190,6 +190,9 @@ struct HistoryOpts {
     /// Requests per depth and concurrency.
     #[arg(long, default_value_t = 200)]
     history_requests: usize,
+    /// Time budget per depth and concurrency, seconds (slow deep pages stop early).
+    #[arg(long, default_value_t = 20.0)]
+    history_class_seconds: f64,
 }
 
 #[derive(clap::Args)]
@@ -332,6 +335,7 @@ fn main() -> Result<()> {
                         messages: *messages,
                         rooms: history.history_rooms,
                         requests: history.history_requests,
+                        class_seconds: history.history_class_seconds,
                     },
                 )
                 .await
@@ -364,6 +368,7 @@ fn main() -> Result<()> {
                             messages: *history_messages,
                             rooms: history.history_rooms,
                             requests: history.history_requests,
+                            class_seconds: history.history_class_seconds,
                         },
                         login: login.args(*login_seconds),
                     },
