@@ -111,6 +111,7 @@ impl Core {
             include_thread_replies: true,
             count: page.count,
             offset: page.offset,
+            with_total: true,
             ..Default::default()
         };
         Ok(self.store.history(&view.room.id, &query).await?)

@@ -72,6 +72,8 @@ pub struct HistoryQuery {
     pub pinned_only: bool,
     pub starred_by: Option<String>,
     pub mentioning: Option<String>,
+    /// Also count every matching message (a scan of the matches: only where a total is shown).
+    pub with_total: bool,
 }
 
 /// Filter for listing rooms.
@@ -282,7 +284,8 @@ pub trait SubscriptionStore: Send + Sync {
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     async fn message_by_id(&self, id: &str) -> StoreResult<Option<Message>>;
-    /// Messages of a room by keyset on `(ts, _id)`; returns the page and the total matching.
+    /// Messages of a room by keyset on `(ts, _id)`; returns the page and, when
+    /// `with_total`, the number matching (else 0).
     async fn history(&self, rid: &str, query: &HistoryQuery) -> StoreResult<(Vec<Message>, i64)>;
     /// Messages of a room updated after `since`, oldest update first.
     async fn messages_updated_since(

@@ -546,10 +546,20 @@ pub async fn history_keyset_pages(s: S) {
     s.commit(msgs.iter().map(append).collect()).await.unwrap();
     let q = HistoryQuery {
         count: 3,
+        with_total: true,
         ..Default::default()
     };
     let (page, total) = s.history(&r.id, &q).await.unwrap();
     assert_eq!(total, 10);
+    let uncounted = HistoryQuery {
+        with_total: false,
+        ..q.clone()
+    };
+    assert_eq!(
+        s.history(&r.id, &uncounted).await.unwrap().1,
+        0,
+        "no count asked"
+    );
     assert_eq!(
         page.iter().map(|m| m.msg.as_str()).collect::<Vec<_>>(),
         ["m9", "m8", "m7"]
@@ -605,7 +615,11 @@ pub async fn thread_and_search_filters(s: S) {
     s.commit(vec![Change::UpdateMessage(parent.clone())])
         .await
         .unwrap();
-    let all = |q: HistoryQuery| HistoryQuery { count: 50, ..q };
+    let all = |q: HistoryQuery| HistoryQuery {
+        count: 50,
+        with_total: true,
+        ..q
+    };
     let main = s
         .history(&r.id, &all(HistoryQuery::default()))
         .await

@@ -471,35 +471,61 @@ impl<D: Database> MessageStore for SqlStore<D> {
         } else {
             ("<", ">")
         };
-        let filter = format!(
-            "WHERE rid = $1 AND ($2 IS NULL OR ts {lt} $2) AND ($3 IS NULL OR ts {gt} $3)
-             AND ($4 = 1 OR main = 1) AND ($5 IS NULL OR msg_lower LIKE $5 ESCAPE '\\')
-             AND ($6 IS NULL OR tmid = $6) AND ($7 = 0 OR tcount > 0) AND ($8 = 0 OR pinned = 1)
-             AND ($9 IS NULL OR starred_by LIKE $9) AND ($10 IS NULL OR mention_ids LIKE $10)"
-        );
-        let a = args![
-            rid,
-            q.latest.map(|t| t.millis()),
-            q.oldest.map(|t| t.millis()),
-            q.include_thread_replies || q.tmid.is_some(),
-            q.text.as_deref().map(contains_pattern),
-            q.tmid.clone(),
-            q.threads_only,
-            q.pinned_only,
-            q.starred_by.as_ref().map(|u| format!("%\"{u}\"%")),
-            q.mentioning.as_ref().map(|u| format!("%\"{u}\"%"))
-        ];
-        let total = self
-            .count(
+        // Only the filters asked for are in the SQL, so a `ts` bound is an index range on
+        // `(rid, ts, id)` rather than a condition checked on every row of the room.
+        let mut conds = vec!["rid = $1".to_string()];
+        let mut a = args![rid];
+        let mut bind = |cond: &str, arg: Arg| {
+            a.push(arg);
+            conds.push(cond.replace('?', &format!("${}", a.len())));
+        };
+        if let Some(t) = q.latest {
+            bind(&format!("ts {lt} ?"), Arg::Int(t.millis()));
+        }
+        if let Some(t) = q.oldest {
+            bind(&format!("ts {gt} ?"), Arg::Int(t.millis()));
+        }
+        if let Some(text) = &q.text {
+            bind(
+                "msg_lower LIKE ? ESCAPE '\\'",
+                Arg::from(contains_pattern(text)),
+            );
+        }
+        if let Some(tmid) = &q.tmid {
+            bind("tmid = ?", Arg::from(tmid));
+        }
+        if let Some(u) = &q.starred_by {
+            bind("starred_by LIKE ?", Arg::from(format!("%\"{u}\"%")));
+        }
+        if let Some(u) = &q.mentioning {
+            bind("mention_ids LIKE ?", Arg::from(format!("%\"{u}\"%")));
+        }
+        if !(q.include_thread_replies || q.tmid.is_some()) {
+            conds.push("main = 1".into());
+        }
+        if q.threads_only {
+            conds.push("tcount > 0".into());
+        }
+        if q.pinned_only {
+            conds.push("pinned = 1".into());
+        }
+        let filter = format!("WHERE {}", conds.join(" AND "));
+        let total = if q.with_total {
+            self.count(
                 &format!("SELECT COUNT(*) FROM messages {filter}"),
                 a.clone(),
             )
-            .await?;
+            .await?
+        } else {
+            0
+        };
         let order = if q.ascending { "ASC" } else { "DESC" };
-        let mut a = a;
+        let n = a.len();
         a.extend(args![q.count, q.offset]);
         let sql = format!(
-            "SELECT doc FROM messages {filter} ORDER BY ts {order}, id {order} LIMIT $11 OFFSET $12"
+            "SELECT doc FROM messages {filter} ORDER BY ts {order}, id {order} LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
         );
         Ok((self.docs(&sql, a).await?, total))
     }

@@ -461,6 +461,7 @@ async fn load_history(core: &Core, user: &User, params: &[Value]) -> CoreResult<
             latest: end,
             count: 1,
             include_thread_replies: threads,
+            with_total: true,
             ..Default::default()
         };
         let (_, total) = core.history(user, &room, &after_ls).await?;

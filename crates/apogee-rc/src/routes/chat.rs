@@ -269,6 +269,7 @@ async fn listing(
     let query = HistoryQuery {
         count: page.count,
         offset: page.offset,
+        with_total: true,
         ..query
     };
     let (messages, total): (Vec<Message>, i64) = s.core.history(a, &view.room, &query).await?;
