@@ -149,7 +149,7 @@ fn human_size(bytes: i64) -> String {
     }
 }
 
-fn blob_failure(e: BlobError, max: i64) -> CoreError {
+pub(crate) fn blob_failure(e: BlobError, max: i64) -> CoreError {
     match e {
         BlobError::TooLarge(_) => file_too_large(max),
         BlobError::Source(reason) => CoreError::bad("", reason),

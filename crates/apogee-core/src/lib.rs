@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod authz;
+pub mod avatars;
 pub mod blobs;
 pub mod chat_sync;
 pub mod directory;

@@ -35,6 +35,13 @@ pub const CATALOGUE: &[SettingDef] = &[
         "Accounts"
     ),
     setting!(
+        "Accounts_AllowUserAvatarChange",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
         "Accounts_AllowDeleteOwnAccount",
         "boolean",
         false,

@@ -60,7 +60,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A multipart field as core's byte source.
-struct FieldSource<'a, 'b>(&'a mut Field<'b>);
+pub(super) struct FieldSource<'a, 'b>(pub(super) &'a mut Field<'b>);
 
 #[async_trait::async_trait]
 impl ByteSource for FieldSource<'_, '_> {
@@ -77,7 +77,7 @@ impl ByteSource for FieldSource<'_, '_> {
 }
 
 /// Busboy's wording for a body that ends early; other parse errors keep their text.
-fn form_error_text(text: &str) -> String {
+pub(super) fn form_error_text(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     if lower.contains("incomplete") || lower.contains("unexpected end") || lower.contains("eof") {
         "Unexpected end of form".to_string()
@@ -554,7 +554,7 @@ async fn download(
 }
 
 /// A blob's chunks as a response body.
-fn stream_body(chunks: Box<dyn ByteSource>) -> Body {
+pub(super) fn stream_body(chunks: Box<dyn ByteSource>) -> Body {
     Body::from_stream(futures_util::stream::unfold(
         chunks,
         |mut chunks| async move {

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod avatars;
 pub(crate) mod chat;
 mod chat_sync;
 mod discussions;
@@ -40,6 +41,7 @@ pub fn all() -> Router<AppState> {
         .merge(discussions::routes())
         .merge(e2e::routes())
         .merge(files::routes())
+        .merge(avatars::routes())
         .merge(invites::routes())
         .merge(user_status::routes())
         .merge(sounds::routes())

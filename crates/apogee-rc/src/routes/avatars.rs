@@ -1,0 +1,185 @@
+//! Avatars: `users.setAvatar` (multipart `image`), `users.resetAvatar`, `users.getAvatar` and
+//! `GET /avatar/<username>` (the uploaded image or initials as SVG, with ETag revalidation).
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ok};
+use crate::params::Params;
+use crate::routes::files::{FieldSource, form_error_text, stream_body};
+use apogee_core::avatars::Avatar;
+use apogee_core::domain::User;
+use apogee_core::error::CoreError;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+pub fn routes() -> Router<AppState> {
+    // The image size is bounded by `FileUpload_MaxFileSize` while streaming, in core.
+    let upload = Router::new()
+        .route("/api/v1/users.setAvatar", post(set_avatar))
+        .layer(DefaultBodyLimit::disable());
+    Router::new()
+        .merge(upload)
+        .route("/api/v1/users.resetAvatar", post(reset_avatar))
+        .route("/api/v1/users.getAvatar", get(get_avatar))
+        .route("/avatar/{username}", get(avatar))
+}
+
+fn user_param_missing() -> ApiError {
+    ApiError(CoreError::bad(
+        "error-user-param-not-provided",
+        "The required \"userId\" or \"username\" param was not provided",
+    ))
+}
+
+/// The user named by `userId` / `username`, or the caller when neither is given.
+async fn target(
+    s: &AppState,
+    me: &User,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<User, ApiError> {
+    match (id, name) {
+        (None, None) => Ok(me.clone()),
+        (id, name) => Ok(s.core.find_user(id, name).await?),
+    }
+}
+
+/// `POST users.setAvatar`: multipart with the `image` file (and optionally `userId` /
+/// `username` before it). Avatars from a URL would make the server fetch arbitrary addresses;
+/// they are refused with Rocket.Chat's error code.
+async fn set_avatar(
+    State(s): State<AppState>,
+    Auth(a): Auth,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult {
+    let Ok(mut multipart) = multipart else {
+        return Err(ApiError(CoreError::bad(
+            "error-avatar-url-handling",
+            "Setting an avatar from a URL is not supported; upload the image instead",
+        )));
+    };
+    let (mut id, mut name) = (None, None);
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(ApiError(CoreError::bad("invalid-field", ""))),
+            Err(e) => return Err(ApiError::failure(form_error_text(&e.body_text()))),
+        };
+        match field.name().unwrap_or_default() {
+            "image" => {
+                let who = target(&s, &a.user, id.as_deref(), name.as_deref()).await?;
+                s.core
+                    .set_avatar(&a.user, &who, &mut FieldSource(&mut field))
+                    .await?;
+                return ok(json!({}));
+            }
+            key @ ("userId" | "username") => {
+                let key = key.to_string();
+                let value = field
+                    .text()
+                    .await
+                    .map_err(|e| ApiError::failure(form_error_text(&e.body_text())))?;
+                if key == "userId" {
+                    id = Some(value);
+                } else {
+                    name = Some(value);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn reset_avatar(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let (id, name) = (p.str("userId"), p.str("username"));
+    if id.is_none() && name.is_none() {
+        return Err(user_param_missing());
+    }
+    let who = target(&s, &a.user, id, name).await?;
+    s.core.reset_avatar(&a.user, &who).await?;
+    ok(json!({}))
+}
+
+/// `GET users.getAvatar`: a redirect to the user's `/avatar/<username>`.
+async fn get_avatar(
+    State(s): State<AppState>,
+    Auth(a): Auth,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let (id, name) = (p.str("userId"), p.str("username"));
+    if id.is_none() && name.is_none() {
+        return Err(user_param_missing());
+    }
+    let who = target(&s, &a.user, id, name).await?;
+    let url = format!("/avatar/{}", who.username);
+    let mut response = (StatusCode::TEMPORARY_REDIRECT, url.clone()).into_response();
+    if let Ok(v) = HeaderValue::from_str(&url) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// `GET /avatar/<username>` (a trailing image extension is ignored).
+async fn avatar(
+    State(s): State<AppState>,
+    Path(username): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let username = [".png", ".jpg", ".jpeg", ".svg", ".gif", ".webp"]
+        .iter()
+        .find_map(|ext| username.strip_suffix(ext))
+        .unwrap_or(&username)
+        .to_string();
+    let found = match s.core.avatar(&username).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!(error = %e.message, "avatar failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let (content_type, etag, body) = match found {
+        Avatar::Image {
+            content_type,
+            etag,
+            body,
+        } => (content_type, etag, stream_body(body)),
+        Avatar::Initials { svg, etag } => ("image/svg+xml", etag, Body::from(svg)),
+    };
+    let etag = format!("\"{etag}\"");
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (StatusCode::OK, body).into_response()
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if !unchanged {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=0, must-revalidate"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // An SVG opened on its own must not run scripts.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    response
+}
