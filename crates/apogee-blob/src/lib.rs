@@ -3,8 +3,10 @@
 
 #[cfg(feature = "s3")]
 mod s3;
+mod s3_config;
 #[cfg(feature = "s3")]
-pub use s3::{S3BlobStore, S3Config};
+pub use s3::S3BlobStore;
+pub use s3_config::S3Config;
 
 use apogee_core::blobs::{BlobBody, BlobError, BlobKey, BlobStore, ByteRange, ByteSource, CHUNK};
 use async_trait::async_trait;

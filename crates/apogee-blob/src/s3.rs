@@ -2,6 +2,7 @@
 //! Uploads are streamed as multipart uploads, so an object appears only once complete; ranged
 //! reads ask S3 for just those bytes.
 
+use crate::S3Config;
 use apogee_core::blobs::{BlobBody, BlobError, BlobKey, BlobStore, ByteRange, ByteSource};
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -12,33 +13,6 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMulti
 /// Multipart parts in flight per upload: with S3's 5 MiB parts, an upload holds at most about
 /// `(PARTS_IN_FLIGHT + 1) * 5 MiB` in memory whatever its size.
 const PARTS_IN_FLIGHT: usize = 2;
-
-/// Where the bucket is and how to sign requests. `Debug` never shows the secret.
-#[derive(Clone, Default)]
-pub struct S3Config {
-    pub bucket: String,
-    /// `http(s)://host:port` of an S3-compatible service; default: AWS for `region`.
-    pub endpoint: Option<String>,
-    /// Default `us-east-1`.
-    pub region: Option<String>,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-}
-
-impl std::fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("bucket", &self.bucket)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "***"))
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "***"),
-            )
-            .finish()
-    }
-}
 
 /// Blobs as S3 objects named by their key (`uploads/<id>`).
 pub struct S3BlobStore {

@@ -97,31 +97,6 @@ struct FileConfig {
     s3_region: Option<String>,
 }
 
-/// Uploads in an S3 bucket. `Debug` hides the keys.
-#[derive(Clone, Default)]
-pub struct S3Storage {
-    pub bucket: String,
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-}
-
-impl std::fmt::Debug for S3Storage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Storage")
-            .field("bucket", &self.bucket)
-            .field("endpoint", &self.endpoint.as_deref().map(redact))
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "***"))
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "***"),
-            )
-            .finish()
-    }
-}
-
 /// Where the data lives.
 #[derive(Debug, Clone)]
 pub enum Database {
@@ -138,7 +113,7 @@ pub struct Config {
     /// The NATS server of a multi-node deployment; `None`: the in-process bus.
     pub nats_url: Option<String>,
     /// Where uploads go: `None` is `<data_dir>/uploads`.
-    pub s3: Option<S3Storage>,
+    pub s3: Option<apogee_blob::S3Config>,
     pub options: Options,
 }
 
@@ -192,12 +167,14 @@ impl Config {
             .filter(|u| !u.is_empty());
         let nonempty = |v: Option<String>| v.filter(|v| !v.is_empty());
         let env = |name: &str| nonempty(std::env::var(name).ok());
-        let s3 = nonempty(args.s3_bucket.clone().or(file.s3_bucket)).map(|bucket| S3Storage {
-            bucket,
-            endpoint: nonempty(args.s3_endpoint.clone().or(file.s3_endpoint)),
-            region: nonempty(args.s3_region.clone().or(file.s3_region)),
-            access_key_id: env("APOGEE_S3_ACCESS_KEY_ID"),
-            secret_access_key: env("APOGEE_S3_SECRET_ACCESS_KEY"),
+        let s3 = nonempty(args.s3_bucket.clone().or(file.s3_bucket)).map(|bucket| {
+            apogee_blob::S3Config {
+                bucket,
+                endpoint: nonempty(args.s3_endpoint.clone().or(file.s3_endpoint)),
+                region: nonempty(args.s3_region.clone().or(file.s3_region)),
+                access_key_id: env("APOGEE_S3_ACCESS_KEY_ID"),
+                secret_access_key: env("APOGEE_S3_SECRET_ACCESS_KEY"),
+            }
         });
         if let Some(endpoint) = s3.as_ref().and_then(|s3| s3.endpoint.as_deref())
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
@@ -325,7 +302,7 @@ mod tests {
         assert!(err.contains("--s3-endpoint"), "{err}");
         let shown = format!(
             "{:?}",
-            S3Storage {
+            apogee_blob::S3Config {
                 secret_access_key: Some("hunter2".into()),
                 access_key_id: Some("AKIA".into()),
                 ..Default::default()

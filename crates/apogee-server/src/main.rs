@@ -77,15 +77,9 @@ async fn open_blobs(config: &Config) -> Result<Arc<dyn apogee_core::blobs::BlobS
     };
     #[cfg(feature = "s3")]
     {
-        let store = apogee_blob::S3BlobStore::open(&apogee_blob::S3Config {
-            bucket: s3.bucket.clone(),
-            endpoint: s3.endpoint.clone(),
-            region: s3.region.clone(),
-            access_key_id: s3.access_key_id.clone(),
-            secret_access_key: s3.secret_access_key.clone(),
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("upload storage in S3 bucket {:?}: {e}", s3.bucket))?;
+        let store = apogee_blob::S3BlobStore::open(s3)
+            .await
+            .map_err(|e| anyhow::anyhow!("upload storage in S3 bucket {:?}: {e}", s3.bucket))?;
         Ok(Arc::new(store))
     }
     #[cfg(not(feature = "s3"))]
