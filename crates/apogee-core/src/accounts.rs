@@ -5,6 +5,7 @@ use crate::events::Event;
 use crate::lockout::Blocked;
 use crate::passwords::{Verified, digest, hash_token, new_token};
 use crate::store::{Change, LoginToken, Page, UserQuery};
+use crate::two_factor::SecondFactorProof;
 use crate::{Core, InitialAdmin};
 use apogee_domain::user::{Email, is_valid_email, is_valid_username, status_code};
 use apogee_domain::{Timestamp, User, random_id};
@@ -112,6 +113,19 @@ impl Core {
         credentials: Credentials,
         from: Option<IpAddr>,
     ) -> CoreResult<LoginResult> {
+        self.login_with_code(credentials, None, from).await
+    }
+
+    /// [`Core::login`] with the second factor the client sent (`code`, `totp.code`). A password
+    /// login of a user with TOTP or e-mail codes on needs it: without one the answer is
+    /// `totp-required` (an e-mail code is sent then), with a wrong one `totp-invalid`, both
+    /// with Rocket.Chat's details. Resume logins carry no second factor, as in Rocket.Chat.
+    pub async fn login_with_code(
+        &self,
+        credentials: Credentials,
+        second_factor: Option<SecondFactorProof>,
+        from: Option<IpAddr>,
+    ) -> CoreResult<LoginResult> {
         let user = match credentials {
             Credentials::Resume { token } => {
                 let stored = self
@@ -172,6 +186,14 @@ impl Core {
                 "User is not activated",
             ));
         }
+        self.login_second_factor(&user, second_factor.as_ref())
+            .await
+            .map_err(|mut e| {
+                if e.kind == ErrorKind::BadRequest {
+                    e.kind = ErrorKind::Unauthenticated;
+                }
+                e
+            })?;
         self.finish_login(user, new_token(), None, true).await
     }
 

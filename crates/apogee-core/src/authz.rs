@@ -7,12 +7,14 @@ use crate::error::{CoreError, CoreResult};
 use crate::store::{AuthzStore, Change, Role};
 use apogee_domain::permissions::DEFAULT_ROLES;
 use apogee_domain::{Room, RoomType, Subscription, Timestamp, User};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 #[derive(Default)]
 pub struct Authz {
     grants: RwLock<HashMap<String, Vec<String>>>,
+    /// Roles flagged `mandatory2fa`: their users must set up two-factor authentication.
+    mandatory_2fa: RwLock<HashSet<String>>,
 }
 
 impl Authz {
@@ -25,7 +27,31 @@ impl Authz {
     pub(crate) async fn reload(&self, store: &dyn AuthzStore) -> CoreResult<()> {
         let perms = store.permissions().await?;
         *self.grants.write().unwrap_or_else(|e| e.into_inner()) = perms.into_iter().collect();
+        let mandatory = store.roles().await?.into_iter().filter(|r| r.mandatory2fa);
+        *self
+            .mandatory_2fa
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = mandatory.map(|r| r.id).collect();
         Ok(())
+    }
+
+    /// Keeps the `mandatory2fa` roles current after a role was saved or removed.
+    pub(crate) fn role_changed(&self, role: &Role, removed: bool) {
+        let mut set = self
+            .mandatory_2fa
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if role.mandatory2fa && !removed {
+            set.insert(role.id.clone());
+        } else {
+            set.remove(&role.id);
+        }
+    }
+
+    /// Whether one of the user's roles makes two-factor authentication mandatory.
+    pub fn two_factor_mandatory(&self, user: &User) -> bool {
+        let set = self.mandatory_2fa.read().unwrap_or_else(|e| e.into_inner());
+        !set.is_empty() && user.roles.iter().any(|r| set.contains(r))
     }
 
     /// Roles granted `permission`.

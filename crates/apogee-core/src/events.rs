@@ -333,7 +333,7 @@ mod tests {
         };
         let events = Event::from_changes(&[
             set("Accounts_AllowAnonymousRead"),
-            set("Accounts_TwoFactorAuthentication_Enforce_Password_Fallback"),
+            set("Accounts_TwoFactorAuthentication_RememberFor"),
         ]);
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].audience(), Audience::Everyone);

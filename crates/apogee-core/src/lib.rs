@@ -28,6 +28,7 @@ pub mod store;
 pub mod teams;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod two_factor;
 pub mod user_status;
 
 use crate::error::{CoreError, CoreResult};
@@ -68,6 +69,8 @@ pub struct Core {
     pub(crate) bus: Arc<dyn events::Bus>,
     pub(crate) blobs: Arc<dyn blobs::BlobStore>,
     pub(crate) lockout: lockout::LoginGuard,
+    /// Second-factor checks remembered per login token on this node.
+    pub(crate) two_factor_remembered: two_factor::Remembered,
     /// This process's id among the nodes serving the workspace (presence reports).
     pub(crate) node: String,
     /// Serialises read-modify-write of one user's document on this node (logins, presence),
@@ -100,6 +103,7 @@ impl Core {
             hasher: passwords::Hasher::default(),
             options,
             lockout: lockout::LoginGuard::default(),
+            two_factor_remembered: Default::default(),
             node: apogee_domain::random_id(),
             user_locks: (0..USER_LOCKS).map(|_| Default::default()).collect(),
         };
@@ -160,6 +164,7 @@ impl Core {
         match event {
             events::Event::Setting { id, value, .. } => self.settings.remember(id, value.clone()),
             events::Event::Permission { id, roles } => self.authz.set(id, roles.clone()),
+            events::Event::Role { role, removed } => self.authz.role_changed(role, *removed),
             _ => {}
         }
     }

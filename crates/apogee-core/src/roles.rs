@@ -184,6 +184,8 @@ impl Core {
             updated_at: Timestamp::now(),
         };
         self.commit(vec![Change::UpsertRole(role.clone())]).await?;
+        // Applied here at once too (the bus event may arrive a moment later).
+        self.authz.role_changed(&role, false);
         Ok(role)
     }
 

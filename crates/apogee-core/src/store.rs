@@ -206,6 +206,14 @@ pub enum Change {
     },
     /// A node is gone: its presence rows with it.
     DropNode(String),
+    /// Saves a user's second-factor secrets, only if the stored revision still is
+    /// `secrets.revision` (0: none stored); the stored revision becomes one more. Otherwise
+    /// fails with a conflict, so a code cannot be accepted twice by racing nodes.
+    SaveTwoFactor(TwoFactorSecrets),
+    /// Forgets a user's second-factor secrets (admin reset).
+    DeleteTwoFactor {
+        user_id: String,
+    },
 }
 
 #[async_trait]
@@ -219,6 +227,8 @@ pub trait UserStore: Send + Sync {
     async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>>;
     async fn login_token(&self, hashed: &str) -> StoreResult<Option<LoginToken>>;
     async fn personal_tokens(&self, user_id: &str) -> StoreResult<Vec<LoginToken>>;
+    /// The user's second-factor secrets with their stored revision.
+    async fn two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactorSecrets>>;
     /// Users ordered by username.
     async fn list_users(&self, query: &UserQuery, page: Page) -> StoreResult<(Vec<User>, i64)>;
     async fn count_users_with_role(&self, role: &str) -> StoreResult<i64>;
@@ -316,6 +326,7 @@ pub use crate::files::Upload;
 pub use crate::invites::Invite;
 pub use crate::sounds::CustomSound;
 pub use crate::teams::{Team, TeamMember};
+pub use crate::two_factor::{EmailCode, TwoFactorSecrets};
 pub use crate::user_status::CustomUserStatus;
 
 #[async_trait]

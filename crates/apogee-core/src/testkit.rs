@@ -19,7 +19,7 @@ macro_rules! conformance_tests {
             duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions,
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
             custom_sounds_catalogue, uploads_by_room, presence_per_node,
-            subscriptions_without_room_key);
+            subscriptions_without_room_key, two_factor_secrets_compare_and_set);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1324,4 +1324,71 @@ pub async fn subscriptions_without_room_key(s: S) {
     assert_eq!(names, ["lee", "max"]);
     let limited = s.subscriptions_without_e2e_key(&r.id, 1).await.unwrap();
     assert_eq!(limited.len(), 1);
+}
+
+/// Second-factor secrets: kept apart from the user document, saved only over the revision they
+/// were read at (so a code cannot be accepted twice by racing writers), removed with the user.
+pub async fn two_factor_secrets_compare_and_set(s: S) {
+    let u = user("tfa");
+    add_users(&s, &[&u]).await;
+    assert!(s.two_factor(&u.id).await.unwrap().is_none());
+    let first = TwoFactorSecrets {
+        user_id: u.id.clone(),
+        revision: 0,
+        totp_secret: Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into()),
+        last_totp_step: Some(41),
+        backup_codes: vec!["h1".into(), "h2".into()],
+        email_code: Some(EmailCode {
+            hash: "x".into(),
+            salt: "y".into(),
+            expires_at: Timestamp::from_millis(1_000),
+            failed_attempts: 2,
+        }),
+        ..Default::default()
+    };
+    s.commit(vec![Change::SaveTwoFactor(first.clone())])
+        .await
+        .unwrap();
+    let stored = s.two_factor(&u.id).await.unwrap().unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(
+        TwoFactorSecrets {
+            revision: 0,
+            ..stored.clone()
+        },
+        first
+    );
+    // Not on the user document.
+    let doc = serde_json::to_string(&s.user_by_id(&u.id).await.unwrap().unwrap()).unwrap();
+    assert!(!doc.contains("JBSWY3DP"), "{doc}");
+    // A second insert, or a save over a stale revision, conflicts and changes nothing.
+    let stale = s.commit(vec![Change::SaveTwoFactor(first.clone())]).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    let next = TwoFactorSecrets {
+        last_totp_step: Some(42),
+        ..stored.clone()
+    };
+    s.commit(vec![Change::SaveTwoFactor(next.clone())])
+        .await
+        .unwrap();
+    let raced = TwoFactorSecrets {
+        last_totp_step: Some(43),
+        ..stored
+    };
+    let lost = s.commit(vec![Change::SaveTwoFactor(raced)]).await;
+    assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
+    let now = s.two_factor(&u.id).await.unwrap().unwrap();
+    assert_eq!((now.revision, now.last_totp_step), (2, Some(42)));
+    // Removed on reset and with the user.
+    s.commit(vec![Change::DeleteTwoFactor {
+        user_id: u.id.clone(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.two_factor(&u.id).await.unwrap().is_none());
+    s.commit(vec![Change::SaveTwoFactor(first)]).await.unwrap();
+    s.commit(vec![Change::DeleteUser(u.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.two_factor(&u.id).await.unwrap().is_none());
 }

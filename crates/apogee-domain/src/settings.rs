@@ -120,11 +120,61 @@ pub const CATALOGUE: &[SettingDef] = &[
         true,
         "Accounts"
     ),
+    // Two-factor authentication (Rocket.Chat's `2fa/server/startup/settings.ts`).
+    setting!(
+        "Accounts_TwoFactorAuthentication_Enabled",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_TwoFactorAuthentication_MaxDelta",
+        "int",
+        1,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_TwoFactorAuthentication_By_TOTP_Enabled",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_TwoFactorAuthentication_By_Email_Enabled",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_TwoFactorAuthentication_By_Email_Code_Expiration",
+        "int",
+        3600,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_TwoFactorAuthentication_Max_Invalid_Email_Code_Attempts",
+        "int",
+        5,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_TwoFactorAuthentication_RememberFor",
+        "int",
+        1800,
+        false,
+        "Accounts"
+    ),
     setting!(
         "Accounts_TwoFactorAuthentication_Enforce_Password_Fallback",
         "boolean",
         true,
-        false,
+        true,
         "Accounts"
     ),
     setting!(

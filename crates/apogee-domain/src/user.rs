@@ -98,6 +98,57 @@ impl User {
     pub fn is_bot(&self) -> bool {
         self.kind == "bot" || self.kind == "app"
     }
+
+    /// `services.totp.enabled`: the user confirmed an authenticator app. Only this flag lives on
+    /// the user document; the secret and backup codes are stored apart so rendering a user can
+    /// never leak them.
+    pub fn totp_enabled(&self) -> bool {
+        self.service_flag("totp")
+    }
+
+    /// `services.email2fa.enabled`: the user asked for e-mailed second-factor codes.
+    pub fn email2fa_enabled(&self) -> bool {
+        self.service_flag("email2fa")
+    }
+
+    pub fn set_totp_enabled(&mut self, on: bool) {
+        self.set_service_flag("totp", on);
+    }
+
+    pub fn set_email2fa_enabled(&mut self, on: bool) {
+        self.set_service_flag("email2fa", on);
+    }
+
+    /// Addresses the user has verified (where e-mailed codes may go).
+    pub fn verified_emails(&self) -> Vec<&str> {
+        self.emails
+            .iter()
+            .filter(|e| e.verified)
+            .map(|e| e.address.as_str())
+            .collect()
+    }
+
+    fn service_flag(&self, service: &str) -> bool {
+        self.extra
+            .get("services")
+            .and_then(|s| s.get(service))
+            .and_then(|s| s.get("enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    fn set_service_flag(&mut self, service: &str, on: bool) {
+        let services = self
+            .extra
+            .entry("services")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !services.is_object() {
+            *services = Value::Object(Map::new());
+        }
+        if let Value::Object(services) = services {
+            services.insert(service.to_string(), serde_json::json!({ "enabled": on }));
+        }
+    }
 }
 
 /// Usernames Rocket.Chat accepts with its default `UTF8_User_Names_Validation` (`[0-9a-zA-Z-_.]+`).

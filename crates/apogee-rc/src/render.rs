@@ -11,6 +11,8 @@ pub fn user(core: &Core, viewer: Option<&User>, u: &User) -> Value {
         viewer.id == u.id || core.authz.has(viewer, "view-full-other-user-info")
     });
     if !full && let Value::Object(map) = &mut v {
+        // Which second factors someone uses is theirs and the administrators' business.
+        map.remove("services");
         map.remove("emails");
         map.remove("lastLogin");
         map.remove("requirePasswordChange");
@@ -37,7 +39,11 @@ pub fn me(core: &Core, u: &User) -> Value {
     if v["settings"].get("preferences").is_none() {
         v["settings"]["preferences"] = json!({});
     }
-    v["services"] = json!({"password": {"exists": true}, "totp": {"enabled": false}, "email2fa": {"enabled": false}});
+    v["services"] = json!({
+        "password": {"exists": true},
+        "totp": {"enabled": u.totp_enabled()},
+        "email2fa": {"enabled": u.email2fa_enabled()},
+    });
     v
 }
 

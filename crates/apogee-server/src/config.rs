@@ -52,6 +52,15 @@ pub enum AdminCommand {
         #[arg(long)]
         password: String,
     },
+    /// Turn off a locked-out user's two-factor authentication (TOTP and e-mail codes) and end
+    /// their sessions.
+    #[command(name = "reset-2fa")]
+    ResetTwoFactor {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]

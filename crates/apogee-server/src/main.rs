@@ -188,6 +188,14 @@ async fn admin(cmd: AdminCommand) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("password reset for {username}");
         }
+        AdminCommand::ResetTwoFactor { storage, username } => {
+            let core = open_core(&Config::resolve(&storage)?).await?;
+            let user = core
+                .admin_reset_two_factor(&username)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("two-factor authentication reset for {}", user.username);
+        }
     }
     Ok(())
 }

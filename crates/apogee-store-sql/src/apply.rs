@@ -2,7 +2,7 @@
 
 use crate::{Arg, SqlTx, args, from_json, to_json};
 use apogee_core::error::StoreError;
-use apogee_core::store::{Change, StoreResult};
+use apogee_core::store::{Change, StoreResult, TwoFactorSecrets};
 use apogee_domain::{Message, Room, Subscription, Timestamp, User};
 use serde_json::Value;
 
@@ -73,6 +73,8 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             tx.exec("DELETE FROM login_tokens WHERE user_id = $1", args![&id])
                 .await?;
             tx.exec("DELETE FROM team_members WHERE user_id = $1", args![&id])
+                .await?;
+            tx.exec("DELETE FROM two_factor WHERE user_id = $1", args![&id])
                 .await?;
             expect_one(
                 tx.exec("DELETE FROM users WHERE id = $1", args![&id])
@@ -472,6 +474,11 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             )
             .await?;
         }
+        Change::SaveTwoFactor(secrets) => save_two_factor(tx, secrets).await?,
+        Change::DeleteTwoFactor { user_id } => {
+            tx.exec("DELETE FROM two_factor WHERE user_id = $1", args![user_id])
+                .await?;
+        }
         Change::DropNode(node) => {
             tx.exec("DELETE FROM presence WHERE node = $1", args![&node])
                 .await?;
@@ -492,6 +499,28 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 "custom user status",
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Compare-and-set on the revision: a second writer that read the same revision loses.
+async fn save_two_factor(tx: &mut dyn SqlTx, secrets: TwoFactorSecrets) -> StoreResult<()> {
+    let doc = to_json(&secrets)?;
+    let changed = if secrets.revision == 0 {
+        tx.exec(
+            "INSERT INTO two_factor (user_id, revision, doc) VALUES ($1, 1, $2) ON CONFLICT (user_id) DO NOTHING",
+            args![&secrets.user_id, doc],
+        )
+        .await?
+    } else {
+        tx.exec(
+            "UPDATE two_factor SET revision = revision + 1, doc = $3 WHERE user_id = $1 AND revision = $2",
+            args![&secrets.user_id, secrets.revision, doc],
+        )
+        .await?
+    };
+    if changed == 0 {
+        return Err(StoreError::Conflict("two-factor state".into()));
     }
     Ok(())
 }

@@ -183,6 +183,22 @@ impl<D: Database> UserStore for SqlStore<D> {
             .collect())
     }
 
+    async fn two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactorSecrets>> {
+        let rows = self
+            .rows(
+                "SELECT revision, doc FROM two_factor WHERE user_id = $1",
+                args![user_id],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let mut secrets: TwoFactorSecrets = from_json(&row[1])?;
+        secrets.user_id = user_id.to_string();
+        secrets.revision = row[0].int();
+        Ok(Some(secrets))
+    }
+
     async fn list_users(&self, query: &UserQuery, page: Page) -> StoreResult<(Vec<User>, i64)> {
         let text = query.text.as_deref().map(contains_pattern);
         let role = query.role.as_ref().map(|r| format!("%\"{r}\"%"));

@@ -151,6 +151,18 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX presence_user ON presence (user_id)",
         ],
     ),
+    (
+        8,
+        &[
+            // Second-factor secrets (TOTP secret, hashed backup and e-mail codes), apart from
+            // the user document so rendering a user cannot leak them. `revision` makes saves
+            // compare-and-set.
+            "CREATE TABLE two_factor (
+            user_id TEXT PRIMARY KEY,
+            revision BIGINT NOT NULL,
+            doc TEXT NOT NULL)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

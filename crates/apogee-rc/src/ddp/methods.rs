@@ -13,6 +13,7 @@ use apogee_core::messages::NewMessage;
 use apogee_core::passwords::{digest, hash_token};
 use apogee_core::rooms::RoomRef;
 use apogee_core::store::{HistoryQuery, Page, Tombstone};
+use apogee_core::two_factor::SecondFactorProof;
 use serde_json::{Map, Value, json};
 
 /// Longest `loadHistory` page.
@@ -49,6 +50,24 @@ impl Ctx {
             .map(|s| &s.user)
             .ok_or_else(|| CoreError::bad("error-invalid-user", "Invalid user"))
     }
+
+    fn logged_in(&self) -> CoreResult<&Session> {
+        self.session
+            .as_ref()
+            .ok_or_else(|| CoreError::bad("error-invalid-user", "Invalid user"))
+    }
+}
+
+/// Rocket.Chat's `twoFactorRequired` methods take the second factor as their last argument:
+/// `{twoFactorCode, twoFactorMethod}`.
+fn two_factor_arg(params: &[Value]) -> Option<SecondFactorProof> {
+    let last = params.last()?.as_object()?;
+    let code = last.get("twoFactorCode")?.as_str()?;
+    let method = last.get("twoFactorMethod")?.as_str()?;
+    Some(SecondFactorProof {
+        code: code.to_string(),
+        method: Some(method.to_string()),
+    })
 }
 
 fn bad_params(method: &str) -> CoreError {
@@ -94,8 +113,38 @@ fn since_listing<T: serde::Serialize>(
 /// Runs one method. `Value::Null` means "no result" (Meteor's `undefined`).
 pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) -> CoreResult<Value> {
     let m = method;
+    if let Some(session) = &ctx.session {
+        core.require_two_factor_setup(&session.user, method)?;
+    }
     match method {
         "login" => login(core, ctx, params).await,
+        "2fa:enable" => {
+            let proof = two_factor_arg(params);
+            let setup = core.enable_totp(ctx.logged_in()?, proof.as_ref()).await?;
+            Ok(json!({"secret": setup.secret, "url": setup.url}))
+        }
+        "2fa:validateTempToken" => {
+            let codes = core
+                .validate_totp(ctx.user()?, str_param(params, 0, m)?)
+                .await?;
+            Ok(json!({ "codes": codes }))
+        }
+        "2fa:disable" => {
+            let done = core
+                .disable_totp(ctx.user()?, str_param(params, 0, m)?)
+                .await?;
+            Ok(json!(done))
+        }
+        "2fa:regenerateCodes" => {
+            let codes = core
+                .regenerate_totp_codes(ctx.user()?, str_param(params, 0, m)?)
+                .await?;
+            Ok(codes.map_or(Value::Null, |codes| json!({ "codes": codes })))
+        }
+        "2fa:checkCodesRemaining" => {
+            let remaining = core.totp_codes_remaining(ctx.user()?).await?;
+            Ok(json!({ "remaining": remaining }))
+        }
         "logout" => {
             if let Some(session) = ctx.session.take() {
                 core.logout(&session).await?;
@@ -380,6 +429,15 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
 /// `{totp: {login, code}}`.
 async fn login(core: &Core, ctx: &mut Ctx, params: &[Value]) -> CoreResult<Value> {
     let mut p = obj_param(params, 0, "login")?;
+    let second_factor = p
+        .get("totp")
+        .and_then(|t| t.get("code"))
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .map(|code| SecondFactorProof {
+            code: code.to_string(),
+            method: None,
+        });
     if let Some(inner) = p
         .get("totp")
         .and_then(|t| t.get("login"))
@@ -414,7 +472,9 @@ async fn login(core: &Core, ctx: &mut Ctx, params: &[Value]) -> CoreResult<Value
         };
         (Credentials::Password { identifier, digest }, "password")
     };
-    let done = core.login(credentials, ctx.addr).await?;
+    let done = core
+        .login_with_code(credentials, second_factor, ctx.addr)
+        .await?;
     let mut fields = render::me(core, &done.user);
     if let Value::Object(map) = &mut fields {
         map.remove("_id");

@@ -1,7 +1,7 @@
 //! Server info, login/logout/me and the `users.*` endpoints.
 
 use crate::AppState;
-use crate::auth::{Auth, ClientAddr, MaybeAuth};
+use crate::auth::{Auth, ClientAddr, MaybeAuth, TwoFactorHeaders};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use crate::render;
@@ -9,6 +9,7 @@ use apogee_core::accounts::{Credentials, Identifier, NewUser, UserPatch};
 use apogee_core::error::{CoreError, ErrorKind};
 use apogee_core::passwords::digest;
 use apogee_core::store::UserQuery;
+use apogee_core::two_factor::SecondFactorProof;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -74,23 +75,25 @@ fn login_failure(e: CoreError) -> axum::response::Response {
     }
     // Rocket.Chat answers with the Meteor error's code: 403 for a wrong password, the
     // `error-…` code for blocked or inactive users, `Unauthorized` otherwise.
+    let named = e.code.starts_with("error-") || e.code.starts_with("totp-");
     let error = if e.code == "403" {
         json!(403)
-    } else if e.code.starts_with("error-") {
+    } else if named {
         json!(e.code)
     } else {
         json!("Unauthorized")
     };
-    let message = if e.code == "403" || e.code.starts_with("error-") {
+    let message = if e.code == "403" || named {
         e.message
     } else {
         "Unauthorized".into()
     };
-    (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"status": "error", "error": error, "message": message, "success": false})),
-    )
-        .into_response()
+    let mut body = json!({"status": "error", "error": error, "message": message, "success": false});
+    // The second-factor errors carry `details` (method, codeGenerated, availableMethods).
+    if let Some(details) = e.details {
+        body["details"] = details;
+    }
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
 }
 
 fn password_digest(p: &Params) -> Option<String> {
@@ -105,7 +108,41 @@ fn password_digest(p: &Params) -> Option<String> {
     }
 }
 
-async fn login(State(s): State<AppState>, ClientAddr(from): ClientAddr, p: Params) -> ApiResult {
+/// The second factor sent with a login: `code` in the body, `{totp: {login, code}}` (the
+/// Meteor form), or the `x-2fa-code` / `x-2fa-method` headers.
+fn login_second_factor(
+    p: &Params,
+    headers: Option<SecondFactorProof>,
+) -> Option<SecondFactorProof> {
+    let code = p
+        .str("code")
+        .or_else(|| {
+            p.get("totp")
+                .and_then(|t| t.get("code"))
+                .and_then(Value::as_str)
+        })
+        .filter(|c| !c.is_empty());
+    match code {
+        Some(code) => Some(SecondFactorProof {
+            code: code.to_string(),
+            method: headers.and_then(|h| h.method),
+        }),
+        None => headers,
+    }
+}
+
+async fn login(
+    State(s): State<AppState>,
+    ClientAddr(from): ClientAddr,
+    TwoFactorHeaders(headers): TwoFactorHeaders,
+    p: Params,
+) -> ApiResult {
+    let second_factor = login_second_factor(&p, headers);
+    // `{totp: {login: {...}, code}}`: the login arguments are inside.
+    let p = match p.get("totp").and_then(|t| t.get("login")) {
+        Some(Value::Object(inner)) => Params(inner.clone()),
+        _ => p,
+    };
     let credentials = if let Some(token) = p.str("resume") {
         Credentials::Resume {
             token: token.to_string(),
@@ -141,7 +178,11 @@ async fn login(State(s): State<AppState>, ClientAddr(from): ClientAddr, p: Param
         };
         Credentials::Password { identifier, digest }
     };
-    match s.core.login(credentials, from).await {
+    match s
+        .core
+        .login_with_code(credentials, second_factor, from)
+        .await
+    {
         Ok(r) => ok(json!({
             "status": "success",
             "data": {"userId": r.user.id, "authToken": r.token, "me": render::me(&s.core, &r.user)},
@@ -193,7 +234,13 @@ async fn create(State(s): State<AppState>, Auth(session): Auth, p: Params) -> Ap
     ok(json!({"user": render::user(&s.core, Some(&session.user), &user)}))
 }
 
-async fn update(State(s): State<AppState>, Auth(session): Auth, p: Params) -> ApiResult {
+async fn update(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    TwoFactorHeaders(proof): TwoFactorHeaders,
+    p: Params,
+) -> ApiResult {
+    s.core.check_second_factor(&session, proof.as_ref()).await?;
     let user_id = p.required("userId")?;
     let data = match p.get("data") {
         Some(Value::Object(d)) => Params(d.clone()),
@@ -237,7 +284,13 @@ async fn target_user(s: &AppState, p: &Params) -> Result<apogee_core::domain::Us
     Ok(s.core.find_user(p.str("userId"), p.str("username")).await?)
 }
 
-async fn delete(State(s): State<AppState>, Auth(session): Auth, p: Params) -> ApiResult {
+async fn delete(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    TwoFactorHeaders(proof): TwoFactorHeaders,
+    p: Params,
+) -> ApiResult {
+    s.core.check_second_factor(&session, proof.as_ref()).await?;
     let user = target_user(&s, &p).await?;
     s.core.delete_user(&session.user, &user.id).await?;
     ok(json!({}))
@@ -361,8 +414,12 @@ async fn set_preferences(State(s): State<AppState>, Auth(session): Auth, p: Para
 async fn create_token(
     State(s): State<AppState>,
     MaybeAuth(session): MaybeAuth,
+    TwoFactorHeaders(proof): TwoFactorHeaders,
     p: Params,
 ) -> ApiResult {
+    if let Some(session) = &session {
+        s.core.check_second_factor(session, proof.as_ref()).await?;
+    }
     let user = target_user(&s, &p).await?;
     let actor = session.as_ref().map(|s| &s.user);
     let r = s

@@ -1,7 +1,7 @@
 //! Settings, permissions and roles.
 
 use crate::AppState;
-use crate::auth::Auth;
+use crate::auth::{Auth, TwoFactorHeaders};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use apogee_core::authz::PermissionGrant;
@@ -76,9 +76,11 @@ async fn get_setting(
 async fn set_setting(
     State(s): State<AppState>,
     Auth(session): Auth,
+    TwoFactorHeaders(proof): TwoFactorHeaders,
     Path(id): Path<String>,
     p: Params,
 ) -> ApiResult {
+    s.core.check_second_factor(&session, proof.as_ref()).await?;
     let value =
         p.0.get("value")
             .cloned()
@@ -104,8 +106,10 @@ async fn permissions(State(s): State<AppState>, Auth(_session): Auth, p: Params)
 async fn update_permissions(
     State(s): State<AppState>,
     Auth(session): Auth,
+    TwoFactorHeaders(proof): TwoFactorHeaders,
     p: Params,
 ) -> ApiResult {
+    s.core.check_second_factor(&session, proof.as_ref()).await?;
     let Some(Value::Array(items)) = p.get("permissions") else {
         return Err(ApiError::invalid_params(
             "must have required property 'permissions'",

@@ -17,6 +17,7 @@ mod server;
 mod sounds;
 mod subscriptions;
 mod teams;
+mod two_factor;
 mod user_status;
 
 use crate::AppState;
@@ -38,6 +39,7 @@ pub fn all() -> Router<AppState> {
         .merge(room_admin::routes())
         .merge(server::routes())
         .merge(teams::routes())
+        .merge(two_factor::routes())
         .merge(discussions::routes())
         .merge(e2e::routes())
         .merge(files::routes())
