@@ -7,6 +7,7 @@ mod common;
 use apogee_core::passwords::digest;
 use apogee_core::two_factor::current_totp;
 use common::ddp::Ddp;
+use common::mail::Mailbox;
 use common::{Auth, Backend, PASSWORD, Server, assert_error, backends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -675,5 +676,178 @@ async fn ddp_methods_and_login() {
         assert_eq!(r["result"], false, "{r}");
         let r = d.call("2fa:disable", json!([backup[1]])).await;
         assert_eq!(r["result"], true, "{r}");
+    }
+}
+
+/// The `123-456` code of an authentication-code mail, digits only.
+fn mailed_code(body: &str) -> String {
+    let line = body
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 7 && l.as_bytes()[3] == b'-')
+        .unwrap_or_else(|| panic!("no code in {body}"));
+    line.replace('-', "")
+}
+
+/// A user with a verified address (e-mail codes go only to verified ones), logged in.
+async fn verified_user(s: &Server, admin: &Auth, name: &str) -> Auth {
+    let r = s
+        .post(
+            "/api/v1/users.create",
+            admin,
+            json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "name": name, "verified": true}),
+        )
+        .await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    s.login(name).await
+}
+
+#[tokio::test]
+async fn email_codes_end_to_end() {
+    let Some(mailbox) = Mailbox::from_env() else {
+        eprintln!("skipped: no SMTP (scripts/with-smtp.sh)");
+        return;
+    };
+    for backend in backends() {
+        let mut env = mailbox.server_env();
+        env.extend_from_slice(STRICT);
+        let s = Server::start_with(backend, &env).await;
+        let admin = s.user("root").await;
+        let hank = verified_user(&s, &admin, "hank").await;
+        let to = "hank@example.com";
+        let login = json!({"username": "hank", "password": PASSWORD});
+
+        let r = s
+            .post("/api/v1/users.2fa.enableEmail", &hank, json!({}))
+            .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let me = s.get("/api/v1/me", &hank).await.1;
+        assert_eq!(me["services"]["email2fa"]["enabled"], true, "{me}");
+
+        // Login without a code: one is mailed, and the answer says so.
+        let r = login_body(&s, login.clone()).await;
+        assert_eq!(r.0, 401, "{}", r.1);
+        assert_eq!(r.1["error"], "totp-required", "{}", r.1);
+        assert_eq!(r.1["details"]["method"], "email", "{}", r.1);
+        assert_eq!(r.1["details"]["codeGenerated"], true, "{}", r.1);
+        assert_eq!(r.1["details"]["emailOrUsername"], "hank", "{}", r.1);
+        let code = mailed_code(&mailbox.wait_for(to).await);
+        // Asking again reuses the pending code.
+        let r = login_body(&s, login.clone()).await;
+        assert_eq!(r.1["details"]["codeGenerated"], false, "{}", r.1);
+        assert!(r.1["details"]["codeExpires"].is_string(), "{}", r.1);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let mut with = login.clone();
+        with["code"] = json!(wrong);
+        let r = login_body(&s, with.clone()).await;
+        assert_eq!(r.1["error"], "totp-invalid", "{}", r.1);
+        // `123-456` as mailed is accepted, once.
+        with["code"] = json!(format!("{}-{}", &code[..3], &code[3..]));
+        let r = login_body(&s, with.clone()).await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let r = login_body(&s, with.clone()).await;
+        assert_eq!(r.1["error"], "totp-invalid", "spent code: {}", r.1);
+        let _ = mailbox.wait_for(to).await; // the replacement sent with that refusal
+
+        // A code asked for from the login form (no session), and unknown names told nothing.
+        let r = send(
+            &s,
+            Method::POST,
+            "/api/v1/users.2fa.sendEmailCode",
+            None,
+            Some(json!({"emailOrUsername": to})),
+            &[],
+        )
+        .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let code = mailed_code(&mailbox.wait_for(to).await);
+        let r = send(
+            &s,
+            Method::POST,
+            "/api/v1/users.2fa.sendEmailCode",
+            None,
+            Some(json!({"emailOrUsername": "nobody"})),
+            &[],
+        )
+        .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let r = send(
+            &s,
+            Method::POST,
+            "/api/v1/users.2fa.sendEmailCode",
+            None,
+            Some(json!({})),
+            &[],
+        )
+        .await;
+        assert_eq!(r.0, 400, "{}", r.1);
+
+        // Guessing is cut off: the fifth wrong code ends the code's life.
+        with["code"] = json!(wrong);
+        for attempt in 1..=5 {
+            let r = login_body(&s, with.clone()).await;
+            let expected = if attempt < 5 {
+                "totp-invalid"
+            } else {
+                "totp-max-attempts"
+            };
+            assert_eq!(r.1["error"], expected, "attempt {attempt}: {}", r.1);
+        }
+        with["code"] = json!(code);
+        let r = login_body(&s, with.clone()).await;
+        assert_eq!(
+            r.0, 401,
+            "the right code after too many wrong ones: {}",
+            r.1
+        );
+        let code = mailed_code(&mailbox.wait_for(to).await);
+        with["code"] = json!(code);
+        let r = login_body(&s, with.clone()).await;
+        assert_eq!(r.0, 200, "{}", r.1);
+
+        // Turning it off needs a code, never a remembered check.
+        let r = s
+            .post("/api/v1/users.2fa.disableEmail", &hank, json!({}))
+            .await;
+        assert_error(&r, 400, Some("totp-required"));
+        assert_eq!(r.1["details"]["method"], "email", "{}", r.1);
+        let code = mailed_code(&mailbox.wait_for(to).await);
+        let h = [("x-2fa-method", "email"), ("x-2fa-code", code.as_str())];
+        let r = send(
+            &s,
+            Method::POST,
+            "/api/v1/users.2fa.disableEmail",
+            Some(&hank),
+            Some(json!({})),
+            &h,
+        )
+        .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let me = s.get("/api/v1/me", &hank).await.1;
+        assert_eq!(me["services"]["email2fa"]["enabled"], false, "{me}");
+        assert_eq!(login_body(&s, login.clone()).await.0, 200);
+        drop(s);
+
+        // Expired codes are refused.
+        let mut env = mailbox.server_env();
+        env.push((
+            "OVERWRITE_SETTING_Accounts_TwoFactorAuthentication_By_Email_Code_Expiration",
+            "1",
+        ));
+        let s = Server::start_with(backend, &env).await;
+        let admin = s.user("root").await;
+        let ivy = verified_user(&s, &admin, "ivy").await;
+        s.post("/api/v1/users.2fa.enableEmail", &ivy, json!({}))
+            .await;
+        let r = login_body(&s, json!({"username": "ivy", "password": PASSWORD})).await;
+        assert_eq!(r.1["error"], "totp-required", "{}", r.1);
+        let code = mailed_code(&mailbox.wait_for("ivy@example.com").await);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let r = login_body(
+            &s,
+            json!({"username": "ivy", "password": PASSWORD, "code": code}),
+        )
+        .await;
+        assert_eq!(r.1["error"], "totp-invalid", "expired code: {}", r.1);
     }
 }

@@ -6,6 +6,7 @@ use super::{EmailCode, SecondFactorProof, TwoFactorOptions, TwoFactorSecrets};
 use crate::Core;
 use crate::accounts::Session;
 use crate::error::CoreResult;
+use crate::mail::Mail;
 use crate::store::Change;
 use apogee_domain::ids::random_string;
 use apogee_domain::{Timestamp, User};
@@ -122,8 +123,17 @@ impl Core {
             expires_at: Timestamp::from_millis(Timestamp::now().millis() + lifetime * 1000),
             failed_attempts: 0,
         });
-        // Delivery goes through the mail outbox once it is on main (WIP: not sent yet).
-        let _ = (user, changes, format_email_code(&code));
+        for address in user.verified_emails() {
+            changes.push(self.queue_mail(Mail {
+                to: address.to_string(),
+                subject: "Authentication code".into(),
+                text: format!(
+                    "Here is your authentication code:\n\n{}\n\nDo not provide this code to anyone.\n\
+                     If you didn't try to login in your account please ignore this email.\n",
+                    format_email_code(&code)
+                ),
+            }));
+        }
     }
 
     /// Checks an e-mailed code (digits only, `123-456` allowed); a match is used up, a miss
