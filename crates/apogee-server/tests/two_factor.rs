@@ -826,6 +826,20 @@ async fn email_codes_end_to_end() {
         let me = s.get("/api/v1/me", &hank).await.1;
         assert_eq!(me["services"]["email2fa"]["enabled"], false, "{me}");
         assert_eq!(login_body(&s, login.clone()).await.0, 200);
+
+        // An administrator's TOTP reset is announced to the user.
+        let pw = password_headers();
+        let r = send(
+            &s,
+            Method::POST,
+            "/api/v1/users.resetTOTP",
+            Some(&admin),
+            Some(json!({"userId": hank.user_id})),
+            &headers(&pw),
+        )
+        .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        assert!(mailbox.wait_for(to).await.contains("TOTP has been reset"));
         drop(s);
 
         // Expired codes are refused.

@@ -11,6 +11,7 @@ use super::{SecondFactorProof, TwoFactorSecrets, invalid_totp};
 use crate::Core;
 use crate::accounts::Session;
 use crate::error::{CoreError, CoreResult};
+use crate::mail::Mail;
 use crate::store::Change;
 use apogee_domain::{Timestamp, User};
 
@@ -143,7 +144,7 @@ impl Core {
     }
 
     /// `users.resetTOTP`: an administrator (`edit-other-user-totp`, and their own second
-    /// factor) turns a user's TOTP off; the user is logged out everywhere.
+    /// factor) turns a user's TOTP off; the user is logged out everywhere and told by mail.
     pub async fn reset_totp(
         &self,
         session: &Session,
@@ -166,7 +167,24 @@ impl Core {
         self.reset_second_factors(&target.id, false).await
     }
 
-    /// The operator's `apogee admin reset-2fa`: TOTP and e-mail codes off, sessions ended.
+    /// Rocket.Chat tells the user by mail that an administrator reset their TOTP.
+    fn reset_notices(&self, user: &User) -> Vec<Change> {
+        user.verified_emails()
+            .into_iter()
+            .map(|to| {
+                self.queue_mail(Mail {
+                    to: to.to_string(),
+                    subject: "TOTP reset".into(),
+                    text: "Your TOTP has been reset.\n\nAny TOTP key you set up before will \
+                           no longer work; set up two-factor authentication again.\n"
+                        .into(),
+                })
+            })
+            .collect()
+    }
+
+    /// The operator's `apogee admin reset-2fa`: TOTP and e-mail codes off, sessions ended, the
+    /// user told by mail.
     pub async fn admin_reset_two_factor(&self, username: &str) -> CoreResult<User> {
         let user = self.find_user(None, Some(username)).await?;
         self.reset_second_factors(&user.id, true).await?;
@@ -181,7 +199,8 @@ impl Core {
             user.set_email2fa_enabled(false);
         }
         user.updated_at = Timestamp::now();
-        let mut changes = vec![Change::UpdateUser(user)];
+        let mut changes = self.reset_notices(&user);
+        changes.push(Change::UpdateUser(user));
         if email_too {
             changes.push(Change::DeleteTwoFactor {
                 user_id: user_id.to_string(),
