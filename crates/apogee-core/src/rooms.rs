@@ -781,7 +781,9 @@ impl Core {
         self.authz.require(actor, perm, sub.as_ref())?;
         let details = serde_json::json!({"rid": room.id, "name": room.name, "t": room.t});
         let audit = self.audit("room.deleted", Some(actor), details);
-        self.commit(vec![Change::DeleteRoom(room.id), audit]).await
+        let mut changes = self.room_file_removals(&room.id).await?;
+        changes.extend([Change::DeleteRoom(room.id), audit]);
+        self.commit(changes).await
     }
 
     /// Grants or revokes a room role (`owner`, `moderator`, `leader`) on a member.

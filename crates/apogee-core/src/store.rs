@@ -419,6 +419,8 @@ pub trait UploadStore: Send + Sync {
         name_contains: Option<&str>,
         page: Page,
     ) -> StoreResult<(Vec<Upload>, i64)>;
+    /// Uploads never posted as a message and created before `before`, oldest first.
+    async fn unconfirmed_uploads(&self, before: Timestamp, limit: i64) -> StoreResult<Vec<Upload>>;
 }
 
 #[async_trait]

@@ -203,6 +203,14 @@ pub const CATALOGUE: &[SettingDef] = &[
         "E2E Encryption"
     ),
     setting!("FileUpload_Enabled", "boolean", true, true, "FileUpload"),
+    // Apogee's: uploads never posted as a message are removed after this long.
+    setting!(
+        "FileUpload_Unconfirmed_Expiry_Minutes",
+        "int",
+        60,
+        false,
+        "FileUpload"
+    ),
     setting!(
         "FileUpload_MaxFileSize",
         "int",

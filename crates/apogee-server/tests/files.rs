@@ -686,3 +686,110 @@ async fn s3_storage_uploads_and_downloads() {
     assert_eq!(list("list-type=2").await.matches("<Key>").count(), 1);
     assert_eq!(list("uploads").await.matches("<UploadId>").count(), 0);
 }
+
+/// The stored blobs under the data directory (not counting the staging directory).
+fn stored_blobs(s: &Server) -> Vec<String> {
+    std::fs::read_dir(s.data_dir().join("uploads"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .filter(|n| n != ".tmp")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits (the outbox deletes after the commit) until `id` is no longer stored.
+async fn wait_until_removed(s: &Server, id: &str) {
+    for _ in 0..200 {
+        if !stored_blobs(s).iter().any(|n| n == id) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("blob {id} still stored: {:?}", stored_blobs(s));
+}
+
+async fn upload_and_post(s: &Server, rid: &str, a: &Auth) -> (String, String, String) {
+    let up = send_form(
+        s,
+        &format!("/api/v1/rooms.media/{rid}"),
+        a,
+        file_form("f.png", png_bytes(5_000), "image/png"),
+    )
+    .await;
+    assert_eq!(up.0, 200, "{}", up.1);
+    let id = up.1["file"]["_id"].as_str().unwrap().to_string();
+    let url = up.1["file"]["url"].as_str().unwrap().to_string();
+    let (status, v) = s
+        .post(
+            &format!("/api/v1/rooms.mediaConfirm/{rid}/{id}"),
+            a,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let msg = v["message"]["_id"].as_str().unwrap().to_string();
+    (id, url, msg)
+}
+
+#[tokio::test]
+async fn file_contents_go_with_their_message_their_room_or_when_never_posted() {
+    let s = Server::start_with(
+        common::Backend::Sqlite,
+        &[(
+            "OVERWRITE_SETTING_FileUpload_Unconfirmed_Expiry_Minutes",
+            "0",
+        )],
+    )
+    .await;
+    let alice = s.user("alice").await;
+
+    // Deleting a file message deletes the file.
+    let (id, url, msg) = upload_and_post(&s, "GENERAL", &alice).await;
+    assert!(stored_blobs(&s).contains(&id));
+    let (status, v) = s
+        .post(
+            "/api/v1/chat.delete",
+            &alice,
+            json!({"roomId": "GENERAL", "msgId": msg}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(download(&s, &url, Some(&alice)).await.status(), 404);
+    wait_until_removed(&s, &id).await;
+
+    // Deleting a room deletes its files.
+    let (status, v) = s
+        .post("/api/v1/channels.create", &alice, json!({"name": "doomed"}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let rid = v["channel"]["_id"].as_str().unwrap().to_string();
+    let (id, _, _) = upload_and_post(&s, &rid, &alice).await;
+    let (status, v) = s
+        .post("/api/v1/channels.delete", &alice, json!({"roomId": rid}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    wait_until_removed(&s, &id).await;
+
+    // An upload never posted is cleaned up (expiry 0 here: at the next heartbeat).
+    let up = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &alice,
+        file_form("orphan.png", png_bytes(100), "image/png"),
+    )
+    .await;
+    let id = up.1["file"]["_id"].as_str().unwrap().to_string();
+    let url = up.1["file"]["url"].as_str().unwrap().to_string();
+    wait_until_removed(&s, &id).await;
+    assert_eq!(download(&s, &url, Some(&alice)).await.status(), 404);
+    let (status, _) = s
+        .post(
+            &format!("/api/v1/rooms.mediaConfirm/GENERAL/{id}"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "a cleaned-up upload cannot be posted");
+}
