@@ -13,6 +13,7 @@ pub mod e2e;
 pub mod error;
 pub mod events;
 pub mod file_cleanup;
+pub mod file_types;
 pub mod files;
 pub mod invites;
 pub mod lockout;

@@ -203,6 +203,27 @@ pub const CATALOGUE: &[SettingDef] = &[
         "E2E Encryption"
     ),
     setting!("FileUpload_Enabled", "boolean", true, true, "FileUpload"),
+    setting!(
+        "FileUpload_MediaTypeWhiteList",
+        "string",
+        "",
+        true,
+        "FileUpload"
+    ),
+    setting!(
+        "FileUpload_MediaTypeBlackList",
+        "string",
+        "image/svg+xml",
+        true,
+        "FileUpload"
+    ),
+    setting!(
+        "FileUpload_ProtectFiles",
+        "boolean",
+        true,
+        true,
+        "FileUpload"
+    ),
     // Apogee's: uploads never posted as a message are removed after this long.
     setting!(
         "FileUpload_Unconfirmed_Expiry_Minutes",
