@@ -33,6 +33,7 @@ pub mod store;
 pub mod teams;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod thumbnails;
 pub mod user_status;
 
 use crate::error::{CoreError, CoreResult};
@@ -223,6 +224,7 @@ fn deliverers(
         file_cleanup::BLOB_DELETE,
         Arc::new(file_cleanup::BlobDeleter),
     );
+    map.insert(thumbnails::KIND, Arc::new(thumbnails::Thumbnailer));
     if let Some(mailer) = &options.mailer {
         map.insert(mail::KIND, Arc::new(mail::MailDeliverer(mailer.clone())));
     }

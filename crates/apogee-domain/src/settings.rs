@@ -295,6 +295,27 @@ pub const CATALOGUE: &[SettingDef] = &[
     setting!("SMTP_Username", "string", "", false, "Email"),
     setting!("SMTP_Password", "password", "", false, "Email"),
     setting!("From_Email", "string", "", false, "Email"),
+    setting!(
+        "Message_Attachments_Thumbnails_Enabled",
+        "boolean",
+        true,
+        true,
+        "Message"
+    ),
+    setting!(
+        "Message_Attachments_Thumbnails_Width",
+        "int",
+        480,
+        true,
+        "Message"
+    ),
+    setting!(
+        "Message_Attachments_Thumbnails_Height",
+        "int",
+        360,
+        true,
+        "Message"
+    ),
     setting!("Site_Name", "string", "Apogee", true, "General"),
     setting!(
         "Site_Url",
