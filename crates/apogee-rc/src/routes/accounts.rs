@@ -1,5 +1,6 @@
 //! Server info, login/logout/me and the `users.*` endpoints.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::{Auth, ClientAddr, MaybeAuth};
 use crate::error::{ApiError, ApiResult, ok};
@@ -10,18 +11,16 @@ use apogee_core::error::{CoreError, ErrorKind};
 use apogee_core::passwords::digest;
 use apogee_core::store::UserQuery;
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 /// The Rocket.Chat version Apogee answers as; clients gate features on it.
 pub const RC_VERSION: &str = "8.5.0";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/info", get(info))
         .route("/api/v1/info", get(info))
         .route("/api/v1/login", post(login))

@@ -1,26 +1,22 @@
 //! Settings, permissions and roles.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use apogee_core::authz::PermissionGrant;
 use apogee_core::error::CoreError;
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/settings.public", get(public_settings))
         .route("/api/v1/settings", get(all_settings))
         .route("/api/v1/settings/{id}", get(get_setting).post(set_setting))
         .route("/api/v1/permissions.listAll", get(permissions))
-        .route(
-            "/api/v1/permissions.update",
-            axum::routing::post(update_permissions),
-        )
+        .route("/api/v1/permissions.update", post(update_permissions))
         .route("/api/v1/roles.list", get(roles))
 }
 
