@@ -276,8 +276,9 @@ async fn set_status(State(s): State<AppState>, Auth(session): Auth, p: Params) -
         ));
     }
     s.core
-        .set_status(
+        .set_status_of(
             &session.user,
+            p.str("userId"),
             p.str("status"),
             p.get("message").and_then(Value::as_str),
         )
@@ -353,7 +354,10 @@ async fn set_preferences(State(s): State<AppState>, Auth(session): Auth, p: Para
             "must have required property 'data'",
         ));
     };
-    let user = s.core.set_preferences(&session.user, data.clone()).await?;
+    let user = s
+        .core
+        .set_preferences(&session.user, p.str("userId"), data.clone())
+        .await?;
     ok(json!({"user": {"_id": user.id, "settings": user.extra.get("settings")}}))
 }
 

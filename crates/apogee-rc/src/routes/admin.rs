@@ -57,16 +57,8 @@ async fn get_setting(
     Auth(session): Auth,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let def = apogee_core::domain::settings::find(&id)
-        .filter(|d| d.public || s.core.can_view_private_settings(&session.user))
-        .ok_or_else(|| {
-            ApiError(CoreError::new(
-                apogee_core::error::ErrorKind::NotFound,
-                "",
-                "Resource not found",
-            ))
-        })?;
-    ok(json!({"_id": def.id, "value": s.core.settings.get(def.id)}))
+    let (id, value) = s.core.setting_for(&session.user, &id)?;
+    ok(json!({"_id": id, "value": value}))
 }
 
 async fn set_setting(

@@ -210,7 +210,7 @@ async fn list(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType) 
         name_contains: p.str("name").map(str::to_string),
         member: None,
     };
-    let (rooms, total) = s.core.list_rooms(&a.user, query, page).await?;
+    let (rooms, total) = s.core.list_all_rooms(&a.user, query, page).await?;
     let rooms: Vec<Value> = rooms.iter().map(room_json).collect();
     ok(json!({keys(t).1: rooms, "count": rooms.len(), "offset": page.offset, "total": total}))
 }
