@@ -296,11 +296,31 @@ impl Core {
                 }
                 user.roles.push(role.id.clone());
                 user.updated_at = Timestamp::now();
-                Change::UpdateUser(user)
+                Change::UpdateUser(user.clone())
             }
         };
         self.commit(vec![change]).await?;
+        self.publish_user_role(&role, &user, room_id, true);
         Ok(role)
+    }
+
+    /// Announces a role given or taken on `stream-roles`.
+    pub(crate) fn publish_user_role(
+        &self,
+        role: &Role,
+        user: &User,
+        scope: Option<&str>,
+        added: bool,
+    ) {
+        self.publish(Event::UserRole {
+            role_id: role.id.clone(),
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            scope: scope
+                .filter(|_| role.scope == "Subscriptions")
+                .map(str::to_string),
+            added,
+        });
     }
 
     /// `roles.removeUserFromRole`: needs `access-permissions`; the last admin stays.
@@ -350,10 +370,11 @@ impl Core {
                 }
                 user.roles.retain(|r| *r != role.id);
                 user.updated_at = Timestamp::now();
-                Change::UpdateUser(user)
+                Change::UpdateUser(user.clone())
             }
         };
         self.commit(vec![change]).await?;
+        self.publish_user_role(&role, &user, room_id, false);
         Ok(role)
     }
 

@@ -863,7 +863,15 @@ impl Core {
                 mentions_all: false,
             },
         ])
-        .await
+        .await?;
+        self.publish(crate::events::Event::UserRole {
+            role_id: role.to_string(),
+            user_id: target.id.clone(),
+            username: target.username.clone(),
+            scope: Some(room.id.clone()),
+            added: grant,
+        });
+        Ok(())
     }
 
     /// Members holding room roles, for `channels.roles` / `groups.roles`.

@@ -927,3 +927,157 @@ async fn authorization_matrix() {
         run(backend).await;
     }
 }
+
+/// A custom room-scoped role from creation to deletion: it is granted a permission, given to a
+/// member in one room (where it then lets them act, and nowhere else), renamed, refused deletion
+/// while held, and deleted once not. Built-in roles keep their names and cannot be deleted.
+async fn custom_role_lifecycle(backend: Backend) {
+    let s = Server::start(backend).await;
+    let admin = s.user("admin").await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let mut rooms = Vec::new();
+    for name in ["one", "two"] {
+        let v = post(
+            &s,
+            "/api/v1/channels.create",
+            &admin,
+            json!({"name": name, "members": ["alice", "bob"]}),
+        )
+        .await;
+        rooms.push(v["channel"]["_id"].as_str().unwrap().to_string());
+    }
+    let v = post(
+        &s,
+        "/api/v1/roles.create",
+        &admin,
+        json!({"name": "helper", "scope": "Subscriptions"}),
+    )
+    .await;
+    let role = v["role"]["_id"].as_str().unwrap().to_string();
+    post(
+        &s,
+        "/api/v1/permissions.update",
+        &admin,
+        json!({"permissions": [{"_id": "set-moderator", "roles": ["admin", "owner", role]}]}),
+    )
+    .await;
+    let make_bob_moderator = |rid: &str| json!({"roomId": rid, "userId": bob.user_id});
+    // Without the role alice may not; with it in room one she may there, not in room two.
+    let (status, _) = s
+        .post(
+            "/api/v1/channels.addModerator",
+            &alice,
+            make_bob_moderator(&rooms[0]),
+        )
+        .await;
+    assert_eq!(status, 403);
+    post(
+        &s,
+        "/api/v1/roles.addUserToRole",
+        &admin,
+        json!({"roleId": role, "username": "alice", "roomId": rooms[0]}),
+    )
+    .await;
+    post(
+        &s,
+        "/api/v1/channels.addModerator",
+        &alice,
+        make_bob_moderator(&rooms[0]),
+    )
+    .await;
+    let (status, _) = s
+        .post(
+            "/api/v1/channels.addModerator",
+            &alice,
+            make_bob_moderator(&rooms[1]),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let refused = |got: (reqwest::StatusCode, Value), code: &str| {
+        assert_eq!(got.0, 400, "{}", got.1);
+        assert_eq!(got.1["errorType"], code, "{}", got.1);
+    };
+    refused(
+        s.post("/api/v1/roles.delete", &admin, json!({"roleId": role}))
+            .await,
+        "error-role-in-use",
+    );
+    refused(
+        s.post(
+            "/api/v1/roles.update",
+            &admin,
+            json!({"roleId": "admin", "name": "boss"}),
+        )
+        .await,
+        "error-role-protected",
+    );
+    refused(
+        s.post(
+            "/api/v1/roles.update",
+            &admin,
+            json!({"roleId": "user", "scope": "Subscriptions"}),
+        )
+        .await,
+        "error-role-protected",
+    );
+    refused(
+        s.post(
+            "/api/v1/roles.update",
+            &admin,
+            json!({"roleId": role, "name": "moderator"}),
+        )
+        .await,
+        "error-duplicate-role-names-not-allowed",
+    );
+    refused(
+        s.post("/api/v1/roles.delete", &admin, json!({"roleId": "admin"}))
+            .await,
+        "error-role-protected",
+    );
+    let v = post(
+        &s,
+        "/api/v1/roles.update",
+        &admin,
+        json!({"roleId": role, "name": "helpers", "description": "Helps"}),
+    )
+    .await;
+    assert_eq!(
+        (v["role"]["name"].clone(), v["role"]["scope"].clone()),
+        (json!("helpers"), json!("Subscriptions"))
+    );
+    post(
+        &s,
+        "/api/v1/roles.removeUserFromRole",
+        &admin,
+        json!({"roleId": role, "username": "alice", "scope": rooms[0]}),
+    )
+    .await;
+    let (status, _) = s
+        .post(
+            "/api/v1/channels.removeModerator",
+            &alice,
+            make_bob_moderator(&rooms[0]),
+        )
+        .await;
+    assert_eq!(status, 403, "the role is gone, and with it the permission");
+    post(&s, "/api/v1/roles.delete", &admin, json!({"roleId": role})).await;
+    let (_, roles) = s.get("/api/v1/roles.list", &admin).await;
+    let ids: Vec<&str> = roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["_id"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&role.as_str()) && ids.contains(&"admin"),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_roles() {
+    for backend in backends() {
+        custom_role_lifecycle(backend).await;
+    }
+}
