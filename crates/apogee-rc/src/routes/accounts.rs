@@ -43,7 +43,7 @@ pub fn routes() -> Routes {
 }
 
 async fn info(State(s): State<AppState>, MaybeAuth(session): MaybeAuth) -> ApiResult {
-    let admin = session.is_some_and(|s2| s.core.authz.has(&s2.user, "view-statistics"));
+    let admin = session.is_some_and(|s2| s.core.authz.sees_server_details(&s2.user));
     if !admin {
         let short: Vec<&str> = RC_VERSION.split('.').take(2).collect();
         return ok(json!({
