@@ -98,6 +98,14 @@ enum Fresh {
 
 use Fresh::*;
 
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Fresh,
+    &'static str,
+);
+
 /// `(endpoint "METHOD /path" as registered, request path or "" for the same, body (query for
 /// GET; `multipart` for a form with one small file), fresh object, who is allowed)`.
 ///
@@ -107,7 +115,7 @@ use Fresh::*;
 /// fresh ones above. Allowed: actor names, `all`, `auth` (all but anon), `in` (member,
 /// moderator, owner), `mods` (moderator, owner), `none`; `-name` removes one.
 #[rustfmt::skip]
-const ROWS: &[(&str, &str, &str, Fresh, &str)] = &[
+const ROWS: &[Row] = &[
     // Server and public information.
     ("GET /api/info", "", "", No, "all"),
     ("GET /api/v1/info", "", "", No, "all"),
@@ -764,12 +772,7 @@ impl Fixture {
 }
 
 /// One call of one row by one actor; `Err` describes a mismatch.
-async fn check(
-    s: &Server,
-    fx: &Fixture,
-    row: &(&str, &str, &str, Fresh, &str),
-    actor: &'static str,
-) -> Result<(), String> {
+async fn check(s: &Server, fx: &Fixture, row: &Row, actor: &'static str) -> Result<(), String> {
     let (endpoint, url, body, fresh, allow) = *row;
     let (method, path) = endpoint.split_once(' ').expect("METHOD /path");
     let mut vars = fx.vars.clone();
@@ -897,7 +900,7 @@ async fn run(backend: Backend) {
     let mut failures = Vec::new();
     let mut total = 0;
     for last in [false, true] {
-        let calls: Vec<(&(&str, &str, &str, Fresh, &str), &'static str)> = ROWS
+        let calls: Vec<(&Row, &'static str)> = ROWS
             .iter()
             .filter(|row| (row.3 == Last) == last)
             .flat_map(|row| ACTORS.iter().map(move |a| (row, *a)))
