@@ -6,6 +6,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::events::Event;
 use crate::store::{Change, Page, Role, RoomQuery, UserQuery};
 use apogee_domain::{Timestamp, User, random_id};
+use serde_json::json;
 
 const ALL: Page = Page {
     offset: 0,
@@ -183,7 +184,13 @@ impl Core {
             mandatory2fa: new.mandatory2fa.unwrap_or(false),
             updated_at: Timestamp::now(),
         };
-        self.commit(vec![Change::UpsertRole(role.clone())]).await?;
+        let audit = self.audit(
+            "role.created",
+            Some(actor),
+            json!({"role": role.id, "scope": role.scope}),
+        );
+        self.commit(vec![Change::UpsertRole(role.clone()), audit])
+            .await?;
         Ok(role)
     }
 
@@ -234,7 +241,13 @@ impl Core {
             role.mandatory2fa = mandatory2fa;
         }
         role.updated_at = Timestamp::now();
-        self.commit(vec![Change::UpsertRole(role.clone())]).await?;
+        let audit = self.audit(
+            "role.updated",
+            Some(actor),
+            json!({"role": role.id, "name": role.name, "scope": role.scope}),
+        );
+        self.commit(vec![Change::UpsertRole(role.clone()), audit])
+            .await?;
         Ok(role)
     }
 
@@ -299,7 +312,12 @@ impl Core {
                 Change::UpdateUser(user.clone())
             }
         };
-        self.commit(vec![change]).await?;
+        let audit = self.audit(
+            "role.user_added",
+            Some(actor),
+            json!({"role": role.id, "username": username, "roomId": room_id}),
+        );
+        self.commit(vec![change, audit]).await?;
         self.publish_user_role(&role, &user, room_id, true);
         Ok(role)
     }
@@ -373,7 +391,12 @@ impl Core {
                 Change::UpdateUser(user.clone())
             }
         };
-        self.commit(vec![change]).await?;
+        let audit = self.audit(
+            "role.user_removed",
+            Some(actor),
+            json!({"role": role.id, "username": username, "roomId": room_id}),
+        );
+        self.commit(vec![change, audit]).await?;
         self.publish_user_role(&role, &user, room_id, false);
         Ok(role)
     }
@@ -397,7 +420,8 @@ impl Core {
                 "Cannot delete role because it's in use",
             ));
         }
-        self.commit(vec![Change::DeleteRole(role.id.clone())])
+        let audit = self.audit("role.deleted", Some(actor), json!({"role": role.id}));
+        self.commit(vec![Change::DeleteRole(role.id.clone()), audit])
             .await?;
         self.publish(Event::Role {
             role: Box::new(role),

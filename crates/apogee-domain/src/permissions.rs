@@ -9,7 +9,8 @@
 /// - grants to `federated-external` and `important-message-marker` are left out: those roles are
 ///   created by Rocket.Chat's federation and enterprise modules, which Apogee does not have;
 /// - `add-team-channel`, `reset-other-user-e2e-key` and `view-history` are kept from earlier
-///   Rocket.Chat releases, because existing databases and clients still refer to them.
+///   Rocket.Chat releases, because existing databases and clients still refer to them;
+/// - `can-audit-log` (Rocket.Chat's enterprise audit permission) guards Apogee's audit log.
 ///
 /// New ids reach existing databases at start-up (`apogee_core::seed`); grants already stored are
 /// never overwritten, so an admin's edits survive upgrades.
@@ -40,6 +41,7 @@ pub const DEFAULT_PERMISSIONS: &[(&str, &[&str])] = &[
     ("bulk-register-user", &["admin"]),
     ("bypass-time-limit-edit-and-delete", &["bot", "app"]),
     ("call-management", &["admin", "owner", "moderator", "user"]),
+    ("can-audit-log", &["admin"]),
     (
         "change-livechat-room-visitor",
         &["admin", "livechat-manager", "livechat-agent"],
@@ -394,8 +396,8 @@ mod tests {
 
     #[test]
     fn catalogue_is_complete() {
-        // Rocket.Chat's 174 ids plus the three kept from earlier releases.
-        assert_eq!(DEFAULT_PERMISSIONS.len(), 177);
+        // Rocket.Chat's 174 ids, the three kept from earlier releases and `can-audit-log`.
+        assert_eq!(DEFAULT_PERMISSIONS.len(), 178);
     }
 
     #[test]

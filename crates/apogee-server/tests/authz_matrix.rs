@@ -133,6 +133,7 @@ const ROWS: &[Row] = &[
     ("POST /api/v1/settings/{id}", "/api/v1/settings/Site_Name", r#"{"value":"Matrix"}"#, No, "admin"),
     ("GET /api/v1/permissions.listAll", "", "", No, "auth"),
     ("POST /api/v1/permissions.update", "", r#"{"permissions":[{"_id":"view-logs","roles":["admin"]}]}"#, No, "admin"),
+    ("GET /api/v1/audit.events", "", "", No, "admin"),
     ("GET /api/v1/custom-sounds.list", "", "", No, "auth"),
     ("GET /api/v1/custom-sounds.getOne", "", r#"{"_id":"nope"}"#, No, "auth"),
     ("POST /api/v1/method.call/{method}", "/api/v1/method.call/getUserRoles", r#"{"message":"{\"msg\":\"method\",\"id\":\"1\",\"method\":\"getUserRoles\",\"params\":[]}"}"#, No, "auth"),
