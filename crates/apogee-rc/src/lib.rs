@@ -23,13 +23,23 @@ pub struct AppState {
     rest_limits: Arc<rate_limit::RestLimits>,
 }
 
+pub use routes::registry::Endpoint;
+
+/// Every REST endpoint the router serves, as registered (the authorization matrix test checks
+/// it has a row for each).
+pub fn endpoints() -> Vec<Endpoint> {
+    let mut all = routes::all().endpoints().to_vec();
+    all.sort();
+    all
+}
+
 /// The REST API router.
 pub fn router(core: Arc<Core>) -> Router {
     let state = AppState {
         rest_limits: Arc::default(),
         core: core.clone(),
     };
-    routes::all()
+    routes::router()
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::enforce,
