@@ -21,7 +21,8 @@ use tower::ServiceExt;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that has not sent a whole request head by then is dropped (slow-loris).
+/// A client that has not sent a whole request head by then is dropped (slow-loris); this also
+/// closes a keep-alive connection idle that long (Node, under Rocket.Chat, closes after 5 s).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long requests in flight may finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
