@@ -8,7 +8,7 @@ use crate::store::{Change, LoginToken, Page, UserQuery};
 use crate::{Core, InitialAdmin};
 use apogee_domain::user::{Email, is_valid_email, is_valid_username, status_code};
 use apogee_domain::{Timestamp, User, random_id};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::net::IpAddr;
 
 /// An authenticated caller: the user and the hash of the token they presented.
@@ -36,6 +36,15 @@ pub enum Identifier {
     Email(String),
     /// Rocket.Chat's `user` field: an e-mail if it looks like one, else a username.
     Either(String),
+}
+
+impl Identifier {
+    /// What the client typed.
+    pub fn text(&self) -> &str {
+        match self {
+            Identifier::Username(s) | Identifier::Email(s) | Identifier::Either(s) => s,
+        }
+    }
 }
 
 /// A successful login.
@@ -105,9 +114,25 @@ impl Core {
         Ok(Session { user, token_hash })
     }
 
-    /// Logs in with a password or a resume token and issues a new session token.
-    /// Logs in; `from` is the client's address, for the failed-login blocks.
+    /// Logs in with a password or a resume token and issues a new session token; `from` is the
+    /// client's address, for the failed-login blocks. Password logins are audited, either way.
     pub async fn login(
+        &self,
+        credentials: Credentials,
+        from: Option<IpAddr>,
+    ) -> CoreResult<LoginResult> {
+        let attempted = match &credentials {
+            Credentials::Password { identifier, .. } => Some(identifier.text().to_string()),
+            Credentials::Resume { .. } => None,
+        };
+        let outcome = self.check_login(credentials, from).await;
+        if let Some(name) = attempted {
+            self.audit_login(&name, from, &outcome).await;
+        }
+        outcome
+    }
+
+    async fn check_login(
         &self,
         credentials: Credentials,
         from: Option<IpAddr>,
@@ -251,9 +276,12 @@ impl Core {
 
     /// Ends the session the token belongs to.
     pub async fn logout(&self, session: &Session) -> CoreResult<()> {
-        self.commit(vec![Change::DeleteLoginToken {
-            hashed: session.token_hash.clone(),
-        }])
+        self.commit(vec![
+            Change::DeleteLoginToken {
+                hashed: session.token_hash.clone(),
+            },
+            self.audit("logout", Some(&session.user), json!({})),
+        ])
         .await?;
         self.publish(Event::SessionsEnded {
             user_id: session.user.id.clone(),
@@ -281,7 +309,7 @@ impl Core {
             join_default_channels: true,
             ..new
         };
-        self.insert_user(new).await
+        self.insert_user(new, None).await
     }
 
     /// `users.create`: an administrator adds a user. Needs `create-user`.
@@ -294,10 +322,11 @@ impl Core {
         {
             self.authz.require(actor, "assign-admin-role", None)?;
         }
-        self.insert_user(new).await
+        self.insert_user(new, Some(actor)).await
     }
 
-    async fn insert_user(&self, new: NewUser) -> CoreResult<User> {
+    /// Creates the user; `actor` is who did it (none: self-registration or the operator).
+    async fn insert_user(&self, new: NewUser, actor: Option<&User>) -> CoreResult<User> {
         let username = new.username.trim().to_string();
         if !is_valid_username(&username) {
             return Err(CoreError::bad(
@@ -359,10 +388,14 @@ impl Core {
             user.extra
                 .insert("customFields".into(), Value::Object(fields));
         }
-        let mut changes = vec![Change::InsertUser {
-            user: user.clone(),
-            password_hash,
-        }];
+        let details = json!({"userId": user.id, "username": user.username, "roles": user.roles});
+        let mut changes = vec![
+            Change::InsertUser {
+                user: user.clone(),
+                password_hash,
+            },
+            self.audit("user.created", actor, details),
+        ];
         if new.join_default_channels {
             for room in self.store.default_rooms().await? {
                 changes.extend(self.join_changes(room, &user, None, true));
@@ -382,16 +415,19 @@ impl Core {
         {
             return Ok(());
         }
-        self.insert_user(NewUser {
-            username: admin.username.clone(),
-            email: admin.email.clone(),
-            password: Some(admin.password.clone()),
-            name: Some(admin.username.clone()),
-            roles: Some(vec!["admin".into(), "user".into()]),
-            verified: true,
-            join_default_channels: true,
-            ..NewUser::default()
-        })
+        self.insert_user(
+            NewUser {
+                username: admin.username.clone(),
+                email: admin.email.clone(),
+                password: Some(admin.password.clone()),
+                name: Some(admin.username.clone()),
+                roles: Some(vec!["admin".into(), "user".into()]),
+                verified: true,
+                join_default_channels: true,
+                ..NewUser::default()
+            },
+            None,
+        )
         .await?;
         tracing::info!(username = %admin.username, "created the initial admin");
         Ok(())
@@ -415,6 +451,8 @@ impl Core {
         patch: UserPatch,
     ) -> CoreResult<User> {
         let mut user = self.find_user(Some(user_id), None).await?;
+        let before = user.clone();
+        let password_changed = patch.password.as_ref().is_some_and(|p| !p.is_empty());
         if actor.id != user.id {
             self.authz.require(actor, "edit-other-user-info", None)?;
         }
@@ -507,6 +545,7 @@ impl Core {
             });
         }
         user.updated_at = Timestamp::now();
+        changes.extend(self.user_update_audits(actor, &before, &user, password_changed));
         changes.insert(0, Change::UpdateUser(user.clone()));
         self.commit(changes).await?;
         Ok(user)
@@ -529,6 +568,8 @@ impl Core {
                 changes.push(Change::UpdateRoom(room));
             }
         }
+        let details = json!({"userId": user.id, "username": user.username});
+        changes.push(self.audit("user.deleted", Some(actor), details));
         changes.push(Change::DeleteUser(user.id));
         self.commit(changes).await
     }
@@ -590,8 +631,13 @@ impl Core {
         if !by_secret && !by_permission {
             return Err(CoreError::not_allowed("Not authorized"));
         }
-        self.finish_login(user.clone(), new_token(), None, true)
-            .await
+        let login = self
+            .finish_login(user.clone(), new_token(), None, true)
+            .await?;
+        let details = json!({"userId": user.id, "bySecret": by_secret && !by_permission});
+        self.audit_alone(self.audit("token.created", actor, details))
+            .await;
+        Ok(login)
     }
 
     /// Users by id, for rendering.
@@ -633,7 +679,7 @@ impl Core {
 /// Operator actions from the command line: no actor, the operator is trusted.
 impl Core {
     pub async fn admin_create_user(&self, new: NewUser) -> CoreResult<User> {
-        self.insert_user(new).await
+        self.insert_user(new, None).await
     }
 
     pub async fn admin_update_user(&self, user_id: &str, patch: UserPatch) -> CoreResult<User> {

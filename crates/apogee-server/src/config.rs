@@ -52,6 +52,29 @@ pub enum AdminCommand {
         #[arg(long)]
         password: String,
     },
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain; exits non-zero naming the first bad entry.
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Print entries, oldest first, as JSON lines or RFC 5424 syslog lines.
+    Export {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// `jsonl` or `syslog`.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Only entries after this number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -84,8 +107,11 @@ pub struct StorageArgs {
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, env = "APOGEE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Ship every audit entry to a SIEM as RFC 5424 syslog: udp://host:port or tcp://host:port.
+    #[arg(long, env = "APOGEE_AUDIT_SYSLOG")]
+    pub audit_syslog: Option<String>,
     /// TOML configuration file with the same keys (listen, data_dir, database_url, nats_url,
-    /// root_url, s3_bucket, s3_endpoint, s3_region, tls_cert, tls_key).
+    /// root_url, s3_bucket, s3_endpoint, s3_region, tls_cert, tls_key, audit_syslog).
     #[arg(long, env = "APOGEE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -103,6 +129,7 @@ struct FileConfig {
     s3_region: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    audit_syslog: Option<String>,
 }
 
 /// Where the data lives.
@@ -127,6 +154,8 @@ pub struct Config {
     /// Rocket.Chat's `HTTP_FORWARDED_COUNT`: proxies in front whose `X-Forwarded-For` entries
     /// are trusted to name the client.
     pub forwarded_count: usize,
+    /// Where audit entries are shipped, if anywhere.
+    pub audit_syslog: Option<crate::siem::Sink>,
     pub options: Options,
 }
 
@@ -219,6 +248,9 @@ impl Config {
                 .with_context(|| format!("HTTP_FORWARDED_COUNT is not a number of proxies: {n}"))?,
             _ => 0,
         };
+        let audit_syslog = nonempty(args.audit_syslog.clone().or(file.audit_syslog))
+            .map(|url| crate::siem::Sink::parse(&url))
+            .transpose()?;
         Ok(Config {
             listen,
             data_dir,
@@ -227,6 +259,7 @@ impl Config {
             s3,
             tls,
             forwarded_count,
+            audit_syslog,
             options: options_from_env(root_url),
         })
     }

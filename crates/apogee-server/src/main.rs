@@ -3,13 +3,14 @@
 
 mod config;
 mod listen;
+mod siem;
 
 use anyhow::{Context, Result};
 use apogee_core::Core;
 use apogee_core::accounts::{NewUser, UserPatch};
 use apogee_core::store::Store;
 use clap::Parser;
-use config::{AdminCommand, Cli, Command, Config, Database, StorageArgs, redact};
+use config::{AdminCommand, AuditCommand, Cli, Command, Config, Database, StorageArgs, redact};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -118,6 +119,10 @@ async fn serve(args: &StorageArgs) -> Result<()> {
         scheme = listen::scheme(tls.is_some()),
         "apogee is listening"
     );
+    if let Some(sink) = config.audit_syslog.clone() {
+        tracing::info!(?sink, "shipping the audit log");
+        tokio::spawn(siem::ship(core.clone(), sink));
+    }
     let http = apogee_rc::HttpOptions {
         hsts: tls.is_some(),
         forwarded_count: config.forwarded_count,
@@ -194,6 +199,49 @@ async fn admin(cmd: AdminCommand) -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("password reset for {username}");
+        }
+        AdminCommand::Audit(cmd) => audit(cmd).await?,
+    }
+    Ok(())
+}
+
+async fn audit(cmd: AuditCommand) -> Result<()> {
+    match cmd {
+        AuditCommand::Verify { storage } => {
+            let core = open_core(&Config::resolve(&storage)?).await?;
+            match core
+                .verify_audit()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                Ok(n) => println!("audit log intact: {n} entries, chain and head agree"),
+                Err(broken) => anyhow::bail!("audit log tampered with: {broken}"),
+            }
+        }
+        AuditCommand::Export {
+            storage,
+            format,
+            after,
+        } => {
+            let line: fn(&apogee_core::store::AuditRecord, &str) -> String = match format.as_str() {
+                "jsonl" => |r, _| siem::json_line(r),
+                "syslog" => siem::syslog_line,
+                other => anyhow::bail!("--format must be jsonl or syslog, got {other:?}"),
+            };
+            let core = open_core(&Config::resolve(&storage)?).await?;
+            let host = siem::hostname();
+            let mut after = after;
+            loop {
+                let page = core
+                    .audit_after(after, 1000)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for r in &page {
+                    println!("{}", line(r, &host));
+                }
+            }
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod avatars;
 pub(crate) mod chat;
 mod chat_sync;
@@ -30,6 +31,7 @@ pub fn all() -> Router<AppState> {
     Router::new()
         .merge(accounts::routes())
         .merge(admin::routes())
+        .merge(audit::routes())
         .merge(rooms::routes())
         .merge(subscriptions::routes())
         .merge(chat::routes())
