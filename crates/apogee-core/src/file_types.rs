@@ -69,13 +69,16 @@ pub fn type_accepted(content_type: &str, allow: &str, deny: &str) -> bool {
     allow.trim().is_empty() || on(allow)
 }
 
+/// Decides on the first bytes of a stream; `Err` holds why it is refused.
+type HeadCheck<'a> = Box<dyn FnOnce(&[u8]) -> Result<(), String> + Send + 'a>;
+
 /// Passes an upload through while keeping its first [`SNIFF`] bytes. With a `check`, the
 /// check sees those bytes (or all of a smaller file) before more is passed on; when it refuses,
 /// the stream fails, so the blob store keeps nothing of it, and `refused` holds the reason.
 pub(crate) struct Sniffed<'a> {
     inner: &'a mut dyn ByteSource,
     pub head: Vec<u8>,
-    check: Option<Box<dyn FnOnce(&[u8]) -> Result<(), String> + Send + 'a>>,
+    check: Option<HeadCheck<'a>>,
     pub refused: Option<String>,
     /// Chunks read while filling `head`, not yet passed on.
     held: Vec<Vec<u8>>,
