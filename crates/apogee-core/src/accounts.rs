@@ -167,7 +167,13 @@ impl Core {
                     guard.failed(&self.settings, None, from);
                     return Err(login_failed("", "Unauthorized"));
                 };
-                self.refuse_if_blocked(Some(&user.id), from)?;
+                if let Err(refused) = self.refuse_if_blocked(Some(&user.id), from) {
+                    // A refused attempt is a failed one for the address (as in Rocket.Chat,
+                    // which records every failed login): hammering one blocked account still
+                    // gets the address blocked. The user's block is not extended by it.
+                    guard.failed(&self.settings, None, from);
+                    return Err(refused);
+                }
                 let stored = self
                     .store
                     .password_hash(&user.id)
