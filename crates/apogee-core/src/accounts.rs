@@ -182,7 +182,13 @@ impl Core {
                     guard.failed(&self.settings, None, from);
                     return Err(login_failed("", "Unauthorized"));
                 };
-                self.refuse_if_blocked(Some(&user.id), from)?;
+                if let Err(refused) = self.refuse_if_blocked(Some(&user.id), from) {
+                    // A refused attempt is a failed one for the address (as in Rocket.Chat,
+                    // which records every failed login): hammering one blocked account still
+                    // gets the address blocked. The user's block is not extended by it.
+                    guard.failed(&self.settings, None, from);
+                    return Err(refused);
+                }
                 let stored = self
                     .store
                     .password_hash(&user.id)
@@ -602,6 +608,27 @@ impl Core {
         Ok(self.store.list_users(&query, page).await?)
     }
 
+    /// The user an edit applies to: the actor, or `target` when the actor holds
+    /// `edit-other-user-info` (Rocket.Chat's `error-action-not-allowed` otherwise).
+    async fn user_to_edit(&self, actor: &User, target: Option<&str>) -> CoreResult<User> {
+        let id = match target {
+            Some(id) if id != actor.id => {
+                if !self.authz.has(actor, "edit-other-user-info") {
+                    return Err(CoreError::bad(
+                        "error-action-not-allowed",
+                        "Editing user is not allowed",
+                    ));
+                }
+                id
+            }
+            _ => actor.id.as_str(),
+        };
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(CoreError::invalid_user)
+    }
+
     /// `users.setStatus`: manual presence and status text.
     pub async fn set_status(
         &self,
@@ -609,11 +636,18 @@ impl Core {
         status: Option<&str>,
         text: Option<&str>,
     ) -> CoreResult<User> {
-        let mut user = self
-            .store
-            .user_by_id(&actor.id)
-            .await?
-            .ok_or_else(CoreError::invalid_user)?;
+        self.set_status_of(actor, None, status, text).await
+    }
+
+    /// `users.setStatus` with `userId`: another user's status needs `edit-other-user-info`.
+    pub async fn set_status_of(
+        &self,
+        actor: &User,
+        target: Option<&str>,
+        status: Option<&str>,
+        text: Option<&str>,
+    ) -> CoreResult<User> {
+        let mut user = self.user_to_edit(actor, target).await?;
         if let Some(status) = status {
             if status_code(status).is_none() {
                 return Err(CoreError::bad(
@@ -666,13 +700,10 @@ impl Core {
     pub async fn set_preferences(
         &self,
         actor: &User,
+        target: Option<&str>,
         prefs: Map<String, Value>,
     ) -> CoreResult<User> {
-        let mut user = self
-            .store
-            .user_by_id(&actor.id)
-            .await?
-            .ok_or_else(CoreError::invalid_user)?;
+        let mut user = self.user_to_edit(actor, target).await?;
         let settings = user
             .extra
             .entry("settings")

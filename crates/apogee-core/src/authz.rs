@@ -94,6 +94,22 @@ impl Authz {
         }
     }
 
+    /// Whether `viewer` sees `user`'s private fields (e-mails, last login): themselves, or with
+    /// `view-full-other-user-info`.
+    pub fn sees_full_user(&self, viewer: &User, user: &User) -> bool {
+        viewer.id == user.id || self.has(viewer, "view-full-other-user-info")
+    }
+
+    /// Whether `/api/info` shows the user the full build information (`view-statistics`).
+    pub fn sees_server_details(&self, user: &User) -> bool {
+        self.has(user, "view-statistics")
+    }
+
+    /// Whether the REST rate limiter lets the user through (`api-bypass-rate-limit`).
+    pub fn bypasses_rate_limit(&self, user: &User) -> bool {
+        self.has(user, "api-bypass-rate-limit")
+    }
+
     /// Rocket.Chat's `canAccessRoom`: members always; public channels for whoever may view them.
     pub fn can_read_room(&self, user: &User, room: &Room, sub: Option<&Subscription>) -> bool {
         if sub.is_some() {

@@ -59,6 +59,15 @@ pub enum Event {
         role: Box<Role>,
         removed: bool,
     },
+    /// A user was given (`added`) or lost a role, globally or in room `scope`. Logged-in clients
+    /// hear it on `stream-roles` (`roles`), as Rocket.Chat's `user.roleUpdate`.
+    UserRole {
+        role_id: String,
+        user_id: String,
+        username: String,
+        scope: Option<String>,
+        added: bool,
+    },
     /// A setting changed. Every node updates its cache; public ones are announced to clients
     /// (`stream-notify-all` `public-settings-changed`).
     Setting {
@@ -147,9 +156,10 @@ impl Event {
             }
             Event::Setting { public: false, .. } => Audience::Nodes,
             Event::User { user } => Audience::Profile(&user.id),
-            Event::Role { .. } | Event::Setting { .. } | Event::Permission { .. } => {
-                Audience::Everyone
-            }
+            Event::Role { .. }
+            | Event::UserRole { .. }
+            | Event::Setting { .. }
+            | Event::Permission { .. } => Audience::Everyone,
         }
     }
 

@@ -288,7 +288,7 @@ impl Core {
         file_id: &str,
         message: FileMessage,
     ) -> CoreResult<Message> {
-        self.upload_room(actor, rid).await?;
+        let view = self.upload_room(actor, rid).await?;
         let mut upload = self
             .store
             .upload_by_id(file_id)
@@ -306,16 +306,21 @@ impl Core {
         extra.insert("file".into(), file);
         extra.insert("files".into(), files);
         extra.insert("attachments".into(), attachments);
+        let message_id = random_id();
+        let mut more: Vec<Change> = self
+            .queue_thumbnail(&upload, &message_id, view.room.is_encrypted())
+            .into_iter()
+            .collect();
+        more.push(Change::UpdateUpload(upload));
         let new = NewMessage {
-            id: None,
+            id: Some(message_id),
             rid: rid.to_string(),
             msg: message.msg,
             tmid: message.tmid.filter(|t| !t.is_empty()),
             tshow: false,
             extra,
         };
-        self.send_message_with(actor, new, vec![Change::UpdateUpload(upload)])
-            .await
+        self.send_message_with(actor, new, more).await
     }
 
     /// `GET /file-upload/:id/:name`: the file, for readers of its room — or for anyone with

@@ -33,6 +33,7 @@ pub mod store;
 pub mod teams;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod thumbnails;
 pub mod two_factor;
 pub mod user_status;
 
@@ -228,6 +229,7 @@ fn deliverers(
         file_cleanup::BLOB_DELETE,
         Arc::new(file_cleanup::BlobDeleter),
     );
+    map.insert(thumbnails::KIND, Arc::new(thumbnails::Thumbnailer));
     if let Some(mailer) = &options.mailer {
         map.insert(mail::KIND, Arc::new(mail::MailDeliverer(mailer.clone())));
     }

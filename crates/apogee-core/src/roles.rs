@@ -196,6 +196,63 @@ impl Core {
         Ok(role)
     }
 
+    /// `roles.update`: renames or re-describes a role. Needs `access-permissions`; a protected
+    /// (built-in) role keeps its name and scope, and names stay unique.
+    pub async fn update_role(&self, actor: &User, role_id: &str, new: NewRole) -> CoreResult<Role> {
+        if !self.authz.has(actor, "access-permissions") {
+            return Err(not_allowed());
+        }
+        let roles = self.roles().await?;
+        let mut role = roles
+            .iter()
+            .find(|r| r.id == role_id)
+            .cloned()
+            .ok_or_else(role_not_found)?;
+        let name = new.name.trim();
+        let name = if name.is_empty() {
+            role.name.clone()
+        } else {
+            name.to_string()
+        };
+        let scope = new.scope.unwrap_or_else(|| role.scope.clone());
+        if role.protected && (name != role.name || scope != role.scope) {
+            return Err(CoreError::bad("error-role-protected", "Role is protected"));
+        }
+        if !["Users", "Subscriptions"].contains(&scope.as_str()) {
+            return Err(CoreError::bad("error-invalid-scope", "Invalid scope"));
+        }
+        if scope != role.scope && self.role_in_use(&role).await? {
+            // Holders sit on users or on subscriptions by scope; moving them is not offered.
+            return Err(CoreError::bad(
+                "error-role-in-use",
+                "Cannot change the scope of a role in use",
+            ));
+        }
+        if roles.iter().any(|r| r.id != role.id && r.name == name) {
+            return Err(CoreError::bad(
+                "error-duplicate-role-names-not-allowed",
+                "Role name already exists",
+            ));
+        }
+        role.name = name;
+        role.scope = scope;
+        if let Some(description) = new.description {
+            role.description = description;
+        }
+        if let Some(mandatory2fa) = new.mandatory2fa {
+            role.mandatory2fa = mandatory2fa;
+        }
+        role.updated_at = Timestamp::now();
+        let audit = self.audit(
+            "role.updated",
+            Some(actor),
+            json!({"role": role.id, "name": role.name, "scope": role.scope}),
+        );
+        self.commit(vec![Change::UpsertRole(role.clone()), audit])
+            .await?;
+        Ok(role)
+    }
+
     /// `roles.addUserToRole`: needs `access-permissions` or `assign-roles` (and
     /// `assign-admin-role` for `admin`). `room_id` scopes a `Subscriptions` role to a room.
     pub async fn add_user_to_role(
@@ -254,7 +311,7 @@ impl Core {
                 }
                 user.roles.push(role.id.clone());
                 user.updated_at = Timestamp::now();
-                Change::UpdateUser(user)
+                Change::UpdateUser(user.clone())
             }
         };
         let audit = self.audit(
@@ -263,7 +320,27 @@ impl Core {
             json!({"role": role.id, "username": username, "roomId": room_id}),
         );
         self.commit(vec![change, audit]).await?;
+        self.publish_user_role(&role, &user, room_id, true);
         Ok(role)
+    }
+
+    /// Announces a role given or taken on `stream-roles`.
+    pub(crate) fn publish_user_role(
+        &self,
+        role: &Role,
+        user: &User,
+        scope: Option<&str>,
+        added: bool,
+    ) {
+        self.publish(Event::UserRole {
+            role_id: role.id.clone(),
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            scope: scope
+                .filter(|_| role.scope == "Subscriptions")
+                .map(str::to_string),
+            added,
+        });
     }
 
     /// `roles.removeUserFromRole`: needs `access-permissions`; the last admin stays.
@@ -313,7 +390,7 @@ impl Core {
                 }
                 user.roles.retain(|r| *r != role.id);
                 user.updated_at = Timestamp::now();
-                Change::UpdateUser(user)
+                Change::UpdateUser(user.clone())
             }
         };
         let audit = self.audit(
@@ -322,6 +399,7 @@ impl Core {
             json!({"role": role.id, "username": username, "roomId": room_id}),
         );
         self.commit(vec![change, audit]).await?;
+        self.publish_user_role(&role, &user, room_id, false);
         Ok(role)
     }
 

@@ -402,6 +402,25 @@ impl Core {
         Ok(self.store.list_rooms(&query, page).await?)
     }
 
+    /// `channels.list`, `groups.listAll`, `im.list.everyone`: every room of the types, not only
+    /// the actor's. Needs `view-c-room` for channels and `view-room-administration` otherwise, as
+    /// in Rocket.Chat.
+    pub async fn list_all_rooms(
+        &self,
+        actor: &User,
+        query: RoomQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<Room>, i64)> {
+        let only_public = query.types.iter().all(|t| *t == RoomType::Channel);
+        let permission = if only_public {
+            "view-c-room"
+        } else {
+            "view-room-administration"
+        };
+        self.authz.require(actor, permission, None)?;
+        Ok(self.store.list_rooms(&query, page).await?)
+    }
+
     /// Members of a room the actor can read.
     pub async fn members(
         &self,
@@ -855,7 +874,15 @@ impl Core {
                 mentions_all: false,
             },
         ])
-        .await
+        .await?;
+        self.publish(crate::events::Event::UserRole {
+            role_id: role.to_string(),
+            user_id: target.id.clone(),
+            username: target.username.clone(),
+            scope: Some(room.id.clone()),
+            added: grant,
+        });
+        Ok(())
     }
 
     /// Members holding room roles, for `channels.roles` / `groups.roles`.

@@ -8,20 +8,34 @@ use apogee_domain::permissions::DEFAULT_PERMISSIONS;
 use apogee_domain::settings::{find, parse_override};
 use apogee_domain::{Room, RoomType, User};
 use serde_json::Value;
+use std::collections::HashSet;
 
 pub(crate) async fn seed(core: &Core) -> CoreResult<()> {
     let store = core.store.as_ref();
     let mut changes = Vec::new();
-    if store.permissions().await?.is_empty() {
-        for (id, roles) in DEFAULT_PERMISSIONS {
-            let roles = roles.iter().map(|r| r.to_string()).collect();
+    // Only what is missing: a release that adds permissions or roles brings them to an existing
+    // database, while grants an admin has edited stay as they are.
+    let stored: HashSet<String> = store
+        .permissions()
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    for (id, roles) in DEFAULT_PERMISSIONS {
+        if !stored.contains(*id) {
             changes.push(Change::SetPermissionRoles {
                 id: id.to_string(),
-                roles,
+                roles: roles.iter().map(|r| r.to_string()).collect(),
             });
         }
-        changes.extend(Core::builtin_roles().into_iter().map(Change::UpsertRole));
     }
+    let roles: HashSet<String> = store.roles().await?.into_iter().map(|r| r.id).collect();
+    changes.extend(
+        Core::builtin_roles()
+            .into_iter()
+            .filter(|r| !roles.contains(&r.id))
+            .map(Change::UpsertRole),
+    );
     if store.user_by_id("rocket.cat").await?.is_none() {
         let mut cat = User::new(
             "rocket.cat".into(),

@@ -138,6 +138,20 @@ impl crate::Core {
         Ok(())
     }
 
+    /// `GET settings/:_id`: one setting's value. Needs `view-privileged-setting`, public or not,
+    /// as in Rocket.Chat (everyone else reads public ones through `settings.public`).
+    pub fn setting_for(
+        &self,
+        actor: &apogee_domain::User,
+        id: &str,
+    ) -> CoreResult<(&'static str, Value)> {
+        self.authz.require(actor, "view-privileged-setting", None)?;
+        let def = find(id).ok_or_else(|| {
+            CoreError::new(crate::error::ErrorKind::NotFound, "", "Resource not found")
+        })?;
+        Ok((def.id, self.settings.get(def.id)))
+    }
+
     /// Whether the actor may read non-public settings.
     pub fn can_view_private_settings(&self, actor: &apogee_domain::User) -> bool {
         self.authz.has(actor, "view-privileged-setting")

@@ -19,8 +19,9 @@ macro_rules! conformance_tests {
             duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions,
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
             custom_sounds_catalogue, uploads_by_room, presence_per_node,
-            subscriptions_without_room_key, outbox_leases_and_retries,
-            audit_chain_under_concurrency, two_factor_secrets_compare_and_set);
+            subscriptions_without_room_key, upgrade_seeds_only_missing_permissions,
+            outbox_leases_and_retries, audit_chain_under_concurrency,
+            two_factor_secrets_compare_and_set);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -845,6 +846,64 @@ pub async fn settings_and_permissions(s: S) {
         .await
         .unwrap();
     assert!(s.roles().await.unwrap().is_empty());
+}
+
+/// A database from an older release (a few permissions, one edited by an admin, a custom role)
+/// gains the catalogue's new permissions and built-in roles at start-up; what was stored stays.
+pub async fn upgrade_seeds_only_missing_permissions(s: S) {
+    let custom = Role {
+        id: "auditor".into(),
+        name: "auditor".into(),
+        scope: "Users".into(),
+        description: "Audits".into(),
+        protected: false,
+        mandatory2fa: false,
+        updated_at: Timestamp::now(),
+    };
+    s.commit(vec![
+        Change::SetPermissionRoles {
+            id: "create-c".into(),
+            roles: vec!["admin".into(), "auditor".into()],
+        },
+        Change::SetPermissionRoles {
+            id: "delete-user".into(),
+            roles: vec![],
+        },
+        Change::UpsertRole(custom.clone()),
+    ])
+    .await
+    .unwrap();
+    let core = crate::Core::start(s.clone(), crate::Options::default())
+        .await
+        .unwrap();
+    let stored: std::collections::HashMap<String, Vec<String>> =
+        s.permissions().await.unwrap().into_iter().collect();
+    let catalogue = apogee_domain::permissions::DEFAULT_PERMISSIONS;
+    assert_eq!(
+        stored.len(),
+        catalogue.len(),
+        "every catalogue id is stored"
+    );
+    assert_eq!(
+        stored["create-c"],
+        ["admin", "auditor"],
+        "edited grant kept"
+    );
+    assert!(stored["delete-user"].is_empty(), "revoked grant kept");
+    assert_eq!(
+        stored["kick-user-from-any-c-room"],
+        ["admin"],
+        "new id seeded"
+    );
+    assert_eq!(core.authz.roles_for("create-c"), ["admin", "auditor"]);
+    let roles = s.roles().await.unwrap();
+    assert!(roles.contains(&custom), "custom role kept");
+    for (id, _, _) in apogee_domain::permissions::DEFAULT_ROLES {
+        assert!(
+            roles.iter().any(|r| r.id == *id),
+            "built-in role {id} seeded"
+        );
+    }
 }
 
 pub async fn teams_and_memberships(s: S) {

@@ -208,6 +208,9 @@ pub const CATALOGUE: &[SettingDef] = &[
     ),
     setting!("API_Upper_Count_Limit", "int", 100, false, "General"),
     setting!("API_User_Limit", "int", 500, false, "General"),
+    // CORS for /api (apogee-rc's `cors`): off by default as in Rocket.Chat; `*` or a comma list.
+    setting!("API_Enable_CORS", "boolean", false, false, "General"),
+    setting!("API_CORS_Origin", "string", "*", false, "General"),
     setting!(
         "API_Use_REST_For_DDP_Calls",
         "boolean",
@@ -345,6 +348,27 @@ pub const CATALOGUE: &[SettingDef] = &[
     setting!("SMTP_Username", "string", "", false, "Email"),
     setting!("SMTP_Password", "password", "", false, "Email"),
     setting!("From_Email", "string", "", false, "Email"),
+    setting!(
+        "Message_Attachments_Thumbnails_Enabled",
+        "boolean",
+        true,
+        true,
+        "Message"
+    ),
+    setting!(
+        "Message_Attachments_Thumbnails_Width",
+        "int",
+        480,
+        true,
+        "Message"
+    ),
+    setting!(
+        "Message_Attachments_Thumbnails_Height",
+        "int",
+        360,
+        true,
+        "Message"
+    ),
     setting!("Site_Name", "string", "Apogee", true, "General"),
     setting!(
         "Site_Url",
@@ -513,6 +537,24 @@ pub const CATALOGUE: &[SettingDef] = &[
         10000,
         false,
         "Rate Limiter"
+    ),
+    // Response headers on every HTTP answer (apogee-rc's `security_headers`).
+    setting!("Enable_CSP", "boolean", true, false, "General"),
+    setting!("Extra_CSP_Domains", "string", "", false, "General"),
+    setting!("Iframe_Restrict_Access", "boolean", true, false, "General"),
+    setting!(
+        "Iframe_X_Frame_Options",
+        "string",
+        "sameorigin",
+        false,
+        "General"
+    ),
+    setting!(
+        "Default_Referrer_Policy",
+        "select",
+        "same-origin",
+        true,
+        "General"
     ),
     setting!("Threads_enabled", "boolean", true, true, "Threads"),
     setting!("UI_Use_Real_Name", "boolean", false, true, "Layout"),

@@ -3,6 +3,7 @@
 //! A pure client: it depends on no apogee crate.
 
 pub mod bare;
+pub mod bruteforce;
 pub mod calib;
 pub mod ddp;
 pub mod hist;

@@ -3,6 +3,7 @@
 //! markdown summary to stderr.
 
 use anyhow::{Context, Result, bail};
+use apogee_loadgen::bruteforce::{self, BruteforceArgs};
 use apogee_loadgen::history::{self, HistoryArgs};
 use apogee_loadgen::ingest::{self, IngestArgs};
 use apogee_loadgen::login::{self, LoginArgs};
@@ -98,6 +99,31 @@ enum Cmd {
         seconds: f64,
         #[command(flatten)]
         login: LoginOpts,
+    },
+    /// Brute force: wrong passwords for one account from a second loopback address while other
+    /// users' authenticated requests are measured; when the lockouts start, latency vs baseline.
+    Bruteforce {
+        /// Wrong passwords tried.
+        #[arg(long, default_value_t = 1000)]
+        attempts: usize,
+        /// The attacker's connections (each one keep-alive connection).
+        #[arg(long, default_value_t = 4)]
+        attack_concurrency: usize,
+        /// The attacker's source address (any 127.x.y.z is the loopback on Linux).
+        #[arg(long, default_value = "127.0.0.2")]
+        attacker_ip: std::net::IpAddr,
+        /// Other users whose `GET /api/v1/me` is measured.
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+        /// Their requests per second, open loop.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Baseline length, and the least length of the measurement beside the attack.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Keep-alive connections for the measured requests.
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
     },
     /// calibrate + idle + fanout for each room size + ingest + history + login, with combined
     /// markdown tables.
@@ -267,6 +293,11 @@ fn main() -> Result<()> {
         Cmd::Fanout { members, .. } => *members as u64,
         Cmd::Ingest { senders, .. } => *senders as u64,
         Cmd::Login { login, .. } => login.login_members as u64 + login.concurrency as u64,
+        Cmd::Bruteforce {
+            workers,
+            attack_concurrency,
+            ..
+        } => (*workers + *attack_concurrency) as u64,
         Cmd::History { .. } | Cmd::BareServer { .. } => 0,
     };
     if needed + 64 > nofile {
@@ -341,6 +372,29 @@ fn main() -> Result<()> {
                 .await
             }
             Cmd::Login { seconds, login } => login::login(&env, &login.args(*seconds)).await,
+            Cmd::Bruteforce {
+                attempts,
+                attack_concurrency,
+                attacker_ip,
+                users,
+                rate,
+                seconds,
+                workers,
+            } => {
+                bruteforce::bruteforce(
+                    &env,
+                    &BruteforceArgs {
+                        attempts: *attempts,
+                        attack_concurrency: *attack_concurrency,
+                        attacker_ip: *attacker_ip,
+                        users: *users,
+                        rate: *rate,
+                        seconds: *seconds,
+                        workers: *workers,
+                    },
+                )
+                .await
+            }
             Cmd::All {
                 connections,
                 users,

@@ -51,6 +51,37 @@ impl Rest {
         })
     }
 
+    /// A client on one keep-alive HTTP/1.1 connection whose requests leave from `local` (e.g.
+    /// 127.0.0.2: on Linux every 127/8 address is the loopback, so one machine can play a
+    /// second client address without proxies or forged headers).
+    pub fn single_connection_from(base: &str, local: std::net::IpAddr) -> Result<Rest> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .http1_only()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(1)
+            .local_address(local)
+            .build()?;
+        Ok(Rest {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// `login` with a username and password, answered either way: the HTTP status and body.
+    pub async fn try_login(&self, user: &str, password: &str) -> Result<(u16, Value)> {
+        let resp = self
+            .client
+            .post(format!("{}/api/v1/login", self.base))
+            .json(&json!({"user": user, "password": password}))
+            .send()
+            .await
+            .context("POST login")?;
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.context("POST login: body")?;
+        Ok((status, v))
+    }
+
     /// GETs `path?query`; fails unless the answer is 2xx with `success: true`.
     pub async fn get(&self, path: &str, auth: &Session, query: &[(&str, String)]) -> Result<Value> {
         let resp = self

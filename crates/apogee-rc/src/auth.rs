@@ -111,13 +111,51 @@ impl<S: Send + Sync> FromRequestParts<S> for TwoFactorHeaders {
     }
 }
 
-/// The client's address, when the server runs with connect info (the binary always does).
+/// The client's address, when the server runs with connect info (the binary always does): the
+/// peer's, or the one trusted proxies name (`HTTP_FORWARDED_COUNT`).
 pub struct ClientAddr(pub Option<IpAddr>);
 
+/// The client address taken from `X-Forwarded-For`, put on a request by [`forwarded_for`].
+#[derive(Clone, Copy)]
+struct ForwardedClient(IpAddr);
+
 pub fn client_addr(extensions: &Extensions) -> Option<IpAddr> {
+    if let Some(ForwardedClient(ip)) = extensions.get::<ForwardedClient>() {
+        return Some(*ip);
+    }
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip())
+}
+
+/// Rocket.Chat's `HTTP_FORWARDED_COUNT` rule: behind `count` proxies, each appending the address
+/// it received from, the client is the `count`-th entry from the right of `X-Forwarded-For`.
+/// With fewer entries (or one that is not an address) the peer address stands. Entries further
+/// left are written by the client and never trusted. `X-Real-IP` is not read: Rocket.Chat trusts
+/// it from anyone, which would let any client pick its address and escape the address lockout.
+pub fn forwarded_client(header: Option<&str>, count: usize) -> Option<IpAddr> {
+    if count == 0 {
+        return None;
+    }
+    let entries: Vec<&str> = header?.split(',').map(str::trim).collect();
+    let entry = entries.len().checked_sub(count).map(|i| entries[i])?;
+    entry.parse().ok()
+}
+
+/// Middleware: resolves the client address through trusted proxies (`count` > 0 only).
+pub async fn forwarded_for(
+    axum::extract::State(count): axum::extract::State<usize>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let header = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    if let Some(ip) = forwarded_client(header, count) {
+        req.extensions_mut().insert(ForwardedClient(ip));
+    }
+    next.run(req).await
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
@@ -125,5 +163,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
         Ok(ClientAddr(client_addr(&parts.extensions)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_count_picks_the_entry_the_last_trusted_proxy_wrote() {
+        let xff = Some("6.6.6.6, 10.0.0.7, 192.0.2.1");
+        assert_eq!(forwarded_client(xff, 0), None, "no proxies trusted");
+        assert_eq!(forwarded_client(xff, 1), "192.0.2.1".parse().ok());
+        assert_eq!(forwarded_client(xff, 2), "10.0.0.7".parse().ok());
+        assert_eq!(forwarded_client(xff, 4), None, "fewer entries than proxies");
+        assert_eq!(forwarded_client(Some("not-an-ip"), 1), None);
+        assert_eq!(forwarded_client(None, 1), None);
+        assert_eq!(forwarded_client(Some("::1"), 1), "::1".parse().ok());
     }
 }

@@ -3,12 +3,15 @@
 //! parameters, call one core use-case and render its result. No SQL, no authorization here.
 
 pub mod auth;
+mod cors;
 pub mod ddp;
 pub mod error;
 pub mod params;
 mod rate_limit;
 pub mod render;
+pub mod request_limits;
 mod routes;
+mod security_headers;
 pub mod validate;
 mod windows;
 
@@ -21,19 +24,55 @@ use std::sync::Arc;
 pub struct AppState {
     pub core: Arc<Core>,
     rest_limits: Arc<rate_limit::RestLimits>,
+    http: HttpOptions,
 }
 
-/// The REST API router.
+pub use routes::registry::Endpoint;
+
+/// Every REST endpoint the router serves, as registered (the authorization matrix test checks
+/// it has a row for each).
+pub fn endpoints() -> Vec<Endpoint> {
+    let mut all = routes::all().endpoints().to_vec();
+    all.sort();
+    all
+}
+
+/// How the process serves HTTP, as far as the answers depend on it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HttpOptions {
+    /// This process terminates TLS: answers carry `Strict-Transport-Security`.
+    pub hsts: bool,
+    /// Rocket.Chat's `HTTP_FORWARDED_COUNT`: trusted proxies in front, see
+    /// [`auth::forwarded_client`].
+    pub forwarded_count: usize,
+}
+
+/// The REST API and realtime router, served over plain HTTP.
 pub fn router(core: Arc<Core>) -> Router {
+    router_with(core, HttpOptions::default())
+}
+
+/// The router with every answer hardened: security headers (outermost, so that refusals carry
+/// them too), the URI limit, then CORS, then the routes.
+pub fn router_with(core: Arc<Core>, http: HttpOptions) -> Router {
     let state = AppState {
         rest_limits: Arc::default(),
         core: core.clone(),
+        http,
     };
-    routes::all()
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::enforce,
-        ))
-        .merge(ddp::routes(&core))
+    use axum::middleware::{from_fn, from_fn_with_state};
+    let mut router = routes::router()
+        .route_layer(from_fn_with_state(state.clone(), rate_limit::enforce))
+        .merge(ddp::routes(&core));
+    if http.forwarded_count > 0 {
+        router = router.layer(from_fn_with_state(
+            http.forwarded_count,
+            auth::forwarded_for,
+        ));
+    }
+    router
+        .layer(from_fn_with_state(state.clone(), cors::handle))
+        .layer(from_fn(request_limits::enforce))
+        .layer(from_fn_with_state(state.clone(), security_headers::apply))
         .with_state(state)
 }

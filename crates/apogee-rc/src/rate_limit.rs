@@ -76,7 +76,7 @@ async fn bypasses(s: &AppState, headers: &HeaderMap) -> bool {
         return false;
     };
     match s.core.authenticate(uid, token).await {
-        Ok(session) => s.core.authz.has(&session.user, "api-bypass-rate-limit"),
+        Ok(session) => s.core.authz.bypasses_rate_limit(&session.user),
         Err(_) => false,
     }
 }

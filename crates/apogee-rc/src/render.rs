@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 /// A user as other users see them: no e-mail addresses unless the viewer may see full info.
 pub fn user(core: &Core, viewer: Option<&User>, u: &User) -> Value {
     let mut v = serde_json::to_value(u).unwrap_or(Value::Null);
-    let full = viewer.is_some_and(|viewer| {
-        viewer.id == u.id || core.authz.has(viewer, "view-full-other-user-info")
-    });
+    let full = viewer.is_some_and(|viewer| core.authz.sees_full_user(viewer, u));
     if !full && let Value::Object(map) = &mut v {
         // Which second factors someone uses is theirs and the administrators' business.
         map.remove("services");

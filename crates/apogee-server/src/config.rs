@@ -110,11 +110,17 @@ pub struct StorageArgs {
     /// S3 region [default: us-east-1].
     #[arg(long, env = "APOGEE_S3_REGION")]
     pub s3_region: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); answers then carry HSTS.
+    #[arg(long, env = "APOGEE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "APOGEE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Ship every audit entry to a SIEM as RFC 5424 syslog: udp://host:port or tcp://host:port.
     #[arg(long, env = "APOGEE_AUDIT_SYSLOG")]
     pub audit_syslog: Option<String>,
     /// TOML configuration file with the same keys (listen, data_dir, database_url, nats_url,
-    /// root_url, s3_bucket, s3_endpoint, s3_region, audit_syslog).
+    /// root_url, s3_bucket, s3_endpoint, s3_region, tls_cert, tls_key, audit_syslog).
     #[arg(long, env = "APOGEE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -130,6 +136,8 @@ struct FileConfig {
     s3_bucket: Option<String>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     audit_syslog: Option<String>,
 }
 
@@ -150,9 +158,21 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// Where uploads go: `None` is `<data_dir>/uploads`.
     pub s3: Option<apogee_blob::S3Config>,
+    /// HTTPS instead of HTTP: the certificate chain and key files (PEM).
+    pub tls: Option<TlsFiles>,
+    /// Rocket.Chat's `HTTP_FORWARDED_COUNT`: proxies in front whose `X-Forwarded-For` entries
+    /// are trusted to name the client.
+    pub forwarded_count: usize,
     /// Where audit entries are shipped, if anywhere.
     pub audit_syslog: Option<crate::siem::Sink>,
     pub options: Options,
+}
+
+/// Where `--tls-cert` / `--tls-key` point.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Config {
@@ -222,6 +242,21 @@ impl Config {
                 redact(endpoint)
             );
         }
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together: give both or neither"),
+        };
+        let forwarded_count = match std::env::var("HTTP_FORWARDED_COUNT") {
+            Ok(n) if !n.trim().is_empty() => n
+                .trim()
+                .parse::<usize>()
+                .with_context(|| format!("HTTP_FORWARDED_COUNT is not a number of proxies: {n}"))?,
+            _ => 0,
+        };
         let audit_syslog = nonempty(args.audit_syslog.clone().or(file.audit_syslog))
             .map(|url| crate::siem::Sink::parse(&url))
             .transpose()?;
@@ -231,6 +266,8 @@ impl Config {
             database,
             nats_url,
             s3,
+            tls,
+            forwarded_count,
             audit_syslog,
             options: options_from_env(root_url),
         })
@@ -353,6 +390,41 @@ mod tests {
         assert!(
             !shown.contains("hunter2") && !shown.contains("AKIA"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn tls_files_from_flags_or_file_and_only_in_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("apogee.toml");
+        std::fs::write(
+            &file,
+            "tls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\n",
+        )
+        .unwrap();
+        let args = StorageArgs {
+            config: Some(file.clone()),
+            tls_key: Some("/flag/k.pem".into()),
+            ..Default::default()
+        };
+        let tls = Config::resolve(&args).unwrap().tls.expect("tls");
+        assert_eq!(tls.cert, PathBuf::from("/etc/c.pem"));
+        assert_eq!(
+            tls.key,
+            PathBuf::from("/flag/k.pem"),
+            "a flag wins over the file"
+        );
+        let half = StorageArgs {
+            tls_cert: Some("/c.pem".into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(&half).unwrap_err().to_string();
+        assert!(err.contains("--tls-key"), "{err}");
+        assert!(
+            Config::resolve(&StorageArgs::default())
+                .unwrap()
+                .tls
+                .is_none()
         );
     }
 }

@@ -2,6 +2,7 @@
 //! serves Rocket.Chat's API until SIGINT/SIGTERM.
 
 mod config;
+mod listen;
 mod siem;
 
 use anyhow::{Context, Result};
@@ -104,26 +105,31 @@ fn ensure_writable(dir: &std::path::Path) -> Result<()> {
 
 async fn serve(args: &StorageArgs) -> Result<()> {
     let config = Config::resolve(args)?;
+    // Certificate problems fail the start before anything else is opened.
+    let tls = match &config.tls {
+        Some(files) => Some(listen::tls_acceptor(&files.cert, &files.key)?),
+        None => None,
+    };
     let core = open_core(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "apogee is listening");
+    tracing::info!(
+        address = %listener.local_addr()?,
+        scheme = listen::scheme(tls.is_some()),
+        "apogee is listening"
+    );
     if let Some(sink) = config.audit_syslog.clone() {
         tracing::info!(?sink, "shipping the audit log");
         tokio::spawn(siem::ship(core.clone(), sink));
     }
-    let app = apogee_rc::router(core).layer(tower_http::trace::TraceLayer::new_for_http());
-    // Peer addresses feed the rate limits; small DDP frames go out at once (no Nagle delay).
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let http = apogee_rc::HttpOptions {
+        hsts: tls.is_some(),
+        forwarded_count: config.forwarded_count,
+    };
+    let app =
+        apogee_rc::router_with(core, http).layer(tower_http::trace::TraceLayer::new_for_http());
+    listen::serve(listener, app, tls, shutdown_signal()).await?;
     tracing::info!("apogee stopped");
     Ok(())
 }

@@ -549,6 +549,61 @@ async fn bulk_deletes_roles_settings_and_logouts_are_streamed() {
     let role = a.until(|v| v["collection"] == "stream-roles").await;
     assert_eq!(role["fields"]["args"][0]["type"], "changed", "{role}");
     assert_eq!(role["fields"]["args"][0]["name"], "auditor");
+    let role_id = v["role"]["_id"].clone();
+
+    // Renaming a role, and giving users global and room roles, are announced too.
+    let (status, v) = s
+        .post(
+            "/api/v1/roles.update",
+            &admin,
+            json!({"roleId": role_id, "name": "auditors", "description": "Reads logs"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["role"]["name"], "auditors", "{v}");
+    let renamed = a
+        .until(|v| {
+            v["collection"] == "stream-roles" && v["fields"]["args"][0]["name"] == "auditors"
+        })
+        .await;
+    assert_eq!(renamed["fields"]["args"][0]["description"], "Reads logs");
+    let bob = s.user("bob1").await;
+    let (status, v) = s
+        .post(
+            "/api/v1/roles.addUserToRole",
+            &admin,
+            json!({"roleId": role_id, "username": "bob1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let added = a
+        .until(|v| v["collection"] == "stream-roles" && v["fields"]["args"][0]["type"] == "added")
+        .await;
+    let added = &added["fields"]["args"][0];
+    assert_eq!(added["_id"], role_id, "{added}");
+    assert_eq!(added["u"]["username"], "bob1", "{added}");
+    assert!(added.get("scope").is_none(), "{added}");
+    s.post(
+        "/api/v1/channels.invite",
+        &admin,
+        json!({"roomId": rid, "userId": bob.user_id}),
+    )
+    .await;
+    let (status, v) = s
+        .post(
+            "/api/v1/channels.addModerator",
+            &admin,
+            json!({"roomId": rid, "userId": bob.user_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let moderator = a
+        .until(|v| {
+            v["collection"] == "stream-roles" && v["fields"]["args"][0]["_id"] == "moderator"
+        })
+        .await;
+    assert_eq!(moderator["fields"]["args"][0]["scope"], rid.as_str());
+    assert_eq!(moderator["fields"]["args"][0]["type"], "added");
 
     let (status, v) = s
         .post(

@@ -896,3 +896,81 @@ async fn types_come_from_the_bytes_and_the_type_lists_apply() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(download(&s, &url, None).await.status(), 200);
 }
+
+fn real_png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 90]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn images_get_dimensions_a_preview_and_a_thumbnail_off_the_request_path() {
+    let s = Server::start(common::Backend::Sqlite).await;
+    let alice = s.user("alice").await;
+    let up = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &alice,
+        file_form("wide.png", real_png(1000, 500), "image/png"),
+    )
+    .await;
+    assert_eq!(up.0, 200, "{}", up.1);
+    let id = up.1["file"]["_id"].as_str().unwrap().to_string();
+    let (status, v) = s
+        .post(
+            &format!("/api/v1/rooms.mediaConfirm/GENERAL/{id}"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let msg_id = v["message"]["_id"].as_str().unwrap().to_string();
+
+    // The worker updates the message shortly after.
+    let mut message = Value::Null;
+    for _ in 0..100 {
+        let (_, v) = s
+            .get(&format!("/api/v1/chat.getMessage?msgId={msg_id}"), &alice)
+            .await;
+        message = v["message"].clone();
+        if message["attachments"][0].get("image_dimensions").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let a = &message["attachments"][0];
+    assert_eq!(
+        a["image_dimensions"],
+        json!({"width": 1000, "height": 500}),
+        "{message}"
+    );
+    assert!(a["image_preview"].as_str().is_some_and(|p| p.len() > 20));
+    assert_eq!(a["title_link"], format!("/file-upload/{id}/wide.png"));
+    let thumb_url = a["image_url"].as_str().unwrap().to_string();
+    assert_ne!(thumb_url, a["title_link"].as_str().unwrap());
+    let files = message["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[1]["type"], "image/jpeg");
+
+    let got = download(&s, &thumb_url, Some(&alice)).await;
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "image/jpeg");
+    let thumb = image::load_from_memory(&got.bytes().await.unwrap()).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (480, 240));
+
+    // Deleting the message deletes the original and the thumbnail.
+    let thumb_id = files[1]["_id"].as_str().unwrap().to_string();
+    let (status, v) = s
+        .post(
+            "/api/v1/chat.delete",
+            &alice,
+            json!({"roomId": "GENERAL", "msgId": msg_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    wait_until_removed(&s, &id).await;
+    wait_until_removed(&s, &thumb_id).await;
+}

@@ -668,3 +668,50 @@ async fn repeated_failed_logins_block_the_user_then_the_address() {
     assert_eq!(status, 401);
     assert_eq!(v["error"], "error-login-blocked-for-ip", "{v}");
 }
+
+#[tokio::test]
+async fn hammering_one_blocked_account_blocks_the_address_too() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            (
+                "OVERWRITE_SETTING_Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User",
+                "2",
+            ),
+            (
+                "OVERWRITE_SETTING_Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
+                "5",
+            ),
+        ],
+    )
+    .await;
+    let bob = s.user("bob").await;
+    s.user("ann").await;
+    let login = |user: &str, password: &str| {
+        let body = json!({"user": user, "password": password});
+        s.call(Method::POST, "/api/v1/login", None, Some(body))
+    };
+    let mut errors = Vec::new();
+    for _ in 0..6 {
+        let (_, v) = login("ann", "wrong").await;
+        errors.push(v["error"].clone());
+    }
+    // Two wrong passwords, then refusals for the user, which count for the address: the fifth
+    // failure blocks it.
+    assert_eq!(
+        errors,
+        [
+            json!(403),
+            json!(403),
+            json!("error-login-blocked-for-user"),
+            json!("error-login-blocked-for-user"),
+            json!("error-login-blocked-for-user"),
+            json!("error-login-blocked-for-ip"),
+        ]
+    );
+    let (_, v) = login("bob", common::PASSWORD).await;
+    assert_eq!(v["error"], "error-login-blocked-for-ip", "{v}");
+    // The address's block is about logins: sessions from it keep working.
+    let (status, v) = s.get("/api/v1/me", &bob).await;
+    assert_eq!(status, 200, "{v}");
+}

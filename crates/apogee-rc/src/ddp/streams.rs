@@ -391,6 +391,27 @@ impl Streams {
                     })));
                 }
             }
+            Event::UserRole {
+                role_id,
+                user_id,
+                username,
+                scope,
+                added,
+            } => {
+                if self.wants(&Stream::Roles, "roles") {
+                    out.push(Frame::Shared(d.render("roles", || {
+                        let mut update = json!({
+                            "type": if *added { "added" } else { "removed" },
+                            "_id": role_id,
+                            "u": {"_id": user_id, "username": username},
+                        });
+                        if let Some(rid) = scope {
+                            update["scope"] = json!(rid);
+                        }
+                        changed("stream-roles", "roles", json!([update]))
+                    })));
+                }
+            }
             Event::Setting { .. } => out.extend(self.public_event(d)),
             Event::Permission { id, roles } => {
                 let name = "permissions-changed";

@@ -1,5 +1,6 @@
 //! Server info, login/logout/me and the `users.*` endpoints.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::{Auth, ClientAddr, MaybeAuth, TwoFactorHeaders};
 use crate::error::{ApiError, ApiResult, ok};
@@ -11,18 +12,16 @@ use apogee_core::passwords::digest;
 use apogee_core::store::UserQuery;
 use apogee_core::two_factor::SecondFactorProof;
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 /// The Rocket.Chat version Apogee answers as; clients gate features on it.
 pub const RC_VERSION: &str = "8.5.0";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/info", get(info))
         .route("/api/v1/info", get(info))
         .route("/api/v1/login", post(login))
@@ -45,7 +44,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn info(State(s): State<AppState>, MaybeAuth(session): MaybeAuth) -> ApiResult {
-    let admin = session.is_some_and(|s2| s.core.authz.has(&s2.user, "view-statistics"));
+    let admin = session.is_some_and(|s2| s.core.authz.sees_server_details(&s2.user));
     if !admin {
         let short: Vec<&str> = RC_VERSION.split('.').take(2).collect();
         return ok(json!({
@@ -330,8 +329,9 @@ async fn set_status(State(s): State<AppState>, Auth(session): Auth, p: Params) -
         ));
     }
     s.core
-        .set_status(
+        .set_status_of(
             &session.user,
+            p.str("userId"),
             p.str("status"),
             p.get("message").and_then(Value::as_str),
         )
@@ -407,7 +407,10 @@ async fn set_preferences(State(s): State<AppState>, Auth(session): Auth, p: Para
             "must have required property 'data'",
         ));
     };
-    let user = s.core.set_preferences(&session.user, data.clone()).await?;
+    let user = s
+        .core
+        .set_preferences(&session.user, p.str("userId"), data.clone())
+        .await?;
     ok(json!({"user": {"_id": user.id, "settings": user.extra.get("settings")}}))
 }
 

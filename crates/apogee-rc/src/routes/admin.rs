@@ -1,26 +1,22 @@
 //! Settings, permissions and roles.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::{Auth, TwoFactorHeaders};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use apogee_core::authz::PermissionGrant;
 use apogee_core::error::CoreError;
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/settings.public", get(public_settings))
         .route("/api/v1/settings", get(all_settings))
         .route("/api/v1/settings/{id}", get(get_setting).post(set_setting))
         .route("/api/v1/permissions.listAll", get(permissions))
-        .route(
-            "/api/v1/permissions.update",
-            axum::routing::post(update_permissions),
-        )
+        .route("/api/v1/permissions.update", post(update_permissions))
         .route("/api/v1/roles.list", get(roles))
 }
 
@@ -61,16 +57,8 @@ async fn get_setting(
     Auth(session): Auth,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let def = apogee_core::domain::settings::find(&id)
-        .filter(|d| d.public || s.core.can_view_private_settings(&session.user))
-        .ok_or_else(|| {
-            ApiError(CoreError::new(
-                apogee_core::error::ErrorKind::NotFound,
-                "",
-                "Resource not found",
-            ))
-        })?;
-    ok(json!({"_id": def.id, "value": s.core.settings.get(def.id)}))
+    let (id, value) = s.core.setting_for(&session.user, &id)?;
+    ok(json!({"_id": id, "value": value}))
 }
 
 async fn set_setting(

@@ -2,18 +2,17 @@
 //! `can-audit-log`. Filters: `event` (a name or a dotted prefix such as `login`), `userId` (the
 //! actor), `start`/`end` (ISO dates), `before` (an entry number, for the next page), `count`.
 
+use super::registry::{Routes, get};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiResult, ok};
 use crate::params::Params;
 use apogee_core::store::AuditQuery;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/audit.events", get(events))
+pub fn routes() -> Routes {
+    Routes::new().route("/api/v1/audit.events", get(events))
 }
 
 async fn events(State(s): State<AppState>, Auth(session): Auth, p: Params) -> ApiResult {

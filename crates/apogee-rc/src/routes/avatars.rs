@@ -1,6 +1,7 @@
 //! Avatars: `users.setAvatar` (multipart `image`), `users.resetAvatar`, `users.getAvatar` and
 //! `GET /avatar/<username>` (the uploaded image or initials as SVG, with ETag revalidation).
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
@@ -9,21 +10,19 @@ use crate::routes::files::{FieldSource, form_error_text, stream_body};
 use apogee_core::avatars::Avatar;
 use apogee_core::domain::User;
 use apogee_core::error::CoreError;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::json;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Routes {
     // The image size is bounded by `FileUpload_MaxFileSize` while streaming, in core.
-    let upload = Router::new()
+    let upload = Routes::new()
         .route("/api/v1/users.setAvatar", post(set_avatar))
-        .layer(DefaultBodyLimit::disable());
-    Router::new()
+        .map(|r| r.layer(DefaultBodyLimit::disable()));
+    Routes::new()
         .merge(upload)
         .route("/api/v1/users.resetAvatar", post(reset_avatar))
         .route("/api/v1/users.getAvatar", get(get_avatar))

@@ -1,5 +1,6 @@
 //! `chat.*`: sending, editing, deleting, reactions, pins, stars, threads, search and sync.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
@@ -9,13 +10,11 @@ use apogee_core::error::CoreError;
 use apogee_core::messages::NewMessage;
 use apogee_core::rooms::RoomRef;
 use apogee_core::store::HistoryQuery;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/chat.postMessage", post(post_message))
         .route("/api/v1/chat.sendMessage", post(send_message))
         .route("/api/v1/chat.update", post(update))

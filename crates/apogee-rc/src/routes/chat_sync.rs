@@ -1,6 +1,7 @@
 //! `chat.getDeletedMessages`, `chat.syncThreadsList`, `chat.syncThreadMessages` and
 //! `chat.ignoreUser`.
 
+use super::registry::{Routes, get};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
@@ -9,13 +10,11 @@ use apogee_core::chat_sync::Delta;
 use apogee_core::domain::Timestamp;
 use apogee_core::error::CoreError;
 use apogee_core::store::Tombstone;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/chat.getDeletedMessages", get(deleted))
         .route("/api/v1/chat.syncThreadsList", get(sync_threads))
         .route("/api/v1/chat.syncThreadMessages", get(sync_thread_messages))

@@ -1,5 +1,6 @@
 //! `rooms.createDiscussion` and `chat.getDiscussions`.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
@@ -8,13 +9,11 @@ use crate::render;
 use apogee_core::discussions::NewDiscussion;
 use apogee_core::error::CoreError;
 use apogee_core::rooms::RoomRef;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/rooms.createDiscussion", post(create))
         .route("/api/v1/chat.getDiscussions", get(list))
         .route("/api/v1/rooms.getDiscussions", get(rooms_list))

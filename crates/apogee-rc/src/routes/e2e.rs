@@ -1,18 +1,17 @@
 //! End-to-end encryption key relay: `e2e.*` and `users.resetE2EKey`. Handlers read parameters
 //! and call one core use-case; core checks and decides (`apogee_core::e2e`).
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::{Params, query_values};
 use apogee_core::e2e::{ResetTarget, SuggestedKey};
-use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/e2e.fetchMyKeys", get(fetch_my_keys))
         .route(
             "/api/v1/e2e.setUserPublicAndPrivateKeys",

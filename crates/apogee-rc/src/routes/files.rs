@@ -2,6 +2,7 @@
 //! and `channels|groups|im|dm .files`. Uploads are streamed from the multipart body into core's
 //! blob store; core enforces `FileUpload_*` and decides who may upload, post and download.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::{Auth, MaybeAuth};
 use crate::error::{ApiError, ApiResult, ok};
@@ -10,13 +11,11 @@ use apogee_core::blobs::{BlobError, ByteRange, ByteSource};
 use apogee_core::domain::{RoomType, User};
 use apogee_core::error::{CoreError, ErrorKind};
 use apogee_core::files::{FileMessage, NewUpload, Upload};
-use axum::Router;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use headers::{
     ContentRange, ETag, HeaderMapExt, IfModifiedSince, IfNoneMatch, IfRange, LastModified,
 };
@@ -31,14 +30,14 @@ const MAX_FIELD_BYTES: usize = 64 * 1024;
 /// Message fields `rooms.mediaConfirm` / `rooms.upload` pass on besides `msg`/`tmid`.
 const MESSAGE_EXTRAS: &[&str] = &["alias", "emoji", "avatar", "customFields"];
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Routes {
     // The file size is bounded by `FileUpload_MaxFileSize` while streaming, in core; the
     // global 1 MiB body limit does not apply to these two routes.
-    let uploads = Router::new()
+    let uploads = Routes::new()
         .route("/api/v1/rooms.media/{rid}", post(media))
         .route("/api/v1/rooms.upload/{rid}", post(upload_and_post))
-        .layer(DefaultBodyLimit::disable());
-    let mut r = Router::new()
+        .map(|r| r.layer(DefaultBodyLimit::disable()));
+    let mut r = Routes::new()
         .merge(uploads)
         .route("/api/v1/rooms.mediaConfirm/{rid}/{file_id}", post(confirm))
         .route("/file-upload/{file_id}/{name}", get(download))

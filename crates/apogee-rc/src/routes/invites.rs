@@ -1,19 +1,18 @@
 //! Invite links: `findOrCreateInvite`, `listInvites`, `removeInvite/:_id`,
 //! `validateInviteToken`, `useInviteToken`.
 
+use super::registry::{Routes, delete, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiResult, ok};
 use crate::params::Params;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/findOrCreateInvite", post(find_or_create))
         .route("/api/v1/listInvites", get(list))
         .route("/api/v1/removeInvite/{id}", delete(remove))

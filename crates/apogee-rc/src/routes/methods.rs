@@ -4,6 +4,7 @@
 //! result as a `Meteor.Error`. Methods run through the DDP dispatcher (`crate::ddp::methods`),
 //! so both transports share one implementation.
 
+use super::registry::{Routes, post};
 use crate::AppState;
 use crate::auth::{Auth, MaybeAuth};
 use crate::ddp::{self, methods::Ctx};
@@ -11,13 +12,11 @@ use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use apogee_core::accounts::Session;
 use apogee_core::error::ErrorKind;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/method.call/{method}", post(call))
         .route("/api/v1/method.callAnon/{method}", post(call_anon))
 }

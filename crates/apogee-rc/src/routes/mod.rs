@@ -11,6 +11,7 @@ mod e2e;
 mod files;
 mod invites;
 mod methods;
+pub(crate) mod registry;
 mod roles;
 mod room_admin;
 mod rooms;
@@ -28,8 +29,9 @@ use apogee_core::error::{CoreError, ErrorKind};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
-pub fn all() -> Router<AppState> {
-    Router::new()
+/// Every REST route, registered through [`registry::Routes`] so the list is known.
+pub(crate) fn all() -> registry::Routes {
+    registry::Routes::new()
         .merge(accounts::routes())
         .merge(admin::routes())
         .merge(audit::routes())
@@ -50,6 +52,12 @@ pub fn all() -> Router<AppState> {
         .merge(user_status::routes())
         .merge(sounds::routes())
         .merge(methods::routes())
+}
+
+/// The REST router: every route, Rocket.Chat's 404 for the rest, the global body limit.
+pub fn router() -> Router<AppState> {
+    all()
+        .into_router()
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

@@ -1,5 +1,6 @@
 //! `roles.*` beyond the list: holders, sync, custom roles, granting and revoking.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
@@ -7,17 +8,16 @@ use crate::params::Params;
 use apogee_core::domain::User;
 use apogee_core::error::CoreError;
 use apogee_core::roles::NewRole;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/roles.getUsersInRole", get(users_in_role))
         .route("/api/v1/roles.sync", get(sync))
         .route("/api/v1/roles.getUsersInPublicRoles", get(public_roles))
         .route("/api/v1/roles.create", post(create))
+        .route("/api/v1/roles.update", post(update))
         .route("/api/v1/roles.addUserToRole", post(add_user))
         .route("/api/v1/roles.removeUserFromRole", post(remove_user))
         .route("/api/v1/roles.delete", post(delete))
@@ -91,6 +91,23 @@ async fn create(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResul
         mandatory2fa: p.bool("mandatory2fa"),
     };
     let role = s.core.create_role(&a.user, new).await?;
+    ok(json!({"role": role}))
+}
+
+async fn update(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let role_id = p.str("roleId").ok_or_else(|| {
+        ApiError(CoreError::bad(
+            "error-invalid-role-properties",
+            "The role properties are invalid.",
+        ))
+    })?;
+    let new = NewRole {
+        name: opt_string(&p, "name")?.unwrap_or_default(),
+        scope: opt_string(&p, "scope")?,
+        description: opt_string(&p, "description")?,
+        mandatory2fa: p.bool("mandatory2fa"),
+    };
+    let role = s.core.update_role(&a.user, role_id, new).await?;
     ok(json!({"role": role}))
 }
 

@@ -1,6 +1,7 @@
 //! `channels.addAll`, `channels.online` / `groups.online`, `channels.getAllUserMentionsByChannel`,
 //! `groups.setEncrypted`, `rooms.cleanHistory` and `rooms.adminRooms`.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
@@ -10,13 +11,11 @@ use apogee_core::domain::RoomType;
 use apogee_core::error::CoreError;
 use apogee_core::room_admin::CleanHistory;
 use apogee_core::rooms::{RoomRef, RoomSettings};
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/channels.addAll", post(add_all))
         .route(
             "/api/v1/channels.online",

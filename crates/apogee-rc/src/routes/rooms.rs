@@ -1,6 +1,7 @@
 //! `channels.*`, `groups.*`, `im.*`/`dm.*` and `rooms.*`. Channels and groups share handlers,
 //! parameterised by room type; only the response keys differ.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
@@ -10,9 +11,7 @@ use apogee_core::domain::{Room, RoomType, User};
 use apogee_core::error::CoreError;
 use apogee_core::rooms::{NewRoom, RoomRef, RoomSettings};
 use apogee_core::store::{HistoryQuery, RoomQuery};
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 /// Response keys per family: (one room, many rooms).
@@ -31,8 +30,8 @@ macro_rules! family {
     };
 }
 
-pub fn routes() -> Router<AppState> {
-    let r = Router::new();
+pub fn routes() -> Routes {
+    let r = Routes::new();
     let r = family!(r, "channels", RoomType::Channel, [
         "create" => post(create), "info" => get(info), "list" => get(list), "list.joined" => get(list_joined),
         "members" => get(members), "history" => get(history), "messages" => get(history), "join" => post(join),
@@ -211,7 +210,7 @@ async fn list(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType) 
         name_contains: p.str("name").map(str::to_string),
         member: None,
     };
-    let (rooms, total) = s.core.list_rooms(&a.user, query, page).await?;
+    let (rooms, total) = s.core.list_all_rooms(&a.user, query, page).await?;
     let rooms: Vec<Value> = rooms.iter().map(room_json).collect();
     ok(json!({keys(t).1: rooms, "count": rooms.len(), "offset": page.offset, "total": total}))
 }

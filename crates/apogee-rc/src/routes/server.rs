@@ -1,19 +1,18 @@
 //! Workspace-wide reads: `statistics`, `directory`, `spotlight`, `licenses.*`, the configured
 //! login services, and `users.forgotPassword`.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use crate::render;
 use apogee_core::directory::{DirectoryKind, DirectoryPage};
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/statistics", get(statistics))
         .route("/api/v1/statistics.list", get(statistics_list))
         .route("/api/v1/directory", get(directory))

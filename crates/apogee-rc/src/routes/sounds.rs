@@ -1,17 +1,16 @@
 //! `custom-sounds.list` / `custom-sounds.getOne`.
 
+use super::registry::{Routes, get};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use apogee_core::error::{CoreError, ErrorKind};
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde_json::json;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/custom-sounds.list", get(list))
         .route("/api/v1/custom-sounds.getOne", get(get_one))
 }

@@ -1,16 +1,15 @@
 //! `subscriptions.*`: the caller's memberships and read state.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/subscriptions.get", get(get_all))
         .route("/api/v1/subscriptions.getOne", get(get_one))
         .route("/api/v1/subscriptions.read", post(read))

@@ -1,5 +1,6 @@
 //! `teams.*` and `channels.convertToTeam` / `groups.convertToTeam`.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
@@ -10,13 +11,11 @@ use apogee_core::error::CoreError;
 use apogee_core::rooms::RoomRef;
 use apogee_core::store::Page;
 use apogee_core::teams::{MemberFilter, NewTeam, TeamInfo, TeamRef};
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/teams.create", post(create))
         .route("/api/v1/teams.delete", post(delete))
         .route("/api/v1/teams.info", get(info))

@@ -3,18 +3,17 @@
 //! `users.resetTOTP`) and e-mail codes (`users.2fa.enableEmail`, `users.2fa.disableEmail`,
 //! `users.2fa.sendEmailCode`). Core decides; these read parameters and the `x-2fa-*` headers.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::{Auth, MaybeAuth, TwoFactorHeaders};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use apogee_core::error::CoreError;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::json;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/users.enableTotp", post(enable_totp))
         .route("/api/v1/users.validateTotp", post(validate_totp))
         .route("/api/v1/users.disableTotp", post(disable_totp))

@@ -1,16 +1,15 @@
 //! `custom-user-status.*`.
 
+use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/custom-user-status.list", get(list))
         .route("/api/v1/custom-user-status.create", post(create))
         .route("/api/v1/custom-user-status.update", post(update))
