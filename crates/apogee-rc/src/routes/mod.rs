@@ -5,6 +5,7 @@ mod admin;
 mod avatars;
 pub(crate) mod chat;
 mod chat_sync;
+mod credentials;
 mod discussions;
 mod e2e;
 mod files;
@@ -29,6 +30,7 @@ use axum::extract::DefaultBodyLimit;
 pub fn all() -> Router<AppState> {
     Router::new()
         .merge(accounts::routes())
+        .merge(credentials::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
         .merge(subscriptions::routes())
