@@ -102,9 +102,13 @@ impl Core {
         if t.name.is_some() {
             return true;
         }
-        let now = Timestamp::now();
+        t.expires_at.is_none_or(|e| e > Timestamp::now()) && t.created_at > self.oldest_live_login()
+    }
+
+    /// Session tokens from logins before this have expired (`Accounts_LoginExpiration` days).
+    pub(crate) fn oldest_live_login(&self) -> Timestamp {
         let days = self.settings.int("Accounts_LoginExpiration").max(1);
-        t.expires_at.is_none_or(|e| e > now) && t.created_at.plus_days(days) > now
+        Timestamp::from_millis(Timestamp::now().millis() - days * 86_400_000)
     }
 
     /// The change setting a password a person chose: checked against the policy and, when

@@ -48,11 +48,8 @@ impl Core {
             Scope::Own => Some(actor.id.clone()),
             Scope::Admin => None,
         };
+        query.logged_in_after = Some(self.oldest_live_login());
         let (tokens, total) = self.store.login_sessions(&query, page).await?;
-        let tokens: Vec<LoginToken> = tokens
-            .into_iter()
-            .filter(|t| self.token_is_live(t))
-            .collect();
         let sessions = self.with_users(tokens, scope).await?;
         Ok((sessions, total))
     }

@@ -69,6 +69,8 @@ pub struct SessionQuery {
     pub text: Option<String>,
     pub sort: SessionSort,
     pub descending: bool,
+    /// Only sessions that began after this (login expiry counted from the login).
+    pub logged_in_after: Option<Timestamp>,
 }
 
 /// A custom or built-in role.

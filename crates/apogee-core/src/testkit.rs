@@ -323,6 +323,15 @@ pub async fn login_sessions_for_device_management(s: S) {
         ["b1", "a2", "a1"],
         "Chrome before Firefox, newest first"
     );
+    let recent = SessionQuery {
+        logged_in_after: Some(Timestamp::from_millis(Timestamp::now().millis() - 2_500)),
+        ..Default::default()
+    };
+    let (list, total) = s.login_sessions(&recent, all).await.unwrap();
+    assert_eq!(
+        (ids(&list), total),
+        (vec!["a2".to_string(), "b1".to_string()], 2)
+    );
     let search = SessionQuery {
         text: Some("fIrEfOx".into()),
         ..Default::default()

@@ -5,7 +5,7 @@
 mod common;
 
 use common::ddp::Ddp;
-use common::{Auth, PASSWORD, Server, assert_error, backends};
+use common::{Auth, Backend, PASSWORD, Server, assert_error, backends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -649,5 +649,97 @@ async fn forgot_password_does_not_tell_who_exists() {
             .call("resetPassword", json!(["made-up", "Whatever-1"]))
             .await;
         assert_eq!(r["error"]["reason"], "Token expired", "{r}");
+    }
+}
+
+/// Runs SQL against a stopped server's database (SQLite file or PostgreSQL).
+fn run_sql(backend: Backend, dir: &std::path::Path, db: Option<&str>, sql: &str) {
+    let status = match backend {
+        Backend::Sqlite => std::process::Command::new("sqlite3")
+            .arg(dir.join("apogee.db"))
+            .arg(sql)
+            .status(),
+        Backend::Postgres => std::process::Command::new("psql")
+            .arg(db.expect("database URL"))
+            .args(["-qc", sql])
+            .status(),
+    };
+    assert!(status.expect("sql client").success(), "{sql}");
+}
+
+#[tokio::test]
+async fn expired_logins_are_refused_and_old_passwords_must_change() {
+    for backend in backends() {
+        let env = [("OVERWRITE_SETTING_Accounts_Password_Expiration_Days", "30")];
+        let s = Server::start_with(backend, &env).await;
+        s.user("root").await;
+        let old = s.user("ida").await;
+        let fresh = s.login("ida").await;
+        assert!(
+            me(&s, &fresh)
+                .await
+                .1
+                .get("requirePasswordChange")
+                .is_none()
+        );
+        let (dir, db) = s.crash();
+        // The first login is 100 days old (past Accounts_LoginExpiration's 90, though its
+        // stored expiry is not), the password 31 days.
+        let day: i64 = 86_400_000;
+        let hashed = apogee_core::passwords::hash_token(&old.token);
+        run_sql(
+            backend,
+            dir.path(),
+            db.as_deref(),
+            &format!(
+                "UPDATE login_tokens SET created_at = created_at - {} WHERE hashed = '{hashed}'; \
+                 UPDATE users SET password_changed_at = password_changed_at - {} WHERE username_lower = 'ida'",
+                100 * day,
+                31 * day
+            ),
+        );
+        let s = Server::start_in(backend, dir, &env, db).await;
+        assert_eq!(me(&s, &old).await.0, 401, "expired");
+        let mut ddp = Ddp::connect(&s).await;
+        let r = ddp.call("login", json!([{"resume": old.token}])).await;
+        assert!(r["error"].is_object(), "{r}");
+        let (_, list) = s.get("/api/v1/sessions/list", &fresh).await;
+        assert_eq!(list["total"], 1, "expired sessions are not listed: {list}");
+        assert!(
+            me(&s, &fresh)
+                .await
+                .1
+                .get("requirePasswordChange")
+                .is_none(),
+            "a resume does not check"
+        );
+
+        let (st, v) = login_with(&s, "ida", PASSWORD, FIREFOX).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["data"]["me"]["requirePasswordChange"], true, "{v}");
+        assert_eq!(
+            v["data"]["me"]["requirePasswordChangeReason"],
+            "Your password has expired"
+        );
+        let ida = auth_of(&v);
+        let (st, v) = s
+            .post(
+                "/api/v1/users.updateOwnBasicInfo",
+                &ida,
+                json!({"data": {"currentPassword": common_digest(PASSWORD), "newPassword": "a-new-one"}}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let now = me(&s, &ida).await.1;
+        assert!(
+            now.get("requirePasswordChange").is_none(),
+            "cleared by the change: {now}"
+        );
+        assert!(now.get("requirePasswordChangeReason").is_none());
+        let (_, v) = login_with(&s, "ida", "a-new-one", FIREFOX).await;
+        assert!(
+            v["data"]["me"].get("requirePasswordChange").is_none(),
+            "{v}"
+        );
     }
 }

@@ -246,6 +246,7 @@ impl<D: Database> CredentialStore for SqlStore<D> {
         // Expired sessions are over even while their rows remain.
         let filter = "FROM login_tokens t LEFT JOIN users u ON u.id = t.user_id
             WHERE t.session_id IS NOT NULL AND (t.expires_at IS NULL OR t.expires_at > $1)
+            AND t.created_at > $4
             AND ($2 IS NULL OR t.user_id = $2)
             AND ($3 IS NULL OR LOWER(t.device_name) LIKE $3 ESCAPE '\\' OR LOWER(t.os_name) LIKE $3 ESCAPE '\\'
                  OR t.ip LIKE $3 ESCAPE '\\' OR LOWER(t.session_id) LIKE $3 ESCAPE '\\'
@@ -253,7 +254,8 @@ impl<D: Database> CredentialStore for SqlStore<D> {
         let args = args![
             Timestamp::now().millis(),
             query.user_id.clone(),
-            query.text.as_deref().map(contains_pattern)
+            query.text.as_deref().map(contains_pattern),
+            query.logged_in_after.map_or(i64::MIN, |t| t.millis())
         ];
         let total = self
             .count(&format!("SELECT COUNT(*) {filter}"), args.clone())
@@ -268,7 +270,7 @@ impl<D: Database> CredentialStore for SqlStore<D> {
         };
         let direction = if query.descending { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} {filter} ORDER BY {key} {direction}, t.created_at DESC, t.session_id LIMIT $4 OFFSET $5"
+            "SELECT {TOKEN_COLUMNS} {filter} ORDER BY {key} {direction}, t.created_at DESC, t.session_id LIMIT $5 OFFSET $6"
         );
         let mut args = args;
         args.extend(args![page.count, page.offset]);

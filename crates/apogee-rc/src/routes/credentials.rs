@@ -139,6 +139,7 @@ fn session_query(p: &Params, scope: Scope) -> Result<SessionQuery, ApiError> {
         text: p.str("filter").map(str::to_string),
         sort,
         descending,
+        logged_in_after: None,
     })
 }
 
