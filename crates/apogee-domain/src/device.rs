@@ -26,9 +26,7 @@ pub struct Device {
 fn version_after(ua: &str, marker: &str) -> Option<String> {
     let start = ua.find(marker)? + marker.len();
     let rest = &ua[start..];
-    let end = rest
-        .find(|c: char| c == ' ' || c == ';' || c == ')')
-        .unwrap_or(rest.len());
+    let end = rest.find([' ', ';', ')']).unwrap_or(rest.len());
     Some(rest[..end].to_string())
 }
 
