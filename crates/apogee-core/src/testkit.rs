@@ -19,8 +19,9 @@ macro_rules! conformance_tests {
             duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions,
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
             custom_sounds_catalogue, uploads_by_room, presence_per_node,
-            subscriptions_without_room_key, login_sessions_for_device_management,
-            personal_token_names_are_unique_per_user, password_history_and_resets);
+            subscriptions_without_room_key, outbox_leases_and_retries,
+            login_sessions_for_device_management, personal_token_names_are_unique_per_user,
+            password_history_and_resets);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1557,4 +1558,68 @@ pub async fn subscriptions_without_room_key(s: S) {
     assert_eq!(names, ["lee", "max"]);
     let limited = s.subscriptions_without_e2e_key(&r.id, 1).await.unwrap();
     assert_eq!(limited.len(), 1);
+}
+
+pub async fn outbox_leases_and_retries(s: S) {
+    let at = Timestamp::from_millis;
+    let item = |id: &str, created: i64| OutboxItem {
+        id: id.into(),
+        kind: "mail".into(),
+        payload: serde_json::json!({"to": id}),
+        created_at: at(created),
+        attempts: 0,
+        last_error: None,
+    };
+    s.commit(vec![
+        Change::Enqueue(item("x", 1000)),
+        Change::Enqueue(item("y", 2000)),
+    ])
+    .await
+    .unwrap();
+    assert!(s.due_outbox(at(999), 10).await.unwrap().is_empty());
+    let due = s.due_outbox(at(3000), 10).await.unwrap();
+    assert_eq!(due, [item("x", 1000), item("y", 2000)]);
+
+    // Node a leases both; node b, a moment later, wins nothing.
+    let lease = |node: &str, now: i64, until: i64| Change::LeaseOutbox {
+        ids: vec!["x".into(), "y".into()],
+        node: node.into(),
+        now: at(now),
+        until: at(until),
+    };
+    s.commit(vec![lease("a", 3000, 63000)]).await.unwrap();
+    s.commit(vec![lease("b", 3001, 63001)]).await.unwrap();
+    assert_eq!(s.leased_outbox("a", at(63000)).await.unwrap().len(), 2);
+    assert!(s.leased_outbox("b", at(63001)).await.unwrap().is_empty());
+    assert!(s.due_outbox(at(62999), 10).await.unwrap().is_empty());
+
+    // x is delivered; y fails once (retried later), then for good.
+    s.commit(vec![
+        Change::OutboxDelivered("x".into()),
+        Change::OutboxFailed {
+            id: "y".into(),
+            error: "refused".into(),
+            retry_at: Some(at(70000)),
+        },
+    ])
+    .await
+    .unwrap();
+    assert!(s.due_outbox(at(69999), 10).await.unwrap().is_empty());
+    let retried = s.due_outbox(at(70000), 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        (retried[0].attempts, retried[0].last_error.as_deref()),
+        (1, Some("refused"))
+    );
+    s.commit(vec![Change::OutboxFailed {
+        id: "y".into(),
+        error: "refused for good".into(),
+        retry_at: None,
+    }])
+    .await
+    .unwrap();
+    assert!(s.due_outbox(at(i64::MAX / 2), 10).await.unwrap().is_empty());
+    let failed = s.failed_outbox(10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].attempts, 2);
 }

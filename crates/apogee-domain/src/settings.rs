@@ -344,6 +344,14 @@ pub const CATALOGUE: &[SettingDef] = &[
         true,
         "Message"
     ),
+    // E-mail (Rocket.Chat's SMTP group); read at each delivery.
+    setting!("SMTP_Protocol", "select", "smtp", false, "Email"),
+    setting!("SMTP_Host", "string", "", false, "Email"),
+    setting!("SMTP_Port", "string", "", false, "Email"),
+    setting!("SMTP_IgnoreTLS", "boolean", true, false, "Email"),
+    setting!("SMTP_Username", "string", "", false, "Email"),
+    setting!("SMTP_Password", "password", "", false, "Email"),
+    setting!("From_Email", "string", "", false, "Email"),
     setting!("Site_Name", "string", "Apogee", true, "General"),
     setting!(
         "Site_Url",

@@ -743,3 +743,171 @@ async fn expired_logins_are_refused_and_old_passwords_must_change() {
         );
     }
 }
+
+/// The reset token in a reset mail's link `<Site_Url>/reset-password/<token>`.
+fn reset_token(mail: &str) -> String {
+    // Undo quoted-printable soft line breaks, should the mailer have used them.
+    let text = mail.replace("=\n", "");
+    let at = text
+        .find("http://localhost:3000/reset-password/")
+        .expect("reset link")
+        + 37;
+    text[at..]
+        .split_whitespace()
+        .next()
+        .expect("token")
+        .to_string()
+}
+
+#[tokio::test]
+async fn password_reset_by_email_end_to_end() {
+    let Some(mailbox) = common::mail::Mailbox::from_env() else {
+        eprintln!("skipped: no SMTP (scripts/with-smtp.sh)");
+        return;
+    };
+    for backend in backends() {
+        let mut env = mailbox.server_env();
+        env.push(("OVERWRITE_SETTING_Accounts_Password_Policy_Enabled", "true"));
+        env.push((
+            "OVERWRITE_SETTING_Accounts_Password_History_Enabled",
+            "true",
+        ));
+        let s = Server::start_with(backend, &env).await;
+        let root = json!({"username": "root", "email": "root@example.com", "pass": PASSWORD_STRONG, "name": "r"});
+        s.call(Method::POST, "/api/v1/users.register", None, Some(root))
+            .await;
+        let kim = json!({"username": "kim", "email": "kim@example.com", "pass": PASSWORD_STRONG, "name": "Kim"});
+        let (st, v) = s
+            .call(Method::POST, "/api/v1/users.register", None, Some(kim))
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let (_, v) = login_with(&s, "kim", PASSWORD_STRONG, FIREFOX).await;
+        let old = auth_of(&v);
+        let mut old_conn = Ddp::connect(&s).await;
+        old_conn.resume(&old).await;
+        let forgot = |email: &str| {
+            s.call(
+                Method::POST,
+                "/api/v1/users.forgotPassword",
+                None,
+                Some(json!({"email": email})),
+            )
+        };
+
+        // Two requests: the second link replaces the first.
+        assert_eq!(forgot("kim@example.com").await.0, 200);
+        let first = reset_token(&mailbox.wait_for("kim@example.com").await);
+        assert_eq!(forgot("KIM@example.com").await.0, 200);
+        let mail = mailbox.wait_for("kim@example.com").await;
+        assert!(mail.contains("Hello Kim"), "{mail}");
+        let token = reset_token(&mail);
+        assert_ne!(first, token);
+        assert_eq!(
+            forgot("nobody@example.com").await.1,
+            json!({"success": true})
+        );
+
+        let (st, policy) = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/pw.getPolicyReset?token={token}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (st.as_u16(), policy["enabled"].clone()),
+            (200, json!(true)),
+            "{policy}"
+        );
+
+        let mut ddp = Ddp::connect(&s).await;
+        let superseded = ddp
+            .call("resetPassword", json!([first, "N3w-Passw0rd!"]))
+            .await;
+        assert_eq!(
+            superseded["error"]["reason"], "Token expired",
+            "{superseded}"
+        );
+        let weak = ddp.call("resetPassword", json!([token, "weak"])).await;
+        assert_eq!(
+            weak["error"]["error"], "error-password-policy-not-met",
+            "{weak}"
+        );
+        let reused = ddp
+            .call("resetPassword", json!([token, PASSWORD_STRONG]))
+            .await;
+        assert_eq!(
+            reused["error"]["error"], "error-password-in-history",
+            "{reused}"
+        );
+        assert_eq!(me(&s, &old).await.0, 200, "refusals end nothing");
+
+        let done = ddp
+            .call("resetPassword", json!([token, "N3w-Passw0rd!"]))
+            .await;
+        assert!(done.get("error").is_none(), "{done}");
+        let new = Auth {
+            user_id: done["result"]["id"].as_str().unwrap().to_string(),
+            token: done["result"]["token"].as_str().unwrap().to_string(),
+        };
+        assert_eq!(
+            me(&s, &new).await.1["username"],
+            "kim",
+            "logged in by the reset"
+        );
+        assert_eq!(me(&s, &old).await.0, 401, "every earlier session ended");
+        let told = old_conn
+            .until(|v| v["msg"] == "changed" || v["msg"] == "closed")
+            .await;
+        assert!(told.is_object());
+        assert_eq!(old_conn.closed().await, Some(1000));
+        assert_eq!(login_with(&s, "kim", PASSWORD_STRONG, FIREFOX).await.0, 401);
+        assert_eq!(login_with(&s, "kim", "N3w-Passw0rd!", FIREFOX).await.0, 200);
+        let again = ddp
+            .call("resetPassword", json!([token, "An0ther-Passw0rd!"]))
+            .await;
+        assert_eq!(
+            again["error"]["reason"], "Token expired",
+            "single use: {again}"
+        );
+        let (st, _) = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/pw.getPolicyReset?token={token}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(st, 403);
+
+        // An expired link is refused too.
+        assert_eq!(forgot("kim@example.com").await.0, 200);
+        let late = reset_token(&mailbox.wait_for("kim@example.com").await);
+        let (dir, db) = s.crash();
+        run_sql(
+            backend,
+            dir.path(),
+            db.as_deref(),
+            "UPDATE password_resets SET expires_at = created_at - 1",
+        );
+        let s = Server::start_in(backend, dir, &env, db).await;
+        let mut ddp = Ddp::connect(&s).await;
+        let expired = ddp
+            .call("resetPassword", json!([late, "Exp1red-Passw0rd!"]))
+            .await;
+        assert_eq!(expired["error"]["reason"], "Token expired", "{expired}");
+        assert_eq!(
+            login_with(&s, "kim", "N3w-Passw0rd!", FIREFOX).await.0,
+            200,
+            "unchanged"
+        );
+        assert!(
+            !mailbox.has_mail_for("nobody@example.com"),
+            "no mail to unknown addresses"
+        );
+    }
+}
+
+/// A password the policy accepts.
+const PASSWORD_STRONG: &str = "Corr3ct-Horse!";

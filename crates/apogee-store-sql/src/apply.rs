@@ -565,6 +565,53 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             tx.exec("DELETE FROM nodes WHERE id = $1", args![&node])
                 .await?;
         }
+        Change::Enqueue(item) => {
+            tx.exec(
+                "INSERT INTO outbox (id, kind, payload, created_at, attempts, due_at, lease_node, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)",
+                args![
+                    item.id,
+                    item.kind,
+                    to_json(&item.payload)?,
+                    item.created_at.millis(),
+                    item.attempts,
+                    item.created_at.millis(),
+                    item.last_error
+                ],
+            )
+            .await?;
+        }
+        Change::LeaseOutbox {
+            ids,
+            node,
+            now,
+            until,
+        } => {
+            for id in ids {
+                // Only still-due items: an item another node leased first is left to it.
+                tx.exec(
+                    "UPDATE outbox SET lease_node = $2, due_at = $3 WHERE id = $1 AND due_at <= $4",
+                    args![id, &node, until.millis(), now.millis()],
+                )
+                .await?;
+            }
+        }
+        Change::OutboxDelivered(id) => {
+            tx.exec("DELETE FROM outbox WHERE id = $1", args![id])
+                .await?;
+        }
+        Change::OutboxFailed {
+            id,
+            error,
+            retry_at,
+        } => {
+            tx.exec(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, due_at = $3, lease_node = NULL
+                 WHERE id = $1",
+                args![id, error, retry_at.map(|t| t.millis())],
+            )
+            .await?;
+        }
         Change::DeleteUpload(id) => {
             expect_one(
                 tx.exec("DELETE FROM uploads WHERE id = $1", args![id])

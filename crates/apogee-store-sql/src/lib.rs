@@ -4,6 +4,7 @@
 
 mod apply;
 mod glue;
+mod outbox;
 mod reads;
 pub mod schema;
 

@@ -152,6 +152,25 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (
+        6,
+        &[
+            // Side effects (e-mail, webhooks, push, federation) queued in the transaction that
+            // caused them and delivered by workers. `due_at` is when the next attempt may start;
+            // a worker leases an item by moving `due_at` past its attempt, so an item whose
+            // worker died becomes due again. NULL: given up.
+            "CREATE TABLE outbox (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            attempts BIGINT NOT NULL,
+            due_at BIGINT,
+            lease_node TEXT,
+            last_error TEXT)",
+            "CREATE INDEX outbox_due ON outbox (due_at)",
+        ],
+    ),
+    (
         9,
         &[
             // Device management: each login session's public id, client and last resume; the

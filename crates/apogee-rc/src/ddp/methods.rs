@@ -276,6 +276,10 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
             Ok(since_listing(since.is_some(), subs, removed))
         }
         "getUsersOfRoom" => users_of_room(core, ctx.user()?, params).await,
+        "sendSMTPTestEmail" => {
+            let to = core.send_smtp_test_email(ctx.user()?).await?;
+            Ok(json!({"message": "Sending_your_mail_to_s", "params": [to]}))
+        }
         "getUserRoles" => {
             ctx.user()?;
             let users = core.users_with_public_roles().await?;
