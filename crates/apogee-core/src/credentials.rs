@@ -380,19 +380,18 @@ impl Core {
         user.last_login = Some(now);
         let token = new_token();
         let (login, token_expires) = self.session_token(&user.id, &token, client.info());
-        // One batch: the token is used up, every old session ends, the new one begins.
-        self.commit(vec![
+        // One batch: the token is used up, every old session ends, the new one begins. Each
+        // old session is ended by name, so the announcement cannot reach the new one.
+        let mut changes = vec![
             Change::UpdateUser(user.clone()),
             password_change,
             Change::DeletePasswordResets {
                 user_id: user.id.clone(),
             },
-            Change::DeleteSessionTokens {
-                user_id: user.id.clone(),
-            },
-            login,
-        ])
-        .await?;
+        ];
+        changes.extend(self.end_sessions_except(&user.id, None).await?);
+        changes.push(login);
+        self.commit(changes).await?;
         Ok(LoginResult {
             user,
             token,

@@ -857,10 +857,6 @@ async fn password_reset_by_email_end_to_end() {
             "logged in by the reset"
         );
         assert_eq!(me(&s, &old).await.0, 401, "every earlier session ended");
-        let told = old_conn
-            .until(|v| v["msg"] == "changed" || v["msg"] == "closed")
-            .await;
-        assert!(told.is_object());
         assert_eq!(old_conn.closed().await, Some(1000));
         assert_eq!(login_with(&s, "kim", PASSWORD_STRONG, FIREFOX).await.0, 401);
         assert_eq!(login_with(&s, "kim", "N3w-Passw0rd!", FIREFOX).await.0, 200);
