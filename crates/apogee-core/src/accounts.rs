@@ -7,7 +7,7 @@ use crate::store::{Change, ClientInfo, LoginToken, Page, UserQuery};
 use crate::{Core, InitialAdmin};
 use apogee_domain::user::{Email, is_valid_email, is_valid_username, status_code};
 use apogee_domain::{Timestamp, User, random_id};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::net::IpAddr;
 
 /// An authenticated caller: the user and the hash of the token they presented.
@@ -56,6 +56,15 @@ impl Client {
                     .take(512)
                     .collect::<String>()
             }),
+        }
+    }
+}
+
+impl Identifier {
+    /// What the client typed.
+    pub fn text(&self) -> &str {
+        match self {
+            Identifier::Username(s) | Identifier::Email(s) | Identifier::Either(s) => s,
         }
     }
 }
@@ -130,7 +139,25 @@ impl Core {
     }
 
     /// Logs in with a password or a resume token; a password login issues a new session token.
+    /// Password logins are audited, either way.
     pub async fn login(
+        &self,
+        credentials: Credentials,
+        client: &Client,
+    ) -> CoreResult<LoginResult> {
+        let from = client.addr;
+        let attempted = match &credentials {
+            Credentials::Password { identifier, .. } => Some(identifier.text().to_string()),
+            Credentials::Resume { .. } => None,
+        };
+        let outcome = self.check_login(credentials, client).await;
+        if let Some(name) = attempted {
+            self.audit_login(&name, from, &outcome).await;
+        }
+        outcome
+    }
+
+    async fn check_login(
         &self,
         credentials: Credentials,
         client: &Client,
@@ -301,10 +328,13 @@ impl Core {
     /// Ends the session the token belongs to.
     pub async fn logout(&self, session: &Session) -> CoreResult<()> {
         // The change announces `SessionsEnded` for this token: its connections close.
-        self.commit(vec![Change::DeleteLoginToken {
-            user_id: session.user.id.clone(),
-            hashed: session.token_hash.clone(),
-        }])
+        self.commit(vec![
+            Change::DeleteLoginToken {
+                user_id: session.user.id.clone(),
+                hashed: session.token_hash.clone(),
+            },
+            self.audit("logout", Some(&session.user), json!({})),
+        ])
         .await
     }
 
@@ -327,7 +357,7 @@ impl Core {
             join_default_channels: true,
             ..new
         };
-        self.insert_user(new, true).await
+        self.insert_user(new, None, true).await
     }
 
     /// `users.create`: an administrator adds a user. Needs `create-user`.
@@ -340,11 +370,17 @@ impl Core {
         {
             self.authz.require(actor, "assign-admin-role", None)?;
         }
-        self.insert_user(new, true).await
+        self.insert_user(new, Some(actor), true).await
     }
 
-    /// Adds a user; `check_policy` applies the password policy (not to the operator's users).
-    async fn insert_user(&self, new: NewUser, check_policy: bool) -> CoreResult<User> {
+    /// Creates the user; `actor` is who did it (none: self-registration or the operator);
+    /// `check_policy` applies the password policy (not to the operator's users).
+    async fn insert_user(
+        &self,
+        new: NewUser,
+        actor: Option<&User>,
+        check_policy: bool,
+    ) -> CoreResult<User> {
         let username = new.username.trim().to_string();
         if !is_valid_username(&username) {
             return Err(CoreError::bad(
@@ -410,10 +446,14 @@ impl Core {
             user.extra
                 .insert("customFields".into(), Value::Object(fields));
         }
-        let mut changes = vec![Change::InsertUser {
-            user: user.clone(),
-            password_hash: None,
-        }];
+        let details = json!({"userId": user.id, "username": user.username, "roles": user.roles});
+        let mut changes = vec![
+            Change::InsertUser {
+                user: user.clone(),
+                password_hash: None,
+            },
+            self.audit("user.created", actor, details),
+        ];
         if let Some(hash) = password_hash {
             changes.push(self.password_changed(&user.id, hash));
         }
@@ -447,6 +487,7 @@ impl Core {
                 join_default_channels: true,
                 ..NewUser::default()
             },
+            None,
             false,
         )
         .await?;
@@ -472,6 +513,8 @@ impl Core {
         patch: UserPatch,
     ) -> CoreResult<User> {
         let mut user = self.find_user(Some(user_id), None).await?;
+        let before = user.clone();
+        let password_changed = patch.password.as_ref().is_some_and(|p| !p.is_empty());
         if actor.id != user.id {
             self.authz.require(actor, "edit-other-user-info", None)?;
         }
@@ -580,6 +623,7 @@ impl Core {
             }
         }
         user.updated_at = Timestamp::now();
+        changes.extend(self.user_update_audits(actor, &before, &user, password_changed));
         changes.insert(0, Change::UpdateUser(user.clone()));
         self.commit(changes).await?;
         Ok(user)
@@ -602,6 +646,8 @@ impl Core {
                 changes.push(Change::UpdateRoom(room));
             }
         }
+        let details = json!({"userId": user.id, "username": user.username});
+        changes.push(self.audit("user.deleted", Some(actor), details));
         changes.push(Change::DeleteUser(user.id));
         self.commit(changes).await
     }
@@ -663,8 +709,13 @@ impl Core {
         if !by_secret && !by_permission {
             return Err(CoreError::not_allowed("Not authorized"));
         }
-        self.finish_login(user.clone(), new_token(), None, Some(ClientInfo::default()))
-            .await
+        let login = self
+            .finish_login(user.clone(), new_token(), None, Some(ClientInfo::default()))
+            .await?;
+        let details = json!({"userId": user.id, "bySecret": by_secret && !by_permission});
+        self.audit_alone(self.audit("token.created", actor, details))
+            .await;
+        Ok(login)
     }
 
     /// Users by id, for rendering.
@@ -706,7 +757,7 @@ impl Core {
 /// Operator actions from the command line: no actor, the operator is trusted.
 impl Core {
     pub async fn admin_create_user(&self, new: NewUser) -> CoreResult<User> {
-        self.insert_user(new, false).await
+        self.insert_user(new, None, false).await
     }
 
     pub async fn admin_update_user(&self, user_id: &str, patch: UserPatch) -> CoreResult<User> {

@@ -131,13 +131,17 @@ impl Core {
                 ));
             }
         }
-        let changes = grants
+        let mut changes: Vec<Change> = grants
             .iter()
             .map(|g| Change::SetPermissionRoles {
                 id: g.id.clone(),
                 roles: g.roles.clone(),
             })
             .collect();
+        for g in &grants {
+            let details = serde_json::json!({"permission": g.id, "roles": g.roles});
+            changes.push(self.audit("permission.changed", Some(actor), details));
+        }
         self.commit(changes).await?;
         for g in grants {
             self.authz.set(&g.id, g.roles);

@@ -11,9 +11,6 @@ use apogee_domain::{Timestamp, User, random_id};
 use async_trait::async_trait;
 use serde_json::Value;
 
-/// Bytes kept from the start of an upload to recognise its type.
-const SNIFF: usize = 512;
-
 /// What `/avatar/<username>` serves.
 pub enum Avatar {
     /// An uploaded image: its type (checked again on the stored bytes), ETag and contents.
@@ -98,26 +95,6 @@ fn initials_svg(username: &str) -> String {
     )
 }
 
-/// Passes an upload through while keeping its first bytes.
-struct Sniffed<'a> {
-    inner: &'a mut dyn ByteSource,
-    head: Vec<u8>,
-}
-
-#[async_trait]
-impl ByteSource for Sniffed<'_> {
-    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, crate::blobs::BlobError> {
-        let chunk = self.inner.next_chunk().await?;
-        if let Some(c) = &chunk
-            && self.head.len() < SNIFF
-        {
-            let take = (SNIFF - self.head.len()).min(c.len());
-            self.head.extend_from_slice(&c[..take]);
-        }
-        Ok(chunk)
-    }
-}
-
 /// A chunk already read, then the rest of the source.
 struct Prepended {
     first: Option<Vec<u8>>,
@@ -164,10 +141,7 @@ impl Core {
         let max = self.settings.int("FileUpload_MaxFileSize");
         let etag = random_id();
         let key = key_of(&target.id, &etag)?;
-        let mut sniffed = Sniffed {
-            inner: body,
-            head: Vec::new(),
-        };
+        let mut sniffed = crate::file_types::Sniffed::new(body);
         self.blobs
             .put(&key, &mut sniffed, (max >= 0).then_some(max as u64))
             .await

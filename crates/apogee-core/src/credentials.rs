@@ -268,6 +268,11 @@ impl Core {
         user.require_password_change = None;
         user.extra.remove("requirePasswordChangeReason");
         user.updated_at = Timestamp::now();
+        changes.push(self.audit(
+            "user.password_changed",
+            Some(&session.user),
+            json!({"userId": user.id, "username": user.username, "forced": true}),
+        ));
         changes.insert(0, Change::UpdateUser(user));
         changes.extend(
             self.end_sessions_except(&session.user.id, Some(&session.token_hash))
@@ -322,6 +327,11 @@ impl Core {
         Ok(Some(vec![
             Change::InsertPasswordReset(reset),
             self.queue_mail(mail),
+            self.audit(
+                "user.password_reset_requested",
+                Some(&user),
+                json!({"userId": user.id}),
+            ),
         ]))
     }
 
@@ -391,6 +401,12 @@ impl Core {
         ];
         changes.extend(self.end_sessions_except(&user.id, None).await?);
         changes.push(login);
+        changes.push(self.audit_from(
+            "user.password_reset",
+            Some(&user),
+            client.addr,
+            json!({"userId": user.id, "username": user.username}),
+        ));
         self.commit(changes).await?;
         Ok(LoginResult {
             user,

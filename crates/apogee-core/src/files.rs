@@ -4,6 +4,7 @@
 use crate::Core;
 use crate::blobs::{BlobBody, BlobError, BlobKey, ByteRange, ByteSource};
 use crate::error::{CoreError, CoreResult, ErrorKind};
+use crate::file_types::{Sniffed, sniffed_type, type_accepted};
 use crate::messages::NewMessage;
 use crate::rooms::{RoomRef, RoomView};
 use crate::store::{Change, Page};
@@ -161,6 +162,10 @@ pub(crate) fn blob_failure(e: BlobError, max: i64) -> CoreError {
     }
 }
 
+fn invalid_file_type() -> CoreError {
+    CoreError::bad("error-invalid-file-type", "File type is not accepted.")
+}
+
 fn invalid_file() -> CoreError {
     CoreError::bad("invalid-file", "Invalid file")
 }
@@ -203,11 +208,36 @@ impl Core {
         let max = self.settings.int("FileUpload_MaxFileSize");
         let id = random_id();
         let key = BlobKey::new(&id).map_err(|_| CoreError::internal("invalid blob key"))?;
-        let size = self
+        let declared = clean_content_type(new.content_type.as_deref());
+        // Ciphertext of an encrypted room is stored as it comes, never inspected.
+        let encrypted = view.room.is_encrypted();
+        let allow = self.settings.string("FileUpload_MediaTypeWhiteList");
+        let deny = self.settings.string("FileUpload_MediaTypeBlackList");
+        let mut content_type = declared.clone();
+        let decided = &mut content_type;
+        let mut sniffed = Sniffed::checked(body, move |head| {
+            let found = if encrypted {
+                declared
+            } else {
+                sniffed_type(head, &declared)
+            };
+            if !type_accepted(&found, &allow, &deny) {
+                return Err(found);
+            }
+            *decided = found;
+            Ok(())
+        });
+        let stored = self
             .blobs
-            .put(&key, body, (max >= 0).then_some(max as u64))
-            .await
-            .map_err(|e| blob_failure(e, max))?;
+            .put(&key, &mut sniffed, (max >= 0).then_some(max as u64))
+            .await;
+        let refused = sniffed.refused.take();
+        drop(sniffed);
+        let size = match (stored, refused) {
+            (Ok(size), _) => size,
+            (Err(_), Some(_refused_type)) => return Err(invalid_file_type()),
+            (Err(e), None) => return Err(blob_failure(e, max)),
+        };
         let now = Timestamp::now();
         let upload = Upload {
             id,
@@ -215,7 +245,7 @@ impl Core {
             user_id: actor.id.clone(),
             username: actor.username.clone(),
             name: clean_file_name(&new.name),
-            content_type: clean_content_type(new.content_type.as_deref()),
+            content_type,
             size: size as i64,
             store_key: key.as_str().to_string(),
             complete: false,
@@ -288,10 +318,10 @@ impl Core {
             .await
     }
 
-    /// `GET /file-upload/:id/:name`: the file, for readers of its room. Unknown files and
-    /// files the caller may not see both answer "not found"; the contents are read with
-    /// [`Core::read_download`] once the caller knows which bytes it wants.
-    pub async fn download(&self, actor: &User, file_id: &str) -> CoreResult<Download> {
+    /// `GET /file-upload/:id/:name`: the file, for readers of its room — or for anyone with
+    /// the link when `FileUpload_ProtectFiles` is off. Unknown files answer "not found"; the
+    /// contents are read with [`Core::read_download`] once the caller knows which bytes it wants.
+    pub async fn download(&self, actor: Option<&User>, file_id: &str) -> CoreResult<Download> {
         let not_found = || CoreError::new(ErrorKind::NotFound, "", "File not found");
         let upload = self
             .store
@@ -303,8 +333,14 @@ impl Core {
             .room_by_id(&upload.rid)
             .await?
             .ok_or_else(not_found)?;
-        let sub = self.store.subscription(&room.id, &actor.id).await?;
-        if !self.authz.can_read_room(actor, &room, sub.as_ref()) {
+        let allowed = match actor {
+            Some(actor) => {
+                let sub = self.store.subscription(&room.id, &actor.id).await?;
+                self.authz.can_read_room(actor, &room, sub.as_ref())
+            }
+            None => !self.settings.bool("FileUpload_ProtectFiles"),
+        };
+        if !allowed {
             return Err(CoreError::unauthorized());
         }
         let key = key_of(&upload)?;

@@ -2,6 +2,7 @@
 //! [`Core`]; every authorization decision is made here, once, by use-case.
 
 pub mod accounts;
+pub mod audit;
 pub mod authz;
 pub mod avatars;
 pub mod blobs;
@@ -12,6 +13,8 @@ pub mod discussions;
 pub mod e2e;
 pub mod error;
 pub mod events;
+pub mod file_cleanup;
+pub mod file_types;
 pub mod files;
 pub mod invites;
 pub mod lockout;
@@ -219,6 +222,10 @@ fn deliverers(
 ) -> std::collections::HashMap<&'static str, Arc<dyn outbox::Deliverer>> {
     let mut map: std::collections::HashMap<&'static str, Arc<dyn outbox::Deliverer>> =
         Default::default();
+    map.insert(
+        file_cleanup::BLOB_DELETE,
+        Arc::new(file_cleanup::BlobDeleter),
+    );
     if let Some(mailer) = &options.mailer {
         map.insert(mail::KIND, Arc::new(mail::MailDeliverer(mailer.clone())));
     }
@@ -270,6 +277,9 @@ async fn heartbeat(core: std::sync::Weak<Core>) {
         };
         if let Err(e) = core.beat().await {
             tracing::warn!(error = %e.message, "node heartbeat failed");
+        }
+        if let Err(e) = core.clean_unconfirmed_uploads().await {
+            tracing::warn!(error = %e.message, "cleaning unconfirmed uploads failed");
         }
     }
 }

@@ -382,6 +382,12 @@ impl Core {
             parent.updated_at = Timestamp::now();
             changes.push(Change::UpdateMessage(parent));
         }
+        changes.extend(self.message_file_removals(&message).await?);
+        if !own {
+            // Moderation: someone else's message removed.
+            let details = serde_json::json!({"rid": message.rid, "messageId": message.id, "author": message.u.id});
+            changes.push(self.audit("message.deleted", Some(actor), details));
+        }
         self.commit(changes).await?;
         Ok(message)
     }

@@ -6,6 +6,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::events::Event;
 use crate::store::{Change, Page, Role, RoomQuery, UserQuery};
 use apogee_domain::{Timestamp, User, random_id};
+use serde_json::json;
 
 const ALL: Page = Page {
     offset: 0,
@@ -183,7 +184,13 @@ impl Core {
             mandatory2fa: new.mandatory2fa.unwrap_or(false),
             updated_at: Timestamp::now(),
         };
-        self.commit(vec![Change::UpsertRole(role.clone())]).await?;
+        let audit = self.audit(
+            "role.created",
+            Some(actor),
+            json!({"role": role.id, "scope": role.scope}),
+        );
+        self.commit(vec![Change::UpsertRole(role.clone()), audit])
+            .await?;
         Ok(role)
     }
 
@@ -248,7 +255,12 @@ impl Core {
                 Change::UpdateUser(user)
             }
         };
-        self.commit(vec![change]).await?;
+        let audit = self.audit(
+            "role.user_added",
+            Some(actor),
+            json!({"role": role.id, "username": username, "roomId": room_id}),
+        );
+        self.commit(vec![change, audit]).await?;
         Ok(role)
     }
 
@@ -302,7 +314,12 @@ impl Core {
                 Change::UpdateUser(user)
             }
         };
-        self.commit(vec![change]).await?;
+        let audit = self.audit(
+            "role.user_removed",
+            Some(actor),
+            json!({"role": role.id, "username": username, "roomId": room_id}),
+        );
+        self.commit(vec![change, audit]).await?;
         Ok(role)
     }
 
@@ -325,7 +342,8 @@ impl Core {
                 "Cannot delete role because it's in use",
             ));
         }
-        self.commit(vec![Change::DeleteRole(role.id.clone())])
+        let audit = self.audit("role.deleted", Some(actor), json!({"role": role.id}));
+        self.commit(vec![Change::DeleteRole(role.id.clone()), audit])
             .await?;
         self.publish(Event::Role {
             role: Box::new(role),

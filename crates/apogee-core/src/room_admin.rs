@@ -157,13 +157,14 @@ impl Core {
         if count == 0 {
             return Ok(0);
         }
-        let changes = doomed
-            .into_iter()
-            .map(|m| Change::DeleteMessage {
+        let mut changes = Vec::new();
+        for m in doomed {
+            changes.extend(self.message_file_removals(&m).await?);
+            changes.push(Change::DeleteMessage {
                 id: m.id,
                 rid: m.rid,
-            })
-            .collect();
+            });
+        }
         self.commit(changes).await?;
         Ok(count)
     }

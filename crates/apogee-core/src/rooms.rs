@@ -779,7 +779,11 @@ impl Core {
             RoomType::Direct => "delete-d",
         };
         self.authz.require(actor, perm, sub.as_ref())?;
-        self.commit(vec![Change::DeleteRoom(room.id)]).await
+        let details = serde_json::json!({"rid": room.id, "name": room.name, "t": room.t});
+        let audit = self.audit("room.deleted", Some(actor), details);
+        let mut changes = self.room_file_removals(&room.id).await?;
+        changes.extend([Change::DeleteRoom(room.id), audit]);
+        self.commit(changes).await
     }
 
     /// Grants or revokes a room role (`owner`, `moderator`, `leader`) on a member.
@@ -836,7 +840,14 @@ impl Core {
         let mut msg = Message::system(&room.id, t, target.username.clone(), actor.as_ref());
         msg.extra
             .insert("role".into(), Value::String(role.to_string()));
+        let event = if grant {
+            "room.role_added"
+        } else {
+            "room.role_removed"
+        };
+        let details = serde_json::json!({"rid": room.id, "userId": target.id, "role": role});
         self.commit(vec![
+            self.audit(event, Some(actor), details),
             Change::UpdateSubscription(sub),
             Change::AppendMessage {
                 message: msg,

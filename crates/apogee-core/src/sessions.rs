@@ -119,10 +119,14 @@ impl Core {
         let token = self
             .find_device_session(&caller.user, scope, session_id)
             .await?;
-        self.commit(vec![Change::DeleteLoginToken {
-            user_id: token.user_id,
-            hashed: token.hashed,
-        }])
+        let details = serde_json::json!({"sessionId": session_id, "userId": token.user_id});
+        self.commit(vec![
+            Change::DeleteLoginToken {
+                user_id: token.user_id,
+                hashed: token.hashed,
+            },
+            self.audit("session.revoked", Some(&caller.user), details),
+        ])
         .await
     }
 }

@@ -115,10 +115,24 @@ impl crate::Core {
             ("int", Value::String(s)) => Value::from(s.parse::<i64>().unwrap_or(0)),
             _ => value,
         };
-        self.commit(vec![Change::SetSetting {
-            id: id.to_string(),
-            value: value.clone(),
-        }])
+        // Secrets (`password` settings) are recorded as changed, without their value.
+        let shown = if def.kind == "password" {
+            Value::from("********")
+        } else {
+            value.clone()
+        };
+        let audit = self.audit(
+            "setting.changed",
+            Some(actor),
+            serde_json::json!({"id": id, "value": shown}),
+        );
+        self.commit(vec![
+            Change::SetSetting {
+                id: id.to_string(),
+                value: value.clone(),
+            },
+            audit,
+        ])
         .await?;
         self.settings.remember(id, value);
         Ok(())

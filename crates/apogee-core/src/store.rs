@@ -296,6 +296,13 @@ pub enum Change {
         error: String,
         retry_at: Option<Timestamp>,
     },
+    /// Appends an entry to the audit chain (numbered and hashed by the store).
+    Audit(crate::audit::AuditEntry),
+    /// The export to `sink` has shipped every entry up to `seq`.
+    AuditExported {
+        sink: String,
+        seq: i64,
+    },
 }
 
 /// A queued side effect: `kind` names the worker that delivers `payload`.
@@ -505,6 +512,8 @@ pub trait UploadStore: Send + Sync {
         name_contains: Option<&str>,
         page: Page,
     ) -> StoreResult<(Vec<Upload>, i64)>;
+    /// Uploads never posted as a message and created before `before`, oldest first.
+    async fn unconfirmed_uploads(&self, before: Timestamp, limit: i64) -> StoreResult<Vec<Upload>>;
 }
 
 #[async_trait]
@@ -515,6 +524,40 @@ pub trait PresenceStore: Send + Sync {
     async fn stale_nodes(&self, before: Timestamp) -> StoreResult<Vec<String>>;
     /// Users a node has presence rows for.
     async fn users_on_node(&self, node: &str) -> StoreResult<Vec<String>>;
+}
+
+/// An audit entry in its place in the chain: `doc` is the stored JSON exactly as hashed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub doc: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A window of the audit log.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuditQuery {
+    /// Events named this or starting with `this.`.
+    pub event: Option<String>,
+    pub actor_id: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Keyset bounds on the entry number.
+    pub before_seq: Option<i64>,
+    pub after_seq: Option<i64>,
+    /// Oldest first (export, verification) instead of newest first.
+    pub ascending: bool,
+    pub limit: i64,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn audit_records(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
+    /// The number and hash of the last entry written (0 and the genesis hash when none).
+    async fn audit_head(&self) -> StoreResult<(i64, String)>;
+    /// How far the export to `sink` got (0: nothing shipped yet).
+    async fn audit_exported(&self, sink: &str) -> StoreResult<i64>;
 }
 
 #[async_trait]
@@ -549,6 +592,7 @@ pub trait Store:
     + UploadStore
     + PresenceStore
     + OutboxStore
+    + AuditStore
     + Writer
 {
 }
@@ -568,6 +612,7 @@ impl<T> Store for T where
         + UploadStore
         + PresenceStore
         + OutboxStore
+        + AuditStore
         + Writer
 {
 }

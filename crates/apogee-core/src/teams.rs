@@ -350,6 +350,7 @@ impl Core {
         let mut changes = Vec::new();
         for mut room in self.store.team_rooms(&team.id).await? {
             if rooms_to_remove.contains(&room.id) {
+                changes.extend(self.room_file_removals(&room.id).await?);
                 changes.push(Change::DeleteRoom(room.id));
             } else {
                 room.team_id = None;
@@ -359,6 +360,7 @@ impl Core {
             }
         }
         changes.push(Change::DeleteTeam(team.id.clone()));
+        changes.extend(self.room_file_removals(&team.room_id).await?);
         changes.push(Change::DeleteRoom(team.room_id.clone()));
         self.commit(changes).await
     }

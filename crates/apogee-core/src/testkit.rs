@@ -20,8 +20,8 @@ macro_rules! conformance_tests {
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
             custom_sounds_catalogue, uploads_by_room, presence_per_node,
             subscriptions_without_room_key, outbox_leases_and_retries,
-            login_sessions_for_device_management, personal_token_names_are_unique_per_user,
-            password_history_and_resets);
+            audit_chain_under_concurrency, login_sessions_for_device_management,
+            personal_token_names_are_unique_per_user, password_history_and_resets);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1622,4 +1622,68 @@ pub async fn outbox_leases_and_retries(s: S) {
     let failed = s.failed_outbox(10).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].attempts, 2);
+}
+
+pub async fn audit_chain_under_concurrency(s: S) {
+    use crate::audit::{AuditEntry, GENESIS, chain_hash};
+    let entry = |i: usize| AuditEntry {
+        id: format!("e{i}"),
+        ts: Timestamp::from_millis(1000 + i as i64),
+        event: "test".into(),
+        actor: None,
+        ip: None,
+        details: serde_json::json!({"i": i}),
+    };
+    assert_eq!(s.audit_head().await.unwrap(), (0, GENESIS.to_string()));
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.commit(vec![Change::Audit(entry(i))]).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    // A batch that fails takes its audit entry with it.
+    let failing = vec![
+        Change::Audit(entry(99)),
+        Change::DeleteUpload("no-such-upload".into()),
+    ];
+    assert!(s.commit(failing).await.is_err());
+
+    let all = s
+        .audit_records(&AuditQuery {
+            ascending: true,
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 16);
+    let mut prev = GENESIS.to_string();
+    for (i, r) in all.iter().enumerate() {
+        assert_eq!(r.seq, i as i64 + 1);
+        assert_eq!(r.prev_hash, prev);
+        assert_eq!(r.hash, chain_hash(&prev, r.seq, &r.doc));
+        prev = r.hash.clone();
+    }
+    assert_eq!(s.audit_head().await.unwrap(), (16, prev));
+    let newest = s
+        .audit_records(&AuditQuery {
+            before_seq: Some(16),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest.iter().map(|r| r.seq).collect::<Vec<_>>(), [15, 14]);
+
+    assert_eq!(s.audit_exported("siem").await.unwrap(), 0);
+    s.commit(vec![Change::AuditExported {
+        sink: "siem".into(),
+        seq: 9,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.audit_exported("siem").await.unwrap(), 9);
 }

@@ -7,6 +7,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::passwords::{hash_token, new_token};
 use crate::store::{Change, ClientInfo, LoginToken};
 use apogee_domain::{Timestamp, User};
+use serde_json::json;
 
 fn not_authorized() -> CoreError {
     CoreError::bad("not-authorized", "Not Authorized")
@@ -74,12 +75,14 @@ impl Core {
             ));
         }
         let token = new_token();
-        self.commit(vec![self.personal_token(
-            actor,
-            name,
-            &token,
-            bypass_two_factor,
-        )])
+        self.commit(vec![
+            self.personal_token(actor, name, &token, bypass_two_factor),
+            self.audit(
+                "token.created",
+                Some(actor),
+                json!({"name": name, "personal": true, "bypassTwoFactor": bypass_two_factor}),
+            ),
+        ])
         .await?;
         Ok(token)
     }
@@ -98,6 +101,11 @@ impl Core {
                 hashed: old.hashed,
             },
             self.personal_token(actor, name, &token, old.bypass_two_factor),
+            self.audit(
+                "token.regenerated",
+                Some(actor),
+                json!({"name": name, "personal": true}),
+            ),
         ])
         .await?;
         Ok(token)
@@ -110,10 +118,17 @@ impl Core {
             .personal_token_named(actor, name)
             .await?
             .ok_or_else(no_such_token)?;
-        self.commit(vec![Change::DeleteLoginToken {
-            user_id: actor.id.clone(),
-            hashed: old.hashed,
-        }])
+        self.commit(vec![
+            Change::DeleteLoginToken {
+                user_id: actor.id.clone(),
+                hashed: old.hashed,
+            },
+            self.audit(
+                "token.removed",
+                Some(actor),
+                json!({"name": name, "personal": true}),
+            ),
+        ])
         .await
     }
 

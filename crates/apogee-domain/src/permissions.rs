@@ -23,6 +23,7 @@ pub const DEFAULT_PERMISSIONS: &[(&str, &[&str])] = &[
     ("bulk-register-user", &["admin"]),
     ("bypass-time-limit-edit-and-delete", &["bot", "app"]),
     ("call-management", &["admin", "owner", "moderator"]),
+    ("can-audit-log", &["admin"]),
     ("clean-channel-history", &["admin"]),
     ("create-c", &["admin", "user", "bot", "app"]),
     ("create-d", &["admin", "user", "bot", "app"]),

@@ -290,6 +290,35 @@ pub const CATALOGUE: &[SettingDef] = &[
     ),
     setting!("FileUpload_Enabled", "boolean", true, true, "FileUpload"),
     setting!(
+        "FileUpload_MediaTypeWhiteList",
+        "string",
+        "",
+        true,
+        "FileUpload"
+    ),
+    setting!(
+        "FileUpload_MediaTypeBlackList",
+        "string",
+        "image/svg+xml",
+        true,
+        "FileUpload"
+    ),
+    setting!(
+        "FileUpload_ProtectFiles",
+        "boolean",
+        true,
+        true,
+        "FileUpload"
+    ),
+    // Apogee's: uploads never posted as a message are removed after this long.
+    setting!(
+        "FileUpload_Unconfirmed_Expiry_Minutes",
+        "int",
+        60,
+        false,
+        "FileUpload"
+    ),
+    setting!(
         "FileUpload_MaxFileSize",
         "int",
         104857600,

@@ -52,6 +52,29 @@ pub enum AdminCommand {
         #[arg(long)]
         password: String,
     },
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain; exits non-zero naming the first bad entry.
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Print entries, oldest first, as JSON lines or RFC 5424 syslog lines.
+    Export {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// `jsonl` or `syslog`.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Only entries after this number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -78,8 +101,11 @@ pub struct StorageArgs {
     /// S3 region [default: us-east-1].
     #[arg(long, env = "APOGEE_S3_REGION")]
     pub s3_region: Option<String>,
+    /// Ship every audit entry to a SIEM as RFC 5424 syslog: udp://host:port or tcp://host:port.
+    #[arg(long, env = "APOGEE_AUDIT_SYSLOG")]
+    pub audit_syslog: Option<String>,
     /// TOML configuration file with the same keys (listen, data_dir, database_url, nats_url,
-    /// root_url, s3_bucket, s3_endpoint, s3_region).
+    /// root_url, s3_bucket, s3_endpoint, s3_region, audit_syslog).
     #[arg(long, env = "APOGEE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -95,6 +121,7 @@ struct FileConfig {
     s3_bucket: Option<String>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
+    audit_syslog: Option<String>,
 }
 
 /// Where the data lives.
@@ -114,6 +141,8 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// Where uploads go: `None` is `<data_dir>/uploads`.
     pub s3: Option<apogee_blob::S3Config>,
+    /// Where audit entries are shipped, if anywhere.
+    pub audit_syslog: Option<crate::siem::Sink>,
     pub options: Options,
 }
 
@@ -184,12 +213,16 @@ impl Config {
                 redact(endpoint)
             );
         }
+        let audit_syslog = nonempty(args.audit_syslog.clone().or(file.audit_syslog))
+            .map(|url| crate::siem::Sink::parse(&url))
+            .transpose()?;
         Ok(Config {
             listen,
             data_dir,
             database,
             nats_url,
             s3,
+            audit_syslog,
             options: options_from_env(root_url),
         })
     }

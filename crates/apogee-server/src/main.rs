@@ -2,13 +2,14 @@
 //! serves Rocket.Chat's API until SIGINT/SIGTERM.
 
 mod config;
+mod siem;
 
 use anyhow::{Context, Result};
 use apogee_core::Core;
 use apogee_core::accounts::{NewUser, UserPatch};
 use apogee_core::store::Store;
 use clap::Parser;
-use config::{AdminCommand, Cli, Command, Config, Database, StorageArgs, redact};
+use config::{AdminCommand, AuditCommand, Cli, Command, Config, Database, StorageArgs, redact};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -108,6 +109,10 @@ async fn serve(args: &StorageArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "apogee is listening");
+    if let Some(sink) = config.audit_syslog.clone() {
+        tracing::info!(?sink, "shipping the audit log");
+        tokio::spawn(siem::ship(core.clone(), sink));
+    }
     let app = apogee_rc::router(core).layer(tower_http::trace::TraceLayer::new_for_http());
     // Peer addresses feed the rate limits; small DDP frames go out at once (no Nagle delay).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -188,6 +193,49 @@ async fn admin(cmd: AdminCommand) -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("password reset for {username}");
+        }
+        AdminCommand::Audit(cmd) => audit(cmd).await?,
+    }
+    Ok(())
+}
+
+async fn audit(cmd: AuditCommand) -> Result<()> {
+    match cmd {
+        AuditCommand::Verify { storage } => {
+            let core = open_core(&Config::resolve(&storage)?).await?;
+            match core
+                .verify_audit()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                Ok(n) => println!("audit log intact: {n} entries, chain and head agree"),
+                Err(broken) => anyhow::bail!("audit log tampered with: {broken}"),
+            }
+        }
+        AuditCommand::Export {
+            storage,
+            format,
+            after,
+        } => {
+            let line: fn(&apogee_core::store::AuditRecord, &str) -> String = match format.as_str() {
+                "jsonl" => |r, _| siem::json_line(r),
+                "syslog" => siem::syslog_line,
+                other => anyhow::bail!("--format must be jsonl or syslog, got {other:?}"),
+            };
+            let core = open_core(&Config::resolve(&storage)?).await?;
+            let host = siem::hostname();
+            let mut after = after;
+            loop {
+                let page = core
+                    .audit_after(after, 1000)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for r in &page {
+                    println!("{}", line(r, &host));
+                }
+            }
         }
     }
     Ok(())

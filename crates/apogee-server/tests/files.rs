@@ -612,27 +612,56 @@ async fn check_ranges_and_caching(s: &Server) {
 
 #[tokio::test]
 async fn ranges_conditionals_and_head() {
-    let s = Server::start(common::Backend::Sqlite).await;
+    // SVG is refused by default (FileUpload_MediaTypeBlackList); allowed here to check how
+    // it is served.
+    let s = Server::start_with(
+        common::Backend::Sqlite,
+        &[("OVERWRITE_SETTING_FileUpload_MediaTypeBlackList", "")],
+    )
+    .await;
     check_ranges_and_caching(&s).await;
 
     // Content-Disposition: attachment for anything a browser could run.
     let alice = s.user("carol").await;
-    for (name, mime, kind) in [
-        ("a.svg", "image/svg+xml", "attachment"),
-        ("a.html", "text/html", "attachment"),
-        ("a.pdf", "application/pdf", "attachment"),
-        ("a.ogg", "audio/ogg", "inline"),
-        ("a.jpg", "image/jpeg", "inline"),
-    ] {
+    let files: [(&str, &str, &[u8], &str); 5] = [
+        (
+            "a.svg",
+            "image/svg+xml",
+            b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+            "attachment",
+        ),
+        (
+            "a.html",
+            "text/html",
+            b"<html><script>1</script></html>",
+            "attachment",
+        ),
+        ("a.pdf", "application/pdf", b"%PDF-1.4\n", "attachment"),
+        (
+            "a.ogg",
+            "audio/ogg",
+            b"OggS\0\x02\0\0\0\0\0\0\0\0",
+            "inline",
+        ),
+        (
+            "a.jpg",
+            "image/jpeg",
+            b"\xff\xd8\xff\xe0\0\x10JFIF\0",
+            "inline",
+        ),
+    ];
+    for (name, mime, bytes, kind) in files {
         let up = send_form(
             &s,
             "/api/v1/rooms.media/GENERAL",
             &alice,
-            file_form(name, b"x".to_vec(), mime),
+            file_form(name, bytes.to_vec(), mime),
         )
         .await;
+        assert_eq!(up.0, 200, "{name}: {}", up.1);
         let url = up.1["file"]["url"].as_str().unwrap().to_string();
         let resp = download(&s, &url, Some(&alice)).await;
+        assert_eq!(header(&resp, "content-type"), mime, "{name}");
         let cd = header(&resp, "content-disposition");
         assert!(cd.starts_with(kind), "{mime}: {cd}");
         assert!(cd.contains(&format!("filename*=UTF-8''{name}")), "{cd}");
@@ -685,4 +714,185 @@ async fn s3_storage_uploads_and_downloads() {
     };
     assert_eq!(list("list-type=2").await.matches("<Key>").count(), 1);
     assert_eq!(list("uploads").await.matches("<UploadId>").count(), 0);
+}
+
+/// The stored blobs under the data directory (not counting the staging directory).
+fn stored_blobs(s: &Server) -> Vec<String> {
+    std::fs::read_dir(s.data_dir().join("uploads"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .filter(|n| n != ".tmp")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits (the outbox deletes after the commit) until `id` is no longer stored.
+async fn wait_until_removed(s: &Server, id: &str) {
+    for _ in 0..200 {
+        if !stored_blobs(s).iter().any(|n| n == id) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("blob {id} still stored: {:?}", stored_blobs(s));
+}
+
+async fn upload_and_post(s: &Server, rid: &str, a: &Auth) -> (String, String, String) {
+    let up = send_form(
+        s,
+        &format!("/api/v1/rooms.media/{rid}"),
+        a,
+        file_form("f.png", png_bytes(5_000), "image/png"),
+    )
+    .await;
+    assert_eq!(up.0, 200, "{}", up.1);
+    let id = up.1["file"]["_id"].as_str().unwrap().to_string();
+    let url = up.1["file"]["url"].as_str().unwrap().to_string();
+    let (status, v) = s
+        .post(
+            &format!("/api/v1/rooms.mediaConfirm/{rid}/{id}"),
+            a,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let msg = v["message"]["_id"].as_str().unwrap().to_string();
+    (id, url, msg)
+}
+
+#[tokio::test]
+async fn file_contents_go_with_their_message_their_room_or_when_never_posted() {
+    let s = Server::start_with(
+        common::Backend::Sqlite,
+        &[(
+            "OVERWRITE_SETTING_FileUpload_Unconfirmed_Expiry_Minutes",
+            "0",
+        )],
+    )
+    .await;
+    let alice = s.user("alice").await;
+
+    // Deleting a file message deletes the file.
+    let (id, url, msg) = upload_and_post(&s, "GENERAL", &alice).await;
+    assert!(stored_blobs(&s).contains(&id));
+    let (status, v) = s
+        .post(
+            "/api/v1/chat.delete",
+            &alice,
+            json!({"roomId": "GENERAL", "msgId": msg}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(download(&s, &url, Some(&alice)).await.status(), 404);
+    wait_until_removed(&s, &id).await;
+
+    // Deleting a room deletes its files.
+    let (status, v) = s
+        .post("/api/v1/channels.create", &alice, json!({"name": "doomed"}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let rid = v["channel"]["_id"].as_str().unwrap().to_string();
+    let (id, _, _) = upload_and_post(&s, &rid, &alice).await;
+    let (status, v) = s
+        .post("/api/v1/channels.delete", &alice, json!({"roomId": rid}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    wait_until_removed(&s, &id).await;
+
+    // An upload never posted is cleaned up (expiry 0 here: at the next heartbeat).
+    let up = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &alice,
+        file_form("orphan.png", png_bytes(100), "image/png"),
+    )
+    .await;
+    let id = up.1["file"]["_id"].as_str().unwrap().to_string();
+    let url = up.1["file"]["url"].as_str().unwrap().to_string();
+    wait_until_removed(&s, &id).await;
+    assert_eq!(download(&s, &url, Some(&alice)).await.status(), 404);
+    let (status, _) = s
+        .post(
+            &format!("/api/v1/rooms.mediaConfirm/GENERAL/{id}"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "a cleaned-up upload cannot be posted");
+}
+
+#[tokio::test]
+async fn types_come_from_the_bytes_and_the_type_lists_apply() {
+    let s = Server::start(common::Backend::Sqlite).await;
+    let alice = s.user("alice").await;
+    let media = "/api/v1/rooms.media/GENERAL";
+
+    // A PDF that says it is a PNG is stored, posted and served as a PDF.
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\n".to_vec();
+    let up = send_form(&s, media, &alice, file_form("doc.png", pdf, "image/png")).await;
+    assert_eq!(up.0, 200, "{}", up.1);
+    let id = up.1["file"]["_id"].as_str().unwrap().to_string();
+    let url = up.1["file"]["url"].as_str().unwrap().to_string();
+    let (status, v) = s
+        .post(
+            &format!("/api/v1/rooms.mediaConfirm/GENERAL/{id}"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["message"]["file"]["type"], "application/pdf");
+    assert!(v["message"]["attachments"][0].get("image_url").is_none());
+    let got = download(&s, &url, Some(&alice)).await;
+    assert_eq!(got.headers()["content-type"], "application/pdf");
+
+    // SVG is on the default deny list, whatever it is called.
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script/></svg>".to_vec();
+    let before = stored_blobs(&s).len();
+    let refused = send_form(&s, media, &alice, file_form("x.png", svg, "image/png")).await;
+    assert_error(&refused, 400, Some("error-invalid-file-type"));
+    assert_eq!(stored_blobs(&s).len(), before, "nothing kept");
+
+    // An allow list: images only. A 5 MB text file claiming to be an image is refused after
+    // its first bytes, and nothing of it is kept.
+    let (status, v) = s
+        .post(
+            "/api/v1/settings/FileUpload_MediaTypeWhiteList",
+            &alice,
+            json!({"value": "image/*"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let text = vec![b'a'; 5_000_000];
+    let refused = send_form(&s, media, &alice, file_form("big.png", text, "image/png")).await;
+    assert_error(&refused, 400, Some("error-invalid-file-type"));
+    let ok = send_form(
+        &s,
+        media,
+        &alice,
+        file_form("p.png", png_bytes(100), "image/png"),
+    )
+    .await;
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    assert_eq!(stored_blobs(&s).len(), before + 1);
+    assert_eq!(
+        std::fs::read_dir(s.data_dir().join("uploads/.tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // Protected files need a login; unprotected ones are served to anyone with the link.
+    assert_eq!(download(&s, &url, None).await.status(), 403);
+    let (status, v) = s
+        .post(
+            "/api/v1/settings/FileUpload_ProtectFiles",
+            &alice,
+            json!({"value": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(download(&s, &url, None).await.status(), 200);
 }

@@ -612,6 +612,48 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             )
             .await?;
         }
+        Change::Audit(entry) => {
+            let head = tx
+                .query(
+                    "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
+                    args![],
+                )
+                .await?;
+            let head = head
+                .first()
+                .ok_or_else(|| StoreError::Backend("audit head row missing".into()))?;
+            let (seq, prev_hash) = (
+                head[0].int(),
+                head[1].text().unwrap_or_default().to_string(),
+            );
+            let doc = to_json(&entry)?;
+            let hash = apogee_core::audit::chain_hash(&prev_hash, seq, &doc);
+            tx.exec("UPDATE audit_head SET hash = $1 WHERE id = 1", args![&hash])
+                .await?;
+            tx.exec(
+                "INSERT INTO audit_log (seq, id, ts, event, actor_id, doc, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                args![
+                    seq,
+                    entry.id,
+                    entry.ts.millis(),
+                    entry.event,
+                    entry.actor.map(|a| a.id),
+                    doc,
+                    prev_hash,
+                    hash
+                ],
+            )
+            .await?;
+        }
+        Change::AuditExported { sink, seq } => {
+            tx.exec(
+                "INSERT INTO audit_exports (sink, seq) VALUES ($1, $2)
+                 ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq",
+                args![sink, seq],
+            )
+            .await?;
+        }
         Change::DeleteUpload(id) => {
             expect_one(
                 tx.exec("DELETE FROM uploads WHERE id = $1", args![id])

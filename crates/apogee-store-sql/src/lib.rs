@@ -3,6 +3,7 @@
 //! Everything else — schema, queries, how a [`Change`] becomes rows — lives here, once.
 
 mod apply;
+mod audit;
 mod glue;
 mod outbox;
 mod reads;

@@ -902,6 +902,14 @@ impl<D: Database> UploadStore for SqlStore<D> {
         self.page_of("uploads", filter, a, "created_at DESC, id", page)
             .await
     }
+
+    async fn unconfirmed_uploads(&self, before: Timestamp, limit: i64) -> StoreResult<Vec<Upload>> {
+        self.docs(
+            "SELECT doc FROM uploads WHERE complete = 0 AND created_at < $1 ORDER BY created_at LIMIT $2",
+            args![before.millis(), limit],
+        )
+        .await
+    }
 }
 
 #[async_trait]

@@ -171,6 +171,29 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (
+        7,
+        &[
+            // The audit chain: entry `seq` stores `hash = sha256(prev_hash, seq, doc)`.
+            "CREATE TABLE audit_log (
+            seq BIGINT PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            ts BIGINT NOT NULL,
+            event TEXT NOT NULL,
+            actor_id TEXT,
+            doc TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL)",
+            "CREATE INDEX audit_log_ts ON audit_log (ts)",
+            "CREATE INDEX audit_log_actor ON audit_log (actor_id, seq)",
+            // The last entry written. Appending updates this row first, so concurrent appends
+            // take their numbers one after the other (a row lock on PostgreSQL).
+            "CREATE TABLE audit_head (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)",
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000')",
+            // How far each SIEM export got.
+            "CREATE TABLE audit_exports (sink TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
+        ],
+    ),
+    (
         9,
         &[
             // Device management: each login session's public id, client and last resume; the

@@ -473,9 +473,6 @@ async fn download(
             _ => None,
         },
     };
-    let Some(session) = session else {
-        return plain(StatusCode::FORBIDDEN, "Forbidden");
-    };
     let download_failed = |e: CoreError| match e.kind {
         ErrorKind::NotFound => plain(StatusCode::NOT_FOUND, "Not found"),
         ErrorKind::Internal => {
@@ -484,7 +481,11 @@ async fn download(
         }
         _ => plain(StatusCode::FORBIDDEN, "Forbidden"),
     };
-    let file = match s.core.download(&session.user, &file_id).await {
+    let file = match s
+        .core
+        .download(session.as_ref().map(|s| &s.user), &file_id)
+        .await
+    {
         Ok(file) => file,
         Err(e) => return download_failed(e),
     };

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod avatars;
 pub(crate) mod chat;
 mod chat_sync;
@@ -32,6 +33,7 @@ pub fn all() -> Router<AppState> {
         .merge(accounts::routes())
         .merge(credentials::routes())
         .merge(admin::routes())
+        .merge(audit::routes())
         .merge(rooms::routes())
         .merge(subscriptions::routes())
         .merge(chat::routes())

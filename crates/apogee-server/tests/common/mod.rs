@@ -128,6 +128,11 @@ impl Server {
         }
     }
 
+    /// The server's data directory (uploads live under `uploads/`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// The PostgreSQL URL this server uses.
     pub fn db_url(&self) -> &str {
         self.db.as_deref().unwrap_or_default()

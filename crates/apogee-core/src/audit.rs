@@ -1,0 +1,274 @@
+//! The tamper-evident audit log. Security-relevant events are appended as [`Change::Audit`] in
+//! the batch of the change they describe (or alone, for failures that change nothing). The store
+//! numbers entries 1, 2, 3, … and chains them: each entry's hash commits to the previous entry's
+//! hash, its own number and its exact stored document ([`chain_hash`]), and a one-row head keeps
+//! the last number and hash. Editing, removing, inserting or reordering entries — or dropping the
+//! newest — breaks the chain, which [`Core::verify_audit`] (`apogee admin audit verify`) finds.
+//! Exported lines carry the hashes, so a SIEM holds an outside copy of the chain.
+
+use crate::Core;
+use crate::error::CoreResult;
+use crate::store::{AuditQuery, AuditRecord, Change};
+use apogee_domain::{Timestamp, User};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The "previous hash" of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One event as stored (its JSON is what the chain hashes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub ts: Timestamp,
+    /// Dotted name: `login`, `login.failed`, `user.created`, `setting.changed`, …
+    pub event: String,
+    pub actor: Option<AuditActor>,
+    /// The client's address, where the use-case knows it.
+    pub ip: Option<String>,
+    /// What the event concerns (ids, names, new values — never secrets).
+    pub details: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditActor {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub username: String,
+}
+
+impl From<&User> for AuditActor {
+    fn from(u: &User) -> Self {
+        AuditActor {
+            id: u.id.clone(),
+            username: u.username.clone(),
+        }
+    }
+}
+
+/// `hex(sha256(prev_hash "\n" seq "\n" doc))`.
+pub fn chain_hash(prev_hash: &str, seq: i64, doc: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(seq.to_string().as_bytes());
+    h.update(b"\n");
+    h.update(doc.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Where the chain first goes wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainBreak {
+    /// The first entry that fails (for a missing tail: the first number missing).
+    pub seq: i64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "audit entry {}: {}", self.seq, self.reason)
+    }
+}
+
+/// Entries read per round while verifying or exporting.
+const PAGE: i64 = 1000;
+
+impl Core {
+    /// The change that records `event`; commit it with the change it describes.
+    pub fn audit(&self, event: &str, actor: Option<&User>, details: Value) -> Change {
+        self.audit_from(event, actor, None, details)
+    }
+
+    /// [`Core::audit`] with the client's address.
+    pub fn audit_from(
+        &self,
+        event: &str,
+        actor: Option<&User>,
+        ip: Option<std::net::IpAddr>,
+        details: Value,
+    ) -> Change {
+        Change::Audit(AuditEntry {
+            id: apogee_domain::random_id(),
+            ts: Timestamp::now(),
+            event: event.to_string(),
+            actor: actor.map(AuditActor::from),
+            ip: ip.map(|a| a.to_string()),
+            details,
+        })
+    }
+
+    /// Records an event that comes with no other change (failed logins, …). A failure to write
+    /// it is logged, not passed on: the caller's answer does not depend on it.
+    pub(crate) async fn audit_alone(&self, change: Change) {
+        if let Err(e) = self.commit(vec![change]).await {
+            tracing::error!(error = %e, "audit entry not written");
+        }
+    }
+
+    /// Records a password login: `login` or `login.failed` with Rocket.Chat's error id.
+    pub(crate) async fn audit_login(
+        &self,
+        attempted: &str,
+        from: Option<std::net::IpAddr>,
+        outcome: &CoreResult<crate::accounts::LoginResult>,
+    ) {
+        let change = match outcome {
+            Ok(login) => self.audit_from("login", Some(&login.user), from, json!({})),
+            Err(e) => self.audit_from(
+                "login.failed",
+                None,
+                from,
+                // What was typed, not what it matched: the attempt may name no user.
+                json!({"user": attempted, "error": if e.code.is_empty() { &e.message } else { &e.code }}),
+            ),
+        };
+        self.audit_alone(change).await;
+    }
+
+    /// The entries an update of `before` into `after` by `actor` calls for.
+    pub(crate) fn user_update_audits(
+        &self,
+        actor: &User,
+        before: &User,
+        after: &User,
+        password_changed: bool,
+    ) -> Vec<Change> {
+        let subject = json!({"userId": after.id, "username": after.username});
+        let with = |extra: Value| {
+            let mut d = subject.clone();
+            if let (Some(d), Value::Object(extra)) = (d.as_object_mut(), extra) {
+                d.extend(extra);
+            }
+            d
+        };
+        let mut out = Vec::new();
+        if before.active != after.active {
+            let event = if after.active {
+                "user.activated"
+            } else {
+                "user.deactivated"
+            };
+            out.push(self.audit(event, Some(actor), subject.clone()));
+        }
+        if before.roles != after.roles {
+            let details = with(json!({"from": before.roles, "to": after.roles}));
+            out.push(self.audit("user.roles_changed", Some(actor), details));
+        }
+        if password_changed {
+            out.push(self.audit("user.password_changed", Some(actor), subject.clone()));
+        }
+        out
+    }
+
+    /// The audit log for administrators (`can-audit-log`), newest first, with filters.
+    pub async fn audit_log(
+        &self,
+        actor: &User,
+        query: &AuditQuery,
+    ) -> CoreResult<Vec<AuditRecord>> {
+        self.authz.require(actor, "can-audit-log", None)?;
+        Ok(self.store.audit_records(query).await?)
+    }
+
+    /// The next entries for the export to `sink`, oldest first: those after how far it got.
+    pub async fn audit_to_export(&self, sink: &str, limit: i64) -> CoreResult<Vec<AuditRecord>> {
+        let after = self.store.audit_exported(sink).await?;
+        self.audit_after(after, limit).await
+    }
+
+    /// Up to `limit` entries after number `after`, oldest first (operators' export).
+    pub async fn audit_after(&self, after: i64, limit: i64) -> CoreResult<Vec<AuditRecord>> {
+        let query = AuditQuery {
+            after_seq: Some(after),
+            ascending: true,
+            limit,
+            ..Default::default()
+        };
+        Ok(self.store.audit_records(&query).await?)
+    }
+
+    /// Remembers that `sink` has every entry up to `seq`.
+    pub async fn audit_exported(&self, sink: &str, seq: i64) -> CoreResult<()> {
+        let sink = sink.to_string();
+        Ok(self
+            .store
+            .commit(vec![Change::AuditExported { sink, seq }])
+            .await?)
+    }
+
+    /// Walks the whole chain; `Ok(n)` when all `n` entries and the head agree.
+    pub async fn verify_audit(&self) -> CoreResult<Result<i64, ChainBreak>> {
+        let mut prev_hash = GENESIS.to_string();
+        let mut expected = 1;
+        loop {
+            let page = self.audit_after(expected - 1, PAGE).await?;
+            for record in &page {
+                if let Err(reason) = check_link(record, expected, &prev_hash) {
+                    return Ok(Err(ChainBreak {
+                        seq: expected,
+                        reason,
+                    }));
+                }
+                prev_hash = record.hash.clone();
+                expected += 1;
+            }
+            if (page.len() as i64) < PAGE {
+                break;
+            }
+        }
+        let last = expected - 1;
+        let (head_seq, head_hash) = self.store.audit_head().await?;
+        if head_seq != last {
+            let reason = format!(
+                "the log ends at entry {last} but {head_seq} were written (entries removed)"
+            );
+            return Ok(Err(ChainBreak {
+                seq: last + 1,
+                reason,
+            }));
+        }
+        if head_hash != prev_hash {
+            let reason = "the newest entry is not the one last written".to_string();
+            return Ok(Err(ChainBreak { seq: last, reason }));
+        }
+        Ok(Ok(last))
+    }
+}
+
+/// Whether `record` is entry number `expected` and follows `prev_hash`.
+fn check_link(record: &AuditRecord, expected: i64, prev_hash: &str) -> Result<(), String> {
+    if record.seq != expected {
+        return Err(format!(
+            "missing (the next entry found is {}): entries removed",
+            record.seq
+        ));
+    }
+    if record.prev_hash != prev_hash {
+        return Err("does not follow the previous entry (removed or reordered)".into());
+    }
+    if chain_hash(prev_hash, record.seq, &record.doc) != record.hash {
+        return Err("its contents do not match its hash (edited)".into());
+    }
+    if serde_json::from_str::<AuditEntry>(&record.doc).is_err() {
+        return Err("its document is not an audit entry".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_predecessor_number_and_document() {
+        let h = chain_hash(GENESIS, 1, "{}");
+        assert_eq!(h.len(), 64);
+        assert_ne!(h, chain_hash(GENESIS, 2, "{}"));
+        assert_ne!(h, chain_hash(&h, 1, "{}"));
+        assert_ne!(h, chain_hash(GENESIS, 1, "{ }"));
+        assert_eq!(h, chain_hash(GENESIS, 1, "{}"));
+    }
+}

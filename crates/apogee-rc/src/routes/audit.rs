@@ -1,0 +1,49 @@
+//! `GET /api/v1/audit.events`: the tamper-evident audit log, newest first, for holders of
+//! `can-audit-log`. Filters: `event` (a name or a dotted prefix such as `login`), `userId` (the
+//! actor), `start`/`end` (ISO dates), `before` (an entry number, for the next page), `count`.
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiResult, ok};
+use crate::params::Params;
+use apogee_core::store::AuditQuery;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/audit.events", get(events))
+}
+
+async fn events(State(s): State<AppState>, Auth(session): Auth, p: Params) -> ApiResult {
+    let upper = s.core.settings.int("API_Upper_Count_Limit");
+    let count = p
+        .int("count")
+        .filter(|c| *c > 0)
+        .unwrap_or(s.core.settings.int("API_Default_Count"))
+        .min(upper);
+    let query = AuditQuery {
+        event: p.str("event").map(str::to_string),
+        actor_id: p.str("userId").map(str::to_string),
+        since: p.date("start")?,
+        until: p.date("end")?,
+        before_seq: p.int("before"),
+        limit: count,
+        ..Default::default()
+    };
+    let records = s.core.audit_log(&session.user, &query).await?;
+    let events: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut entry: Value = serde_json::from_str(&r.doc).unwrap_or(Value::Null);
+            if let Some(e) = entry.as_object_mut() {
+                e.insert("seq".into(), r.seq.into());
+                e.insert("prevHash".into(), r.prev_hash.clone().into());
+                e.insert("hash".into(), r.hash.clone().into());
+            }
+            entry
+        })
+        .collect();
+    ok(json!({"count": events.len(), "events": events}))
+}
