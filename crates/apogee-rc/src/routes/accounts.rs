@@ -2,7 +2,7 @@
 
 use super::registry::{Routes, get, post};
 use crate::AppState;
-use crate::auth::{Auth, ClientAddr, MaybeAuth};
+use crate::auth::{Auth, LoginClient, MaybeAuth};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use crate::render;
@@ -104,7 +104,11 @@ fn password_digest(p: &Params) -> Option<String> {
     }
 }
 
-async fn login(State(s): State<AppState>, ClientAddr(from): ClientAddr, p: Params) -> ApiResult {
+async fn login(
+    State(s): State<AppState>,
+    LoginClient(client): LoginClient,
+    p: Params,
+) -> ApiResult {
     let credentials = if let Some(token) = p.str("resume") {
         Credentials::Resume {
             token: token.to_string(),
@@ -140,7 +144,7 @@ async fn login(State(s): State<AppState>, ClientAddr(from): ClientAddr, p: Param
         };
         Credentials::Password { identifier, digest }
     };
-    match s.core.login(credentials, from).await {
+    match s.core.login(credentials, &client).await {
         Ok(r) => ok(json!({
             "status": "success",
             "data": {"userId": r.user.id, "authToken": r.token, "me": render::me(&s.core, &r.user)},
@@ -221,6 +225,8 @@ async fn update(State(s): State<AppState>, Auth(session): Auth, p: Params) -> Ap
             .and_then(Value::as_str)
             .map(str::to_string),
         custom_fields: data.get("customFields").cloned(),
+        // Changing one's own password here ends the other sessions, not this one.
+        keep_session: Some(session.token_hash.clone()),
     };
     let user = s.core.update_user(&session.user, user_id, patch).await?;
     ok(json!({"user": render::user(&s.core, Some(&session.user), &user)}))
