@@ -1,10 +1,9 @@
 //! Accounts: registration, login and sessions, user administration, presence status.
 
 use crate::error::{CoreError, CoreResult, ErrorKind};
-use crate::events::Event;
 use crate::lockout::Blocked;
 use crate::passwords::{Verified, digest, hash_token, new_token};
-use crate::store::{Change, LoginToken, Page, UserQuery};
+use crate::store::{Change, ClientInfo, LoginToken, Page, UserQuery};
 use crate::two_factor::SecondFactorProof;
 use crate::{Core, InitialAdmin};
 use apogee_domain::user::{Email, is_valid_email, is_valid_username, status_code};
@@ -37,6 +36,29 @@ pub enum Identifier {
     Email(String),
     /// Rocket.Chat's `user` field: an e-mail if it looks like one, else a username.
     Either(String),
+}
+
+/// Where a login comes from: the address (failed-login blocks, device management) and the
+/// `User-Agent` (device management).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub addr: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl Client {
+    pub(crate) fn info(&self) -> ClientInfo {
+        ClientInfo {
+            ip: self.addr.map(|a| a.to_string()),
+            // A header is client-controlled: keep a bounded, printable prefix.
+            user_agent: self.user_agent.as_ref().map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(512)
+                    .collect::<String>()
+            }),
+        }
+    }
 }
 
 impl Identifier {
@@ -86,6 +108,8 @@ pub struct UserPatch {
     pub bio: Option<String>,
     pub nickname: Option<String>,
     pub custom_fields: Option<Value>,
+    /// For a user changing their own password: the session (token hash) that stays logged in.
+    pub keep_session: Option<String>,
 }
 
 fn login_failed(code: &str, message: &str) -> CoreError {
@@ -101,7 +125,7 @@ impl Core {
             .login_token(&token_hash)
             .await?
             .ok_or_else(CoreError::unauthenticated)?;
-        if stored.user_id != user_id || stored.expires_at.is_some_and(|e| e < Timestamp::now()) {
+        if stored.user_id != user_id || !self.token_is_live(&stored) {
             return Err(CoreError::unauthenticated());
         }
         let user = self
@@ -115,14 +139,14 @@ impl Core {
         Ok(Session { user, token_hash })
     }
 
-    /// Logs in with a password or a resume token and issues a new session token; `from` is the
-    /// client's address, for the failed-login blocks. Password logins are audited, either way.
+    /// Logs in with a password or a resume token; a password login issues a new session token.
+    /// Password logins are audited, either way.
     pub async fn login(
         &self,
         credentials: Credentials,
-        from: Option<IpAddr>,
+        client: &Client,
     ) -> CoreResult<LoginResult> {
-        self.login_with_code(credentials, None, from).await
+        self.login_with_code(credentials, None, client).await
     }
 
     /// [`Core::login`] with the second factor the client sent (`code`, `totp.code`). A password
@@ -133,13 +157,14 @@ impl Core {
         &self,
         credentials: Credentials,
         second_factor: Option<SecondFactorProof>,
-        from: Option<IpAddr>,
+        client: &Client,
     ) -> CoreResult<LoginResult> {
+        let from = client.addr;
         let attempted = match &credentials {
             Credentials::Password { identifier, .. } => Some(identifier.text().to_string()),
             Credentials::Resume { .. } => None,
         };
-        let outcome = self.check_login(credentials, second_factor, from).await;
+        let outcome = self.check_login(credentials, second_factor, client).await;
         if let Some(name) = attempted {
             self.audit_login(&name, from, &outcome).await;
         }
@@ -150,15 +175,16 @@ impl Core {
         &self,
         credentials: Credentials,
         second_factor: Option<SecondFactorProof>,
-        from: Option<IpAddr>,
+        client: &Client,
     ) -> CoreResult<LoginResult> {
+        let from = client.addr;
         let user = match credentials {
             Credentials::Resume { token } => {
                 let stored = self
                     .store
                     .login_token(&hash_token(&token))
                     .await?
-                    .filter(|t| t.expires_at.is_none_or(|e| e > Timestamp::now()))
+                    .filter(|t| self.token_is_live(t))
                     .ok_or_else(|| {
                         login_failed(
                             "403",
@@ -172,7 +198,7 @@ impl Core {
                     .ok_or_else(CoreError::unauthenticated)?;
                 // A resume keeps the presented token rather than minting a second one.
                 return self
-                    .finish_login(user, token, stored.expires_at, false)
+                    .finish_login(user, token, stored.expires_at, None)
                     .await;
             }
             Credentials::Password { identifier, digest } => {
@@ -209,7 +235,7 @@ impl Core {
                     }
                 }
                 guard.succeeded(&user.id, from);
-                user
+                self.expire_password_if_due(user).await?
             }
         };
         if !user.active {
@@ -226,7 +252,8 @@ impl Core {
                 }
                 e
             })?;
-        self.finish_login(user, new_token(), None, true).await
+        self.finish_login(user, new_token(), None, Some(client.info()))
+            .await
     }
 
     /// Rocket.Chat's `error-login-blocked-for-ip` / `-for-user` after too many failures.
@@ -244,12 +271,14 @@ impl Core {
         }
     }
 
-    async fn finish_login(
+    /// Records the login: a new session token from `client`, or (`client` is `None`) a resume
+    /// of the presented one, which notes the session's last activity.
+    pub(crate) async fn finish_login(
         &self,
         mut user: User,
         token: String,
         expires: Option<Timestamp>,
-        new: bool,
+        client: Option<ClientInfo>,
     ) -> CoreResult<LoginResult> {
         if !user.active {
             return Err(login_failed(
@@ -267,22 +296,50 @@ impl Core {
         }
         user.last_login = Some(now);
         let mut changes = vec![Change::UpdateUser(user.clone())];
-        if new {
-            changes.push(Change::InsertLoginToken(LoginToken {
-                hashed: hash_token(&token),
-                user_id: user.id.clone(),
-                created_at: now,
-                expires_at: Some(token_expires),
-                name: None,
-                bypass_two_factor: false,
-            }));
-        }
+        let token_expires = match client {
+            Some(client) => {
+                let (login, expires) = self.session_token(&user.id, &token, client);
+                changes.push(login);
+                expires
+            }
+            None => {
+                changes.push(Change::TouchLoginToken {
+                    hashed: hash_token(&token),
+                    at: now,
+                });
+                token_expires
+            }
+        };
         self.commit(changes).await?;
         Ok(LoginResult {
             user,
             token,
             token_expires,
         })
+    }
+
+    /// A new login session for `token` from `client`, and when it expires.
+    pub(crate) fn session_token(
+        &self,
+        user_id: &str,
+        token: &str,
+        client: ClientInfo,
+    ) -> (Change, Timestamp) {
+        let now = Timestamp::now();
+        let expires = now.plus_days(self.settings.int("Accounts_LoginExpiration").max(1));
+        let login = Change::InsertLoginToken(LoginToken {
+            hashed: hash_token(token),
+            user_id: user_id.to_string(),
+            created_at: now,
+            expires_at: Some(expires),
+            name: None,
+            bypass_two_factor: false,
+            session_id: Some(random_id()),
+            last_token_part: None,
+            client,
+            last_active_at: Some(now),
+        });
+        (login, expires)
     }
 
     async fn find_login_user(&self, identifier: &Identifier) -> CoreResult<Option<User>> {
@@ -299,18 +356,15 @@ impl Core {
 
     /// Ends the session the token belongs to.
     pub async fn logout(&self, session: &Session) -> CoreResult<()> {
+        // The change announces `SessionsEnded` for this token: its connections close.
         self.commit(vec![
             Change::DeleteLoginToken {
+                user_id: session.user.id.clone(),
                 hashed: session.token_hash.clone(),
             },
             self.audit("logout", Some(&session.user), json!({})),
         ])
-        .await?;
-        self.publish(Event::SessionsEnded {
-            user_id: session.user.id.clone(),
-            token_hash: Some(session.token_hash.clone()),
-        });
-        Ok(())
+        .await
     }
 
     /// Public self-registration (`users.register`). The first user becomes admin when none exists.
@@ -332,7 +386,7 @@ impl Core {
             join_default_channels: true,
             ..new
         };
-        self.insert_user(new, None).await
+        self.insert_user(new, None, true).await
     }
 
     /// `users.create`: an administrator adds a user. Needs `create-user`.
@@ -345,11 +399,17 @@ impl Core {
         {
             self.authz.require(actor, "assign-admin-role", None)?;
         }
-        self.insert_user(new, Some(actor)).await
+        self.insert_user(new, Some(actor), true).await
     }
 
-    /// Creates the user; `actor` is who did it (none: self-registration or the operator).
-    async fn insert_user(&self, new: NewUser, actor: Option<&User>) -> CoreResult<User> {
+    /// Creates the user; `actor` is who did it (none: self-registration or the operator);
+    /// `check_policy` applies the password policy (not to the operator's users).
+    async fn insert_user(
+        &self,
+        new: NewUser,
+        actor: Option<&User>,
+        check_policy: bool,
+    ) -> CoreResult<User> {
         let username = new.username.trim().to_string();
         if !is_valid_username(&username) {
             return Err(CoreError::bad(
@@ -378,10 +438,10 @@ impl Core {
                 ));
             }
         }
-        let password_hash = match &new.password {
-            Some(p) if !p.is_empty() => Some(self.hasher.hash(digest(p)).await),
-            _ => None,
-        };
+        let password = new.password.as_deref().filter(|p| !p.is_empty());
+        if let (Some(p), true) = (password, check_policy) {
+            self.check_password_policy(p)?;
+        }
         let roles = new.roles.unwrap_or_else(|| vec!["user".into()]);
         let kind = if roles.iter().any(|r| r == "bot") {
             "bot"
@@ -407,6 +467,10 @@ impl Core {
         if new.require_password_change {
             user.require_password_change = Some(true);
         }
+        let password_hash = match password {
+            Some(p) => Some(self.hasher.hash(digest(p)).await),
+            None => None,
+        };
         if let Some(Value::Object(fields)) = new.custom_fields {
             user.extra
                 .insert("customFields".into(), Value::Object(fields));
@@ -415,10 +479,13 @@ impl Core {
         let mut changes = vec![
             Change::InsertUser {
                 user: user.clone(),
-                password_hash,
+                password_hash: None,
             },
             self.audit("user.created", actor, details),
         ];
+        if let Some(hash) = password_hash {
+            changes.push(self.password_changed(&user.id, hash));
+        }
         if new.join_default_channels {
             for room in self.store.default_rooms().await? {
                 changes.extend(self.join_changes(room, &user, None, true));
@@ -450,6 +517,7 @@ impl Core {
                 ..NewUser::default()
             },
             None,
+            false,
         )
         .await?;
         tracing::info!(username = %admin.username, "created the initial admin");
@@ -548,6 +616,9 @@ impl Core {
         }
         if let Some(r) = patch.require_password_change {
             user.require_password_change = Some(r);
+            if !r {
+                user.extra.remove("requirePasswordChangeReason");
+            }
         }
         if let Some(text) = patch.status_text {
             user.status_text = text;
@@ -560,12 +631,25 @@ impl Core {
         if let Some(fields) = patch.custom_fields {
             user.extra.insert("customFields".into(), fields);
         }
-        if let Some(p) = patch.password.filter(|p| !p.is_empty()) {
-            let hash = self.hasher.hash(digest(&p)).await;
-            changes.push(Change::SetPasswordHash {
-                user_id: user.id.clone(),
-                hash: Some(hash),
-            });
+        if let Some(p) = patch.password.filter(|p| !p.trim().is_empty()) {
+            // Policy and history first: a refused password changes nothing else either.
+            changes.push(self.new_password(&user.id, &p).await?);
+            if actor.id == user.id {
+                // One's own new password: the other sessions end, this one stays.
+                changes.extend(
+                    self.end_sessions_except(&user.id, patch.keep_session.as_deref())
+                        .await?,
+                );
+            } else {
+                // Set by an administrator: every session of the user ends.
+                changes.push(Change::DeleteSessionTokens {
+                    user_id: user.id.clone(),
+                });
+            }
+            if patch.require_password_change.is_none() {
+                user.require_password_change = None;
+                user.extra.remove("requirePasswordChangeReason");
+            }
         }
         user.updated_at = Timestamp::now();
         changes.extend(self.user_update_audits(actor, &before, &user, password_changed));
@@ -683,7 +767,7 @@ impl Core {
             return Err(CoreError::not_allowed("Not authorized"));
         }
         let login = self
-            .finish_login(user.clone(), new_token(), None, true)
+            .finish_login(user.clone(), new_token(), None, Some(ClientInfo::default()))
             .await?;
         let details = json!({"userId": user.id, "bySecret": by_secret && !by_permission});
         self.audit_alone(self.audit("token.created", actor, details))
@@ -727,7 +811,7 @@ impl Core {
 /// Operator actions from the command line: no actor, the operator is trusted.
 impl Core {
     pub async fn admin_create_user(&self, new: NewUser) -> CoreResult<User> {
-        self.insert_user(new, None).await
+        self.insert_user(new, None, false).await
     }
 
     pub async fn admin_update_user(&self, user_id: &str, patch: UserPatch) -> CoreResult<User> {

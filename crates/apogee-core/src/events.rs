@@ -204,6 +204,10 @@ impl Event {
                 user_id: user_id.clone(),
                 token_hash: None,
             },
+            Change::DeleteLoginToken { user_id, hashed } => Event::SessionsEnded {
+                user_id: user_id.clone(),
+                token_hash: Some(hashed.clone()),
+            },
             Change::UpsertRole(role) => Event::Role {
                 role: Box::new(role.clone()),
                 removed: false,

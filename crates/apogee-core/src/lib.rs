@@ -7,6 +7,7 @@ pub mod authz;
 pub mod avatars;
 pub mod blobs;
 pub mod chat_sync;
+pub mod credentials;
 pub mod directory;
 pub mod discussions;
 pub mod e2e;
@@ -26,6 +27,7 @@ pub mod roles;
 pub mod room_admin;
 pub mod rooms;
 mod seed;
+pub mod sessions;
 pub mod settings;
 pub mod sounds;
 pub mod stats;
@@ -34,6 +36,7 @@ pub mod teams;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod thumbnails;
+pub mod tokens;
 pub mod two_factor;
 pub mod user_status;
 

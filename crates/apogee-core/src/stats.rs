@@ -4,7 +4,6 @@
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
 use crate::store::{Page, RoomQuery, UserQuery};
-use apogee_domain::user::is_valid_email;
 use apogee_domain::{RoomType, Timestamp, User};
 use base64::Engine;
 use serde_json::{Value, json};
@@ -97,21 +96,5 @@ impl Core {
     /// `settings.oauth`). Apogee has no OAuth login yet, so none are ever configured.
     pub fn login_services(&self) -> Vec<Value> {
         Vec::new()
-    }
-
-    /// `users.forgotPassword`: accepted for any well-formed address, whether or not it belongs to
-    /// someone, so the answer reveals nothing. No mailer exists yet, so nothing is sent.
-    pub async fn forgot_password(&self, email: &str) -> CoreResult<()> {
-        if !self.settings.bool("Accounts_PasswordReset") {
-            return Err(CoreError::bad("", "Password reset is not enabled"));
-        }
-        let email = email.trim().to_lowercase();
-        if !is_valid_email(&email) {
-            return Err(CoreError::bad("error-invalid-email", "Invalid email"));
-        }
-        if let Some(user) = self.store.user_by_email(&email).await? {
-            tracing::info!(user = %user.id, "password reset requested; no mailer is configured");
-        }
-        Ok(())
     }
 }

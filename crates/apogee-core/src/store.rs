@@ -19,6 +19,58 @@ pub struct LoginToken {
     pub name: Option<String>,
     /// Personal access tokens may skip two-factor checks.
     pub bypass_two_factor: bool,
+    /// The public id device management lists and revokes a login session by (never the token
+    /// or its hash); `None` for personal access tokens.
+    pub session_id: Option<String>,
+    /// The last six characters of a personal access token, shown in its listing.
+    pub last_token_part: Option<String>,
+    /// Where the login came from.
+    pub client: ClientInfo,
+    /// The last resume of this session (a reconnect); requests do not write it.
+    pub last_active_at: Option<Timestamp>,
+}
+
+/// The client a login came from: its address and `User-Agent`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A pending password reset: the e-mailed token, stored hashed; single use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordReset {
+    pub hashed: String,
+    pub user_id: String,
+    /// The address the link was sent to (verified when the reset succeeds).
+    pub email: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Order of a device-management listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionSort {
+    #[default]
+    LoginAt,
+    DeviceName,
+    OsName,
+    OsVersion,
+    Username,
+    Name,
+}
+
+/// Filter and order for listing login sessions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SessionQuery {
+    /// Only this user's sessions (`sessions/list`); all users' otherwise.
+    pub user_id: Option<String>,
+    /// Case-insensitive substring of the device, system, address or session id.
+    pub text: Option<String>,
+    pub sort: SessionSort,
+    pub descending: bool,
+    /// Only sessions that began after this (login expiry counted from the login).
+    pub logged_in_after: Option<Timestamp>,
 }
 
 /// A custom or built-in role.
@@ -110,8 +162,29 @@ pub enum Change {
     /// Removes the user with their tokens and subscriptions.
     DeleteUser(String),
     InsertLoginToken(LoginToken),
+    /// Ends one session (or removes one personal access token); its connections close.
     DeleteLoginToken {
+        user_id: String,
         hashed: String,
+    },
+    /// A session was resumed at `at` (device management's last activity).
+    TouchLoginToken {
+        hashed: String,
+        at: Timestamp,
+    },
+    /// A person set a password: the hash, when (for password expiry), and the hash kept in the
+    /// password history, of which the newest `history_keep` entries remain.
+    PasswordChanged {
+        user_id: String,
+        hash: String,
+        at: Timestamp,
+        history_keep: i64,
+    },
+    /// Replaces the user's pending password reset, if any.
+    InsertPasswordReset(PasswordReset),
+    /// Removes the user's pending password reset (used, or superseded).
+    DeletePasswordResets {
+        user_id: String,
     },
     /// Removes every session token of a user (personal access tokens stay).
     DeleteSessionTokens {
@@ -267,6 +340,26 @@ pub trait UserStore: Send + Sync {
     /// Users ordered by username.
     async fn list_users(&self, query: &UserQuery, page: Page) -> StoreResult<(Vec<User>, i64)>;
     async fn count_users_with_role(&self, role: &str) -> StoreResult<i64>;
+}
+
+/// Login sessions, password history and resets.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// A login session by its public id (personal access tokens have none).
+    async fn login_session(&self, session_id: &str) -> StoreResult<Option<LoginToken>>;
+    /// A page of login sessions (never personal access tokens) with the total matching.
+    async fn login_sessions(
+        &self,
+        query: &SessionQuery,
+        page: Page,
+    ) -> StoreResult<(Vec<LoginToken>, i64)>;
+    /// Every login session of the user.
+    async fn session_tokens(&self, user_id: &str) -> StoreResult<Vec<LoginToken>>;
+    /// When a person last set the user's password.
+    async fn password_changed_at(&self, user_id: &str) -> StoreResult<Option<Timestamp>>;
+    /// The newest `limit` password hashes the user has had, newest first.
+    async fn password_history(&self, user_id: &str, limit: i64) -> StoreResult<Vec<String>>;
+    async fn password_reset(&self, hashed: &str) -> StoreResult<Option<PasswordReset>>;
 }
 
 #[async_trait]
@@ -497,6 +590,7 @@ pub trait Writer: Send + Sync {
 /// Everything a backend provides.
 pub trait Store:
     UserStore
+    + CredentialStore
     + RoomStore
     + SubscriptionStore
     + MessageStore
@@ -516,6 +610,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + CredentialStore
         + RoomStore
         + SubscriptionStore
         + MessageStore

@@ -21,7 +21,8 @@ macro_rules! conformance_tests {
             custom_sounds_catalogue, uploads_by_room, presence_per_node,
             subscriptions_without_room_key, upgrade_seeds_only_missing_permissions,
             outbox_leases_and_retries, audit_chain_under_concurrency,
-            two_factor_secrets_compare_and_set);
+            login_sessions_for_device_management, personal_token_names_are_unique_per_user,
+            password_history_and_resets, two_factor_secrets_compare_and_set);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -222,6 +223,10 @@ pub async fn login_tokens(s: S) {
         expires_at: Some(Timestamp::now().plus_days(1)),
         name: name.map(str::to_string),
         bypass_two_factor: name.is_some(),
+        session_id: name.is_none().then(|| format!("s-{hashed}")),
+        last_token_part: name.map(|_| "abc123".to_string()),
+        client: ClientInfo::default(),
+        last_active_at: None,
     };
     s.commit(vec![
         Change::InsertLoginToken(token("t1", None)),
@@ -250,6 +255,234 @@ pub async fn login_tokens(s: S) {
         s.login_token("pat").await.unwrap().is_none(),
         "deleting a user drops their tokens"
     );
+}
+
+fn session(user: &User, hashed: &str, age_ms: i64, agent: &str, ip: &str) -> LoginToken {
+    let created = Timestamp::from_millis(Timestamp::now().millis() - age_ms);
+    LoginToken {
+        hashed: hashed.into(),
+        user_id: user.id.clone(),
+        created_at: created,
+        expires_at: Some(Timestamp::now().plus_days(1)),
+        name: None,
+        bypass_two_factor: false,
+        session_id: Some(format!("sid-{hashed}")),
+        last_token_part: None,
+        client: ClientInfo {
+            ip: Some(ip.into()),
+            user_agent: Some(agent.into()),
+        },
+        last_active_at: Some(created),
+    }
+}
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0.0.0 Safari/537.36";
+
+pub async fn login_sessions_for_device_management(s: S) {
+    let (a, b) = (user("sess_a"), user("sess_b"));
+    add_users(&s, &[&a, &b]).await;
+    let mut expired = session(&a, "a-old", 10_000, FIREFOX, "10.0.0.9");
+    expired.expires_at = Some(Timestamp::from_millis(Timestamp::now().millis() - 1));
+    let mut pat = session(&a, "a-pat", 0, CHROME, "10.0.0.8");
+    pat.session_id = None;
+    pat.name = Some("ci".into());
+    s.commit(vec![
+        Change::InsertLoginToken(session(&a, "a1", 3_000, FIREFOX, "10.0.0.1")),
+        Change::InsertLoginToken(session(&a, "a2", 2_000, CHROME, "10.0.0.2")),
+        Change::InsertLoginToken(session(&b, "b1", 1_000, CHROME, "10.0.0.3")),
+        Change::InsertLoginToken(expired),
+        Change::InsertLoginToken(pat),
+    ])
+    .await
+    .unwrap();
+    let ids = |v: &[LoginToken]| v.iter().map(|t| t.hashed.clone()).collect::<Vec<_>>();
+    let all = Page {
+        offset: 0,
+        count: 50,
+    };
+    let own = SessionQuery {
+        user_id: Some(a.id.clone()),
+        descending: true,
+        ..Default::default()
+    };
+    let (list, total) = s.login_sessions(&own, all).await.unwrap();
+    assert_eq!(
+        (ids(&list), total),
+        (vec!["a2".to_string(), "a1".to_string()], 2),
+        "newest first; no expired sessions, no personal tokens, no one else's"
+    );
+    assert_eq!(list[1].client.ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(list[1].client.user_agent.as_deref(), Some(FIREFOX));
+    let by_device = SessionQuery {
+        sort: SessionSort::DeviceName,
+        ..Default::default()
+    };
+    let (list, total) = s.login_sessions(&by_device, all).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        ids(&list),
+        ["b1", "a2", "a1"],
+        "Chrome before Firefox, newest first"
+    );
+    let recent = SessionQuery {
+        logged_in_after: Some(Timestamp::from_millis(Timestamp::now().millis() - 2_500)),
+        ..Default::default()
+    };
+    let (list, total) = s.login_sessions(&recent, all).await.unwrap();
+    assert_eq!(
+        (ids(&list), total),
+        (vec!["a2".to_string(), "b1".to_string()], 2)
+    );
+    let search = SessionQuery {
+        text: Some("fIrEfOx".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&s.login_sessions(&search, all).await.unwrap().0),
+        ["a1"]
+    );
+    let by_user = SessionQuery {
+        text: Some("sess_b".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&s.login_sessions(&by_user, all).await.unwrap().0),
+        ["b1"]
+    );
+    let (page, total) = s
+        .login_sessions(
+            &SessionQuery::default(),
+            Page {
+                offset: 1,
+                count: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((ids(&page), total), (vec!["a2".to_string()], 3));
+    assert_eq!(
+        s.login_session("sid-a1").await.unwrap().map(|t| t.hashed),
+        Some("a1".into())
+    );
+    assert!(s.login_session("sid-nope").await.unwrap().is_none());
+    assert_eq!(
+        s.session_tokens(&a.id).await.unwrap().len(),
+        3,
+        "expired included"
+    );
+    let later = Timestamp::now().plus_days(1);
+    s.commit(vec![Change::TouchLoginToken {
+        hashed: "a1".into(),
+        at: later,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.login_token("a1").await.unwrap().unwrap().last_active_at,
+        Some(later)
+    );
+    // Deleting a token names its owner: another user's token is left alone.
+    s.commit(vec![Change::DeleteLoginToken {
+        user_id: b.id.clone(),
+        hashed: "a1".into(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.login_token("a1").await.unwrap().is_some());
+    s.commit(vec![Change::DeleteLoginToken {
+        user_id: a.id.clone(),
+        hashed: "a1".into(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.login_session("sid-a1").await.unwrap().is_none());
+}
+
+pub async fn personal_token_names_are_unique_per_user(s: S) {
+    let (a, b) = (user("pat_a"), user("pat_b"));
+    add_users(&s, &[&a, &b]).await;
+    let pat = |u: &User, hashed: &str| {
+        let mut t = session(u, hashed, 0, "", "");
+        t.session_id = None;
+        t.name = Some("deploy".into());
+        t
+    };
+    s.commit(vec![
+        Change::InsertLoginToken(pat(&a, "pa1")),
+        Change::InsertLoginToken(pat(&b, "pb1")),
+    ])
+    .await
+    .unwrap();
+    let r = s
+        .commit(vec![Change::InsertLoginToken(pat(&a, "pa2"))])
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert!(s.login_token("pa2").await.unwrap().is_none());
+}
+
+pub async fn password_history_and_resets(s: S) {
+    let u = user("pw_user");
+    add_users(&s, &[&u]).await;
+    assert!(s.password_changed_at(&u.id).await.unwrap().is_none());
+    for (i, hash) in ["h1", "h2", "h3", "h4"].iter().enumerate() {
+        s.commit(vec![Change::PasswordChanged {
+            user_id: u.id.clone(),
+            hash: hash.to_string(),
+            at: Timestamp::from_millis(1_000 + i as i64),
+            history_keep: 3,
+        }])
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.password_hash(&u.id).await.unwrap().as_deref(), Some("h4"));
+    assert_eq!(
+        s.password_changed_at(&u.id).await.unwrap(),
+        Some(Timestamp::from_millis(1_003))
+    );
+    assert_eq!(
+        s.password_history(&u.id, 10).await.unwrap(),
+        ["h4", "h3", "h2"],
+        "newest first, only the newest three kept"
+    );
+    assert_eq!(s.password_history(&u.id, 2).await.unwrap(), ["h4", "h3"]);
+
+    let reset = |hashed: &str| PasswordReset {
+        hashed: hashed.into(),
+        user_id: u.id.clone(),
+        email: "pw@example.com".into(),
+        created_at: Timestamp::now(),
+        expires_at: Timestamp::now().plus_days(1),
+    };
+    s.commit(vec![Change::InsertPasswordReset(reset("r1"))])
+        .await
+        .unwrap();
+    s.commit(vec![Change::InsertPasswordReset(reset("r2"))])
+        .await
+        .unwrap();
+    assert!(
+        s.password_reset("r1").await.unwrap().is_none(),
+        "superseded"
+    );
+    let r2 = s.password_reset("r2").await.unwrap().unwrap();
+    assert_eq!(
+        (r2.user_id.as_str(), r2.email.as_str()),
+        (u.id.as_str(), "pw@example.com")
+    );
+    s.commit(vec![Change::DeletePasswordResets {
+        user_id: u.id.clone(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.password_reset("r2").await.unwrap().is_none());
+    s.commit(vec![Change::InsertPasswordReset(reset("r3"))])
+        .await
+        .unwrap();
+    s.commit(vec![Change::DeleteUser(u.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.password_reset("r3").await.unwrap().is_none());
+    assert!(s.password_history(&u.id, 10).await.unwrap().is_empty());
 }
 
 pub async fn user_listing(s: S) {

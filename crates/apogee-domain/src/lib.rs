@@ -3,10 +3,12 @@
 //! The serde form of each record is Rocket.Chat's wire shape (camelCase keys, `_id`, ISO dates),
 //! so stores persist it as a document and the wire layer renders it without a second mapping.
 
+pub mod device;
 pub mod ids;
 pub mod markdown;
 pub mod mentions;
 pub mod message;
+pub mod password_policy;
 pub mod permissions;
 pub mod room;
 pub mod settings;

@@ -125,6 +125,7 @@ pub const DEFAULT_PERMISSIONS: &[(&str, &[&str])] = &[
     ("kick-user-from-any-p-room", &[]),
     ("leave-c", &["admin", "user", "bot", "anonymous", "app"]),
     ("leave-p", &["admin", "user", "bot", "anonymous", "app"]),
+    ("logout-device-management", &["admin"]),
     ("logout-other-user", &["admin"]),
     ("mail-messages", &["admin"]),
     ("manage-apps", &["admin"]),

@@ -113,6 +113,92 @@ pub const CATALOGUE: &[SettingDef] = &[
         "Accounts"
     ),
     setting!("Accounts_PasswordReset", "boolean", true, true, "Accounts"),
+    // Rocket.Chat's password policy; public because clients show it while the user types.
+    setting!(
+        "Accounts_Password_Policy_Enabled",
+        "boolean",
+        false,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_Policy_MinLength",
+        "int",
+        7,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_Policy_MaxLength",
+        "int",
+        -1,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_Policy_ForbidRepeatingCharacters",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_Policy_ForbidRepeatingCharactersCount",
+        "int",
+        3,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_Policy_AtLeastOneLowercase",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_Policy_AtLeastOneUppercase",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_Policy_AtLeastOneNumber",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_Policy_AtLeastOneSpecialCharacter",
+        "boolean",
+        true,
+        true,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_History_Enabled",
+        "boolean",
+        false,
+        false,
+        "Accounts"
+    ),
+    setting!(
+        "Accounts_Password_History_Amount",
+        "int",
+        5,
+        false,
+        "Accounts"
+    ),
+    // Apogee's own: days a password stays valid before the user must change it; 0 is never.
+    setting!(
+        "Accounts_Password_Expiration_Days",
+        "int",
+        0,
+        false,
+        "Accounts"
+    ),
     setting!(
         "Accounts_RegistrationForm",
         "select",

@@ -166,6 +166,38 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// The client's `User-Agent`, recorded with a login for device management.
+pub struct UserAgent(pub Option<String>);
+
+pub fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(UserAgent(user_agent(&parts.headers)))
+    }
+}
+
+/// Where a login comes from: address and agent.
+pub struct LoginClient(pub apogee_core::accounts::Client);
+
+impl<S: Send + Sync> FromRequestParts<S> for LoginClient {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(LoginClient(apogee_core::accounts::Client {
+            addr: client_addr(&parts.extensions),
+            user_agent: user_agent(&parts.headers),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,9 +58,10 @@ impl IntoResponse for ApiError {
                 StatusCode::FORBIDDEN,
                 json!({"success": false, "error": format!("{} [{}]", e.message, e.code), "errorType": e.code}),
             ),
+            // `API.v1.notFound(msg)`: the message, or its default.
             ErrorKind::NotFound => (
                 StatusCode::NOT_FOUND,
-                json!({"success": false, "error": "Resource not found"}),
+                json!({"success": false, "error": if e.message.is_empty() { "Resource not found" } else { e.message.as_str() }}),
             ),
             ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, bad_request_body(&e)),
             ErrorKind::Internal => {

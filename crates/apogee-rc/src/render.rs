@@ -14,6 +14,7 @@ pub fn user(core: &Core, viewer: Option<&User>, u: &User) -> Value {
         map.remove("emails");
         map.remove("lastLogin");
         map.remove("requirePasswordChange");
+        map.remove("requirePasswordChangeReason");
     }
     v
 }

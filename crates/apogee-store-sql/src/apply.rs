@@ -72,6 +72,13 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 .await?;
             tx.exec("DELETE FROM login_tokens WHERE user_id = $1", args![&id])
                 .await?;
+            tx.exec(
+                "DELETE FROM password_history WHERE user_id = $1",
+                args![&id],
+            )
+            .await?;
+            tx.exec("DELETE FROM password_resets WHERE user_id = $1", args![&id])
+                .await?;
             tx.exec("DELETE FROM team_members WHERE user_id = $1", args![&id])
                 .await?;
             tx.exec("DELETE FROM two_factor WHERE user_id = $1", args![&id])
@@ -83,16 +90,96 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             )?;
         }
         Change::InsertLoginToken(t) => {
+            // Only login sessions show a device; a personal access token is not one.
+            let device = t
+                .session_id
+                .is_some()
+                .then(|| apogee_domain::device::parse(t.client.user_agent.as_deref()));
+            let mut a = args![
+                t.hashed,
+                t.user_id,
+                t.created_at.millis(),
+                t.expires_at.map(|e| e.millis()),
+                t.name,
+                t.bypass_two_factor
+            ];
+            a.extend(args![
+                t.session_id,
+                t.last_token_part,
+                t.client.ip,
+                t.client.user_agent,
+                device.as_ref().map(|d| d.name.clone()),
+                device.as_ref().map(|d| d.os.name.clone()),
+                device.as_ref().map(|d| d.os.version.clone()),
+                t.last_active_at.map(|at| at.millis())
+            ]);
             tx.exec(
-                "INSERT INTO login_tokens (hashed, user_id, created_at, expires_at, name, bypass_two_factor)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                args![t.hashed, t.user_id, t.created_at.millis(), t.expires_at.map(|e| e.millis()), t.name, t.bypass_two_factor],
+                "INSERT INTO login_tokens (hashed, user_id, created_at, expires_at, name, bypass_two_factor,
+                 session_id, last_token_part, ip, user_agent, device_name, os_name, os_version, last_active_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                a,
             )
             .await?;
         }
-        Change::DeleteLoginToken { hashed } => {
-            tx.exec("DELETE FROM login_tokens WHERE hashed = $1", args![hashed])
-                .await?;
+        Change::DeleteLoginToken { user_id, hashed } => {
+            tx.exec(
+                "DELETE FROM login_tokens WHERE hashed = $1 AND user_id = $2",
+                args![hashed, user_id],
+            )
+            .await?;
+        }
+        Change::TouchLoginToken { hashed, at } => {
+            tx.exec(
+                "UPDATE login_tokens SET last_active_at = $2 WHERE hashed = $1",
+                args![hashed, at.millis()],
+            )
+            .await?;
+        }
+        Change::PasswordChanged {
+            user_id,
+            hash,
+            at,
+            history_keep,
+        } => {
+            expect_one(
+                tx.exec(
+                    "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
+                    args![&user_id, &hash, at.millis()],
+                )
+                .await?,
+                "user",
+            )?;
+            tx.exec(
+                "INSERT INTO password_history (user_id, hash, created_at) VALUES ($1, $2, $3)",
+                args![&user_id, hash, at.millis()],
+            )
+            .await?;
+            // Keep the newest entries only: old hashes are of no use once out of the window.
+            tx.exec(
+                "DELETE FROM password_history WHERE user_id = $1 AND created_at NOT IN
+                 (SELECT created_at FROM password_history WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2)",
+                args![&user_id, history_keep.max(1)],
+            )
+            .await?;
+        }
+        Change::InsertPasswordReset(r) => {
+            tx.exec(
+                "DELETE FROM password_resets WHERE user_id = $1",
+                args![&r.user_id],
+            )
+            .await?;
+            tx.exec(
+                "INSERT INTO password_resets (hashed, user_id, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                args![r.hashed, r.user_id, r.email, r.created_at.millis(), r.expires_at.millis()],
+            )
+            .await?;
+        }
+        Change::DeletePasswordResets { user_id } => {
+            tx.exec(
+                "DELETE FROM password_resets WHERE user_id = $1",
+                args![user_id],
+            )
+            .await?;
         }
         Change::DeleteSessionTokens { user_id } => {
             tx.exec(

@@ -103,20 +103,43 @@ fn placeholders(first: usize, len: usize) -> String {
 }
 
 fn token_from_row(r: &Row) -> LoginToken {
+    let text = |i: usize| r[i].text().map(str::to_string);
+    let time = |i: usize| match r[i] {
+        Cell::Int(ms) => Some(Timestamp::from_millis(ms)),
+        _ => None,
+    };
     LoginToken {
-        hashed: r[0].text().unwrap_or_default().to_string(),
-        user_id: r[1].text().unwrap_or_default().to_string(),
+        hashed: text(0).unwrap_or_default(),
+        user_id: text(1).unwrap_or_default(),
         created_at: Timestamp::from_millis(r[2].int()),
-        expires_at: match r[3] {
-            Cell::Int(ms) => Some(Timestamp::from_millis(ms)),
-            _ => None,
-        },
-        name: r[4].text().map(str::to_string),
+        expires_at: time(3),
+        name: text(4),
         bypass_two_factor: r[5].int() != 0,
+        session_id: text(6),
+        last_token_part: text(7),
+        client: ClientInfo {
+            ip: text(8),
+            user_agent: text(9),
+        },
+        last_active_at: time(10),
     }
 }
 
-const TOKEN_COLUMNS: &str = "hashed, user_id, created_at, expires_at, name, bypass_two_factor";
+/// Every column of `login_tokens t`, in [`token_from_row`]'s order.
+const TOKEN_COLUMNS: &str =
+    "t.hashed, t.user_id, t.created_at, t.expires_at, t.name, t.bypass_two_factor,
+    t.session_id, t.last_token_part, t.ip, t.user_agent, t.last_active_at";
+
+impl<D: Database> SqlStore<D> {
+    async fn tokens(&self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<LoginToken>> {
+        Ok(self
+            .rows(sql, args)
+            .await?
+            .iter()
+            .map(token_from_row)
+            .collect())
+    }
+}
 
 #[async_trait]
 impl<D: Database> UserStore for SqlStore<D> {
@@ -163,24 +186,15 @@ impl<D: Database> UserStore for SqlStore<D> {
     }
 
     async fn login_token(&self, hashed: &str) -> StoreResult<Option<LoginToken>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM login_tokens WHERE hashed = $1");
-        Ok(self
-            .rows(&sql, args![hashed])
-            .await?
-            .first()
-            .map(token_from_row))
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM login_tokens t WHERE t.hashed = $1");
+        Ok(self.tokens(&sql, args![hashed]).await?.into_iter().next())
     }
 
     async fn personal_tokens(&self, user_id: &str) -> StoreResult<Vec<LoginToken>> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM login_tokens WHERE user_id = $1 AND name IS NOT NULL ORDER BY created_at"
+            "SELECT {TOKEN_COLUMNS} FROM login_tokens t WHERE t.user_id = $1 AND t.name IS NOT NULL ORDER BY t.created_at"
         );
-        Ok(self
-            .rows(&sql, args![user_id])
-            .await?
-            .iter()
-            .map(token_from_row)
-            .collect())
+        self.tokens(&sql, args![user_id]).await
     }
 
     async fn two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactorSecrets>> {
@@ -227,6 +241,101 @@ fn room_from_row(r: &Row) -> StoreResult<Room> {
     let mut room: Room = from_json(&r[0])?;
     room.seq = r[1].int();
     Ok(room)
+}
+
+#[async_trait]
+impl<D: Database> CredentialStore for SqlStore<D> {
+    async fn login_session(&self, session_id: &str) -> StoreResult<Option<LoginToken>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM login_tokens t WHERE t.session_id = $1");
+        Ok(self
+            .tokens(&sql, args![session_id])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn login_sessions(
+        &self,
+        query: &SessionQuery,
+        page: Page,
+    ) -> StoreResult<(Vec<LoginToken>, i64)> {
+        // Expired sessions are over even while their rows remain.
+        let filter = "FROM login_tokens t LEFT JOIN users u ON u.id = t.user_id
+            WHERE t.session_id IS NOT NULL AND (t.expires_at IS NULL OR t.expires_at > $1)
+            AND t.created_at > $4
+            AND ($2 IS NULL OR t.user_id = $2)
+            AND ($3 IS NULL OR LOWER(t.device_name) LIKE $3 ESCAPE '\\' OR LOWER(t.os_name) LIKE $3 ESCAPE '\\'
+                 OR t.ip LIKE $3 ESCAPE '\\' OR LOWER(t.session_id) LIKE $3 ESCAPE '\\'
+                 OR u.username_lower LIKE $3 ESCAPE '\\')";
+        let args = args![
+            Timestamp::now().millis(),
+            query.user_id.clone(),
+            query.text.as_deref().map(contains_pattern),
+            query.logged_in_after.map_or(i64::MIN, |t| t.millis())
+        ];
+        let total = self
+            .count(&format!("SELECT COUNT(*) {filter}"), args.clone())
+            .await?;
+        let key = match query.sort {
+            SessionSort::LoginAt => "t.created_at",
+            SessionSort::DeviceName => "LOWER(t.device_name)",
+            SessionSort::OsName => "LOWER(t.os_name)",
+            SessionSort::OsVersion => "t.os_version",
+            SessionSort::Username => "u.username_lower",
+            SessionSort::Name => "u.name_lower",
+        };
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} {filter} ORDER BY {key} {direction}, t.created_at DESC, t.session_id LIMIT $5 OFFSET $6"
+        );
+        let mut args = args;
+        args.extend(args![page.count, page.offset]);
+        Ok((self.tokens(&sql, args).await?, total))
+    }
+
+    async fn session_tokens(&self, user_id: &str) -> StoreResult<Vec<LoginToken>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM login_tokens t WHERE t.user_id = $1 AND t.name IS NULL ORDER BY t.created_at"
+        );
+        self.tokens(&sql, args![user_id]).await
+    }
+
+    async fn password_changed_at(&self, user_id: &str) -> StoreResult<Option<Timestamp>> {
+        let rows = self
+            .rows(
+                "SELECT password_changed_at FROM users WHERE id = $1",
+                args![user_id],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| match r[0] {
+            Cell::Int(ms) => Some(Timestamp::from_millis(ms)),
+            _ => None,
+        }))
+    }
+
+    async fn password_history(&self, user_id: &str, limit: i64) -> StoreResult<Vec<String>> {
+        self.texts(
+            "SELECT hash FROM password_history WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2",
+            args![user_id, limit],
+        )
+        .await
+    }
+
+    async fn password_reset(&self, hashed: &str) -> StoreResult<Option<PasswordReset>> {
+        let rows = self
+            .rows(
+                "SELECT hashed, user_id, email, created_at, expires_at FROM password_resets WHERE hashed = $1",
+                args![hashed],
+            )
+            .await?;
+        Ok(rows.first().map(|r| PasswordReset {
+            hashed: r[0].text().unwrap_or_default().to_string(),
+            user_id: r[1].text().unwrap_or_default().to_string(),
+            email: r[2].text().unwrap_or_default().to_string(),
+            created_at: Timestamp::from_millis(r[3].int()),
+            expires_at: Timestamp::from_millis(r[4].int()),
+        }))
+    }
 }
 
 #[async_trait]

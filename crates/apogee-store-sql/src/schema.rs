@@ -205,6 +205,39 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             doc TEXT NOT NULL)",
         ],
     ),
+    (
+        9,
+        &[
+            // Device management: each login session's public id, client and last resume; the
+            // device and system names are parsed from the agent once, to sort and search on.
+            "ALTER TABLE login_tokens ADD COLUMN session_id TEXT",
+            "ALTER TABLE login_tokens ADD COLUMN last_token_part TEXT",
+            "ALTER TABLE login_tokens ADD COLUMN ip TEXT",
+            "ALTER TABLE login_tokens ADD COLUMN user_agent TEXT",
+            "ALTER TABLE login_tokens ADD COLUMN device_name TEXT",
+            "ALTER TABLE login_tokens ADD COLUMN os_name TEXT",
+            "ALTER TABLE login_tokens ADD COLUMN os_version TEXT",
+            "ALTER TABLE login_tokens ADD COLUMN last_active_at BIGINT",
+            "CREATE UNIQUE INDEX login_tokens_session ON login_tokens (session_id) WHERE session_id IS NOT NULL",
+            "CREATE INDEX login_tokens_login_at ON login_tokens (created_at)",
+            // Personal access token names are unique per user.
+            "CREATE UNIQUE INDEX login_tokens_name ON login_tokens (user_id, name) WHERE name IS NOT NULL",
+            // When a person last set the password (password expiry).
+            "ALTER TABLE users ADD COLUMN password_changed_at BIGINT",
+            "CREATE TABLE password_history (
+            user_id TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL)",
+            "CREATE INDEX password_history_user ON password_history (user_id, created_at)",
+            // E-mailed reset tokens, hashed; at most one per user.
+            "CREATE TABLE password_resets (
+            hashed TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL UNIQUE,
+            email TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

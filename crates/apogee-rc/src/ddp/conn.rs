@@ -169,6 +169,7 @@ pub async fn serve(
     hub: Arc<Hub>,
     framing: Framing,
     addr: Option<IpAddr>,
+    user_agent: Option<String>,
 ) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(QUEUE);
@@ -187,6 +188,7 @@ pub async fn serve(
         ctx: Ctx {
             presence: Some(None),
             addr,
+            user_agent,
             ..Ctx::default()
         },
         streams: Streams::default(),
@@ -444,7 +446,11 @@ impl Conn {
             } if *user_id == session.user.id
                 && token_hash.as_ref().is_none_or(|t| *t == session.token_hash) =>
             {
-                // Meteor closes a connection whose login token is removed.
+                // Meteor closes a connection whose login token is removed; clients hear
+                // `force_logout` first, so they drop the token rather than retry it.
+                if let Some(frame) = self.streams.force_logout_frame(user_id) {
+                    self.out.send_frame(frame)?;
+                }
                 close = Some((1000, "logged out"));
             }
             _ => {}

@@ -6,7 +6,8 @@
 use crate::ddp::ejson;
 use crate::render;
 use apogee_core::Core;
-use apogee_core::accounts::{Credentials, Identifier, Session};
+use apogee_core::accounts::{Credentials, Identifier, LoginResult, Session};
+use apogee_core::credentials::NewPassword;
 use apogee_core::domain::{Message, User};
 use apogee_core::error::{CoreError, CoreResult};
 use apogee_core::messages::NewMessage;
@@ -32,8 +33,19 @@ pub struct Ctx {
     /// leave the requested state here (`Some(away)`) for the connection to apply. Over REST
     /// (`method.call`) the status is set directly.
     pub presence: Option<Option<bool>>,
-    /// The client's address (failed-login blocks).
+    /// The client's address (failed-login blocks, device management).
     pub addr: Option<std::net::IpAddr>,
+    /// The `User-Agent` of the WebSocket upgrade (device management).
+    pub user_agent: Option<String>,
+}
+
+impl Ctx {
+    fn client(&self) -> apogee_core::accounts::Client {
+        apogee_core::accounts::Client {
+            addr: self.addr,
+            user_agent: self.user_agent.clone(),
+        }
+    }
 }
 
 impl Ctx {
@@ -144,6 +156,13 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
         "2fa:checkCodesRemaining" => {
             let remaining = core.totp_codes_remaining(ctx.user()?).await?;
             Ok(json!({ "remaining": remaining }))
+        }
+        "resetPassword" => reset_password(core, ctx, params).await,
+        "setUserPassword" => {
+            let password = str_param(params, 0, m)?;
+            let session = ctx.session.clone().ok_or_else(CoreError::invalid_user)?;
+            core.set_required_password(&session, password).await?;
+            Ok(Value::Null)
         }
         "logout" => {
             if let Some(session) = ctx.session.take() {
@@ -477,8 +496,14 @@ async fn login(core: &Core, ctx: &mut Ctx, params: &[Value]) -> CoreResult<Value
         (Credentials::Password { identifier, digest }, "password")
     };
     let done = core
-        .login_with_code(credentials, second_factor, ctx.addr)
+        .login_with_code(credentials, second_factor, &ctx.client())
         .await?;
+    Ok(logged_in(core, ctx, done, kind))
+}
+
+/// A login's answer: the `users` document first, then `{id, token, tokenExpires, type}`; the
+/// connection is logged in from here on.
+fn logged_in(core: &Core, ctx: &mut Ctx, done: LoginResult, kind: &str) -> Value {
     let mut fields = render::me(core, &done.user);
     if let Value::Object(map) = &mut fields {
         map.remove("_id");
@@ -497,7 +522,25 @@ async fn login(core: &Core, ctx: &mut Ctx, params: &[Value]) -> CoreResult<Value
         token_hash: hash_token(&done.token),
         user: done.user,
     });
-    Ok(result)
+    result
+}
+
+/// `resetPassword(token, newPassword)`: the new password plain or as Meteor's
+/// `{digest, algorithm}`; logs the connection in on success.
+async fn reset_password(core: &Core, ctx: &mut Ctx, params: &[Value]) -> CoreResult<Value> {
+    let m = "resetPassword";
+    let token = str_param(params, 0, m)?;
+    let password = match params.get(1) {
+        Some(Value::String(plain)) => NewPassword::Plain(plain),
+        Some(Value::Object(d)) => NewPassword::Digest(
+            d.get("digest")
+                .and_then(Value::as_str)
+                .ok_or_else(|| CoreError::bad("400", "Match failed"))?,
+        ),
+        _ => return Err(CoreError::bad("400", "Match failed")),
+    };
+    let done = core.reset_password(token, password, &ctx.client()).await?;
+    Ok(logged_in(core, ctx, done, "password"))
 }
 
 /// `loadHistory(rid, end?, limit = 20, ls?, showThreadMessages = true)`.

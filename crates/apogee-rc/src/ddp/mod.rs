@@ -16,7 +16,7 @@ pub mod methods;
 pub mod streams;
 
 use crate::AppState;
-use crate::auth::ClientAddr;
+use crate::auth::{ClientAddr, UserAgent};
 use apogee_core::Core;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
@@ -49,6 +49,7 @@ fn upgrade(
     s: AppState,
     hub: Arc<Hub>,
     ClientAddr(addr): ClientAddr,
+    UserAgent(agent): UserAgent,
     framing: Framing,
 ) -> Response {
     ws.max_message_size(MAX_FRAME)
@@ -56,25 +57,27 @@ fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_FRAME + WRITE_BUFFER)
-        .on_upgrade(move |socket| conn::serve(socket, s.core, hub, framing, addr))
+        .on_upgrade(move |socket| conn::serve(socket, s.core, hub, framing, addr, agent))
 }
 
 async fn raw(
     State(s): State<AppState>,
     Extension(hub): Extension<Arc<Hub>>,
     peer: ClientAddr,
+    agent: UserAgent,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(ws, s, hub, peer, Framing::Raw)
+    upgrade(ws, s, hub, peer, agent, Framing::Raw)
 }
 
 async fn sockjs(
     State(s): State<AppState>,
     Extension(hub): Extension<Arc<Hub>>,
     peer: ClientAddr,
+    agent: UserAgent,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(ws, s, hub, peer, Framing::SockJs)
+    upgrade(ws, s, hub, peer, agent, Framing::SockJs)
 }
 
 async fn sockjs_info() -> Response {

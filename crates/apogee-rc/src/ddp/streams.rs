@@ -252,6 +252,14 @@ impl Streams {
             .filter(move |s| s.stream == *stream && s.event == event)
     }
 
+    /// `stream-notify-user` `<uid>/force_logout`, when subscribed: sent to a connection whose
+    /// session was ended (revoked, logged out elsewhere, password changed) before it closes.
+    pub fn force_logout_frame(&self, user_id: &str) -> Option<Frame> {
+        let name = format!("{user_id}/force_logout");
+        self.wants(&Stream::NotifyUser, &name)
+            .then(|| own("stream-notify-user", &name, json!([])))
+    }
+
     fn wants(&self, stream: &Stream, event: &str) -> bool {
         self.matching(stream, event).next().is_some()
     }
@@ -422,18 +430,9 @@ impl Streams {
                     })));
                 }
             }
-            Event::SessionsEnded {
-                user_id,
-                token_hash,
-            } => {
-                let name = format!("{}/force_logout", me.id);
-                if *user_id == me.id
-                    && token_hash.is_none()
-                    && self.wants(&Stream::NotifyUser, &name)
-                {
-                    out.push(own("stream-notify-user", &name, json!([])));
-                }
-            }
+            // The connection sends `force_logout` itself (`force_logout_frame`): only it knows
+            // whether the ended session is its own.
+            Event::SessionsEnded { .. } => {}
         }
         (out, ended)
     }

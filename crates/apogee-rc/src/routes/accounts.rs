@@ -2,7 +2,7 @@
 
 use super::registry::{Routes, get, post};
 use crate::AppState;
-use crate::auth::{Auth, ClientAddr, MaybeAuth, TwoFactorHeaders};
+use crate::auth::{Auth, LoginClient, MaybeAuth, TwoFactorHeaders};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use crate::render;
@@ -132,7 +132,7 @@ fn login_second_factor(
 
 async fn login(
     State(s): State<AppState>,
-    ClientAddr(from): ClientAddr,
+    LoginClient(client): LoginClient,
     TwoFactorHeaders(headers): TwoFactorHeaders,
     p: Params,
 ) -> ApiResult {
@@ -179,7 +179,7 @@ async fn login(
     };
     match s
         .core
-        .login_with_code(credentials, second_factor, from)
+        .login_with_code(credentials, second_factor, &client)
         .await
     {
         Ok(r) => ok(json!({
@@ -268,6 +268,8 @@ async fn update(
             .and_then(Value::as_str)
             .map(str::to_string),
         custom_fields: data.get("customFields").cloned(),
+        // Changing one's own password here ends the other sessions, not this one.
+        keep_session: Some(session.token_hash.clone()),
     };
     let user = s.core.update_user(&session.user, user_id, patch).await?;
     ok(json!({"user": render::user(&s.core, Some(&session.user), &user)}))

@@ -6,11 +6,11 @@
 
 use super::registry::{Routes, post};
 use crate::AppState;
-use crate::auth::{Auth, MaybeAuth};
+use crate::auth::{Auth, LoginClient, MaybeAuth};
 use crate::ddp::{self, methods::Ctx};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
-use apogee_core::accounts::Session;
+use apogee_core::accounts::{Client, Session};
 use apogee_core::error::ErrorKind;
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -21,15 +21,26 @@ pub fn routes() -> Routes {
         .route("/api/v1/method.callAnon/{method}", post(call_anon))
 }
 
-async fn call(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    tunnel(&s, Some(&a), &p).await
+async fn call(
+    State(s): State<AppState>,
+    Auth(a): Auth,
+    LoginClient(client): LoginClient,
+    p: Params,
+) -> ApiResult {
+    tunnel(&s, Some(&a), client, &p).await
 }
 
-async fn call_anon(State(s): State<AppState>, MaybeAuth(a): MaybeAuth, p: Params) -> ApiResult {
-    tunnel(&s, a.as_ref(), &p).await
+async fn call_anon(
+    State(s): State<AppState>,
+    MaybeAuth(a): MaybeAuth,
+    LoginClient(client): LoginClient,
+    p: Params,
+) -> ApiResult {
+    tunnel(&s, a.as_ref(), client, &p).await
 }
 
-async fn tunnel(s: &AppState, user: Option<&Session>, p: &Params) -> ApiResult {
+/// `client` is where a login or password reset through the tunnel comes from.
+async fn tunnel(s: &AppState, user: Option<&Session>, client: Client, p: &Params) -> ApiResult {
     p.validate("isMeteorCall")?;
     let message = p.get("message").and_then(Value::as_str).unwrap_or_default();
     let data: Value =
@@ -42,6 +53,8 @@ async fn tunnel(s: &AppState, user: Option<&Session>, p: &Params) -> ApiResult {
     let params = data["params"].as_array().cloned().unwrap_or_default();
     let session = user.cloned();
     let mut ctx = Ctx::for_user(session);
+    ctx.addr = client.addr;
+    ctx.user_agent = client.user_agent;
     let result = ddp::methods::call(&s.core, &mut ctx, method, &params).await;
     let reply = match result {
         Ok(Value::Null) => json!({"msg": "result", "id": id}),

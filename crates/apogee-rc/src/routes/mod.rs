@@ -6,6 +6,7 @@ mod audit;
 mod avatars;
 pub(crate) mod chat;
 mod chat_sync;
+mod credentials;
 mod discussions;
 mod e2e;
 mod files;
@@ -33,6 +34,7 @@ use axum::extract::DefaultBodyLimit;
 pub(crate) fn all() -> registry::Routes {
     registry::Routes::new()
         .merge(accounts::routes())
+        .merge(credentials::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(rooms::routes())
