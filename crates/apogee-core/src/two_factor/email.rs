@@ -44,7 +44,13 @@ impl Core {
         }
         user.set_email2fa_enabled(on);
         user.updated_at = Timestamp::now();
-        self.commit(vec![Change::UpdateUser(user)]).await
+        let event = if on {
+            "2fa.email_enabled"
+        } else {
+            "2fa.email_disabled"
+        };
+        let audit = self.audit(event, Some(&user), serde_json::json!({}));
+        self.commit(vec![Change::UpdateUser(user), audit]).await
     }
 
     /// `users.2fa.sendEmailCode`: a fresh code to the caller, or (logged out, e.g. at the login

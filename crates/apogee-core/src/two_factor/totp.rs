@@ -79,9 +79,11 @@ impl Core {
         secrets.backup_codes = hashes;
         user.set_totp_enabled(true);
         user.updated_at = Timestamp::now();
+        let audit = self.audit("2fa.totp_enabled", Some(&user), serde_json::json!({}));
         self.commit(vec![
             Change::SaveTwoFactor(secrets),
             Change::UpdateUser(user),
+            audit,
         ])
         .await?;
         Ok(codes)
@@ -104,9 +106,11 @@ impl Core {
         secrets.backup_codes.clear();
         user.set_totp_enabled(false);
         user.updated_at = Timestamp::now();
+        let audit = self.audit("2fa.totp_disabled", Some(&user), serde_json::json!({}));
         self.commit(vec![
             Change::SaveTwoFactor(secrets),
             Change::UpdateUser(user),
+            audit,
         ])
         .await?;
         Ok(true)
@@ -164,7 +168,8 @@ impl Core {
             .require(&session.user, "edit-other-user-totp", None)?;
         let target = self.find_user(Some(user_id), None).await?;
         self.check_second_factor(session, proof).await?;
-        self.reset_second_factors(&target.id, false).await
+        self.reset_second_factors(&target.id, false, Some(&session.user))
+            .await
     }
 
     /// Rocket.Chat tells the user by mail that an administrator reset their TOTP.
@@ -187,11 +192,17 @@ impl Core {
     /// user told by mail.
     pub async fn admin_reset_two_factor(&self, username: &str) -> CoreResult<User> {
         let user = self.find_user(None, Some(username)).await?;
-        self.reset_second_factors(&user.id, true).await?;
+        self.reset_second_factors(&user.id, true, None).await?;
         self.user_now(&user.id).await
     }
 
-    async fn reset_second_factors(&self, user_id: &str, email_too: bool) -> CoreResult<()> {
+    /// Turns the user's second factors off; `actor` is the administrator (none: the operator).
+    async fn reset_second_factors(
+        &self,
+        user_id: &str,
+        email_too: bool,
+        actor: Option<&User>,
+    ) -> CoreResult<()> {
         let _guard = self.lock_user(user_id).await;
         let mut user = self.user_now(user_id).await?;
         user.set_totp_enabled(false);
@@ -200,6 +211,8 @@ impl Core {
         }
         user.updated_at = Timestamp::now();
         let mut changes = self.reset_notices(&user);
+        let details = serde_json::json!({"userId": user.id, "username": user.username, "emailToo": email_too});
+        changes.push(self.audit("2fa.reset", actor, details));
         changes.push(Change::UpdateUser(user));
         if email_too {
             changes.push(Change::DeleteTwoFactor {
