@@ -59,6 +59,20 @@ pub fn chain_hash(prev_hash: &str, seq: i64, doc: &str) -> String {
     hex::encode(h.finalize())
 }
 
+impl AuditRecord {
+    /// The stored entry with its place in the chain (`seq`, `prevHash`, `hash`), as the REST
+    /// API and exports show it.
+    pub fn to_json(&self) -> Value {
+        let mut entry: Value = serde_json::from_str(&self.doc).unwrap_or(Value::Null);
+        if let Some(e) = entry.as_object_mut() {
+            e.insert("seq".into(), self.seq.into());
+            e.insert("prevHash".into(), self.prev_hash.clone().into());
+            e.insert("hash".into(), self.hash.clone().into());
+        }
+        entry
+    }
+}
+
 /// Where the chain first goes wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChainBreak {

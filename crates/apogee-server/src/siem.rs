@@ -53,13 +53,7 @@ const BATCH: i64 = 500;
 
 /// One entry as a JSON line: the stored document with its place in the chain.
 pub fn json_line(record: &AuditRecord) -> String {
-    let mut entry: Value = serde_json::from_str(&record.doc).unwrap_or(Value::Null);
-    if let Some(e) = entry.as_object_mut() {
-        e.insert("seq".into(), record.seq.into());
-        e.insert("prevHash".into(), record.prev_hash.clone().into());
-        e.insert("hash".into(), record.hash.clone().into());
-    }
-    entry.to_string()
+    record.to_json().to_string()
 }
 
 /// One entry as an RFC 5424 message: PRI, version, time, host, app, pid, MSGID = the event,

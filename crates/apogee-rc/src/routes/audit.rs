@@ -32,17 +32,6 @@ async fn events(State(s): State<AppState>, Auth(session): Auth, p: Params) -> Ap
         ..Default::default()
     };
     let records = s.core.audit_log(&session.user, &query).await?;
-    let events: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let mut entry: Value = serde_json::from_str(&r.doc).unwrap_or(Value::Null);
-            if let Some(e) = entry.as_object_mut() {
-                e.insert("seq".into(), r.seq.into());
-                e.insert("prevHash".into(), r.prev_hash.clone().into());
-                e.insert("hash".into(), r.hash.clone().into());
-            }
-            entry
-        })
-        .collect();
+    let events: Vec<Value> = records.iter().map(|r| r.to_json()).collect();
     ok(json!({"count": events.len(), "events": events}))
 }
