@@ -1,0 +1,3 @@
+import { render } from 'preact';
+function App() { return <div>hello</div>; }
+render(<App />, document.getElementById('app')!);
