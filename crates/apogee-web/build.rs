@@ -29,7 +29,16 @@ const INPUTS: &[&str] = &[
 ];
 
 /// Extensions worth storing gzipped as well (already-compressed images and fonts are not).
-const COMPRESSIBLE: &[&str] = &["js", "css", "html", "svg", "json", "txt", "map", "webmanifest"];
+const COMPRESSIBLE: &[&str] = &[
+    "js",
+    "css",
+    "html",
+    "svg",
+    "json",
+    "txt",
+    "map",
+    "webmanifest",
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"));
@@ -96,7 +105,10 @@ fn run(cmd: &mut Command, what: &str) {
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("{what} could not start: {e}"));
-    assert!(status.success(), "{what} failed ({status}): see the output above");
+    assert!(
+        status.success(),
+        "{what} failed ({status}): see the output above"
+    );
 }
 
 fn placeholder(dir: &Path) -> PathBuf {

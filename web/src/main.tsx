@@ -1,3 +1,7 @@
 import { render } from 'preact';
-function App() { return <div>hello</div>; }
+import { boot } from './app';
+import './styles.css';
+import { App } from './ui/App';
+
 render(<App />, document.getElementById('app')!);
+void boot();

@@ -57,7 +57,12 @@ const REVALIDATE: &str = "no-cache";
 
 /// The answer for `method path`, or `None` when the client has nothing for it (the caller
 /// answers 404 as the API does).
-pub fn serve(client: &WebClient, method: &Method, path: &str, headers: &HeaderMap) -> Option<Response> {
+pub fn serve(
+    client: &WebClient,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
     if method != Method::GET && method != Method::HEAD {
         return None;
     }
@@ -82,9 +87,12 @@ pub fn serve(client: &WebClient, method: &Method, path: &str, headers: &HeaderMa
 /// A path the client's router may own: not reserved for the server, and not a file name
 /// (a missing `/favicon.ico` is a 404, not a page).
 fn is_client_route(path: &str) -> bool {
-    let reserved = RESERVED
-        .iter()
-        .any(|r| path == *r || path.strip_prefix(r).is_some_and(|rest| rest.starts_with('/')));
+    let reserved = RESERVED.iter().any(|r| {
+        path == *r
+            || path
+                .strip_prefix(r)
+                .is_some_and(|rest| rest.starts_with('/'))
+    });
     let last = path.rsplit('/').next().unwrap_or_default();
     !reserved && !last.contains('.')
 }
@@ -121,7 +129,11 @@ fn respond(file: &EmbeddedFile, cache: &'static str, gzip_ok: bool, method: &Met
     if gzipped {
         h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    let body = if method == Method::HEAD { &[][..] } else { body };
+    let body = if method == Method::HEAD {
+        &[][..]
+    } else {
+        body
+    };
     (StatusCode::OK, h, body).into_response()
 }
 
@@ -157,19 +169,37 @@ mod tests {
     }
 
     fn header(r: &Response, name: axum::http::HeaderName) -> &str {
-        r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
     }
 
     #[test]
     fn client_routes_get_the_uncached_index_and_reserved_paths_do_not() {
         let none = HeaderMap::new();
-        for path in ["/", "/home", "/channel/general", "/direct/abc", "/admin/users", "/group/x/thread/y"] {
+        for path in [
+            "/",
+            "/home",
+            "/channel/general",
+            "/direct/abc",
+            "/admin/users",
+            "/group/x/thread/y",
+        ] {
             let r = get(path, &none).unwrap_or_else(|| panic!("{path} serves the client"));
             assert_eq!(header(&r, CACHE_CONTROL), NEVER_CACHE, "{path}");
             assert_eq!(header(&r, CONTENT_TYPE), "text/html; charset=utf-8");
         }
-        for path in ["/api", "/api/v1/nope", "/sockjs/1/2/xhr", "/avatar/bob", "/file-upload/a/b",
-            "/assets/missing.js", "/favicon.ico", "/websocket"] {
+        for path in [
+            "/api",
+            "/api/v1/nope",
+            "/sockjs/1/2/xhr",
+            "/avatar/bob",
+            "/file-upload/a/b",
+            "/assets/missing.js",
+            "/favicon.ico",
+            "/websocket",
+        ] {
             assert!(get(path, &none).is_none(), "{path} is not the client's");
         }
         // Prefixes match whole segments only.
