@@ -330,6 +330,8 @@ async function loadLatest(rid: string): Promise<void> {
   try {
     const res = await ddp.call<any>('loadHistory', rid, null, PAGE, null);
     const page = ((res?.messages ?? []) as any[]).map(normalise);
+    // The list measures its first render from here (docs/BENCHMARKS.md).
+    performance.mark(`apogee:history:${rid}`);
     setRoomMessages(rid, (cur) => ({
       list: merge(cur.list, page),
       hasMore: cur.list.length === 0 ? page.length >= PAGE : cur.hasMore,

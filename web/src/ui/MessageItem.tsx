@@ -84,10 +84,14 @@ export function MessageItem({
 }) {
   const me = useSelect(store, (s) => s.me!);
   const [picker, setPicker] = useState(false);
+  // The action toolbar exists only while the message is hovered or focused: 50 hidden toolbars
+  // would cost a first render a third more DOM.
+  const [active, setActive] = useState(false);
   const [viewing, setViewing] = useState<{ url: string; title: string } | null>(null);
   const mine = m.u._id === me._id;
   const react = (emoji: string) => {
     setPicker(false);
+    setActive(false);
     toggleReaction(m, emoji).catch((e) => toast(errorText(e)));
   };
   const reactions = Object.entries(m.reactions ?? {});
@@ -97,6 +101,10 @@ export function MessageItem({
       role="listitem"
       data-id={m._id}
       aria-label={`${m.u.username}: ${m.msg}`}
+      tabIndex={-1}
+      onMouseEnter={() => setActive(true)}
+      onMouseLeave={() => !picker && setActive(false)}
+      onFocusIn={() => setActive(true)}
     >
       <div class="message-gutter">{grouped ? <time class="hover-time">{time(m.ts)}</time> : <Avatar username={m.u.username} />}</div>
       <div class="message-body">
@@ -132,7 +140,7 @@ export function MessageItem({
           </button>
         )}
       </div>
-      {!m.pending && (
+      {active && !m.pending && (
         <div class="message-toolbar" role="toolbar" aria-label="Message actions">
           <button class="icon" title="Add reaction" aria-label="Add reaction" onClick={() => setPicker(!picker)}>☺</button>
           {!inThread && threadRoute && (

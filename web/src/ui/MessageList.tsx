@@ -30,6 +30,7 @@ export function MessageList({ sub, onEdit }: { sub: Subscription; onEdit: (m: Me
   const top = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const anchor = useRef<number | null>(null); // distance from the bottom to restore after growing upwards
+  const measured = useRef<string | null>(null);
 
   useEffect(() => {
     setShown(FIRST_WINDOW);
@@ -46,6 +47,13 @@ export function MessageList({ sub, onEdit }: { sub: Subscription; onEdit: (m: Me
       anchor.current = null;
     } else if (atBottom.current) {
       el.scrollTop = el.scrollHeight;
+    }
+    // First render of the room's history: from the data's arrival to the DOM laid out (reading
+    // scrollHeight above forced the layout).
+    const mark = `apogee:history:${sub.rid}`;
+    if (measured.current !== sub.rid && rows.length > 0 && performance.getEntriesByName(mark).length > 0) {
+      measured.current = sub.rid;
+      performance.measure(`apogee:first-render:${sub.rid}`, mark);
     }
   }, [visible.length, rows]);
 
