@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/web-test.sh [--screenshots] [--no-build]
 #
-# The web client's tests: type check (tsc), unit tests (Vitest), then the end-to-end tests
+# The web client's tests: type check (tsc), unit tests (Vitest), the initial JS size budget
+# (web/scripts/size.mjs: 250 KB gzipped), then the end-to-end tests
 # (web/e2e/*.test.mjs) — Debian's Chromium driven by playwright-core against a real apogee on a
 # free loopback port. Installs what is missing: the `chromium` Debian package (apt-get, as root)
 # and the client's npm packages (npm ci). The browser is never downloaded by Playwright.
@@ -42,6 +43,11 @@ echo "---- tsc --noEmit"
 npx --no-install tsc --noEmit
 echo "---- vitest"
 npx --no-install vitest run
+echo "---- initial JS size (budget: 250 KB gzipped)"
+SIZE_DIR=$(mktemp -d)
+trap 'rm -rf "$SIZE_DIR"' EXIT
+npx --no-install vite build --logLevel warn --outDir "$SIZE_DIR" --emptyOutDir
+node scripts/size.mjs "$SIZE_DIR"
 
 if [ "$BUILD" -eq 1 ]; then
   (cd "$ROOT" && cargo build -p apogee-server)

@@ -171,41 +171,58 @@ describe('web client', { timeout: 180_000 }, () => {
     await alice.getByRole('button', { name: 'Close thread' }).click();
   });
 
-  it('uploads an image with a progress bar; both users see its preview', async () => {
-    const png = await alice.evaluate(() => {
-      // Noise does not compress: about 1 MB of PNG.
-      const c = document.createElement('canvas');
-      c.width = 640;
-      c.height = 400;
-      const g = c.getContext('2d');
-      const noise = g.createImageData(640, 400);
-      for (let i = 0; i < noise.data.length; i++) noise.data[i] = i % 4 === 3 ? 255 : (Math.random() * 256) | 0;
-      g.putImageData(noise, 0, 0);
-      g.fillStyle = '#1d74f5';
-      g.fillRect(120, 120, 400, 160);
-      g.fillStyle = '#fff';
-      g.font = '40px sans-serif';
-      g.fillText('apogee', 250, 215);
-      return c.toDataURL('image/png').split(',')[1];
-    });
+  it('uploads a file with a progress bar, and an image both users see a preview of', async () => {
     // Upload bandwidth limited to 512 KiB/s, so the progress bar has something to show.
     const cdp = await alice.context().newCDPSession(alice);
     await cdp.send('Network.enable');
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 512 * 1024 });
-    await alice.locator('[data-testid=file-input]').setInputFiles({ name: 'picture.png', mimeType: 'image/png', buffer: Buffer.from(png, 'base64') });
-    const bar = alice.locator('.upload progress');
-    await bar.waitFor();
+    const notes = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < notes.length; i++) notes[i] = (i * 7919) % 251;
+    await alice.locator('[data-testid=file-input]').setInputFiles({ name: 'notes.bin', mimeType: 'application/octet-stream', buffer: notes });
+    await alice.locator('.upload progress').waitFor();
     await alice.waitForFunction(() => {
       const p = document.querySelector('.upload progress');
       return p && p.value > 0 && p.value < 1;
     });
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await alice.locator('.upload').waitFor({ state: 'detached' });
+    const link = bob.locator('.room .attachment-file a', { hasText: 'notes.bin' });
+    await link.waitFor();
+    const href = await link.getAttribute('href');
+    const download = await bob.evaluate((h) => fetch(h).then((r) => r.arrayBuffer()).then((b) => b.byteLength), href);
+    assert.equal(download, notes.length, 'the file downloads whole with the session cookies');
+
+    const png = await alice.evaluate(() => {
+      const c = document.createElement('canvas');
+      c.width = 480;
+      c.height = 270;
+      const g = c.getContext('2d');
+      const sky = g.createLinearGradient(0, 0, 0, 270);
+      sky.addColorStop(0, '#1d74f5');
+      sky.addColorStop(1, '#0b2a5b');
+      g.fillStyle = sky;
+      g.fillRect(0, 0, 480, 270);
+      g.fillStyle = '#ffd21f';
+      g.beginPath();
+      g.arc(360, 80, 40, 0, Math.PI * 2);
+      g.fill();
+      g.fillStyle = '#fff';
+      g.font = 'bold 48px sans-serif';
+      g.fillText('apogee', 40, 200);
+      return c.toDataURL('image/png').split(',')[1];
+    });
+    await alice.locator('[data-testid=file-input]').setInputFiles({ name: 'picture.png', mimeType: 'image/png', buffer: Buffer.from(png, 'base64') });
     for (const page of [alice, bob]) {
       const img = page.locator('.room .attachment-image img').last();
       await img.waitFor();
       await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle());
     }
-    await alice.locator('.upload').waitFor({ state: 'detached' });
+    // The viewer opens the full image.
+    await bob.getByRole('button', { name: 'View picture.png' }).click();
+    await bob.locator('.viewer img').waitFor();
+    await bob.getByRole('button', { name: 'Close' }).click();
+    await bob.locator('.viewer').waitFor({ state: 'detached' });
+    await bob.mouse.move(5, 795);
     await shot(bob, 'room');
   });
 
@@ -266,5 +283,27 @@ describe('web client', { timeout: 180_000 }, () => {
     await message(alice, 'live after the restart').waitFor();
     await send(alice, 'and back from alice');
     await message(bob, 'and back from alice').waitFor();
+  });
+
+  it('has a dark theme and fits a phone', async () => {
+    await alice.emulateMedia({ colorScheme: 'dark' });
+    await message(alice, 'and back from alice').waitFor();
+    const bg = await alice.locator('.room').evaluate((el) => getComputedStyle(document.documentElement).getPropertyValue('--bg').trim());
+    assert.equal(bg, '#1f2329');
+    await shot(alice, 'room-dark');
+    await alice.emulateMedia({ colorScheme: 'light' });
+
+    const phone = await newPage({ width: 390, height: 844 });
+    await phone.context().addCookies(await alice.context().cookies());
+    await phone.goto(`${server.url}/`);
+    await phone.evaluate((s) => {
+      localStorage.setItem('Meteor.loginToken', s.token);
+      localStorage.setItem('Meteor.userId', s.uid);
+    }, await alice.evaluate(() => ({ token: localStorage.getItem('Meteor.loginToken'), uid: localStorage.getItem('Meteor.userId') })));
+    await phone.goto(`${server.url}/channel/${CHANNEL}`);
+    await message(phone, 'and back from alice').waitFor();
+    const box = await composer(phone).boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 390 && box.y + box.height <= 844, JSON.stringify(box));
+    await shot(phone, 'phone');
   });
 });

@@ -13,14 +13,16 @@ const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(
 const shot = screenshotter(ROOT);
 const MESSAGES = 130;
 
-/** RFC 6238 code (SHA-1, 30 s, 6 digits) for a base32 secret, `steps` periods from now. */
-function totp(secret, steps = 0) {
+const step = () => Math.floor(Date.now() / 30_000);
+
+/** RFC 6238 code (SHA-1, 30 s, 6 digits) for a base32 secret at time step `at`. */
+function totp(secret, at) {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
   let bits = '';
   for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
   const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
   const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000) + steps));
+  counter.writeBigUInt64BE(BigInt(at));
   const mac = createHmac('sha1', key).update(counter).digest();
   const offset = mac[mac.length - 1] & 0xf;
   return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
@@ -63,7 +65,8 @@ describe('login and history', { timeout: 180_000 }, () => {
     });
     assert.equal(res.status, 200);
     const { secret } = await res.json();
-    const { codes: backupCodes } = await server.rest('users.validateTotp', { code: totp(secret) }, carol);
+    const enabledAt = step();
+    const { codes: backupCodes } = await server.rest('users.validateTotp', { code: totp(secret, enabledAt) }, carol);
 
     await page.goto(`${server.url}/login`);
     await page.fill('input[name=username]', 'carol');
@@ -71,11 +74,13 @@ describe('login and history', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Login' }).click();
     await page.getByRole('heading', { name: 'Two-factor authentication' }).waitFor();
     await shot(page, 'two-factor');
-    await page.fill('input[name=code]', '000000' === totp(secret, 1) ? '111111' : '000000');
+    const valid = [-1, 0, 1, 2].map((d) => totp(secret, enabledAt + d));
+    await page.fill('input[name=code]', ['000000', '111111', '222222'].find((c) => !valid.includes(c)));
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.getByRole('alert').filter({ hasText: 'Invalid two-factor code' }).waitFor();
-    // The step after the one used to enable it: each step is accepted once.
-    await page.fill('input[name=code]', totp(secret, 1));
+    // The step after the one used to enable it (each step is accepted once; the server allows
+    // one step of drift, so this holds until the step after next).
+    await page.fill('input[name=code]', totp(secret, enabledAt + 1));
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.waitForURL('**/home');
 
@@ -118,7 +123,7 @@ describe('login and history', { timeout: 180_000 }, () => {
     assert.ok(render < 500, `first render took ${render} ms`);
 
     const list = page.locator('.message-list');
-    for (let round = 0; round < 10 && (await msg(1).count()) === 0; round++) {
+    for (let round = 0; round < 60 && (await msg(1).count()) === 0; round++) {
       await list.evaluate((el) => (el.scrollTop = 0));
       await page.waitForTimeout(300);
     }

@@ -108,7 +108,7 @@ export function Composer({
         </div>
       )}
       <div class={`composer${editing ? ' is-editing' : ''}`}>
-        <button class="icon" title="Upload file" aria-label="Upload file" onClick={() => fileInput.current?.click()}>＋</button>
+        <button class="icon" title="Upload file" aria-label="Upload file" onClick={() => fileInput.current?.click()}>+</button>
         <input
           ref={fileInput}
           type="file"

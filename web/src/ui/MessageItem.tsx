@@ -8,7 +8,12 @@ import { useSelect } from '../store';
 import type { Attachment, Message } from '../types';
 import { Avatar } from './Avatar';
 
-const time = (d: Date) => d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+// One formatter each: `toLocaleTimeString(…, options)` builds a new one per call, which showed
+// in the first render of a room.
+const timeFormat = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit' });
+const fullFormat = new Intl.DateTimeFormat([], { dateStyle: 'medium', timeStyle: 'short' });
+const time = (d: Date) => timeFormat.format(d);
+const full = (d: Date) => fullFormat.format(d);
 
 export function SystemLine({ m }: { m: Message }) {
   return (
@@ -97,7 +102,7 @@ export function MessageItem({
   const reactions = Object.entries(m.reactions ?? {});
   return (
     <div
-      class={`message${grouped ? ' grouped' : ''}${m.pending ? ' pending' : ''}`}
+      class={`message${grouped ? ' grouped' : ''}${m.pending ? ' pending' : ''}${active ? ' active' : ''}`}
       role="listitem"
       data-id={m._id}
       aria-label={`${m.u.username}: ${m.msg}`}
@@ -112,12 +117,12 @@ export function MessageItem({
           <div class="message-header">
             <strong class="author">{m.u.name || m.u.username}</strong>
             {m.u.name && <span class="username">@{m.u.username}</span>}
-            <time dateTime={m.ts.toISOString()} title={m.ts.toLocaleString()}>{time(m.ts)}</time>
+            <time dateTime={m.ts.toISOString()} title={full(m.ts)}>{time(m.ts)}</time>
           </div>
         )}
         <div class="message-text">
           {m.msg && <Markdown md={m.md} fallback={m.msg} />}
-          {m.editedAt && <span class="edited" title={`Edited ${m.editedAt.toLocaleString()}`}> (edited)</span>}
+          {m.editedAt && <span class="edited" title={`Edited ${full(m.editedAt)}`}> (edited)</span>}
         </div>
         {m.attachments?.map((a, i) => <AttachmentView key={i} a={a} onView={(url, title) => setViewing({ url, title })} />)}
         {reactions.length > 0 && (

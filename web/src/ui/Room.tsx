@@ -29,6 +29,7 @@ function ThreadPanel({ sub, tmid }: { sub: Subscription; tmid: string }) {
     void openThread(tmid);
   }, [tmid]);
   const shownParent = liveParent ?? parent;
+  const shownReplies = (replies ?? []).filter((m) => m._id !== tmid);
   const close = () => navigate(roomRoute(sub.t, sub.name, sub.rid));
   return (
     <aside class="thread-panel" aria-label="Thread">
@@ -38,8 +39,10 @@ function ThreadPanel({ sub, tmid }: { sub: Subscription; tmid: string }) {
       </header>
       <div class="thread-messages" role="list">
         {shownParent && <MessageItem m={shownParent} grouped={false} inThread />}
-        <div class="thread-divider">{replies?.length ?? 0} replies</div>
-        {(replies ?? []).filter((m) => m._id !== tmid).map((m) => (
+        <div class="thread-divider">
+          {shownReplies.length} {shownReplies.length === 1 ? 'reply' : 'replies'}
+        </div>
+        {shownReplies.map((m) => (
           <MessageItem key={m._id} m={m} grouped={false} inThread onEdit={setEditing} />
         ))}
       </div>
