@@ -106,7 +106,10 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   step "rocketchat-API suite (PostgreSQL)" \
     bash scripts/with-postgres.sh bash scripts/rcapi-suite.sh --no-build || true
   step "@rocket.chat/ddp-client (Node)" bash scripts/ddp-client-test.sh || true
-  step "web client: tsc, Vitest, Chromium end-to-end" bash scripts/web-test.sh --no-build || true
+  step "web client: tsc, Vitest, Chromium end-to-end (SQLite)" \
+    env -u APOGEE_TEST_DATABASE_URL bash scripts/web-test.sh --no-build || true
+  step "web client: Chromium end-to-end (PostgreSQL)" \
+    bash scripts/with-postgres.sh bash scripts/web-test.sh --no-build --e2e-only || true
   step "fuzz: DDP frames and EJSON (60 s)" bash scripts/fuzz.sh 60 || true
 else
   skip "cargo test --workspace (with PostgreSQL and NATS)"
@@ -114,7 +117,8 @@ else
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"
-  skip "web client: tsc, Vitest, Chromium end-to-end"
+  skip "web client: tsc, Vitest, Chromium end-to-end (SQLite)"
+  skip "web client: Chromium end-to-end (PostgreSQL)"
   skip "fuzz: DDP frames and EJSON (60 s)"
 fi
 

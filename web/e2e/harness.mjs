@@ -1,7 +1,8 @@
 // Test harness for the browser tests: a real apogee binary on a free loopback port (restartable
 // on the same port and data), Debian's Chromium driven by playwright-core, and helpers.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,18 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
+/**
+ * A fresh database on the PostgreSQL of APOGEE_TEST_DATABASE_URL (scripts/with-postgres.sh), or
+ * undefined: SQLite in the data directory.
+ */
+function freshPostgres() {
+  const base = process.env.APOGEE_TEST_DATABASE_URL;
+  if (!base) return undefined;
+  const name = `web_${randomBytes(6).toString('hex')}`;
+  execFileSync('psql', [base, '-qc', `CREATE DATABASE ${name}`], { stdio: 'inherit' });
+  return `${base.slice(0, base.lastIndexOf('/'))}/${name}`;
+}
+
 export class Server {
   constructor(bin) {
     this.bin = bin;
@@ -27,12 +40,15 @@ export class Server {
     this.listen = '127.0.0.1:0';
     this.proc = null;
     this.log = '';
+    this.databaseUrl = freshPostgres();
   }
 
   /** Starts the binary; the first start picks a free port, later ones reuse it. */
   async start() {
     this.log = '';
-    const proc = spawn(this.bin, ['serve', '--listen', this.listen, '--data-dir', join(this.dir, 'data')], {
+    const args = ['serve', '--listen', this.listen, '--data-dir', join(this.dir, 'data')];
+    if (this.databaseUrl) args.push('--database-url', this.databaseUrl);
+    const proc = spawn(this.bin, args, {
       env: { ...process.env, APOGEE_LOG: process.env.APOGEE_LOG ?? 'info' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
