@@ -54,6 +54,17 @@ describe('web client', { timeout: 180_000 }, () => {
     browser = await launchBrowser();
     alice = await newPage();
     bob = await newPage();
+    // Headless Chromium shows no desktop notifications: alice's page records them instead.
+    await alice.addInitScript(() => {
+      window.__notes = [];
+      window.Notification = class {
+        static permission = 'granted';
+        static requestPermission = () => Promise.resolve('granted');
+        constructor(title, options) {
+          window.__notes.push({ title, body: options?.body });
+        }
+      };
+    });
   });
 
   after(async () => {
@@ -236,6 +247,15 @@ describe('web client', { timeout: 180_000 }, () => {
     await message(bob, 'a second line from alice, edited').locator('.edited').waitFor();
   });
 
+  it('favourites a room and searches its messages', async () => {
+    await bob.getByRole('button', { name: 'Add to favorites' }).click();
+    await bob.locator('section[aria-label=Favorites] .room-item', { hasText: CHANNEL }).waitFor();
+    await bob.getByRole('button', { name: 'Search messages' }).click();
+    await bob.getByRole('searchbox', { name: 'Search messages' }).fill('second line');
+    await bob.locator('aside .message', { hasText: 'a second line from alice, edited' }).waitFor();
+    await bob.getByRole('button', { name: 'Close search' }).click();
+  });
+
   it('starts a direct message and shows presence', async () => {
     await alice.getByRole('button', { name: 'Direct message' }).click();
     await alice.fill('input[name=dm-username]', 'bob');
@@ -244,6 +264,9 @@ describe('web client', { timeout: 180_000 }, () => {
     await alice.locator('.room-header .presence-online').waitFor();
     await send(alice, 'a private word');
     await bob.locator('.room-item[data-room="alice"] .badge').waitFor();
+    // Alice is elsewhere: a mention in the channel becomes a desktop notification.
+    await send(bob, '@alice look at this');
+    await alice.waitForFunction(() => window.__notes.some((n) => n.title === '#e2e-room' && /look at this/.test(n.body)));
   });
 
   it('lets the administrator change a user role', async () => {

@@ -194,6 +194,7 @@ async function startSession(rawMe: any, token: string): Promise<void> {
   watch('subscriptions-changed', ([action, sub]) => onSubscriptionChanged(action, sub));
   watch('rooms-changed', ([action, room]) => onRoomChanged(action, room));
   watch('force_logout', () => void endSession());
+  watch('notification', ([n]) => notify(n));
   ddp.connect();
   await loadSidebar();
 }
@@ -251,6 +252,30 @@ async function resync(): Promise<void> {
   } catch (e) {
     toast(errorText(e));
   }
+}
+
+// ---- browser notifications -----------------------------------------------------------------------
+
+/** Mentions and direct messages (the server sends only those) as desktop notifications, unless
+ * the user is looking at that room. */
+function notify(n: any): void {
+  if (!n || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+  const rid = n.payload?.rid;
+  if (rid === openRid && document.visibilityState === 'visible') return;
+  const note = new Notification(String(n.title ?? 'Apogee'), { body: String(n.text ?? ''), tag: n.payload?._id });
+  note.onclick = () => {
+    window.focus();
+    const sub = rid ? store.get().subs[rid] : undefined;
+    if (sub) navigate(roomRoute(sub.t, sub.name, sub.rid));
+  };
+}
+
+export function notificationsWanted(): boolean {
+  return typeof Notification !== 'undefined' && Notification.permission === 'default';
+}
+
+export async function enableNotifications(): Promise<void> {
+  if (typeof Notification !== 'undefined') await Notification.requestPermission();
 }
 
 // ---- presence ---------------------------------------------------------------------------------
@@ -510,6 +535,17 @@ export async function joinRoom(rid: string, t: string, name: string): Promise<vo
   const sub = await api.get('subscriptions.getOne', { roomId: rid });
   if (sub.subscription) onSubscriptionChanged('inserted', sub.subscription);
   navigate(roomRoute(t, name, rid));
+}
+
+export async function setFavorite(sub: Subscription, favorite: boolean): Promise<void> {
+  await api.post('rooms.favorite', { roomId: sub.rid, favorite });
+  // The server's subscriptions-changed event follows; this only makes the star answer at once.
+  store.update((s) => ({ subs: { ...s.subs, [sub.rid]: { ...sub, f: favorite } } }));
+}
+
+export async function searchMessages(rid: string, text: string): Promise<Message[]> {
+  const res = await api.get('chat.search', { roomId: rid, searchText: text, count: 50 });
+  return ((res.messages ?? []) as any[]).map(normalise);
 }
 
 export function isAdmin(s: State = store.get()): boolean {

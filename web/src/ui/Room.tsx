@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, errorText, findMessage, joinRoom, navigate, openRoom, openThread, resolveRoom, store, uploadFile } from '../app';
+import { api, errorText, findMessage, joinRoom, navigate, openRoom, openThread, resolveRoom, searchMessages, setFavorite, store, toast, uploadFile } from '../app';
 import { roomRoute } from '../router';
 import { useSelect } from '../store';
 import type { Message, Subscription } from '../types';
@@ -51,7 +51,35 @@ function ThreadPanel({ sub, tmid }: { sub: Subscription; tmid: string }) {
   );
 }
 
-function Header({ sub }: { sub: Subscription }) {
+function SearchPanel({ sub, onClose }: { sub: Subscription; onClose: () => void }) {
+  const [text, setText] = useState('');
+  const [results, setResults] = useState<Message[] | null>(null);
+  useEffect(() => {
+    if (!text.trim()) {
+      setResults(null);
+      return;
+    }
+    const t = setTimeout(() => {
+      searchMessages(sub.rid, text.trim()).then(setResults, (e) => toast(errorText(e)));
+    }, 250);
+    return () => clearTimeout(t);
+  }, [text, sub.rid]);
+  return (
+    <aside class="thread-panel" aria-label="Search messages">
+      <header class="panel-header">
+        <h2>Search messages</h2>
+        <button class="icon" aria-label="Close search" onClick={onClose}>✕</button>
+      </header>
+      <input class="search panel-search" type="search" placeholder="Search messages" aria-label="Search messages" value={text} onInput={(e) => setText(e.currentTarget.value)} autofocus />
+      <div class="thread-messages" role="list">
+        {results?.length === 0 && <p class="empty-results">No messages found</p>}
+        {results?.map((m) => <MessageItem key={m._id} m={m} grouped={false} inThread />)}
+      </div>
+    </aside>
+  );
+}
+
+function Header({ sub, onSearch }: { sub: Subscription; onSearch: () => void }) {
   const room = useSelect(store, (s) => s.rooms[sub.rid]);
   const me = useSelect(store, (s) => s.me!);
   const partner = room?.uids?.find((u) => u !== me._id);
@@ -64,6 +92,16 @@ function Header({ sub }: { sub: Subscription }) {
         {room?.topic ? <p class="topic">{room.topic}</p> : sub.t === 'd' && status ? <p class="topic">{status}</p> : null}
       </div>
       {room?.usersCount !== undefined && sub.t !== 'd' && <span class="members" title="Members">👤 {room.usersCount}</span>}
+      <button
+        class={`icon favorite${sub.f ? ' on' : ''}`}
+        aria-pressed={!!sub.f}
+        aria-label={sub.f ? 'Remove from favorites' : 'Add to favorites'}
+        title={sub.f ? 'Remove from favorites' : 'Add to favorites'}
+        onClick={() => setFavorite(sub, !sub.f).catch((e) => toast(errorText(e)))}
+      >
+        {sub.f ? '★' : '☆'}
+      </button>
+      <button class="icon" aria-label="Search messages" title="Search messages" onClick={onSearch}>⌕</button>
     </header>
   );
 }
@@ -93,11 +131,13 @@ export function RoomView() {
   const room = useSelect(store, (s) => (sub ? s.rooms[sub.rid] : undefined));
   const [editing, setEditing] = useState<Message | null>(null);
   const [dragging, setDragging] = useState(false);
+  const [searching, setSearching] = useState(false);
   const list = useSelect(store, (s) => (sub ? s.messages[sub.rid]?.list : undefined));
 
   useEffect(() => {
     if (sub) void openRoom(sub.rid);
     setEditing(null);
+    setSearching(false);
   }, [sub?.rid]);
 
   if (route.name !== 'room') return null;
@@ -121,7 +161,7 @@ export function RoomView() {
           [...(e.dataTransfer?.files ?? [])].forEach((f) => uploadFile(sub.rid, f));
         }}
       >
-        <Header sub={sub} />
+        <Header sub={sub} onSearch={() => setSearching(!searching)} />
         <MessageList sub={sub} onEdit={setEditing} />
         <Typing rid={sub.rid} />
         <Composer
@@ -134,7 +174,7 @@ export function RoomView() {
         />
         {dragging && <div class="drop-hint">Drop files to upload</div>}
       </section>
-      {tmid && <ThreadPanel sub={sub} tmid={tmid} />}
+      {tmid ? <ThreadPanel sub={sub} tmid={tmid} /> : searching && <SearchPanel sub={sub} onClose={() => setSearching(false)} />}
     </div>
   );
 }

@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'preact/hooks';
-import { isAdmin, logout, navigate, resolveRoom, store } from '../app';
+import { enableNotifications, isAdmin, logout, navigate, notificationsWanted, resolveRoom, store } from '../app';
 import { roomRoute } from '../router';
 import { useSelect } from '../store';
 import type { Room, Subscription } from '../types';
@@ -87,6 +87,11 @@ export function Sidebar() {
             {isAdmin() && (
               <li role="none">
                 <button role="menuitem" onClick={() => navigate({ name: 'admin', section: 'users' })}>Administration</button>
+              </li>
+            )}
+            {notificationsWanted() && (
+              <li role="none">
+                <button role="menuitem" onClick={() => void enableNotifications()}>Enable desktop notifications</button>
               </li>
             )}
             <li role="none">
