@@ -141,7 +141,13 @@ describe('web client', { timeout: 180_000 }, () => {
       dispatchEvent(new PopStateEvent('popstate'));
     });
     await alice.getByRole('heading', { name: /Welcome/ }).waitFor();
-    await send(bob, '@alice are you there?');
+    // Typed with the composer's autocomplete: "@al", Enter picks @alice.
+    await composer(bob).pressSequentially('@al', { delay: 30 });
+    await bob.getByRole('option', { name: /@alice/ }).waitFor();
+    await composer(bob).press('Enter');
+    assert.equal(await composer(bob).inputValue(), '@alice ');
+    await composer(bob).pressSequentially('are you there?');
+    await composer(bob).press('Enter');
     const badge = alice.locator(`.room-item[data-room="${CHANNEL}"] .badge-mention`);
     await badge.waitFor();
     assert.equal(await badge.textContent(), '@1');
