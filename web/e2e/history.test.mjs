@@ -51,6 +51,16 @@ describe('login and history', { timeout: 180_000 }, () => {
     await server?.dispose();
   });
 
+  it("speaks the browser's language (German here), English otherwise", async () => {
+    const german = await browser.newContext({ locale: 'de-DE' });
+    const p = await german.newPage();
+    await p.goto(`${server.url}/login`);
+    await p.getByRole('heading', { name: 'Anmelden' }).waitFor();
+    await p.getByText('E-Mail oder Benutzername').waitFor();
+    assert.equal(await p.evaluate(() => document.documentElement.lang), 'de');
+    await german.close();
+  });
+
   it('asks for the second factor at login and logs out', async () => {
     const res = await fetch(`${server.url}/api/v1/users.enableTotp`, {
       method: 'POST',

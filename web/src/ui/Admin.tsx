@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText, navigate, store, toast } from '../app';
 import { useSelect } from '../store';
+import { t } from '../i18n';
 
 interface AdminUser {
   _id: string;
@@ -47,10 +48,10 @@ function Users() {
 
   return (
     <>
-      <input class="search" type="search" placeholder="Search users" aria-label="Search users" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+      <input class="search" type="search" placeholder={t('Search users')} aria-label={t('Search users')} value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
       <table class="admin-table">
         <thead>
-          <tr><th>Username</th><th>Name</th><th>Email</th><th>Roles</th><th>Status</th><th /></tr>
+          <tr><th>{t('Username')}</th><th>{t('Name')}</th><th>{t('Email')}</th><th>{t('Roles')}</th><th>{t('Status')}</th><th /></tr>
         </thead>
         <tbody>
           {users.map((u) => (
@@ -72,10 +73,10 @@ function Users() {
                   <span class="roles">{u.roles.map((r) => <span key={r} class="role-tag">{r}</span>)}</span>
                 )}
               </td>
-              <td>{u.active ? u.status ?? 'offline' : 'deactivated'}</td>
+              <td>{u.active ? u.status ?? 'offline' : t('deactivated')}</td>
               <td class="row-actions">
-                <button onClick={() => setEditing(editing === u._id ? null : u._id)}>{editing === u._id ? 'Done' : 'Edit roles'}</button>
-                <button onClick={() => setActive(u, !u.active)}>{u.active ? 'Deactivate' : 'Activate'}</button>
+                <button onClick={() => setEditing(editing === u._id ? null : u._id)}>{editing === u._id ? t('Done') : t('Edit roles')}</button>
+                <button onClick={() => setActive(u, !u.active)}>{u.active ? t('Deactivate') : t('Activate')}</button>
               </td>
             </tr>
           ))}
@@ -138,7 +139,7 @@ function Settings() {
                   <input type={s.type === 'password' ? 'password' : 'text'} value={String(value ?? '')} onInput={(e) => setDrafts({ ...drafts, [s._id]: e.currentTarget.value })} />
                 )}
               </label>
-              {dirty && <button class="primary" onClick={() => save(s)}>Save</button>}
+              {dirty && <button class="primary" onClick={() => save(s)}>{t('Save')}</button>}
             </div>
           );
         })}
@@ -151,13 +152,13 @@ export function Admin() {
   const route = useSelect(store, (s) => s.route);
   const section = route.name === 'admin' ? route.section : 'users';
   const tabs = [
-    ['users', 'Users'],
-    ['settings', 'Settings'],
+    ['users', t('Users')],
+    ['settings', t('Settings')],
   ];
   return (
     <section class="admin" aria-label="Administration">
       <header class="room-header">
-        <h1>Administration</h1>
+        <h1>{t('Administration')}</h1>
         <nav class="tabs" aria-label="Administration sections">
           {tabs.map(([id, label]) => (
             <a key={id} href={`/admin/${id}`} aria-current={section === id ? 'page' : undefined} class={section === id ? 'active' : ''} onClick={(e) => { e.preventDefault(); navigate({ name: 'admin', section: id }); }}>{label}</a>

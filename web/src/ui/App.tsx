@@ -5,13 +5,14 @@ import { Admin } from './Admin';
 import { Login, Register } from './Login';
 import { RoomView } from './Room';
 import { Sidebar } from './Sidebar';
+import { t } from '../i18n';
 
 function Home() {
   const me = useSelect(store, (s) => s.me!);
   return (
     <section class="home" aria-label="Home">
-      <h1>Welcome, {me.name || me.username}</h1>
-      <p>Pick a room on the left, open the directory (⌕) to find channels, or create one (✎).</p>
+      <h1>{t('Welcome, {name}', { name: me.name || me.username })}</h1>
+      <p>{t('Pick a room on the left, open the directory (⌕) to find channels, or create one (✎).')}</p>
     </section>
   );
 }
@@ -21,7 +22,7 @@ function ConnectionBanner() {
   if (connection === 'connected') return null;
   return (
     <div class="connection-banner" role="status">
-      {connection === 'connecting' ? 'Connecting…' : 'Waiting for the server — reconnecting…'}
+      {connection === 'connecting' ? t('Connecting…') : t('Waiting for the server — reconnecting…')}
     </div>
   );
 }

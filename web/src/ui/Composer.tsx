@@ -5,6 +5,7 @@ import { EMOJI } from '../emoji';
 import { lastOwn } from '../messages';
 import { useSelect } from '../store';
 import type { Message } from '../types';
+import { t } from '../i18n';
 
 interface Option {
   value: string;
@@ -160,7 +161,7 @@ export function Composer({
     }
   };
 
-  if (readOnly) return <div class="composer composer-readonly">This room is read only</div>;
+  if (readOnly) return <div class="composer composer-readonly">{t('This room is read only')}</div>;
 
   return (
     <div class="composer-wrap">
@@ -177,7 +178,7 @@ export function Composer({
       ))}
       {editing && (
         <div class="editing-bar">
-          Editing message · <kbd>Esc</kbd> to cancel
+          {t('Editing message')} · <kbd>Esc</kbd> {t('to cancel')}
         </div>
       )}
       {token && options.length > 0 && (
@@ -199,7 +200,7 @@ export function Composer({
         </ul>
       )}
       <div class={`composer${editing ? ' is-editing' : ''}`}>
-        <button class="icon" title="Upload file" aria-label="Upload file" onClick={() => fileInput.current?.click()}>+</button>
+        <button class="icon" title={t('Upload file')} aria-label={t('Upload file')} onClick={() => fileInput.current?.click()}>+</button>
         <input
           ref={fileInput}
           type="file"
@@ -232,7 +233,7 @@ export function Composer({
             setToken(null);
           }}
         />
-        <button class="icon send" title="Send" aria-label="Send" disabled={!text.trim()} onClick={() => void submit()}>➤</button>
+        <button class="icon send" title={t('Send')} aria-label={t('Send')} disabled={!text.trim()} onClick={() => void submit()}>➤</button>
       </div>
     </div>
   );

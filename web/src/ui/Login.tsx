@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError } from '../api';
 import { errorText, login, navigate, register } from '../app';
+import { t } from '../i18n';
 
 function Brand() {
   return (
@@ -30,9 +31,9 @@ export function Login() {
         const method = (err.details as any)?.method ?? 'totp';
         setNeedCode(method);
       } else if (err instanceof ApiError && err.error === 'totp-invalid') {
-        setError('Invalid two-factor code');
+        setError(t('Invalid two-factor code'));
       } else if (err instanceof ApiError && err.status === 401) {
-        setError('Incorrect username or password');
+        setError(t('Incorrect username or password'));
       } else {
         setError(errorText(err));
       }
@@ -45,34 +46,34 @@ export function Login() {
     <main class="auth">
       <form class="auth-card" onSubmit={submit} aria-labelledby="login-title">
         <Brand />
-        <h2 id="login-title">{needCode ? 'Two-factor authentication' : 'Login'}</h2>
+        <h2 id="login-title">{needCode ? t('Two-factor authentication') : t('Login')}</h2>
         {!needCode ? (
           <>
             <label>
-              Email or username
+              {t('Email or username')}
               <input name="username" autocomplete="username" value={user} onInput={(e) => setUser(e.currentTarget.value)} required autofocus />
             </label>
             <label>
-              Password
+              {t('Password')}
               <input name="password" type="password" autocomplete="current-password" value={password} onInput={(e) => setPassword(e.currentTarget.value)} required />
             </label>
           </>
         ) : (
           <label>
-            {needCode === 'email' ? 'Enter the code sent to your e-mail' : 'Enter the code from your authenticator app (or a backup code)'}
+            {needCode === 'email' ? t('Enter the code sent to your e-mail') : t('Enter the code from your authenticator app (or a backup code)')}
             <input name="code" inputMode="numeric" autocomplete="one-time-code" value={code} onInput={(e) => setCode(e.currentTarget.value)} required autofocus />
           </label>
         )}
         {error && <p class="form-error" role="alert">{error}</p>}
         <button class="primary" type="submit" disabled={busy}>
-          {needCode ? 'Verify' : 'Login'}
+          {needCode ? t('Verify') : t('Login')}
         </button>
         {needCode ? (
-          <button type="button" class="link" onClick={() => { setNeedCode(null); setCode(''); }}>Back</button>
+          <button type="button" class="link" onClick={() => { setNeedCode(null); setCode(''); }}>{t('Back')}</button>
         ) : (
           <p class="auth-alt">
-            New here?{' '}
-            <a href="/register" onClick={(e) => { e.preventDefault(); navigate({ name: 'register' }); }}>Create an account</a>
+            {t('New here?')}{' '}
+            <a href="/register" onClick={(e) => { e.preventDefault(); navigate({ name: 'register' }); }}>{t('Create an account')}</a>
           </p>
         )}
       </form>
@@ -102,15 +103,15 @@ export function Register() {
     <main class="auth">
       <form class="auth-card" onSubmit={submit} aria-labelledby="register-title">
         <Brand />
-        <h2 id="register-title">Create an account</h2>
-        <label>Name<input name="name" autocomplete="name" required {...field('name')} /></label>
-        <label>Username<input name="username" autocomplete="username" required {...field('username')} /></label>
-        <label>Email<input name="email" type="email" autocomplete="email" required {...field('email')} /></label>
-        <label>Password<input name="pass" type="password" autocomplete="new-password" required {...field('pass')} /></label>
+        <h2 id="register-title">{t('Create an account')}</h2>
+        <label>{t('Name')}<input name="name" autocomplete="name" required {...field('name')} /></label>
+        <label>{t('Username')}<input name="username" autocomplete="username" required {...field('username')} /></label>
+        <label>{t('Email')}<input name="email" type="email" autocomplete="email" required {...field('email')} /></label>
+        <label>{t('Password')}<input name="pass" type="password" autocomplete="new-password" required {...field('pass')} /></label>
         {error && <p class="form-error" role="alert">{error}</p>}
-        <button class="primary" type="submit" disabled={busy}>Join</button>
+        <button class="primary" type="submit" disabled={busy}>{t('Join')}</button>
         <p class="auth-alt">
-          <a href="/login" onClick={(e) => { e.preventDefault(); navigate({ name: 'login' }); }}>Back to login</a>
+          <a href="/login" onClick={(e) => { e.preventDefault(); navigate({ name: 'login' }); }}>{t('Back to login')}</a>
         </p>
       </form>
     </main>

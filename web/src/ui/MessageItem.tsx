@@ -7,6 +7,7 @@ import type { Route } from '../router';
 import { useSelect } from '../store';
 import type { Attachment, Message } from '../types';
 import { Avatar } from './Avatar';
+import { t } from '../i18n';
 
 // One formatter each: `toLocaleTimeString(…, options)` builds a new one per call, which showed
 // in the first render of a room.
@@ -122,7 +123,7 @@ export function MessageItem({
         )}
         <div class="message-text">
           {m.msg && <Markdown md={m.md} fallback={m.msg} />}
-          {m.editedAt && <span class="edited" title={`Edited ${full(m.editedAt)}`}> (edited)</span>}
+          {m.editedAt && <span class="edited" title={`Edited ${full(m.editedAt)}`}> {t('(edited)')}</span>}
         </div>
         {m.attachments?.map((a, i) => <AttachmentView key={i} a={a} onView={(url, title) => setViewing({ url, title })} />)}
         {reactions.length > 0 && (
@@ -140,22 +141,22 @@ export function MessageItem({
         )}
         {!inThread && !!m.tcount && threadRoute && (
           <button class="thread-summary" onClick={() => navigate(threadRoute)}>
-            💬 {m.tcount} {m.tcount === 1 ? 'reply' : 'replies'}
+            💬 {t(m.tcount === 1 ? '{n} reply' : '{n} replies', { n: m.tcount })}
             {m.tlm && <small> · last {time(m.tlm)}</small>}
           </button>
         )}
       </div>
       {active && !m.pending && (
         <div class="message-toolbar" role="toolbar" aria-label="Message actions">
-          <button class="icon" title="Add reaction" aria-label="Add reaction" onClick={() => setPicker(!picker)}>☺</button>
+          <button class="icon" title={t('Add reaction')} aria-label={t('Add reaction')} onClick={() => setPicker(!picker)}>☺</button>
           {!inThread && threadRoute && (
-            <button class="icon" title="Reply in thread" aria-label="Reply in thread" onClick={() => navigate(threadRoute)}>💬</button>
+            <button class="icon" title={t('Reply in thread')} aria-label={t('Reply in thread')} onClick={() => navigate(threadRoute)}>💬</button>
           )}
           {mine && onEdit && !m.file && (
-            <button class="icon" title="Edit" aria-label="Edit" onClick={() => onEdit(m)}>✎</button>
+            <button class="icon" title={t('Edit')} aria-label={t('Edit')} onClick={() => onEdit(m)}>✎</button>
           )}
           {mine && (
-            <button class="icon" title="Delete" aria-label="Delete" onClick={() => confirm('Delete this message?') && deleteMessage(m).catch((e) => toast(errorText(e)))}>🗑</button>
+            <button class="icon" title={t('Delete')} aria-label={t('Delete')} onClick={() => confirm(t('Delete this message?')) && deleteMessage(m).catch((e) => toast(errorText(e)))}>🗑</button>
           )}
           {picker && (
             <div class="emoji-picker" role="menu" aria-label="Pick a reaction">

@@ -5,6 +5,7 @@ import { roomRoute } from '../router';
 import { useSelect } from '../store';
 import type { Message, Subscription } from '../types';
 import { MessageItem, SystemLine } from './MessageItem';
+import { t } from '../i18n';
 
 const FIRST_WINDOW = 60;
 const STEP = 50;
@@ -12,8 +13,8 @@ const STEP = 50;
 const dayLabel = (d: Date) => {
   const today = new Date();
   const yesterday = new Date(Date.now() - 86_400_000);
-  if (d.toDateString() === today.toDateString()) return 'Today';
-  if (d.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  if (d.toDateString() === today.toDateString()) return t('Today');
+  if (d.toDateString() === yesterday.toDateString()) return t('Yesterday');
   return d.toLocaleDateString([], { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
 };
 
@@ -87,7 +88,7 @@ export function MessageList({ sub, onEdit }: { sub: Subscription; onEdit: (m: Me
       }}
     >
       <div ref={top} class="list-top">
-        {state?.loading ? <span class="loading">Loading…</span> : !state?.hasMore && rows.length <= shown ? <span class="room-start">Start of conversation</span> : null}
+        {state?.loading ? <span class="loading">{t('Loading…')}</span> : !state?.hasMore && rows.length <= shown ? <span class="room-start">{t('Start of conversation')}</span> : null}
       </div>
       <div role="list" aria-label="Messages" aria-live="polite">
         {visible.map((r) =>

@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, createRoom, errorText, joinRoom, startDirect } from '../app';
+import { t } from '../i18n';
 
 export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
   const ref = useRef<HTMLDivElement>(null);
@@ -47,19 +48,19 @@ export function CreateChannel({ onClose }: { onClose: () => void }) {
   const [priv, setPriv] = useState(false);
   const { error, busy, submit } = useSubmit(() => createRoom(name.trim(), priv), onClose);
   return (
-    <Modal title="Create channel" onClose={onClose}>
+    <Modal title={t('Create channel')} onClose={onClose}>
       <form onSubmit={submit} class="modal-form">
         <label>
-          Name
+          {t('Name')}
           <input name="channel-name" value={name} onInput={(e) => setName(e.currentTarget.value)} required pattern="[\w.-]+" />
         </label>
         <label class="check">
-          <input type="checkbox" checked={priv} onChange={(e) => setPriv(e.currentTarget.checked)} /> Private (only invited members)
+          <input type="checkbox" checked={priv} onChange={(e) => setPriv(e.currentTarget.checked)} /> {t('Private (only invited members)')}
         </label>
         {error && <p class="form-error" role="alert">{error}</p>}
         <footer>
-          <button type="button" onClick={onClose}>Cancel</button>
-          <button class="primary" type="submit" disabled={busy}>Create</button>
+          <button type="button" onClick={onClose}>{t('Cancel')}</button>
+          <button class="primary" type="submit" disabled={busy}>{t('Create')}</button>
         </footer>
       </form>
     </Modal>
@@ -70,16 +71,16 @@ export function DirectMessage({ onClose }: { onClose: () => void }) {
   const [username, setUsername] = useState('');
   const { error, busy, submit } = useSubmit(() => startDirect(username.trim().replace(/^@/, '')), onClose);
   return (
-    <Modal title="Direct message" onClose={onClose}>
+    <Modal title={t('Direct message')} onClose={onClose}>
       <form onSubmit={submit} class="modal-form">
         <label>
-          Username
+          {t('Username')}
           <input name="dm-username" value={username} onInput={(e) => setUsername(e.currentTarget.value)} required />
         </label>
         {error && <p class="form-error" role="alert">{error}</p>}
         <footer>
-          <button type="button" onClick={onClose}>Cancel</button>
-          <button class="primary" type="submit" disabled={busy}>Start</button>
+          <button type="button" onClick={onClose}>{t('Cancel')}</button>
+          <button class="primary" type="submit" disabled={busy}>{t('Start')}</button>
         </footer>
       </form>
     </Modal>
@@ -107,8 +108,8 @@ export function Directory({ onClose }: { onClose: () => void }) {
     return () => clearTimeout(t);
   }, [text]);
   return (
-    <Modal title="Directory" onClose={onClose}>
-      <input class="search" placeholder="Search channels" value={text} onInput={(e) => setText(e.currentTarget.value)} aria-label="Search channels" />
+    <Modal title={t('Directory')} onClose={onClose}>
+      <input class="search" placeholder={t('Search channels')} value={text} onInput={(e) => setText(e.currentTarget.value)} aria-label={t('Search channels')} />
       {error && <p class="form-error">{error}</p>}
       <ul class="directory" role="list">
         {rooms.map((r) => (
@@ -118,8 +119,8 @@ export function Directory({ onClose }: { onClose: () => void }) {
               <strong>{r.name}</strong>
               {r.topic && <small> — {r.topic}</small>}
             </span>
-            <small>{r.usersCount ?? 0} members</small>
-            <button onClick={() => joinRoom(r._id, r.t, r.name).then(onClose, (e) => setError(errorText(e)))}>Open</button>
+            <small>{t('{n} members', { n: r.usersCount ?? 0 })}</small>
+            <button onClick={() => joinRoom(r._id, r.t, r.name).then(onClose, (e) => setError(errorText(e)))}>{t('Open')}</button>
           </li>
         ))}
       </ul>

@@ -7,6 +7,7 @@ import { Avatar } from './Avatar';
 import { Composer } from './Composer';
 import { MessageItem } from './MessageItem';
 import { MessageList } from './MessageList';
+import { t } from '../i18n';
 
 function Typing({ rid }: { rid: string }) {
   const who = useSelect(store, (s) => s.typing[rid] ?? []);
@@ -14,7 +15,7 @@ function Typing({ rid }: { rid: string }) {
   const names = who.length > 3 ? `${who.slice(0, 3).join(', ')} and others` : who.join(', ');
   return (
     <div class="typing" role="status">
-      <strong>{names}</strong> {who.length === 1 ? 'is' : 'are'} typing…
+      {t(who.length === 1 ? '{names} is typing…' : '{names} are typing…', { names })}
     </div>
   );
 }
@@ -34,19 +35,19 @@ function ThreadPanel({ sub, tmid }: { sub: Subscription; tmid: string }) {
   return (
     <aside class="thread-panel" aria-label="Thread">
       <header class="panel-header">
-        <h2>Thread</h2>
-        <button class="icon" aria-label="Close thread" onClick={close}>✕</button>
+        <h2>{t('Thread')}</h2>
+        <button class="icon" aria-label={t('Close thread')} onClick={close}>✕</button>
       </header>
       <div class="thread-messages" role="list">
         {shownParent && <MessageItem m={shownParent} grouped={false} inThread />}
         <div class="thread-divider">
-          {shownReplies.length} {shownReplies.length === 1 ? 'reply' : 'replies'}
+          {t(shownReplies.length === 1 ? '{n} reply' : '{n} replies', { n: shownReplies.length })}
         </div>
         {shownReplies.map((m) => (
           <MessageItem key={m._id} m={m} grouped={false} inThread onEdit={setEditing} />
         ))}
       </div>
-      <Composer rid={sub.rid} tmid={tmid} placeholder="Reply in thread" editing={editing} setEditing={setEditing} list={replies ?? []} />
+      <Composer rid={sub.rid} tmid={tmid} placeholder={t('Reply in thread')} editing={editing} setEditing={setEditing} list={replies ?? []} />
     </aside>
   );
 }
@@ -65,14 +66,14 @@ function SearchPanel({ sub, onClose }: { sub: Subscription; onClose: () => void 
     return () => clearTimeout(t);
   }, [text, sub.rid]);
   return (
-    <aside class="thread-panel" aria-label="Search messages">
+    <aside class="thread-panel" aria-label={t('Search messages')}>
       <header class="panel-header">
-        <h2>Search messages</h2>
-        <button class="icon" aria-label="Close search" onClick={onClose}>✕</button>
+        <h2>{t('Search messages')}</h2>
+        <button class="icon" aria-label={t('Close search')} onClick={onClose}>✕</button>
       </header>
-      <input class="search panel-search" type="search" placeholder="Search messages" aria-label="Search messages" value={text} onInput={(e) => setText(e.currentTarget.value)} autofocus />
+      <input class="search panel-search" type="search" placeholder={t('Search messages')} aria-label={t('Search messages')} value={text} onInput={(e) => setText(e.currentTarget.value)} autofocus />
       <div class="thread-messages" role="list">
-        {results?.length === 0 && <p class="empty-results">No messages found</p>}
+        {results?.length === 0 && <p class="empty-results">{t('No messages found')}</p>}
         {results?.map((m) => <MessageItem key={m._id} m={m} grouped={false} inThread />)}
       </div>
     </aside>
@@ -95,13 +96,13 @@ function Header({ sub, onSearch }: { sub: Subscription; onSearch: () => void }) 
       <button
         class={`icon favorite${sub.f ? ' on' : ''}`}
         aria-pressed={!!sub.f}
-        aria-label={sub.f ? 'Remove from favorites' : 'Add to favorites'}
-        title={sub.f ? 'Remove from favorites' : 'Add to favorites'}
+        aria-label={t(sub.f ? 'Remove from favorites' : 'Add to favorites')}
+        title={t(sub.f ? 'Remove from favorites' : 'Add to favorites')}
         onClick={() => setFavorite(sub, !sub.f).catch((e) => toast(errorText(e)))}
       >
         {sub.f ? '★' : '☆'}
       </button>
-      <button class="icon" aria-label="Search messages" title="Search messages" onClick={onSearch}>⌕</button>
+      <button class="icon" aria-label={t('Search messages')} title={t('Search messages')} onClick={onSearch}>⌕</button>
     </header>
   );
 }
@@ -115,12 +116,12 @@ function JoinGate({ kind, name }: { kind: string; name: string }) {
     api.get('rooms.info', { roomName: name }).then((r) => setRoom(r.room), (e) => setError(errorText(e)));
   }, [name]);
   if (error) return <div class="empty-room"><p>Room not found: {name}</p></div>;
-  if (!room) return <div class="empty-room"><p>Loading…</p></div>;
+  if (!room) return <div class="empty-room"><p>{t('Loading…')}</p></div>;
   return (
     <div class="empty-room">
       <h2>{kind === 'group' ? '🔒' : '#'} {room.fname ?? room.name}</h2>
       {room.topic && <p>{room.topic}</p>}
-      <button class="primary" onClick={() => joinRoom(room._id, room.t, room.name).catch((e) => setError(errorText(e)))}>Join</button>
+      <button class="primary" onClick={() => joinRoom(room._id, room.t, room.name).catch((e) => setError(errorText(e)))}>{t('Join')}</button>
     </div>
   );
 }
@@ -166,13 +167,13 @@ export function RoomView() {
         <Typing rid={sub.rid} />
         <Composer
           rid={sub.rid}
-          placeholder={`Message ${sub.t === 'd' ? '@' : '#'}${sub.fname || sub.name}`}
+          placeholder={t('Message {room}', { room: `${sub.t === 'd' ? '@' : '#'}${sub.fname || sub.name}` })}
           editing={editing}
           setEditing={setEditing}
           list={list ?? []}
           readOnly={room?.ro && !(sub.roles ?? []).includes('owner')}
         />
-        {dragging && <div class="drop-hint">Drop files to upload</div>}
+        {dragging && <div class="drop-hint">{t('Drop files to upload')}</div>}
       </section>
       {tmid ? <ThreadPanel sub={sub} tmid={tmid} /> : searching && <SearchPanel sub={sub} onClose={() => setSearching(false)} />}
     </div>

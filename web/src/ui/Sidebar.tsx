@@ -5,6 +5,7 @@ import { useSelect } from '../store';
 import type { Room, Subscription } from '../types';
 import { Avatar } from './Avatar';
 import { CreateChannel, Directory, DirectMessage } from './Modals';
+import { t } from '../i18n';
 
 function partnerId(room: Room | undefined, myId: string): string | undefined {
   return room?.uids?.find((u) => u !== myId);
@@ -64,9 +65,9 @@ export function Sidebar() {
       .filter((s) => !f || (s.fname ?? s.name).toLowerCase().includes(f) || s.name.toLowerCase().includes(f))
       .sort((a, b) => (a.fname ?? a.name).localeCompare(b.fname ?? b.name));
     return [
-      { title: 'Favorites', items: list.filter((s) => s.f) },
-      { title: 'Channels', items: list.filter((s) => !s.f && s.t !== 'd') },
-      { title: 'Direct messages', items: list.filter((s) => !s.f && s.t === 'd') },
+      { title: t('Favorites'), items: list.filter((s) => s.f) },
+      { title: t('Channels'), items: list.filter((s) => !s.f && s.t !== 'd') },
+      { title: t('Direct messages'), items: list.filter((s) => !s.f && s.t === 'd') },
     ].filter((s) => s.items.length > 0);
   }, [subs, filter]);
 
@@ -78,29 +79,29 @@ export function Sidebar() {
           <span>{me.username}</span>
         </button>
         <div class="sidebar-actions">
-          <button class="icon" title="Directory" aria-label="Directory" onClick={() => setModal('directory')}>⌕</button>
-          <button class="icon" title="Direct message" aria-label="Direct message" onClick={() => setModal('dm')}>✉</button>
-          <button class="icon" title="Create channel" aria-label="Create channel" onClick={() => setModal('create')}>✎</button>
+          <button class="icon" title={t('Directory')} aria-label={t('Directory')} onClick={() => setModal('directory')}>⌕</button>
+          <button class="icon" title={t('Direct message')} aria-label={t('Direct message')} onClick={() => setModal('dm')}>✉</button>
+          <button class="icon" title={t('Create channel')} aria-label={t('Create channel')} onClick={() => setModal('create')}>✎</button>
         </div>
         {menu && (
           <ul class="menu" role="menu" onClick={() => setMenu(false)}>
             {isAdmin() && (
               <li role="none">
-                <button role="menuitem" onClick={() => navigate({ name: 'admin', section: 'users' })}>Administration</button>
+                <button role="menuitem" onClick={() => navigate({ name: 'admin', section: 'users' })}>{t('Administration')}</button>
               </li>
             )}
             {notificationsWanted() && (
               <li role="none">
-                <button role="menuitem" onClick={() => void enableNotifications()}>Enable desktop notifications</button>
+                <button role="menuitem" onClick={() => void enableNotifications()}>{t('Enable desktop notifications')}</button>
               </li>
             )}
             <li role="none">
-              <button role="menuitem" onClick={() => void logout()}>Logout</button>
+              <button role="menuitem" onClick={() => void logout()}>{t('Logout')}</button>
             </li>
           </ul>
         )}
       </header>
-      <input class="search" type="search" placeholder="Search" aria-label="Search rooms" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+      <input class="search" type="search" placeholder={t('Search')} aria-label="Search rooms" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
       <div class="room-sections">
         {sections.map((sec) => (
           <section key={sec.title} aria-label={sec.title}>
