@@ -107,7 +107,8 @@ fn run(cmd: &mut Command, what: &str) {
         .unwrap_or_else(|e| panic!("{what} could not start: {e}"));
     assert!(
         status.success(),
-        "{what} failed ({status}): see the output above"
+        "{what} failed ({status}): see the output above. A first build needs the npm registry \
+         (npm ci); a machine without it can set APOGEE_WEB_DIST to a client built elsewhere"
     );
 }
 
