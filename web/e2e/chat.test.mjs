@@ -262,12 +262,33 @@ describe('web client', { timeout: 180_000 }, () => {
     await bob.getByRole('button', { name: 'Close search' }).click();
   });
 
+  it('pins and stars messages', async () => {
+    const target = message(alice, 'hello bob');
+    await target.hover();
+    await target.getByRole('button', { name: 'Pin', exact: true }).click();
+    await message(bob, 'hello bob').locator('.pinned-mark').waitFor();
+    await bob.locator('.system-message', { hasText: 'alice pinned a message' }).waitFor();
+    const mine = message(bob, 'hi alice!');
+    await mine.hover();
+    await mine.getByRole('button', { name: 'Star', exact: true }).click();
+    await mine.getByRole('button', { name: 'Unstar' }).waitFor();
+    const login = await server.rest('login', { username: 'bob', password: PASSWORD });
+    const room = await server.rest(`rooms.info?roomName=${CHANNEL}`, undefined, login.data);
+    const starred = await server.rest(`chat.getStarredMessages?roomId=${room.room._id}`, undefined, login.data);
+    assert.deepEqual(starred.messages.map((m) => m.msg), ['hi alice!']);
+  });
+
   it('starts a direct message and shows presence', async () => {
     await alice.getByRole('button', { name: 'Direct message' }).click();
     await alice.fill('input[name=dm-username]', 'bob');
     await alice.getByRole('button', { name: 'Start' }).click();
     await alice.waitForURL(/\/direct\//);
     await alice.locator('.room-header .presence-online').waitFor();
+    // Bob sets himself busy from his menu; alice sees it live.
+    await bob.locator('.sidebar .me').click();
+    await bob.getByRole('menuitemradio', { name: 'Busy' }).click();
+    await alice.locator('.room-header .presence-busy').waitFor();
+    await bob.locator('.sidebar .me .presence-busy').waitFor();
     await send(alice, 'a private word');
     await bob.locator('.room-item[data-room="alice"] .badge').waitFor();
     // Alice is elsewhere: a mention in the channel becomes a desktop notification.

@@ -465,6 +465,30 @@ export async function toggleReaction(m: Message, emoji: string): Promise<void> {
   await ddp.call('setReaction', `:${emoji}:`, m._id);
 }
 
+export async function setPinned(m: Message, pinned: boolean): Promise<void> {
+  await api.post(pinned ? 'chat.pinMessage' : 'chat.unPinMessage', { messageId: m._id });
+}
+
+export async function setStarred(m: Message, starred: boolean): Promise<void> {
+  await api.post(starred ? 'chat.starMessage' : 'chat.unStarMessage', { messageId: m._id });
+  // Stars are private: no stream event tells this client, so it updates its own copy.
+  const me = store.get().me!._id;
+  const next = starred ? [...(m.starred ?? []), { _id: me }] : (m.starred ?? []).filter((x) => x._id !== me);
+  setRoomMessages(m.rid, (cur) => ({ list: cur.list.map((x) => (x._id === m._id ? { ...x, starred: next } : x)) }));
+}
+
+/** A link to the message as Rocket.Chat writes them (`?msg=<id>` on the room's URL). */
+export function messageLink(m: Message): string {
+  const sub = store.get().subs[m.rid];
+  const path = sub ? href(roomRoute(sub.t, sub.name, sub.rid)) : `/home`;
+  return `${location.origin}${path}?msg=${encodeURIComponent(m._id)}`;
+}
+
+export async function setStatus(status: 'online' | 'away' | 'busy' | 'offline'): Promise<void> {
+  await api.post('users.setStatus', { status });
+  store.update((s) => (s.me ? { me: { ...s.me, status } } : {}));
+}
+
 let lastTyping = 0;
 /** Tells the room this user is typing (repeated at most every 3 s) or stopped. */
 export function setTyping(rid: string, typing: boolean): void {

@@ -83,6 +83,17 @@ const de: Dict = {
   Deactivate: 'Deaktivieren',
   deactivated: 'deaktiviert',
   Save: 'Speichern',
+  Star: 'Markieren',
+  Unstar: 'Markierung entfernen',
+  Pin: 'Anheften',
+  Unpin: 'Lösen',
+  Pinned: 'Angeheftet',
+  'Copy link': 'Link kopieren',
+  'Link copied': 'Link kopiert',
+  Online: 'Online',
+  Away: 'Abwesend',
+  Busy: 'Beschäftigt',
+  Offline: 'Offline',
 };
 
 export const LANGUAGES: Record<string, Dict> = { en: {}, de };

@@ -42,6 +42,7 @@ export interface Message {
   editedBy?: UserRef;
   groupable?: boolean;
   pinned?: boolean;
+  starred?: { _id: string }[];
   mentions?: UserRef[];
   /** Client only: sent but not yet acknowledged. */
   pending?: boolean;

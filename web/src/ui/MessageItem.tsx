@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { deleteMessage, errorText, navigate, store, toast, toggleReaction } from '../app';
+import { deleteMessage, errorText, messageLink, navigate, setPinned, setStarred, store, toast, toggleReaction } from '../app';
 import { EMOJI, QUICK, emojiFor } from '../emoji';
 import { Markdown } from '../markdown';
 import { systemText } from '../messages';
@@ -95,6 +95,7 @@ export function MessageItem({
   const [active, setActive] = useState(false);
   const [viewing, setViewing] = useState<{ url: string; title: string } | null>(null);
   const mine = m.u._id === me._id;
+  const starred = !!m.starred?.some((x) => x._id === me._id);
   const react = (emoji: string) => {
     setPicker(false);
     setActive(false);
@@ -123,6 +124,7 @@ export function MessageItem({
         )}
         <div class="message-text">
           {m.msg && <Markdown md={m.md} fallback={m.msg} />}
+          {m.pinned && <span class="pinned-mark" title={t('Pinned')}> 📌</span>}
           {m.editedAt && <span class="edited" title={`Edited ${full(m.editedAt)}`}> {t('(edited)')}</span>}
         </div>
         {m.attachments?.map((a, i) => <AttachmentView key={i} a={a} onView={(url, title) => setViewing({ url, title })} />)}
@@ -152,6 +154,21 @@ export function MessageItem({
           {!inThread && threadRoute && (
             <button class="icon" title={t('Reply in thread')} aria-label={t('Reply in thread')} onClick={() => navigate(threadRoute)}>💬</button>
           )}
+          <button class="icon" title={t(starred ? 'Unstar' : 'Star')} aria-label={t(starred ? 'Unstar' : 'Star')} aria-pressed={starred} onClick={() => setStarred(m, !starred).catch((e) => toast(errorText(e)))}>{starred ? '★' : '☆'}</button>
+          <button class="icon" title={t(m.pinned ? 'Unpin' : 'Pin')} aria-label={t(m.pinned ? 'Unpin' : 'Pin')} aria-pressed={!!m.pinned} onClick={() => setPinned(m, !m.pinned).catch((e) => toast(errorText(e)))}>📌</button>
+          <button
+            class="icon"
+            title={t('Copy link')}
+            aria-label={t('Copy link')}
+            onClick={() =>
+              navigator.clipboard.writeText(messageLink(m)).then(
+                () => toast(t('Link copied')),
+                () => toast(messageLink(m)),
+              )
+            }
+          >
+            🔗
+          </button>
           {mine && onEdit && !m.file && (
             <button class="icon" title={t('Edit')} aria-label={t('Edit')} onClick={() => onEdit(m)}>✎</button>
           )}

@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'preact/hooks';
-import { enableNotifications, isAdmin, logout, navigate, notificationsWanted, resolveRoom, store } from '../app';
+import { enableNotifications, errorText, isAdmin, logout, navigate, notificationsWanted, resolveRoom, setStatus, store, toast } from '../app';
 import { roomRoute } from '../router';
 import { useSelect } from '../store';
 import type { Room, Subscription } from '../types';
@@ -75,7 +75,7 @@ export function Sidebar() {
     <nav class="sidebar" aria-label="Rooms">
       <header class="sidebar-header">
         <button class="me" aria-haspopup="menu" aria-expanded={menu} onClick={() => setMenu(!menu)}>
-          <Avatar username={me.username} size={28} status="online" />
+          <Avatar username={me.username} size={28} status={me.status && me.status !== 'offline' ? me.status : 'online'} />
           <span>{me.username}</span>
         </button>
         <div class="sidebar-actions">
@@ -85,6 +85,14 @@ export function Sidebar() {
         </div>
         {menu && (
           <ul class="menu" role="menu" onClick={() => setMenu(false)}>
+            {(['online', 'away', 'busy', 'offline'] as const).map((st) => (
+              <li role="none" key={st}>
+                <button role="menuitemradio" aria-checked={(me.status ?? 'online') === st} onClick={() => setStatus(st).catch((e) => toast(errorText(e)))}>
+                  <span class={`presence-inline presence-${st}`} /> {t(st[0].toUpperCase() + st.slice(1))}
+                </button>
+              </li>
+            ))}
+            <li role="separator" class="menu-separator" />
             {isAdmin() && (
               <li role="none">
                 <button role="menuitem" onClick={() => navigate({ name: 'admin', section: 'users' })}>{t('Administration')}</button>
