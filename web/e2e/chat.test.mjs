@@ -319,15 +319,19 @@ describe('web client', { timeout: 180_000 }, () => {
   it('reconnects after the server restarts, resumes, and catches up', async () => {
     await alice.goto(`${server.url}/channel/${CHANNEL}`);
     await message(alice, 'hello bob').waitFor();
+    const login = await server.rest('login', { username: 'bob', password: PASSWORD });
+    const room = await server.rest(`rooms.info?roomName=${CHANNEL}`, undefined, login.data);
+    const doomed = await server.rest('chat.sendMessage', { message: { rid: room.room._id, msg: 'soon deleted' } }, login.data);
+    await message(alice, 'soon deleted').waitFor();
     await server.stop();
     await alice.locator('.connection-banner').waitFor();
     await server.start();
-    // Sent while alice's client is still waiting to reconnect: she gets it by catching up.
-    const login = await server.rest('login', { username: 'bob', password: PASSWORD });
-    const room = await server.rest(`rooms.info?roomName=${CHANNEL}`, undefined, login.data);
+    // Sent and deleted while alice's client is still waiting to reconnect: she catches up.
     await server.rest('chat.sendMessage', { message: { rid: room.room._id, msg: 'sent during the outage' } }, login.data);
+    await server.rest('chat.delete', { roomId: room.room._id, msgId: doomed.message._id }, login.data);
     await alice.locator('.connection-banner').waitFor({ state: 'detached', timeout: 30_000 });
     await message(alice, 'sent during the outage').waitFor();
+    await message(alice, 'soon deleted').waitFor({ state: 'detached' });
     // And live again: the room's stream was resubscribed with the resumed login.
     await send(bob, 'live after the restart');
     await message(alice, 'live after the restart').waitFor();

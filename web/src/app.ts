@@ -248,7 +248,7 @@ function onRoomChanged(action: string, room: any): void {
 async function resync(): Promise<void> {
   try {
     await loadSidebar();
-    if (openRid) await loadLatest(openRid);
+    if (openRid) await catchUp(openRid);
   } catch (e) {
     toast(errorText(e));
   }
@@ -367,6 +367,25 @@ async function loadLatest(rid: string): Promise<void> {
     setRoomMessages(rid, () => ({ loading: false }));
     toast(errorText(e));
   }
+}
+
+/**
+ * What changed in a loaded room since its newest known change (`chat.syncMessages`): new and
+ * edited messages merged, deleted ones removed. Used after a reconnect.
+ */
+async function catchUp(rid: string): Promise<void> {
+  const cur = store.get().messages[rid];
+  const since = (cur?.list ?? []).reduce((t, m) => Math.max(t, (m._updatedAt ?? m.ts).getTime()), 0);
+  if (!since) return loadLatest(rid);
+  const res = await api.get('chat.syncMessages', { roomId: rid, lastUpdate: new Date(since).toISOString() });
+  const updated = ((res.result?.updated ?? []) as any[]).map(normalise);
+  const deleted = ((res.result?.deleted ?? []) as any[]).map((d) => String(d._id));
+  setRoomMessages(rid, (c) => {
+    const known = new Set(c.list.map((m) => m._id));
+    const shown = updated.filter((m) => inMainList(m) || known.has(m._id));
+    return { list: remove(merge(c.list, shown), deleted) };
+  });
+  watchPresence(updated.map((m) => m.u._id));
 }
 
 /** The page before the oldest loaded message (infinite scroll upwards). */
