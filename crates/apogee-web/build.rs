@@ -67,7 +67,21 @@ fn build_client(web: &Path, dist: &Path) -> Option<PathBuf> {
     if Command::new("npm").arg("--version").output().is_err() {
         println!(
             "cargo:warning=npm not found: the binary will serve a notice instead of the web \
-             client (install Node.js 20+ and npm, or set APOGEE_WEB_DIST)"
+             client (install Node.js 20.19+ and npm, or set APOGEE_WEB_DIST)"
+        );
+        return None;
+    }
+    // Vite 8 needs Node 20.19 or later; an older one (Debian 12's is 18) fails obscurely.
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    if !node_is_recent(node.trim()) {
+        println!(
+            "cargo:warning=Node.js {node:?} is older than 20.19: the binary will serve a notice \
+             instead of the web client (install a newer Node.js, or set APOGEE_WEB_DIST)"
         );
         return None;
     }
@@ -87,6 +101,14 @@ fn build_client(web: &Path, dist: &Path) -> Option<PathBuf> {
         "npm run build",
     );
     Some(dist.to_path_buf())
+}
+
+/// `v20.19.0` or later (`vMAJOR.MINOR.PATCH` as `node --version` prints it).
+fn node_is_recent(version: &str) -> bool {
+    let mut parts = version.trim_start_matches('v').split('.');
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    major > 20 || (major == 20 && minor >= 19)
 }
 
 fn needs_install(web: &Path) -> bool {
@@ -113,6 +135,12 @@ fn run(cmd: &mut Command, what: &str) {
 }
 
 fn placeholder(dir: &Path) -> PathBuf {
+    // A path that never exists makes cargo run this script at every build, so the client is
+    // built as soon as a usable Node.js appears (checking for it costs milliseconds).
+    println!(
+        "cargo:rerun-if-changed={}",
+        dir.join("never-exists-rerun-until-node-is-found").display()
+    );
     fs::create_dir_all(dir).expect("placeholder dir");
     fs::write(
         dir.join("index.html"),
