@@ -293,7 +293,8 @@ async fn delete(
 ) -> ApiResult {
     s.core.check_second_factor(&session, proof.as_ref()).await?;
     let user = target_user(&s, &p).await?;
-    s.core.delete_user(&session.user, &user.id).await?;
+    let confirm = p.bool("confirmRelinquish").unwrap_or(false);
+    s.core.delete_user(&session.user, &user.id, confirm).await?;
     ok(json!({}))
 }
 
