@@ -2,6 +2,7 @@
 //! [`Core`]; every authorization decision is made here, once, by use-case.
 
 pub mod accounts;
+pub mod assets;
 pub mod audit;
 pub mod authz;
 pub mod avatars;

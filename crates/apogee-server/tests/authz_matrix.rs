@@ -239,6 +239,10 @@ const ROWS: &[Row] = &[
     ("POST /api/v1/moderation.dismissReports", "", r#"{"msgId":"$FMR"}"#, Reported, "admin"),
     ("POST /api/v1/moderation.dismissUserReports", "", r#"{"userId":"$MEMBER"}"#, No, "admin"),
     ("POST /api/v1/moderation.user.deleteReportedMessages", "", r#"{"userId":"$MEMBER"}"#, Reported, "admin"),
+    // Assets: `manage-assets`; the images are public.
+    ("POST /api/v1/assets.setAsset", "", "multipart", No, "admin"),
+    ("POST /api/v1/assets.unsetAsset", "", r#"{"assetName":"tile_70"}"#, No, "admin"),
+    ("GET /assets/{file}", "/assets/logo.png", "", No, "all"),
     // Custom emoji: `manage-emoji` changes the catalogue; anyone logged in reads it.
     ("POST /api/v1/emoji-custom.create", "", "multipart", No, "admin"),
     ("POST /api/v1/emoji-custom.update", "", r#"{"_id":"$FE","name":"e$X"}"#, Emoji, "admin"),
@@ -446,6 +450,7 @@ const ROWS: &[Row] = &[
     ("DELETE /api/v1/removeInvite/{id}", "/api/v1/removeInvite/$FI", "", Invite, "admin"),
     ("POST /api/v1/validateInviteToken", "", r#"{"token":"$INV"}"#, No, "all"),
     ("POST /api/v1/useInviteToken", "", r#"{"token":"$FI"}"#, Invite, "auth"),
+    ("POST /api/v1/sendInvitationEmail", "", r#"{"emails":["m$X@example.com"]}"#, No, "admin"),
 ];
 
 /// The fixture: ids and names the placeholders stand for, and everyone's credentials.

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod assets;
 mod audit;
 mod avatars;
 pub(crate) mod chat;
@@ -57,6 +58,7 @@ pub(crate) fn all() -> registry::Routes {
         .merge(integrations::routes())
         .merge(moderation::routes())
         .merge(emoji::routes())
+        .merge(assets::routes())
         .merge(user_status::routes())
         .merge(sounds::routes())
         .merge(methods::routes())
