@@ -690,7 +690,7 @@ impl Core {
                     Relinquish::HandOver(mut heir) => {
                         handed_over.push(room.id.clone());
                         heir.roles.push("owner".into());
-                        changes.push(Change::UpdateSubscription(heir));
+                        changes.push(Change::UpdateSubscription(*heir));
                     }
                     Relinquish::Remove => {
                         changes.extend(self.room_file_removals(&room.id).await?);
@@ -863,7 +863,7 @@ impl Core {
 enum Relinquish {
     Nothing,
     /// The user was its only owner: this member's subscription becomes the owner.
-    HandOver(apogee_domain::Subscription),
+    HandOver(Box<apogee_domain::Subscription>),
     /// Nobody else is left to own it.
     Remove,
 }
@@ -909,7 +909,7 @@ impl Core {
             .collect();
         Ok(
             match candidates.into_iter().find(|m| active.contains(&m.u.id)) {
-                Some(heir) => Relinquish::HandOver(heir),
+                Some(heir) => Relinquish::HandOver(Box::new(heir)),
                 None => Relinquish::Remove,
             },
         )

@@ -112,14 +112,16 @@ async fn room_integrations(State(s): State<AppState>, Auth(a): Auth, p: Params) 
 
 /// The webhook's payload: JSON; a form whose one field is `payload` (Slack's form style) or whose
 /// one field is JSON text; or the query string of a GET.
-fn hook_payload(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, Response> {
-    let bad = |msg: String| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"success": false, "error": msg})),
-        )
-            .into_response()
-    };
+/// The 400 for a payload that cannot be read (`{"success":false,"error":…}`, as Rocket.Chat).
+fn bad_payload(msg: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"success": false, "error": msg})),
+    )
+        .into_response()
+}
+
+fn hook_payload(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -142,8 +144,8 @@ fn hook_payload(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, 
     };
     match serde_json::from_slice::<Value>(&json_text) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(bad("the payload must be a JSON object".into())),
-        Err(e) => Err(bad(e.to_string())),
+        Ok(_) => Err("the payload must be a JSON object".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -175,7 +177,7 @@ async fn hook(
 ) -> ApiResult {
     let payload = match hook_payload(&headers, &body) {
         Ok(p) => p,
-        Err(response) => return Ok(response),
+        Err(msg) => return Ok(bad_payload(msg)),
     };
     run_hook(&s, &id, &token, payload).await
 }
@@ -198,7 +200,7 @@ async fn hook_with_user(
 ) -> ApiResult {
     let payload = match hook_payload(&headers, &body) {
         Ok(p) => p,
-        Err(response) => return Ok(response),
+        Err(msg) => return Ok(bad_payload(msg)),
     };
     run_hook(&s, &id, &token, payload).await
 }
