@@ -96,9 +96,9 @@ fn initials_svg(username: &str) -> String {
 }
 
 /// A chunk already read, then the rest of the source.
-struct Prepended {
-    first: Option<Vec<u8>>,
-    rest: Box<dyn ByteSource>,
+pub(crate) struct Prepended {
+    pub(crate) first: Option<Vec<u8>>,
+    pub(crate) rest: Box<dyn ByteSource>,
 }
 
 #[async_trait]

@@ -81,6 +81,12 @@ pub enum Event {
         id: String,
         roles: Vec<String>,
     },
+    /// A workspace-wide notice for logged-in clients on `stream-notify-logged` (`name`, with
+    /// `args` as the event's arguments): custom emoji changes.
+    Logged {
+        name: String,
+        args: serde_json::Value,
+    },
     /// Someone started or stopped an activity (`user-typing`, …) in a room. Not stored.
     Activity {
         rid: String,
@@ -159,7 +165,8 @@ impl Event {
             Event::Role { .. }
             | Event::UserRole { .. }
             | Event::Setting { .. }
-            | Event::Permission { .. } => Audience::Everyone,
+            | Event::Permission { .. }
+            | Event::Logged { .. } => Audience::Everyone,
         }
     }
 
@@ -177,6 +184,14 @@ impl Event {
             Change::UpdateMessage(message) => Event::Message {
                 message: Box::new(message.clone()),
                 created: false,
+            },
+            Change::UpsertCustomEmoji(e) => Event::Logged {
+                name: "updateEmojiCustom".into(),
+                args: serde_json::json!([{"emojiData": e}]),
+            },
+            Change::DeleteCustomEmoji(e) => Event::Logged {
+                name: "deleteEmojiCustom".into(),
+                args: serde_json::json!([{"emojiData": e}]),
             },
             Change::DeleteMessage { id, rid } => Event::MessageDeleted {
                 rid: rid.clone(),

@@ -2,6 +2,7 @@
 //! [`Core`]; every authorization decision is made here, once, by use-case.
 
 pub mod accounts;
+pub mod assets;
 pub mod audit;
 pub mod authz;
 pub mod avatars;
@@ -11,15 +12,18 @@ pub mod credentials;
 pub mod directory;
 pub mod discussions;
 pub mod e2e;
+pub mod emoji;
 pub mod error;
 pub mod events;
 pub mod file_cleanup;
 pub mod file_types;
 pub mod files;
+pub mod integrations;
 pub mod invites;
 pub mod lockout;
 pub mod mail;
 pub mod messages;
+pub mod moderation;
 pub mod outbox;
 pub mod passwords;
 pub mod realtime;

@@ -274,7 +274,8 @@ impl Core {
             RoomType::Direct => return Err(CoreError::not_allowed("Not allowed")),
         };
         self.authz.require(actor, permission, Some(&sub))?;
-        if sub.has_role("owner") && self.owners(&room.id).await? == 1 && room.users_count > 1 {
+        // As Rocket.Chat: the only owner stays, even alone (delete the room instead).
+        if sub.has_role("owner") && self.owners(&room.id).await? == 1 {
             return Err(CoreError::bad(
                 "error-you-are-last-owner",
                 "You are the last owner. Please set new owner before leaving the room.",

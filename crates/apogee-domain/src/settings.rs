@@ -435,6 +435,20 @@ pub const CATALOGUE: &[SettingDef] = &[
     setting!("SMTP_Password", "password", "", false, "Email"),
     setting!("From_Email", "string", "", false, "Email"),
     setting!(
+        "Invitation_Subject",
+        "string",
+        "You have been invited to [Site_Name]",
+        false,
+        "Email"
+    ),
+    setting!(
+        "Invitation_HTML",
+        "code",
+        "<p><strong>You have been invited to [Site_Name]</strong></p><p>Go to [Site_URL] and try the best open source chat solution available today!</p>",
+        false,
+        "Email"
+    ),
+    setting!(
         "Message_Attachments_Thumbnails_Enabled",
         "boolean",
         true,

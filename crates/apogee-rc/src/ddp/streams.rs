@@ -430,6 +430,13 @@ impl Streams {
                     })));
                 }
             }
+            Event::Logged { name, args } => {
+                if self.wants(&Stream::NotifyLogged, name) {
+                    out.push(Frame::Shared(d.render(name, || {
+                        changed("stream-notify-logged", name, args.clone())
+                    })));
+                }
+            }
             // The connection sends `force_logout` itself (`force_logout_frame`): only it knows
             // whether the ended session is its own.
             Event::SessionsEnded { .. } => {}
