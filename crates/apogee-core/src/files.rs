@@ -5,6 +5,7 @@ use crate::Core;
 use crate::blobs::{BlobBody, BlobError, BlobKey, ByteRange, ByteSource};
 use crate::error::{CoreError, CoreResult, ErrorKind};
 use crate::file_types::{Sniffed, sniffed_type, type_accepted};
+use crate::malware::Scanned;
 use crate::messages::NewMessage;
 use crate::rooms::{RoomRef, RoomView};
 use crate::store::{Change, Page};
@@ -238,13 +239,23 @@ impl Core {
             (Err(_), Some(_refused_type)) => return Err(invalid_file_type()),
             (Err(e), None) => return Err(blob_failure(e, max)),
         };
+        let name = clean_file_name(&new.name);
+        if !encrypted {
+            let scanned = Scanned {
+                key: &key,
+                kind: "upload",
+                name: &name,
+                rid: Some(&view.room.id),
+            };
+            self.scan_stored(actor, scanned).await?;
+        }
         let now = Timestamp::now();
         let upload = Upload {
             id,
             rid: view.room.id.clone(),
             user_id: actor.id.clone(),
             username: actor.username.clone(),
-            name: clean_file_name(&new.name),
+            name,
             content_type,
             size: size as i64,
             store_key: key.as_str().to_string(),

@@ -324,6 +324,23 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
             let (subs, removed) = core.subscriptions(ctx.user()?, since).await?;
             Ok(since_listing(since.is_some(), subs, removed))
         }
+        "saveRoomSettings" => {
+            // `(rid, {settings})` or `(rid, name, value)`.
+            let rid = str_param(params, 0, m)?;
+            let fields = match (params.get(1), params.get(2)) {
+                (Some(Value::Object(fields)), _) => fields.clone(),
+                (Some(Value::String(name)), value) => {
+                    let mut one = Map::new();
+                    one.insert(name.clone(), value.cloned().unwrap_or(Value::Null));
+                    one
+                }
+                _ => return Err(bad_params(m)),
+            };
+            let saved =
+                crate::routes::room_settings::save_room_settings(core, ctx.user()?, rid, &fields)
+                    .await?;
+            Ok(json!({"result": true, "rid": saved["rid"]}))
+        }
         "getUsersOfRoom" => users_of_room(core, ctx.user()?, params).await,
         "sendSMTPTestEmail" => {
             let to = core.send_smtp_test_email(ctx.user()?).await?;
