@@ -1247,3 +1247,73 @@ async fn downloads_with_expired_tokens_are_refused() {
         assert_eq!(resp.bytes().await.unwrap().as_ref(), b"the plan");
     }
 }
+
+/// Rocket.Chat 7's composer: uploads first, then one DDP `sendMessage` with `filesToConfirm`
+/// (names may have been edited in between): one message with every file.
+#[tokio::test]
+async fn send_message_posts_several_uploads_in_one_message() {
+    let s = Server::start(common::Backend::Sqlite).await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let mut ids = Vec::new();
+    for (name, bytes, mime) in [
+        ("a.txt", b"first".to_vec(), "text/plain"),
+        ("b.pdf", b"%PDF-1.4\n".to_vec(), "application/pdf"),
+    ] {
+        let up = send_form(
+            &s,
+            "/api/v1/rooms.media/GENERAL",
+            &alice,
+            file_form(name, bytes, mime),
+        )
+        .await;
+        ids.push(up.1["file"]["_id"].as_str().unwrap().to_string());
+    }
+    let bobs = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &bob,
+        file_form("c.txt", b"c".to_vec(), "text/plain"),
+    )
+    .await;
+    let bobs = bobs.1["file"]["_id"].as_str().unwrap().to_string();
+
+    let mut d = Ddp::connect(&s).await;
+    d.resume(&alice).await;
+    // Bob's upload is not Alice's to post: refused, nothing posted or confirmed.
+    let r = d
+        .call(
+            "sendMessage",
+            json!([{"rid": "GENERAL", "msg": "x"}, [], [{"_id": ids[0]}, {"_id": bobs}]]),
+        )
+        .await;
+    assert_eq!(r["error"]["error"], "invalid-file", "{r}");
+    let r = d
+        .call(
+            "sendMessage",
+            json!([{"rid": "GENERAL", "msg": "two files"}, [], [{"_id": ids[0], "name": "renamed.txt"}, {"_id": ids[1]}]]),
+        )
+        .await;
+    let m = &r["result"];
+    assert_eq!(m["msg"], "two files", "{r}");
+    let files = m["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["name"], "renamed.txt");
+    assert_eq!(files[1]["name"], "b.pdf");
+    assert_eq!(m["file"], files[0]);
+    let attachments = m["attachments"].as_array().unwrap();
+    assert_eq!(
+        attachments[0]["title_link"],
+        format!("/file-upload/{}/renamed.txt", ids[0])
+    );
+    assert_eq!(attachments[1]["fileId"], ids[1].as_str());
+    // Both are posted now: a second confirmation is refused.
+    let r = s
+        .post(
+            &format!("/api/v1/rooms.mediaConfirm/GENERAL/{}", ids[1]),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_error(&r, 400, Some("invalid-file"));
+}
