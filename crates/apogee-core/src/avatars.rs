@@ -127,6 +127,12 @@ fn room_key_of(rid: &str, etag: &str) -> CoreResult<BlobKey> {
         .map_err(|_| CoreError::internal("room avatar key"))
 }
 
+/// The blob of a room's current image, if it has one.
+pub(crate) fn room_image_key(room: &Room) -> Option<BlobKey> {
+    let etag = room.extra.get("avatarETag").and_then(Value::as_str)?;
+    room_key_of(&room.id, etag).ok()
+}
+
 fn invalid_image() -> CoreError {
     CoreError::bad("error-invalid-image", "Invalid image format")
 }
@@ -192,8 +198,7 @@ impl Core {
         change: RoomAvatar,
     ) -> CoreResult<(StagedRoomAvatar, Vec<Change>)> {
         let mut changes = Vec::new();
-        if let Some(old) = room.extra.get("avatarETag").and_then(Value::as_str) {
-            let old = room_key_of(&room.id, old)?;
+        if let Some(old) = room_image_key(room) {
             changes.push(self.enqueue(
                 crate::file_cleanup::BLOB_DELETE,
                 serde_json::json!({"key": old.as_str()}),
