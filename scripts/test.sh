@@ -11,6 +11,8 @@
 #   (APOGEE_TEST_S3_ENDPOINT, PyPI moto[server]; scripts/with-s3.sh), clippy included,
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
 #   Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP,
+#   the web client's type check, Vitest unit tests and headless-Chromium end-to-end tests
+#   (scripts/web-test.sh; Debian's chromium is installed when missing),
 #   and the cargo-fuzz target for DDP frames for 60 s (scripts/fuzz.sh).
 # Keeps going after a failing check so one run reports everything; exits non-zero if any step failed.
 #
@@ -106,6 +108,10 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   step "rocketchat-API suite (PostgreSQL)" \
     bash scripts/with-postgres.sh bash scripts/rcapi-suite.sh --no-build || true
   step "@rocket.chat/ddp-client (Node)" bash scripts/ddp-client-test.sh || true
+  step "web client: tsc, Vitest, Chromium end-to-end (SQLite)" \
+    env -u APOGEE_TEST_DATABASE_URL bash scripts/web-test.sh --no-build || true
+  step "web client: Chromium end-to-end (PostgreSQL)" \
+    bash scripts/with-postgres.sh bash scripts/web-test.sh --no-build --e2e-only || true
   step "fuzz: DDP frames and EJSON (60 s)" bash scripts/fuzz.sh 60 || true
 else
   skip "cargo test --workspace (with PostgreSQL, NATS, SMTP and clamd)"
@@ -113,6 +119,8 @@ else
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"
+  skip "web client: tsc, Vitest, Chromium end-to-end (SQLite)"
+  skip "web client: Chromium end-to-end (PostgreSQL)"
   skip "fuzz: DDP frames and EJSON (60 s)"
 fi
 
