@@ -93,6 +93,15 @@ pub enum Event {
         username: String,
         activities: Vec<String>,
     },
+    /// A user's (`username`) or a room's (`rid`) avatar changed; `etag` is the new one, none
+    /// after a reset. Logged-in clients hear `stream-notify-logged` `updateAvatar`. Published by
+    /// the avatar use-cases after their commit (an avatar change is not told apart by its
+    /// `Change`).
+    Avatar {
+        username: Option<String>,
+        rid: Option<String>,
+        etag: Option<String>,
+    },
     /// Members of an encrypted room without its key ask for it (`e2e.requestSubscriptionKeys`,
     /// joins, or a client's `stream-notify-room-users` `<rid>/e2ekeyRequest`). Key holders hear
     /// it as `stream-notify-room` `<rid>/e2e.keyRequest` and `stream-notify-user`
@@ -166,7 +175,8 @@ impl Event {
             | Event::UserRole { .. }
             | Event::Setting { .. }
             | Event::Permission { .. }
-            | Event::Logged { .. } => Audience::Everyone,
+            | Event::Logged { .. }
+            | Event::Avatar { .. } => Audience::Everyone,
         }
     }
 

@@ -22,6 +22,7 @@ pub mod integrations;
 pub mod invites;
 pub mod lockout;
 pub mod mail;
+pub mod malware;
 pub mod messages;
 pub mod moderation;
 pub mod outbox;
@@ -65,6 +66,9 @@ pub struct Options {
     pub blobs: Option<Arc<dyn blobs::BlobStore>>,
     /// Sends queued e-mail; without one, mail waits in the outbox (retried, then given up).
     pub mailer: Option<Arc<dyn mail::Mailer>>,
+    /// Scans uploads for malware while `FileUpload_ClamAV_Enabled` is on; without one, uploads
+    /// are refused while it is on.
+    pub scanner: Option<Arc<dyn malware::MalwareScanner>>,
 }
 
 #[derive(Debug, Clone)]

@@ -1478,6 +1478,7 @@ pub async fn uploads_by_room(s: S) {
         store_key: format!("uploads/{ms}"),
         complete: false,
         description: None,
+        content: None,
         created_at: Timestamp::from_millis(ms),
         updated_at: Timestamp::from_millis(ms),
     };

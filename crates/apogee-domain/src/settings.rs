@@ -341,6 +341,22 @@ pub const CATALOGUE: &[SettingDef] = &[
         true,
         "E2E Encryption"
     ),
+    // Apogee's: malware scanning of uploads by a clamd at this address (`unix:/path` or
+    // `tcp://host:port`).
+    setting!(
+        "FileUpload_ClamAV_Address",
+        "string",
+        "unix:/var/run/clamav/clamd.ctl",
+        false,
+        "FileUpload"
+    ),
+    setting!(
+        "FileUpload_ClamAV_Enabled",
+        "boolean",
+        false,
+        false,
+        "FileUpload"
+    ),
     setting!("FileUpload_Enabled", "boolean", true, true, "FileUpload"),
     setting!(
         "FileUpload_MediaTypeWhiteList",

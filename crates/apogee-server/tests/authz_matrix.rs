@@ -210,6 +210,7 @@ const ROWS: &[Row] = &[
     ("POST /api/v1/users.resetAvatar", "", r#"{"userId":"$TARGET"}"#, No, "admin"),
     ("GET /api/v1/users.getAvatar", "", r#"{"username":"target"}"#, No, "auth"),
     ("GET /avatar/{username}", "/avatar/target", "", No, "all"),
+    ("GET /avatar/room/{rid}", "/avatar/room/$G", "", No, "all"),
     ("POST /api/v1/users.resetE2EKey", "", "", Last, "auth"),
     ("POST /api/v1/users.resetE2EKey", "", r#"{"userId":"$TARGET"}"#, No, "admin"),
     // Custom user statuses.
@@ -366,6 +367,7 @@ const ROWS: &[Row] = &[
     ("GET /api/v1/rooms.info", "", r#"{"roomId":"$C"}"#, No, "auth -guest"),
     ("POST /api/v1/rooms.leave", "", r#"{"roomId":"$F"}"#, Group, "in"),
     ("POST /api/v1/rooms.favorite", "", r#"{"roomId":"$G","favorite":true}"#, No, "in"),
+    ("POST /api/v1/rooms.saveRoomSettings", "", r#"{"rid":"$C","roomAvatar":null}"#, No, "mods admin"),
     ("POST /api/v1/rooms.cleanHistory", "", r#"{"roomId":"$F","latest":"2100-01-01T00:00:00.000Z","oldest":"2000-01-01T00:00:00.000Z"}"#, Channel, "admin"),
     ("GET /api/v1/rooms.adminRooms", "", "", No, "admin"),
     ("POST /api/v1/rooms.createDiscussion", "", r#"{"prid":"$G","t_name":"disc$X"}"#, No, "in"),

@@ -19,6 +19,7 @@ mod moderation;
 pub(crate) mod registry;
 mod roles;
 mod room_admin;
+pub(crate) mod room_settings;
 mod rooms;
 mod server;
 mod sounds;
@@ -49,6 +50,7 @@ pub(crate) fn all() -> registry::Routes {
         .merge(chat_sync::routes())
         .merge(roles::routes())
         .merge(room_admin::routes())
+        .merge(room_settings::routes())
         .merge(server::routes())
         .merge(teams::routes())
         .merge(two_factor::routes())
