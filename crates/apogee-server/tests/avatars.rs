@@ -329,6 +329,22 @@ async fn room_avatars_through_room_settings_with_update_avatar_events() {
         assert_eq!(r.0, 200, "{}", r.1);
         assert_eq!(next_update(&mut d).await, json!({"username": "ann"}));
 
+        // Deleting the room deletes its image.
+        let r = s
+            .post(
+                "/api/v1/rooms.saveRoomSettings",
+                &ann,
+                json!({"rid": rid, "roomAvatar": data_url(PNG)}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        wait_for_images(&s, &rid, 1).await;
+        let r = s
+            .post("/api/v1/channels.delete", &ann, json!({"roomId": rid}))
+            .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        wait_for_images(&s, &rid, 0).await;
+
         // Not logged in: the stream is refused.
         let mut anon = Ddp::connect(&s).await;
         assert_eq!(
