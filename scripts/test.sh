@@ -10,6 +10,7 @@
 #   (APOGEE_TEST_S3_ENDPOINT, PyPI moto[server]; scripts/with-s3.sh), clippy included,
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
 #   Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP,
+#   the E2EE formats between Node's WebCrypto and apogee-e2ee in both directions (scripts/e2ee-interop.sh),
 #   and the cargo-fuzz target for DDP frames for 60 s (scripts/fuzz.sh).
 # Keeps going after a failing check so one run reports everything; exits non-zero if any step failed.
 #
@@ -104,6 +105,7 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   step "rocketchat-API suite (PostgreSQL)" \
     bash scripts/with-postgres.sh bash scripts/rcapi-suite.sh --no-build || true
   step "@rocket.chat/ddp-client (Node)" bash scripts/ddp-client-test.sh || true
+  step "E2EE formats: WebCrypto (Node) <-> apogee-e2ee, both directions" bash scripts/e2ee-interop.sh || true
   step "fuzz: DDP frames and EJSON (60 s)" bash scripts/fuzz.sh 60 || true
 else
   skip "cargo test --workspace (with PostgreSQL and NATS)"
@@ -111,6 +113,7 @@ else
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"
+  skip "E2EE formats: WebCrypto (Node) <-> apogee-e2ee, both directions"
   skip "fuzz: DDP frames and EJSON (60 s)"
 fi
 

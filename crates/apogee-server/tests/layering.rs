@@ -7,6 +7,8 @@ use std::path::Path;
 /// Each crate's layer; a crate may depend only on crates of a strictly lower layer.
 const LAYERS: &[(&str, u8)] = &[
     ("apogee-domain", 0),
+    // Rocket.Chat's client-side E2EE formats: pure crypto, no I/O.
+    ("apogee-e2ee", 0),
     ("apogee-core", 1),
     ("apogee-ddp", 1),
     ("apogee-store-sql", 2),
