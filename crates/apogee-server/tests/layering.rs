@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-blob", 3),
     ("apogee-bus", 3),
     ("apogee-mail", 3),
+    ("apogee-kms", 3),
     ("apogee-rc", 3),
     ("apogee-server", 9),
     // A pure client (load generator): it talks to the server over the wire only.
