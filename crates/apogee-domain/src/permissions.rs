@@ -130,9 +130,9 @@ pub const DEFAULT_PERMISSIONS: &[(&str, &[&str])] = &[
     ("mail-messages", &["admin"]),
     ("manage-apps", &["admin"]),
     ("manage-assets", &["admin"]),
+    ("manage-cloud", &["admin"]),
     // Apogee's own: authorise and revoke bots as encrypted participants (docs/E2EE.md).
     ("manage-e2e-bots", &["admin"]),
-    ("manage-cloud", &["admin"]),
     ("manage-email-inbox", &["admin"]),
     ("manage-emoji", &["admin"]),
     ("manage-incoming-integrations", &["admin"]),
