@@ -12,6 +12,8 @@
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
 #   Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP,
 #   the E2EE formats between Node's WebCrypto and apogee-e2ee in both directions (scripts/e2ee-interop.sh),
+#   the web client's type check, Vitest unit tests and headless-Chromium end-to-end tests
+#   (scripts/web-test.sh; Debian's chromium is installed when missing),
 #   and the cargo-fuzz target for DDP frames for 60 s (scripts/fuzz.sh).
 # Keeps going after a failing check so one run reports everything; exits non-zero if any step failed.
 #
@@ -114,6 +116,10 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
     bash scripts/with-postgres.sh bash scripts/rcapi-suite.sh --no-build || true
   step "@rocket.chat/ddp-client (Node)" bash scripts/ddp-client-test.sh || true
   step "E2EE formats: WebCrypto (Node) <-> apogee-e2ee, both directions" bash scripts/e2ee-interop.sh || true
+  step "web client: tsc, Vitest, Chromium end-to-end (SQLite)" \
+    env -u APOGEE_TEST_DATABASE_URL bash scripts/web-test.sh --no-build || true
+  step "web client: Chromium end-to-end (PostgreSQL)" \
+    bash scripts/with-postgres.sh bash scripts/web-test.sh --no-build --e2e-only || true
   step "fuzz: DDP frames and EJSON (60 s)" bash scripts/fuzz.sh 60 || true
 else
   skip "cargo test --workspace (with PostgreSQL and NATS)"
@@ -123,6 +129,8 @@ else
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"
   skip "E2EE formats: WebCrypto (Node) <-> apogee-e2ee, both directions"
+  skip "web client: tsc, Vitest, Chromium end-to-end (SQLite)"
+  skip "web client: Chromium end-to-end (PostgreSQL)"
   skip "fuzz: DDP frames and EJSON (60 s)"
 fi
 

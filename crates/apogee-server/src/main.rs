@@ -158,6 +158,9 @@ async fn serve(args: &StorageArgs) -> Result<()> {
     let http = apogee_rc::HttpOptions {
         hsts: tls.is_some(),
         forwarded_count: config.forwarded_count,
+        web_client: Some(apogee_rc::web_client::WebClient {
+            files: apogee_web::FILES,
+        }),
     };
     let app =
         apogee_rc::router_with(core, http).layer(tower_http::trace::TraceLayer::new_for_http());

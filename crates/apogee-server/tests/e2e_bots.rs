@@ -209,9 +209,16 @@ async fn run(backend: Backend) {
     let rid = result["rid"].as_str().unwrap().to_string();
     let t1 = result["messages"]["t1"].as_str().unwrap().to_string();
     let r = s
-        .get(&format!("/api/v1/e2e.bots.info?userId={}", bot.user_id), &admin)
+        .get(
+            &format!("/api/v1/e2e.bots.info?userId={}", bot.user_id),
+            &admin,
+        )
         .await;
-    let want_kms = if softhsm().is_some() { "pkcs11" } else { "file" };
+    let want_kms = if softhsm().is_some() {
+        "pkcs11"
+    } else {
+        "file"
+    };
     assert_eq!(r.1["bot"]["kms"], want_kms, "{}", r.1);
 
     // Search sees nothing of it, neither the marker nor words of the text. (Search ignores case;

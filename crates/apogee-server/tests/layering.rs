@@ -19,6 +19,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-mail", 3),
     ("apogee-kms", 3),
     ("apogee-rc", 3),
+    // The browser client's built files (bytes only; apogee-rc serves them).
+    ("apogee-web", 0),
     ("apogee-server", 9),
     // A pure client (load generator): it talks to the server over the wire only.
     ("apogee-loadgen", 9),

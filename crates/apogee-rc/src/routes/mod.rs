@@ -28,7 +28,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::MAX_BODY;
 use apogee_core::error::{CoreError, ErrorKind};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
 
 /// Every REST route, registered through [`registry::Routes`] so the list is known.
 pub(crate) fn all() -> registry::Routes {
@@ -60,11 +62,26 @@ pub(crate) fn all() -> registry::Routes {
 pub fn router() -> Router<AppState> {
     all()
         .into_router()
-        .fallback(not_found)
+        .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
-async fn not_found() -> ApiResult {
+/// Paths no route matched: the browser client's files and pages when this server has one
+/// (`web_client`), else Rocket.Chat's JSON 404.
+async fn fallback(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    state
+        .http
+        .web_client
+        .and_then(|client| crate::web_client::serve(&client, &method, uri.path(), &headers))
+        .unwrap_or_else(|| not_found().into_response())
+}
+
+fn not_found() -> ApiResult {
     Err(ApiError(CoreError::new(
         ErrorKind::NotFound,
         "",
