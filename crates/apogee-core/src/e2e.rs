@@ -314,6 +314,16 @@ fn dequeue(room: &mut Room, user_ids: &[&str]) -> bool {
     true
 }
 
+/// Queues one user in the room's `usersWaitingForE2EKeys`; true if the room changed.
+pub(crate) fn enqueue_waiting(room: &mut Room, user_id: &str) -> bool {
+    enqueue(room, &[user_id])
+}
+
+/// Takes one user off the room's queue; true if the room changed.
+pub(crate) fn dequeue_waiting(room: &mut Room, user_id: &str) -> bool {
+    dequeue(room, &[user_id])
+}
+
 fn touch(sub: &mut Subscription) {
     sub.updated_at = Timestamp::now();
 }
@@ -585,6 +595,7 @@ impl Core {
             return Ok(());
         }
         let mut changes = Vec::new();
+        let mut all_served = Vec::new();
         for (rid, keys) in normalized {
             if self.store.subscription(&rid, &actor.id).await?.is_none() {
                 continue;
@@ -614,15 +625,19 @@ impl Core {
                 changes.push(Change::UpdateSubscription(sub));
                 served.push(uid);
             }
-            let served: Vec<&str> = served.iter().map(String::as_str).collect();
-            if dequeue(&mut room, &served) {
+            let served_ids: Vec<&str> = served.iter().map(String::as_str).collect();
+            if dequeue(&mut room, &served_ids) {
                 changes.push(Change::UpdateRoom(room));
             }
+            all_served.extend(served.into_iter().map(|uid| (rid.clone(), uid)));
         }
         if changes.is_empty() {
             return Ok(());
         }
-        self.commit(changes).await
+        self.commit(changes).await?;
+        // Encrypted participants (bots) among the recipients take their keys at once.
+        self.e2e_bots_take_suggested(&all_served).await;
+        Ok(())
     }
 
     /// `e2e.resetRoomKey`: key rotation. Every member's current key moves to `oldRoomKeys`

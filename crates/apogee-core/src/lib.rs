@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod directory;
 pub mod discussions;
 pub mod e2e;
+pub mod e2e_bots;
 pub mod emoji;
 pub mod error;
 pub mod events;
@@ -20,6 +21,7 @@ pub mod file_types;
 pub mod files;
 pub mod integrations;
 pub mod invites;
+pub mod kms;
 pub mod lockout;
 pub mod mail;
 pub mod malware;
@@ -69,6 +71,9 @@ pub struct Options {
     /// Scans uploads for malware while `FileUpload_ClamAV_Enabled` is on; without one, uploads
     /// are refused while it is on.
     pub scanner: Option<Arc<dyn malware::MalwareScanner>>,
+    /// Seals the private keys of encrypted participants (bots); without one they cannot be
+    /// authorised.
+    pub kms: Option<Arc<dyn kms::Kms>>,
 }
 
 #[derive(Debug, Clone)]

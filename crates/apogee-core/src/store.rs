@@ -320,6 +320,12 @@ pub enum Change {
     DeleteTwoFactor {
         user_id: String,
     },
+    /// Creates or replaces an encrypted participant's record (sealed key, authorised rooms).
+    SaveE2eBot(E2eBot),
+    /// Forgets an encrypted participant's record (revocation; its sealed key goes with it).
+    DeleteE2eBot {
+        user_id: String,
+    },
     /// Appends an entry to the audit chain (numbered and hashed by the store).
     Audit(crate::audit::AuditEntry),
     /// The export to `sink` has shipped every entry up to `seq`.
@@ -353,6 +359,8 @@ pub trait UserStore: Send + Sync {
     async fn personal_tokens(&self, user_id: &str) -> StoreResult<Vec<LoginToken>>;
     /// The user's second-factor secrets with their stored revision.
     async fn two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactorSecrets>>;
+    /// The user's record as an encrypted participant (bot), if it is one.
+    async fn e2e_bot(&self, user_id: &str) -> StoreResult<Option<E2eBot>>;
     /// Users ordered by username.
     async fn list_users(&self, query: &UserQuery, page: Page) -> StoreResult<(Vec<User>, i64)>;
     async fn count_users_with_role(&self, role: &str) -> StoreResult<i64>;
@@ -466,6 +474,7 @@ pub trait AuthzStore: Send + Sync {
     async fn roles(&self) -> StoreResult<Vec<Role>>;
 }
 
+pub use crate::e2e_bots::E2eBot;
 pub use crate::emoji::CustomEmoji;
 pub use crate::files::Upload;
 pub use crate::integrations::{Integration, IntegrationQuery};

@@ -1609,9 +1609,16 @@ pub async fn subscriptions_without_room_key(s: S) {
     decoy
         .extra
         .insert("note".into(), serde_json::json!("\"E2EKey\":x"));
+    // After a rotation the old key sits in `oldRoomKeys[].E2EKey`: still no current key.
+    let mut rotated = s.subscription(&r.id, &c.id).await.unwrap().unwrap();
+    rotated.extra.insert(
+        "oldRoomKeys".into(),
+        serde_json::json!([{"e2eKeyId": "kid0", "ts": Timestamp::from_millis(5), "E2EKey": "kid0AAAA"}]),
+    );
     s.commit(vec![
         Change::UpdateSubscription(keyed),
         Change::UpdateSubscription(decoy),
+        Change::UpdateSubscription(rotated),
     ])
     .await
     .unwrap();

@@ -131,6 +131,8 @@ pub const DEFAULT_PERMISSIONS: &[(&str, &[&str])] = &[
     ("manage-apps", &["admin"]),
     ("manage-assets", &["admin"]),
     ("manage-cloud", &["admin"]),
+    // Apogee's own: authorise and revoke bots as encrypted participants (docs/E2EE.md).
+    ("manage-e2e-bots", &["admin"]),
     ("manage-email-inbox", &["admin"]),
     ("manage-emoji", &["admin"]),
     ("manage-incoming-integrations", &["admin"]),
@@ -398,8 +400,9 @@ mod tests {
     #[test]
     fn catalogue_is_complete() {
         // Rocket.Chat's 174 ids, the three kept from earlier releases, `can-audit-log` and
-        // device management's `logout-device-management` (an enterprise id there).
-        assert_eq!(DEFAULT_PERMISSIONS.len(), 179);
+        // device management's `logout-device-management` (an enterprise id there), and
+        // Apogee's `manage-e2e-bots`.
+        assert_eq!(DEFAULT_PERMISSIONS.len(), 180);
     }
 
     #[test]

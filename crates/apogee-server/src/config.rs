@@ -119,8 +119,23 @@ pub struct StorageArgs {
     /// Ship every audit entry to a SIEM as RFC 5424 syslog: udp://host:port or tcp://host:port.
     #[arg(long, env = "APOGEE_AUDIT_SYSLOG")]
     pub audit_syslog: Option<String>,
+    /// What seals the private keys of encrypted bots: `file` (a key-encryption key from
+    /// APOGEE_KMS_KEY, base64 of 32 bytes, or --kms-key-file) or `pkcs11` (build feature
+    /// `pkcs11`; --pkcs11-module, --pkcs11-token, PIN from APOGEE_PKCS11_PIN only) [default: file].
+    #[arg(long, env = "APOGEE_KMS")]
+    pub kms: Option<String>,
+    /// The file KMS's key file, created (mode 0600) when missing [default: <data-dir>/e2e-kms.key].
+    #[arg(long, env = "APOGEE_KMS_KEY_FILE")]
+    pub kms_key_file: Option<PathBuf>,
+    /// The PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long, env = "APOGEE_PKCS11_MODULE")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the PKCS#11 token holding the keys.
+    #[arg(long, env = "APOGEE_PKCS11_TOKEN")]
+    pub pkcs11_token: Option<String>,
     /// TOML configuration file with the same keys (listen, data_dir, database_url, nats_url,
-    /// root_url, s3_bucket, s3_endpoint, s3_region, tls_cert, tls_key, audit_syslog).
+    /// root_url, s3_bucket, s3_endpoint, s3_region, tls_cert, tls_key, audit_syslog, kms,
+    /// kms_key_file, pkcs11_module, pkcs11_token).
     #[arg(long, env = "APOGEE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -139,6 +154,17 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     audit_syslog: Option<String>,
+    kms: Option<String>,
+    kms_key_file: Option<PathBuf>,
+    pkcs11_module: Option<PathBuf>,
+    pkcs11_token: Option<String>,
+}
+
+/// What seals bot keys (the secrets themselves come from the environment when opened).
+#[derive(Debug, Clone, PartialEq)]
+pub enum KmsConfig {
+    File { key_file: PathBuf },
+    Pkcs11 { module: PathBuf, token: String },
 }
 
 /// Where the data lives.
@@ -165,6 +191,7 @@ pub struct Config {
     pub forwarded_count: usize,
     /// Where audit entries are shipped, if anywhere.
     pub audit_syslog: Option<crate::siem::Sink>,
+    pub kms: KmsConfig,
     pub options: Options,
 }
 
@@ -260,6 +287,23 @@ impl Config {
         let audit_syslog = nonempty(args.audit_syslog.clone().or(file.audit_syslog))
             .map(|url| crate::siem::Sink::parse(&url))
             .transpose()?;
+        let kms = match nonempty(args.kms.clone().or(file.kms)).as_deref() {
+            None | Some("file") => KmsConfig::File {
+                key_file: args
+                    .kms_key_file
+                    .clone()
+                    .or(file.kms_key_file)
+                    .unwrap_or_else(|| data_dir.join("e2e-kms.key")),
+            },
+            Some("pkcs11") => match (
+                args.pkcs11_module.clone().or(file.pkcs11_module),
+                nonempty(args.pkcs11_token.clone().or(file.pkcs11_token)),
+            ) {
+                (Some(module), Some(token)) => KmsConfig::Pkcs11 { module, token },
+                _ => bail!("--kms pkcs11 needs --pkcs11-module and --pkcs11-token"),
+            },
+            Some(other) => bail!("--kms must be file or pkcs11, got {other}"),
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -269,6 +313,7 @@ impl Config {
             tls,
             forwarded_count,
             audit_syslog,
+            kms,
             options: options_from_env(root_url),
         })
     }

@@ -58,6 +58,7 @@ async fn open_core(config: &Config) -> Result<Arc<Core>> {
     options.blobs = Some(open_blobs(config).await?);
     options.mailer = Some(Arc::new(apogee_mail::SmtpMailer));
     options.scanner = Some(Arc::new(apogee_clamd::ClamdScanner));
+    options.kms = Some(open_kms(config)?);
     let bus: Arc<dyn apogee_core::events::Bus> = match &config.nats_url {
         Some(url) => Arc::new(
             apogee_bus::NatsBus::connect(url)
@@ -69,6 +70,37 @@ async fn open_core(config: &Config) -> Result<Arc<Core>> {
     Core::start_with_bus(store, bus, options)
         .await
         .map_err(|e| anyhow::anyhow!("start-up failed: {e}"))
+}
+
+/// What seals bot keys: the file KMS (APOGEE_KMS_KEY, else the key file) or a PKCS#11 token.
+fn open_kms(config: &Config) -> Result<Arc<dyn apogee_core::kms::Kms>> {
+    match &config.kms {
+        crate::config::KmsConfig::File { key_file } => {
+            let kms = match std::env::var("APOGEE_KMS_KEY") {
+                Ok(key) if !key.is_empty() => apogee_kms::FileKms::from_base64(&key)
+                    .map_err(|e| anyhow::anyhow!("APOGEE_KMS_KEY: {e}"))?,
+                _ => apogee_kms::FileKms::load_or_create(key_file)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            };
+            Ok(Arc::new(kms))
+        }
+        #[cfg(feature = "pkcs11")]
+        crate::config::KmsConfig::Pkcs11 { module, token } => {
+            let pin = std::env::var("APOGEE_PKCS11_PIN")
+                .context("--kms pkcs11 needs the token PIN in APOGEE_PKCS11_PIN")?;
+            let kms = apogee_kms::Pkcs11Kms::open(&apogee_kms::Pkcs11Config {
+                module: module.clone(),
+                token: token.clone(),
+                pin,
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Arc::new(kms))
+        }
+        #[cfg(not(feature = "pkcs11"))]
+        crate::config::KmsConfig::Pkcs11 { .. } => {
+            anyhow::bail!("--kms pkcs11 needs a build with the `pkcs11` feature")
+        }
+    }
 }
 
 /// Upload storage: the S3 bucket when one is configured, else `<data-dir>/uploads`.

@@ -445,6 +445,16 @@ const ROWS: &[Row] = &[
     ("POST /api/v1/e2e.rejectSuggestedGroupKey", "", r#"{"rid":"$G"}"#, No, "in"),
     ("POST /api/v1/e2e.provideUsersSuggestedGroupKeys", "", r#"{"usersSuggestedGroupKeys":{"$G":[{"_id":"$MEMBER","key":"$RK"}]}}"#, No, "auth"),
     ("POST /api/v1/e2e.resetRoomKey", "", r#"{"rid":"$F","e2eKey":"$RK","e2eKeyId":"abcdefghijkl"}"#, Group, "owner"),
+    // Encrypted participants: `manage-e2e-bots` (admin) authorises and revokes (the fixtures have
+    // no bot user, so admin's calls end in `error-not-a-bot` / `error-not-an-e2e-bot`); a user
+    // may ask about itself; the bot routes refuse everyone who is not an authorised bot.
+    ("POST /api/v1/e2e.bots.authorize", "", r#"{"userId":"$MEMBER","roomIds":["$G"]}"#, No, "admin"),
+    ("POST /api/v1/e2e.bots.revoke", "", r#"{"userId":"$MEMBER"}"#, No, "admin"),
+    ("GET /api/v1/e2e.bots.info", "", r#"{"userId":"$MEMBER"}"#, No, "admin member"),
+    ("POST /api/v1/e2e.bot.sendMessage", "", r#"{"rid":"$G","msg":"hi"}"#, No, "none"),
+    ("POST /api/v1/e2e.bot.encrypt", "", r#"{"rid":"$G","payload":{"msg":"hi"}}"#, No, "none"),
+    ("GET /api/v1/e2e.bot.messages", "", r#"{"rid":"$G"}"#, No, "none"),
+    ("GET /api/v1/e2e.bot.decrypt", "", r#"{"msgId":"$MG"}"#, No, "none"),
     // Invites (`$FI` opens a fresh channel).
     // `create-invite-links` in a room the caller is in.
     ("POST /api/v1/findOrCreateInvite", "", r#"{"rid":"$F","days":1,"maxUses":0}"#, Channel, "mods"),

@@ -7,6 +7,8 @@ use std::path::Path;
 /// Each crate's layer; a crate may depend only on crates of a strictly lower layer.
 const LAYERS: &[(&str, u8)] = &[
     ("apogee-domain", 0),
+    // Rocket.Chat's client-side E2EE formats: pure crypto, no I/O.
+    ("apogee-e2ee", 0),
     ("apogee-core", 1),
     ("apogee-ddp", 1),
     ("apogee-store-sql", 2),
@@ -16,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-bus", 3),
     ("apogee-mail", 3),
     ("apogee-clamd", 3),
+    ("apogee-kms", 3),
     ("apogee-rc", 3),
     // The browser client's built files (bytes only; apogee-rc serves them).
     ("apogee-web", 0),

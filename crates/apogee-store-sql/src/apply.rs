@@ -83,6 +83,8 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 .await?;
             tx.exec("DELETE FROM two_factor WHERE user_id = $1", args![&id])
                 .await?;
+            tx.exec("DELETE FROM e2e_bots WHERE user_id = $1", args![&id])
+                .await?;
             expect_one(
                 tx.exec("DELETE FROM users WHERE id = $1", args![&id])
                     .await?,
@@ -572,6 +574,18 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
         }
         Change::SaveTwoFactor(secrets) => save_two_factor(tx, secrets).await?,
+        Change::SaveE2eBot(bot) => {
+            let doc = to_json(&bot)?;
+            tx.exec(
+                "INSERT INTO e2e_bots (user_id, doc) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET doc = $2",
+                args![&bot.user_id, doc],
+            )
+            .await?;
+        }
+        Change::DeleteE2eBot { user_id } => {
+            tx.exec("DELETE FROM e2e_bots WHERE user_id = $1", args![user_id])
+                .await?;
+        }
         Change::DeleteTwoFactor { user_id } => {
             tx.exec("DELETE FROM two_factor WHERE user_id = $1", args![user_id])
                 .await?;

@@ -213,6 +213,16 @@ impl<D: Database> UserStore for SqlStore<D> {
         Ok(Some(secrets))
     }
 
+    async fn e2e_bot(&self, user_id: &str) -> StoreResult<Option<E2eBot>> {
+        let rows = self
+            .rows(
+                "SELECT doc FROM e2e_bots WHERE user_id = $1",
+                args![user_id],
+            )
+            .await?;
+        rows.first().map(|row| from_json(&row[0])).transpose()
+    }
+
     async fn list_users(&self, query: &UserQuery, page: Page) -> StoreResult<(Vec<User>, i64)> {
         let text = query.text.as_deref().map(contains_pattern);
         let role = query.role.as_ref().map(|r| format!("%\"{r}\"%"));
@@ -493,18 +503,25 @@ impl<D: Database> SubscriptionStore for SqlStore<D> {
         rid: &str,
         limit: i64,
     ) -> StoreResult<Vec<Subscription>> {
-        // The document is compact serde JSON: a key is `"E2EKey":`, while the same text inside a
-        // string value would be escaped (`\"E2EKey\":`), so this matches only the member.
+        // The document is compact serde JSON: the top-level member is `,"E2EKey":` (the record's
+        // own fields come first). The same text inside a string value would be escaped
+        // (`\"E2EKey\":`), and in `oldRoomKeys` entries, whose members are sorted, `E2EKey` comes
+        // first (`{"E2EKey":`), so neither matches. Rows are checked again after reading.
         let sql = format!(
             "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid
-             WHERE s.rid = $1 AND s.doc NOT LIKE '%\"E2EKey\":%'
+             WHERE s.rid = $1 AND s.doc NOT LIKE '%,\"E2EKey\":%'
              ORDER BY s.username_lower LIMIT $2"
         );
-        self.rows(&sql, args![rid, limit])
+        let subs = self
+            .rows(&sql, args![rid, limit])
             .await?
             .iter()
             .map(subscription_from_row)
-            .collect()
+            .collect::<StoreResult<Vec<Subscription>>>()?;
+        Ok(subs
+            .into_iter()
+            .filter(|s| !s.extra.get("E2EKey").is_some_and(Value::is_string))
+            .collect())
     }
 
     async fn subscriptions_in_room(

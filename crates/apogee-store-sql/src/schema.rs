@@ -287,6 +287,16 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX custom_emoji_updated ON custom_emoji (updated_at)",
         ],
     ),
+    (
+        13,
+        &[
+            // Encrypted participants (bots): the RSA private key sealed by the Kms and the rooms
+            // the bot is authorised for, apart from the user document so no rendering shows them.
+            "CREATE TABLE e2e_bots (
+            user_id TEXT PRIMARY KEY,
+            doc TEXT NOT NULL)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

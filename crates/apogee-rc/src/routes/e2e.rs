@@ -35,6 +35,73 @@ pub fn routes() -> Routes {
         )
         .route("/api/v1/e2e.resetRoomKey", post(reset_room_key))
         .route("/api/v1/users.resetE2EKey", post(reset_user_key))
+        // Encrypted participants (bots), Apogee's own (docs/E2EE.md): admin side…
+        .route("/api/v1/e2e.bots.authorize", post(bot_authorize))
+        .route("/api/v1/e2e.bots.revoke", post(bot_revoke))
+        .route("/api/v1/e2e.bots.info", get(bot_info))
+        // …and the bot's own.
+        .route("/api/v1/e2e.bot.sendMessage", post(bot_send))
+        .route("/api/v1/e2e.bot.encrypt", post(bot_encrypt))
+        .route("/api/v1/e2e.bot.messages", get(bot_messages))
+        .route("/api/v1/e2e.bot.decrypt", get(bot_decrypt))
+}
+
+/// `roomIds` as an array of strings (or one string).
+fn room_ids(p: &Params) -> Result<Vec<String>, ApiError> {
+    match p.get("roomIds") {
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ApiError::invalid_params("roomIds must be an array of room ids")),
+        _ => Err(ApiError::invalid_params("The 'roomIds' param is required")),
+    }
+}
+
+async fn bot_authorize(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let user_id = p.required("userId")?;
+    let rids = room_ids(&p)?;
+    ok(s.core.e2e_bot_authorize(&a.user, user_id, &rids).await?)
+}
+
+async fn bot_revoke(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let user_id = p.required("userId")?;
+    s.core.e2e_bot_revoke(&a.user, user_id).await?;
+    ok(json!({}))
+}
+
+async fn bot_info(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let user_id = p.str("userId").unwrap_or(&a.user.id).to_string();
+    ok(s.core.e2e_bot_info(&a.user, &user_id).await?)
+}
+
+async fn bot_send(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let rid = p.required("rid")?;
+    let msg = p.required("msg")?;
+    let tmid = p.str("tmid").map(str::to_string);
+    let message = s.core.e2e_bot_send(&a.user, rid, msg, tmid).await?;
+    ok(json!({ "message": message }))
+}
+
+async fn bot_encrypt(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let rid = p.required("rid")?;
+    let payload = p
+        .get("payload")
+        .ok_or_else(|| ApiError::invalid_params("The 'payload' param is required"))?;
+    ok(s.core.e2e_bot_encrypt(&a.user, rid, payload).await?)
+}
+
+async fn bot_messages(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let rid = p.required("rid")?;
+    let oldest = p.date("oldest")?;
+    let count = p.int("count").unwrap_or(50);
+    ok(s.core.e2e_bot_messages(&a.user, rid, oldest, count).await?)
+}
+
+async fn bot_decrypt(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let id = p.required("msgId")?;
+    ok(s.core.e2e_bot_decrypt(&a.user, id).await?)
 }
 
 async fn fetch_my_keys(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {

@@ -96,10 +96,20 @@ impl Server {
             .spawn()
             .expect("start apogee");
         let stderr = child.stderr.take().expect("stderr");
+        // The log is kept beside the data (`server.log`, appended across restarts) so tests can
+        // check what the server wrote.
+        let log_path = dir.path().join("server.log");
         let addr = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log_path)
+                .expect("server log");
             let mut lines = BufReader::new(stderr).lines();
             for line in lines.by_ref() {
                 let line = line.expect("log line");
+                let _ = writeln!(log, "{line}");
                 if let Some(rest) = line.split("address=").nth(1) {
                     let addr = rest
                         .split_whitespace()
@@ -107,7 +117,11 @@ impl Server {
                         .unwrap_or_default()
                         .to_string();
                     // Keep draining so the server never blocks on a full pipe.
-                    std::thread::spawn(move || lines.for_each(drop));
+                    std::thread::spawn(move || {
+                        for line in lines.map_while(Result::ok) {
+                            let _ = writeln!(log, "{line}");
+                        }
+                    });
                     return addr;
                 }
             }
