@@ -13,6 +13,7 @@ pub mod discussions;
 pub mod e2e;
 pub mod error;
 pub mod events;
+pub mod federation;
 pub mod file_cleanup;
 pub mod file_types;
 pub mod files;

@@ -16,6 +16,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-bus", 3),
     ("apogee-mail", 3),
     ("apogee-rc", 3),
+    // Matrix federation (ruma): an adapter beside the Rocket.Chat wire crate.
+    ("apogee-federation", 3),
     ("apogee-server", 9),
     // A pure client (load generator): it talks to the server over the wire only.
     ("apogee-loadgen", 9),

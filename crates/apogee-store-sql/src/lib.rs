@@ -4,6 +4,7 @@
 
 mod apply;
 mod audit;
+mod federation;
 mod glue;
 mod outbox;
 mod reads;
