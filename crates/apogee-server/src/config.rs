@@ -209,8 +209,10 @@ struct FileConfig {
     federation_delegate: Option<String>,
 }
 
-/// Matrix federation, when a server name is configured.
+/// Matrix federation, when a server name is configured. Read and checked without the cargo
+/// feature too, so a misconfiguration fails the same way either way.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "federation"), allow(dead_code))]
 pub struct FederationConfig {
     pub server_name: String,
     pub listen: SocketAddr,
