@@ -111,6 +111,25 @@ impl<S: Send + Sync> FromRequestParts<S> for TwoFactorHeaders {
     }
 }
 
+/// The authenticated caller of a sensitive call, who also gave the second factor core asks for
+/// there (Rocket.Chat's `twoFactorRequired` routes); rejects with core's `totp-required` /
+/// `totp-invalid` errors otherwise.
+pub struct SecondFactorAuth(pub Session);
+
+impl FromRequestParts<AppState> for SecondFactorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Auth(session) = Auth::from_request_parts(parts, state).await?;
+        let Ok(TwoFactorHeaders(proof)) = TwoFactorHeaders::from_request_parts(parts, state).await;
+        state
+            .core
+            .check_second_factor(&session, proof.as_ref())
+            .await?;
+        Ok(SecondFactorAuth(session))
+    }
+}
+
 /// The client's address, when the server runs with connect info (the binary always does): the
 /// peer's, or the one trusted proxies name (`HTTP_FORWARDED_COUNT`).
 pub struct ClientAddr(pub Option<IpAddr>);

@@ -13,6 +13,7 @@ pub mod request_limits;
 mod routes;
 mod security_headers;
 pub mod validate;
+pub mod web_client;
 mod windows;
 
 use apogee_core::Core;
@@ -45,6 +46,9 @@ pub struct HttpOptions {
     /// Rocket.Chat's `HTTP_FORWARDED_COUNT`: trusted proxies in front, see
     /// [`auth::forwarded_client`].
     pub forwarded_count: usize,
+    /// The browser client to serve at the paths no route answers (see [`web_client`]); without
+    /// one those get the API's 404.
+    pub web_client: Option<web_client::WebClient>,
 }
 
 /// The REST API and realtime router, served over plain HTTP.

@@ -62,6 +62,7 @@ async fn open_core(config: &Config) -> Result<Arc<Core>> {
     let mut options = config.options.clone();
     options.blobs = Some(open_blobs(config).await?);
     options.mailer = Some(Arc::new(apogee_mail::SmtpMailer));
+    options.scanner = Some(Arc::new(apogee_clamd::ClamdScanner));
     let bus: Arc<dyn apogee_core::events::Bus> = match &config.nats_url {
         Some(url) => Arc::new(
             apogee_bus::NatsBus::connect(url)
@@ -131,6 +132,9 @@ async fn serve(args: &StorageArgs) -> Result<()> {
     let http = apogee_rc::HttpOptions {
         hsts: tls.is_some(),
         forwarded_count: config.forwarded_count,
+        web_client: Some(apogee_rc::web_client::WebClient {
+            files: apogee_web::FILES,
+        }),
     };
     let app = apogee_rc::router_with(core.clone(), http);
     let (app, federation_serving) = with_federation(&core, &config, app).await?;

@@ -15,9 +15,12 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-blob", 3),
     ("apogee-bus", 3),
     ("apogee-mail", 3),
+    ("apogee-clamd", 3),
     ("apogee-rc", 3),
     // Matrix federation (ruma): an adapter beside the Rocket.Chat wire crate.
     ("apogee-federation", 3),
+    // The browser client's built files (bytes only; apogee-rc serves them).
+    ("apogee-web", 0),
     ("apogee-server", 9),
     // A pure client (load generator): it talks to the server over the wire only.
     ("apogee-loadgen", 9),

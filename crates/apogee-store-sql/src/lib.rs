@@ -4,8 +4,11 @@
 
 mod apply;
 mod audit;
+mod emoji;
 mod federation;
 mod glue;
+mod integrations;
+mod moderation;
 mod outbox;
 mod reads;
 pub mod schema;

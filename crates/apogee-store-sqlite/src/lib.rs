@@ -1,30 +1,38 @@
 //! SQLite storage. WAL journal with `synchronous=FULL`: a write is acknowledged only once it is
-//! on disk. All writes go through one writer task that folds concurrent batches into a single
+//! on disk. All writes go through one writer thread that folds concurrent batches into a single
 //! transaction (group commit), each batch in its own savepoint so one failing batch does not
-//! undo the others. Reads use a small pool of separate connections, which WAL lets run alongside.
+//! undo the others. Reads use separate read-only connections, which WAL lets run alongside.
+//!
+//! SQLite is a library, not a server: a statement costs microseconds, so what costs most is
+//! moving work between threads. The writer therefore runs whole batches on its own thread
+//! (one hand-off per batch, not per statement), and reads run on the calling thread (inside
+//! `block_in_place`, so a long scan does not hold up the runtime's other tasks).
+
+mod conn;
 
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};
-use apogee_store_sql::{Arg, Database, Row, SqlStore, SqlTx, apply_changes, migrate};
+use apogee_store_sql::{Arg, Database, Row, SqlStore, apply_changes, migrate};
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Connection, SqliteConnection, SqlitePool};
-use std::path::Path;
-use std::time::Duration;
+use conn::{Tx, backend, open_connection, read_rows};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most batches folded into one transaction.
 const MAX_GROUP: usize = 128;
 /// Pending write batches before callers wait (backpressure).
 const QUEUE: usize = 1024;
+/// Idle read connections kept open for reuse.
+const KEEP_READERS: usize = 8;
 
 pub type SqliteStore = SqlStore<Sqlite>;
 
-/// The backend handle: a read pool and the writer task's queue.
+/// The backend handle: idle read connections and the writer thread's queue.
 pub struct Sqlite {
-    read: SqlitePool,
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
     writer: mpsc::Sender<WriteJob>,
 }
 
@@ -35,28 +43,21 @@ struct WriteJob {
 
 /// Opens (creating if needed) the database file, applies migrations and starts the writer.
 pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10));
-    let mut conn = SqliteConnection::connect_with(&options)
-        .await
-        .map_err(|e| backend(&e))?;
-    {
-        let mut tx = Tx(conn.begin().await.map_err(|e| backend(&e))?);
-        migrate(&mut tx, now_millis()).await?;
-        tx.0.commit().await.map_err(|e| backend(&e))?;
-    }
-    let read = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options.read_only(true))
-        .await
-        .map_err(|e| backend(&e))?;
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(write_loop(conn, rx));
-    Ok(SqlStore::new(Sqlite { read, writer: tx }))
+    let (ready, started) = oneshot::channel();
+    let writer_path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || writer_thread(&writer_path, rx, ready))
+        .map_err(|e| StoreError::Backend(format!("start the sqlite writer: {e}")))?;
+    started
+        .await
+        .map_err(|_| StoreError::Backend("sqlite writer stopped".into()))??;
+    Ok(SqlStore::new(Sqlite {
+        path: path.to_path_buf(),
+        readers: Mutex::new(Vec::new()),
+        writer: tx,
+    }))
 }
 
 fn now_millis() -> i64 {
@@ -65,56 +66,143 @@ fn now_millis() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<WriteJob>) {
+/// Owns the only writing connection: migrates, reports readiness, then commits groups until
+/// the store is dropped.
+fn writer_thread(
+    path: &Path,
+    mut rx: mpsc::Receiver<WriteJob>,
+    ready: oneshot::Sender<StoreResult<()>>,
+) {
+    // `apply_changes` is async only because PostgreSQL needs it; over this connection every
+    // await completes at once, so a current-thread runtime just drives it.
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(StoreError::Backend(format!("writer runtime: {e}"))));
+            return;
+        }
+    };
+    let opened = open_connection(path, OpenFlags::default()).and_then(|mut conn| {
+        in_transaction(&mut conn, |c| {
+            runtime.block_on(migrate(&mut Tx(c), now_millis()))
+        })?;
+        Ok(conn)
+    });
+    let mut conn = match opened {
+        Ok(conn) => {
+            let _ = ready.send(Ok(()));
+            conn
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let results = write_group(&mut conn, &mut group).await;
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = write_group(&mut conn, &runtime, &mut group);
         for (job, result) in group.drain(..).zip(results) {
             let _ = job.done.send(result);
         }
     }
 }
 
+/// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`, rolling back when it fails.
+fn in_transaction<T>(
+    conn: &mut Connection,
+    body: impl FnOnce(&mut Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| backend(&e))?;
+    match body(conn) {
+        Ok(value) => {
+            conn.execute_batch("COMMIT").map_err(|e| backend(&e))?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 /// Commits every job of the group in one transaction; returns each job's own outcome.
-async fn write_group(conn: &mut SqliteConnection, group: &mut [WriteJob]) -> Vec<StoreResult<()>> {
+fn write_group(
+    conn: &mut Connection,
+    runtime: &tokio::runtime::Runtime,
+    group: &mut [WriteJob],
+) -> Vec<StoreResult<()>> {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return group.iter().map(|_| Err(backend(&e))).collect();
+    }
     let mut results = Vec::with_capacity(group.len());
-    let mut tx = match conn.begin().await {
-        Ok(tx) => Tx(tx),
-        Err(e) => return group.iter().map(|_| Err(backend(&e))).collect(),
-    };
     for job in group.iter_mut() {
         let changes = std::mem::take(&mut job.changes);
-        let outcome = async {
-            tx.exec("SAVEPOINT batch", vec![]).await?;
-            match apply_changes(&mut tx, changes).await {
-                Ok(()) => tx.exec("RELEASE batch", vec![]).await.map(|_| ()),
-                Err(e) => {
-                    tx.exec("ROLLBACK TO batch", vec![]).await?;
-                    tx.exec("RELEASE batch", vec![]).await?;
-                    Err(e)
-                }
-            }
-        }
-        .await;
-        results.push(outcome);
+        results.push(apply_in_savepoint(conn, runtime, changes));
     }
-    if let Err(e) = tx.0.commit().await {
+    if let Err(e) = conn.execute_batch("COMMIT") {
         tracing::error!(error = %e, "sqlite group commit failed");
+        let _ = conn.execute_batch("ROLLBACK");
         return results.iter().map(|_| Err(backend(&e))).collect();
     }
     results
 }
 
-apogee_store_sql::sqlx_glue!(sqlx::Sqlite, SqliteRow);
+fn apply_in_savepoint(
+    conn: &mut Connection,
+    runtime: &tokio::runtime::Runtime,
+    changes: Vec<Change>,
+) -> StoreResult<()> {
+    conn.execute_batch("SAVEPOINT batch")
+        .map_err(|e| backend(&e))?;
+    match runtime.block_on(apply_changes(&mut Tx(&mut *conn), changes)) {
+        Ok(()) => conn.execute_batch("RELEASE batch").map_err(|e| backend(&e)),
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO batch; RELEASE batch")
+                .map_err(|e| backend(&e))?;
+            Err(e)
+        }
+    }
+}
+
+impl Sqlite {
+    /// Runs `read` on an idle read connection (opening one when none is idle).
+    fn with_reader<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let idle = self.readers.lock().map_or(None, |mut r| r.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+        };
+        let result = read(&conn);
+        if let Ok(mut readers) = self.readers.lock()
+            && readers.len() < KEEP_READERS
+        {
+            readers.push(conn);
+        }
+        result
+    }
+}
+
+/// Runs blocking work on this thread, letting the runtime move its other tasks elsewhere when it
+/// can (a multi-threaded runtime; tests' current-thread runtimes just run it).
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
 
 #[async_trait]
 impl Database for Sqlite {
     async fn query(&self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>> {
-        let rows = bind(sql, args)
-            .fetch_all(&self.read)
-            .await
-            .map_err(|e| backend(&e))?;
-        Ok(rows.iter().map(decode).collect())
+        blocking(|| self.with_reader(|conn| read_rows(conn, sql, args)))
     }
 
     async fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {

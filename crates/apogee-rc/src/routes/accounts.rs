@@ -2,7 +2,7 @@
 
 use super::registry::{Routes, get, post};
 use crate::AppState;
-use crate::auth::{Auth, LoginClient, MaybeAuth, TwoFactorHeaders};
+use crate::auth::{Auth, LoginClient, MaybeAuth, SecondFactorAuth, TwoFactorHeaders};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use crate::render;
@@ -235,11 +235,9 @@ async fn create(State(s): State<AppState>, Auth(session): Auth, p: Params) -> Ap
 
 async fn update(
     State(s): State<AppState>,
-    Auth(session): Auth,
-    TwoFactorHeaders(proof): TwoFactorHeaders,
+    SecondFactorAuth(session): SecondFactorAuth,
     p: Params,
 ) -> ApiResult {
-    s.core.check_second_factor(&session, proof.as_ref()).await?;
     let user_id = p.required("userId")?;
     let data = match p.get("data") {
         Some(Value::Object(d)) => Params(d.clone()),
@@ -287,13 +285,12 @@ async fn target_user(s: &AppState, p: &Params) -> Result<apogee_core::domain::Us
 
 async fn delete(
     State(s): State<AppState>,
-    Auth(session): Auth,
-    TwoFactorHeaders(proof): TwoFactorHeaders,
+    SecondFactorAuth(session): SecondFactorAuth,
     p: Params,
 ) -> ApiResult {
-    s.core.check_second_factor(&session, proof.as_ref()).await?;
     let user = target_user(&s, &p).await?;
-    s.core.delete_user(&session.user, &user.id).await?;
+    let confirm = p.bool("confirmRelinquish").unwrap_or(false);
+    s.core.delete_user(&session.user, &user.id, confirm).await?;
     ok(json!({}))
 }
 

@@ -2,7 +2,7 @@
 
 use super::registry::{Routes, get, post};
 use crate::AppState;
-use crate::auth::{Auth, TwoFactorHeaders};
+use crate::auth::{Auth, SecondFactorAuth};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use apogee_core::authz::PermissionGrant;
@@ -63,12 +63,10 @@ async fn get_setting(
 
 async fn set_setting(
     State(s): State<AppState>,
-    Auth(session): Auth,
-    TwoFactorHeaders(proof): TwoFactorHeaders,
+    SecondFactorAuth(session): SecondFactorAuth,
     Path(id): Path<String>,
     p: Params,
 ) -> ApiResult {
-    s.core.check_second_factor(&session, proof.as_ref()).await?;
     let value =
         p.0.get("value")
             .cloned()
@@ -93,11 +91,9 @@ async fn permissions(State(s): State<AppState>, Auth(_session): Auth, p: Params)
 
 async fn update_permissions(
     State(s): State<AppState>,
-    Auth(session): Auth,
-    TwoFactorHeaders(proof): TwoFactorHeaders,
+    SecondFactorAuth(session): SecondFactorAuth,
     p: Params,
 ) -> ApiResult {
-    s.core.check_second_factor(&session, proof.as_ref()).await?;
     let Some(Value::Array(items)) = p.get("permissions") else {
         return Err(ApiError::invalid_params(
             "must have required property 'permissions'",

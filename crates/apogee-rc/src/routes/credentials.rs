@@ -4,7 +4,7 @@
 
 use super::registry::{Routes, get, post};
 use crate::AppState;
-use crate::auth::{Auth, TwoFactorHeaders};
+use crate::auth::{Auth, SecondFactorAuth};
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use crate::render;
@@ -46,14 +46,11 @@ pub fn routes() -> Routes {
         )
 }
 
-/// Rocket.Chat asks for the second factor (`twoFactorRequired`) here.
 async fn generate_token(
     State(s): State<AppState>,
-    Auth(a): Auth,
-    TwoFactorHeaders(proof): TwoFactorHeaders,
+    SecondFactorAuth(a): SecondFactorAuth,
     p: Params,
 ) -> ApiResult {
-    s.core.check_second_factor(&a, proof.as_ref()).await?;
     let name = p.required("tokenName")?;
     let bypass = p.bool("bypassTwoFactor").unwrap_or(false);
     let token = s
@@ -63,27 +60,21 @@ async fn generate_token(
     ok(json!({"token": token}))
 }
 
-/// Rocket.Chat asks for the second factor (`twoFactorRequired`) here.
 async fn regenerate_token(
     State(s): State<AppState>,
-    Auth(a): Auth,
-    TwoFactorHeaders(proof): TwoFactorHeaders,
+    SecondFactorAuth(a): SecondFactorAuth,
     p: Params,
 ) -> ApiResult {
-    s.core.check_second_factor(&a, proof.as_ref()).await?;
     let name = p.required("tokenName")?;
     let token = s.core.regenerate_personal_token(&a.user, name).await?;
     ok(json!({"token": token}))
 }
 
-/// Rocket.Chat asks for the second factor (`twoFactorRequired`) here.
 async fn remove_token(
     State(s): State<AppState>,
-    Auth(a): Auth,
-    TwoFactorHeaders(proof): TwoFactorHeaders,
+    SecondFactorAuth(a): SecondFactorAuth,
     p: Params,
 ) -> ApiResult {
-    s.core.check_second_factor(&a, proof.as_ref()).await?;
     let name = p.required("tokenName")?;
     s.core.remove_personal_token(&a.user, name).await?;
     ok(json!({}))

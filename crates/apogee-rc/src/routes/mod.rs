@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod assets;
 mod audit;
 mod avatars;
 pub(crate) mod chat;
@@ -9,12 +10,16 @@ mod chat_sync;
 mod credentials;
 mod discussions;
 mod e2e;
+mod emoji;
 mod files;
+mod integrations;
 mod invites;
 mod methods;
+mod moderation;
 pub(crate) mod registry;
 mod roles;
 mod room_admin;
+pub(crate) mod room_settings;
 mod rooms;
 mod server;
 mod sounds;
@@ -28,7 +33,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::MAX_BODY;
 use apogee_core::error::{CoreError, ErrorKind};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
 
 /// Every REST route, registered through [`registry::Routes`] so the list is known.
 pub(crate) fn all() -> registry::Routes {
@@ -43,6 +50,7 @@ pub(crate) fn all() -> registry::Routes {
         .merge(chat_sync::routes())
         .merge(roles::routes())
         .merge(room_admin::routes())
+        .merge(room_settings::routes())
         .merge(server::routes())
         .merge(teams::routes())
         .merge(two_factor::routes())
@@ -51,6 +59,10 @@ pub(crate) fn all() -> registry::Routes {
         .merge(files::routes())
         .merge(avatars::routes())
         .merge(invites::routes())
+        .merge(integrations::routes())
+        .merge(moderation::routes())
+        .merge(emoji::routes())
+        .merge(assets::routes())
         .merge(user_status::routes())
         .merge(sounds::routes())
         .merge(methods::routes())
@@ -60,11 +72,26 @@ pub(crate) fn all() -> registry::Routes {
 pub fn router() -> Router<AppState> {
     all()
         .into_router()
-        .fallback(not_found)
+        .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
-async fn not_found() -> ApiResult {
+/// Paths no route matched: the browser client's files and pages when this server has one
+/// (`web_client`), else Rocket.Chat's JSON 404.
+async fn fallback(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    state
+        .http
+        .web_client
+        .and_then(|client| crate::web_client::serve(&client, &method, uri.path(), &headers))
+        .unwrap_or_else(|| not_found().into_response())
+}
+
+fn not_found() -> ApiResult {
     Err(ApiError(CoreError::new(
         ErrorKind::NotFound,
         "",

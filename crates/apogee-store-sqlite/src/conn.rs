@@ -1,0 +1,125 @@
+//! rusqlite glue: connections with the store's pragmas, `$n` parameters bound by name, rows
+//! decoded into [`Cell`]s, and errors mapped to store errors.
+
+use apogee_core::error::StoreError;
+use apogee_core::store::StoreResult;
+use apogee_store_sql::{Arg, Cell, Row, SqlTx};
+use async_trait::async_trait;
+use rusqlite::types::ValueRef;
+use rusqlite::{CachedStatement, Connection, OpenFlags, ffi};
+use std::path::Path;
+use std::time::Duration;
+
+/// Prepared statements kept per connection; the store uses fewer distinct statements than this
+/// on its hot paths, so they are parsed once per connection.
+const STATEMENT_CACHE: usize = 256;
+
+/// Opens `path` with the store's settings: WAL, `synchronous=FULL`, foreign keys, a busy timeout
+/// (another process — `apogee admin` — may hold the write lock briefly).
+pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> StoreResult<Connection> {
+    let create = !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY);
+    let flags = if create {
+        flags | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_READ_WRITE
+    } else {
+        flags
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| backend(&e))?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(|e| backend(&e))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if create {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| backend(&e))?;
+    }
+    // Memory-mapped reads: a connection discards its page cache whenever another one has
+    // written, so without mmap every read would copy its pages in again with read(2).
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;",
+    )
+    .map_err(|e| backend(&e))?;
+    Ok(conn)
+}
+
+/// The writer's connection inside its open transaction.
+pub(crate) struct Tx<'c>(pub &'c mut Connection);
+
+#[async_trait]
+impl SqlTx for Tx<'_> {
+    async fn exec(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<u64> {
+        let mut stmt = prepare(&*self.0, sql, args)?;
+        let changed = stmt.raw_execute().map_err(|e| backend(&e))?;
+        Ok(changed as u64)
+    }
+
+    async fn query(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>> {
+        read_rows(&*self.0, sql, args)
+    }
+}
+
+/// Runs a query and collects its rows.
+pub(crate) fn read_rows(conn: &Connection, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>> {
+    let mut stmt = prepare(conn, sql, args)?;
+    let columns = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| backend(&e))? {
+        let mut cells = Vec::with_capacity(columns);
+        for i in 0..columns {
+            cells.push(decode(row.get_ref(i).map_err(|e| backend(&e))?));
+        }
+        out.push(cells);
+    }
+    Ok(out)
+}
+
+/// A cached statement with `args` bound to `$1`, `$2`, …: SQLite numbers `$name` parameters in
+/// order of first appearance, so each is looked up by its name, which also lets SQL repeat or
+/// reorder them.
+fn prepare<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    args: Vec<Arg>,
+) -> StoreResult<CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(|e| backend(&e))?;
+    for (i, arg) in args.into_iter().enumerate() {
+        let name = format!("${}", i + 1);
+        let Some(index) = stmt.parameter_index(&name).map_err(|e| backend(&e))? else {
+            continue;
+        };
+        let bound = match arg {
+            Arg::Text(s) => stmt.raw_bind_parameter(index, s),
+            Arg::Int(n) => stmt.raw_bind_parameter(index, n),
+            Arg::NullText | Arg::NullInt => stmt.raw_bind_parameter(index, rusqlite::types::Null),
+        };
+        bound.map_err(|e| backend(&e))?;
+    }
+    Ok(stmt)
+}
+
+/// Queries select only TEXT and BIGINT columns; anything else is read as the nearest of those.
+fn decode(value: ValueRef<'_>) -> Cell {
+    match value {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(n) => Cell::Int(n),
+        ValueRef::Real(f) => Cell::Int(f as i64),
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            Cell::Text(String::from_utf8_lossy(t).into_owned())
+        }
+    }
+}
+
+/// Unique and primary-key violations become conflicts (SQLite's message names the column, as
+/// "UNIQUE constraint failed: users.username_lower"); everything else is a backend error.
+pub(crate) fn backend(e: &rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(err, message)
+            if matches!(
+                err.extended_code,
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
+            StoreError::Conflict(message.clone().unwrap_or_else(|| err.to_string()))
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}

@@ -1,0 +1,120 @@
+// Test harness for the browser tests: a real apogee binary on a free loopback port (restartable
+// on the same port and data), Debian's Chromium driven by playwright-core, and helpers.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const PASSWORD = 'a long enough test password';
+
+/** Flags the machine needs: no sandbox as root, no GPU, and no background traffic to the closed network. */
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * A fresh database on the PostgreSQL of APOGEE_TEST_DATABASE_URL (scripts/with-postgres.sh), or
+ * undefined: SQLite in the data directory.
+ */
+function freshPostgres() {
+  const base = process.env.APOGEE_TEST_DATABASE_URL;
+  if (!base) return undefined;
+  const name = `web_${randomBytes(6).toString('hex')}`;
+  execFileSync('psql', [base, '-qc', `CREATE DATABASE ${name}`], { stdio: 'inherit' });
+  return `${base.slice(0, base.lastIndexOf('/'))}/${name}`;
+}
+
+export class Server {
+  constructor(bin) {
+    this.bin = bin;
+    this.dir = mkdtempSync(join(tmpdir(), 'apogee-web-e2e-'));
+    this.listen = '127.0.0.1:0';
+    this.proc = null;
+    this.log = '';
+    this.databaseUrl = freshPostgres();
+  }
+
+  /** Starts the binary; the first start picks a free port, later ones reuse it. */
+  async start() {
+    this.log = '';
+    const args = ['serve', '--listen', this.listen, '--data-dir', join(this.dir, 'data')];
+    if (this.databaseUrl) args.push('--database-url', this.databaseUrl);
+    const proc = spawn(this.bin, args, {
+      env: { ...process.env, APOGEE_LOG: process.env.APOGEE_LOG ?? 'info' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.proc = proc;
+    const address = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`apogee did not start:\n${this.log}`)), 30_000);
+      proc.stderr.on('data', (chunk) => {
+        this.log += chunk;
+        const m = /address=([0-9.:]+)/.exec(this.log);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      proc.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`apogee exited (${code}):\n${this.log}`));
+      });
+    });
+    this.listen = address;
+    this.url = `http://${address}`;
+    return this.url;
+  }
+
+  async stop() {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await exited;
+    this.proc = null;
+  }
+
+  async dispose() {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async rest(path, body, auth) {
+    const headers = { 'content-type': 'application/json' };
+    if (auth) Object.assign(headers, { 'X-User-Id': auth.userId, 'X-Auth-Token': auth.authToken });
+    const res = await fetch(`${this.url}/api/v1/${path}`, {
+      method: body ? 'POST' : 'GET',
+      headers,
+      body: body && JSON.stringify(body),
+    });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/** Saves a screenshot under docs/screenshots/ when run with --screenshots. */
+export function screenshotter(root) {
+  const enabled = process.argv.includes('--screenshots') || process.env.APOGEE_SCREENSHOTS === '1';
+  const dir = join(root, 'docs', 'screenshots');
+  if (enabled) mkdirSync(dir, { recursive: true });
+  return async (page, name) => {
+    if (enabled) await page.screenshot({ path: join(dir, `${name}.png`) });
+  };
+}

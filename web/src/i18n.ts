@@ -1,0 +1,128 @@
+// Translations, gettext style: the English text is the key, so a missing translation falls back
+// to English. The language is the browser's (`navigator.languages`), `?lng=de` or the
+// `apogee.language` local setting overriding it.
+
+type Dict = Record<string, string>;
+
+const de: Dict = {
+  Login: 'Anmelden',
+  'Email or username': 'E-Mail oder Benutzername',
+  Password: 'Passwort',
+  'Two-factor authentication': 'Zwei-Faktor-Authentifizierung',
+  'Enter the code sent to your e-mail': 'Code aus der E-Mail eingeben',
+  'Enter the code from your authenticator app (or a backup code)': 'Code aus der Authenticator-App (oder einen Backup-Code) eingeben',
+  Verify: 'Bestätigen',
+  Back: 'Zurück',
+  'New here?': 'Neu hier?',
+  'Create an account': 'Konto erstellen',
+  'Invalid two-factor code': 'Ungültiger Zwei-Faktor-Code',
+  'Incorrect username or password': 'Benutzername oder Passwort falsch',
+  Name: 'Name',
+  Username: 'Benutzername',
+  Email: 'E-Mail',
+  Join: 'Beitreten',
+  'Back to login': 'Zurück zur Anmeldung',
+  Search: 'Suchen',
+  Favorites: 'Favoriten',
+  Channels: 'Kanäle',
+  'Direct messages': 'Direktnachrichten',
+  Directory: 'Verzeichnis',
+  'Direct message': 'Direktnachricht',
+  'Create channel': 'Kanal erstellen',
+  Administration: 'Administration',
+  'Enable desktop notifications': 'Desktop-Benachrichtigungen aktivieren',
+  Logout: 'Abmelden',
+  'Private (only invited members)': 'Privat (nur eingeladene Mitglieder)',
+  Cancel: 'Abbrechen',
+  Create: 'Erstellen',
+  Start: 'Starten',
+  'Search channels': 'Kanäle suchen',
+  Open: 'Öffnen',
+  '{n} members': '{n} Mitglieder',
+  'Welcome, {name}': 'Willkommen, {name}',
+  'Pick a room on the left, open the directory (⌕) to find channels, or create one (✎).':
+    'Wähle links einen Raum, öffne das Verzeichnis (⌕) oder erstelle einen Kanal (✎).',
+  'Connecting…': 'Verbinde…',
+  'Waiting for the server — reconnecting…': 'Warte auf den Server — verbinde neu…',
+  'Message {room}': 'Nachricht an {room}',
+  'Reply in thread': 'Im Thread antworten',
+  '{names} is typing…': '{names} schreibt…',
+  '{names} are typing…': '{names} schreiben…',
+  Thread: 'Thread',
+  'Close thread': 'Thread schließen',
+  '{n} reply': '{n} Antwort',
+  '{n} replies': '{n} Antworten',
+  'Search messages': 'Nachrichten suchen',
+  'Close search': 'Suche schließen',
+  'No messages found': 'Keine Nachrichten gefunden',
+  'Add to favorites': 'Zu Favoriten hinzufügen',
+  'Remove from favorites': 'Aus Favoriten entfernen',
+  'Upload file': 'Datei hochladen',
+  Send: 'Senden',
+  'Editing message': 'Nachricht bearbeiten',
+  'to cancel': 'zum Abbrechen',
+  'This room is read only': 'Dieser Raum ist schreibgeschützt',
+  'Drop files to upload': 'Dateien zum Hochladen ablegen',
+  'Start of conversation': 'Anfang der Unterhaltung',
+  'Loading…': 'Lädt…',
+  Today: 'Heute',
+  Yesterday: 'Gestern',
+  'Add reaction': 'Reaktion hinzufügen',
+  Edit: 'Bearbeiten',
+  Delete: 'Löschen',
+  'Delete this message?': 'Diese Nachricht löschen?',
+  '(edited)': '(bearbeitet)',
+  Users: 'Benutzer',
+  Settings: 'Einstellungen',
+  'Search users': 'Benutzer suchen',
+  Roles: 'Rollen',
+  Status: 'Status',
+  'Edit roles': 'Rollen bearbeiten',
+  Done: 'Fertig',
+  Activate: 'Aktivieren',
+  Deactivate: 'Deaktivieren',
+  deactivated: 'deaktiviert',
+  Save: 'Speichern',
+  Star: 'Markieren',
+  Unstar: 'Markierung entfernen',
+  Pin: 'Anheften',
+  Unpin: 'Lösen',
+  Pinned: 'Angeheftet',
+  'Copy link': 'Link kopieren',
+  'Link copied': 'Link kopiert',
+  Online: 'Online',
+  Away: 'Abwesend',
+  Busy: 'Beschäftigt',
+  Offline: 'Offline',
+};
+
+export const LANGUAGES: Record<string, Dict> = { en: {}, de };
+
+function pick(): string {
+  const wanted = [
+    new URLSearchParams(location.search).get('lng'),
+    typeof localStorage !== 'undefined' ? localStorage.getItem('apogee.language') : null,
+    ...(navigator.languages ?? [navigator.language]),
+  ];
+  for (const w of wanted) {
+    const code = w?.toLowerCase().split('-')[0];
+    if (code && code in LANGUAGES) return code;
+  }
+  return 'en';
+}
+
+let current = typeof navigator === 'undefined' ? 'en' : pick();
+
+export function setLanguage(code: string): void {
+  current = code in LANGUAGES ? code : 'en';
+}
+
+export function language(): string {
+  return current;
+}
+
+/** The text for `key` in the current language, with `{name}` placeholders filled. */
+export function t(key: string, vars: Record<string, string | number> = {}): string {
+  const text = LANGUAGES[current]?.[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+}

@@ -1,0 +1,152 @@
+// Pure message-list logic: normalising records from REST or DDP, merging pages and live events
+// into one ordered list, and laying a list out as rows (day separators, grouping).
+
+import { toDate } from './ejson';
+import type { Message } from './types';
+
+/** Dates of a message from either transport as Date objects. */
+export function normalise(raw: any): Message {
+  const m = { ...raw } as Message;
+  m.ts = toDate(raw.ts);
+  if (raw._updatedAt) m._updatedAt = toDate(raw._updatedAt);
+  if (raw.editedAt) m.editedAt = toDate(raw.editedAt);
+  if (raw.tlm) m.tlm = toDate(raw.tlm);
+  return m;
+}
+
+/**
+ * Merges `incoming` into `list` (sorted by ts, oldest first): a message already there is
+ * replaced when the incoming copy is not older (edits, reactions, thread counts), new ones are
+ * inserted in order. Returns a new array; `list` is not modified.
+ */
+export function merge(list: readonly Message[], incoming: readonly Message[]): Message[] {
+  if (incoming.length === 0) return list as Message[];
+  const byId = new Map(list.map((m, i) => [m._id, i]));
+  const out = list.slice();
+  const added: Message[] = [];
+  for (const m of incoming) {
+    const i = byId.get(m._id);
+    if (i === undefined) {
+      byId.set(m._id, -1);
+      added.push(m);
+    } else if (i >= 0) {
+      const old = out[i];
+      const newer = !old._updatedAt || !m._updatedAt || m._updatedAt >= old._updatedAt || old.pending;
+      if (newer) out[i] = m;
+    } else {
+      // Twice in `incoming`: the later copy wins.
+      const j = added.findIndex((a) => a._id === m._id);
+      added[j] = m;
+    }
+  }
+  if (added.length === 0) return out;
+  const all = out.concat(added);
+  // Appends of newer messages are the common case: sort only when order is broken.
+  if (isSorted(out) && added.every((m, k) => k === 0 || added[k - 1].ts <= m.ts) && (out.length === 0 || out[out.length - 1].ts <= added[0].ts)) {
+    return all;
+  }
+  return all.sort(byTs);
+}
+
+function byTs(a: Message, b: Message): number {
+  return a.ts.getTime() - b.ts.getTime() || (a._id < b._id ? -1 : a._id > b._id ? 1 : 0);
+}
+
+function isSorted(list: readonly Message[]): boolean {
+  for (let i = 1; i < list.length; i++) if (byTs(list[i - 1], list[i]) > 0) return false;
+  return true;
+}
+
+export function remove(list: readonly Message[], ids: Iterable<string>): Message[] {
+  const gone = new Set(ids);
+  return list.filter((m) => !gone.has(m._id));
+}
+
+/** Messages the main list shows: thread replies stay in their thread unless sent to the room too. */
+export function inMainList(m: Message): boolean {
+  return !m.tmid || !!m.tshow;
+}
+
+export type Row =
+  | { kind: 'day'; key: string; date: Date }
+  | { kind: 'message'; key: string; message: Message; grouped: boolean }
+  | { kind: 'system'; key: string; message: Message };
+
+/** Consecutive messages of one author within this many ms are drawn as one group. */
+export const GROUP_WINDOW_MS = 5 * 60 * 1000;
+
+export function sameDay(a: Date, b: Date): boolean {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+}
+
+/** The rows to draw for `list`: a day separator before each new day, grouping, system lines. */
+export function layout(list: readonly Message[]): Row[] {
+  const rows: Row[] = [];
+  let prev: Message | null = null; // the message a new one may group with
+  let day: Date | null = null;
+  for (const m of list) {
+    if (!day || !sameDay(day, m.ts)) {
+      rows.push({ kind: 'day', key: `day-${m.ts.toDateString()}`, date: m.ts });
+      day = m.ts;
+      prev = null;
+    }
+    if (m.t) {
+      rows.push({ kind: 'system', key: m._id, message: m });
+      prev = null;
+      continue;
+    }
+    const grouped =
+      !!prev &&
+      prev.u._id === m.u._id &&
+      m.groupable !== false &&
+      !m.tmid === !prev.tmid &&
+      m.ts.getTime() - prev.ts.getTime() < GROUP_WINDOW_MS;
+    rows.push({ kind: 'message', key: m._id, message: m, grouped });
+    prev = m;
+  }
+  return rows;
+}
+
+/** The last message `userId` wrote in `list` that can be edited (not a system message). */
+export function lastOwn(list: readonly Message[], userId: string): Message | undefined {
+  for (let i = list.length - 1; i >= 0; i--) {
+    const m = list[i];
+    if (m.u._id === userId && !m.t && !m.pending && !m.file) return m;
+  }
+  return undefined;
+}
+
+/** What a system message says, Rocket.Chat's wording for the common kinds. */
+export function systemText(m: Message): string {
+  const who = m.u.username;
+  switch (m.t) {
+    case 'uj':
+      return `${who} joined the channel`;
+    case 'ul':
+      return `${who} left the channel`;
+    case 'au':
+      return `${m.msg} was added by ${who}`;
+    case 'ru':
+      return `${m.msg} was removed by ${who}`;
+    case 'r':
+      return `Room name changed to ${m.msg} by ${who}`;
+    case 'room_changed_topic':
+      return `Room topic changed to ${m.msg} by ${who}`;
+    case 'room_changed_description':
+      return `Room description changed to ${m.msg} by ${who}`;
+    case 'room_changed_announcement':
+      return `Room announcement changed to ${m.msg} by ${who}`;
+    case 'message_pinned':
+      return `${who} pinned a message`;
+    case 'subscription-role-added':
+      return `${m.msg} was set ${(m as any).role ?? ''} by ${who}`;
+    case 'subscription-role-removed':
+      return `${m.msg} is no longer ${(m as any).role ?? ''} by ${who}`;
+    case 'user-converted-to-team':
+      return `${who} converted the room to a team`;
+    case 'rm':
+      return 'Message removed';
+    default:
+      return m.msg || m.t || '';
+  }
+}

@@ -1,0 +1,13 @@
+import { describe, expect, it } from 'vitest';
+import { href, parse } from './router';
+
+describe('routes', () => {
+  it("reads Rocket.Chat's URLs and writes them back", () => {
+    for (const path of ['/home', '/channel/general', '/group/secret/thread/abc', '/direct/XYZ', '/admin/users']) {
+      expect(href(parse(path))).toBe(path);
+    }
+    expect(parse('/')).toEqual({ name: 'home' });
+    expect(parse('/channel/caf%C3%A9')).toMatchObject({ kind: 'channel', key: 'café' });
+    expect(parse('/admin')).toEqual({ name: 'admin', section: 'users' });
+  });
+});

@@ -1,0 +1,240 @@
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, editMessage, errorText, sendMessage, setTyping, store, toast, uploadFile } from '../app';
+import { applyCompletion, tokenAt, type Token } from '../complete';
+import { EMOJI } from '../emoji';
+import { lastOwn } from '../messages';
+import { useSelect } from '../store';
+import type { Message } from '../types';
+import { t } from '../i18n';
+
+interface Option {
+  value: string;
+  label: string;
+  hint?: string;
+}
+
+/** Suggestions for a token: users and rooms from `spotlight`, emoji from the local table. */
+async function suggestions(token: Token): Promise<Option[]> {
+  if (token.trigger === ':') {
+    const q = token.query.toLowerCase();
+    return Object.entries(EMOJI)
+      .filter(([code]) => code.startsWith(q))
+      .slice(0, 8)
+      .map(([code, glyph]) => ({ value: code, label: `${glyph} :${code}:` }));
+  }
+  const res = await api.get('spotlight', { query: `${token.trigger}${token.query}` });
+  if (token.trigger === '@') {
+    const users: Option[] = (res.users ?? []).slice(0, 8).map((u: any) => ({ value: u.username, label: `@${u.username}`, hint: u.name }));
+    const special = ['all', 'here'].filter((x) => x.startsWith(token.query)).map((x) => ({ value: x, label: `@${x}`, hint: 'notify everyone' }));
+    return [...users, ...special];
+  }
+  return (res.rooms ?? []).filter((r: any) => r.t === 'c' || r.t === 'p').slice(0, 8).map((r: any) => ({ value: r.name, label: `#${r.name}`, hint: r.fname !== r.name ? r.fname : undefined }));
+}
+
+/**
+ * The message box: Enter sends, Shift+Enter breaks the line, ↑ in an empty box edits the last
+ * own message, Escape cancels an edit; files by button, paste or drop (`onFiles`).
+ */
+export function Composer({
+  rid,
+  tmid,
+  placeholder,
+  editing,
+  setEditing,
+  list,
+  readOnly,
+}: {
+  rid: string;
+  tmid?: string;
+  placeholder: string;
+  editing: Message | null;
+  setEditing: (m: Message | null) => void;
+  list: Message[];
+  readOnly?: boolean;
+}) {
+  const me = useSelect(store, (s) => s.me!);
+  const uploads = useSelect(store, (s) => s.uploads.filter((u) => u.rid === rid));
+  const [text, setText] = useState('');
+  const area = useRef<HTMLTextAreaElement>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [token, setToken] = useState<Token | null>(null);
+  const [options, setOptions] = useState<Option[]>([]);
+  const [selected, setSelected] = useState(0);
+
+  useEffect(() => {
+    if (!token) {
+      setOptions([]);
+      return;
+    }
+    let live = true;
+    const t = setTimeout(() => {
+      suggestions(token).then((o) => live && (setOptions(o), setSelected(0)), () => live && setOptions([]));
+    }, 120);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
+  }, [token?.trigger, token?.query]);
+
+  const complete = (o: Option) => {
+    const el = area.current;
+    if (!el || !token) return;
+    const next = applyCompletion(text, el.selectionStart ?? text.length, token, o.value);
+    setText(next.text);
+    setToken(null);
+    requestAnimationFrame(() => {
+      el.focus();
+      el.setSelectionRange(next.caret, next.caret);
+    });
+  };
+
+  useEffect(() => {
+    if (editing) {
+      setText(editing.msg);
+      area.current?.focus();
+    }
+  }, [editing]);
+
+  useEffect(() => {
+    if (!area.current) return;
+    area.current.style.height = 'auto';
+    area.current.style.height = `${Math.min(area.current.scrollHeight, 200)}px`;
+  }, [text]);
+
+  const submit = async () => {
+    const value = text.trim();
+    if (!value) return;
+    setText('');
+    setTyping(rid, false);
+    try {
+      if (editing) {
+        const m = editing;
+        setEditing(null);
+        if (value !== m.msg) await editMessage(m, value);
+      } else {
+        await sendMessage(rid, value, tmid);
+      }
+    } catch (e) {
+      setText(value);
+      toast(errorText(e));
+    }
+  };
+
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (token && options.length > 0) {
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        const n = options.length;
+        setSelected((i) => (i + (e.key === 'ArrowDown' ? 1 : n - 1)) % n);
+        return;
+      }
+      if (e.key === 'Enter' || e.key === 'Tab') {
+        e.preventDefault();
+        complete(options[selected]);
+        return;
+      }
+      if (e.key === 'Escape') {
+        setToken(null);
+        return;
+      }
+    }
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      void submit();
+    } else if (e.key === 'ArrowUp' && text === '' && !editing) {
+      const last = lastOwn(list, me._id);
+      if (last) {
+        e.preventDefault();
+        setEditing(last);
+      }
+    } else if (e.key === 'Escape' && editing) {
+      setEditing(null);
+      setText('');
+    }
+  };
+
+  const onPaste = (e: ClipboardEvent) => {
+    const files = [...(e.clipboardData?.files ?? [])];
+    if (files.length) {
+      e.preventDefault();
+      files.forEach((f) => uploadFile(rid, f, tmid));
+    }
+  };
+
+  if (readOnly) return <div class="composer composer-readonly">{t('This room is read only')}</div>;
+
+  return (
+    <div class="composer-wrap">
+      {uploads.map((u) => (
+        <div class={`upload${u.error ? ' upload-error' : ''}`} key={u.id} role="status">
+          <span class="upload-name">{u.name}</span>
+          {u.error ? (
+            <span>{u.error}</span>
+          ) : (
+            <progress max={1} value={u.progress} aria-label={`Uploading ${u.name}`} />
+          )}
+          <span class="upload-pct">{Math.round(u.progress * 100)}%</span>
+        </div>
+      ))}
+      {editing && (
+        <div class="editing-bar">
+          {t('Editing message')} · <kbd>Esc</kbd> {t('to cancel')}
+        </div>
+      )}
+      {token && options.length > 0 && (
+        <ul class="autocomplete" role="listbox" aria-label="Suggestions">
+          {options.map((o, i) => (
+            <li
+              key={o.value}
+              role="option"
+              aria-selected={i === selected}
+              class={i === selected ? 'selected' : ''}
+              onMouseDown={(e) => {
+                e.preventDefault();
+                complete(o);
+              }}
+            >
+              <strong>{o.label}</strong> {o.hint && <small>{o.hint}</small>}
+            </li>
+          ))}
+        </ul>
+      )}
+      <div class={`composer${editing ? ' is-editing' : ''}`}>
+        <button class="icon" title={t('Upload file')} aria-label={t('Upload file')} onClick={() => fileInput.current?.click()}>+</button>
+        <input
+          ref={fileInput}
+          type="file"
+          hidden
+          multiple
+          data-testid="file-input"
+          onChange={(e) => {
+            [...(e.currentTarget.files ?? [])].forEach((f) => uploadFile(rid, f, tmid));
+            e.currentTarget.value = '';
+          }}
+        />
+        <textarea
+          ref={area}
+          rows={1}
+          aria-label={placeholder}
+          placeholder={placeholder}
+          value={text}
+          onInput={(e) => {
+            const el = e.currentTarget;
+            setText(el.value);
+            setToken(tokenAt(el.value, el.selectionStart ?? el.value.length));
+            setTyping(rid, el.value.length > 0);
+          }}
+          aria-autocomplete="list"
+          aria-expanded={options.length > 0 && !!token}
+          onKeyDown={onKeyDown}
+          onPaste={onPaste}
+          onBlur={() => {
+            setTyping(rid, false);
+            setToken(null);
+          }}
+        />
+        <button class="icon send" title={t('Send')} aria-label={t('Send')} disabled={!text.trim()} onClick={() => void submit()}>➤</button>
+      </div>
+    </div>
+  );
+}
