@@ -10,6 +10,8 @@
 #   the PKCS#11 bot-key tests (cargo feature `pkcs11`) against SoftHSM (scripts/with-softhsm.sh),
 #   the S3 tests (cargo feature `s3`, off by default for its build cost) against moto's S3 API
 #   (APOGEE_TEST_S3_ENDPOINT, PyPI moto[server]; scripts/with-s3.sh), clippy included,
+#   Matrix federation (cargo feature `federation`) against a real Synapse (PyPI matrix-synapse in
+#   a cached venv; scripts/with-synapse.sh), on SQLite and PostgreSQL, clippy included,
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
 #   Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP,
 #   the E2EE formats between Node's WebCrypto and apogee-e2ee in both directions (scripts/e2ee-interop.sh),
@@ -112,6 +114,12 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
       --all-targets -- -D warnings &&
     cargo test -p apogee-kms --features pkcs11 --test kms &&
     cargo test -p apogee-server --features pkcs11 --test e2e_bots' || true
+  # The workspace test above already built apogee-federation (ruma) and ran its unit tests;
+  # this builds the binary with the feature and runs the black-box and Synapse interop tests.
+  step "federation (feature federation, Synapse)" bash scripts/with-postgres.sh \
+    bash scripts/with-synapse.sh bash -c '
+    cargo clippy -p apogee-server --features federation --all-targets -- -D warnings &&
+    cargo test -p apogee-server --features federation --test federation' || true
   step "rocketchat-API suite (SQLite)" \
     env -u APOGEE_TEST_DATABASE_URL bash scripts/rcapi-suite.sh --no-build || true
   step "rocketchat-API suite (PostgreSQL)" \
@@ -127,6 +135,7 @@ else
   skip "cargo test --workspace (with PostgreSQL, NATS, SMTP and clamd)"
   skip "S3 storage (feature s3, moto)"
   skip "PKCS#11 bot keys (feature pkcs11, SoftHSM)"
+  skip "federation (feature federation, Synapse)"
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"
   skip "@rocket.chat/ddp-client (Node)"

@@ -16,6 +16,7 @@ pub mod e2e_bots;
 pub mod emoji;
 pub mod error;
 pub mod events;
+pub mod federation;
 pub mod file_cleanup;
 pub mod file_types;
 pub mod files;

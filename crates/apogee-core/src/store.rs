@@ -333,6 +333,46 @@ pub enum Change {
         sink: String,
         seq: i64,
     },
+    /// Makes `key` this server's federation signing key unless one is already current (then
+    /// nothing changes: nodes starting together agree on the first key written).
+    InsertFederationSigningKey(FederationSigningKey),
+    /// Remembers a remote server's public keys (replacing what was known of the same key ids).
+    SaveFederationServerKeys(Vec<FederationServerKey>),
+}
+
+/// This server's ed25519 signing key for Matrix federation: a PKCS#8 document (base64) under a
+/// key id. A private key cannot be hashed, so it is kept apart from every record that is
+/// rendered, and `Debug` never shows it.
+#[derive(Clone, PartialEq)]
+pub struct FederationSigningKey {
+    /// `ed25519:<version>`.
+    pub key_id: String,
+    /// Standard base64 of the PKCS#8 v2 DER document.
+    pub pkcs8: String,
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for FederationSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FederationSigningKey")
+            .field("key_id", &self.key_id)
+            .field("pkcs8", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A remote server's public signing key, as fetched from it, usable until `valid_until`
+/// (its `valid_until_ts`, or `expired_ts` for an old key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FederationServerKey {
+    pub server_name: String,
+    /// `ed25519:<version>`.
+    pub key_id: String,
+    /// Unpadded standard base64, as published.
+    pub public_key: String,
+    pub valid_until: Timestamp,
+    pub fetched_at: Timestamp,
 }
 
 /// A queued side effect: `kind` names the worker that delivers `payload`.
@@ -666,6 +706,17 @@ pub trait OutboxStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait FederationStore: Send + Sync {
+    /// This server's current signing key, if one was made.
+    async fn federation_signing_key(&self) -> StoreResult<Option<FederationSigningKey>>;
+    /// What is known of `server_name`'s public keys, expired ones included.
+    async fn federation_server_keys(
+        &self,
+        server_name: &str,
+    ) -> StoreResult<Vec<FederationServerKey>>;
+}
+
+#[async_trait]
 pub trait Writer: Send + Sync {
     /// Applies all changes in one transaction and returns once they are durable.
     async fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
@@ -691,6 +742,7 @@ pub trait Store:
     + PresenceStore
     + OutboxStore
     + AuditStore
+    + FederationStore
     + Writer
 {
 }
@@ -714,6 +766,7 @@ impl<T> Store for T where
         + PresenceStore
         + OutboxStore
         + AuditStore
+        + FederationStore
         + Writer
 {
 }

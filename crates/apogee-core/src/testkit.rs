@@ -24,7 +24,7 @@ macro_rules! conformance_tests {
             login_sessions_for_device_management, personal_token_names_are_unique_per_user,
             password_history_and_resets, two_factor_secrets_compare_and_set,
             integrations_by_type_owner_and_channel, moderation_reports_and_summaries,
-            custom_emoji_names_and_deltas);
+            custom_emoji_names_and_deltas, federation_keys);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1824,6 +1824,87 @@ pub async fn audit_chain_under_concurrency(s: S) {
     assert_eq!(s.audit_exported("siem").await.unwrap(), 9);
 }
 
+/// The first federation signing key stays current (a second insert, as by a racing node, changes
+/// nothing); remote server keys are kept per server and key id, a refetch replacing the row.
+pub async fn federation_keys(s: S) {
+    use crate::store::{FederationServerKey, FederationSigningKey};
+    assert!(s.federation_signing_key().await.unwrap().is_none());
+    let first = FederationSigningKey {
+        key_id: "ed25519:a1".into(),
+        pkcs8: "Zmlyc3Q=".into(),
+        created_at: Timestamp::from_millis(1_000),
+    };
+    let second = FederationSigningKey {
+        key_id: "ed25519:b2".into(),
+        pkcs8: "c2Vjb25k".into(),
+        created_at: Timestamp::from_millis(2_000),
+    };
+    let (a, b) = tokio::join!(
+        s.commit(vec![Change::InsertFederationSigningKey(first.clone())]),
+        s.commit(vec![Change::InsertFederationSigningKey(second.clone())]),
+    );
+    a.unwrap();
+    b.unwrap();
+    let current = s.federation_signing_key().await.unwrap().unwrap();
+    assert!(current == first || current == second, "{current:?}");
+    s.commit(vec![Change::InsertFederationSigningKey(
+        FederationSigningKey {
+            key_id: "ed25519:c3".into(),
+            ..first.clone()
+        },
+    )])
+    .await
+    .unwrap();
+    assert_eq!(s.federation_signing_key().await.unwrap().unwrap(), current);
+    assert!(
+        !format!("{current:?}").contains(&current.pkcs8),
+        "Debug hides the key"
+    );
+
+    let key = |server: &str, id: &str, public: &str, until: i64| FederationServerKey {
+        server_name: server.into(),
+        key_id: id.into(),
+        public_key: public.into(),
+        valid_until: Timestamp::from_millis(until),
+        fetched_at: Timestamp::from_millis(500),
+    };
+    s.commit(vec![Change::SaveFederationServerKeys(vec![
+        key("one.test", "ed25519:k1", "AAAA", 10_000),
+        key("one.test", "ed25519:old", "BBBB", 5_000),
+        key("two.test:8448", "ed25519:k1", "CCCC", 20_000),
+    ])])
+    .await
+    .unwrap();
+    s.commit(vec![Change::SaveFederationServerKeys(vec![key(
+        "one.test",
+        "ed25519:k1",
+        "DDDD",
+        30_000,
+    )])])
+    .await
+    .unwrap();
+    let one = s.federation_server_keys("one.test").await.unwrap();
+    assert_eq!(
+        one,
+        vec![
+            key("one.test", "ed25519:k1", "DDDD", 30_000),
+            key("one.test", "ed25519:old", "BBBB", 5_000),
+        ]
+    );
+    assert_eq!(
+        s.federation_server_keys("two.test:8448")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        s.federation_server_keys("three.test")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
 fn integration(kind: &str, name: &str, by: &User, channels: &[&str]) -> Integration {
     let now = Timestamp::now();
     Integration {

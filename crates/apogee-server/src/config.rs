@@ -64,6 +64,29 @@ pub enum AdminCommand {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Matrix federation tools (build feature `federation`).
+    #[command(subcommand)]
+    Federation(FederationCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FederationCommand {
+    /// Send one request signed with this server's key (X-Matrix) to another server and print
+    /// the answer: a check that federation with it works.
+    Request {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// The server to ask, e.g. matrix.org or localhost:8448.
+        destination: String,
+        /// Path and query as they go on the wire, e.g.
+        /// /_matrix/federation/v1/query/profile?user_id=%40alice%3Aexample.org
+        target: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A JSON body.
+        #[arg(long)]
+        body: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,9 +156,45 @@ pub struct StorageArgs {
     /// The label of the PKCS#11 token holding the keys.
     #[arg(long, env = "APOGEE_PKCS11_TOKEN")]
     pub pkcs11_token: Option<String>,
+    /// Federate over Matrix as this server name (`host` or `host:port`; build feature
+    /// `federation`). Users here are `@username:<server-name>`.
+    #[arg(long, env = "APOGEE_SERVER_NAME")]
+    pub server_name: Option<String>,
+    /// Address of the federation listener (TLS) [default: 127.0.0.1:8448].
+    #[arg(long, env = "APOGEE_FEDERATION_LISTEN")]
+    pub federation_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the federation listener (with --federation-tls-key); without
+    /// both, a self-signed pair is made in the data directory.
+    #[arg(long, env = "APOGEE_FEDERATION_TLS_CERT")]
+    pub federation_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --federation-tls-cert.
+    #[arg(long, env = "APOGEE_FEDERATION_TLS_KEY")]
+    pub federation_tls_key: Option<PathBuf>,
+    /// Reach server NAME at URL (`http://host:port` or `https://host[:port]`) instead of
+    /// resolving it; repeatable (tests on loopback, private peers).
+    #[arg(
+        long = "federation-resolve",
+        value_name = "NAME=URL",
+        env = "APOGEE_FEDERATION_RESOLVE",
+        value_delimiter = ','
+    )]
+    pub federation_resolve: Vec<String>,
+    /// Accept any TLS certificate from federation peers (development and tests only).
+    #[arg(long, env = "APOGEE_FEDERATION_ACCEPT_INVALID_CERTS")]
+    pub federation_accept_invalid_certs: bool,
+    /// Let resolution lead to loopback and private addresses (refused by default, so a remote
+    /// server name cannot point us at internal services).
+    #[arg(long, env = "APOGEE_FEDERATION_ALLOW_PRIVATE_ADDRESSES")]
+    pub federation_allow_private_addresses: bool,
+    /// What `/.well-known/matrix/server` on the client port names as our federation address
+    /// [default: the server name when it has a port, else <server-name>:<federation port>].
+    #[arg(long, env = "APOGEE_FEDERATION_DELEGATE")]
+    pub federation_delegate: Option<String>,
     /// TOML configuration file with the same keys (listen, data_dir, database_url, nats_url,
     /// root_url, s3_bucket, s3_endpoint, s3_region, tls_cert, tls_key, audit_syslog, kms,
-    /// kms_key_file, pkcs11_module, pkcs11_token).
+    /// kms_key_file, pkcs11_module, pkcs11_token, server_name, federation_listen, federation_tls_cert, federation_tls_key,
+    /// federation_resolve (a list of "NAME=URL"), federation_accept_invalid_certs,
+    /// federation_allow_private_addresses, federation_delegate).
     #[arg(long, env = "APOGEE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -158,6 +217,14 @@ struct FileConfig {
     kms_key_file: Option<PathBuf>,
     pkcs11_module: Option<PathBuf>,
     pkcs11_token: Option<String>,
+    server_name: Option<String>,
+    federation_listen: Option<SocketAddr>,
+    federation_tls_cert: Option<PathBuf>,
+    federation_tls_key: Option<PathBuf>,
+    federation_resolve: Option<Vec<String>>,
+    federation_accept_invalid_certs: Option<bool>,
+    federation_allow_private_addresses: Option<bool>,
+    federation_delegate: Option<String>,
 }
 
 /// What seals bot keys (the secrets themselves come from the environment when opened).
@@ -165,6 +232,23 @@ struct FileConfig {
 pub enum KmsConfig {
     File { key_file: PathBuf },
     Pkcs11 { module: PathBuf, token: String },
+}
+
+/// Matrix federation, when a server name is configured. Read and checked without the cargo
+/// feature too, so a misconfiguration fails the same way either way.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "federation"), allow(dead_code))]
+pub struct FederationConfig {
+    pub server_name: String,
+    pub listen: SocketAddr,
+    /// `None`: a self-signed pair in the data directory.
+    pub tls: Option<TlsFiles>,
+    /// `(NAME, URL)` resolution overrides.
+    pub resolve: Vec<(String, String)>,
+    pub accept_invalid_certs: bool,
+    pub allow_private_addresses: bool,
+    /// The `m.server` of `/.well-known/matrix/server`.
+    pub delegate: String,
 }
 
 /// Where the data lives.
@@ -192,6 +276,8 @@ pub struct Config {
     /// Where audit entries are shipped, if anywhere.
     pub audit_syslog: Option<crate::siem::Sink>,
     pub kms: KmsConfig,
+    /// Matrix federation: `None` when no server name is configured.
+    pub federation: Option<FederationConfig>,
     pub options: Options,
 }
 
@@ -214,6 +300,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let federation = federation_config(args, &file)?;
         let port = match std::env::var("PORT") {
             Ok(p) => Some(
                 p.parse::<u16>()
@@ -314,9 +401,86 @@ impl Config {
             forwarded_count,
             audit_syslog,
             kms,
+            federation,
             options: options_from_env(root_url),
         })
     }
+}
+
+/// The federation part of the configuration; checked here so a bad value fails the start.
+fn federation_config(args: &StorageArgs, file: &FileConfig) -> Result<Option<FederationConfig>> {
+    let server_name = args
+        .server_name
+        .clone()
+        .or_else(|| file.server_name.clone())
+        .filter(|n| !n.is_empty());
+    let listen = args.federation_listen.or(file.federation_listen);
+    let Some(server_name) = server_name else {
+        if listen.is_some() || !args.federation_resolve.is_empty() {
+            bail!("--federation-listen and --federation-resolve need --server-name");
+        }
+        return Ok(None);
+    };
+    if server_name.contains(['/', ' ', '@', '#', '!']) || server_name.starts_with(':') {
+        bail!("--server-name must be host or host:port, got {server_name:?}");
+    }
+    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8448)));
+    let tls = match (
+        args.federation_tls_cert
+            .clone()
+            .or_else(|| file.federation_tls_cert.clone()),
+        args.federation_tls_key
+            .clone()
+            .or_else(|| file.federation_tls_key.clone()),
+    ) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => bail!(
+            "--federation-tls-cert and --federation-tls-key go together: give both or neither"
+        ),
+    };
+    let entries = if args.federation_resolve.is_empty() {
+        file.federation_resolve.clone().unwrap_or_default()
+    } else {
+        args.federation_resolve.clone()
+    };
+    let mut resolve = Vec::new();
+    for entry in entries.iter().filter(|e| !e.trim().is_empty()) {
+        let Some((name, url)) = entry.trim().split_once('=') else {
+            bail!("--federation-resolve takes NAME=URL, got {entry:?}");
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!(
+                "--federation-resolve {name}: the URL must be http://… or https://…, got {url:?}"
+            );
+        }
+        resolve.push((name.to_string(), url.to_string()));
+    }
+    let has_port = server_name
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.ends_with(':') && port.parse::<u16>().is_ok());
+    let delegate = args
+        .federation_delegate
+        .clone()
+        .or_else(|| file.federation_delegate.clone())
+        .unwrap_or_else(|| {
+            if has_port {
+                server_name.clone()
+            } else {
+                format!("{server_name}:{}", listen.port())
+            }
+        });
+    Ok(Some(FederationConfig {
+        server_name,
+        listen,
+        tls,
+        resolve,
+        accept_invalid_certs: args.federation_accept_invalid_certs
+            || file.federation_accept_invalid_certs.unwrap_or(false),
+        allow_private_addresses: args.federation_allow_private_addresses
+            || file.federation_allow_private_addresses.unwrap_or(false),
+        delegate,
+    }))
 }
 
 /// Hides credentials in a URL before it is printed.
@@ -362,6 +526,82 @@ fn options_from_env(root_url: Option<String>) -> Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn federation_settings_from_flags_and_file() {
+        assert!(
+            Config::resolve(&StorageArgs::default())
+                .unwrap()
+                .federation
+                .is_none()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("apogee.toml");
+        std::fs::write(
+            &file,
+            "server_name = \"chat.example.org\"\nfederation_listen = \"0.0.0.0:8449\"\n\
+             federation_resolve = [\"peer.test=http://127.0.0.1:8008\"]\n\
+             federation_accept_invalid_certs = true\n",
+        )
+        .unwrap();
+        let args = StorageArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let fed = Config::resolve(&args)
+            .unwrap()
+            .federation
+            .expect("federation");
+        assert_eq!(fed.server_name, "chat.example.org");
+        assert_eq!(fed.listen.port(), 8449);
+        assert_eq!(fed.delegate, "chat.example.org:8449");
+        assert!(fed.accept_invalid_certs && !fed.allow_private_addresses);
+        assert!(fed.tls.is_none());
+        assert_eq!(
+            fed.resolve,
+            vec![("peer.test".to_string(), "http://127.0.0.1:8008".to_string())]
+        );
+        // Flags win, and a server name with a port is its own delegation.
+        let args = StorageArgs {
+            config: Some(file),
+            server_name: Some("localhost:8448".into()),
+            federation_resolve: vec![
+                "a.test=https://127.0.0.1:9".into(),
+                "b.test=http://h:1".into(),
+            ],
+            ..Default::default()
+        };
+        let fed = Config::resolve(&args).unwrap().federation.unwrap();
+        assert_eq!(fed.delegate, "localhost:8448");
+        assert_eq!(fed.resolve.len(), 2);
+        for bad in [
+            StorageArgs {
+                federation_listen: Some("127.0.0.1:1".parse().unwrap()),
+                ..Default::default()
+            },
+            StorageArgs {
+                server_name: Some("x.test".into()),
+                federation_resolve: vec!["no-url".into()],
+                ..Default::default()
+            },
+            StorageArgs {
+                server_name: Some("x.test".into()),
+                federation_resolve: vec!["a=ftp://h".into()],
+                ..Default::default()
+            },
+            StorageArgs {
+                server_name: Some("x.test".into()),
+                federation_tls_cert: Some("/c.pem".into()),
+                ..Default::default()
+            },
+            StorageArgs {
+                server_name: Some("bad/name".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::resolve(&bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn redacts_credentials() {

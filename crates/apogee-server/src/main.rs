@@ -2,6 +2,8 @@
 //! serves Rocket.Chat's API until SIGINT/SIGTERM.
 
 mod config;
+#[cfg(feature = "federation")]
+mod federation;
 mod listen;
 mod siem;
 
@@ -10,7 +12,10 @@ use apogee_core::Core;
 use apogee_core::accounts::{NewUser, UserPatch};
 use apogee_core::store::Store;
 use clap::Parser;
-use config::{AdminCommand, AuditCommand, Cli, Command, Config, Database, StorageArgs, redact};
+use config::{
+    AdminCommand, AuditCommand, Cli, Command, Config, Database, FederationCommand, StorageArgs,
+    redact,
+};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -163,11 +168,55 @@ async fn serve(args: &StorageArgs) -> Result<()> {
             files: apogee_web::FILES,
         }),
     };
-    let app =
-        apogee_rc::router_with(core, http).layer(tower_http::trace::TraceLayer::new_for_http());
+    let app = apogee_rc::router_with(core.clone(), http);
+    let (app, federation_serving) = with_federation(&core, &config, app).await?;
+    let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
     listen::serve(listener, app, tls, shutdown_signal()).await?;
+    if let Some(serving) = federation_serving {
+        serving.await??;
+    }
     tracing::info!("apogee stopped");
     Ok(())
+}
+
+type Serving = tokio::task::JoinHandle<Result<()>>;
+
+/// Starts the federation listener when a server name is configured, and adds
+/// `/.well-known/matrix/server` to the client port's routes.
+#[cfg(feature = "federation")]
+async fn with_federation(
+    core: &Arc<Core>,
+    config: &Config,
+    app: axum::Router,
+) -> Result<(axum::Router, Option<Serving>)> {
+    let Some(settings) = &config.federation else {
+        return Ok((app, None));
+    };
+    let fed = federation::prepare(core.clone(), settings, &config.data_dir).await?;
+    tracing::info!(address = %fed.listener.local_addr()?, scheme = "https", "federation is listening");
+    let serving = tokio::spawn(listen::serve(
+        fed.listener,
+        fed.app,
+        Some(fed.tls),
+        shutdown_signal(),
+    ));
+    Ok((fed.well_known.merge(app), Some(serving)))
+}
+
+/// Without the feature there is nothing to start; a configured server name is an error.
+#[cfg(not(feature = "federation"))]
+async fn with_federation(
+    _core: &Arc<Core>,
+    config: &Config,
+    app: axum::Router,
+) -> Result<(axum::Router, Option<Serving>)> {
+    if let Some(fed) = &config.federation {
+        anyhow::bail!(
+            "--server-name {:?}: this apogee was built without federation (cargo feature `federation`)",
+            fed.server_name
+        );
+    }
+    Ok((app, None))
 }
 
 async fn shutdown_signal() {
@@ -245,8 +294,46 @@ async fn admin(cmd: AdminCommand) -> Result<()> {
             println!("two-factor authentication reset for {}", user.username);
         }
         AdminCommand::Audit(cmd) => audit(cmd).await?,
+        AdminCommand::Federation(cmd) => federation_tool(cmd).await?,
     }
     Ok(())
+}
+
+#[cfg(feature = "federation")]
+async fn federation_tool(cmd: FederationCommand) -> Result<()> {
+    match cmd {
+        FederationCommand::Request {
+            storage,
+            destination,
+            target,
+            method,
+            body,
+        } => {
+            let config = Config::resolve(&storage)?;
+            let Some(settings) = &config.federation else {
+                anyhow::bail!("--server-name is needed to sign federation requests");
+            };
+            let core = open_core(&config).await?;
+            let status = federation::request(
+                core,
+                settings,
+                &destination,
+                &method,
+                &target,
+                body.as_deref(),
+            )
+            .await?;
+            if !status.is_success() {
+                anyhow::bail!("{destination} answered {status}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "federation"))]
+async fn federation_tool(_cmd: FederationCommand) -> Result<()> {
+    anyhow::bail!("this apogee was built without federation (cargo feature `federation`)")
 }
 
 async fn audit(cmd: AuditCommand) -> Result<()> {

@@ -20,6 +20,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-clamd", 3),
     ("apogee-kms", 3),
     ("apogee-rc", 3),
+    // Matrix federation (ruma): an adapter beside the Rocket.Chat wire crate.
+    ("apogee-federation", 3),
     // The browser client's built files (bytes only; apogee-rc serves them).
     ("apogee-web", 0),
     ("apogee-server", 9),

@@ -677,6 +677,34 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             )
             .await?;
         }
+        Change::InsertFederationSigningKey(key) => {
+            tx.exec(
+                "INSERT INTO federation_signing_keys (key_id, current_key, pkcs8, created_at)
+                 VALUES ($1, 1, $2, $3) ON CONFLICT DO NOTHING",
+                args![key.key_id, key.pkcs8, key.created_at.millis()],
+            )
+            .await?;
+        }
+        Change::SaveFederationServerKeys(keys) => {
+            for key in keys {
+                tx.exec(
+                    "INSERT INTO federation_server_keys
+                     (server_name, key_id, public_key, valid_until, fetched_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (server_name, key_id) DO UPDATE SET
+                     public_key = excluded.public_key, valid_until = excluded.valid_until,
+                     fetched_at = excluded.fetched_at",
+                    args![
+                        key.server_name,
+                        key.key_id,
+                        key.public_key,
+                        key.valid_until.millis(),
+                        key.fetched_at.millis()
+                    ],
+                )
+                .await?;
+            }
+        }
         Change::AuditExported { sink, seq } => {
             tx.exec(
                 "INSERT INTO audit_exports (sink, seq) VALUES ($1, $2)

@@ -5,6 +5,7 @@
 mod apply;
 mod audit;
 mod emoji;
+mod federation;
 mod glue;
 mod integrations;
 mod moderation;

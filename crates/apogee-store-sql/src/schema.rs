@@ -297,6 +297,27 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             doc TEXT NOT NULL)",
         ],
     ),
+    (
+        14,
+        &[
+            // Matrix federation: this server's ed25519 signing keys. `current_key` is 1 on the
+            // key in use and NULL on retired ones; its unique index lets nodes starting together
+            // insert "if none" and agree on one key.
+            "CREATE TABLE federation_signing_keys (
+            key_id TEXT PRIMARY KEY,
+            current_key BIGINT UNIQUE,
+            pkcs8 TEXT NOT NULL,
+            created_at BIGINT NOT NULL)",
+            // Remote servers' public keys as fetched from them, with how long each may be used.
+            "CREATE TABLE federation_server_keys (
+            server_name TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            valid_until BIGINT NOT NULL,
+            fetched_at BIGINT NOT NULL,
+            PRIMARY KEY (server_name, key_id))",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

@@ -1,0 +1,107 @@
+//! Matrix server-server federation for Apogee (the adapter; core stays free of ruma).
+//!
+//! What exists: this server's identity (server name, persistent ed25519 key in the store,
+//! `GET /_matrix/key/v2/server`, `/_matrix/federation/v1/version`, `.well-known/matrix/server`
+//! for the client port), server-name resolution with an override map, `X-Matrix` signing of
+//! outgoing requests and verification of incoming ones against remote keys fetched and cached
+//! in the store, and `query/profile`. See docs/FEDERATION.md for the rest of the road.
+
+pub mod client;
+pub mod identity;
+pub mod keys;
+pub mod resolve;
+pub mod server;
+pub mod tls;
+
+#[cfg(test)]
+mod signing_tests;
+
+use apogee_core::Core;
+use ruma::OwnedServerName;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use client::{Client, Response, Transport};
+pub use identity::Identity;
+pub use keys::KeyRing;
+pub use resolve::{Endpoint, Resolver};
+/// The ruma this crate speaks (tests and callers name its types through it).
+pub use ruma;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FedError {
+    #[error("cannot reach the server: {0}")]
+    Unreachable(String),
+    #[error("unexpected answer: {0}")]
+    BadResponse(String),
+    #[error("unknown or expired key: {0}")]
+    UnknownKey(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// How this server federates.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub server_name: String,
+    /// `NAME → URL` overrides of server-name resolution (tests on loopback, private peers).
+    pub resolve: Vec<(String, String)>,
+    /// Accept any TLS certificate from peers (development and tests only).
+    pub accept_invalid_certs: bool,
+    /// Connect to private and loopback addresses that resolution finds.
+    pub allow_private_addresses: bool,
+}
+
+/// The running federation component: identity, client and key ring, shared by the listener's
+/// handlers and (later) the outbox's deliverers.
+pub struct Federation {
+    pub core: Arc<Core>,
+    pub identity: Arc<Identity>,
+    pub client: Arc<Client>,
+    pub keys: KeyRing,
+}
+
+impl Federation {
+    /// Loads (or makes) the signing key and sets up resolution and the client.
+    pub async fn start(core: Arc<Core>, settings: &Settings) -> Result<Arc<Self>, FedError> {
+        let server_name = parse_server_name(&settings.server_name)?;
+        let identity = Arc::new(Identity::load(&core, server_name).await?);
+        let mut overrides = HashMap::new();
+        for (name, url) in &settings.resolve {
+            parse_server_name(name)?;
+            let endpoint = Endpoint::parse_override(name, url)
+                .map_err(|e| FedError::Internal(format!("--federation-resolve {name}: {e}")))?;
+            overrides.insert(name.clone(), endpoint);
+        }
+        let transport = Transport::new(
+            settings.accept_invalid_certs,
+            settings.allow_private_addresses,
+        )?;
+        let discovery = client::NetDiscovery::new(transport.clone());
+        let resolver = Resolver::new(overrides, Box::new(discovery));
+        let client = Arc::new(Client::new(identity.clone(), resolver, transport));
+        let keys = KeyRing::new(core.clone(), identity.clone(), client.clone());
+        tracing::info!(
+            server_name = %identity.server_name,
+            key_id = identity.key_id(),
+            "federation identity loaded"
+        );
+        Ok(Arc::new(Self {
+            core,
+            identity,
+            client,
+            keys,
+        }))
+    }
+
+    /// The federation listener's routes.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        server::router(self.clone())
+    }
+}
+
+/// A Matrix server name (`host[:port]`, host a DNS name or IP literal).
+pub fn parse_server_name(name: &str) -> Result<OwnedServerName, FedError> {
+    OwnedServerName::try_from(name)
+        .map_err(|e| FedError::Internal(format!("{name:?} is not a valid server name: {e}")))
+}
