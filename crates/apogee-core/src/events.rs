@@ -81,11 +81,26 @@ pub enum Event {
         id: String,
         roles: Vec<String>,
     },
+    /// A workspace-wide notice for logged-in clients on `stream-notify-logged` (`name`, with
+    /// `args` as the event's arguments): custom emoji changes.
+    Logged {
+        name: String,
+        args: serde_json::Value,
+    },
     /// Someone started or stopped an activity (`user-typing`, …) in a room. Not stored.
     Activity {
         rid: String,
         username: String,
         activities: Vec<String>,
+    },
+    /// A user's (`username`) or a room's (`rid`) avatar changed; `etag` is the new one, none
+    /// after a reset. Logged-in clients hear `stream-notify-logged` `updateAvatar`. Published by
+    /// the avatar use-cases after their commit (an avatar change is not told apart by its
+    /// `Change`).
+    Avatar {
+        username: Option<String>,
+        rid: Option<String>,
+        etag: Option<String>,
     },
     /// Members of an encrypted room without its key ask for it (`e2e.requestSubscriptionKeys`,
     /// joins, or a client's `stream-notify-room-users` `<rid>/e2ekeyRequest`). Key holders hear
@@ -159,7 +174,9 @@ impl Event {
             Event::Role { .. }
             | Event::UserRole { .. }
             | Event::Setting { .. }
-            | Event::Permission { .. } => Audience::Everyone,
+            | Event::Permission { .. }
+            | Event::Logged { .. }
+            | Event::Avatar { .. } => Audience::Everyone,
         }
     }
 
@@ -177,6 +194,14 @@ impl Event {
             Change::UpdateMessage(message) => Event::Message {
                 message: Box::new(message.clone()),
                 created: false,
+            },
+            Change::UpsertCustomEmoji(e) => Event::Logged {
+                name: "updateEmojiCustom".into(),
+                args: serde_json::json!([{"emojiData": e}]),
+            },
+            Change::DeleteCustomEmoji(e) => Event::Logged {
+                name: "deleteEmojiCustom".into(),
+                args: serde_json::json!([{"emojiData": e}]),
             },
             Change::DeleteMessage { id, rid } => Event::MessageDeleted {
                 rid: rid.clone(),

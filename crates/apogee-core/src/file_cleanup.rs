@@ -65,14 +65,20 @@ impl Core {
         Ok(changes)
     }
 
-    /// The removals for every file of a room (the room is being deleted).
+    /// The removals for every file of a room, its avatar image included (the room is being
+    /// deleted).
     pub(crate) async fn room_file_removals(&self, rid: &str) -> CoreResult<Vec<Change>> {
         let all = Page {
             offset: 0,
             count: i64::MAX,
         };
         let (uploads, _) = self.store.uploads_of_room(rid, None, all).await?;
-        Ok(uploads.iter().flat_map(|u| self.remove_upload(u)).collect())
+        let mut changes: Vec<Change> = uploads.iter().flat_map(|u| self.remove_upload(u)).collect();
+        let room = self.store.room_by_id(rid).await?;
+        if let Some(key) = room.as_ref().and_then(crate::avatars::room_image_key) {
+            changes.push(self.enqueue(BLOB_DELETE, json!({"key": key.as_str()})));
+        }
+        Ok(changes)
     }
 
     /// Removes uploads that were never posted within `FileUpload_Unconfirmed_Expiry_Minutes`

@@ -5,6 +5,7 @@ use crate::Core;
 use crate::blobs::{BlobBody, BlobError, BlobKey, ByteRange, ByteSource};
 use crate::error::{CoreError, CoreResult, ErrorKind};
 use crate::file_types::{Sniffed, sniffed_type, type_accepted};
+use crate::malware::Scanned;
 use crate::messages::NewMessage;
 use crate::rooms::{RoomRef, RoomView};
 use crate::store::{Change, Page};
@@ -29,6 +30,10 @@ pub struct Upload {
     pub complete: bool,
     #[serde(default)]
     pub description: Option<String>,
+    /// An encrypted room's file: its encrypted metadata (name, type, key…) as the client sent
+    /// it (`{algorithm, ciphertext, …}`), kept and served as-is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Value>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -87,8 +92,25 @@ pub struct FileMessage {
     pub msg: String,
     pub description: Option<String>,
     pub tmid: Option<String>,
-    /// Other message fields (`alias`, `emoji`, `customFields`, …) as sent.
+    /// Other message fields (`alias`, `emoji`, `customFields`, and for an encrypted message
+    /// `t: 'e2e'` with its `content`) as sent.
     pub extra: Map<String, Value>,
+}
+
+/// One of `sendMessage`'s `filesToConfirm`: an upload of the sender's, its name as the message
+/// shows it, and for an encrypted message the file's encrypted `content`.
+#[derive(Debug, Clone, Default)]
+pub struct FileToConfirm {
+    pub id: String,
+    pub name: Option<String>,
+    pub content: Option<Value>,
+}
+
+/// Files one message may carry (Rocket.Chat's `FileUpload_MaxFilesPerMessage` default).
+const MAX_FILES_PER_MESSAGE: usize = 10;
+
+fn is_e2e(extra: &Map<String, Value>) -> bool {
+    extra.get("t").and_then(Value::as_str) == Some("e2e")
 }
 
 /// The name a file is stored and served under: the last path component, without control
@@ -238,18 +260,29 @@ impl Core {
             (Err(_), Some(_refused_type)) => return Err(invalid_file_type()),
             (Err(e), None) => return Err(blob_failure(e, max)),
         };
+        let name = clean_file_name(&new.name);
+        if !encrypted {
+            let scanned = Scanned {
+                key: &key,
+                kind: "upload",
+                name: &name,
+                rid: Some(&view.room.id),
+            };
+            self.scan_stored(actor, scanned).await?;
+        }
         let now = Timestamp::now();
         let upload = Upload {
             id,
             rid: view.room.id.clone(),
             user_id: actor.id.clone(),
             username: actor.username.clone(),
-            name: clean_file_name(&new.name),
+            name,
             content_type,
             size: size as i64,
             store_key: key.as_str().to_string(),
             complete: false,
             description: None,
+            content: None,
             created_at: now,
             updated_at: now,
         };
@@ -279,8 +312,33 @@ impl Core {
             .map_err(|e| blob_failure(e, 0))
     }
 
+    /// `rooms.media`'s `content` field: the encrypted metadata of an upload not yet posted.
+    pub async fn set_upload_content(
+        &self,
+        actor: &User,
+        id: &str,
+        content: Value,
+    ) -> CoreResult<Upload> {
+        let mut upload = self
+            .store
+            .upload_by_id(id)
+            .await?
+            .filter(|u| u.user_id == actor.id && !u.complete)
+            .ok_or_else(invalid_file)?;
+        if !content.is_object() {
+            return Err(CoreError::bad("invalid-field-content", "Invalid content"));
+        }
+        upload.content = Some(content);
+        upload.updated_at = Timestamp::now();
+        self.commit(vec![Change::UpdateUpload(upload.clone())])
+            .await?;
+        Ok(upload)
+    }
+
     /// `rooms.mediaConfirm`: posts the uploader's file as a message with Rocket.Chat's `file`,
-    /// `files` and `attachments`, and marks the upload complete in the same batch.
+    /// `files` and `attachments`, and marks the upload complete in the same batch. An encrypted
+    /// message (`t: 'e2e'` with `content`) carries none of these: its attachments are inside
+    /// its ciphertext.
     pub async fn confirm_upload(
         &self,
         actor: &User,
@@ -288,38 +346,99 @@ impl Core {
         file_id: &str,
         message: FileMessage,
     ) -> CoreResult<Message> {
-        let view = self.upload_room(actor, rid).await?;
-        let mut upload = self
-            .store
-            .upload_by_id(file_id)
-            .await?
-            .filter(|u| u.rid == rid && u.user_id == actor.id && !u.complete)
-            .ok_or_else(invalid_file)?;
-        upload.description = message.description.filter(|d| !d.is_empty());
-        upload.complete = true;
-        upload.updated_at = Timestamp::now();
-        let (file, files, attachments) = file_message_fields(&upload);
-        let mut extra = message.extra;
-        for reserved in ["file", "files", "attachments", "_id", "rid", "msg", "tmid"] {
-            extra.remove(reserved);
-        }
-        extra.insert("file".into(), file);
-        extra.insert("files".into(), files);
-        extra.insert("attachments".into(), attachments);
-        let message_id = random_id();
-        let mut more: Vec<Change> = self
-            .queue_thumbnail(&upload, &message_id, view.room.is_encrypted())
-            .into_iter()
-            .collect();
-        more.push(Change::UpdateUpload(upload));
+        let file = FileToConfirm {
+            id: file_id.to_string(),
+            ..Default::default()
+        };
         let new = NewMessage {
-            id: Some(message_id),
+            id: None,
             rid: rid.to_string(),
             msg: message.msg,
             tmid: message.tmid.filter(|t| !t.is_empty()),
             tshow: false,
-            extra,
+            extra: message.extra,
         };
+        self.post_files(actor, new, vec![file], message.description)
+            .await
+    }
+
+    /// `sendMessage(message, previewUrls, filesToConfirm)`: the message with the sender's
+    /// uploads, in one batch (Rocket.Chat 7's way of posting files, encrypted ones included).
+    pub async fn send_message_with_files(
+        &self,
+        actor: &User,
+        new: NewMessage,
+        files: Vec<FileToConfirm>,
+    ) -> CoreResult<Message> {
+        if files.is_empty() {
+            return self.send_message(actor, new).await;
+        }
+        self.post_files(actor, new, files, None).await
+    }
+
+    async fn post_files(
+        &self,
+        actor: &User,
+        mut new: NewMessage,
+        files: Vec<FileToConfirm>,
+        description: Option<String>,
+    ) -> CoreResult<Message> {
+        if files.len() > MAX_FILES_PER_MESSAGE {
+            return Err(CoreError::bad(
+                "error-too-many-files",
+                format!("Cannot send more than {MAX_FILES_PER_MESSAGE} files in one message"),
+            ));
+        }
+        let view = self.upload_room(actor, &new.rid).await?;
+        let encrypted_message = is_e2e(&new.extra);
+        let mut uploads: Vec<Upload> = Vec::new();
+        for file in files {
+            if uploads.iter().any(|u| u.id == file.id) {
+                continue;
+            }
+            let mut upload = self
+                .store
+                .upload_by_id(&file.id)
+                .await?
+                .filter(|u| u.rid == view.room.id && u.user_id == actor.id && !u.complete)
+                .ok_or_else(invalid_file)?;
+            if encrypted_message {
+                // The name is inside the encrypted content; the stored one is the client's
+                // digest of it. Nothing readable is added.
+                if let Some(content) = file.content {
+                    crate::e2e::check_encrypted_message("", Some(&content))?;
+                    upload.content = Some(content);
+                }
+            } else if let Some(name) = file.name.filter(|n| !n.trim().is_empty()) {
+                upload.name = clean_file_name(&name);
+            }
+            upload.complete = true;
+            upload.updated_at = Timestamp::now();
+            uploads.push(upload);
+        }
+        if !encrypted_message && let Some(first) = uploads.first_mut() {
+            first.description = description.filter(|d| !d.is_empty());
+        }
+        for reserved in ["file", "files", "attachments", "_id", "rid", "msg", "tmid"] {
+            new.extra.remove(reserved);
+        }
+        let message_id = new.id.clone().unwrap_or_else(random_id);
+        new.id = Some(message_id.clone());
+        let mut more: Vec<Change> = Vec::new();
+        if !encrypted_message {
+            let (mut files, mut attachments) = (Vec::new(), Vec::new());
+            for upload in &uploads {
+                let (_, f, a) = file_message_fields(upload);
+                files.extend(f.as_array().cloned().unwrap_or_default());
+                attachments.extend(a.as_array().cloned().unwrap_or_default());
+                more.extend(self.queue_thumbnail(upload, &message_id, view.room.is_encrypted()));
+            }
+            new.extra.insert("file".into(), files[0].clone());
+            new.extra.insert("files".into(), Value::Array(files));
+            new.extra
+                .insert("attachments".into(), Value::Array(attachments));
+        }
+        more.extend(uploads.into_iter().map(Change::UpdateUpload));
         self.send_message_with(actor, new, more).await
     }
 

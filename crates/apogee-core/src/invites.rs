@@ -211,3 +211,88 @@ impl Core {
         Ok(InvitedRoom { room })
     }
 }
+
+/// The text of an HTML mail template: tags dropped, paragraphs and breaks as new lines.
+fn html_to_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut tag = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match (in_tag, c) {
+            (false, '<') => {
+                in_tag = true;
+                tag.clear();
+            }
+            (true, '>') => {
+                in_tag = false;
+                let name = tag.trim_start_matches('/').to_ascii_lowercase();
+                if (tag.starts_with('/') && name.starts_with('p')) || name.starts_with("br") {
+                    out.push('\n');
+                }
+            }
+            (true, c) => tag.push(c),
+            (false, c) => out.push(c),
+        }
+    }
+    out.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .trim()
+        .to_string()
+}
+
+impl Core {
+    /// `sendInvitationEmail`: mails the invitation (`Invitation_Subject`, `Invitation_HTML`) to
+    /// each valid address, queued in one batch; needs `bulk-register-user`. Returns the
+    /// addresses mailed.
+    pub async fn send_invitation_emails(
+        &self,
+        actor: &User,
+        emails: &[String],
+    ) -> CoreResult<Vec<String>> {
+        if !self.authz.has(actor, "bulk-register-user") {
+            return Err(CoreError::not_allowed("Not allowed"));
+        }
+        let valid: Vec<String> = emails
+            .iter()
+            .map(|e| e.trim().to_string())
+            .filter(|e| apogee_domain::user::is_valid_email(e))
+            .collect();
+        if valid.is_empty() {
+            return Err(CoreError::bad(
+                "error-email-send-failed",
+                "No valid email addresses",
+            ));
+        }
+        let fill = |template: &str| {
+            template
+                .replace("[Site_Name]", &self.settings.string("Site_Name"))
+                .replace("[Site_URL]", &self.settings.string("Site_Url"))
+        };
+        let subject = fill(&self.settings.string("Invitation_Subject"));
+        let text = html_to_text(&fill(&self.settings.string("Invitation_HTML")));
+        let changes = valid
+            .iter()
+            .map(|to| {
+                self.queue_mail(crate::mail::Mail {
+                    to: to.clone(),
+                    subject: subject.clone(),
+                    text: text.clone(),
+                })
+            })
+            .collect();
+        self.commit(changes).await?;
+        Ok(valid)
+    }
+}
+
+#[cfg(test)]
+mod mail_tests {
+    #[test]
+    fn invitation_html_becomes_text() {
+        let text = super::html_to_text(
+            "<p><strong>You have been invited to X &amp; Y</strong></p><p>Go to http://h</p>",
+        );
+        assert_eq!(text, "You have been invited to X & Y\nGo to http://h");
+    }
+}

@@ -2,6 +2,7 @@
 //! [`Core`]; every authorization decision is made here, once, by use-case.
 
 pub mod accounts;
+pub mod assets;
 pub mod audit;
 pub mod authz;
 pub mod avatars;
@@ -11,15 +12,19 @@ pub mod credentials;
 pub mod directory;
 pub mod discussions;
 pub mod e2e;
+pub mod emoji;
 pub mod error;
 pub mod events;
 pub mod file_cleanup;
 pub mod file_types;
 pub mod files;
+pub mod integrations;
 pub mod invites;
 pub mod lockout;
 pub mod mail;
+pub mod malware;
 pub mod messages;
+pub mod moderation;
 pub mod outbox;
 pub mod passwords;
 pub mod realtime;
@@ -61,6 +66,9 @@ pub struct Options {
     pub blobs: Option<Arc<dyn blobs::BlobStore>>,
     /// Sends queued e-mail; without one, mail waits in the outbox (retried, then given up).
     pub mailer: Option<Arc<dyn mail::Mailer>>,
+    /// Scans uploads for malware while `FileUpload_ClamAV_Enabled` is on; without one, uploads
+    /// are refused while it is on.
+    pub scanner: Option<Arc<dyn malware::MalwareScanner>>,
 }
 
 #[derive(Debug, Clone)]

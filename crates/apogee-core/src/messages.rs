@@ -38,6 +38,27 @@ impl Core {
         new: NewMessage,
         more: Vec<Change>,
     ) -> CoreResult<Message> {
+        self.send_message_inner(actor, new, more, false).await
+    }
+
+    /// A message an incoming webhook posts: the integration's configuration (set up by someone
+    /// allowed to manage integrations) is what lets it show another name or avatar, so the
+    /// poster needs no `message-impersonate`.
+    pub(crate) async fn send_integration_message(
+        &self,
+        actor: &User,
+        new: NewMessage,
+    ) -> CoreResult<Message> {
+        self.send_message_inner(actor, new, Vec::new(), true).await
+    }
+
+    async fn send_message_inner(
+        &self,
+        actor: &User,
+        new: NewMessage,
+        more: Vec<Change>,
+        impersonation_configured: bool,
+    ) -> CoreResult<Message> {
         let id = match &new.id {
             Some(id) if !is_acceptable_id(id) => {
                 return Err(CoreError::bad("error-invalid-id", "Invalid message id"));
@@ -72,9 +93,10 @@ impl Core {
                 "Message size exceeds Message_MaxAllowedSize",
             ));
         }
-        if IMPERSONATION_FIELDS
-            .iter()
-            .any(|f| new.extra.get(*f).is_some_and(|v| !v.is_null() && v != ""))
+        if !impersonation_configured
+            && IMPERSONATION_FIELDS
+                .iter()
+                .any(|f| new.extra.get(*f).is_some_and(|v| !v.is_null() && v != ""))
         {
             self.authz
                 .require(actor, "message-impersonate", view.sub.as_ref())
@@ -371,6 +393,18 @@ impl Core {
         if !allowed {
             return Err(CoreError::bad("error-action-not-allowed", "Not allowed"));
         }
+        let mut changes = self.message_deletion(&message).await?;
+        if !own {
+            // Moderation: someone else's message removed.
+            let details = serde_json::json!({"rid": message.rid, "messageId": message.id, "author": message.u.id});
+            changes.push(self.audit("message.deleted", Some(actor), details));
+        }
+        self.commit(changes).await?;
+        Ok(message)
+    }
+
+    /// The changes that delete `message`: the message, its thread count on the parent, its files.
+    pub(crate) async fn message_deletion(&self, message: &Message) -> CoreResult<Vec<Change>> {
         let mut changes = vec![Change::DeleteMessage {
             id: message.id.clone(),
             rid: message.rid.clone(),
@@ -382,14 +416,8 @@ impl Core {
             parent.updated_at = Timestamp::now();
             changes.push(Change::UpdateMessage(parent));
         }
-        changes.extend(self.message_file_removals(&message).await?);
-        if !own {
-            // Moderation: someone else's message removed.
-            let details = serde_json::json!({"rid": message.rid, "messageId": message.id, "author": message.u.id});
-            changes.push(self.audit("message.deleted", Some(actor), details));
-        }
-        self.commit(changes).await?;
-        Ok(message)
+        changes.extend(self.message_file_removals(message).await?);
+        Ok(changes)
     }
 
     /// `chat.react`: toggles (or sets, with `should_react`) the actor's reaction.

@@ -40,6 +40,8 @@ pub struct RoomSettings {
     pub join_code: Option<String>,
     pub custom_fields: Option<Value>,
     pub encrypted: Option<bool>,
+    /// A new room avatar, or back to the initials (`edit-room-avatar`).
+    pub avatar: Option<crate::avatars::RoomAvatar>,
 }
 
 /// A room as one user sees it: the room and their subscription, if any.
@@ -274,7 +276,8 @@ impl Core {
             RoomType::Direct => return Err(CoreError::not_allowed("Not allowed")),
         };
         self.authz.require(actor, permission, Some(&sub))?;
-        if sub.has_role("owner") && self.owners(&room.id).await? == 1 && room.users_count > 1 {
+        // As Rocket.Chat: the only owner stays, even alone (delete the room instead).
+        if sub.has_role("owner") && self.owners(&room.id).await? == 1 {
             return Err(CoreError::bad(
                 "error-you-are-last-owner",
                 "You are the last owner. Please set new owner before leaving the room.",
@@ -595,6 +598,12 @@ impl Core {
             self.authz
                 .require(actor, "view-room-administration", None)?;
         }
+        if s.avatar.is_some() && !self.authz.has_in(actor, "edit-room-avatar", sub.as_ref()) {
+            return Err(CoreError::bad(
+                "error-action-not-allowed",
+                "Editing a room avatar is not allowed",
+            ));
+        }
         let mut changes = Vec::new();
         let mut announce = |t: &str, msg: String| {
             let m = Message::system(&room.id, t, msg, actor.as_ref());
@@ -703,9 +712,10 @@ impl Core {
             room.fname = Some(name.clone());
             renamed = Some(name);
         }
+        if s.avatar.is_some() {
+            announce("room_changed_avatar", String::new());
+        }
         room.updated_at = Timestamp::now();
-        // System messages re-read the room, so write the room first.
-        changes.insert(0, Change::UpdateRoom(room.clone()));
         if renamed.is_some() || s.room_type.is_some() {
             let (members, _) = self
                 .store
@@ -725,7 +735,22 @@ impl Core {
                 changes.push(Change::UpdateSubscription(m));
             }
         }
-        self.commit(changes).await?;
+        // The image is stored last, once everything else is known to be acceptable.
+        let staged_avatar = match s.avatar {
+            Some(avatar) => {
+                let (staged, more) = self.stage_room_avatar(actor, &mut room, avatar).await?;
+                changes.extend(more);
+                Some(staged)
+            }
+            None => None,
+        };
+        // System messages re-read the room, so write the room first.
+        changes.insert(0, Change::UpdateRoom(room.clone()));
+        let committed = self.commit(changes).await;
+        if let Some(staged) = staged_avatar {
+            self.room_avatar_done(staged, committed.is_ok()).await;
+        }
+        committed?;
         self.find_room(&RoomRef::Id(room.id)).await
     }
 

@@ -261,6 +261,22 @@ pub enum Change {
     /// Inserts or replaces a custom sound record (names are unique).
     UpsertCustomSound(CustomSound),
     DeleteCustomSound(String),
+    /// Inserts or replaces an integration (incoming or outgoing webhook).
+    UpsertIntegration(Integration),
+    /// Removes an integration with its history.
+    DeleteIntegration(String),
+    /// Records one outgoing webhook delivery (`integrations.history`).
+    InsertIntegrationHistory {
+        id: String,
+        integration_id: String,
+        doc: Value,
+    },
+    /// Inserts or replaces a moderation report (dismissing one replaces it, hidden).
+    UpsertModerationReport(ModerationReport),
+    /// Inserts or replaces a custom emoji (names and aliases are unique).
+    UpsertCustomEmoji(CustomEmoji),
+    /// Removes a custom emoji (leaving a tombstone for `emoji-custom.list`'s `remove`).
+    DeleteCustomEmoji(CustomEmoji),
     /// Records an uploaded file whose contents are already in the blob store.
     InsertUpload(Upload),
     /// Replaces an upload record (confirmation, description).
@@ -450,8 +466,11 @@ pub trait AuthzStore: Send + Sync {
     async fn roles(&self) -> StoreResult<Vec<Role>>;
 }
 
+pub use crate::emoji::CustomEmoji;
 pub use crate::files::Upload;
+pub use crate::integrations::{Integration, IntegrationQuery};
 pub use crate::invites::Invite;
+pub use crate::moderation::{ModerationReport, ReportKind, ReportQuery, ReportSummary};
 pub use crate::sounds::CustomSound;
 pub use crate::teams::{Team, TeamMember};
 pub use crate::two_factor::{EmailCode, TwoFactorSecrets};
@@ -511,6 +530,62 @@ pub trait SoundStore: Send + Sync {
     ) -> StoreResult<(Vec<CustomSound>, i64)>;
     async fn custom_sound_by_id(&self, id: &str) -> StoreResult<Option<CustomSound>>;
     async fn custom_sound_by_name(&self, name: &str) -> StoreResult<Option<CustomSound>>;
+}
+
+#[async_trait]
+pub trait IntegrationStore: Send + Sync {
+    async fn integration_by_id(&self, id: &str) -> StoreResult<Option<Integration>>;
+    /// The outgoing integration calling `url`.
+    async fn outgoing_integration_by_url(&self, url: &str) -> StoreResult<Option<Integration>>;
+    /// Integrations matching `query`, newest first, with the total matching.
+    async fn integrations(
+        &self,
+        query: &IntegrationQuery,
+        page: Page,
+    ) -> StoreResult<(Vec<Integration>, i64)>;
+    /// Delivery records of an integration, newest first, with their total.
+    async fn integration_history(
+        &self,
+        integration_id: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<Value>, i64)>;
+}
+
+#[async_trait]
+pub trait ModerationStore: Send + Sync {
+    async fn moderation_report_by_id(&self, id: &str) -> StoreResult<Option<ModerationReport>>;
+    /// Open (not dismissed) reports matching `query`, newest first, with the total matching.
+    async fn moderation_reports(
+        &self,
+        query: &ReportQuery,
+        page: Page,
+    ) -> StoreResult<(Vec<ModerationReport>, i64)>;
+    /// Open reports of `kind` summed up per reported user (message author or reported user),
+    /// the most recently reported first, with the number of such users.
+    async fn moderation_report_summaries(
+        &self,
+        kind: ReportKind,
+        text: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<ReportSummary>, i64)>;
+}
+
+#[async_trait]
+pub trait EmojiStore: Send + Sync {
+    async fn custom_emoji_by_id(&self, id: &str) -> StoreResult<Option<CustomEmoji>>;
+    /// The emoji with this name or alias.
+    async fn custom_emoji_by_name_or_alias(&self, name: &str) -> StoreResult<Option<CustomEmoji>>;
+    /// Emoji ordered by name; `name_contains` is case-insensitive.
+    async fn custom_emoji(
+        &self,
+        name_contains: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<CustomEmoji>, i64)>;
+    /// All emoji (no `since`), or those changed after `since` and the ids removed after it.
+    async fn custom_emoji_changed_since(
+        &self,
+        since: Option<Timestamp>,
+    ) -> StoreResult<(Vec<CustomEmoji>, Vec<Tombstone>)>;
 }
 
 #[async_trait]
@@ -600,6 +675,9 @@ pub trait Store:
     + InviteStore
     + UserStatusStore
     + SoundStore
+    + IntegrationStore
+    + ModerationStore
+    + EmojiStore
     + UploadStore
     + PresenceStore
     + OutboxStore
@@ -620,6 +698,9 @@ impl<T> Store for T where
         + InviteStore
         + UserStatusStore
         + SoundStore
+        + IntegrationStore
+        + ModerationStore
+        + EmojiStore
         + UploadStore
         + PresenceStore
         + OutboxStore

@@ -22,7 +22,9 @@ macro_rules! conformance_tests {
             subscriptions_without_room_key, upgrade_seeds_only_missing_permissions,
             outbox_leases_and_retries, audit_chain_under_concurrency,
             login_sessions_for_device_management, personal_token_names_are_unique_per_user,
-            password_history_and_resets, two_factor_secrets_compare_and_set);
+            password_history_and_resets, two_factor_secrets_compare_and_set,
+            integrations_by_type_owner_and_channel, moderation_reports_and_summaries,
+            custom_emoji_names_and_deltas);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1476,6 +1478,7 @@ pub async fn uploads_by_room(s: S) {
         store_key: format!("uploads/{ms}"),
         complete: false,
         description: None,
+        content: None,
         created_at: Timestamp::from_millis(ms),
         updated_at: Timestamp::from_millis(ms),
     };
@@ -1812,4 +1815,265 @@ pub async fn audit_chain_under_concurrency(s: S) {
     .await
     .unwrap();
     assert_eq!(s.audit_exported("siem").await.unwrap(), 9);
+}
+
+fn integration(kind: &str, name: &str, by: &User, channels: &[&str]) -> Integration {
+    let now = Timestamp::now();
+    Integration {
+        id: apogee_domain::random_id(),
+        kind: kind.into(),
+        name: name.into(),
+        enabled: true,
+        username: by.username.clone(),
+        user_id: by.id.clone(),
+        channel: channels.iter().map(|c| c.to_string()).collect(),
+        token: apogee_domain::random_id(),
+        script_enabled: false,
+        created_at: now,
+        created_by: Some(by.as_ref()),
+        updated_at: now,
+        extra: serde_json::Map::new(),
+    }
+}
+
+pub async fn integrations_by_type_owner_and_channel(s: S) {
+    let (ann, bob) = (user("ann"), user("bob"));
+    let mut out = integration("webhook-outgoing", "Out_1", &ann, &["all_public_channels"]);
+    out.extra
+        .insert("urls".into(), serde_json::json!(["https://a.example/h%_"]));
+    let a = integration("webhook-incoming", "A", &ann, &["#general", "#dev_ops"]);
+    let b = integration("webhook-incoming", "B", &bob, &["#devXops"]);
+    s.commit(vec![
+        Change::UpsertIntegration(out.clone()),
+        Change::UpsertIntegration(a.clone()),
+        Change::UpsertIntegration(b.clone()),
+    ])
+    .await
+    .unwrap();
+    let page = Page {
+        offset: 0,
+        count: 10,
+    };
+    let q = |kinds: &[&str], own: &[&str], actor: &User, channels: &[&str]| IntegrationQuery {
+        kinds: kinds.iter().map(|k| k.to_string()).collect(),
+        own_only_kinds: own.iter().map(|k| k.to_string()).collect(),
+        actor_id: actor.id.clone(),
+        name_contains: None,
+        channels_any: channels.iter().map(|c| c.to_string()).collect(),
+    };
+    let both = ["webhook-incoming", "webhook-outgoing"];
+    assert_eq!(
+        s.integrations(&q(&both, &[], &ann, &[]), page)
+            .await
+            .unwrap()
+            .1,
+        3
+    );
+    // Only one's own of a type.
+    let (mine, n) = s
+        .integrations(&q(&both, &["webhook-incoming"], &bob, &[]), page)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(mine.iter().all(|i| i.id != a.id));
+    // Channel membership is exact: `_` and `%` are not wildcards.
+    let (dev, _) = s
+        .integrations(&q(&both, &[], &ann, &["#dev_ops"]), page)
+        .await
+        .unwrap();
+    assert_eq!(dev.iter().map(|i| &i.id).collect::<Vec<_>>(), vec![&a.id]);
+    let (public, _) = s
+        .integrations(
+            &q(&both, &[], &ann, &["#nothing", "all_public_channels"]),
+            page,
+        )
+        .await
+        .unwrap();
+    assert_eq!(public[0].id, out.id);
+    let mut named = q(&both, &[], &ann, &[]);
+    named.name_contains = Some("out_".into());
+    assert_eq!(s.integrations(&named, page).await.unwrap().1, 1);
+    assert_eq!(
+        s.outgoing_integration_by_url("https://a.example/h%_")
+            .await
+            .unwrap()
+            .map(|i| i.id),
+        Some(out.id.clone())
+    );
+    assert!(
+        s.outgoing_integration_by_url("https://a.example/hxx")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // History belongs to its integration and goes with it.
+    s.commit(vec![Change::InsertIntegrationHistory {
+        id: "h1".into(),
+        integration_id: out.id.clone(),
+        doc: serde_json::json!({"_id": "h1", "step": "finished"}),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.integration_history(&out.id, page).await.unwrap().1, 1);
+    s.commit(vec![Change::DeleteIntegration(out.id.clone())])
+        .await
+        .unwrap();
+    assert!(s.integration_by_id(&out.id).await.unwrap().is_none());
+    assert_eq!(s.integration_history(&out.id, page).await.unwrap().1, 0);
+    let token = s.integration_by_id(&a.id).await.unwrap().unwrap().token;
+    assert_eq!(token, a.token);
+}
+
+fn message_report(m: &Message, by: &User, ts: i64, description: &str) -> ModerationReport {
+    let mut extra = serde_json::Map::new();
+    extra.insert("message".into(), serde_json::to_value(m).unwrap());
+    extra.insert("room".into(), serde_json::json!({"_id": m.rid}));
+    ModerationReport {
+        id: apogee_domain::random_id(),
+        description: description.into(),
+        reported_by: serde_json::json!({"_id": by.id, "username": by.username}),
+        ts: Timestamp::from_millis(ts),
+        hidden: false,
+        updated_at: Timestamp::from_millis(ts),
+        extra,
+    }
+}
+
+pub async fn moderation_reports_and_summaries(s: S) {
+    let (ann, bob, cat) = (user("ann"), user("bob"), user("cat"));
+    let (r1, r2) = (room("one"), room("two"));
+    let (m1, m2, m3) = (
+        msg(&r1, &bob, "spam one", 1_000),
+        msg(&r2, &bob, "spam two", 2_000),
+        msg(&r1, &cat, "hello", 3_000),
+    );
+    let reports = [
+        message_report(&m1, &ann, 10_000, "rude"),
+        message_report(&m1, &cat, 11_000, "rude too"),
+        message_report(&m2, &ann, 12_000, "spam"),
+        message_report(&m3, &ann, 9_000, "meh"),
+    ];
+    let mut user_report = message_report(&m3, &ann, 13_000, "troll");
+    user_report.extra.clear();
+    user_report.extra.insert(
+        "reportedUser".into(),
+        serde_json::json!({"_id": cat.id, "username": "cat"}),
+    );
+    let mut changes: Vec<Change> = reports
+        .iter()
+        .cloned()
+        .map(Change::UpsertModerationReport)
+        .collect();
+    changes.push(Change::UpsertModerationReport(user_report.clone()));
+    s.commit(changes).await.unwrap();
+    let page = Page {
+        offset: 0,
+        count: 10,
+    };
+    let of_message = |id: &str| ReportQuery {
+        kind: ReportKind::Message,
+        message_id: Some(id.into()),
+        target_user_id: None,
+        text: None,
+    };
+    let (list, n) = s
+        .moderation_reports(&of_message(&m1.id), page)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(list[0].id, reports[1].id, "newest first");
+    // Per author: bob (3 reports over two rooms, newest 12 000) before cat.
+    let (sums, total) = s
+        .moderation_report_summaries(ReportKind::Message, None, page)
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(sums[0].target_user_id, bob.id);
+    assert_eq!(sums[0].count, 3);
+    assert_eq!(sums[0].latest.id, reports[2].id);
+    let mut rooms = vec![r1.id.clone(), r2.id.clone()];
+    rooms.sort();
+    assert_eq!(sums[0].rids, rooms);
+    let (by_text, _) = s
+        .moderation_report_summaries(ReportKind::Message, Some("HELLO"), page)
+        .await
+        .unwrap();
+    assert_eq!(by_text.len(), 1);
+    assert_eq!(by_text[0].target_user_id, cat.id);
+    let (users, _) = s
+        .moderation_report_summaries(ReportKind::User, None, page)
+        .await
+        .unwrap();
+    assert_eq!(users[0].target_user_id, cat.id);
+    // Hidden reports drop out of every list but stay readable.
+    let mut hidden = reports[0].clone();
+    hidden.hidden = true;
+    s.commit(vec![Change::UpsertModerationReport(hidden.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.moderation_reports(&of_message(&m1.id), page)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+    assert_eq!(
+        s.moderation_report_by_id(&hidden.id).await.unwrap(),
+        Some(hidden)
+    );
+}
+
+pub async fn custom_emoji_names_and_deltas(s: S) {
+    let emoji = |name: &str, aliases: &[&str], at: i64| CustomEmoji {
+        id: apogee_domain::random_id(),
+        name: name.into(),
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        extension: "png".into(),
+        etag: "e".into(),
+        updated_at: Timestamp::from_millis(at),
+    };
+    let party = emoji("party_time", &["tada", "fiesta"], 1_000);
+    let cat = emoji("cat", &[], 2_000);
+    s.commit(vec![
+        Change::UpsertCustomEmoji(party.clone()),
+        Change::UpsertCustomEmoji(cat.clone()),
+    ])
+    .await
+    .unwrap();
+    let found = |n: &str| {
+        let s = s.clone();
+        let n = n.to_string();
+        async move {
+            s.custom_emoji_by_name_or_alias(&n)
+                .await
+                .unwrap()
+                .map(|e| e.id)
+        }
+    };
+    assert_eq!(found("fiesta").await, Some(party.id.clone()));
+    assert_eq!(found("party_time").await, Some(party.id.clone()));
+    assert_eq!(found("party").await, None, "whole names only");
+    assert_eq!(found("partyXtime").await, None, "`_` is not a wildcard");
+    let page = Page {
+        offset: 0,
+        count: 10,
+    };
+    assert_eq!(s.custom_emoji(Some("PARTY"), page).await.unwrap().1, 1);
+    let (all, _) = s.custom_emoji_changed_since(None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let since = Timestamp::from_millis(1_500);
+    s.commit(vec![Change::DeleteCustomEmoji(party.clone())])
+        .await
+        .unwrap();
+    let (updated, removed) = s.custom_emoji_changed_since(Some(since)).await.unwrap();
+    assert_eq!(
+        updated.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        vec![&cat.id]
+    );
+    assert_eq!(
+        removed.iter().map(|t| &t.id).collect::<Vec<_>>(),
+        vec![&party.id]
+    );
+    assert_eq!(found("tada").await, None);
 }

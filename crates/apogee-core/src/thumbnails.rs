@@ -195,6 +195,7 @@ async fn thumbnail(core: &Core, payload: &Value) -> Result<(), Failure> {
         store_key: thumb_key.as_str().to_string(),
         complete: true,
         description: None,
+        content: None,
         created_at: now,
         updated_at: now,
     };

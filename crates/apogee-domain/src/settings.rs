@@ -341,6 +341,22 @@ pub const CATALOGUE: &[SettingDef] = &[
         true,
         "E2E Encryption"
     ),
+    // Apogee's: malware scanning of uploads by a clamd at this address (`unix:/path` or
+    // `tcp://host:port`).
+    setting!(
+        "FileUpload_ClamAV_Address",
+        "string",
+        "unix:/var/run/clamav/clamd.ctl",
+        false,
+        "FileUpload"
+    ),
+    setting!(
+        "FileUpload_ClamAV_Enabled",
+        "boolean",
+        false,
+        false,
+        "FileUpload"
+    ),
     setting!("FileUpload_Enabled", "boolean", true, true, "FileUpload"),
     setting!(
         "FileUpload_MediaTypeWhiteList",
@@ -434,6 +450,20 @@ pub const CATALOGUE: &[SettingDef] = &[
     setting!("SMTP_Username", "string", "", false, "Email"),
     setting!("SMTP_Password", "password", "", false, "Email"),
     setting!("From_Email", "string", "", false, "Email"),
+    setting!(
+        "Invitation_Subject",
+        "string",
+        "You have been invited to [Site_Name]",
+        false,
+        "Email"
+    ),
+    setting!(
+        "Invitation_HTML",
+        "code",
+        "<p><strong>You have been invited to [Site_Name]</strong></p><p>Go to [Site_URL] and try the best open source chat solution available today!</p>",
+        false,
+        "Email"
+    ),
     setting!(
         "Message_Attachments_Thumbnails_Enabled",
         "boolean",

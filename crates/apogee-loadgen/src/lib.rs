@@ -6,6 +6,7 @@ pub mod bare;
 pub mod bruteforce;
 pub mod calib;
 pub mod ddp;
+pub mod files;
 pub mod hist;
 pub mod history;
 pub mod ingest;

@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use apogee_loadgen::bruteforce::{self, BruteforceArgs};
+use apogee_loadgen::files::{self, FilesArgs};
 use apogee_loadgen::history::{self, HistoryArgs};
 use apogee_loadgen::ingest::{self, IngestArgs};
 use apogee_loadgen::login::{self, LoginArgs};
@@ -124,6 +125,12 @@ enum Cmd {
         /// Keep-alive connections for the measured requests.
         #[arg(long, default_value_t = 16)]
         workers: usize,
+    },
+    /// Large files: upload then download one file of N MiB (streamed by the generator too),
+    /// the server's peak RSS sampled every 20 ms, and throughput.
+    Files {
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
     },
     /// calibrate + idle + fanout for each room size + ingest + history + login, with combined
     /// markdown tables.
@@ -298,7 +305,7 @@ fn main() -> Result<()> {
             attack_concurrency,
             ..
         } => (*workers + *attack_concurrency) as u64,
-        Cmd::History { .. } | Cmd::BareServer { .. } => 0,
+        Cmd::History { .. } | Cmd::BareServer { .. } | Cmd::Files { .. } => 0,
     };
     if needed + 64 > nofile {
         bail!("{needed} connections need more open files than the limit {nofile}");
@@ -372,6 +379,7 @@ fn main() -> Result<()> {
                 .await
             }
             Cmd::Login { seconds, login } => login::login(&env, &login.args(*seconds)).await,
+            Cmd::Files { mib } => files::files(&env, &FilesArgs { mib: *mib }).await,
             Cmd::Bruteforce {
                 attempts,
                 attack_concurrency,

@@ -126,6 +126,26 @@ pub async fn start_apogee_with(
     dir: tempfile::TempDir,
     extra: &[String],
 ) -> Result<Spawned> {
+    start_apogee_full(bin, cpus, dir, extra, &[]).await
+}
+
+/// [`start_apogee_with`] with extra environment variables (e.g. `OVERWRITE_SETTING_*`).
+pub async fn start_apogee_env(
+    bin: &Path,
+    cpus: Option<Vec<usize>>,
+    dir: tempfile::TempDir,
+    env: &[(String, String)],
+) -> Result<Spawned> {
+    start_apogee_full(bin, cpus, dir, &[], env).await
+}
+
+async fn start_apogee_full(
+    bin: &Path,
+    cpus: Option<Vec<usize>>,
+    dir: tempfile::TempDir,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Result<Spawned> {
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
@@ -140,7 +160,8 @@ pub async fn start_apogee_with(
                 .map(|id| (format!("OVERWRITE_SETTING_{id}"), "false")),
         )
         .env("CREATE_TOKENS_FOR_USERS", "true")
-        .env("CREATE_TOKENS_FOR_USERS_SECRET", TOKEN_SECRET);
+        .env("CREATE_TOKENS_FOR_USERS_SECRET", TOKEN_SECRET)
+        .envs(env.iter().map(|(k, v)| (k, v)));
     spawn(cmd, cpus, Some(dir))
         .await
         .with_context(|| format!("start {}", bin.display()))

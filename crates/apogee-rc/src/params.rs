@@ -370,7 +370,7 @@ pub fn query_values(query: &str, key: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_query(query: &str) -> Map<String, Value> {
+pub(crate) fn parse_query(query: &str) -> Map<String, Value> {
     let mut map = Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

@@ -1,6 +1,6 @@
 //! Serves the embedded browser client (the `apogee-web` crate's files) for every path no route
 //! answers:
-//! - a built file by its path: Vite's content-hashed `/assets/…` cached for a year (`immutable`),
+//! - a built file by its path: Vite's content-hashed `/static/…` cached for a year (`immutable`),
 //!   other files (favicon) revalidated each time;
 //! - for GET/HEAD of any other path that is not reserved for the server and does not look like a
 //!   file, `index.html`, never cached, so client routes (`/home`, `/channel/general`,
@@ -17,7 +17,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-/// One embedded file: (URL path such as `/assets/index-3fa8.js`, contents, gzipped contents or
+/// One embedded file: (URL path such as `/static/index-3fa8.js`, contents, gzipped contents or
 /// empty when not worth compressing).
 pub type EmbeddedFile = (&'static str, &'static [u8], &'static [u8]);
 
@@ -48,9 +48,12 @@ const RESERVED: &[&str] = &[
     "/emoji-custom",
     "/custom-sounds",
     "/assets",
+    "/hooks",
 ];
 
 const INDEX: &str = "/index.html";
+/// Where Vite puts the content-hashed files (`build.assetsDir`).
+const CLIENT_ASSETS: &str = "/static/";
 const NEVER_CACHE: &str = "no-store, max-age=0";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
@@ -70,7 +73,7 @@ pub fn serve(
     if path != INDEX
         && let Some(file) = client.files.iter().find(|(p, _, _)| *p == path)
     {
-        let cache = if path.starts_with("/assets/") {
+        let cache = if path.starts_with(CLIENT_ASSETS) {
             IMMUTABLE
         } else {
             REVALIDATE
@@ -159,7 +162,7 @@ mod tests {
 
     static FILES: &[EmbeddedFile] = &[
         ("/index.html", b"<html>", b"gz-index"),
-        ("/assets/index-abc123.js", b"js", b""),
+        ("/static/index-abc123.js", b"js", b""),
         ("/favicon.svg", b"<svg/>", b""),
     ];
     const CLIENT: WebClient = WebClient { files: FILES };
@@ -196,7 +199,7 @@ mod tests {
             "/sockjs/1/2/xhr",
             "/avatar/bob",
             "/file-upload/a/b",
-            "/assets/missing.js",
+            "/static/missing.js",
             "/favicon.ico",
             "/websocket",
         ] {
@@ -210,7 +213,7 @@ mod tests {
     #[test]
     fn hashed_assets_are_immutable_and_gzip_is_negotiated() {
         let none = HeaderMap::new();
-        let js = get("/assets/index-abc123.js", &none).expect("asset");
+        let js = get("/static/index-abc123.js", &none).expect("asset");
         assert_eq!(header(&js, CACHE_CONTROL), IMMUTABLE);
         assert_eq!(header(&js, CONTENT_TYPE), "text/javascript; charset=utf-8");
         let icon = get("/favicon.svg", &none).expect("icon");

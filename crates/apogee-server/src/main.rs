@@ -57,6 +57,7 @@ async fn open_core(config: &Config) -> Result<Arc<Core>> {
     let mut options = config.options.clone();
     options.blobs = Some(open_blobs(config).await?);
     options.mailer = Some(Arc::new(apogee_mail::SmtpMailer));
+    options.scanner = Some(Arc::new(apogee_clamd::ClamdScanner));
     let bus: Arc<dyn apogee_core::events::Bus> = match &config.nats_url {
         Some(url) => Arc::new(
             apogee_bus::NatsBus::connect(url)

@@ -90,6 +90,13 @@ enum Fresh {
     Dm,
     /// `$FILE`: a file `member` uploaded to `G`, not yet confirmed.
     Upload,
+    /// `$FW`/`$FWT`: an incoming webhook (by the admin, posting as the admin to a fresh
+    /// channel) and its token.
+    Webhook,
+    /// `$FMR`: a message by `member` in `C`, reported by `owner` (open report).
+    Reported,
+    /// `$FE`: a custom emoji (by the admin).
+    Emoji,
     /// The caller's credentials are a fresh login (for `logout`).
     Session,
     /// Nothing made, but the call ends all the caller's sessions: run after every other row.
@@ -203,9 +210,47 @@ const ROWS: &[Row] = &[
     ("POST /api/v1/users.resetAvatar", "", r#"{"userId":"$TARGET"}"#, No, "admin"),
     ("GET /api/v1/users.getAvatar", "", r#"{"username":"target"}"#, No, "auth"),
     ("GET /avatar/{username}", "/avatar/target", "", No, "all"),
+    ("GET /avatar/room/{rid}", "/avatar/room/$G", "", No, "all"),
     ("POST /api/v1/users.resetE2EKey", "", "", Last, "auth"),
     ("POST /api/v1/users.resetE2EKey", "", r#"{"userId":"$TARGET"}"#, No, "admin"),
     // Custom user statuses.
+    // Integrations (admin: manage-incoming/outgoing-integrations); webhooks take their token.
+    ("POST /api/v1/integrations.create", "", r##"{"type":"webhook-incoming","name":"i$X","enabled":true,"username":"$MEN","channel":"#$CN","scriptEnabled":false}"##, No, "admin"),
+    ("PUT /api/v1/integrations.update", "", r##"{"type":"webhook-incoming","integrationId":"$FW","name":"i$X","enabled":true,"username":"admin","channel":"#$CN","scriptEnabled":false}"##, Webhook, "admin"),
+    ("POST /api/v1/integrations.remove", "", r#"{"type":"webhook-incoming","integrationId":"$FW"}"#, Webhook, "admin"),
+    ("GET /api/v1/integrations.get", "", r#"{"integrationId":"$FW"}"#, Webhook, "admin"),
+    ("GET /api/v1/integrations.list", "", "", No, "admin"),
+    ("GET /api/v1/integrations.history", "", r#"{"id":"$FW"}"#, Webhook, "admin"),
+    ("GET /api/v1/channels.getIntegrations", "", r#"{"roomId":"$C"}"#, No, "admin"),
+    ("GET /api/v1/groups.getIntegrations", "", r#"{"roomId":"$G"}"#, No, "admin"),
+    ("POST /hooks/{integration_id}/{token}", "/hooks/$FW/$FWT", r#"{"text":"hook"}"#, Webhook, "all"),
+    ("POST /hooks/{integration_id}/{token}", "/hooks/$FW/wrong$X", r#"{"text":"hook"}"#, Webhook, "none"),
+    ("GET /hooks/{integration_id}/{token}", "/hooks/$FW/$FWT", r#"{"text":"hook"}"#, Webhook, "all"),
+    ("POST /hooks/{integration_id}/{user_id}/{token}", "/hooks/$FW/$ME/$FWT", r#"{"text":"hook"}"#, Webhook, "all"),
+    ("GET /hooks/{integration_id}/{user_id}/{token}", "/hooks/$FW/$ME/wrong$X", r#"{"text":"hook"}"#, Webhook, "none"),
+    // Moderation: anyone reports what they can read; the console and its actions are admin's.
+    ("POST /api/v1/chat.reportMessage", "", r#"{"messageId":"$FM","description":"spam"}"#, Message, "auth -guest"),
+    ("POST /api/v1/moderation.reportUser", "", r#"{"userId":"$MEMBER","description":"rude"}"#, No, "auth"),
+    ("GET /api/v1/moderation.reportsByUsers", "", "", No, "admin"),
+    ("GET /api/v1/moderation.userReports", "", "", No, "admin"),
+    ("GET /api/v1/moderation.reports", "", r#"{"msgId":"$FMR"}"#, Reported, "admin"),
+    ("GET /api/v1/moderation.reportInfo", "", r#"{"reportId":"nope"}"#, No, "admin"),
+    ("GET /api/v1/moderation.user.reportedMessages", "", r#"{"userId":"$MEMBER"}"#, No, "admin"),
+    ("GET /api/v1/moderation.user.reportsByUserId", "", r#"{"userId":"$MEMBER"}"#, No, "admin"),
+    ("POST /api/v1/moderation.dismissReports", "", r#"{"msgId":"$FMR"}"#, Reported, "admin"),
+    ("POST /api/v1/moderation.dismissUserReports", "", r#"{"userId":"$MEMBER"}"#, No, "admin"),
+    ("POST /api/v1/moderation.user.deleteReportedMessages", "", r#"{"userId":"$MEMBER"}"#, Reported, "admin"),
+    // Assets: `manage-assets`; the images are public.
+    ("POST /api/v1/assets.setAsset", "", "multipart", No, "admin"),
+    ("POST /api/v1/assets.unsetAsset", "", r#"{"assetName":"tile_70"}"#, No, "admin"),
+    ("GET /assets/{file}", "/assets/logo.png", "", No, "all"),
+    // Custom emoji: `manage-emoji` changes the catalogue; anyone logged in reads it.
+    ("POST /api/v1/emoji-custom.create", "", "multipart", No, "admin"),
+    ("POST /api/v1/emoji-custom.update", "", r#"{"_id":"$FE","name":"e$X"}"#, Emoji, "admin"),
+    ("POST /api/v1/emoji-custom.delete", "", r#"{"emojiId":"$FE"}"#, Emoji, "admin"),
+    ("GET /api/v1/emoji-custom.list", "", "", No, "auth"),
+    ("GET /api/v1/emoji-custom.all", "", "", No, "auth"),
+    ("GET /emoji-custom/{file}", "/emoji-custom/none.png", "", No, "all"),
     ("GET /api/v1/custom-user-status.list", "", "", No, "auth"),
     ("POST /api/v1/custom-user-status.create", "", r#"{"name":"st$X","statusType":"busy"}"#, No, "admin"),
     ("POST /api/v1/custom-user-status.update", "", r#"{"_id":"$FS","name":"st$X","statusType":"away"}"#, Status, "admin"),
@@ -322,6 +367,7 @@ const ROWS: &[Row] = &[
     ("GET /api/v1/rooms.info", "", r#"{"roomId":"$C"}"#, No, "auth -guest"),
     ("POST /api/v1/rooms.leave", "", r#"{"roomId":"$F"}"#, Group, "in"),
     ("POST /api/v1/rooms.favorite", "", r#"{"roomId":"$G","favorite":true}"#, No, "in"),
+    ("POST /api/v1/rooms.saveRoomSettings", "", r#"{"rid":"$C","roomAvatar":null}"#, No, "mods admin"),
     ("POST /api/v1/rooms.cleanHistory", "", r#"{"roomId":"$F","latest":"2100-01-01T00:00:00.000Z","oldest":"2000-01-01T00:00:00.000Z"}"#, Channel, "admin"),
     ("GET /api/v1/rooms.adminRooms", "", "", No, "admin"),
     ("POST /api/v1/rooms.createDiscussion", "", r#"{"prid":"$G","t_name":"disc$X"}"#, No, "in"),
@@ -406,6 +452,7 @@ const ROWS: &[Row] = &[
     ("DELETE /api/v1/removeInvite/{id}", "/api/v1/removeInvite/$FI", "", Invite, "admin"),
     ("POST /api/v1/validateInviteToken", "", r#"{"token":"$INV"}"#, No, "all"),
     ("POST /api/v1/useInviteToken", "", r#"{"token":"$FI"}"#, Invite, "auth"),
+    ("POST /api/v1/sendInvitationEmail", "", r#"{"emails":["m$X@example.com"]}"#, No, "admin"),
 ];
 
 /// The fixture: ids and names the placeholders stand for, and everyone's credentials.
@@ -491,10 +538,12 @@ fn text_file() -> Form {
     )
 }
 
+const SVG: &[u8] = br#"<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>"#;
+
 fn svg_file() -> Form {
     Form::new().part(
         "image",
-        Part::bytes(br#"<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>"#.to_vec())
+        Part::bytes(SVG.to_vec())
             .file_name("a.svg")
             .mime_str("image/svg+xml")
             .expect("mime"),
@@ -786,6 +835,80 @@ impl Fixture {
                 )
                 .await;
                 vec![("FD", v["room"]["_id"].as_str().expect("dm").to_string())]
+            }
+            Webhook => {
+                // Its own channel: posting makes the admin a member of the target.
+                let (_, target) = self.room(s, "channels").await;
+                let v = post(
+                    s,
+                    "/api/v1/integrations.create",
+                    admin,
+                    json!({"type": "webhook-incoming", "name": format!("w{}", unique()), "enabled": true,
+                        "username": "admin", "channel": format!("#{target}"), "scriptEnabled": false}),
+                )
+                .await;
+                let i = &v["integration"];
+                vec![
+                    ("FW", i["_id"].as_str().expect("integration").to_string()),
+                    ("FWT", i["token"].as_str().expect("token").to_string()),
+                ]
+            }
+            Reported => {
+                let v = post(
+                    s,
+                    "/api/v1/chat.postMessage",
+                    &self.auth["member"],
+                    json!({"roomId": self.vars["C"], "text": format!("reported for {actor}")}),
+                )
+                .await;
+                let id = v["message"]["_id"].as_str().expect("msg").to_string();
+                post(
+                    s,
+                    "/api/v1/chat.reportMessage",
+                    owner,
+                    json!({"messageId": id, "description": "spam"}),
+                )
+                .await;
+                vec![("FMR", id)]
+            }
+            Emoji => {
+                let name = format!("e{}", unique());
+                // Text fields first, as HTTP libraries send them.
+                let form = Form::new().text("name", name.clone()).part(
+                    "emoji",
+                    Part::bytes(SVG.to_vec())
+                        .file_name("e.svg")
+                        .mime_str("image/svg+xml")
+                        .expect("mime"),
+                );
+                let v: Value = s
+                    .client
+                    .post(format!("{}/api/v1/emoji-custom.create", s.base))
+                    .header("X-User-Id", &admin.user_id)
+                    .header("X-Auth-Token", &admin.token)
+                    .multipart(form)
+                    .send()
+                    .await
+                    .expect("emoji")
+                    .json()
+                    .await
+                    .expect("json");
+                assert_eq!(v["success"], true, "fixture emoji: {v}");
+                let (_, list) = s
+                    .call(
+                        Method::GET,
+                        "/api/v1/emoji-custom.all",
+                        Some(admin),
+                        Some(json!({"name": name})),
+                    )
+                    .await;
+                vec![(
+                    "FE",
+                    list["emojis"][0]["_id"]
+                        .as_str()
+                        .expect("emoji id")
+                        .to_string(),
+                )]
             }
             Upload => vec![(
                 "FILE",

@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::ddp::Ddp;
 use common::{Auth, Server, assert_error, backends};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Response, StatusCode};
@@ -973,4 +974,346 @@ async fn images_get_dimensions_a_preview_and_a_thumbnail_off_the_request_path() 
     assert_eq!(status, 200, "{v}");
     wait_until_removed(&s, &id).await;
     wait_until_removed(&s, &thumb_id).await;
+}
+
+/// A v2 envelope (`rc.v2.aes-sha2`) as Rocket.Chat's client makes them; the bytes are noise.
+fn envelope(seed: u8) -> Value {
+    use base64::Engine;
+    let b64 = |n: usize| {
+        base64::engine::general_purpose::STANDARD.encode(
+            (0..n)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                .collect::<Vec<_>>(),
+        )
+    };
+    json!({"algorithm": "rc.v2.aes-sha2", "kid": "3b0f4a52-8c1d-4e7a-9f26-5d8e1c7b9a40", "iv": b64(12), "ciphertext": b64(200)})
+}
+
+/// Rocket.Chat 7's encrypted file flow: `rooms.media` with the ciphertext (named by the
+/// digest of its name, no type) and its encrypted `content`, then DDP `sendMessage` with
+/// `filesToConfirm` — or `rooms.mediaConfirm` with `t: 'e2e'`. Stored as sent, never sniffed
+/// or thumbnailed, and the message carries no readable name or description.
+#[tokio::test]
+async fn encrypted_files_are_stored_as_sent_and_never_inspected() {
+    for b in backends() {
+        let s = Server::start_with(b, &[("OVERWRITE_SETTING_E2E_Enable", "true")]).await;
+        let alice = s.user("alice").await;
+        let _bob = s.user("bob").await;
+        let (_, g) = s
+            .post(
+                "/api/v1/groups.create",
+                &alice,
+                json!({"name": "vault", "members": ["bob"]}),
+            )
+            .await;
+        let rid = g["group"]["_id"].as_str().unwrap().to_string();
+        let r = s
+            .post(
+                "/api/v1/groups.setEncrypted",
+                &alice,
+                json!({"roomId": rid, "encrypted": true}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+
+        // The "ciphertext" is a real PNG: were it inspected, it would be typed and thumbnailed.
+        let ciphertext = real_png(600, 400);
+        let digest_name = "9f2c1e0b7d4a6c3e5f8a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60";
+        let upload = |content: Value| {
+            Form::new()
+                .part(
+                    "file",
+                    Part::bytes(ciphertext.clone()).file_name(digest_name),
+                )
+                .text("content", content.to_string())
+        };
+        let up1 = send_form(
+            &s,
+            &format!("/api/v1/rooms.media/{rid}"),
+            &alice,
+            upload(envelope(1)),
+        )
+        .await;
+        assert_eq!(up1.0, 200, "{}", up1.1);
+        let id1 = up1.1["file"]["_id"].as_str().unwrap().to_string();
+        let up2 = send_form(
+            &s,
+            &format!("/api/v1/rooms.media/{rid}"),
+            &alice,
+            upload(envelope(2)),
+        )
+        .await;
+        let id2 = up2.1["file"]["_id"].as_str().unwrap().to_string();
+
+        // `content` that is not JSON: refused, nothing kept.
+        let bad = Form::new()
+            .part("file", Part::bytes(b"x".to_vec()).file_name("x"))
+            .text("content", "{not json");
+        let r = send_form(&s, &format!("/api/v1/rooms.media/{rid}"), &alice, bad).await;
+        assert_error(&r, 400, Some("invalid-field-content"));
+
+        // DDP sendMessage with filesToConfirm: the encrypted message as sent, no file fields.
+        let mut d = Ddp::connect(&s).await;
+        d.resume(&alice).await;
+        let message = json!({"_id": "e2efilemessage001", "rid": rid, "t": "e2e", "e2e": "pending", "msg": "", "content": envelope(3)});
+        let files = json!([{"_id": id1, "name": digest_name, "content": envelope(4)}]);
+        let r = d.call("sendMessage", json!([message, [], files])).await;
+        let sent = &r["result"];
+        assert_eq!(sent["t"], "e2e", "{r}");
+        assert_eq!(sent["content"], envelope(3));
+        for field in ["file", "files", "attachments"] {
+            assert!(sent.get(field).is_none(), "{field}: {sent}");
+        }
+
+        // rooms.mediaConfirm with an encrypted message: the same; a plaintext description is
+        // not kept.
+        let (status, v) = s
+            .post(
+                &format!("/api/v1/rooms.mediaConfirm/{rid}/{id2}"),
+                &alice,
+                json!({"t": "e2e", "msg": "", "content": envelope(5), "description": "secret plan"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["message"]["t"], "e2e");
+        assert_eq!(v["message"]["content"], envelope(5));
+        assert!(v["message"].get("attachments").is_none(), "{v}");
+
+        // A plaintext file message is refused in the encrypted room; the upload stays unposted.
+        let up3 = send_form(
+            &s,
+            &format!("/api/v1/rooms.media/{rid}"),
+            &alice,
+            upload(envelope(6)),
+        )
+        .await;
+        let id3 = up3.1["file"]["_id"].as_str().unwrap().to_string();
+        let r = s
+            .post(
+                &format!("/api/v1/rooms.mediaConfirm/{rid}/{id3}"),
+                &alice,
+                json!({"msg": "holiday.png"}),
+            )
+            .await;
+        assert_error(&r, 400, Some("error-not-allowed"));
+        // An upload that does not exist (or is not the sender's) cannot be posted.
+        let r = d
+            .call("sendMessage", json!([{"rid": rid, "t": "e2e", "msg": "", "content": envelope(7)}, [], [{"_id": "nope"}]]))
+            .await;
+        assert_eq!(r["error"]["error"], "invalid-file", "{r}");
+
+        // Past the thumbnail worker: still no attachments, no thumbnail uploads; the files keep
+        // the declared (absent) type, the client's name and the latest encrypted content.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let (_, listed) = s
+            .get(&format!("/api/v1/groups.files?roomId={rid}"), &alice)
+            .await;
+        assert_eq!(listed["total"], 3, "{listed}");
+        let by_id = |id: &str| {
+            listed["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["_id"] == id)
+                .cloned()
+                .unwrap()
+        };
+        for (id, content) in [
+            (&id1, envelope(4)),
+            (&id2, envelope(2)),
+            (&id3, envelope(6)),
+        ] {
+            let f = by_id(id);
+            assert_eq!(f["type"], "application/octet-stream", "{f}");
+            assert_eq!(f["name"], digest_name);
+            assert_eq!(f["content"], content, "{f}");
+            assert!(f.get("description").is_none(), "{f}");
+        }
+        let (_, history) = s
+            .get(&format!("/api/v1/groups.history?roomId={rid}"), &alice)
+            .await;
+        let text = history.to_string();
+        assert!(
+            !text.contains("secret plan") && !text.contains("holiday"),
+            "{text}"
+        );
+        for m in history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["t"] == "e2e")
+        {
+            assert!(
+                m.get("attachments").is_none() && m.get("files").is_none(),
+                "{m}"
+            );
+        }
+        let got = download(&s, up1.1["file"]["url"].as_str().unwrap(), Some(&alice)).await;
+        assert_eq!(got.headers()["content-type"], "application/octet-stream");
+        assert_eq!(got.bytes().await.unwrap().as_ref(), ciphertext.as_slice());
+    }
+}
+
+/// Runs SQL against a stopped server's database (SQLite file or PostgreSQL).
+fn run_sql(backend: common::Backend, dir: &std::path::Path, db: Option<&str>, sql: &str) {
+    let status = match backend {
+        common::Backend::Sqlite => std::process::Command::new("sqlite3")
+            .arg(dir.join("apogee.db"))
+            .arg(sql)
+            .status(),
+        common::Backend::Postgres => std::process::Command::new("psql")
+            .arg(db.expect("database URL"))
+            .args(["-qc", sql])
+            .status(),
+    };
+    assert!(status.expect("sql client").success(), "{sql}");
+}
+
+/// A download with an expired login (by header, cookie or query) is refused like an
+/// anonymous one, and sends no bytes; a fresh login still downloads.
+#[tokio::test]
+async fn downloads_with_expired_tokens_are_refused() {
+    for backend in backends() {
+        let s = Server::start(backend).await;
+        let alice = s.user("alice").await;
+        let (_, g) = s
+            .post(
+                "/api/v1/groups.create",
+                &alice,
+                json!({"name": "private-files"}),
+            )
+            .await;
+        let gid = g["group"]["_id"].as_str().unwrap().to_string();
+        let up = send_form(
+            &s,
+            &format!("/api/v1/rooms.media/{gid}"),
+            &alice,
+            file_form("plan.txt", b"the plan".to_vec(), "text/plain"),
+        )
+        .await;
+        assert_eq!(up.0, 200, "{}", up.1);
+        let url = up.1["file"]["url"].as_str().unwrap().to_string();
+        assert_eq!(download(&s, &url, Some(&alice)).await.status(), 200);
+
+        // The login is made 100 days old (past Accounts_LoginExpiration's 90).
+        let (dir, db) = s.crash();
+        let hashed = apogee_core::passwords::hash_token(&alice.token);
+        run_sql(
+            backend,
+            dir.path(),
+            db.as_deref(),
+            &format!(
+                "UPDATE login_tokens SET created_at = created_at - {} WHERE hashed = '{hashed}'",
+                100 * 86_400_000i64
+            ),
+        );
+        let s = Server::start_in(backend, dir, &[], db).await;
+        let by_header = download(&s, &url, Some(&alice)).await;
+        let by_cookie = s
+            .client
+            .get(format!("{}{url}", s.base))
+            .header(
+                "Cookie",
+                format!("rc_uid={}; rc_token={}", alice.user_id, alice.token),
+            )
+            .send()
+            .await
+            .unwrap();
+        let by_query = s
+            .client
+            .get(format!(
+                "{}{url}?rc_uid={}&rc_token={}",
+                s.base, alice.user_id, alice.token
+            ))
+            .send()
+            .await
+            .unwrap();
+        for (how, resp) in [
+            ("header", by_header),
+            ("cookie", by_cookie),
+            ("query", by_query),
+        ] {
+            let status = resp.status().as_u16();
+            assert!(status == 401 || status == 403, "{how}: {status}");
+            let body = resp.bytes().await.unwrap();
+            assert!(
+                !body.windows(8).any(|w| w == b"the plan"),
+                "{how}: body leaked"
+            );
+        }
+        let fresh = s.login("alice").await;
+        let resp = download(&s, &url, Some(&fresh)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), b"the plan");
+    }
+}
+
+/// Rocket.Chat 7's composer: uploads first, then one DDP `sendMessage` with `filesToConfirm`
+/// (names may have been edited in between): one message with every file.
+#[tokio::test]
+async fn send_message_posts_several_uploads_in_one_message() {
+    let s = Server::start(common::Backend::Sqlite).await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let mut ids = Vec::new();
+    for (name, bytes, mime) in [
+        ("a.txt", b"first".to_vec(), "text/plain"),
+        ("b.pdf", b"%PDF-1.4\n".to_vec(), "application/pdf"),
+    ] {
+        let up = send_form(
+            &s,
+            "/api/v1/rooms.media/GENERAL",
+            &alice,
+            file_form(name, bytes, mime),
+        )
+        .await;
+        ids.push(up.1["file"]["_id"].as_str().unwrap().to_string());
+    }
+    let bobs = send_form(
+        &s,
+        "/api/v1/rooms.media/GENERAL",
+        &bob,
+        file_form("c.txt", b"c".to_vec(), "text/plain"),
+    )
+    .await;
+    let bobs = bobs.1["file"]["_id"].as_str().unwrap().to_string();
+
+    let mut d = Ddp::connect(&s).await;
+    d.resume(&alice).await;
+    // Bob's upload is not Alice's to post: refused, nothing posted or confirmed.
+    let r = d
+        .call(
+            "sendMessage",
+            json!([{"rid": "GENERAL", "msg": "x"}, [], [{"_id": ids[0]}, {"_id": bobs}]]),
+        )
+        .await;
+    assert_eq!(r["error"]["error"], "invalid-file", "{r}");
+    let r = d
+        .call(
+            "sendMessage",
+            json!([{"rid": "GENERAL", "msg": "two files"}, [], [{"_id": ids[0], "name": "renamed.txt"}, {"_id": ids[1]}]]),
+        )
+        .await;
+    let m = &r["result"];
+    assert_eq!(m["msg"], "two files", "{r}");
+    let files = m["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["name"], "renamed.txt");
+    assert_eq!(files[1]["name"], "b.pdf");
+    assert_eq!(m["file"], files[0]);
+    let attachments = m["attachments"].as_array().unwrap();
+    assert_eq!(
+        attachments[0]["title_link"],
+        format!("/file-upload/{}/renamed.txt", ids[0])
+    );
+    assert_eq!(attachments[1]["fileId"], ids[1].as_str());
+    // Both are posted now: a second confirmation is refused.
+    let r = s
+        .post(
+            &format!("/api/v1/rooms.mediaConfirm/GENERAL/{}", ids[1]),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_error(&r, 400, Some("invalid-file"));
 }

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-blob", 3),
     ("apogee-bus", 3),
     ("apogee-mail", 3),
+    ("apogee-clamd", 3),
     ("apogee-rc", 3),
     // The browser client's built files (bytes only; apogee-rc serves them).
     ("apogee-web", 0),

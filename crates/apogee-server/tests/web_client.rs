@@ -33,7 +33,7 @@ async fn serves_the_client_without_shadowing_the_server() {
     let script = page
         .split(r#"src=""#)
         .map(|rest| rest.split('"').next().unwrap_or_default())
-        .find(|src| src.starts_with("/assets/") && src.ends_with(".js"))
+        .find(|src| src.starts_with("/static/") && src.ends_with(".js"))
         .unwrap_or_else(|| panic!("a hashed script in {page}"))
         .to_string();
 
@@ -79,7 +79,7 @@ async fn serves_the_client_without_shadowing_the_server() {
     for path in [
         "/api/v1/no.such.endpoint",
         "/api/v2/x",
-        "/assets/missing-0000.js",
+        "/static/missing-0000.js",
         "/favicon.ico",
         "/sockjs/000/abcdefgh/xhr",
     ] {

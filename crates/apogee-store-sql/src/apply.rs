@@ -491,6 +491,16 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 "custom sound",
             )?;
         }
+        Change::UpsertIntegration(i) => crate::integrations::upsert(tx, &i).await?,
+        Change::DeleteIntegration(id) => crate::integrations::delete(tx, &id).await?,
+        Change::InsertIntegrationHistory {
+            id,
+            integration_id,
+            doc,
+        } => crate::integrations::insert_history(tx, &id, &integration_id, &doc).await?,
+        Change::UpsertModerationReport(r) => crate::moderation::upsert(tx, &r).await?,
+        Change::UpsertCustomEmoji(e) => crate::emoji::upsert(tx, &e).await?,
+        Change::DeleteCustomEmoji(e) => crate::emoji::delete(tx, &e, now).await?,
         Change::InsertUpload(up) => {
             tx.exec(
                 "INSERT INTO uploads (id, rid, user_id, name, name_lower, type, size, store_key, complete, created_at, doc)

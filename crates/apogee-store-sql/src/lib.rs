@@ -4,7 +4,10 @@
 
 mod apply;
 mod audit;
+mod emoji;
 mod glue;
+mod integrations;
+mod moderation;
 mod outbox;
 mod reads;
 pub mod schema;

@@ -238,6 +238,55 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             expires_at BIGINT NOT NULL)",
         ],
     ),
+    (
+        11,
+        &[
+            // Integrations (incoming and outgoing webhooks). `channels` holds the targets as
+            // `|#a|@b|` so "integrations of this room" is one indexed-free LIKE over a small table.
+            "CREATE TABLE integrations (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            name_lower TEXT NOT NULL,
+            created_by TEXT,
+            user_id TEXT NOT NULL,
+            channels TEXT NOT NULL,
+            urls TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            doc TEXT NOT NULL)",
+            "CREATE INDEX integrations_created ON integrations (created_at)",
+            "CREATE TABLE integration_history (
+            id TEXT PRIMARY KEY,
+            integration_id TEXT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            doc TEXT NOT NULL)",
+            "CREATE INDEX integration_history_of ON integration_history (integration_id, updated_at)",
+            // Moderation reports: of a message (`kind` 'message', `target_user_id` its author)
+            // or of a user ('user'). Dismissed reports stay, `hidden` 1.
+            "CREATE TABLE moderation_reports (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            message_id TEXT,
+            rid TEXT,
+            target_user_id TEXT NOT NULL,
+            reporter_id TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            hidden BIGINT NOT NULL,
+            text_lower TEXT NOT NULL,
+            doc TEXT NOT NULL)",
+            "CREATE INDEX moderation_reports_target ON moderation_reports (kind, hidden, target_user_id, ts)",
+            "CREATE INDEX moderation_reports_message ON moderation_reports (message_id)",
+            // Custom emoji; their images are blobs under `emoji-custom/<id>/<etag>`. `names` is
+            // `|name|alias|…|`: a name or alias may belong to one emoji only.
+            "CREATE TABLE custom_emoji (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            name_lower TEXT NOT NULL,
+            names TEXT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            doc TEXT NOT NULL)",
+            "CREATE INDEX custom_emoji_updated ON custom_emoji (updated_at)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

@@ -10,6 +10,7 @@ use apogee_core::accounts::{Credentials, Identifier, LoginResult, Session};
 use apogee_core::credentials::NewPassword;
 use apogee_core::domain::{Message, User};
 use apogee_core::error::{CoreError, CoreResult};
+use apogee_core::files::FileToConfirm;
 use apogee_core::messages::NewMessage;
 use apogee_core::passwords::{digest, hash_token};
 use apogee_core::rooms::RoomRef;
@@ -182,7 +183,29 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
                 tshow: msg.get("tshow").and_then(Value::as_bool).unwrap_or(false),
                 extra: crate::routes::chat::send_extras(msg),
             };
-            Ok(json!(core.send_message(ctx.user()?, new).await?))
+            // Rocket.Chat 7: `(message, previewUrls, filesToConfirm [{_id, name?, content?}])`.
+            let files = match params.get(2) {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(files)) => files
+                    .iter()
+                    .map(|f| {
+                        let id = f
+                            .get("_id")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| bad_params(m))?;
+                        Ok(FileToConfirm {
+                            id: id.to_string(),
+                            name: f.get("name").and_then(Value::as_str).map(str::to_string),
+                            content: f.get("content").filter(|c| !c.is_null()).cloned(),
+                        })
+                    })
+                    .collect::<CoreResult<Vec<_>>>()?,
+                Some(_) => return Err(bad_params(m)),
+            };
+            Ok(json!(
+                core.send_message_with_files(ctx.user()?, new, files)
+                    .await?
+            ))
         }
         "updateMessage" => {
             let msg = obj_param(params, 0, m)?;
@@ -323,6 +346,23 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
             let since = ejson::date(params.first());
             let (subs, removed) = core.subscriptions(ctx.user()?, since).await?;
             Ok(since_listing(since.is_some(), subs, removed))
+        }
+        "saveRoomSettings" => {
+            // `(rid, {settings})` or `(rid, name, value)`.
+            let rid = str_param(params, 0, m)?;
+            let fields = match (params.get(1), params.get(2)) {
+                (Some(Value::Object(fields)), _) => fields.clone(),
+                (Some(Value::String(name)), value) => {
+                    let mut one = Map::new();
+                    one.insert(name.clone(), value.cloned().unwrap_or(Value::Null));
+                    one
+                }
+                _ => return Err(bad_params(m)),
+            };
+            let saved =
+                crate::routes::room_settings::save_room_settings(core, ctx.user()?, rid, &fields)
+                    .await?;
+            Ok(json!({"result": true, "rid": saved["rid"]}))
         }
         "getUsersOfRoom" => users_of_room(core, ctx.user()?, params).await,
         "sendSMTPTestEmail" => {

@@ -430,6 +430,36 @@ impl Streams {
                     })));
                 }
             }
+            Event::Logged { name, args } => {
+                if self.wants(&Stream::NotifyLogged, name) {
+                    out.push(Frame::Shared(d.render(name, || {
+                        changed("stream-notify-logged", name, args.clone())
+                    })));
+                }
+            }
+            Event::Avatar {
+                username,
+                rid,
+                etag,
+            } => {
+                let name = "updateAvatar";
+                if self.wants(&Stream::NotifyLogged, name) {
+                    out.push(Frame::Shared(d.render(name, || {
+                        // `{username, etag}` or `{rid, etag}`; no `etag` after a reset.
+                        let mut update = serde_json::Map::new();
+                        if let Some(username) = username {
+                            update.insert("username".into(), json!(username));
+                        }
+                        if let Some(rid) = rid {
+                            update.insert("rid".into(), json!(rid));
+                        }
+                        if let Some(etag) = etag {
+                            update.insert("etag".into(), json!(etag));
+                        }
+                        changed("stream-notify-logged", name, json!([update]))
+                    })));
+                }
+            }
             // The connection sends `force_logout` itself (`force_logout_frame`): only it knows
             // whether the ended session is its own.
             Event::SessionsEnded { .. } => {}

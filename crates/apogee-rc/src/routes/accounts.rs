@@ -289,7 +289,8 @@ async fn delete(
     p: Params,
 ) -> ApiResult {
     let user = target_user(&s, &p).await?;
-    s.core.delete_user(&session.user, &user.id).await?;
+    let confirm = p.bool("confirmRelinquish").unwrap_or(false);
+    s.core.delete_user(&session.user, &user.id, confirm).await?;
     ok(json!({}))
 }
 

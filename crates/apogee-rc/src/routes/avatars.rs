@@ -1,5 +1,6 @@
-//! Avatars: `users.setAvatar` (multipart `image`), `users.resetAvatar`, `users.getAvatar` and
-//! `GET /avatar/<username>` (the uploaded image or initials as SVG, with ETag revalidation).
+//! Avatars: `users.setAvatar` (multipart `image`), `users.resetAvatar`, `users.getAvatar`,
+//! `GET /avatar/<username>` and `GET /avatar/room/<rid>` (the uploaded image or initials as SVG,
+//! with ETag revalidation). Room avatars are set through `rooms.saveRoomSettings`.
 
 use super::registry::{Routes, get, post};
 use crate::AppState;
@@ -27,6 +28,7 @@ pub fn routes() -> Routes {
         .route("/api/v1/users.resetAvatar", post(reset_avatar))
         .route("/api/v1/users.getAvatar", get(get_avatar))
         .route("/avatar/{username}", get(avatar))
+        .route("/avatar/room/{rid}", get(room_avatar))
 }
 
 fn user_param_missing() -> ApiError {
@@ -124,18 +126,36 @@ async fn get_avatar(
     Ok(response)
 }
 
+/// A name without a trailing image extension (`/avatar/ann.png`).
+fn without_extension(name: &str) -> String {
+    [".png", ".jpg", ".jpeg", ".svg", ".gif", ".webp"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(name)
+        .to_string()
+}
+
 /// `GET /avatar/<username>` (a trailing image extension is ignored).
 async fn avatar(
     State(s): State<AppState>,
     Path(username): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let username = [".png", ".jpg", ".jpeg", ".svg", ".gif", ".webp"]
-        .iter()
-        .find_map(|ext| username.strip_suffix(ext))
-        .unwrap_or(&username)
-        .to_string();
-    let found = match s.core.avatar(&username).await {
+    serve(s.core.avatar(&without_extension(&username)).await, &headers)
+}
+
+/// `GET /avatar/room/<rid>`: the room's image, or its name's initials.
+async fn room_avatar(
+    State(s): State<AppState>,
+    Path(rid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    serve(s.core.room_avatar(&without_extension(&rid)).await, &headers)
+}
+
+/// An avatar with its ETag (304 when the client's copy is current) and safe headers.
+fn serve(found: Result<Avatar, CoreError>, headers: &HeaderMap) -> Response {
+    let found = match found {
         Ok(found) => found,
         Err(e) => {
             tracing::error!(error = %e.message, "avatar failed");

@@ -29,6 +29,8 @@ const MAX_FIELD_BYTES: usize = 64 * 1024;
 
 /// Message fields `rooms.mediaConfirm` / `rooms.upload` pass on besides `msg`/`tmid`.
 const MESSAGE_EXTRAS: &[&str] = &["alias", "emoji", "avatar", "customFields"];
+/// What an encrypted file message (`t: 'e2e'`) adds; core drops them from any other message.
+const E2E_EXTRAS: &[&str] = &["t", "content", "e2e", "e2eMentions"];
 
 pub fn routes() -> Routes {
     // The file size is bounded by `FileUpload_MaxFileSize` while streaming, in core; the
@@ -218,10 +220,27 @@ async fn media(
 ) -> ApiResult {
     let form = read_form(&s, &a.user, &rid, multipart).await?;
     let upload = form.upload.ok_or_else(missing_file)?;
+    // An encrypted file's metadata: a JSON text field, kept as sent (it may follow the file).
+    if let Some(content) = form.fields.get("content").and_then(Value::as_str) {
+        let stored = match serde_json::from_str::<Value>(content) {
+            Ok(content) => {
+                s.core
+                    .set_upload_content(&a.user, &upload.id, content)
+                    .await
+            }
+            Err(_) => Err(CoreError::bad("invalid-field-content", "Invalid content")),
+        };
+        if let Err(e) = stored {
+            let _ = s.core.discard_upload(&a.user, &upload.id).await;
+            return Err(ApiError(e));
+        }
+    }
     ok(json!({"file": {"_id": upload.id, "url": upload.path()}}))
 }
 
-fn file_message(fields: &Map<String, Value>) -> FileMessage {
+/// The message fields of a confirmation; `e2e` also takes an encrypted message's fields
+/// (`rooms.mediaConfirm`'s JSON body, not `rooms.upload`'s form).
+fn file_message(fields: &Map<String, Value>, e2e: bool) -> FileMessage {
     let text = |k: &str| fields.get(k).and_then(Value::as_str).map(str::to_string);
     FileMessage {
         msg: text("msg").unwrap_or_default(),
@@ -229,7 +248,10 @@ fn file_message(fields: &Map<String, Value>) -> FileMessage {
         tmid: text("tmid"),
         extra: fields
             .iter()
-            .filter(|(k, v)| MESSAGE_EXTRAS.contains(&k.as_str()) && !v.is_null())
+            .filter(|(k, v)| {
+                (MESSAGE_EXTRAS.contains(&k.as_str()) || e2e && E2E_EXTRAS.contains(&k.as_str()))
+                    && !v.is_null()
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     }
@@ -244,7 +266,7 @@ async fn confirm(
 ) -> ApiResult {
     let message = s
         .core
-        .confirm_upload(&a.user, &rid, &file_id, file_message(&p.0))
+        .confirm_upload(&a.user, &rid, &file_id, file_message(&p.0, true))
         .await?;
     ok(json!({"message": message}))
 }
@@ -260,7 +282,7 @@ async fn upload_and_post(
     let upload = form.upload.ok_or_else(missing_file)?;
     match s
         .core
-        .confirm_upload(&a.user, &rid, &upload.id, file_message(&form.fields))
+        .confirm_upload(&a.user, &rid, &upload.id, file_message(&form.fields, false))
         .await
     {
         Ok(message) => ok(json!({"message": message})),
@@ -294,6 +316,9 @@ fn render_upload(u: &Upload) -> Value {
     });
     if let Some(d) = &u.description {
         v["description"] = json!(d);
+    }
+    if let Some(content) = &u.content {
+        v["content"] = content.clone();
     }
     v
 }
@@ -587,6 +612,7 @@ mod tests {
             store_key: "f".into(),
             complete: true,
             description: None,
+            content: None,
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
         }

@@ -4,7 +4,7 @@
 use super::registry::{Routes, delete, get, post};
 use crate::AppState;
 use crate::auth::Auth;
-use crate::error::{ApiResult, ok};
+use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -18,6 +18,24 @@ pub fn routes() -> Routes {
         .route("/api/v1/removeInvite/{id}", delete(remove))
         .route("/api/v1/validateInviteToken", post(validate))
         .route("/api/v1/useInviteToken", post(use_token))
+        .route("/api/v1/sendInvitationEmail", post(send_invitation_email))
+}
+
+async fn send_invitation_email(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let emails: Vec<String> = match p.get("emails") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => {
+            return Err(ApiError::invalid_params(
+                "must have required property 'emails'",
+            ));
+        }
+    };
+    s.core.send_invitation_emails(&a.user, &emails).await?;
+    ok(json!({}))
 }
 
 async fn find_or_create(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod assets;
 mod audit;
 mod avatars;
 pub(crate) mod chat;
@@ -9,12 +10,16 @@ mod chat_sync;
 mod credentials;
 mod discussions;
 mod e2e;
+mod emoji;
 mod files;
+mod integrations;
 mod invites;
 mod methods;
+mod moderation;
 pub(crate) mod registry;
 mod roles;
 mod room_admin;
+pub(crate) mod room_settings;
 mod rooms;
 mod server;
 mod sounds;
@@ -45,6 +50,7 @@ pub(crate) fn all() -> registry::Routes {
         .merge(chat_sync::routes())
         .merge(roles::routes())
         .merge(room_admin::routes())
+        .merge(room_settings::routes())
         .merge(server::routes())
         .merge(teams::routes())
         .merge(two_factor::routes())
@@ -53,6 +59,10 @@ pub(crate) fn all() -> registry::Routes {
         .merge(files::routes())
         .merge(avatars::routes())
         .merge(invites::routes())
+        .merge(integrations::routes())
+        .merge(moderation::routes())
+        .merge(emoji::routes())
+        .merge(assets::routes())
         .merge(user_status::routes())
         .merge(sounds::routes())
         .merge(methods::routes())

@@ -42,7 +42,20 @@ pub(crate) fn delete<H: Handler<T, AppState>, T: 'static>(handler: H) -> Methods
     }
 }
 
+pub(crate) fn put<H: Handler<T, AppState>, T: 'static>(handler: H) -> Methods {
+    Methods {
+        methods: vec!["PUT"],
+        router: axum::routing::put(handler),
+    }
+}
+
 impl Methods {
+    pub(crate) fn get<H: Handler<T, AppState>, T: 'static>(mut self, handler: H) -> Self {
+        self.methods.push("GET");
+        self.router = self.router.get(handler);
+        self
+    }
+
     pub(crate) fn post<H: Handler<T, AppState>, T: 'static>(mut self, handler: H) -> Self {
         self.methods.push("POST");
         self.router = self.router.post(handler);
