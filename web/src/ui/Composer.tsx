@@ -156,6 +156,8 @@ export function Composer({
       const last = lastOwn(list, me._id);
       if (last) {
         e.preventDefault();
+        // The text in the same render as the editing state (the effect below would be a frame later).
+        setText(last.msg);
         setEditing(last);
       }
     } else if (e.key === 'Escape' && !editing && quoting.length) {
