@@ -23,6 +23,12 @@ let dave; // the reader
 let rid;
 const ids = {}; // message text → id
 
+/** Goes to a client route as the client's own links do (history and popstate). */
+const visit = (path) =>
+  page.evaluate((p) => {
+    history.pushState(null, '', p);
+    dispatchEvent(new PopStateEvent('popstate'));
+  }, path);
 const byId = (id) => page.locator(`.room .message[data-id="${id}"]`);
 
 /** Whether the element comes to be inside the message list's visible part (within 5 s). */
@@ -125,14 +131,15 @@ describe('unread line, message links and quotes', { timeout: 240_000 }, () => {
     await page.getByText('Link copied').waitFor();
     const link = await page.evaluate(() => navigator.clipboard.readText());
     assert.equal(link, `${server.url}/channel/landing?msg=${ids['later 60']}`);
-    await page.goto(`${server.url}/home`);
-    await page.goto(link);
+    // Followed inside the client, as a link in a message is (no new page load and session).
+    await visit('/home');
+    await visit(new URL(link).pathname + new URL(link).search);
     await page.locator(`.message.highlighted[data-id="${ids['later 60']}"]`).waitFor();
     assert.ok(await inView(byId(ids['later 60'])));
   });
 
   it('quotes a message; the quote shows the message and leads back to it', async () => {
-    await page.goto(`${server.url}/channel/landing`);
+    await visit('/channel/landing');
     const quoted = byId(ids[`later ${UNREAD - 1}`]);
     await quoted.waitFor();
     await quoted.hover();
