@@ -38,6 +38,11 @@ export interface State {
   presence: Record<string, string>;
   uploads: Upload[];
   toast: string | null;
+  /**
+   * Per room: when the user last read it, as it was when the room was opened with unread
+   * messages (reading it moves the subscription's `ls` on, so the unread line needs the old one).
+   */
+  unreadSince: Record<string, Date>;
 }
 
 export const api = new Api();
@@ -47,7 +52,7 @@ export const store = new Store<State>({
   booting: true,
   me: null,
   connection: 'offline',
-  route: parse(location.pathname),
+  route: parse(location.pathname, location.search),
   subs: {},
   rooms: {},
   messages: {},
@@ -56,6 +61,7 @@ export const store = new Store<State>({
   presence: {},
   uploads: [],
   toast: null,
+  unreadSince: {},
 });
 
 const TOKEN_KEY = 'Meteor.loginToken';
@@ -66,14 +72,14 @@ const PAGE = 50;
 
 export function navigate(route: Route, replace = false): void {
   const url = href(route);
-  if (url !== location.pathname) {
+  if (url !== location.pathname + location.search) {
     if (replace) history.replaceState(null, '', url);
     else history.pushState(null, '', url);
   }
   store.update(() => ({ route }));
 }
 
-window.addEventListener('popstate', () => store.update(() => ({ route: parse(location.pathname) })));
+window.addEventListener('popstate', () => store.update(() => ({ route: parse(location.pathname, location.search) })));
 
 export function toast(message: string): void {
   store.update(() => ({ toast: message }));
@@ -167,7 +173,7 @@ async function endSession(): Promise<void> {
   for (const stop of sessionStops.splice(0)) stop();
   openRoomStops.splice(0).forEach((s) => s());
   openRid = null;
-  store.update(() => ({ me: null, subs: {}, rooms: {}, messages: {}, threads: {}, typing: {}, presence: {}, uploads: [] }));
+  store.update(() => ({ me: null, subs: {}, rooms: {}, messages: {}, threads: {}, typing: {}, presence: {}, uploads: [], unreadSince: {} }));
   navigate({ name: 'login' }, true);
 }
 
@@ -329,6 +335,11 @@ export async function openRoom(rid: string): Promise<void> {
       sub.stop();
     });
   };
+  const sub = store.get().subs[rid];
+  store.update((s) => {
+    const { [rid]: _, ...rest } = s.unreadSince;
+    return { unreadSince: sub && sub.unread > 0 && sub.ls ? { ...rest, [rid]: sub.ls } : rest };
+  });
   listen('stream-room-messages', rid, ([m]) => onLiveMessage(normalise(m)));
   listen('stream-notify-room', `${rid}/user-activity`, ([username, activities]) => onActivity(rid, username, activities));
   listen('stream-notify-room', `${rid}/deleteMessage`, ([{ _id }]) => dropMessages(rid, [_id]));
@@ -404,6 +415,25 @@ export async function loadOlder(rid: string): Promise<void> {
   }
 }
 
+/**
+ * Loads older pages of a room until `found` holds for a loaded message or the room's start is
+ * reached (at most `maxPages` pages). Resolves whether it was found: `?msg=` links and "jump to
+ * first unread" reach messages older than the first page this way.
+ */
+export async function loadUntil(rid: string, found: (m: Message) => boolean, maxPages = 40): Promise<boolean> {
+  for (let i = 0; ; i++) {
+    // The room may still be opening (its first page not asked for, or on its way).
+    let cur = store.get().messages[rid];
+    for (let wait = 0; (!cur || cur.loading) && wait < 400; wait++) {
+      await new Promise((r) => setTimeout(r, 50));
+      cur = store.get().messages[rid];
+    }
+    if (cur?.list.some(found)) return true;
+    if (!cur || !cur.hasMore || i >= maxPages) return false;
+    await loadOlder(rid);
+  }
+}
+
 function onLiveMessage(m: Message): void {
   if (m.tmid) {
     store.update((s) => (s.threads[m.tmid!] ? { threads: { ...s.threads, [m.tmid!]: merge(s.threads[m.tmid!], [m]) } } : {}));
@@ -455,6 +485,15 @@ export function randomId(): string {
   const chars = '23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz';
   const bytes = crypto.getRandomValues(new Uint8Array(17));
   return Array.from(bytes, (b) => chars[b % chars.length]).join('');
+}
+
+/**
+ * Rocket.Chat's quote: a link to each quoted message, with a blank label, on the first line of
+ * the new message; clients show the linked message as a quote in place of the link.
+ */
+export function withQuotes(text: string, quoted: Message[]): string {
+  if (quoted.length === 0) return text;
+  return `${quoted.map((m) => `[ ](${messageLink(m)})`).join('')}\n${text}`;
 }
 
 export async function sendMessage(rid: string, text: string, tmid?: string): Promise<void> {
@@ -593,4 +632,32 @@ export async function searchMessages(rid: string, text: string): Promise<Message
 
 export function isAdmin(s: State = store.get()): boolean {
   return !!s.me?.roles.includes('admin');
+}
+
+// ---- sensitive calls ---------------------------------------------------------------------------
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Runs a sensitive REST call (Rocket.Chat's `twoFactorRequired`): when the server answers
+ * `totp-required`, asks for the code of the method it names (for `password`, the password, sent
+ * as its SHA-256 as Rocket.Chat's client does) and calls again with the `x-2fa-*` headers.
+ * `undefined` when the user cancels.
+ */
+export async function withSecondFactor<T>(call: (headers: Record<string, string>) => Promise<T>): Promise<T | undefined> {
+  try {
+    return await call({});
+  } catch (e) {
+    const required = e instanceof ApiError && (e.error === 'totp-required' || e.errorType === 'totp-required');
+    if (!required) throw e;
+    const method = String((e.details as any)?.method ?? 'totp');
+    const ask = method === 'password' ? 'Confirm with your password' : method === 'email' ? 'Enter the code sent to your e-mail' : 'Enter the code from your authenticator app (or a backup code)';
+    const answer = prompt(ask);
+    if (!answer) return undefined;
+    const code = method === 'password' ? await sha256Hex(answer) : answer.trim();
+    return await call({ 'x-2fa-code': code, 'x-2fa-method': method });
+  }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { layout, lastOwn, merge, normalise } from './messages';
+import { firstUnread, layout, lastOwn, mdWithoutQuotes, merge, normalise, quotedIds, withoutQuotes } from './messages';
 
 const alice = { _id: 'A', username: 'alice' };
 const bob = { _id: 'B', username: 'bob' };
@@ -50,5 +50,30 @@ describe('layout', () => {
     const list = [msg('1', '2026-03-01T10:00:00'), msg('2', '2026-03-01T10:01:00', bob), msg('3', '2026-03-01T10:02:00', alice, { t: 'uj' })];
     expect(lastOwn(list, 'A')?._id).toBe('1');
     expect(lastOwn(list, 'C')).toBeUndefined();
+  });
+});
+
+describe('unread line', () => {
+  it('goes before the first message of someone else after the last read', () => {
+    const list = [msg('a', '2026-01-01T10:00:00Z', bob), msg('b', '2026-01-01T10:01:00Z'), msg('c', '2026-01-01T10:02:00Z', bob)];
+    const since = new Date('2026-01-01T10:00:30Z');
+    expect(firstUnread(list, since, 'A')?._id).toBe('c');
+    expect(firstUnread(list, undefined, 'A')).toBeUndefined();
+    const rows = layout(list, 'c');
+    expect(rows.map((r) => r.kind)).toEqual(['day', 'message', 'message', 'unread', 'message']);
+  });
+});
+
+describe('quotes', () => {
+  it('finds quoted messages and hides their links', () => {
+    const text = '[ ](http://h/channel/general?msg=abc)[ ](http://h/channel/general?msg=def)\nmy answer [site](http://h/?msg=zzz)';
+    expect(quotedIds(text)).toEqual(['abc', 'def']);
+    expect(withoutQuotes(text)).toBe('my answer [site](http://h/?msg=zzz)');
+    const link = (src: string, label: string) => ({ type: 'LINK', value: { src: { type: 'PLAIN_TEXT', value: src }, label: [{ type: 'PLAIN_TEXT', value: label }] } });
+    const md = [
+      { type: 'PARAGRAPH', value: [link('http://h/channel/general?msg=abc', ' ')] },
+      { type: 'PARAGRAPH', value: [{ type: 'PLAIN_TEXT', value: 'my answer ' }, link('http://h/?msg=zzz', 'site')] },
+    ];
+    expect(mdWithoutQuotes(md)).toEqual([md[1]]);
   });
 });

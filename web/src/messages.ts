@@ -2,7 +2,7 @@
 // into one ordered list, and laying a list out as rows (day separators, grouping).
 
 import { toDate } from './ejson';
-import type { Message } from './types';
+import type { MdNode, Message } from './types';
 
 /** Dates of a message from either transport as Date objects. */
 export function normalise(raw: any): Message {
@@ -70,7 +70,8 @@ export function inMainList(m: Message): boolean {
 export type Row =
   | { kind: 'day'; key: string; date: Date }
   | { kind: 'message'; key: string; message: Message; grouped: boolean }
-  | { kind: 'system'; key: string; message: Message };
+  | { kind: 'system'; key: string; message: Message }
+  | { kind: 'unread'; key: string; message: Message };
 
 /** Consecutive messages of one author within this many ms are drawn as one group. */
 export const GROUP_WINDOW_MS = 5 * 60 * 1000;
@@ -79,12 +80,28 @@ export function sameDay(a: Date, b: Date): boolean {
   return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
 }
 
-/** The rows to draw for `list`: a day separator before each new day, grouping, system lines. */
-export function layout(list: readonly Message[]): Row[] {
+/**
+ * The first message in `list` someone else wrote after `since` (the user's last read): where the
+ * unread line goes.
+ */
+export function firstUnread(list: readonly Message[], since: Date | undefined, userId: string): Message | undefined {
+  if (!since) return undefined;
+  return list.find((m) => m.ts > since && m.u._id !== userId && !m.pending);
+}
+
+/**
+ * The rows to draw for `list`: a day separator before each new day, grouping, system lines, and
+ * the unread line before `unread` (ungrouping the message after it).
+ */
+export function layout(list: readonly Message[], unread?: string): Row[] {
   const rows: Row[] = [];
   let prev: Message | null = null; // the message a new one may group with
   let day: Date | null = null;
   for (const m of list) {
+    if (m._id === unread) {
+      rows.push({ kind: 'unread', key: `unread-${m._id}`, message: m });
+      prev = null;
+    }
     if (!day || !sameDay(day, m.ts)) {
       rows.push({ kind: 'day', key: `day-${m.ts.toDateString()}`, date: m.ts });
       day = m.ts;
@@ -105,6 +122,57 @@ export function layout(list: readonly Message[]): Row[] {
     prev = m;
   }
   return rows;
+}
+
+/** The id of the message a Rocket.Chat message link (`…?msg=<id>`) points at, if it is one. */
+export function linkedMessageId(url: string): string | undefined {
+  try {
+    return new URL(url, 'http://x').searchParams.get('msg') || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// A quote: a message link with a blank label (`[ ](https://…/channel/x?msg=ID)`).
+const QUOTE_LINK = /\[\s*\]\(([^)\s]+)\)/g;
+
+/** The ids of the messages `text` quotes, in order. */
+export function quotedIds(text: string): string[] {
+  const ids: string[] = [];
+  for (const [, url] of text.matchAll(QUOTE_LINK)) {
+    const id = linkedMessageId(url);
+    if (id && !ids.includes(id)) ids.push(id);
+  }
+  return ids;
+}
+
+/** The text without its quote links (they are shown as quotes, not as links). */
+export function withoutQuotes(text: string): string {
+  return text.replace(QUOTE_LINK, (whole, url) => (linkedMessageId(url) ? '' : whole)).replace(/^\s*\n/, '');
+}
+
+function blank(nodes: MdNode[] | undefined): boolean {
+  return (nodes ?? []).every((n) => n.type === 'PLAIN_TEXT' && typeof n.value === 'string' && !n.value.trim());
+}
+
+/** The `md` AST without quote links, and without paragraphs they leave empty. */
+export function mdWithoutQuotes(md: MdNode[] | undefined): MdNode[] | undefined {
+  if (!md) return md;
+  const isQuote = (n: MdNode) => {
+    if (n.type !== 'LINK') return false;
+    const src = n.value?.src;
+    const label = n.value?.label;
+    const labelNodes: MdNode[] = Array.isArray(label) ? label : label ? [label] : [];
+    return !!linkedMessageId(typeof src === 'string' ? src : (src?.value ?? '')) && blank(labelNodes);
+  };
+  const out: MdNode[] = [];
+  for (const node of md) {
+    if (node.type === 'PARAGRAPH' && Array.isArray(node.value) && node.value.some(isQuote)) {
+      const rest = node.value.filter((n: MdNode) => !isQuote(n));
+      if (!blank(rest)) out.push({ ...node, value: rest });
+    } else out.push(node);
+  }
+  return out;
 }
 
 /** The last message `userId` wrote in `list` that can be edited (not a system message). */

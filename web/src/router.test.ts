@@ -10,4 +10,11 @@ describe('routes', () => {
     expect(parse('/channel/caf%C3%A9')).toMatchObject({ kind: 'channel', key: 'café' });
     expect(parse('/admin')).toEqual({ name: 'admin', section: 'users' });
   });
+
+  it('keeps the message of a `?msg=` link', () => {
+    expect(parse('/channel/general', '?msg=abc')).toEqual({ name: 'room', kind: 'channel', key: 'general', tmid: undefined, msg: 'abc' });
+    expect(parse('/group/x?msg=a%2Fb')).toMatchObject({ key: 'x', msg: 'a/b' });
+    expect(href(parse('/channel/general?msg=abc'))).toBe('/channel/general?msg=abc');
+    expect(parse('/channel/general', '?other=1')).not.toHaveProperty('msg');
+  });
 });

@@ -1,15 +1,23 @@
 // Rocket.Chat's client URLs, so links from other clients and the desktop app's deep links land
 // in the right place: /home, /channel/:name, /group/:name, /direct/:rid (or a username),
-// …/thread/:tmid, /admin/:section, plus /login and /register.
+// …/thread/:tmid, /admin/:section, plus /login and /register. A room URL may carry `?msg=<id>`:
+// the message to scroll to and highlight (Rocket.Chat's message links).
 
 export type Route =
   | { name: 'home' }
   | { name: 'login' }
   | { name: 'register' }
-  | { name: 'room'; kind: 'channel' | 'group' | 'direct'; key: string; tmid?: string }
+  | { name: 'room'; kind: 'channel' | 'group' | 'direct'; key: string; tmid?: string; msg?: string }
   | { name: 'admin'; section: string };
 
-export function parse(pathname: string): Route {
+/** Reads a path, with its query string (`?msg=`) when given (a full `/path?query` also works). */
+export function parse(pathname: string, search = ''): Route {
+  const q = pathname.indexOf('?');
+  if (q >= 0) {
+    search = pathname.slice(q);
+    pathname = pathname.slice(0, q);
+  }
+  const msg = new URLSearchParams(search).get('msg') || undefined;
   const parts = pathname.split('/').filter(Boolean).map(decodeURIComponent);
   const [first, second, third, fourth] = parts;
   switch (first) {
@@ -21,7 +29,7 @@ export function parse(pathname: string): Route {
     case 'group':
     case 'direct':
       if (!second) return { name: 'home' };
-      return { name: 'room', kind: first, key: second, tmid: third === 'thread' && fourth ? fourth : undefined };
+      return { name: 'room', kind: first, key: second, tmid: third === 'thread' && fourth ? fourth : undefined, ...(msg ? { msg } : {}) };
     case 'admin':
       return { name: 'admin', section: second ?? 'users' };
     default:
@@ -33,7 +41,8 @@ export function href(route: Route): string {
   switch (route.name) {
     case 'room': {
       const base = `/${route.kind}/${encodeURIComponent(route.key)}`;
-      return route.tmid ? `${base}/thread/${encodeURIComponent(route.tmid)}` : base;
+      const path = route.tmid ? `${base}/thread/${encodeURIComponent(route.tmid)}` : base;
+      return route.msg ? `${path}?msg=${encodeURIComponent(route.msg)}` : path;
     }
     case 'admin':
       return `/admin/${route.section}`;

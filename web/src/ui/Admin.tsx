@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, errorText, navigate, store, toast } from '../app';
+import { api, errorText, navigate, store, toast, withSecondFactor } from '../app';
+import { AuditLog, RolesAndPermissions } from './AdminAccess';
 import { useSelect } from '../store';
 import { t } from '../i18n';
 
@@ -11,6 +12,59 @@ interface AdminUser {
   roles: string[];
   active: boolean;
   status?: string;
+}
+
+/** The administrator's "new user" form (`users.create`). */
+function NewUser({ roles, onCreated }: { roles: { _id: string; name: string }[]; onCreated: () => void }) {
+  const [open, setOpen] = useState(false);
+  const [error, setError] = useState('');
+  const [picked, setPicked] = useState<string[]>(['user']);
+  if (!open) return <button onClick={() => setOpen(true)}>{t('New user')}</button>;
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget as HTMLFormElement);
+    const get = (k: string) => String(f.get(k) ?? '').trim();
+    try {
+      await api.post('users.create', {
+        name: get('new-name'),
+        username: get('new-username'),
+        email: get('new-email'),
+        password: get('new-password'),
+        roles: picked,
+        verified: f.get('new-verified') === 'on',
+        requirePasswordChange: f.get('new-require-change') === 'on',
+      });
+      setOpen(false);
+      setError('');
+      toast(t('User created'));
+      onCreated();
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <form class="admin-form" aria-label={t('New user')} onSubmit={submit}>
+      <label>{t('Name')} <input name="new-name" required /></label>
+      <label>{t('Username')} <input name="new-username" required /></label>
+      <label>{t('Email')} <input name="new-email" type="email" required /></label>
+      <label>{t('Password')} <input name="new-password" type="password" required autocomplete="new-password" /></label>
+      <fieldset class="role-editor">
+        <legend>{t('Roles')}</legend>
+        {roles.map((r) => (
+          <label key={r._id} class="check">
+            <input type="checkbox" name={`new-role-${r.name}`} checked={picked.includes(r._id)} onChange={(e) => setPicked(e.currentTarget.checked ? [...picked, r._id] : picked.filter((x) => x !== r._id))} /> {r.name}
+          </label>
+        ))}
+      </fieldset>
+      <label class="check"><input type="checkbox" name="new-verified" /> {t('Email verified')}</label>
+      <label class="check"><input type="checkbox" name="new-require-change" /> {t('Require password change')}</label>
+      {error && <p class="form-error" role="alert">{error}</p>}
+      <div class="row-actions">
+        <button class="primary" type="submit">{t('Create')}</button>
+        <button type="button" onClick={() => setOpen(false)}>{t('Cancel')}</button>
+      </div>
+    </form>
+  );
 }
 
 function Users() {
@@ -46,8 +100,19 @@ function Users() {
     }
   };
 
+  const resetTwoFactor = async (u: AdminUser) => {
+    if (!confirm(t('Reset the two-factor authentication of {user}?', { user: u.username }))) return;
+    try {
+      const done = await withSecondFactor((headers) => api.post('users.resetTOTP', { userId: u._id }, headers));
+      if (done) toast(t('Two-factor authentication of {user} reset', { user: u.username }));
+    } catch (e) {
+      toast(errorText(e));
+    }
+  };
+
   return (
     <>
+      <NewUser roles={roles} onCreated={() => void load()} />
       <input class="search" type="search" placeholder={t('Search users')} aria-label={t('Search users')} value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
       <table class="admin-table">
         <thead>
@@ -77,6 +142,7 @@ function Users() {
               <td class="row-actions">
                 <button onClick={() => setEditing(editing === u._id ? null : u._id)}>{editing === u._id ? t('Done') : t('Edit roles')}</button>
                 <button onClick={() => setActive(u, !u.active)}>{u.active ? t('Deactivate') : t('Activate')}</button>
+                <button onClick={() => void resetTwoFactor(u)}>{t('Reset 2FA')}</button>
               </td>
             </tr>
           ))}
@@ -154,7 +220,10 @@ export function Admin() {
   const tabs = [
     ['users', t('Users')],
     ['settings', t('Settings')],
+    ['permissions', t('Permissions')],
+    ['audit', t('Audit log')],
   ];
+  const body = section === 'settings' ? <Settings /> : section === 'permissions' ? <RolesAndPermissions /> : section === 'audit' ? <AuditLog /> : <Users />;
   return (
     <section class="admin" aria-label="Administration">
       <header class="room-header">
@@ -165,7 +234,7 @@ export function Admin() {
           ))}
         </nav>
       </header>
-      <div class="admin-body">{section === 'settings' ? <Settings /> : <Users />}</div>
+      <div class="admin-body">{body}</div>
     </section>
   );
 }

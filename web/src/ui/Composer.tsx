@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, editMessage, errorText, sendMessage, setTyping, store, toast, uploadFile } from '../app';
+import { api, editMessage, errorText, sendMessage, setTyping, store, toast, uploadFile, withQuotes } from '../app';
 import { applyCompletion, tokenAt, type Token } from '../complete';
 import { EMOJI } from '../emoji';
 import { lastOwn } from '../messages';
@@ -43,6 +43,8 @@ export function Composer({
   setEditing,
   list,
   readOnly,
+  quoting = [],
+  setQuoting,
 }: {
   rid: string;
   tmid?: string;
@@ -51,6 +53,9 @@ export function Composer({
   setEditing: (m: Message | null) => void;
   list: Message[];
   readOnly?: boolean;
+  /** Messages the next one quotes (the Quote action), shown above the box until sent. */
+  quoting?: Message[];
+  setQuoting?: (m: Message[]) => void;
 }) {
   const me = useSelect(store, (s) => s.me!);
   const uploads = useSelect(store, (s) => s.uploads.filter((u) => u.rid === rid));
@@ -96,6 +101,10 @@ export function Composer({
   }, [editing]);
 
   useEffect(() => {
+    if (quoting.length) area.current?.focus();
+  }, [quoting.length]);
+
+  useEffect(() => {
     if (!area.current) return;
     area.current.style.height = 'auto';
     area.current.style.height = `${Math.min(area.current.scrollHeight, 200)}px`;
@@ -112,7 +121,9 @@ export function Composer({
         setEditing(null);
         if (value !== m.msg) await editMessage(m, value);
       } else {
-        await sendMessage(rid, value, tmid);
+        const quoted = quoting;
+        setQuoting?.([]);
+        await sendMessage(rid, withQuotes(value, quoted), tmid);
       }
     } catch (e) {
       setText(value);
@@ -145,8 +156,12 @@ export function Composer({
       const last = lastOwn(list, me._id);
       if (last) {
         e.preventDefault();
+        // The text in the same render as the editing state (the effect below would be a frame later).
+        setText(last.msg);
         setEditing(last);
       }
+    } else if (e.key === 'Escape' && !editing && quoting.length) {
+      setQuoting?.([]);
     } else if (e.key === 'Escape' && editing) {
       setEditing(null);
       setText('');
@@ -181,6 +196,14 @@ export function Composer({
           {t('Editing message')} · <kbd>Esc</kbd> {t('to cancel')}
         </div>
       )}
+      {quoting.map((q) => (
+        <div class="quoting-bar" key={q._id} role="status" aria-label={t('Quoting')}>
+          <span>
+            ❝ <strong>{q.u.username}</strong> {q.msg.length > 120 ? `${q.msg.slice(0, 120)}…` : q.msg}
+          </span>
+          <button class="icon" aria-label={t('Cancel quote')} title={t('Cancel quote')} onClick={() => setQuoting?.(quoting.filter((x) => x._id !== q._id))}>✕</button>
+        </div>
+      ))}
       {token && options.length > 0 && (
         <ul class="autocomplete" role="listbox" aria-label="Suggestions">
           {options.map((o, i) => (

@@ -1,9 +1,9 @@
-import { useState } from 'preact/hooks';
-import { deleteMessage, errorText, messageLink, navigate, setPinned, setStarred, store, toast, toggleReaction } from '../app';
+import { useEffect, useState } from 'preact/hooks';
+import { deleteMessage, errorText, findMessage, messageLink, navigate, setPinned, setStarred, store, toast, toggleReaction } from '../app';
 import { EMOJI, QUICK, emojiFor } from '../emoji';
 import { Markdown } from '../markdown';
-import { systemText } from '../messages';
-import type { Route } from '../router';
+import { linkedMessageId, mdWithoutQuotes, quotedIds, systemText, withoutQuotes } from '../messages';
+import { parse, roomRoute, type Route } from '../router';
 import { useSelect } from '../store';
 import type { Attachment, Message } from '../types';
 import { Avatar } from './Avatar';
@@ -15,6 +15,48 @@ const timeFormat = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-dig
 const fullFormat = new Intl.DateTimeFormat([], { dateStyle: 'medium', timeStyle: 'short' });
 const time = (d: Date) => timeFormat.format(d);
 const full = (d: Date) => fullFormat.format(d);
+
+/** Opens a message link of this server in the app (the room, scrolled to the message). */
+function openMessageLink(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url, location.href);
+  } catch {
+    return false;
+  }
+  if (parsed.origin !== location.origin || !linkedMessageId(url)) return false;
+  navigate(parse(parsed.pathname, parsed.search));
+  return true;
+}
+
+/** Goes to message `id` of room `rid` (a `?msg=` route), or opens `link` when the room is unknown. */
+function goToMessage(rid: string, id: string, link?: string): void {
+  const sub = store.get().subs[rid];
+  if (sub) navigate({ ...roomRoute(sub.t, sub.name, sub.rid), msg: id } as Route);
+  else if (link) openMessageLink(link);
+}
+
+/** A quoted message the server did not attach: fetched and drawn like Rocket.Chat's quote attachment. */
+function QuoteView({ id }: { id: string }) {
+  const [quoted, setQuoted] = useState<Message | null | undefined>(undefined);
+  useEffect(() => {
+    let live = true;
+    void findMessage(id).then((m) => live && setQuoted(m ?? null));
+    return () => {
+      live = false;
+    };
+  }, [id]);
+  if (quoted === undefined) return null;
+  if (quoted === null) return <blockquote class="attachment-quote missing">{t('Message not found')}</blockquote>;
+  return (
+    <blockquote class="attachment-quote" data-quote={id}>
+      <button class="quote-author" onClick={() => goToMessage(quoted.rid, quoted._id)}>
+        <strong>{quoted.u.username}</strong> <time dateTime={quoted.ts.toISOString()}>{full(quoted.ts)}</time>
+      </button>
+      <p>{withoutQuotes(quoted.msg)}</p>
+    </blockquote>
+  );
+}
 
 export function SystemLine({ m }: { m: Message }) {
   return (
@@ -56,9 +98,17 @@ function AttachmentView({ a, onView }: { a: Attachment; onView: (url: string, ti
     );
   }
   if (a.text || a.author_name) {
+    const linked = a.message_link ? linkedMessageId(a.message_link) : undefined;
     return (
-      <blockquote class="attachment-quote">
-        {a.author_name && <strong>{a.author_name}</strong>}
+      <blockquote class="attachment-quote" data-quote={linked}>
+        {a.author_name &&
+          (a.message_link ? (
+            <a class="quote-author" href={a.message_link} onClick={(e) => openMessageLink(a.message_link!) && e.preventDefault()}>
+              <strong>{a.author_name}</strong>
+            </a>
+          ) : (
+            <strong>{a.author_name}</strong>
+          ))}
         <p>{a.text}</p>
       </blockquote>
     );
@@ -80,13 +130,18 @@ export function MessageItem({
   grouped,
   threadRoute,
   onEdit,
+  onQuote,
   inThread = false,
+  highlighted = false,
 }: {
   m: Message;
   grouped: boolean;
   threadRoute?: Route;
   onEdit?: (m: Message) => void;
+  onQuote?: (m: Message) => void;
   inThread?: boolean;
+  /** The target of a `?msg=` link, marked for a moment. */
+  highlighted?: boolean;
 }) {
   const me = useSelect(store, (s) => s.me!);
   const [picker, setPicker] = useState(false);
@@ -102,9 +157,13 @@ export function MessageItem({
     toggleReaction(m, emoji).catch((e) => toast(errorText(e)));
   };
   const reactions = Object.entries(m.reactions ?? {});
+  // Quotes the server attached are drawn from the attachment; the others are fetched.
+  const attached = new Set((m.attachments ?? []).map((a) => (a.message_link ? linkedMessageId(a.message_link) : undefined)));
+  const quotes = m.msg ? quotedIds(m.msg) : [];
+  const fetchedQuotes = quotes.filter((id) => !attached.has(id));
   return (
     <div
-      class={`message${grouped ? ' grouped' : ''}${m.pending ? ' pending' : ''}${active ? ' active' : ''}`}
+      class={`message${grouped ? ' grouped' : ''}${m.pending ? ' pending' : ''}${active ? ' active' : ''}${highlighted ? ' highlighted' : ''}`}
       role="listitem"
       data-id={m._id}
       aria-label={`${m.u.username}: ${m.msg}`}
@@ -122,8 +181,15 @@ export function MessageItem({
             <time dateTime={m.ts.toISOString()} title={full(m.ts)}>{time(m.ts)}</time>
           </div>
         )}
-        <div class="message-text">
-          {m.msg && <Markdown md={m.md} fallback={m.msg} />}
+        {fetchedQuotes.map((id) => <QuoteView key={id} id={id} />)}
+        <div
+          class="message-text"
+          onClick={(e) => {
+            const a = (e.target as HTMLElement).closest('a');
+            if (a && openMessageLink(a.href)) e.preventDefault();
+          }}
+        >
+          {m.msg && (quotes.length ? <Markdown md={mdWithoutQuotes(m.md)} fallback={withoutQuotes(m.msg)} /> : <Markdown md={m.md} fallback={m.msg} />)}
           {m.pinned && <span class="pinned-mark" title={t('Pinned')}> 📌</span>}
           {m.editedAt && <span class="edited" title={`Edited ${full(m.editedAt)}`}> {t('(edited)')}</span>}
         </div>
@@ -153,6 +219,9 @@ export function MessageItem({
           <button class="icon" title={t('Add reaction')} aria-label={t('Add reaction')} onClick={() => setPicker(!picker)}>☺</button>
           {!inThread && threadRoute && (
             <button class="icon" title={t('Reply in thread')} aria-label={t('Reply in thread')} onClick={() => navigate(threadRoute)}>💬</button>
+          )}
+          {onQuote && (
+            <button class="icon" title={t('Quote')} aria-label={t('Quote')} onClick={() => onQuote(m)}>❝</button>
           )}
           <button class="icon" title={t(starred ? 'Unstar' : 'Star')} aria-label={t(starred ? 'Unstar' : 'Star')} aria-pressed={starred} onClick={() => setStarred(m, !starred).catch((e) => toast(errorText(e)))}>{starred ? '★' : '☆'}</button>
           <button class="icon" title={t(m.pinned ? 'Unpin' : 'Pin')} aria-label={t(m.pinned ? 'Unpin' : 'Pin')} aria-pressed={!!m.pinned} onClick={() => setPinned(m, !m.pinned).catch((e) => toast(errorText(e)))}>📌</button>

@@ -133,12 +133,14 @@ export function RoomView() {
   const [editing, setEditing] = useState<Message | null>(null);
   const [dragging, setDragging] = useState(false);
   const [searching, setSearching] = useState(false);
+  const [quoting, setQuoting] = useState<Message[]>([]);
   const list = useSelect(store, (s) => (sub ? s.messages[sub.rid]?.list : undefined));
 
   useEffect(() => {
     if (sub) void openRoom(sub.rid);
     setEditing(null);
     setSearching(false);
+    setQuoting([]);
   }, [sub?.rid]);
 
   if (route.name !== 'room') return null;
@@ -163,7 +165,7 @@ export function RoomView() {
         }}
       >
         <Header sub={sub} onSearch={() => setSearching(!searching)} />
-        <MessageList sub={sub} onEdit={setEditing} />
+        <MessageList sub={sub} onEdit={setEditing} onQuote={(m) => setQuoting((q) => (q.some((x) => x._id === m._id) ? q : [...q, m]))} />
         <Typing rid={sub.rid} />
         <Composer
           rid={sub.rid}
@@ -171,6 +173,8 @@ export function RoomView() {
           editing={editing}
           setEditing={setEditing}
           list={list ?? []}
+          quoting={quoting}
+          setQuoting={setQuoting}
           readOnly={room?.ro && !(sub.roles ?? []).includes('owner')}
         />
         {dragging && <div class="drop-hint">{t('Drop files to upload')}</div>}
