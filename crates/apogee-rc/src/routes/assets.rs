@@ -6,12 +6,13 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
+use crate::routes::avatars::image_response;
 use crate::routes::files::{FieldSource, form_error_text, stream_body};
 use apogee_core::blobs::BytesSource;
 use apogee_core::error::CoreError;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -96,37 +97,10 @@ async fn asset(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    let etag = format!("\"{}\"", found.etag);
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut response = if unchanged {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (StatusCode::OK, stream_body(found.body)).into_response()
-    };
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    if !unchanged {
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(found.content_type),
-        );
-    }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=0, must-revalidate"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
-    );
-    response
+    image_response(
+        &headers,
+        found.content_type,
+        &found.etag,
+        stream_body(found.body),
+    )
 }

@@ -170,6 +170,17 @@ fn serve(found: Result<Avatar, CoreError>, headers: &HeaderMap) -> Response {
         } => (content_type, etag, stream_body(body)),
         Avatar::Initials { svg, etag } => ("image/svg+xml", etag, Body::from(svg)),
     };
+    image_response(headers, content_type, &etag, body)
+}
+
+/// An image (avatar, custom emoji, workspace asset) with its ETag — 304 when the client's copy is
+/// current — and headers that keep it inert when opened on its own.
+pub(crate) fn image_response(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    etag: &str,
+    body: Body,
+) -> Response {
     let etag = format!("\"{etag}\"");
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
