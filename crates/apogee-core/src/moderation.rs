@@ -169,18 +169,7 @@ impl Core {
             "room".into(),
             json!({"_id": room.id, "name": room.name, "fname": room.extra.get("fname"), "t": room.t}),
         );
-        let report = ModerationReport {
-            id: random_id(),
-            description: description.to_string(),
-            reported_by: reporter(actor),
-            ts: now,
-            hidden: false,
-            updated_at: now,
-            extra,
-        };
-        self.commit(vec![Change::UpsertModerationReport(report.clone())])
-            .await?;
-        Ok(report)
+        self.file_report(actor, description, now, extra).await
     }
 
     /// `moderation.reportUser`.
@@ -211,6 +200,17 @@ impl Core {
                 "active": reported.active, "roles": reported.roles,
             }),
         );
+        self.file_report(actor, description, now, extra).await
+    }
+
+    /// Stores a new report by `actor`.
+    async fn file_report(
+        &self,
+        actor: &User,
+        description: &str,
+        now: Timestamp,
+        extra: Map<String, Value>,
+    ) -> CoreResult<ModerationReport> {
         let report = ModerationReport {
             id: random_id(),
             description: description.to_string(),
