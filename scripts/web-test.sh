@@ -65,4 +65,16 @@ BACKEND=SQLite
 echo "---- end-to-end (Chromium: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM"); $BACKEND)"
 export APOGEE_BIN=$BIN CHROMIUM_BIN=$CHROMIUM
 [ "$SCREENSHOTS" -eq 1 ] && export APOGEE_SCREENSHOTS=1
-node --test --test-concurrency=1 --test-reporter=spec e2e/
+# Each file is one scenario sharing its browsers and server. A file that fails is run once more and
+# the retry is reported as FLAKY: some real-time steps still time out now and then on a loaded
+# machine (see ARCHITECTURE.md, "Not there yet"); a file failing twice fails the step.
+LOG=$(mktemp)
+trap 'rm -f "$LOG"; rm -rf "${SIZE_DIR:-}"' EXIT
+if node --test --test-concurrency=1 --test-reporter=spec e2e/ 2>&1 | tee "$LOG"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+  exit 0
+fi
+mapfile -t FAILED < <(grep -oE '^test at e2e/[^:]+' "$LOG" | sed 's/^test at //' | sort -u)
+[ ${#FAILED[@]} -gt 0 ] || exit 1
+echo "---- FLAKY? retrying once: ${FAILED[*]}"
+node --test --test-concurrency=1 --test-reporter=spec "${FAILED[@]}"
+echo "---- FLAKY: ${FAILED[*]} failed once and passed on the retry"

@@ -205,14 +205,36 @@ async function startSession(rawMe: any, token: string): Promise<void> {
   await loadSidebar();
 }
 
+/** Rooms and subscriptions a stream event changed while a sidebar snapshot was being fetched. */
+let changedDuringLoad: { subs: Set<string>; rooms: Set<string> } | null = null;
+
 async function loadSidebar(): Promise<void> {
-  const [subs, rooms] = await Promise.all([api.get('subscriptions.get'), api.get('rooms.get')]);
-  const bySub: Record<string, Subscription> = {};
-  for (const s of subs.update as any[]) bySub[s.rid] = normaliseSub(s);
-  const byRoom: Record<string, Room> = {};
-  for (const r of rooms.update as any[]) byRoom[r._id] = normaliseRoom(r);
-  store.update(() => ({ subs: bySub, rooms: byRoom }));
-  watchPresence(Object.values(byRoom).flatMap((r) => r.uids ?? []));
+  const changed = (changedDuringLoad = { subs: new Set(), rooms: new Set() });
+  try {
+    const [subs, rooms] = await Promise.all([api.get('subscriptions.get'), api.get('rooms.get')]);
+    const bySub: Record<string, Subscription> = {};
+    for (const s of subs.update as any[]) bySub[s.rid] = normaliseSub(s);
+    const byRoom: Record<string, Room> = {};
+    for (const r of rooms.update as any[]) byRoom[r._id] = normaliseRoom(r);
+    // An event that arrived while the snapshot was on its way is newer than the snapshot.
+    store.update((s) => ({
+      subs: preferLive(bySub, s.subs, changed.subs),
+      rooms: preferLive(byRoom, s.rooms, changed.rooms),
+    }));
+    watchPresence(Object.values(byRoom).flatMap((r) => r.uids ?? []));
+  } finally {
+    if (changedDuringLoad === changed) changedDuringLoad = null;
+  }
+}
+
+/** `snapshot`, except for the `changed` keys, which keep their `live` state (or absence). */
+function preferLive<T>(snapshot: Record<string, T>, live: Record<string, T>, changed: Set<string>): Record<string, T> {
+  const merged = { ...snapshot };
+  for (const key of changed) {
+    if (key in live) merged[key] = live[key];
+    else delete merged[key];
+  }
+  return merged;
 }
 
 function normaliseSub(s: any): Subscription {
@@ -225,6 +247,7 @@ function normaliseRoom(r: any): Room {
 
 function onSubscriptionChanged(action: string, sub: any): void {
   if (!sub?.rid) return;
+  changedDuringLoad?.subs.add(sub.rid);
   if (action === 'removed') {
     store.update((s) => {
       const subs = { ...s.subs };
@@ -241,6 +264,7 @@ function onSubscriptionChanged(action: string, sub: any): void {
 
 function onRoomChanged(action: string, room: any): void {
   if (!room?._id) return;
+  changedDuringLoad?.rooms.add(room._id);
   store.update((s) => {
     const rooms = { ...s.rooms };
     if (action === 'removed') delete rooms[room._id];
