@@ -118,6 +118,10 @@ pub enum StoreError {
     Missing(String),
     #[error("storage backend: {0}")]
     Backend(String),
+    /// The transaction lost to a concurrent one (a deadlock or serialization failure) and wrote
+    /// nothing; running it again may succeed.
+    #[error("storage contention: {0}")]
+    Contention(String),
 }
 
 impl From<StoreError> for CoreError {
@@ -129,7 +133,7 @@ impl From<StoreError> for CoreError {
             StoreError::Missing(what) => {
                 CoreError::bad("error-not-found", format!("Not found: {what}"))
             }
-            StoreError::Backend(msg) => {
+            StoreError::Backend(msg) | StoreError::Contention(msg) => {
                 tracing::error!(error = %msg, "storage failure");
                 CoreError::internal("storage")
             }

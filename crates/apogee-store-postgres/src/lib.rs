@@ -1,6 +1,7 @@
 //! PostgreSQL storage for deployments that outgrow one machine. Each batch of changes is one
 //! transaction; migrations run under an advisory lock so several nodes can start at once.
 
+use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};
 use apogee_store_sql::{Arg, Database, Row, SqlStore, SqlTx, apply_changes, migrate};
 use async_trait::async_trait;
@@ -41,6 +42,17 @@ pub async fn open(url: &str) -> StoreResult<PostgresStore> {
 
 apogee_store_sql::sqlx_glue!(sqlx::Postgres, PgRow);
 
+/// Attempts at a batch that keeps losing to concurrent ones.
+const CONTENTION_ATTEMPTS: usize = 4;
+
+impl Postgres {
+    async fn commit_once(&self, changes: Vec<Change>) -> StoreResult<()> {
+        let mut tx = Tx(self.pool.begin().await.map_err(|e| backend(&e))?);
+        apply_changes(&mut tx, changes).await?;
+        tx.0.commit().await.map_err(|e| backend(&e))
+    }
+}
+
 #[async_trait]
 impl Database for Postgres {
     async fn query(&self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>> {
@@ -52,8 +64,14 @@ impl Database for Postgres {
     }
 
     async fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        let mut tx = Tx(self.pool.begin().await.map_err(|e| backend(&e))?);
-        apply_changes(&mut tx, changes).await?;
-        tx.0.commit().await.map_err(|e| backend(&e))
+        // A transaction that lost a deadlock (concurrent batches touching the same rows in
+        // different orders, e.g. two users deleted from shared rooms) wrote nothing: run it again.
+        for _ in 1..CONTENTION_ATTEMPTS {
+            match self.commit_once(changes.clone()).await {
+                Err(StoreError::Contention(e)) => tracing::debug!(error = %e, "retrying a batch"),
+                done => return done,
+            }
+        }
+        self.commit_once(changes).await
     }
 }

@@ -44,6 +44,12 @@ macro_rules! sqlx_glue {
                     // PostgreSQL names the constraint; SQLite says "UNIQUE constraint failed: t.col".
                     StoreError::Conflict(db.constraint().unwrap_or(db.message()).to_string())
                 }
+                // PostgreSQL's deadlock_detected and serialization_failure.
+                sqlx::Error::Database(db)
+                    if matches!(db.code().as_deref(), Some("40P01" | "40001")) =>
+                {
+                    StoreError::Contention(db.message().to_string())
+                }
                 other => StoreError::Backend(other.to_string()),
             }
         }
