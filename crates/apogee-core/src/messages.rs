@@ -138,6 +138,9 @@ impl Core {
                 .await?
         };
         let mut changes = Vec::new();
+        if !encrypted {
+            changes.extend(self.prepare_url_previews(&mut message));
+        }
         if let Some(tmid) = new.tmid {
             let mut parent = self
                 .store
@@ -350,6 +353,12 @@ impl Core {
                 .await?;
             message.extra.extend(extra);
         }
+        let preview = if encrypted {
+            message.urls = None;
+            None
+        } else {
+            self.prepare_url_previews(&mut message)
+        };
         let now = Timestamp::now();
         message.edited_at = Some(now);
         message.edited_by = Some(EditedBy {
@@ -357,8 +366,9 @@ impl Core {
             username: actor.username.clone(),
         });
         message.updated_at = now;
-        self.commit(vec![Change::UpdateMessage(message.clone())])
-            .await?;
+        let mut changes = vec![Change::UpdateMessage(message.clone())];
+        changes.extend(preview);
+        self.commit(changes).await?;
         Ok(message)
     }
 
