@@ -30,6 +30,7 @@ pub mod messages;
 pub mod moderation;
 pub mod outbound;
 pub mod outbox;
+pub mod outgoing_webhooks;
 pub mod passwords;
 pub mod realtime;
 pub mod roles;
@@ -253,6 +254,10 @@ fn deliverers(
     );
     map.insert(thumbnails::KIND, Arc::new(thumbnails::Thumbnailer));
     map.insert(url_preview::KIND, Arc::new(url_preview::UrlPreviewer));
+    map.insert(
+        outgoing_webhooks::KIND,
+        Arc::new(outgoing_webhooks::OutgoingWebhooks),
+    );
     if let Some(mailer) = &options.mailer {
         map.insert(mail::KIND, Arc::new(mail::MailDeliverer(mailer.clone())));
     }

@@ -140,6 +140,10 @@ impl Core {
         let mut changes = Vec::new();
         if !encrypted {
             changes.extend(self.prepare_url_previews(&mut message));
+            changes.extend(
+                self.outgoing_webhook_calls(&view.room, &message, false)
+                    .await?,
+            );
         }
         if let Some(tmid) = new.tmid {
             let mut parent = self
@@ -368,6 +372,12 @@ impl Core {
         message.updated_at = now;
         let mut changes = vec![Change::UpdateMessage(message.clone())];
         changes.extend(preview);
+        if !encrypted {
+            changes.extend(
+                self.outgoing_webhook_calls(&view.room, &message, true)
+                    .await?,
+            );
+        }
         self.commit(changes).await?;
         Ok(message)
     }

@@ -185,3 +185,152 @@ async fn avatars_from_urls() {
         assert_eq!(r.bytes().await.unwrap().as_ref(), SVG);
     }
 }
+
+async fn history(s: &Server, a: &common::Auth, id: &str) -> Vec<Value> {
+    let (status, v) = s.get(&format!("/api/v1/integrations.history?id={id}"), a).await;
+    assert_eq!(status, 200, "{v}");
+    v["history"].as_array().cloned().unwrap_or_default()
+}
+
+async fn create_outgoing(s: &Server, a: &common::Auth, extra: Value) -> String {
+    let mut body = json!({"type": "webhook-outgoing", "name": "hook", "enabled": true, "event": "sendMessage",
+        "username": "boss", "channel": "#general", "scriptEnabled": false, "token": "tok-123"});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let (status, v) = s.post("/api/v1/integrations.create", a, body).await;
+    assert_eq!(status, 200, "{v}");
+    v["integration"]["_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn outgoing_webhooks() {
+    for backend in backends() {
+        let hooks = Peer::start(|_, path, _| match path {
+            "/hook" => answer(200, "application/json", br#"{"text": "pong from the bot"}"#),
+            "/fail" => answer(503, "text/plain", b"down"),
+            "/gone" => answer(410, "text/plain", b"gone"),
+            _ => answer(404, "text/plain", b"?"),
+        })
+        .await;
+        let resolve = format!("hooks.example.com={}", hooks.addr);
+        let s = Server::start_with(backend, &[("APOGEE_HTTP_RESOLVE", resolve.as_str())]).await;
+        let admin = s.user("boss").await;
+        let ann = s.user("ann").await;
+        let echo = create_outgoing(
+            &s,
+            &admin,
+            json!({"urls": ["http://hooks.example.com/hook"], "triggerWords": ["!ping"]}),
+        )
+        .await;
+
+        let say = |text: &'static str| {
+            let (s, ann) = (&s, &ann);
+            async move {
+                let (status, v) = s
+                    .post("/api/v1/chat.postMessage", ann, json!({"roomId": "GENERAL", "text": text}))
+                    .await;
+                assert_eq!(status, 200, "{v}");
+                v["message"]["_id"].as_str().unwrap().to_string()
+            }
+        };
+        say("hello, no trigger word").await;
+        let mid = say("!ping are you there").await;
+        let reply = wait_for(|| async {
+            let (_, v) = s.get("/api/v1/channels.history?roomId=GENERAL&count=10", &admin).await;
+            v["messages"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["msg"] == "pong from the bot").cloned())
+        })
+        .await;
+        assert_eq!(reply["u"]["username"], "boss");
+        assert_eq!(reply["bot"]["i"], echo.as_str());
+        let calls = hooks.requests();
+        assert_eq!(calls.len(), 1, "only the message with the trigger word is sent");
+        assert!(calls[0].head.starts_with("POST /hook HTTP/1.1"), "{}", calls[0].head);
+        assert!(calls[0].head.contains("content-type: application/json"), "{}", calls[0].head);
+        let sent: Value = serde_json::from_slice(&calls[0].body).unwrap();
+        assert_eq!(sent["token"], "tok-123");
+        assert_eq!(sent["trigger_word"], "!ping");
+        assert_eq!(sent["channel_id"], "GENERAL");
+        assert_eq!(sent["channel_name"], "general");
+        assert_eq!(sent["message_id"], mid.as_str());
+        assert_eq!(sent["user_name"], "ann");
+        assert_eq!(sent["text"], "!ping are you there");
+        assert_eq!(sent["bot"], false);
+        let h = history(&s, &admin, &echo).await;
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h[0]["step"], "url-response-sent-message");
+        assert_eq!(h[0]["data"]["message_id"], mid.as_str());
+        assert!(h[0]["data"].get("token").is_none(), "the token is kept out of history");
+
+        // Failures are retried per the integration (powers of ten: 0.1 s, 1 s), then given up.
+        let flaky = create_outgoing(
+            &s,
+            &admin,
+            json!({"name": "flaky", "urls": ["http://hooks.example.com/fail"], "triggerWords": ["!flaky"],
+                "retryFailedCalls": true, "retryCount": 2, "retryDelay": "powers-of-ten"}),
+        )
+        .await;
+        say("!flaky").await;
+        let steps = wait_for(|| async {
+            let h = history(&s, &admin, &flaky).await;
+            (h.len() == 3).then_some(h)
+        })
+        .await;
+        let mut steps: Vec<String> = steps.iter().map(|h| h["step"].as_str().unwrap().to_string()).collect();
+        steps.sort();
+        assert_eq!(steps, ["going-to-retry-1", "going-to-retry-2", "too-many-retries"]);
+        let fails = hooks.requests().iter().filter(|r| r.head.starts_with("POST /fail")).count();
+        assert_eq!(fails, 3);
+
+        // 410 Gone disables the integration.
+        let gone = create_outgoing(
+            &s,
+            &admin,
+            json!({"name": "gone", "urls": ["http://hooks.example.com/gone"], "triggerWords": ["!gone"]}),
+        )
+        .await;
+        say("!gone").await;
+        wait_for(|| async {
+            let (_, v) = s.get(&format!("/api/v1/integrations.get?integrationId={gone}"), &admin).await;
+            (v["integration"]["enabled"] == false).then_some(())
+        })
+        .await;
+
+        // An internal address is never called, and the attempt is recorded.
+        let inside = create_outgoing(
+            &s,
+            &admin,
+            json!({"name": "inside", "urls": [format!("http://127.0.0.1:{}/hook", hooks.addr.port())],
+                "triggerWords": ["!inside"], "retryFailedCalls": true, "retryCount": 3, "retryDelay": "powers-of-ten"}),
+        )
+        .await;
+        let before = hooks.requests().len();
+        say("!inside").await;
+        let h = wait_for(|| async {
+            let h = history(&s, &admin, &inside).await;
+            (!h.is_empty()).then_some(h)
+        })
+        .await;
+        assert!(h[0]["httpError"].as_str().unwrap().contains("internal"), "{h:?}");
+        // As Rocket.Chat records a call that got no answer; a refusal is not retried.
+        assert_eq!(h[0]["step"], "after-http-call");
+        assert_eq!(h[0]["error"], true);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(history(&s, &admin, &inside).await.len(), 1);
+        assert_eq!(hooks.requests().len(), before);
+    }
+}
+
+async fn wait_for<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting");
+}
