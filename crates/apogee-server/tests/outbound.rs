@@ -183,6 +183,20 @@ async fn avatars_from_urls() {
         // Still the image set before.
         let r = s.client.get(format!("{}/avatar/ann", s.base)).send().await.unwrap();
         assert_eq!(r.bytes().await.unwrap().as_ref(), SVG);
+
+        // DDP setAvatarFromService with service `url`, through the same filter.
+        let bob = s.user("bob").await;
+        let mut d = common::ddp::Ddp::connect(&s).await;
+        d.resume(&bob).await;
+        let r = d
+            .call("setAvatarFromService", json!(["http://site.example.com/logo.svg", "", "url"]))
+            .await;
+        assert!(r.get("error").is_none(), "{r}");
+        let r = s.client.get(format!("{}/avatar/bob", s.base)).send().await.unwrap();
+        assert_eq!(r.bytes().await.unwrap().as_ref(), SVG);
+        let direct = format!("http://127.0.0.1:{}/logo.svg", peer.addr.port());
+        let r = d.call("setAvatarFromService", json!([direct, "", "url"])).await;
+        assert_eq!(r["error"]["error"], "error-avatar-url-handling", "{r}");
     }
 }
 
