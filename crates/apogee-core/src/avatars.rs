@@ -404,7 +404,11 @@ impl Core {
             return Err(handling());
         }
         let declared = answer.header("content-type").unwrap_or_default();
-        if !declared.trim_start().to_ascii_lowercase().starts_with("image/") {
+        if !declared
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("image/")
+        {
             return Err(CoreError::bad(
                 "error-avatar-invalid-url",
                 format!("Invalid avatar URL: {url}"),

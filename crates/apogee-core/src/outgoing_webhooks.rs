@@ -88,7 +88,13 @@ impl Core {
         };
         let (found, _) = self
             .store
-            .integrations(&query, Page { offset: 0, count: 1000 })
+            .integrations(
+                &query,
+                Page {
+                    offset: 0,
+                    count: 1000,
+                },
+            )
             .await?;
         let bot_of = message
             .extra
@@ -143,10 +149,19 @@ impl Core {
     }
 
     /// Rocket.Chat's `sendMessage` payload.
-    fn outgoing_payload(&self, integration: &Integration, call: &Call, room: &Room, m: &Message) -> Value {
+    fn outgoing_payload(
+        &self,
+        integration: &Integration,
+        call: &Call,
+        room: &Room,
+        m: &Message,
+    ) -> Value {
         let mut data = Map::new();
         data.insert("token".into(), json!(integration.token));
-        data.insert("bot".into(), json!(m.extra.get("bot").is_some_and(|b| !b.is_null())));
+        data.insert(
+            "bot".into(),
+            json!(m.extra.get("bot").is_some_and(|b| !b.is_null())),
+        );
         if let Some(word) = &call.word {
             data.insert("trigger_word".into(), json!(word));
         }
@@ -158,7 +173,11 @@ impl Core {
         data.insert("user_name".into(), json!(m.u.username));
         data.insert("text".into(), json!(m.msg));
         data.insert("siteUrl".into(), json!(self.settings.string("Site_Url")));
-        if let Some(alias) = m.extra.get("alias").filter(|a| a.as_str().is_some_and(|s| !s.is_empty())) {
+        if let Some(alias) = m
+            .extra
+            .get("alias")
+            .filter(|a| a.as_str().is_some_and(|s| !s.is_empty()))
+        {
             data.insert("alias".into(), alias.clone());
         }
         if m.edited_at.is_some() {
@@ -391,7 +410,10 @@ async fn deliver(core: &Core, call: &Call) -> CoreResult<()> {
         if retry && count > 0 {
             match retry_delay(delay_kind, call.tries) {
                 Some(delay) if u64::from(call.tries) < count => {
-                    history.insert("step".into(), json!(format!("going-to-retry-{}", call.tries + 1)));
+                    history.insert(
+                        "step".into(),
+                        json!(format!("going-to-retry-{}", call.tries + 1)),
+                    );
                     let next = Call {
                         tries: call.tries + 1,
                         ..call.clone()

@@ -68,7 +68,12 @@ impl Core {
     }
 
     /// `chat.getURLPreview`: for readers of the room, what a message with `url` would show.
-    pub async fn get_url_preview(&self, actor: &User, room_id: &str, url: &str) -> CoreResult<Value> {
+    pub async fn get_url_preview(
+        &self,
+        actor: &User,
+        room_id: &str,
+        url: &str,
+    ) -> CoreResult<Value> {
         self.readable_room(actor, &RoomRef::Id(room_id.to_string()))
             .await
             .map_err(|_| CoreError::not_allowed("Not allowed"))?;
@@ -98,7 +103,11 @@ impl Core {
         let language = self.settings.string("Language");
         request.headers.push((
             "accept-language".into(),
-            if language.is_empty() { "en".into() } else { language },
+            if language.is_empty() {
+                "en".into()
+            } else {
+                language
+            },
         ));
         let answer = match http.fetch(request).await {
             Ok(answer) if answer.status == 200 => answer,
@@ -111,7 +120,10 @@ impl Core {
                 return (preview, false);
             }
         };
-        let content_type = answer.header("content-type").unwrap_or_default().to_string();
+        let content_type = answer
+            .header("content-type")
+            .unwrap_or_default()
+            .to_string();
         let is_html = content_type.is_empty() || content_type.contains("html");
         if is_html {
             let text = decode(&content_type, &answer.body);
@@ -246,7 +258,9 @@ pub(crate) fn page_meta(html: &str) -> Vec<(String, String)> {
         at = start + len;
         let attrs = attributes(tag);
         let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        if let (Some(name), Some(content)) = (get("name").or_else(|| get("property")), get("content")) {
+        if let (Some(name), Some(content)) =
+            (get("name").or_else(|| get("property")), get("content"))
+        {
             put(camel_case(name), content);
         }
     }
@@ -452,7 +466,15 @@ mod tests {
         assert_eq!(get("twitterImageAlt"), Some("An image"));
         assert_eq!(get("msapplicationTileColor"), Some("#fff"));
         let kept: Vec<String> = relevant_meta(all).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(kept, ["pageTitle", "ogTitle", "twitterImageAlt", "msapplicationTileColor"]);
+        assert_eq!(
+            kept,
+            [
+                "pageTitle",
+                "ogTitle",
+                "twitterImageAlt",
+                "msapplicationTileColor"
+            ]
+        );
     }
 
     #[test]
@@ -471,7 +493,10 @@ mod tests {
         let urls = message_urls(&md);
         assert_eq!(
             urls,
-            [json!({"url": "https://a.example.com/x"}), json!({"url": "https://b.example"})]
+            [
+                json!({"url": "https://a.example.com/x"}),
+                json!({"url": "https://b.example"})
+            ]
         );
     }
 
@@ -486,6 +511,9 @@ mod tests {
 
     #[test]
     fn entities() {
-        assert_eq!(unescape("a &lt;b&gt; &#39;c&#x27; &bogus; &"), "a <b> 'c' &bogus; &");
+        assert_eq!(
+            unescape("a &lt;b&gt; &#39;c&#x27; &bogus; &"),
+            "a <b> 'c' &bogus; &"
+        );
     }
 }

@@ -50,12 +50,7 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(v4);
     }
     let s = v6.segments();
-    let low = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
         return Some(low);
     }
@@ -103,7 +98,10 @@ impl Allowlist {
     pub fn permits(&self, host: &str, ip: IpAddr) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.hosts.iter().any(|h| *h == host)
-            || self.ranges.iter().any(|(net, bits)| in_range(ip, *net, *bits))
+            || self
+                .ranges
+                .iter()
+                .any(|(net, bits)| in_range(ip, *net, *bits))
     }
 }
 
@@ -159,7 +157,12 @@ mod tests {
         ] {
             assert!(!is_public(ip(s)), "{s} counted as public");
         }
-        for s in ["93.184.216.34", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for s in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(ip(s)), "{s} counted as internal");
         }
     }

@@ -191,7 +191,8 @@ impl OutboundHttp {
         if !url.username().is_empty() {
             let user = percent_decode(url.username());
             let password = percent_decode(url.password().unwrap_or_default());
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             builder = builder.header(http::header::AUTHORIZATION, format!("Basic {basic}"));
         }
         for (name, value) in &request.headers {
@@ -230,13 +231,11 @@ impl OutboundHttp {
             Host::Domain(d) => match self.overrides.get(&d.to_ascii_lowercase()) {
                 Some(addr) => (vec![*addr], true),
                 None => {
-                    let found = tokio::time::timeout(
-                        CONNECT_TIMEOUT,
-                        tokio::net::lookup_host((*d, port)),
-                    )
-                    .await
-                    .map_err(|_| OutboundError::Failed(format!("{d}: DNS timed out")))?
-                    .map_err(|e| OutboundError::Failed(format!("{d}: {e}")))?;
+                    let found =
+                        tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((*d, port)))
+                            .await
+                            .map_err(|_| OutboundError::Failed(format!("{d}: DNS timed out")))?
+                            .map_err(|e| OutboundError::Failed(format!("{d}: {e}")))?;
                     (found.collect(), false)
                 }
             },
@@ -246,7 +245,9 @@ impl OutboundHttp {
         let allowed: Vec<SocketAddr> = candidates
             .iter()
             .copied()
-            .filter(|a| trusted || addresses::is_public(a.ip()) || allowlist.permits(host_name, a.ip()))
+            .filter(|a| {
+                trusted || addresses::is_public(a.ip()) || allowlist.permits(host_name, a.ip())
+            })
             .collect();
         if allowed.is_empty() {
             tracing::info!(host = %host_name, "outbound request to an internal address refused");
@@ -276,13 +277,16 @@ impl HttpClient for OutboundHttp {
         let shown = redact_url(&request.url);
         match tokio::time::timeout(timeout, self.fetch_checked(request)).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(OutboundError::Failed(format!("{shown}: timed out after {timeout:?}"))),
+            Err(_) => Err(OutboundError::Failed(format!(
+                "{shown}: timed out after {timeout:?}"
+            ))),
         }
     }
 }
 
 fn parse_url(raw: &str) -> Result<Url, OutboundError> {
-    let url = Url::parse(raw.trim()).map_err(|e| OutboundError::Refused(format!("invalid URL: {e}")))?;
+    let url =
+        Url::parse(raw.trim()).map_err(|e| OutboundError::Refused(format!("invalid URL: {e}")))?;
     check_scheme(&url)?;
     Ok(url)
 }
@@ -290,7 +294,9 @@ fn parse_url(raw: &str) -> Result<Url, OutboundError> {
 fn check_scheme(url: &Url) -> Result<(), OutboundError> {
     match url.scheme() {
         "http" | "https" => Ok(()),
-        other => Err(OutboundError::Refused(format!("scheme {other:?} not allowed"))),
+        other => Err(OutboundError::Refused(format!(
+            "scheme {other:?} not allowed"
+        ))),
     }
 }
 
@@ -393,7 +399,9 @@ async fn read_answer(
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| OutboundError::Failed(format!("answer body: {e}")))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         if bytes.len() + data.len() > request.max_body {
             match request.overflow {
                 Overflow::Fail => return Err(OutboundError::TooLarge),

@@ -86,7 +86,9 @@ fn ok(body: &str) -> String {
 }
 
 fn redirect(to: &str) -> String {
-    format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+    format!(
+        "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
 }
 
 fn client() -> OutboundHttp {
@@ -156,7 +158,10 @@ async fn redirects_are_checked_again() {
         None,
     )
     .unwrap();
-    let why = refused(http.fetch(OutboundRequest::get("http://public.example/go")).await);
+    let why = refused(
+        http.fetch(OutboundRequest::get("http://public.example/go"))
+            .await,
+    );
     assert!(why.contains("internal"), "{why}");
     assert_eq!(outer.seen.lock().unwrap().len(), 1);
     assert!(inner.seen.lock().unwrap().is_empty());
@@ -168,12 +173,22 @@ async fn redirects_are_checked_again() {
             .nth(1)
             .and_then(|p| p.trim_start_matches('/').parse().ok())
             .unwrap_or(0);
-        if n < 3 { redirect(&format!("/{}", n + 1)) } else { ok("arrived") }
+        if n < 3 {
+            redirect(&format!("/{}", n + 1))
+        } else {
+            ok("arrived")
+        }
     })
     .await;
-    let http = OutboundHttp::new(HashMap::from([("hops.example".to_string(), hops.addr)]), None)
+    let http = OutboundHttp::new(
+        HashMap::from([("hops.example".to_string(), hops.addr)]),
+        None,
+    )
+    .unwrap();
+    let answer = http
+        .fetch(OutboundRequest::get("http://hops.example/0"))
+        .await
         .unwrap();
-    let answer = http.fetch(OutboundRequest::get("http://hops.example/0")).await.unwrap();
     assert_eq!(answer.body, b"arrived");
     assert_eq!(answer.url, "http://hops.example/3");
     let mut strict = OutboundRequest::get("http://hops.example/0");
@@ -185,11 +200,17 @@ async fn redirects_are_checked_again() {
 async fn answers_are_capped() {
     let big = "x".repeat(10_000);
     let peer = Peer::start(move |_| ok(&big)).await;
-    let http = OutboundHttp::new(HashMap::from([("big.example".to_string(), peer.addr)]), None)
-        .unwrap();
+    let http = OutboundHttp::new(
+        HashMap::from([("big.example".to_string(), peer.addr)]),
+        None,
+    )
+    .unwrap();
     let mut req = OutboundRequest::get("http://big.example/");
     req.max_body = 1000;
-    assert_eq!(http.fetch(req.clone()).await.unwrap_err(), OutboundError::TooLarge);
+    assert_eq!(
+        http.fetch(req.clone()).await.unwrap_err(),
+        OutboundError::TooLarge
+    );
     req.overflow = Overflow::Truncate;
     assert_eq!(http.fetch(req).await.unwrap().body.len(), 1000);
 }
@@ -204,23 +225,35 @@ async fn a_silent_peer_times_out() {
             kept.push(tcp);
         }
     });
-    let http = OutboundHttp::new(HashMap::from([("slow.example".to_string(), addr)]), None)
-        .unwrap();
+    let http =
+        OutboundHttp::new(HashMap::from([("slow.example".to_string(), addr)]), None).unwrap();
     let mut req = OutboundRequest::get("http://slow.example/");
     req.timeout = std::time::Duration::from_millis(300);
-    assert!(matches!(http.fetch(req).await, Err(OutboundError::Failed(_))));
+    assert!(matches!(
+        http.fetch(req).await,
+        Err(OutboundError::Failed(_))
+    ));
 }
 
 #[tokio::test]
 async fn credentials_in_the_url_become_basic_authorization() {
     let peer = Peer::start(|_| ok("")).await;
-    let http = OutboundHttp::new(HashMap::from([("auth.example".to_string(), peer.addr)]), None)
-        .unwrap();
-    let req = OutboundRequest::post_json("http://bob:s%40cret@auth.example/hook", &serde_json::json!({"a": 1}));
+    let http = OutboundHttp::new(
+        HashMap::from([("auth.example".to_string(), peer.addr)]),
+        None,
+    )
+    .unwrap();
+    let req = OutboundRequest::post_json(
+        "http://bob:s%40cret@auth.example/hook",
+        &serde_json::json!({"a": 1}),
+    );
     http.fetch(req).await.unwrap();
     let head = peer.seen.lock().unwrap()[0].clone();
     // base64("bob:s@cret")
-    assert!(head.contains("authorization: Basic Ym9iOnNAY3JldA=="), "{head}");
+    assert!(
+        head.contains("authorization: Basic Ym9iOnNAY3JldA=="),
+        "{head}"
+    );
     assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
 }
 
@@ -262,5 +295,8 @@ async fn https_with_the_extra_ca() {
     let outcome = plain
         .fetch(OutboundRequest::get("https://files.example/logo.svg"))
         .await;
-    assert!(matches!(outcome, Err(OutboundError::Failed(ref e)) if e.contains("TLS")), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(OutboundError::Failed(ref e)) if e.contains("TLS")),
+        "{outcome:?}"
+    );
 }

@@ -40,7 +40,10 @@ async fn url_previews() {
         let admin = s.user("boss").await;
 
         let (status, v) = s
-            .get("/api/v1/chat.getURLPreview?roomId=GENERAL&url=http://site.example.com/moved", &admin)
+            .get(
+                "/api/v1/chat.getURLPreview?roomId=GENERAL&url=http://site.example.com/moved",
+                &admin,
+            )
             .await;
         assert_eq!(status, 200, "{v}");
         let p = &v["urlPreview"];
@@ -57,26 +60,44 @@ async fn url_previews() {
             .get("/api/v1/chat.getURLPreview?roomId=GENERAL&url=https://site.example.com:8443/movie.mp4", &admin)
             .await;
         // Port 8443 is not in API_EmbedSafePorts: not fetched, still answered.
-        assert_eq!(v["urlPreview"], json!({"url": "https://site.example.com:8443/movie.mp4", "meta": {}, "ignoreParse": true}));
+        assert_eq!(
+            v["urlPreview"],
+            json!({"url": "https://site.example.com:8443/movie.mp4", "meta": {}, "ignoreParse": true})
+        );
 
         // Loopback named directly: an ignored host, and refused by the address filter anyway.
         let direct = format!("http://127.0.0.1:{}/page", peer.addr.port());
         let (_, v) = s
-            .get(&format!("/api/v1/chat.getURLPreview?roomId=GENERAL&url={direct}"), &admin)
+            .get(
+                &format!("/api/v1/chat.getURLPreview?roomId=GENERAL&url={direct}"),
+                &admin,
+            )
             .await;
         assert_eq!(v["urlPreview"]["meta"], json!({}));
         let requests_before = peer.requests().len();
-        assert_eq!(requests_before, 2, "only the two redirect hops reached the site");
+        assert_eq!(
+            requests_before, 2,
+            "only the two redirect hops reached the site"
+        );
 
         // Strangers to a private room may not preview through it.
-        let (_, g) = s.post("/api/v1/groups.create", &admin, json!({"name": "secret"})).await;
+        let (_, g) = s
+            .post("/api/v1/groups.create", &admin, json!({"name": "secret"}))
+            .await;
         let gid = g["group"]["_id"].as_str().unwrap().to_string();
         let ann = s.user("ann").await;
         let got = s
-            .get(&format!("/api/v1/chat.getURLPreview?roomId={gid}&url=http://site.example.com/page"), &ann)
+            .get(
+                &format!(
+                    "/api/v1/chat.getURLPreview?roomId={gid}&url=http://site.example.com/page"
+                ),
+                &ann,
+            )
             .await;
         assert_error(&got, 400, Some("error-not-allowed"));
-        let got = s.get("/api/v1/chat.getURLPreview?roomId=GENERAL", &admin).await;
+        let got = s
+            .get("/api/v1/chat.getURLPreview?roomId=GENERAL", &admin)
+            .await;
         assert_eq!(got.0, 400, "{}", got.1);
 
         // A message's links are previewed after it is stored, and the message updated.
@@ -95,7 +116,10 @@ async fn url_previews() {
         );
         let urls = wait_for_previews(&s, &admin, &mid).await;
         assert_eq!(urls[0]["meta"]["ogTitle"], "Open Graph title");
-        assert_eq!(urls[0]["headers"]["contentType"], "text/html; charset=utf-8");
+        assert_eq!(
+            urls[0]["headers"]["contentType"],
+            "text/html; charset=utf-8"
+        );
         assert_eq!(urls[1]["meta"], json!({}));
         assert_eq!(urls[1]["headers"]["contentType"], "video/mp4");
     }
@@ -104,7 +128,10 @@ async fn url_previews() {
 async fn wait_for_previews(s: &Server, a: &common::Auth, mid: &str) -> Vec<Value> {
     let mut v = Value::Null;
     for _ in 0..100 {
-        v = s.get(&format!("/api/v1/chat.getMessage?msgId={mid}"), a).await.1;
+        v = s
+            .get(&format!("/api/v1/chat.getMessage?msgId={mid}"), a)
+            .await
+            .1;
         if let Some(urls) = v["message"]["urls"].as_array()
             && urls.iter().all(|u| u.get("headers").is_some())
         {
@@ -122,16 +149,29 @@ async fn previews_off_with_api_embed() {
     let resolve = format!("site.example.com={}", peer.addr);
     let s = Server::start_with(
         Backend::Sqlite,
-        &[("APOGEE_HTTP_RESOLVE", resolve.as_str()), ("OVERWRITE_SETTING_API_Embed", "false")],
+        &[
+            ("APOGEE_HTTP_RESOLVE", resolve.as_str()),
+            ("OVERWRITE_SETTING_API_Embed", "false"),
+        ],
     )
     .await;
     let admin = s.user("boss").await;
     let (_, v) = s
-        .post("/api/v1/chat.postMessage", &admin, json!({"roomId": "GENERAL", "text": "http://site.example.com/page"}))
+        .post(
+            "/api/v1/chat.postMessage",
+            &admin,
+            json!({"roomId": "GENERAL", "text": "http://site.example.com/page"}),
+        )
         .await;
-    assert_eq!(v["message"]["urls"], json!([{"url": "http://site.example.com/page"}]));
+    assert_eq!(
+        v["message"]["urls"],
+        json!([{"url": "http://site.example.com/page"}])
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(peer.requests().is_empty(), "fetched although API_Embed is off");
+    assert!(
+        peer.requests().is_empty(),
+        "fetched although API_Embed is off"
+    );
 }
 
 #[tokio::test]
@@ -143,29 +183,54 @@ async fn avatars_from_urls() {
         let ann = s.user("ann").await;
 
         let (status, v) = s
-            .post("/api/v1/users.setAvatar", &ann, json!({"avatarUrl": "http://site.example.com/logo.svg"}))
+            .post(
+                "/api/v1/users.setAvatar",
+                &ann,
+                json!({"avatarUrl": "http://site.example.com/logo.svg"}),
+            )
             .await;
         assert_eq!(status, 200, "{v}");
-        let r = s.client.get(format!("{}/avatar/ann", s.base)).send().await.unwrap();
+        let r = s
+            .client
+            .get(format!("{}/avatar/ann", s.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.headers()["content-type"], "image/svg+xml");
         assert_eq!(r.bytes().await.unwrap().as_ref(), SVG);
 
         // Someone else's avatar takes edit-other-user-avatar.
         let got = s
-            .post("/api/v1/users.setAvatar", &ann, json!({"avatarUrl": "http://site.example.com/logo.svg", "username": "boss"}))
+            .post(
+                "/api/v1/users.setAvatar",
+                &ann,
+                json!({"avatarUrl": "http://site.example.com/logo.svg", "username": "boss"}),
+            )
             .await;
         assert_eq!(got.0, 400, "{}", got.1);
         let (status, v) = s
-            .post("/api/v1/users.setAvatar", &admin, json!({"avatarUrl": "http://site.example.com/logo.svg", "username": "ann"}))
+            .post(
+                "/api/v1/users.setAvatar",
+                &admin,
+                json!({"avatarUrl": "http://site.example.com/logo.svg", "username": "ann"}),
+            )
             .await;
         assert_eq!(status, 200, "{v}");
 
         let got = s
-            .post("/api/v1/users.setAvatar", &ann, json!({"avatarUrl": "http://site.example.com/page"}))
+            .post(
+                "/api/v1/users.setAvatar",
+                &ann,
+                json!({"avatarUrl": "http://site.example.com/page"}),
+            )
             .await;
         assert_error(&got, 400, Some("error-avatar-invalid-url"));
         let got = s
-            .post("/api/v1/users.setAvatar", &ann, json!({"avatarUrl": "http://site.example.com/missing.png"}))
+            .post(
+                "/api/v1/users.setAvatar",
+                &ann,
+                json!({"avatarUrl": "http://site.example.com/missing.png"}),
+            )
             .await;
         assert_error(&got, 400, Some("error-avatar-url-handling"));
         let seen = peer.requests().len();
@@ -176,12 +241,23 @@ async fn avatars_from_urls() {
             "http://169.254.169.254/latest/meta-data/".to_string(),
             "file:///etc/passwd".to_string(),
         ] {
-            let got = s.post("/api/v1/users.setAvatar", &ann, json!({"avatarUrl": url})).await;
+            let got = s
+                .post("/api/v1/users.setAvatar", &ann, json!({"avatarUrl": url}))
+                .await;
             assert_error(&got, 400, Some("error-avatar-url-handling"));
         }
-        assert_eq!(peer.requests().len(), seen, "an internal address was reached");
+        assert_eq!(
+            peer.requests().len(),
+            seen,
+            "an internal address was reached"
+        );
         // Still the image set before.
-        let r = s.client.get(format!("{}/avatar/ann", s.base)).send().await.unwrap();
+        let r = s
+            .client
+            .get(format!("{}/avatar/ann", s.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.bytes().await.unwrap().as_ref(), SVG);
 
         // DDP setAvatarFromService with service `url`, through the same filter.
@@ -189,19 +265,31 @@ async fn avatars_from_urls() {
         let mut d = common::ddp::Ddp::connect(&s).await;
         d.resume(&bob).await;
         let r = d
-            .call("setAvatarFromService", json!(["http://site.example.com/logo.svg", "", "url"]))
+            .call(
+                "setAvatarFromService",
+                json!(["http://site.example.com/logo.svg", "", "url"]),
+            )
             .await;
         assert!(r.get("error").is_none(), "{r}");
-        let r = s.client.get(format!("{}/avatar/bob", s.base)).send().await.unwrap();
+        let r = s
+            .client
+            .get(format!("{}/avatar/bob", s.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.bytes().await.unwrap().as_ref(), SVG);
         let direct = format!("http://127.0.0.1:{}/logo.svg", peer.addr.port());
-        let r = d.call("setAvatarFromService", json!([direct, "", "url"])).await;
+        let r = d
+            .call("setAvatarFromService", json!([direct, "", "url"]))
+            .await;
         assert_eq!(r["error"]["error"], "error-avatar-url-handling", "{r}");
     }
 }
 
 async fn history(s: &Server, a: &common::Auth, id: &str) -> Vec<Value> {
-    let (status, v) = s.get(&format!("/api/v1/integrations.history?id={id}"), a).await;
+    let (status, v) = s
+        .get(&format!("/api/v1/integrations.history?id={id}"), a)
+        .await;
     assert_eq!(status, 200, "{v}");
     v["history"].as_array().cloned().unwrap_or_default()
 }
@@ -209,7 +297,9 @@ async fn history(s: &Server, a: &common::Auth, id: &str) -> Vec<Value> {
 async fn create_outgoing(s: &Server, a: &common::Auth, extra: Value) -> String {
     let mut body = json!({"type": "webhook-outgoing", "name": "hook", "enabled": true, "event": "sendMessage",
         "username": "boss", "channel": "#general", "scriptEnabled": false, "token": "tok-123"});
-    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     let (status, v) = s.post("/api/v1/integrations.create", a, body).await;
     assert_eq!(status, 200, "{v}");
     v["integration"]["_id"].as_str().unwrap().to_string()
@@ -240,7 +330,11 @@ async fn outgoing_webhooks() {
             let (s, ann) = (&s, &ann);
             async move {
                 let (status, v) = s
-                    .post("/api/v1/chat.postMessage", ann, json!({"roomId": "GENERAL", "text": text}))
+                    .post(
+                        "/api/v1/chat.postMessage",
+                        ann,
+                        json!({"roomId": "GENERAL", "text": text}),
+                    )
                     .await;
                 assert_eq!(status, 200, "{v}");
                 v["message"]["_id"].as_str().unwrap().to_string()
@@ -249,7 +343,9 @@ async fn outgoing_webhooks() {
         say("hello, no trigger word").await;
         let mid = say("!ping are you there").await;
         let reply = wait_for(|| async {
-            let (_, v) = s.get("/api/v1/channels.history?roomId=GENERAL&count=10", &admin).await;
+            let (_, v) = s
+                .get("/api/v1/channels.history?roomId=GENERAL&count=10", &admin)
+                .await;
             v["messages"]
                 .as_array()
                 .and_then(|m| m.iter().find(|m| m["msg"] == "pong from the bot").cloned())
@@ -258,9 +354,21 @@ async fn outgoing_webhooks() {
         assert_eq!(reply["u"]["username"], "boss");
         assert_eq!(reply["bot"]["i"], echo.as_str());
         let calls = hooks.requests();
-        assert_eq!(calls.len(), 1, "only the message with the trigger word is sent");
-        assert!(calls[0].head.starts_with("POST /hook HTTP/1.1"), "{}", calls[0].head);
-        assert!(calls[0].head.contains("content-type: application/json"), "{}", calls[0].head);
+        assert_eq!(
+            calls.len(),
+            1,
+            "only the message with the trigger word is sent"
+        );
+        assert!(
+            calls[0].head.starts_with("POST /hook HTTP/1.1"),
+            "{}",
+            calls[0].head
+        );
+        assert!(
+            calls[0].head.contains("content-type: application/json"),
+            "{}",
+            calls[0].head
+        );
         let sent: Value = serde_json::from_slice(&calls[0].body).unwrap();
         assert_eq!(sent["token"], "tok-123");
         assert_eq!(sent["trigger_word"], "!ping");
@@ -274,7 +382,10 @@ async fn outgoing_webhooks() {
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h[0]["step"], "url-response-sent-message");
         assert_eq!(h[0]["data"]["message_id"], mid.as_str());
-        assert!(h[0]["data"].get("token").is_none(), "the token is kept out of history");
+        assert!(
+            h[0]["data"].get("token").is_none(),
+            "the token is kept out of history"
+        );
 
         // Failures are retried per the integration (powers of ten: 0.1 s, 1 s), then given up.
         let flaky = create_outgoing(
@@ -290,10 +401,20 @@ async fn outgoing_webhooks() {
             (h.len() == 3).then_some(h)
         })
         .await;
-        let mut steps: Vec<String> = steps.iter().map(|h| h["step"].as_str().unwrap().to_string()).collect();
+        let mut steps: Vec<String> = steps
+            .iter()
+            .map(|h| h["step"].as_str().unwrap().to_string())
+            .collect();
         steps.sort();
-        assert_eq!(steps, ["going-to-retry-1", "going-to-retry-2", "too-many-retries"]);
-        let fails = hooks.requests().iter().filter(|r| r.head.starts_with("POST /fail")).count();
+        assert_eq!(
+            steps,
+            ["going-to-retry-1", "going-to-retry-2", "too-many-retries"]
+        );
+        let fails = hooks
+            .requests()
+            .iter()
+            .filter(|r| r.head.starts_with("POST /fail"))
+            .count();
         assert_eq!(fails, 3);
 
         // 410 Gone disables the integration.
@@ -305,7 +426,12 @@ async fn outgoing_webhooks() {
         .await;
         say("!gone").await;
         wait_for(|| async {
-            let (_, v) = s.get(&format!("/api/v1/integrations.get?integrationId={gone}"), &admin).await;
+            let (_, v) = s
+                .get(
+                    &format!("/api/v1/integrations.get?integrationId={gone}"),
+                    &admin,
+                )
+                .await;
             (v["integration"]["enabled"] == false).then_some(())
         })
         .await;
@@ -325,7 +451,10 @@ async fn outgoing_webhooks() {
             (!h.is_empty()).then_some(h)
         })
         .await;
-        assert!(h[0]["httpError"].as_str().unwrap().contains("internal"), "{h:?}");
+        assert!(
+            h[0]["httpError"].as_str().unwrap().contains("internal"),
+            "{h:?}"
+        );
         // As Rocket.Chat records a call that got no answer; a refusal is not retried.
         assert_eq!(h[0]["step"], "after-http-call");
         assert_eq!(h[0]["error"], true);
