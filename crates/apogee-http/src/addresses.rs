@@ -97,7 +97,7 @@ impl Allowlist {
     /// Whether `ip`, found for `host`, may be reached.
     pub fn permits(&self, host: &str, ip: IpAddr) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.hosts.iter().any(|h| *h == host)
+        self.hosts.contains(&host)
             || self
                 .ranges
                 .iter()
