@@ -101,6 +101,18 @@ const de: Dict = {
   Away: 'Abwesend',
   Busy: 'Beschäftigt',
   Offline: 'Offline',
+  Teams: 'Teams',
+  Team: 'Team',
+  'Create team': 'Team erstellen',
+  'Team channels': 'Team-Kanäle',
+  Members: 'Mitglieder',
+  Add: 'Hinzufügen',
+  Remove: 'Entfernen',
+  Close: 'Schließen',
+  'Add an existing room': 'Vorhandenen Raum hinzufügen',
+  'Add a member by username': 'Mitglied per Benutzername hinzufügen',
+  'No rooms in this team yet': 'Noch keine Räume in diesem Team',
+  'Remove {name} from the team': '{name} aus dem Team entfernen',
 };
 
 export const LANGUAGES: Record<string, Dict> = { en: {}, de };

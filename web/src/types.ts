@@ -83,6 +83,7 @@ export interface Room {
   ro?: boolean;
   lm?: Date;
   teamMain?: boolean;
+  teamId?: string;
   _updatedAt?: Date;
 }
 
