@@ -30,6 +30,7 @@ pub mod messages;
 pub mod moderation;
 pub mod outbox;
 pub mod passwords;
+mod quotes;
 pub mod realtime;
 pub mod roles;
 pub mod room_admin;

@@ -134,6 +134,7 @@ impl Core {
                 .await?
         } else {
             message.md = Some(markdown::parse(&message.msg));
+            self.attach_quotes(actor, &mut message).await?;
             self.resolve_mentions(actor, &mut message, view.sub.as_ref())
                 .await?
         };
@@ -346,9 +347,10 @@ impl Core {
             extra.remove("e2eMentions");
             message.msg = text;
             message.md = Some(markdown::parse(&message.msg));
+            message.extra.extend(extra);
+            self.attach_quotes(actor, &mut message).await?;
             self.resolve_mentions(actor, &mut message, view.sub.as_ref())
                 .await?;
-            message.extra.extend(extra);
         }
         let now = Timestamp::now();
         message.edited_at = Some(now);

@@ -10,6 +10,7 @@ pub mod mentions;
 pub mod message;
 pub mod password_policy;
 pub mod permissions;
+pub mod quote;
 pub mod room;
 pub mod settings;
 pub mod subscription;
