@@ -76,4 +76,13 @@ describe('quotes', () => {
     ];
     expect(mdWithoutQuotes(md)).toEqual([md[1]]);
   });
+
+  it('hides only the links of quotes the server attached when told which', () => {
+    const text = '[ ](http://h/channel/general?msg=abc)[ ](http://h/group/secret?msg=def)\nmy answer';
+    expect(withoutQuotes(text, new Set(['abc']))).toBe('[ ](http://h/group/secret?msg=def)\nmy answer');
+    expect(withoutQuotes(text, new Set())).toBe(text);
+    const link = (src: string) => ({ type: 'LINK', value: { src: { type: 'PLAIN_TEXT', value: src }, label: [{ type: 'PLAIN_TEXT', value: ' ' }] } });
+    const md = [{ type: 'PARAGRAPH', value: [link('http://h/channel/general?msg=abc'), link('http://h/group/secret?msg=def')] }];
+    expect(mdWithoutQuotes(md, new Set(['abc']))).toEqual([{ type: 'PARAGRAPH', value: [link('http://h/group/secret?msg=def')] }]);
+  });
 });

@@ -146,24 +146,31 @@ export function quotedIds(text: string): string[] {
   return ids;
 }
 
-/** The text without its quote links (they are shown as quotes, not as links). */
-export function withoutQuotes(text: string): string {
-  return text.replace(QUOTE_LINK, (whole, url) => (linkedMessageId(url) ? '' : whole)).replace(/^\s*\n/, '');
+/**
+ * The text without its quote links (they are shown as quotes, not as links): those to the
+ * messages in `shown` (the quotes the server attached), or all of them when `shown` is absent.
+ */
+export function withoutQuotes(text: string, shown?: ReadonlySet<string>): string {
+  return text.replace(QUOTE_LINK, (whole, url) => (isShown(linkedMessageId(url), shown) ? '' : whole)).replace(/^\s*\n/, '');
+}
+
+function isShown(id: string | undefined, shown: ReadonlySet<string> | undefined): boolean {
+  return !!id && (!shown || shown.has(id));
 }
 
 function blank(nodes: MdNode[] | undefined): boolean {
   return (nodes ?? []).every((n) => n.type === 'PLAIN_TEXT' && typeof n.value === 'string' && !n.value.trim());
 }
 
-/** The `md` AST without quote links, and without paragraphs they leave empty. */
-export function mdWithoutQuotes(md: MdNode[] | undefined): MdNode[] | undefined {
+/** The `md` AST without quote links (to `shown` messages, as `withoutQuotes`), and without paragraphs they leave empty. */
+export function mdWithoutQuotes(md: MdNode[] | undefined, shown?: ReadonlySet<string>): MdNode[] | undefined {
   if (!md) return md;
   const isQuote = (n: MdNode) => {
     if (n.type !== 'LINK') return false;
     const src = n.value?.src;
     const label = n.value?.label;
     const labelNodes: MdNode[] = Array.isArray(label) ? label : label ? [label] : [];
-    return !!linkedMessageId(typeof src === 'string' ? src : (src?.value ?? '')) && blank(labelNodes);
+    return isShown(linkedMessageId(typeof src === 'string' ? src : (src?.value ?? '')), shown) && blank(labelNodes);
   };
   const out: MdNode[] = [];
   for (const node of md) {

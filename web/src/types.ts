@@ -19,7 +19,13 @@ export interface Attachment {
   image_dimensions?: { width: number; height: number };
   image_preview?: string;
   author_name?: string;
+  author_icon?: string;
   message_link?: string;
+  /** A quote's time (ISO string from REST, `{$date}` over DDP) and its message's `md`. */
+  ts?: unknown;
+  md?: MdNode[];
+  /** A quote's own attachments (files, nested quotes). */
+  attachments?: Attachment[];
 }
 
 export interface Message {
