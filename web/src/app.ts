@@ -7,6 +7,7 @@ import { DdpClient, DdpError, type DdpStatus } from './ddp';
 import { toDate } from './ejson';
 import { inMainList, merge, normalise, remove } from './messages';
 import { href, parse, roomRoute, type Route } from './router';
+import { t } from './i18n';
 import { Store } from './store';
 import type { Me, Message, Room, Subscription } from './types';
 
@@ -179,8 +180,19 @@ async function endSession(): Promise<void> {
 
 const sessionStops: (() => void)[] = [];
 
+/** Only the on/off flags of `/me`'s `services`. */
+function servicesOf(rawMe: any): Me['services'] {
+  return { totp: { enabled: !!rawMe?.services?.totp?.enabled }, email2fa: { enabled: !!rawMe?.services?.email2fa?.enabled } };
+}
+
+/** Reads `/me` again for what account changes (second factors) changed. */
+export async function refreshMe(): Promise<void> {
+  const rawMe = await api.get('me');
+  store.update((s) => (s.me ? { me: { ...s.me, services: servicesOf(rawMe) } } : {}));
+}
+
 async function startSession(rawMe: any, token: string): Promise<void> {
-  const me: Me = { _id: rawMe._id, username: rawMe.username, name: rawMe.name, roles: rawMe.roles ?? [], status: rawMe.status };
+  const me: Me = { _id: rawMe._id, username: rawMe.username, name: rawMe.name, roles: rawMe.roles ?? [], status: rawMe.status, services: servicesOf(rawMe) };
   store.update(() => ({ me }));
   setFileCookies({ userId: me._id, token });
   ddp.resumeToken = token;
@@ -666,22 +678,36 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 /**
- * Runs a sensitive REST call (Rocket.Chat's `twoFactorRequired`): when the server answers
- * `totp-required`, asks for the code of the method it names (for `password`, the password, sent
- * as its SHA-256 as Rocket.Chat's client does) and calls again with the `x-2fa-*` headers.
+ * Runs a sensitive call (Rocket.Chat's `twoFactorRequired`): when the server answers
+ * `totp-required` (REST or DDP), asks for the code of the method it names (for `password`, the
+ * password, sent as its SHA-256 as Rocket.Chat's client does) and calls again with it.
  * `undefined` when the user cancels.
  */
-export async function withSecondFactor<T>(call: (headers: Record<string, string>) => Promise<T>): Promise<T | undefined> {
+async function withProof<T>(call: (proof?: { code: string; method: string }) => Promise<T>): Promise<T | undefined> {
   try {
-    return await call({});
+    return await call();
   } catch (e) {
-    const required = e instanceof ApiError && (e.error === 'totp-required' || e.errorType === 'totp-required');
+    const required =
+      (e instanceof ApiError && (e.error === 'totp-required' || e.errorType === 'totp-required')) ||
+      (e instanceof DdpError && e.error === 'totp-required');
     if (!required) throw e;
-    const method = String((e.details as any)?.method ?? 'totp');
+    const method = String(((e as ApiError | DdpError).details as any)?.method ?? 'totp');
     const ask = method === 'password' ? 'Confirm with your password' : method === 'email' ? 'Enter the code sent to your e-mail' : 'Enter the code from your authenticator app (or a backup code)';
-    const answer = prompt(ask);
+    const answer = prompt(t(ask));
     if (!answer) return undefined;
     const code = method === 'password' ? await sha256Hex(answer) : answer.trim();
-    return await call({ 'x-2fa-code': code, 'x-2fa-method': method });
+    return await call({ code, method });
   }
+}
+
+/** A sensitive REST call: the second factor goes in the `x-2fa-code`/`x-2fa-method` headers. */
+export function withSecondFactor<T>(call: (headers: Record<string, string>) => Promise<T>): Promise<T | undefined> {
+  return withProof((proof) => call(proof ? { 'x-2fa-code': proof.code, 'x-2fa-method': proof.method } : {}));
+}
+
+/** A sensitive DDP method: the second factor is its trailing `{twoFactorCode, twoFactorMethod}`. */
+export function callWithSecondFactor<T>(method: string, ...params: unknown[]): Promise<T | undefined> {
+  return withProof((proof) =>
+    ddp.call<T>(method, ...params, ...(proof ? [{ twoFactorCode: proof.code, twoFactorMethod: proof.method }] : [])),
+  );
 }

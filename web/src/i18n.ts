@@ -113,6 +113,29 @@ const de: Dict = {
   'Add a member by username': 'Mitglied per Benutzername hinzufügen',
   'No rooms in this team yet': 'Noch keine Räume in diesem Team',
   'Remove {name} from the team': '{name} aus dem Team entfernen',
+  'My account': 'Mein Konto',
+  Security: 'Sicherheit',
+  'Authenticator app': 'Authenticator-App',
+  'Set up an authenticator app': 'Authenticator-App einrichten',
+  'Use an authenticator app (such as FreeOTP or Google Authenticator) for a second step at login.':
+    'Nutze eine Authenticator-App (etwa FreeOTP oder Google Authenticator) als zweiten Schritt bei der Anmeldung.',
+  'Scan this code with your authenticator app, or type in the key below, then enter the code it shows.':
+    'Scanne diesen Code mit deiner Authenticator-App oder gib den Schlüssel unten ein, dann den angezeigten Code.',
+  'QR code for your authenticator app': 'QR-Code für deine Authenticator-App',
+  Key: 'Schlüssel',
+  Code: 'Code',
+  'Backup codes': 'Backup-Codes',
+  'Keep these backup codes somewhere safe. Each one works once, in place of a code from your app.':
+    'Bewahre diese Backup-Codes sicher auf. Jeder gilt einmal anstelle eines Codes aus deiner App.',
+  'An authenticator app is set up.': 'Eine Authenticator-App ist eingerichtet.',
+  '{n} backup codes left.': 'Noch {n} Backup-Codes.',
+  'Code from your app or a backup code': 'Code aus deiner App oder ein Backup-Code',
+  'New backup codes': 'Neue Backup-Codes',
+  'Turn off': 'Ausschalten',
+  'Authenticator app turned off': 'Authenticator-App ausgeschaltet',
+  'Codes by e-mail': 'Codes per E-Mail',
+  'Send me a code by e-mail when I log in': 'Bei der Anmeldung einen Code per E-Mail senden',
+  'Confirm with your password': 'Mit deinem Passwort bestätigen',
 };
 
 export const LANGUAGES: Record<string, Dict> = { en: {}, de };

@@ -99,4 +99,6 @@ export interface Me {
   name?: string;
   roles: string[];
   status?: string;
+  /** Which second factors are on (`/me`'s `services`; never any secret). */
+  services?: { totp?: { enabled?: boolean }; email2fa?: { enabled?: boolean } };
 }

@@ -1,6 +1,7 @@
 import { useEffect } from 'preact/hooks';
 import { closeRoom, isAdmin, store } from '../app';
 import { useSelect } from '../store';
+import { Account } from './Account';
 import { Admin } from './Admin';
 import { Login, Register } from './Login';
 import { RoomView } from './Room';
@@ -53,7 +54,7 @@ export function App() {
       <Sidebar />
       <main class="main">
         <ConnectionBanner />
-        {route.name === 'room' ? <RoomView /> : route.name === 'admin' && isAdmin() ? <Admin /> : <Home />}
+        {route.name === 'room' ? <RoomView /> : route.name === 'admin' && isAdmin() ? <Admin /> : route.name === 'account' ? <Account /> : <Home />}
       </main>
       <Toast />
     </div>

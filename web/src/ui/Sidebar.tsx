@@ -97,6 +97,9 @@ export function Sidebar() {
               </li>
             ))}
             <li role="separator" class="menu-separator" />
+            <li role="none">
+              <button role="menuitem" onClick={() => navigate({ name: 'account', section: 'security' })}>{t('My account')}</button>
+            </li>
             {isAdmin() && (
               <li role="none">
                 <button role="menuitem" onClick={() => navigate({ name: 'admin', section: 'users' })}>{t('Administration')}</button>
