@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText, navigate, store, toast, withSecondFactor } from '../app';
 import { AuditLog, RolesAndPermissions } from './AdminAccess';
+import { AdminRooms } from './AdminRooms';
 import { useSelect } from '../store';
 import { t } from '../i18n';
 
@@ -219,11 +220,12 @@ export function Admin() {
   const section = route.name === 'admin' ? route.section : 'users';
   const tabs = [
     ['users', t('Users')],
+    ['rooms', t('Rooms')],
     ['settings', t('Settings')],
     ['permissions', t('Permissions')],
     ['audit', t('Audit log')],
   ];
-  const body = section === 'settings' ? <Settings /> : section === 'permissions' ? <RolesAndPermissions /> : section === 'audit' ? <AuditLog /> : <Users />;
+  const body = section === 'settings' ? <Settings /> : section === 'permissions' ? <RolesAndPermissions /> : section === 'audit' ? <AuditLog /> : section === 'rooms' ? <AdminRooms /> : <Users />;
   return (
     <section class="admin" aria-label="Administration">
       <header class="room-header">

@@ -1,6 +1,7 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { deleteMessage, errorText, messageLink, navigate, setPinned, setStarred, store, toast, toggleReaction } from '../app';
-import { EMOJI, QUICK, emojiFor } from '../emoji';
+import { emojiFor } from '../emoji';
+import { loadEmojiCatalog } from '../emoji-catalog';
 import { toDate } from '../ejson';
 import { Markdown } from '../markdown';
 import { linkedMessageId, mdWithoutQuotes, quotedIds, systemText, withoutQuotes } from '../messages';
@@ -8,6 +9,7 @@ import { parse, type Route } from '../router';
 import { useSelect } from '../store';
 import type { Attachment, Message } from '../types';
 import { Avatar } from './Avatar';
+import { EmojiPicker } from './EmojiPicker';
 import { t } from '../i18n';
 
 // One formatter each: `toLocaleTimeString(…, options)` builds a new one per call, which showed
@@ -157,6 +159,12 @@ export function MessageItem({
     toggleReaction(m, emoji).catch((e) => toast(errorText(e)));
   };
   const reactions = Object.entries(m.reactions ?? {});
+  // A reaction outside the quick set draws once the full set has loaded.
+  const [, setEmojiLoaded] = useState(false);
+  const unknownReaction = reactions.some(([code]) => !emojiFor(code));
+  useEffect(() => {
+    if (unknownReaction) void loadEmojiCatalog().then(() => setEmojiLoaded(true), () => {});
+  }, [unknownReaction]);
   // Quotes are the server's attachments; their links are hidden from the text (all of them
   // while the message is pending: the server attaches them as it stores it). A quote link the
   // server did not attach (a room the sender cannot read) stays a plain link.
@@ -245,11 +253,14 @@ export function MessageItem({
             <button class="icon" title={t('Delete')} aria-label={t('Delete')} onClick={() => confirm(t('Delete this message?')) && deleteMessage(m).catch((e) => toast(errorText(e)))}>🗑</button>
           )}
           {picker && (
-            <div class="emoji-picker" role="menu" aria-label="Pick a reaction">
-              {[...QUICK, ...Object.keys(EMOJI).filter((k) => !QUICK.includes(k)).slice(0, 24)].map((code) => (
-                <button key={code} role="menuitem" title={`:${code}:`} aria-label={code} onClick={() => react(code)}>{EMOJI[code]}</button>
-              ))}
-            </div>
+            <EmojiPicker
+              label={t('Pick a reaction')}
+              onPick={react}
+              onClose={() => {
+                setPicker(false);
+                setActive(false);
+              }}
+            />
           )}
         </div>
       )}
