@@ -138,4 +138,12 @@ describe('account security', { timeout: 180_000 }, () => {
     await app.getByRole('button', { name: 'Set up an authenticator app' }).waitFor();
     assert.equal((await services()).totp.enabled, false);
   });
+
+  it('speaks German', async () => {
+    await page.goto(`${server.url}/account/security?lng=de`);
+    await page.getByRole('heading', { name: 'Mein Konto' }).waitFor();
+    await page.getByRole('button', { name: 'Authenticator-App einrichten' }).waitFor();
+    await page.getByText('Bei der Anmeldung einen Code per E-Mail senden').waitFor();
+    await shot(page, 'account-de');
+  });
 });

@@ -84,7 +84,8 @@ describe('administration', { timeout: 180_000 }, () => {
     await form.locator('input[name=new-email]').fill('henry2@example.com');
     await form.locator('input[name=new-password]').fill(PASSWORD);
     await form.getByRole('button', { name: 'Create' }).click();
-    await form.getByRole('alert').waitFor();
+    // The server's error-field-unavailable, in the client's words.
+    await form.getByRole('alert').filter({ hasText: 'That name is taken already' }).waitFor();
     await form.getByRole('button', { name: 'Cancel' }).click();
   });
 
@@ -209,7 +210,7 @@ describe('administration', { timeout: 180_000 }, () => {
     await row('ops').getByRole('button', { name: 'Edit ops' }).click();
     await form.locator('input[name=room-name]').fill('general');
     await form.getByRole('button', { name: 'Save' }).click();
-    await form.getByRole('alert').waitFor();
+    await form.getByRole('alert').filter({ hasText: 'A room with that name exists already' }).waitFor();
     assert.equal((await server.rest('rooms.info?roomName=ops', undefined, admin)).room.topic, 'Operations');
     await form.getByRole('button', { name: 'Cancel' }).click();
   });

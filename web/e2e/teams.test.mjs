@@ -80,7 +80,7 @@ describe('teams', { timeout: 180_000 }, () => {
     // A room that does not exist is refused in the panel, and nothing is added.
     await panel.locator('input[name=team-add-room]').fill('no-such-room');
     await panel.getByRole('button', { name: 'Add' }).click();
-    await panel.getByRole('alert').waitFor();
+    await panel.getByRole('alert').filter({ hasText: 'No such room' }).waitFor();
     const after = await teamRoomNames();
     assert.ok(after.includes('launch-news') && !after.includes('no-such-room'), after.join());
     await shot(page, 'team');

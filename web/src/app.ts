@@ -5,6 +5,7 @@
 import { Api, ApiError } from './api';
 import { DdpClient, DdpError, type DdpStatus } from './ddp';
 import { toDate } from './ejson';
+import { describeError } from './errors';
 import { inMainList, merge, normalise, remove } from './messages';
 import { href, parse, roomRoute, type Route } from './router';
 import { t } from './i18n';
@@ -87,9 +88,9 @@ export function toast(message: string): void {
   setTimeout(() => store.update((s) => (s.toast === message ? { toast: null } : {})), 5000);
 }
 
+/** An error as the user reads it: known server codes in the user's language (`errors.ts`). */
 export function errorText(e: unknown): string {
-  if (e instanceof ApiError || e instanceof DdpError) return e.message;
-  return e instanceof Error ? e.message : String(e);
+  return describeError(e);
 }
 
 // ---- session ------------------------------------------------------------------------------------

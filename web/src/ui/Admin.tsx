@@ -178,7 +178,7 @@ function Settings() {
       const d = { ...drafts };
       delete d[s._id];
       setDrafts(d);
-      toast(`Saved ${s._id}`);
+      toast(t('Saved {setting}', { setting: s._id }));
     } catch (e) {
       toast(errorText(e));
     }
