@@ -50,6 +50,8 @@ describe('account security', { timeout: 180_000 }, () => {
     await server.start();
     await server.rest('users.register', { username: 'otto', email: 'otto@example.com', pass: PASSWORD, name: 'Otto' });
     otto = (await server.rest('login', { username: 'otto', password: PASSWORD })).data;
+    // The checks below read /me often, more than REST's per-address limit allows in a minute.
+    await server.rest('settings/API_Enable_Rate_Limiter', { value: false }, otto);
     browser = await launchBrowser();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     context.setDefaultTimeout(20_000);
@@ -145,5 +147,30 @@ describe('account security', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Authenticator-App einrichten' }).waitFor();
     await page.getByText('Bei der Anmeldung einen Code per E-Mail senden').waitFor();
     await shot(page, 'account-de');
+  });
+
+  it('keeps a user whose role makes 2FA mandatory to the set-up until it is done', async () => {
+    await server.rest('users.register', { username: 'mia', email: 'mia@example.com', pass: PASSWORD, name: 'Mia' });
+    const role = (await server.rest('roles.create', { name: 'auditor', mandatory2fa: true }, otto)).role;
+    await server.rest('roles.addUserToRole', { roleId: role._id, username: 'mia' }, otto);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context.setDefaultTimeout(20_000);
+    const mia = await context.newPage();
+    await mia.goto(`${server.url}/login`);
+    await mia.fill('input[name=username]', 'mia');
+    await mia.fill('input[name=password]', PASSWORD);
+    await mia.getByRole('button', { name: 'Login' }).click();
+    await mia.getByRole('alert').filter({ hasText: 'Your role requires two-factor authentication' }).waitFor();
+    assert.equal(await mia.locator('.sidebar a[data-room="general"]').count(), 0, 'nothing else loads before the set-up');
+    const app = mia.getByRole('region', { name: 'Authenticator app' });
+    await app.getByRole('button', { name: 'Set up an authenticator app' }).click();
+    const secret = (await app.locator('.totp-secret').textContent()).trim();
+    await app.locator('input[name=totp-verify]').fill(totp(secret));
+    await app.getByRole('button', { name: 'Verify' }).click();
+    await app.getByRole('region', { name: 'Backup codes' }).getByRole('button', { name: 'Done' }).click();
+    // Set up: the client loads what the server held back.
+    await mia.locator('.sidebar a[data-room="general"]').waitFor();
+    await mia.getByRole('alert').filter({ hasText: 'Your role requires' }).waitFor({ state: 'detached' });
+    await context.close();
   });
 });

@@ -5,7 +5,7 @@
 import { Api, ApiError } from './api';
 import { DdpClient, DdpError, type DdpStatus } from './ddp';
 import { toDate } from './ejson';
-import { describeError } from './errors';
+import { describeError, errorCode } from './errors';
 import { inMainList, merge, normalise, remove } from './messages';
 import { href, parse, roomRoute, type Route } from './router';
 import { t } from './i18n';
@@ -45,6 +45,11 @@ export interface State {
    * messages (reading it moves the subscription's `ls` on, so the unread line needs the old one).
    */
   unreadSince: Record<string, Date>;
+  /**
+   * The user's role makes two-factor authentication mandatory and none is set up: the server
+   * refuses all but the set-up (`error-two-factor-setup-required`), so the client shows only that.
+   */
+  setupRequired: boolean;
 }
 
 export const api = new Api();
@@ -64,6 +69,7 @@ export const store = new Store<State>({
   uploads: [],
   toast: null,
   unreadSince: {},
+  setupRequired: false,
 });
 
 const TOKEN_KEY = 'Meteor.loginToken';
@@ -175,7 +181,7 @@ async function endSession(): Promise<void> {
   for (const stop of sessionStops.splice(0)) stop();
   openRoomStops.splice(0).forEach((s) => s());
   openRid = null;
-  store.update(() => ({ me: null, subs: {}, rooms: {}, messages: {}, threads: {}, typing: {}, presence: {}, uploads: [], unreadSince: {} }));
+  store.update(() => ({ me: null, subs: {}, rooms: {}, messages: {}, threads: {}, typing: {}, presence: {}, uploads: [], unreadSince: {}, setupRequired: false }));
   navigate({ name: 'login' }, true);
 }
 
@@ -186,10 +192,18 @@ function servicesOf(rawMe: any): Me['services'] {
   return { totp: { enabled: !!rawMe?.services?.totp?.enabled }, email2fa: { enabled: !!rawMe?.services?.email2fa?.enabled } };
 }
 
-/** Reads `/me` again for what account changes (second factors) changed. */
-export async function refreshMe(): Promise<void> {
+/**
+ * Reads `/me` again for what account changes (second factors) changed; once a required second
+ * factor is set up, loads what the server held back until then.
+ */
+export async function refreshMe(finishSetup = true): Promise<void> {
   const rawMe = await api.get('me');
-  store.update((s) => (s.me ? { me: { ...s.me, services: servicesOf(rawMe) } } : {}));
+  const services = servicesOf(rawMe);
+  store.update((s) => (s.me ? { me: { ...s.me, services } } : {}));
+  if (finishSetup && store.get().setupRequired && (services?.totp?.enabled || services?.email2fa?.enabled)) {
+    await loadSidebar();
+    store.update(() => ({ setupRequired: false }));
+  }
 }
 
 async function startSession(rawMe: any, token: string): Promise<void> {
@@ -215,7 +229,12 @@ async function startSession(rawMe: any, token: string): Promise<void> {
   watch('force_logout', () => void endSession());
   watch('notification', ([n]) => notify(n));
   ddp.connect();
-  await loadSidebar();
+  try {
+    await loadSidebar();
+  } catch (e) {
+    if (errorCode(e) !== 'error-two-factor-setup-required') throw e;
+    store.update(() => ({ setupRequired: true }));
+  }
 }
 
 /** Rooms and subscriptions a stream event changed while a sidebar snapshot was being fetched. */

@@ -136,6 +136,8 @@ const de: Dict = {
   'Codes by e-mail': 'Codes per E-Mail',
   'Send me a code by e-mail when I log in': 'Bei der Anmeldung einen Code per E-Mail senden',
   'Confirm with your password': 'Mit deinem Passwort bestätigen',
+  'Your role requires two-factor authentication. Set up an authenticator app or codes by e-mail to continue.':
+    'Deine Rolle verlangt Zwei-Faktor-Authentifizierung. Richte eine Authenticator-App oder Codes per E-Mail ein, um fortzufahren.',
   // Administration
   'New user': 'Neuer Benutzer',
   'User created': 'Benutzer angelegt',

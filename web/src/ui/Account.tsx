@@ -116,7 +116,15 @@ function TotpSection() {
 
   let body;
   if (codes) {
-    body = <BackupCodes codes={codes} onDone={() => setCodes(null)} />;
+    body = (
+      <BackupCodes
+        codes={codes}
+        onDone={() => {
+          setCodes(null);
+          if (store.get().setupRequired) refreshMe().catch((e) => toast(errorText(e)));
+        }}
+      />
+    );
   } else if (setup) {
     body = (
       <TotpEnrolment
@@ -125,7 +133,8 @@ function TotpSection() {
         onCodes={(c) => {
           setSetup(null);
           setCodes(c);
-          void refreshMe();
+          // A required set-up finishes once the codes are put away ("Done"), not under them.
+          void refreshMe(false);
         }}
       />
     );
@@ -190,7 +199,8 @@ function EmailSection() {
   );
 }
 
-export function Account() {
+/** `required`: the user's role demands a second factor and the server allows nothing else yet. */
+export function Account({ required = false }: { required?: boolean }) {
   return (
     <section class="admin account" aria-label={t('My account')}>
       <header class="room-header">
@@ -200,6 +210,11 @@ export function Account() {
         </nav>
       </header>
       <div class="admin-body">
+        {required && (
+          <p class="setup-required" role="alert">
+            {t('Your role requires two-factor authentication. Set up an authenticator app or codes by e-mail to continue.')}
+          </p>
+        )}
         <h2 class="account-title">{t('Two-factor authentication')}</h2>
         <TotpSection />
         <EmailSection />
