@@ -77,6 +77,8 @@ describe('teams', { timeout: 180_000 }, () => {
     await panel.getByRole('button', { name: 'Add' }).click();
     await panel.locator('li[data-room="launch-news"]').waitFor();
     assert.ok((await teamRoomNames()).includes('launch-news'));
+    // The main room says so, as Rocket.Chat's system message.
+    await page.locator('.room .system-message', { hasText: 'tess added #launch-news to this team' }).waitFor();
     // A room that does not exist is refused in the panel, and nothing is added.
     await panel.locator('input[name=team-add-room]').fill('no-such-room');
     await panel.getByRole('button', { name: 'Add' }).click();
