@@ -90,6 +90,11 @@ describe('teams', { timeout: 180_000 }, () => {
     await panel.getByRole('link', { name: 'launch-news' }).click();
     await page.waitForURL('**/channel/launch-news');
     await page.locator('.room-header h1', { hasText: 'launch-news' }).waitFor();
+    // The team's room names its team, and leads back to it.
+    await page.locator('.room-header .team-link', { hasText: 'launch' }).click();
+    await page.waitForURL('**/group/launch');
+    await page.goto(`${server.url}/channel/launch-news`);
+    await page.locator('.room-header h1', { hasText: 'launch-news' }).waitFor();
 
     // The team's main room is still reached by its /group/ link.
     await page.goto(`${server.url}/group/launch`);

@@ -84,6 +84,10 @@ function SearchPanel({ sub, onClose }: { sub: Subscription; onClose: () => void 
 function Header({ sub, onSearch, onTeam }: { sub: Subscription; onSearch: () => void; onTeam: () => void }) {
   const room = useSelect(store, (s) => s.rooms[sub.rid]);
   const me = useSelect(store, (s) => s.me!);
+  // A room of a team names its team (when the user is in the team's main room).
+  const team = useSelect(store, (s) =>
+    room?.teamId && !room.teamMain ? Object.values(s.rooms).find((r) => r.teamMain && r.teamId === room.teamId) : undefined,
+  );
   const partner = room?.uids?.find((u) => u !== me._id);
   const status = useSelect(store, (s) => (partner ? (s.presence[partner] ?? 'offline') : undefined));
   return (
@@ -91,6 +95,18 @@ function Header({ sub, onSearch, onTeam }: { sub: Subscription; onSearch: () => 
       {sub.t === 'd' ? <Avatar username={sub.name} size={28} status={status} /> : <span class="room-icon big">{room?.teamMain ? '👥' : sub.t === 'p' ? '🔒' : '#'}</span>}
       <div class="room-title">
         <h1>{sub.fname || sub.name}</h1>
+        {team?.name && (
+          <a
+            class="team-link"
+            href={`/${team.t === 'p' ? 'group' : 'channel'}/${encodeURIComponent(team.name)}`}
+            onClick={(e) => {
+              e.preventDefault();
+              navigate(roomRoute(team.t, team.name!, team._id));
+            }}
+          >
+            👥 {team.fname ?? team.name}
+          </a>
+        )}
         {room?.topic ? <p class="topic">{room.topic}</p> : sub.t === 'd' && status ? <p class="topic">{status}</p> : null}
       </div>
       {room?.usersCount !== undefined && sub.t !== 'd' && <span class="members" title="Members">👤 {room.usersCount}</span>}
