@@ -229,7 +229,19 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
             "isSubscriptionsUnreadProps",
             Body,
         ),
+        // chat.ts
+        (
+            "/api/v1/chat.getMessageReadReceipts",
+            "isChatGetMessageReadReceiptsProps",
+            Query,
+        ),
         // rooms.ts
+        ("/api/v1/rooms.muteUser", "isRoomsMuteUnmuteUserProps", Body),
+        (
+            "/api/v1/rooms.unmuteUser",
+            "isRoomsMuteUnmuteUserProps",
+            Body,
+        ),
         (
             "/api/v1/rooms.cleanHistory",
             "isRoomsCleanHistoryProps",
