@@ -5,6 +5,10 @@
 //! when it was sent. Members who joined after the message only count from their join on, as in
 //! Rocket.Chat (receipts are recorded for messages after the reader's previous `ls`).
 //!
+//! The same derivation settles Rocket.Chat's per-message `unread` flag: a message sent while
+//! receipts are on is stored with `unread: true` (in its one insert), and whoever reads it gets
+//! the flag only while some member who was there when it was sent has not seen it yet.
+//!
 //! What this cannot know: the exact moment of each reading (a receipt's `ts` is the reader's
 //! current last-seen time, or the message's for its author) and readers who have since left the
 //! room (their subscription is gone).
@@ -13,8 +17,9 @@ use crate::Core;
 use crate::error::{CoreError, CoreResult};
 use crate::rooms::RoomRef;
 use crate::store::Page;
-use apogee_domain::{Timestamp, User, UserRef};
+use apogee_domain::{Message, Subscription, Timestamp, User, UserRef};
 use serde::Serialize;
+use serde_json::Value;
 
 /// Rocket.Chat's `IReadReceiptWithUser`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,7 +35,39 @@ pub struct ReadReceipt {
     pub user: UserRef,
 }
 
+/// Whether every member who was in the room when `m` was sent (its author aside) has seen it.
+fn read_by_everyone(m: &Message, members: &[Subscription]) -> bool {
+    members
+        .iter()
+        .filter(|s| s.u.id != m.u.id && s.ts <= m.ts)
+        .all(|s| s.ls.is_some_and(|ls| ls >= m.ts))
+}
+
 impl Core {
+    /// Drops `unread: true` from messages of room `rid` everyone has read by now. One read of
+    /// the room's subscriptions, and only when a message carries the flag.
+    pub(crate) async fn settle_read_flags(
+        &self,
+        rid: &str,
+        messages: &mut [Message],
+    ) -> CoreResult<()> {
+        let flagged = |m: &Message| m.extra.get("unread") == Some(&Value::Bool(true));
+        if !messages.iter().any(flagged) {
+            return Ok(());
+        }
+        let all = Page {
+            offset: 0,
+            count: i64::MAX,
+        };
+        let (members, _) = self.store.subscriptions_of_room(rid, all).await?;
+        for m in messages.iter_mut().filter(|m| flagged(m)) {
+            if read_by_everyone(m, &members) {
+                m.extra.remove("unread");
+            }
+        }
+        Ok(())
+    }
+
     /// Who has read a message the actor can read, oldest reading first. Empty unless
     /// `Message_Read_Receipt_Enabled` and `Message_Read_Receipt_Store_Users` are on (without the
     /// second, Rocket.Chat keeps no per-user receipts either).

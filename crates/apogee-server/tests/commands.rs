@@ -592,8 +592,20 @@ async fn read_receipts_follow_members_last_seen() {
                 assert_eq!(status, 200, "{v}");
             }
         };
+        let unread = |id: String| {
+            let s = &s;
+            let admin = admin.clone();
+            async move {
+                let (_, v) = s
+                    .get(&format!("/api/v1/chat.getMessage?msgId={id}"), &admin)
+                    .await;
+                v["message"]["unread"].clone()
+            }
+        };
+        assert_eq!(unread(mid.clone()).await, true);
         read(bob.clone()).await;
         assert_eq!(receipts(&s, &carl, &mid).await, ["admin", "bob"]);
+        assert_eq!(unread(mid.clone()).await, true, "carl has not read it");
         let (_, full) = s
             .get(
                 &format!("/api/v1/chat.getMessageReadReceipts?messageId={mid}"),
@@ -632,6 +644,23 @@ async fn read_receipts_follow_members_last_seen() {
         assert_eq!(receipts(&s, &admin, &later).await, ["carl"]);
         read(carl.clone()).await;
         assert_eq!(receipts(&s, &admin, &mid).await.len(), 3);
+        // Read by everyone: the flag is gone, in single messages and in history alike.
+        assert_eq!(unread(mid.clone()).await, Value::Null);
+        let (_, h) = s
+            .get(&format!("/api/v1/groups.history?roomId={rid}"), &admin)
+            .await;
+        let flags: Vec<(&str, &Value)> = h["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m.get("t").is_none())
+            .map(|m| (m["msg"].as_str().unwrap(), &m["unread"]))
+            .collect();
+        assert_eq!(
+            flags,
+            [("later", &json!(true)), ("read me", &Value::Null)],
+            "{h}"
+        );
 
         // DDP answers the same.
         let mut d = Ddp::connect(&s).await;
