@@ -665,4 +665,35 @@ mod tests {
             "The channel `#x` does not exist."
         );
     }
+
+    #[test]
+    fn lists_filter_sort_and_page() {
+        let all = Page {
+            offset: 0,
+            count: 100,
+        };
+        let (every, total) = list_commands(None, None, all);
+        assert_eq!(every.len() as i64, total);
+        assert_eq!(total, commands::COMMANDS.len() as i64);
+        assert_eq!(every[0].command, commands::COMMANDS[0].command);
+        let (one, total) = list_commands(Some("kick"), None, all);
+        assert_eq!((one.len(), total), (1, 1));
+        let (none, total) = list_commands(Some("Kick"), None, all);
+        assert_eq!(
+            (none.len(), total),
+            (0, 0),
+            "the filter is exact, as Rocket.Chat's"
+        );
+        let page = Page {
+            offset: 1,
+            count: 2,
+        };
+        let (sorted, total) = list_commands(None, Some((CommandSort::Command, false)), page);
+        assert_eq!(total, commands::COMMANDS.len() as i64);
+        let names: Vec<&str> = sorted.iter().map(|c| c.command).collect();
+        assert_eq!(names, ["create", "gimme"]);
+        // Commands without a parameter hint sort first.
+        let (by_params, _) = list_commands(None, Some((CommandSort::Params, false)), all);
+        assert!(by_params[0].params.is_none());
+    }
 }
