@@ -136,7 +136,13 @@ async fn the_catalogue_is_listed_paged_sorted_and_filtered() {
             json!({"success": false, "error": "There is no command in the system by the name of: nope"})
         );
         let missing = s.get("/api/v1/commands.get", &admin).await;
-        assert_error(&missing, 400, None);
+        assert_eq!(
+            missing.1,
+            json!({"success": false, "errorType": "error-invalid-params",
+                "error": "must have required property 'command'"})
+        );
+        let extra = s.get("/api/v1/commands.list?foo=1", &admin).await;
+        assert_error(&extra, 400, Some("error-invalid-params"));
         let (status, _) = s
             .call(reqwest::Method::GET, "/api/v1/commands.list", None, None)
             .await;
@@ -202,7 +208,11 @@ async fn refused_runs_change_nothing() {
         let missing = s
             .post("/api/v1/commands.run", &bob, json!({"command": "me"}))
             .await;
-        assert_error(&missing, 400, None);
+        assert_eq!(
+            missing.1,
+            json!({"success": false, "errorType": "invalid-params",
+                "error": "must have required property 'roomId'"})
+        );
         // Permission refusals come from the use-case, and change nothing.
         let got = run(&s, &bob, &rid, "kick", "@admin").await;
         assert_eq!(got.0, 403, "{}", got.1);
