@@ -3,6 +3,7 @@
 //! The serde form of each record is Rocket.Chat's wire shape (camelCase keys, `_id`, ISO dates),
 //! so stores persist it as a document and the wire layer renders it without a second mapping.
 
+pub mod commands;
 pub mod device;
 pub mod ids;
 pub mod markdown;

@@ -69,6 +69,11 @@ pub enum Style {
 pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
     use Style::*;
     &[
+        // commands.ts (its own validators; `commands.preview` has one per method, checked in
+        // the handlers)
+        ("/api/v1/commands.get", "isCommandsGetParams", Query),
+        ("/api/v1/commands.list", "isCommandsListParams", Query),
+        ("/api/v1/commands.run", "isCommandsRunBody", Body),
         // chat.ts
         ("/api/v1/chat.delete", "isChatDeleteProps", Legacy),
         (
@@ -229,7 +234,19 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
             "isSubscriptionsUnreadProps",
             Body,
         ),
+        // chat.ts
+        (
+            "/api/v1/chat.getMessageReadReceipts",
+            "isChatGetMessageReadReceiptsProps",
+            Query,
+        ),
         // rooms.ts
+        ("/api/v1/rooms.muteUser", "isRoomsMuteUnmuteUserProps", Body),
+        (
+            "/api/v1/rooms.unmuteUser",
+            "isRoomsMuteUnmuteUserProps",
+            Body,
+        ),
         (
             "/api/v1/rooms.cleanHistory",
             "isRoomsCleanHistoryProps",
