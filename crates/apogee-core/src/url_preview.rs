@@ -56,14 +56,25 @@ impl Core {
         if message.extra.get("parseUrls") == Some(&Value::Bool(false)) {
             return None;
         }
-        let urls = message.md.as_ref().map(message_urls).unwrap_or_default();
+        let mut urls = message.md.as_ref().map(message_urls).unwrap_or_default();
         if urls.is_empty() {
             message.urls = None;
             return None;
         }
+        // Links to this workspace's messages are quotes (attachments), not pages to preview:
+        // marked as Rocket.Chat's jump-to-message does.
+        let site = self.settings.string("Site_Url");
+        for item in &mut urls {
+            let url = item["url"].as_str().unwrap_or_default();
+            if apogee_domain::quote::quoted_message_id(url, &site).is_some() {
+                item["ignoreParse"] = Value::Bool(true);
+            }
+        }
+        let any = urls
+            .iter()
+            .any(|u| u.get("ignoreParse") != Some(&Value::Bool(true)));
         message.urls = Some(urls);
-        self.settings
-            .bool("API_Embed")
+        (any && self.settings.bool("API_Embed"))
             .then(|| self.enqueue(KIND, json!({ "mid": message.id })))
     }
 

@@ -122,6 +122,27 @@ async fn url_previews() {
         );
         assert_eq!(urls[1]["meta"], json!({}));
         assert_eq!(urls[1]["headers"]["contentType"], "video/mp4");
+
+        // A link to a message of this workspace is a quote, never fetched as a page.
+        let (_, site) = s.get("/api/v1/settings/Site_Url", &admin).await;
+        let site = site["value"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
+        let link = format!("{site}/channel/general?msg={mid}");
+        let (_, v) = s
+            .post(
+                "/api/v1/chat.postMessage",
+                &admin,
+                json!({"roomId": "GENERAL", "text": format!("see {link}")}),
+            )
+            .await;
+        assert_eq!(
+            v["message"]["urls"],
+            json!([{"url": link, "ignoreParse": true}]),
+            "{v}"
+        );
     }
 }
 
