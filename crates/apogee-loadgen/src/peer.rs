@@ -1,7 +1,8 @@
 //! Side by side with a real peer: the same load against Apogee (DDP) and Synapse (Matrix client
 //! API), fresh servers, runs alternating A B B A … in one invocation:
-//! (a) send rate — N senders, each in its own 2-member room, closed loop for T seconds;
 //! (b) fan-out — send→receive latency in one M-member room at a fixed rate, open loop;
+//! (a) send rate — N senders, each in its own 2-member room, closed loop for T seconds, on a
+//!     restarted server;
 //! (c) RSS — fresh on an empty database, restarted with the users, and with the members logged in.
 
 use crate::ddp::{self, Ddp};
@@ -197,6 +198,10 @@ async fn apogee_run(env: &Env, a: &PeerArgs) -> Result<Value> {
     };
     let fan = scenario::fanout_on(env, &srv, &ws, &fa, a.members, "peer-apogee-fanout").await?;
 
+    // A fresh process for the send rate, as on Synapse (see `synapse_run`).
+    let srv = srv
+        .restart(&env.apogee_bin, env.server_cpus.clone())
+        .await?;
     // Send rate: sender j, logged in as user j over DDP, calls `sendMessage` in its room and
     // sends the next as soon as the result arrives.
     let url = srv.ws_url("/websocket");
@@ -287,6 +292,10 @@ async fn synapse_run(env: &Env, a: &PeerArgs) -> Result<Value> {
     let started = s.sample()?;
 
     let fan = synapse_fanout(env, &s, &admin, &users[..a.members], &room, a).await?;
+    // Synapse keeps serving a `/sync` long-poll whose client went away until its timeout, and
+    // wakes it for every event in the user's rooms: the stopped receivers would still cost it
+    // CPU during the send rate. A fresh process (on both servers) measures the send rate alone.
+    let s = s.restart().await?;
 
     let cl = ClosedLoop::new();
     let mut tasks = Vec::new();
