@@ -84,6 +84,42 @@ async fn login_with_digest_then_resume_after_rest_login() {
 }
 
 #[tokio::test]
+async fn each_member_hears_rooms_changed_on_their_own_event_name() {
+    let s = server().await;
+    let ann = s.user("ann").await;
+    let bob = s.user("bob").await;
+    let (_, created) = s
+        .post(
+            "/api/v1/channels.create",
+            &ann,
+            json!({"name": "pair", "members": ["bob"]}),
+        )
+        .await;
+    let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+    let mut listeners = Vec::new();
+    for who in [&ann, &bob] {
+        let mut d = Ddp::connect(&s).await;
+        d.resume(who).await;
+        let event = format!("{}/rooms-changed", who.user_id);
+        assert_eq!(d.sub("stream-notify-user", &event).await["msg"], "ready");
+        listeners.push((d, event));
+    }
+    s.post(
+        "/api/v1/chat.sendMessage",
+        &bob,
+        json!({"message": {"rid": rid, "msg": "hello"}}),
+    )
+    .await;
+    // The room document is rendered once for all members, but every frame must carry its
+    // recipient's own event name, or their client drops it.
+    for (d, event) in &mut listeners {
+        let frame = d.until(|v| v["collection"] == "stream-notify-user").await;
+        assert_eq!(frame["fields"]["eventName"], event.as_str(), "{frame}");
+        assert_eq!(frame["fields"]["args"][1]["_id"], rid.as_str(), "{frame}");
+    }
+}
+
+#[tokio::test]
 async fn messages_sent_over_rest_reach_room_subscribers() {
     let s = server().await;
     let ann = s.user("ann").await;

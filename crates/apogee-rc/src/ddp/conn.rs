@@ -455,9 +455,10 @@ impl Conn {
             }
             _ => {}
         }
-        let me = session.user.clone();
         if !self.streams.is_empty() {
-            let (frames, ended) = self.streams.on_event(&self.core, &me, delivery).await;
+            // Borrowed, not cloned: this runs once per recipient of every event.
+            let me = &session.user;
+            let (frames, ended) = self.streams.on_event(&self.core, me, delivery).await;
             for frame in frames {
                 self.out.send_frame(frame)?;
             }

@@ -74,6 +74,25 @@ fn changed(collection: &str, event: &str, args: Value) -> Value {
     json!({"msg": "changed", "collection": collection, "id": "id", "fields": {"eventName": event, "args": args}})
 }
 
+/// A `changed` frame whose args are the same for every recipient of `d` but whose event name is
+/// the recipient's own (`<uid>/rooms-changed`): the args are rendered once per delivery under
+/// `key`, the few bytes around them per recipient.
+fn changed_with_shared_args(
+    d: &Delivery,
+    key: &str,
+    collection: &str,
+    event: &str,
+    args: impl FnOnce() -> Value,
+) -> Frame {
+    let args = d.render(key, args);
+    let frame = format!(
+        r#"{{"msg":"changed","collection":{},"id":"id","fields":{{"eventName":{},"args":{args}}}}}"#,
+        Value::from(collection),
+        Value::from(event),
+    );
+    Frame::Shared(frame.into())
+}
+
 /// A `changed` frame for this connection alone.
 fn own(collection: &str, event: &str, args: Value) -> Frame {
     Frame::Own(changed(collection, event, args))
@@ -534,7 +553,6 @@ impl Streams {
     /// `<uid>/notification` for a new message in a direct room or one that mentions the user
     /// (or `@all`/`@here`), from someone else.
     fn notify(&self, me: &User, message: &Message, out: &mut Vec<Frame>) {
-        let event = format!("{}/notification", me.id);
         let Some(room) = self.my_rooms.get(&message.rid) else {
             return;
         };
@@ -543,11 +561,12 @@ impl Streams {
             .mentions
             .iter()
             .any(|m| m.id == me.id || m.id == "all" || m.id == "here");
-        if message.u.id == me.id
-            || message.t.is_some()
-            || !(direct || mentioned)
-            || !self.wants(&Stream::NotifyUser, &event)
-        {
+        // Most recipients stop here, before any stream name is formatted.
+        if message.u.id == me.id || message.t.is_some() || !(direct || mentioned) {
+            return;
+        }
+        let event = format!("{}/notification", me.id);
+        if !self.wants(&Stream::NotifyUser, &event) {
             return;
         }
         let sender = &message.u.username;
@@ -597,13 +616,13 @@ impl Streams {
         if self.wants(&Stream::NotifyUser, &rooms_changed)
             && let Some(room) = d.room(core, rid).await
         {
-            out.push(Frame::Shared(d.render("rooms-changed", || {
-                changed(
-                    "stream-notify-user",
-                    &rooms_changed,
-                    json!(["updated", room]),
-                )
-            })));
+            out.push(changed_with_shared_args(
+                d,
+                "rooms-changed",
+                "stream-notify-user",
+                &rooms_changed,
+                || json!(["updated", room]),
+            ));
         }
     }
 
