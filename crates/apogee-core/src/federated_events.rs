@@ -375,16 +375,11 @@ impl Core {
         let sub = self.store.subscription(&r.id, &user.id).await?;
         match membership {
             "join" if sub.is_none() => changes.extend(self.join_changes(r, &user, None, true)),
-            "leave" | "ban" if sub.is_some() => {
-                let mut r = r;
-                r.users_count = (r.users_count - 1).max(0);
-                r.updated_at = Timestamp::now();
-                changes.push(Change::DeleteSubscription {
-                    rid: r.id.clone(),
-                    user_id: user.id.clone(),
-                });
-                changes.push(Change::UpdateRoom(r));
-            }
+            // The store counts the membership out of `usersCount`.
+            "leave" | "ban" if sub.is_some() => changes.push(Change::DeleteSubscription {
+                rid: r.id.clone(),
+                user_id: user.id.clone(),
+            }),
             _ => {}
         }
         Ok(changes)

@@ -249,7 +249,7 @@ impl Core {
                 members.push(user);
             }
         }
-        room.users_count = members.len() as i64;
+        // `usersCount` follows from the subscriptions (the store counts them).
         changes.insert(0, Change::InsertRoom(room.clone()));
         for member in &members {
             changes.push(Change::InsertSubscription(
