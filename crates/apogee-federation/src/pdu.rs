@@ -303,10 +303,16 @@ pub async fn verify(
         };
         let mut known = BTreeMap::new();
         for key_id in by_key.keys().filter(|k| k.starts_with("ed25519:")) {
-            if let Some(key) = keys.key(server.as_str(), key_id, at).await
-                && let Ok(key) = Base64::parse(&key)
+            match keys
+                .key(server.as_str(), key_id, at)
+                .await
+                .map(|k| Base64::parse(&k))
             {
-                known.insert(key_id.clone(), key);
+                Some(Ok(key)) => {
+                    known.insert(key_id.clone(), key);
+                }
+                Some(Err(e)) => tracing::info!(%server, key_id, error = %e, "unreadable key"),
+                None => {}
             }
         }
         if known.is_empty() {

@@ -541,8 +541,8 @@ fn enc(s: &str) -> String {
     apogee_federation::join::encode_segment(s)
 }
 
-/// Polls `check` every 100 ms for up to 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` every 100 ms for up to 30 s; on failure shows the server's federation log.
+async fn eventually<T, F, Fut>(s: &Server, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -553,7 +553,23 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("timed out waiting for {what}");
+    panic!(
+        "timed out waiting for {what}; server log:\n{}",
+        federation_log(s)
+    );
+}
+
+/// The server log's federation lines and warnings.
+fn federation_log(s: &Server) -> String {
+    // The harness copies the server's stderr to the file as it comes.
+    std::thread::sleep(Duration::from_millis(500));
+    let log = std::fs::read_to_string(s.data_dir().join("server.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| {
+            l.contains("federation") || l.contains("PDU") || l.contains("key") || l.contains("WARN")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// An Apogee user joins Synapse rooms of versions 10, 11 and 12; the Synapse user's message,
@@ -573,7 +589,9 @@ async fn synapse_rooms() {
     let alice_id = format!("@{user}:{synapse_name}");
     let alice = Matrix::login(&synapse, &user, &password).await;
     for backend in backends() {
-        let resolve = format!("{synapse_name}={synapse}");
+        // A server that is in no room, to forge events with.
+        let mallory = peer("mallory.test").await;
+        let resolve = format!("{synapse_name}={synapse},mallory.test={}", mallory.url);
         let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
         let us = format!("localhost:{port}");
         let _admin = s.user("admin").await;
@@ -598,7 +616,7 @@ async fn synapse_rooms() {
                     json!({"externalRoomId": room_id, "via": synapse_name}),
                 )
                 .await;
-            assert_eq!(status, 200, "v{version}: {v}");
+            assert_eq!(status, 200, "v{version}: {v}\n{}", federation_log(&s));
             let rid = v["room"]["_id"].as_str().unwrap().to_string();
             assert_eq!(v["room"]["t"], "c", "{v}");
             assert_eq!(
@@ -670,7 +688,7 @@ async fn synapse_rooms() {
                         .unwrap_or_default()
                 }
             };
-            let message = eventually("alice's message", || async {
+            let message = eventually(server, "alice's message", || async {
                 history()
                     .await
                     .into_iter()
@@ -690,6 +708,75 @@ async fn synapse_rooms() {
                 async move { server.get(&path, &bob).await }
             };
 
+            // Forged events are refused and change nothing: a non-member's message (signed
+            // by its own server) and one claiming to be alice's without her server's signature.
+            let state = alice
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/_matrix/client/v3/rooms/{}/state", enc(&room_id)),
+                    None,
+                )
+                .await;
+            let state_id = |t: &str, k: &str| {
+                state
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["type"] == t && e["state_key"] == k)
+                    .map(|e| e["event_id"].as_str().unwrap().to_string())
+                    .unwrap()
+            };
+            let mut auth = vec![state_id("m.room.power_levels", "")];
+            if version != "12" {
+                auth.push(state_id("m.room.create", ""));
+            }
+            let rules = apogee_federation::pdu::rules_for(version).unwrap();
+            for (sender, why) in [
+                ("@mallory:mallory.test", "not a member"),
+                (alice_id.as_str(), "not signed by alice's server"),
+            ] {
+                let mut event = json!({"type": "m.room.message", "room_id": room_id, "sender": sender,
+                    "content": {"msgtype": "m.text", "body": "forged"}, "prev_events": [hello],
+                    "auth_events": auth, "depth": 1000});
+                if sender == alice_id {
+                    event["auth_events"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!(state_id("m.room.member", &alice_id)));
+                }
+                let pdu = apogee_federation::pdu::sign_new(
+                    serde_json::from_value(event).unwrap(),
+                    &rules,
+                    &mallory.identity,
+                    Timestamp::now(),
+                )
+                .unwrap();
+                let body = json!({"origin": "mallory.test", "origin_server_ts": 1, "pdus": [pdu.to_json()]});
+                let bytes = serde_json::to_vec(&body).unwrap();
+                let target = format!("/_matrix/federation/v1/send/{}", apogee_domain::random_id());
+                let authorization = apogee_federation::client::x_matrix_header(
+                    &mallory.identity,
+                    <&ServerName>::try_from(us.as_str()).unwrap(),
+                    &Method::PUT,
+                    &target,
+                    Some(&bytes),
+                )
+                .unwrap();
+                let request = Request::put(&target)
+                    .header("Authorization", authorization)
+                    .header("Content-Type", "application/json")
+                    .body(http_body_util::Full::new(Bytes::from(bytes)))
+                    .unwrap();
+                let (status, answer) = fed_call(port, request).await;
+                assert_eq!(status, 200, "{answer}");
+                let result = &answer["pdus"][pdu.event_id.as_str()];
+                assert!(result["error"].is_string(), "{why}: {answer}");
+            }
+            assert!(
+                !history().await.iter().any(|m| m["msg"] == "forged"),
+                "forged events wrote nothing"
+            );
+
             // Her edit replaces the text.
             let edited = format!("edited on Synapse v{version}");
             alice
@@ -701,7 +788,7 @@ async fn synapse_rooms() {
                     "m.relates_to": {"rel_type": "m.replace", "event_id": hello}}),
                 )
                 .await;
-            eventually("the edit", || async {
+            eventually(server, "the edit", || async {
                 let (_, v) = get().await;
                 (v["message"]["msg"] == edited.as_str() && v["message"]["editedAt"].is_string())
                     .then_some(())
@@ -712,7 +799,7 @@ async fn synapse_rooms() {
             let reaction = alice
                 .send(&room_id, "m.reaction", json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": hello, "key": "👍"}}))
                 .await;
-            eventually("the reaction", || async {
+            eventually(server, "the reaction", || async {
                 let (_, v) = get().await;
                 (v["message"]["reactions"][":thumbsup:"]["usernames"] == json!([alice_id]))
                     .then_some(())
@@ -730,7 +817,7 @@ async fn synapse_rooms() {
                     Some(json!({"reason": "oops"})),
                 )
                 .await;
-            eventually("the reaction's redaction", || async {
+            eventually(server, "the reaction's redaction", || async {
                 let (_, v) = get().await;
                 v["message"]["reactions"].is_null().then_some(())
             })
@@ -747,7 +834,7 @@ async fn synapse_rooms() {
                 .await;
             assert_eq!(status, 200, "{sent}");
             let bob_mid = sent["message"]["_id"].as_str().unwrap().to_string();
-            let bob_event = eventually("bob's message on Synapse", || async {
+            let bob_event = eventually(server, "bob's message on Synapse", || async {
                 alice
                     .messages(&room_id)
                     .await
@@ -777,7 +864,7 @@ async fn synapse_rooms() {
                 )
                 .await;
             assert_eq!(status, 200, "{v}");
-            eventually("bob's edit and reaction on Synapse", || async {
+            eventually(server, "bob's edit and reaction on Synapse", || async {
                 let events = alice.messages(&room_id).await;
                 let edit = events.iter().any(|e| {
                     e["content"]["m.new_content"]["body"] == "bob edited"
@@ -805,7 +892,7 @@ async fn synapse_rooms() {
                     Some(json!({})),
                 )
                 .await;
-            eventually("the message's redaction", || async {
+            eventually(server, "the message's redaction", || async {
                 let (status, _) = get().await;
                 (status != 200).then_some(())
             })
