@@ -8,6 +8,7 @@ pub mod authz;
 pub mod avatars;
 pub mod blobs;
 pub mod chat_sync;
+pub mod commands;
 pub mod credentials;
 pub mod directory;
 pub mod discussions;
@@ -31,8 +32,12 @@ pub mod mail;
 pub mod malware;
 pub mod messages;
 pub mod moderation;
+pub mod outbound;
 pub mod outbox;
+pub mod outgoing_webhooks;
 pub mod passwords;
+mod quotes;
+pub mod read_receipts;
 pub mod realtime;
 pub mod roles;
 pub mod room_admin;
@@ -49,6 +54,7 @@ pub mod testkit;
 pub mod thumbnails;
 pub mod tokens;
 pub mod two_factor;
+pub mod url_preview;
 pub mod user_status;
 
 use crate::error::{CoreError, CoreResult};
@@ -78,6 +84,9 @@ pub struct Options {
     /// Seals the private keys of encrypted participants (bots); without one they cannot be
     /// authorised.
     pub kms: Option<Arc<dyn kms::Kms>>,
+    /// Fetches URLs (previews, avatars, outgoing webhooks) with the address filter; without
+    /// one those features answer as if the remote were unreachable.
+    pub http: Option<Arc<dyn outbound::HttpClient>>,
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +262,11 @@ fn deliverers(
         Arc::new(file_cleanup::BlobDeleter),
     );
     map.insert(thumbnails::KIND, Arc::new(thumbnails::Thumbnailer));
+    map.insert(url_preview::KIND, Arc::new(url_preview::UrlPreviewer));
+    map.insert(
+        outgoing_webhooks::KIND,
+        Arc::new(outgoing_webhooks::OutgoingWebhooks),
+    );
     if let Some(mailer) = &options.mailer {
         map.insert(mail::KIND, Arc::new(mail::MailDeliverer(mailer.clone())));
     }

@@ -20,6 +20,7 @@ pub fn routes() -> Routes {
         .route("/api/v1/chat.update", post(update))
         .route("/api/v1/chat.delete", post(delete))
         .route("/api/v1/chat.getMessage", get(get_message))
+        .route("/api/v1/chat.getURLPreview", get(url_preview))
         .route("/api/v1/chat.react", post(react))
         .route("/api/v1/chat.pinMessage", post(pin))
         .route("/api/v1/chat.unPinMessage", post(unpin))
@@ -34,6 +35,7 @@ pub fn routes() -> Routes {
         .route("/api/v1/chat.getPinnedMessages", get(pinned))
         .route("/api/v1/chat.getStarredMessages", get(starred))
         .route("/api/v1/chat.getMentionedMessages", get(mentioned))
+        .route("/api/v1/chat.getMessageReadReceipts", get(read_receipts))
 }
 
 /// Message fields clients may set besides the text.
@@ -177,6 +179,15 @@ async fn get_message(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Api
     let id = p.required("msgId")?;
     let (message, _) = s.core.readable_message(&a.user, id).await?;
     ok(json!({"message": message}))
+}
+
+/// `GET chat.getURLPreview`: `{urlPreview: {url, meta, headers?, ignoreParse}}`; a page that
+/// cannot be fetched still answers, with empty `meta`.
+async fn url_preview(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let room_id = p.required("roomId")?;
+    let url = p.required("url")?;
+    let preview = s.core.get_url_preview(&a.user, room_id, url).await?;
+    ok(json!({ "urlPreview": preview }))
 }
 
 async fn react(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
@@ -341,4 +352,11 @@ async fn mentioned(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiRe
         ..Default::default()
     };
     listing(&s, &a.user, rid, &p, q, "messages").await
+}
+
+/// Who has read a message (derived from members' last-seen times; see core's `read_receipts`).
+async fn read_receipts(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let id = p.required("messageId")?;
+    let receipts = s.core.message_read_receipts(&a.user, id, None).await?;
+    ok(json!({"receipts": receipts}))
 }
