@@ -11,7 +11,8 @@
 #   the S3 tests (cargo feature `s3`, off by default for its build cost) against moto's S3 API
 #   (APOGEE_TEST_S3_ENDPOINT, PyPI moto[server]; scripts/with-s3.sh), clippy included,
 #   Matrix federation (cargo feature `federation`) against a real Synapse (PyPI matrix-synapse in
-#   a cached venv; scripts/with-synapse.sh), on SQLite and PostgreSQL, clippy included,
+#   a cached venv; scripts/with-synapse.sh), on SQLite and PostgreSQL, clippy included, and a
+#   tiny run of the load generator's Apogee-vs-Synapse `peer` scenario,
 #   the rocketchat-API 3.7.1 suite vs tests/rcapi-baseline.txt on SQLite, then on PostgreSQL,
 #   Rocket.Chat's own @rocket.chat/ddp-client (npm) driving the server over DDP,
 #   the E2EE formats between Node's WebCrypto and apogee-e2ee in both directions (scripts/e2ee-interop.sh),
@@ -119,7 +120,8 @@ if step "cargo build -p apogee-server" cargo build -p apogee-server; then
   step "federation (feature federation, Synapse)" bash scripts/with-postgres.sh \
     bash scripts/with-synapse.sh bash -c '
     cargo clippy -p apogee-server --features federation --all-targets -- -D warnings &&
-    cargo test -p apogee-server --features federation --test federation' || true
+    cargo test -p apogee-server --features federation --test federation &&
+    cargo test -p apogee-loadgen --test peer' || true
   step "rocketchat-API suite (SQLite)" \
     env -u APOGEE_TEST_DATABASE_URL bash scripts/rcapi-suite.sh --no-build || true
   step "rocketchat-API suite (PostgreSQL)" \

@@ -13,58 +13,33 @@ use crate::store::Change;
 use apogee_domain::{User, random_id};
 use serde_json::{Value, json};
 
-/// `(name, default URL, accepted extensions)`, Rocket.Chat's asset list.
-pub const ASSETS: &[(&str, &str, &[&str])] = &[
-    (
-        "logo",
-        "images/logo/logo.svg",
-        &["svg", "png", "jpg", "jpeg"],
-    ),
-    (
-        "logo_dark",
-        "images/logo/logo_dark.svg",
-        &["svg", "png", "jpg", "jpeg"],
-    ),
-    ("background", "", &["png", "jpg", "jpeg"]),
-    ("favicon_ico", "favicon.ico", &["ico"]),
-    ("favicon", "images/logo/icon.svg", &["svg"]),
-    ("favicon_16", "images/logo/favicon-16x16.png", &["png"]),
-    ("favicon_32", "images/logo/favicon-32x32.png", &["png"]),
-    (
-        "favicon_192",
-        "images/logo/android-chrome-192x192.png",
-        &["png"],
-    ),
-    (
-        "favicon_512",
-        "images/logo/android-chrome-512x512.png",
-        &["png"],
-    ),
-    (
-        "touchicon_180",
-        "images/logo/apple-touch-icon.png",
-        &["png"],
-    ),
-    (
-        "touchicon_180_pre",
-        "images/logo/apple-touch-icon-precomposed.png",
-        &["png"],
-    ),
-    ("tile_70", "images/logo/mstile-70x70.png", &["png"]),
-    ("tile_144", "images/logo/mstile-144x144.png", &["png"]),
-    ("tile_150", "images/logo/mstile-150x150.png", &["png"]),
-    (
-        "tile_310_square",
-        "images/logo/mstile-310x310.png",
-        &["png"],
-    ),
-    ("tile_310_wide", "images/logo/mstile-310x150.png", &["png"]),
-    (
-        "safari_pinned",
-        "images/logo/safari-pinned-tab.svg",
-        &["svg"],
-    ),
+/// `(name, accepted extensions)`, Rocket.Chat's asset list; each asset's default URL is its
+/// setting's default in the catalogue.
+pub const ASSETS: &[(&str, &[&str])] = &[
+    ("logo", &["svg", "png", "jpg", "jpeg"]),
+    ("logo_dark", &["svg", "png", "jpg", "jpeg"]),
+    ("background", &["png", "jpg", "jpeg"]),
+    ("favicon_ico", &["ico"]),
+    ("favicon", &["svg"]),
+    ("favicon_16", &["png"]),
+    ("favicon_32", &["png"]),
+    ("favicon_192", &["png"]),
+    ("favicon_512", &["png"]),
+    ("touchicon_180", &["png"]),
+    ("touchicon_180_pre", &["png"]),
+    ("tile_70", &["png"]),
+    ("tile_144", &["png"]),
+    ("tile_150", &["png"]),
+    ("tile_310_square", &["png"]),
+    ("tile_310_wide", &["png"]),
+    ("safari_pinned", &["svg"]),
 ];
+
+/// The URL Rocket.Chat's clients fall back to while no image is uploaded.
+fn default_url(name: &str) -> Value {
+    apogee_domain::settings::find(&setting_id(name))
+        .map_or(Value::Null, |def| (def.default)()["defaultUrl"].clone())
+}
 
 /// The setting an asset lives in.
 pub fn setting_id(name: &str) -> String {
@@ -98,7 +73,7 @@ impl Core {
         &self,
         actor: &User,
         name: &str,
-    ) -> CoreResult<&'static (&'static str, &'static str, &'static [&'static str])> {
+    ) -> CoreResult<&'static (&'static str, &'static [&'static str])> {
         if !self.authz.has(actor, "manage-assets") {
             return Err(CoreError::bad(
                 "error-action-not-allowed",
@@ -125,7 +100,7 @@ impl Core {
         name: &str,
         body: &mut dyn ByteSource,
     ) -> CoreResult<()> {
-        let (name, default_url, extensions) = *self.asset(actor, name)?;
+        let (name, extensions) = *self.asset(actor, name)?;
         let max = self.settings.int("FileUpload_MaxFileSize");
         let etag = random_id();
         let key = key_of(name, &etag)?;
@@ -149,7 +124,7 @@ impl Core {
             }
         };
         let old = self.asset_etag(name);
-        let value = json!({"url": format!("assets/{name}.{extension}"), "defaultUrl": default_url, "etag": etag});
+        let value = json!({"url": format!("assets/{name}.{extension}"), "defaultUrl": default_url(name), "etag": etag});
         if let Err(e) = self.point_asset(actor, name, value).await {
             self.drop_asset_blob(name, &etag).await;
             return Err(e);
@@ -162,9 +137,9 @@ impl Core {
 
     /// `assets.unsetAsset`: back to the default.
     pub async fn unset_asset(&self, actor: &User, name: &str) -> CoreResult<()> {
-        let (name, default_url, _) = *self.asset(actor, name)?;
+        let (name, _) = *self.asset(actor, name)?;
         let old = self.asset_etag(name);
-        self.point_asset(actor, name, json!({"defaultUrl": default_url}))
+        self.point_asset(actor, name, json!({"defaultUrl": default_url(name)}))
             .await?;
         if let Some(old) = old {
             self.drop_asset_blob(name, &old).await;
@@ -211,5 +186,19 @@ impl Core {
         let image_type = |head: &[u8]| sniff(head).map(|(content_type, _)| content_type);
         self.open_image(&key_of(name, &etag)?, etag, image_type)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_asset_is_a_public_setting_with_a_default_url() {
+        for (name, _) in ASSETS {
+            let def = apogee_domain::settings::find(&setting_id(name)).expect(name);
+            assert!(def.public && def.kind == "asset", "{name}");
+            assert!(default_url(name).is_string(), "{name}");
+        }
     }
 }

@@ -87,6 +87,8 @@ pub fn check_value(def: &SettingDef, value: &Value) -> CoreResult<()> {
     let ok = match def.kind {
         "boolean" => value.is_boolean(),
         "int" => value.is_i64() || value.as_str().is_some_and(|s| s.parse::<i64>().is_ok()),
+        // Assets change only through `assets.setAsset` / `assets.unsetAsset`.
+        "asset" => false,
         _ => value.is_string(),
     };
     if ok {

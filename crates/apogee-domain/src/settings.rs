@@ -26,6 +26,20 @@ macro_rules! setting {
     };
 }
 
+/// A workspace asset (`assets.setAsset`): the public setting `Assets_<name>`, whose value is
+/// `{defaultUrl}`, plus `url` while an image is uploaded.
+macro_rules! asset {
+    ($name:literal, $default_url:literal) => {
+        SettingDef {
+            id: concat!("Assets_", $name),
+            kind: "asset",
+            default: || json!({ "defaultUrl": $default_url }),
+            public: true,
+            group: "Assets",
+        }
+    };
+}
+
 pub const CATALOGUE: &[SettingDef] = &[
     setting!(
         "Accounts_AllowAnonymousRead",
@@ -318,6 +332,26 @@ pub const CATALOGUE: &[SettingDef] = &[
         true,
         "General"
     ),
+    asset!("logo", "images/logo/logo.svg"),
+    asset!("logo_dark", "images/logo/logo_dark.svg"),
+    asset!("background", ""),
+    asset!("favicon_ico", "favicon.ico"),
+    asset!("favicon", "images/logo/icon.svg"),
+    asset!("favicon_16", "images/logo/favicon-16x16.png"),
+    asset!("favicon_32", "images/logo/favicon-32x32.png"),
+    asset!("favicon_192", "images/logo/android-chrome-192x192.png"),
+    asset!("favicon_512", "images/logo/android-chrome-512x512.png"),
+    asset!("touchicon_180", "images/logo/apple-touch-icon.png"),
+    asset!(
+        "touchicon_180_pre",
+        "images/logo/apple-touch-icon-precomposed.png"
+    ),
+    asset!("tile_70", "images/logo/mstile-70x70.png"),
+    asset!("tile_144", "images/logo/mstile-144x144.png"),
+    asset!("tile_150", "images/logo/mstile-150x150.png"),
+    asset!("tile_310_square", "images/logo/mstile-310x310.png"),
+    asset!("tile_310_wide", "images/logo/mstile-310x150.png"),
+    asset!("safari_pinned", "images/logo/safari-pinned-tab.svg"),
     setting!("Discussion_enabled", "boolean", true, true, "Discussion"),
     setting!(
         "E2E_Allow_Unencrypted_Messages",
@@ -705,6 +739,7 @@ pub fn parse_override(def: &SettingDef, raw: &str) -> Option<Value> {
             _ => None,
         },
         "int" => raw.trim().parse::<i64>().ok().map(Value::from),
+        "asset" => None,
         _ => Some(Value::String(raw.to_string())),
     }
 }

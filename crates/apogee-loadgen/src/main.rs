@@ -8,6 +8,7 @@ use apogee_loadgen::files::{self, FilesArgs};
 use apogee_loadgen::history::{self, HistoryArgs};
 use apogee_loadgen::ingest::{self, IngestArgs};
 use apogee_loadgen::login::{self, LoginArgs};
+use apogee_loadgen::peer::{self, PeerArgs};
 use apogee_loadgen::scenario::{self, AllArgs, CalibrateArgs, Env, FanoutArgs, IdleArgs};
 use apogee_loadgen::{proc, server};
 use clap::{Parser, Subcommand};
@@ -131,6 +132,29 @@ enum Cmd {
     Files {
         #[arg(long, default_value_t = 1024)]
         mib: u64,
+    },
+    /// Side by side with Synapse (PyPI matrix-synapse, SQLite, started from its venv): send rate,
+    /// fan-out latency in one room and RSS, fresh servers, runs alternating A B, B A, …
+    Peer {
+        /// The venv holding matrix-synapse (scripts/with-synapse.sh installs it there).
+        #[arg(long, env = "APOGEE_SYNAPSE_DIR")]
+        synapse_venv: Option<PathBuf>,
+        /// Runs per server.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Send rate: closed-loop senders, each in its own 2-member room.
+        #[arg(long, default_value_t = 16)]
+        senders: usize,
+        #[arg(long, default_value_t = 10.0)]
+        send_seconds: f64,
+        /// Fan-out: members of the room (each one receiving connection / `/sync` loop).
+        #[arg(long, default_value_t = 50)]
+        members: usize,
+        /// Fan-out: messages per second into the room, open loop.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        fanout_seconds: f64,
     },
     /// calibrate + idle + fanout for each room size + ingest + history + login, with combined
     /// markdown tables.
@@ -305,6 +329,9 @@ fn main() -> Result<()> {
             attack_concurrency,
             ..
         } => (*workers + *attack_concurrency) as u64,
+        Cmd::Peer {
+            members, senders, ..
+        } => (*members + *senders + 2) as u64,
         Cmd::History { .. } | Cmd::BareServer { .. } | Cmd::Files { .. } => 0,
     };
     if needed + 64 > nofile {
@@ -379,6 +406,31 @@ fn main() -> Result<()> {
                 .await
             }
             Cmd::Login { seconds, login } => login::login(&env, &login.args(*seconds)).await,
+            Cmd::Peer {
+                synapse_venv,
+                repeats,
+                senders,
+                send_seconds,
+                members,
+                rate,
+                fanout_seconds,
+            } => {
+                peer::peer(
+                    &env,
+                    &PeerArgs {
+                        synapse_venv: synapse_venv
+                            .clone()
+                            .unwrap_or_else(apogee_loadgen::synapse::default_venv),
+                        repeats: *repeats,
+                        senders: *senders,
+                        send_seconds: *send_seconds,
+                        members: *members,
+                        rate: *rate,
+                        fanout_seconds: *fanout_seconds,
+                    },
+                )
+                .await
+            }
             Cmd::Files { mib } => files::files(&env, &FilesArgs { mib: *mib }).await,
             Cmd::Bruteforce {
                 attempts,

@@ -42,7 +42,7 @@ pub fn parse_payload(text: &str) -> Option<(u64, u64)> {
     Some((seq.parse().ok()?, t.parse().ok()?))
 }
 
-fn micros_since(base: Instant) -> u64 {
+pub(crate) fn micros_since(base: Instant) -> u64 {
     base.elapsed().as_micros() as u64
 }
 
@@ -65,7 +65,7 @@ impl Tally {
         })
     }
 
-    fn delivered(&self) -> u64 {
+    pub(crate) fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)
     }
 
@@ -82,7 +82,7 @@ impl Tally {
     }
 
     /// Last minus first receipt, per message that arrived at all.
-    fn sweep(&self) -> Summary {
+    pub(crate) fn sweep(&self) -> Summary {
         let mut h = hist::new();
         for (f, l) in self.first_rx.iter().zip(&self.last_rx) {
             let (f, l) = (f.load(Ordering::Relaxed), l.load(Ordering::Relaxed));
@@ -96,15 +96,15 @@ impl Tally {
 
 /// What one receiving connection saw. The histogram (~180 KiB) is allocated on the first
 /// delivery only, so that idle fleets of 19k connections stay small.
-struct Received {
+pub(crate) struct Received {
     base: Instant,
-    hist: Option<Histogram<u64>>,
+    pub(crate) hist: Option<Histogram<u64>>,
     tally: Arc<Tally>,
-    errors: u64,
+    pub(crate) errors: u64,
 }
 
 impl Received {
-    fn new(base: Instant, tally: Arc<Tally>) -> Received {
+    pub(crate) fn new(base: Instant, tally: Arc<Tally>) -> Received {
         Received {
             base,
             hist: None,
@@ -113,7 +113,7 @@ impl Received {
         }
     }
 
-    fn on_text(&mut self, text: &str) {
+    pub(crate) fn on_text(&mut self, text: &str) {
         if let Some((seq, t_us)) = parse_payload(text) {
             let now = micros_since(self.base);
             hist::record(
@@ -510,16 +510,16 @@ fn schedule(
         .collect()
 }
 
-fn total_messages(a: &FanoutArgs) -> u64 {
+pub(crate) fn total_messages(a: &FanoutArgs) -> u64 {
     (a.rate * a.seconds).round().max(1.0) as u64
 }
 
-fn intended_us(start_us: u64, rate: f64, seq: u64) -> u64 {
+pub(crate) fn intended_us(start_us: u64, rate: f64, seq: u64) -> u64 {
     start_us + (seq as f64 * 1e6 / rate) as u64
 }
 
 /// Waits for `expected` deliveries, at most `drain` after the last send was due.
-async fn drain(tally: &Tally, expected: u64, drain: Duration) {
+pub(crate) async fn drain(tally: &Tally, expected: u64, drain: Duration) {
     let until = Instant::now() + drain;
     while tally.delivered() < expected && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -533,6 +533,8 @@ struct FanoutOutcome {
     sent: u64,
     deliveries_per_s: f64,
     cpu: f64,
+    /// Server RSS once receivers and senders are connected, before the first message.
+    rss_ready: u64,
     rss_after: u64,
     sweep: Summary,
     generator_cpu: f64,
@@ -561,6 +563,7 @@ fn fanout_json(kind: &str, a: &FanoutArgs, users: usize, o: &FanoutOutcome, extr
         "delivered_ratio": round(o.delivered as f64 / o.expected.max(1) as f64, 4),
         "deliveries_per_s": round(o.deliveries_per_s, 1),
         "server_cpu_secs": round(o.cpu, 3),
+        "server_rss_ready_kib": o.rss_ready,
         "server_rss_after_kib": o.rss_after,
         "sweep": o.sweep,
         "generator_cpu_secs": round(o.generator_cpu, 3),
@@ -763,6 +766,7 @@ async fn measure_fanout(
         sent: total,
         deliveries_per_s: got as f64 / (window_us as f64 / 1e6),
         cpu: cpu1.cpu_secs - cpu0.cpu_secs,
+        rss_ready: cpu0.rss_kib,
         rss_after: cpu1.rss_kib,
         sweep: tally.sweep(),
         generator_cpu: gen1.cpu_secs - gen0.cpu_secs,

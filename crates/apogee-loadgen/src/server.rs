@@ -37,7 +37,7 @@ pub fn pin_self(cpus: &[usize]) -> Result<()> {
     set_affinity(0, cpus).map_err(|e| anyhow!("sched_setaffinity: {e}"))
 }
 
-fn set_affinity(pid: libc::pid_t, cpus: &[usize]) -> std::io::Result<()> {
+pub(crate) fn set_affinity(pid: libc::pid_t, cpus: &[usize]) -> std::io::Result<()> {
     // SAFETY: cpu_set_t is plain data; the CPU_* helpers only touch the set we own.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

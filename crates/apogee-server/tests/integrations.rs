@@ -550,7 +550,30 @@ async fn custom_emoji_and_assets_are_stored_and_served() {
             .unwrap();
         assert_eq!(r.status(), 404);
 
-        // Assets: set, served, unset.
+        // Assets: public settings at their defaults, set, served, unset.
+        let logo_setting = || async {
+            let (_, v) = s
+                .call(
+                    Method::GET,
+                    "/api/v1/settings.public?_id=Assets_logo",
+                    None,
+                    None,
+                )
+                .await;
+            v["settings"][0]["value"].clone()
+        };
+        assert_eq!(
+            logo_setting().await,
+            json!({"defaultUrl": "images/logo/logo.svg"})
+        );
+        let (status, _) = s
+            .post(
+                "/api/v1/settings/Assets_logo",
+                &admin,
+                json!({"value": "x.png"}),
+            )
+            .await;
+        assert_eq!(status, 400, "assets change only through assets.setAsset");
         let asset = || {
             Form::new()
                 .text("assetName", "logo")
@@ -567,6 +590,7 @@ async fn custom_emoji_and_assets_are_stored_and_served() {
             .await
             .unwrap();
         assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
+        assert_eq!(logo_setting().await["url"], "assets/logo.png");
         let (_, v) = multipart(
             &s,
             "/api/v1/assets.setAsset",
@@ -590,5 +614,9 @@ async fn custom_emoji_and_assets_are_stored_and_served() {
             .await
             .unwrap();
         assert_eq!(r.status(), 404);
+        assert_eq!(
+            logo_setting().await,
+            json!({"defaultUrl": "images/logo/logo.svg"})
+        );
     }
 }

@@ -153,6 +153,12 @@ function Users() {
   );
 }
 
+/** What an asset setting (`{url?, defaultUrl}`) shows: the uploaded image, else the default. */
+function assetUrl(value: unknown): string {
+  const asset = value as { url?: string; defaultUrl?: string } | null;
+  return asset?.url ?? asset?.defaultUrl ?? '';
+}
+
 interface Setting {
   _id: string;
   type: string;
@@ -200,6 +206,9 @@ function Settings() {
                 <code>{s._id}</code>
                 {s.type === 'boolean' ? (
                   <input type="checkbox" checked={!!value} onChange={(e) => setDrafts({ ...drafts, [s._id]: e.currentTarget.checked })} />
+                ) : s.type === 'asset' ? (
+                  // Assets are uploaded through assets.setAsset, not typed in.
+                  <span class="asset-url">{assetUrl(value)}</span>
                 ) : s.type === 'int' ? (
                   <input type="number" value={String(value ?? '')} onInput={(e) => setDrafts({ ...drafts, [s._id]: Number(e.currentTarget.value) })} />
                 ) : (
