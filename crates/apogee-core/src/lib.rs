@@ -17,6 +17,9 @@ pub mod e2e_bots;
 pub mod emoji;
 pub mod error;
 pub mod events;
+pub mod federated_events;
+pub mod federated_outgoing;
+pub mod federated_rooms;
 pub mod federation;
 pub mod file_cleanup;
 pub mod file_types;
@@ -114,6 +117,8 @@ pub struct Core {
     deliverers: std::collections::HashMap<&'static str, Arc<dyn outbox::Deliverer>>,
     /// Wakes the outbox worker when this node queues something.
     outbox_wake: Arc<tokio::sync::Notify>,
+    /// The Matrix federation adapter, when this server federates.
+    pub(crate) federation: std::sync::OnceLock<Arc<dyn federated_rooms::FederationGateway>>,
 }
 
 impl Core {
@@ -146,6 +151,7 @@ impl Core {
             user_locks: (0..USER_LOCKS).map(|_| Default::default()).collect(),
             deliverers: deliverers(&options),
             outbox_wake: Default::default(),
+            federation: Default::default(),
         };
         seed::seed(&core).await?;
         core.settings.reload(core.store.as_ref()).await?;

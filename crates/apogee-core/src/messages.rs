@@ -3,6 +3,7 @@
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
+use crate::federated_outgoing::Outgoing;
 use crate::rooms::{RoomRef, RoomView};
 use crate::store::{Change, HistoryQuery, Tombstone};
 use apogee_domain::ids::is_acceptable_id;
@@ -177,6 +178,24 @@ impl Core {
             }
             parent.updated_at = message.ts;
             changes.push(Change::UpdateMessage(parent));
+        }
+        let sent = if encrypted {
+            None
+        } else {
+            self.federation_outgoing(
+                &message.rid,
+                actor,
+                &message.id,
+                Outgoing::Message { body: &message.msg },
+            )
+            .await?
+        };
+        if let Some(sent) = sent {
+            message.extra.insert(
+                "federation".into(),
+                serde_json::json!({"eventId": sent.event_id}),
+            );
+            changes.extend(sent.changes);
         }
         changes.insert(
             0,
@@ -389,6 +408,22 @@ impl Core {
                     .await?,
             );
         }
+        if !encrypted
+            && let Some(target) = Self::event_id_of(&message)
+            && let Some(sent) = self
+                .federation_outgoing(
+                    &message.rid,
+                    actor,
+                    &message.id,
+                    Outgoing::Edit {
+                        target,
+                        body: &message.msg,
+                    },
+                )
+                .await?
+        {
+            changes.extend(sent.changes);
+        }
         self.commit(changes).await?;
         Ok(message)
     }
@@ -425,6 +460,18 @@ impl Core {
             return Err(CoreError::bad("error-action-not-allowed", "Not allowed"));
         }
         let mut changes = self.message_deletion(&message).await?;
+        if let Some(target) = Self::event_id_of(&message)
+            && let Some(sent) = self
+                .federation_outgoing(
+                    &message.rid,
+                    actor,
+                    &message.id,
+                    Outgoing::Redaction { target },
+                )
+                .await?
+        {
+            changes.extend(sent.changes);
+        }
         if !own {
             // Moderation: someone else's message removed.
             let details = serde_json::json!({"rid": message.rid, "messageId": message.id, "author": message.u.id});
@@ -489,8 +536,27 @@ impl Core {
             message.reactions = None;
         }
         message.updated_at = Timestamp::now();
-        self.commit(vec![Change::UpdateMessage(message.clone())])
-            .await?;
+        let mut changes = vec![Change::UpdateMessage(message.clone())];
+        // A new reaction federates; taking one back would redact our reaction event, which
+        // is not tracked per user yet (see docs/FEDERATION.md).
+        if react
+            && !has
+            && let Some(target) = Self::event_id_of(&message)
+            && let Some(sent) = self
+                .federation_outgoing(
+                    &message.rid,
+                    actor,
+                    &message.id,
+                    Outgoing::Reaction {
+                        target,
+                        key: crate::federated_events::reaction_key(&key),
+                    },
+                )
+                .await?
+        {
+            changes.extend(sent.changes);
+        }
+        self.commit(changes).await?;
         Ok(message)
     }
 

@@ -41,6 +41,9 @@ const LEASE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_secs(5);
 /// After this many failed attempts an item is given up (kept for operators, never retried).
 const MAX_ATTEMPTS: i64 = 12;
+/// Kinds never given up: federation events are retried (backoff capped at an hour) for as long
+/// as it takes, day-long outages included, since a peer that misses one sees a gap.
+const NEVER_GIVEN_UP: &[&str] = &[crate::federated_outgoing::FEDERATION_PDU];
 
 /// Delay before the attempt after `attempts` failures: 10 s doubling, at most an hour.
 fn backoff(attempts: i64) -> Duration {
@@ -55,9 +58,16 @@ fn later(t: Timestamp, d: Duration) -> Timestamp {
 impl Core {
     /// A change that queues `payload` for the deliverer of `kind`; commit it with the use-case.
     pub(crate) fn enqueue(&self, kind: &str, payload: Value) -> Change {
+        self.enqueue_in(kind, None, payload)
+    }
+
+    /// [`Core::enqueue`] into an ordered queue: its items are delivered one at a time, oldest
+    /// first.
+    pub(crate) fn enqueue_in(&self, kind: &str, queue: Option<String>, payload: Value) -> Change {
         Change::Enqueue(OutboxItem {
             id: apogee_domain::random_id(),
             kind: kind.to_string(),
+            queue,
             payload,
             created_at: Timestamp::now(),
             attempts: 0,
@@ -86,7 +96,10 @@ impl Core {
             let outcome = self.attempt(item).await;
             let change = match outcome {
                 Delivery::Done => Change::OutboxDelivered(item.id.clone()),
-                Delivery::Retry(error) if item.attempts + 1 < MAX_ATTEMPTS => {
+                Delivery::Retry(error)
+                    if item.attempts + 1 < MAX_ATTEMPTS
+                        || NEVER_GIVEN_UP.contains(&item.kind.as_str()) =>
+                {
                     tracing::warn!(kind = %item.kind, id = %item.id, %error, "outbox delivery failed; will retry");
                     Change::OutboxFailed {
                         id: item.id.clone(),
@@ -109,7 +122,15 @@ impl Core {
     }
 
     async fn attempt(&self, item: &OutboxItem) -> Delivery {
-        let Some(deliverer) = self.deliverers.get(item.kind.as_str()) else {
+        let gateway = self
+            .federation
+            .get()
+            .filter(|_| item.kind == crate::federated_outgoing::FEDERATION_PDU);
+        let deliverer: Option<&dyn Deliverer> = match gateway {
+            Some(g) => Some(g.as_ref() as &dyn Deliverer),
+            None => self.deliverers.get(item.kind.as_str()).map(|d| d.as_ref()),
+        };
+        let Some(deliverer) = deliverer else {
             return Delivery::Retry(format!("no deliverer for {:?} on this node", item.kind));
         };
         // Within the lease, so no other node starts the same item meanwhile.

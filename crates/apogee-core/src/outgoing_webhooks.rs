@@ -422,6 +422,7 @@ async fn deliver(core: &Core, call: &Call) -> CoreResult<()> {
                     changes.push(Change::Enqueue(OutboxItem {
                         id: random_id(),
                         kind: KIND.into(),
+                        queue: None,
                         payload: json!(next),
                         created_at: Timestamp::from_millis(
                             Timestamp::now().millis() + delay.as_millis() as i64,

@@ -341,6 +341,85 @@ pub enum Change {
     InsertFederationSigningKey(FederationSigningKey),
     /// Remembers a remote server's public keys (replacing what was known of the same key ids).
     SaveFederationServerKeys(Vec<FederationServerKey>),
+    /// Maps a Rocket.Chat room to a Matrix room (both ids are unique).
+    InsertFederatedRoom(FederatedRoom),
+    /// Stores PDUs of a federated room; an event already known is left as it is (an event id
+    /// names one immutable event).
+    SaveFederationEvents(Vec<FederationEvent>),
+    /// Sets entries of a Matrix room's current state (`(type, state_key)` → event id).
+    SetFederationRoomState {
+        matrix_room_id: String,
+        entries: Vec<FederationStateEntry>,
+    },
+    /// Moves a Matrix room's forward extremities: `remove` go, `add` come.
+    SetFederationExtremities {
+        matrix_room_id: String,
+        remove: Vec<String>,
+        add: Vec<String>,
+    },
+}
+
+/// A Rocket.Chat room that is a Matrix room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FederatedRoom {
+    pub rid: String,
+    /// `!opaque:server` (v10/v11) or `!<hash>` (v12).
+    pub matrix_room_id: String,
+    pub room_version: String,
+    /// The server the room was created on (the one we joined through).
+    pub origin: String,
+}
+
+/// What a stored PDU is to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FederationEventKind {
+    /// Part of the room's timeline (received over `/send`, sent by us, or our join).
+    Timeline,
+    /// Room state or auth chain learned when joining; not in the timeline.
+    Outlier,
+    /// Passed its auth events but not the room's current state: kept, never shown.
+    SoftFailed,
+}
+
+impl FederationEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeline => "timeline",
+            Self::Outlier => "outlier",
+            Self::SoftFailed => "soft_failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "timeline" => Some(Self::Timeline),
+            "outlier" => Some(Self::Outlier),
+            "soft_failed" => Some(Self::SoftFailed),
+            _ => None,
+        }
+    }
+}
+
+/// One PDU of a federated room, as checked and stored (`unsigned` stripped; the redacted form
+/// when its content hash did not match).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FederationEvent {
+    pub event_id: String,
+    pub matrix_room_id: String,
+    /// The Rocket.Chat message this event made or changed (a message, an edit, a reaction or
+    /// a redaction of one), if any.
+    pub message_id: Option<String>,
+    pub kind: FederationEventKind,
+    pub depth: i64,
+    pub pdu: Value,
+}
+
+/// One entry of a Matrix room's current state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FederationStateEntry {
+    pub event_type: String,
+    pub state_key: String,
+    pub event_id: String,
 }
 
 /// This server's ed25519 signing key for Matrix federation: a PKCS#8 document (base64) under a
@@ -383,6 +462,9 @@ pub struct FederationServerKey {
 pub struct OutboxItem {
     pub id: String,
     pub kind: String,
+    /// Items of one queue (e.g. `federation:<server>`) are delivered one at a time, oldest
+    /// first: a newer item is not due while an older one of its queue is pending or in flight.
+    pub queue: Option<String>,
     pub payload: Value,
     pub created_at: Timestamp,
     pub attempts: i64,
@@ -717,6 +799,22 @@ pub trait FederationStore: Send + Sync {
         &self,
         server_name: &str,
     ) -> StoreResult<Vec<FederationServerKey>>;
+    /// The Matrix room a Rocket.Chat room is, if it is federated.
+    async fn federated_room(&self, rid: &str) -> StoreResult<Option<FederatedRoom>>;
+    /// The Rocket.Chat room a Matrix room is mapped to.
+    async fn federated_room_by_matrix_id(
+        &self,
+        matrix_room_id: &str,
+    ) -> StoreResult<Option<FederatedRoom>>;
+    /// A stored PDU by event id.
+    async fn federation_event(&self, event_id: &str) -> StoreResult<Option<FederationEvent>>;
+    /// A Matrix room's current state, ordered by type and state key.
+    async fn federation_room_state(
+        &self,
+        matrix_room_id: &str,
+    ) -> StoreResult<Vec<FederationStateEntry>>;
+    /// A Matrix room's forward extremities (the events a new event points back to), sorted.
+    async fn federation_extremities(&self, matrix_room_id: &str) -> StoreResult<Vec<String>>;
 }
 
 #[async_trait]

@@ -25,7 +25,8 @@ macro_rules! conformance_tests {
             login_sessions_for_device_management, personal_token_names_are_unique_per_user,
             password_history_and_resets, two_factor_secrets_compare_and_set,
             integrations_by_type_owner_and_channel, moderation_reports_and_summaries,
-            custom_emoji_names_and_deltas, federation_keys, read_state_for_receipts);
+            custom_emoji_names_and_deltas, federation_keys, federation_rooms_and_events,
+            outbox_queues_deliver_in_order, read_state_for_receipts);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1744,6 +1745,7 @@ pub async fn outbox_leases_and_retries(s: S) {
     let item = |id: &str, created: i64| OutboxItem {
         id: id.into(),
         kind: "mail".into(),
+        queue: None,
         payload: serde_json::json!({"to": id}),
         created_at: at(created),
         attempts: 0,
@@ -2207,6 +2209,210 @@ pub async fn custom_emoji_names_and_deltas(s: S) {
         vec![&party.id]
     );
     assert_eq!(found("tada").await, None);
+}
+
+/// Federated rooms map both ways and uniquely; stored PDUs keep the first copy of an event id;
+/// state entries are replaced per (type, state key); extremities move; a failing batch leaves
+/// no mapping, event or state behind; deleting the room drops only the mapping.
+pub async fn federation_rooms_and_events(s: S) {
+    use serde_json::json;
+    let r = room("fed-room");
+    s.commit(vec![Change::InsertRoom(r.clone())]).await.unwrap();
+    let mapping = FederatedRoom {
+        rid: r.id.clone(),
+        matrix_room_id: "!abc:synapse.test".into(),
+        room_version: "11".into(),
+        origin: "synapse.test".into(),
+    };
+    let event = |id: &str, kind: FederationEventKind, depth: i64, body: &str| FederationEvent {
+        event_id: id.into(),
+        matrix_room_id: "!abc:synapse.test".into(),
+        message_id: (kind == FederationEventKind::Timeline).then(|| format!("m-{id}")),
+        kind,
+        depth,
+        pdu: json!({"type": "m.room.message", "content": {"body": body}}),
+    };
+    let entry = |t: &str, k: &str, id: &str| FederationStateEntry {
+        event_type: t.into(),
+        state_key: k.into(),
+        event_id: id.into(),
+    };
+    s.commit(vec![
+        Change::InsertFederatedRoom(mapping.clone()),
+        Change::SaveFederationEvents(vec![
+            event("$create", FederationEventKind::Outlier, 1, "c"),
+            event("$msg", FederationEventKind::Timeline, 5, "hello"),
+        ]),
+        Change::SetFederationRoomState {
+            matrix_room_id: "!abc:synapse.test".into(),
+            entries: vec![
+                entry("m.room.create", "", "$create"),
+                entry("m.room.member", "@a:synapse.test", "$join1"),
+            ],
+        },
+        Change::SetFederationExtremities {
+            matrix_room_id: "!abc:synapse.test".into(),
+            remove: vec![],
+            add: vec!["$msg".into(), "$other".into()],
+        },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.federated_room(&r.id).await.unwrap(),
+        Some(mapping.clone())
+    );
+    assert_eq!(
+        s.federated_room_by_matrix_id("!abc:synapse.test")
+            .await
+            .unwrap(),
+        Some(mapping.clone())
+    );
+    assert_eq!(s.federated_room("nope").await.unwrap(), None);
+    // A second Rocket.Chat room cannot be the same Matrix room.
+    let r2 = room("fed-room-2");
+    s.commit(vec![Change::InsertRoom(r2.clone())])
+        .await
+        .unwrap();
+    assert!(
+        s.commit(vec![
+            Change::InsertFederatedRoom(FederatedRoom {
+                rid: r2.id.clone(),
+                ..mapping.clone()
+            }),
+            Change::SaveFederationEvents(vec![event(
+                "$lost",
+                FederationEventKind::Timeline,
+                9,
+                "x"
+            )]),
+            Change::SetFederationRoomState {
+                matrix_room_id: "!abc:synapse.test".into(),
+                entries: vec![entry("m.room.name", "", "$lost")],
+            },
+        ])
+        .await
+        .is_err()
+    );
+    assert_eq!(s.federated_room(&r2.id).await.unwrap(), None);
+    assert_eq!(s.federation_event("$lost").await.unwrap(), None);
+
+    // Known events keep their first copy.
+    s.commit(vec![Change::SaveFederationEvents(vec![event(
+        "$msg",
+        FederationEventKind::SoftFailed,
+        7,
+        "changed",
+    )])])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.federation_event("$msg").await.unwrap(),
+        Some(event("$msg", FederationEventKind::Timeline, 5, "hello"))
+    );
+    assert_eq!(
+        s.federation_event("$create").await.unwrap().unwrap().kind,
+        FederationEventKind::Outlier
+    );
+
+    s.commit(vec![
+        Change::SetFederationRoomState {
+            matrix_room_id: "!abc:synapse.test".into(),
+            entries: vec![entry("m.room.member", "@a:synapse.test", "$join2")],
+        },
+        Change::SetFederationExtremities {
+            matrix_room_id: "!abc:synapse.test".into(),
+            remove: vec!["$msg".into(), "$other".into()],
+            add: vec!["$next".into()],
+        },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.federation_room_state("!abc:synapse.test").await.unwrap(),
+        vec![
+            entry("m.room.create", "", "$create"),
+            entry("m.room.member", "@a:synapse.test", "$join2"),
+        ]
+    );
+    assert!(
+        s.federation_room_state("!lost:synapse.test")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.federation_extremities("!abc:synapse.test").await.unwrap(),
+        vec!["$next".to_string()]
+    );
+
+    s.commit(vec![Change::DeleteRoom(r.id.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.federated_room(&r.id).await.unwrap(), None);
+    assert!(s.federation_event("$msg").await.unwrap().is_some());
+}
+
+/// Items of one outbox queue are due one at a time, oldest first: a newer item waits while an
+/// older one is due later (a retry) or leased; other queues and unqueued items are not held up.
+pub async fn outbox_queues_deliver_in_order(s: S) {
+    let at = Timestamp::from_millis;
+    let item = |id: &str, queue: Option<&str>, created: i64| OutboxItem {
+        id: id.into(),
+        kind: "federation.pdu".into(),
+        queue: queue.map(str::to_string),
+        payload: serde_json::json!({"n": id}),
+        created_at: at(created),
+        attempts: 0,
+        last_error: None,
+    };
+    s.commit(vec![
+        Change::Enqueue(item("a1", Some("federation:a"), 100)),
+        Change::Enqueue(item("a2", Some("federation:a"), 200)),
+        Change::Enqueue(item("b1", Some("federation:b"), 150)),
+        Change::Enqueue(item("free", None, 300)),
+    ])
+    .await
+    .unwrap();
+    let due = |now: i64| {
+        let s = s.clone();
+        async move {
+            let mut ids: Vec<String> = s
+                .due_outbox(at(now), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(due(1_000).await, vec!["a1", "b1", "free"]);
+    // a1 in flight: a2 still waits.
+    s.commit(vec![Change::LeaseOutbox {
+        ids: vec!["a1".into()],
+        node: "n".into(),
+        now: at(1_000),
+        until: at(61_000),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(due(2_000).await, vec!["b1", "free"]);
+    // a1 failed, retried later: a2 waits for it rather than overtaking.
+    s.commit(vec![Change::OutboxFailed {
+        id: "a1".into(),
+        error: "down".into(),
+        retry_at: Some(at(5_000)),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(due(3_000).await, vec!["b1", "free"]);
+    assert_eq!(due(5_000).await, vec!["a1", "b1", "free"]);
+    s.commit(vec![Change::OutboxDelivered("a1".into())])
+        .await
+        .unwrap();
+    assert_eq!(due(5_000).await, vec!["a2", "b1", "free"]);
 }
 
 /// Read receipts are derived from what this checks: a member's `ls` after marking a room read is

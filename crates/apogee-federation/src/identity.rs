@@ -124,7 +124,7 @@ impl Identity {
 }
 
 /// A fresh key under a random version of six letters and digits (Synapse's style: `a_AbCd`).
-fn new_signing_key() -> FederationSigningKey {
+pub(crate) fn new_signing_key() -> FederationSigningKey {
     let der = Ed25519KeyPair::generate();
     let version: String = apogee_domain::random_id()
         .chars()

@@ -29,6 +29,7 @@ pub struct KeyRing {
     client: Arc<Client>,
     known: Mutex<HashMap<String, Vec<FederationServerKey>>>,
     last_fetch: Mutex<HashMap<String, Instant>>,
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl KeyRing {
@@ -39,6 +40,7 @@ impl KeyRing {
             client,
             known: Mutex::new(HashMap::new()),
             last_fetch: Mutex::new(HashMap::new()),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -74,6 +76,14 @@ impl KeyRing {
             }
         };
         if let Some(key) = usable(&keys) {
+            return Ok(key);
+        }
+        // One fetch at a time: a caller that waited for another's fetch uses its result rather
+        // than being refused by the refetch limit (a join's PDU checks race the peer's own
+        // requests to us).
+        let _fetching = self.fetching.lock().await;
+        let fresh = self.known.lock().unwrap().get(server.as_str()).cloned();
+        if let Some(key) = fresh.as_deref().and_then(usable) {
             return Ok(key);
         }
         {

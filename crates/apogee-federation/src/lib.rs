@@ -4,15 +4,23 @@
 //! `GET /_matrix/key/v2/server`, `/_matrix/federation/v1/version`, `.well-known/matrix/server`
 //! for the client port), server-name resolution with an override map, `X-Matrix` signing of
 //! outgoing requests and verification of incoming ones against remote keys fetched and cached
-//! in the store, and `query/profile`. See docs/FEDERATION.md for the rest of the road.
+//! in the store, `query/profile`, joining remote rooms (make_join / send_join, every PDU
+//! checked), receiving `/send`, and sending our events through core's outbox. See
+//! docs/FEDERATION.md for the rest of the road.
 
 pub mod client;
 pub mod identity;
+pub mod join;
 pub mod keys;
+pub mod pdu;
+pub mod receive;
 pub mod resolve;
+pub mod send;
 pub mod server;
 pub mod tls;
 
+#[cfg(test)]
+mod pdu_tests;
 #[cfg(test)]
 mod signing_tests;
 
@@ -86,12 +94,15 @@ impl Federation {
             key_id = identity.key_id(),
             "federation identity loaded"
         );
-        Ok(Arc::new(Self {
+        let federation = Arc::new(Self {
             core,
             identity,
             client,
             keys,
-        }))
+        });
+        // Core asks the protocol side to join rooms and (later) to build events.
+        federation.core.attach_federation(federation.clone());
+        Ok(federation)
     }
 
     /// The federation listener's routes.

@@ -1,5 +1,5 @@
 //! The federation listener's routes: our key document and version (no authentication), and the
-//! `X-Matrix`-authenticated endpoints, so far `query/profile`. Anything else is 404
+//! `X-Matrix`-authenticated endpoints, so far `query/profile` and `send/{txnId}`. Anything else is 404
 //! `M_UNRECOGNIZED`, which is what makes Synapse fall back or give up cleanly.
 
 use crate::{FedError, Federation};
@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use ruma::api::federation::authentication::XMatrix;
 use ruma::serde::Base64;
 use ruma::signatures::PublicKeyMap;
@@ -60,6 +60,10 @@ pub fn router(federation: Arc<Federation>) -> axum::Router {
         .route("/_matrix/key/v2/server", get(server_keys))
         .route("/_matrix/federation/v1/version", get(version))
         .route("/_matrix/federation/v1/query/profile", get(query_profile))
+        .route(
+            "/_matrix/federation/v1/send/{txn_id}",
+            put(send_transaction),
+        )
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(federation)
@@ -140,6 +144,32 @@ async fn query_profile(
         Some(_) => json!({}),
     };
     Ok(Json(answer))
+}
+
+/// `PUT /send/{txnId}`: per-PDU answers. A retried transaction is answered the same way
+/// because known events are accepted again without being applied twice.
+async fn send_transaction(
+    State(fed): State<Arc<Federation>>,
+    signed: Authenticated,
+) -> Result<Json<serde_json::Value>, MatrixError> {
+    let body: serde_json::Value = serde_json::from_slice(&signed.body)
+        .map_err(|_| MatrixError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Body is not JSON"))?;
+    let list = |k: &str| {
+        body.get(k)
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (pdus, edus) = (list("pdus"), list("edus"));
+    if pdus.len() > crate::receive::MAX_PDUS || edus.len() > crate::receive::MAX_EDUS {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_BAD_JSON",
+            "Too many PDUs or EDUs in one transaction",
+        ));
+    }
+    let answers = fed.receive_pdus(signed.origin.as_str(), &pdus).await;
+    Ok(Json(json!({"pdus": answers})))
 }
 
 fn internal(e: FedError) -> MatrixError {

@@ -460,6 +460,8 @@ const ROWS: &[Row] = &[
     // Encrypted participants: `manage-e2e-bots` (admin) authorises and revokes (the fixtures have
     // no bot user, so admin's calls end in `error-not-a-bot` / `error-not-an-e2e-bot`); a user
     // may ask about itself; the bot routes refuse everyone who is not an authorised bot.
+    // Federation is off in these servers: permitted callers get error-federation-disabled.
+    ("POST /api/v1/federation/joinExternalPublicRoom", "", r#"{"externalRoomId":"!abc:synapse.test"}"#, No, "auth -guest"),
     ("POST /api/v1/e2e.bots.authorize", "", r#"{"userId":"$MEMBER","roomIds":["$G"]}"#, No, "admin"),
     ("POST /api/v1/e2e.bots.revoke", "", r#"{"userId":"$MEMBER"}"#, No, "admin"),
     ("GET /api/v1/e2e.bots.info", "", r#"{"userId":"$MEMBER"}"#, No, "admin member"),

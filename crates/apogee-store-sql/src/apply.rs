@@ -247,6 +247,9 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 .await?;
             tx.exec("DELETE FROM invites WHERE rid = $1", args![&id])
                 .await?;
+            // The Matrix room lives on at other servers; only our mapping to it goes.
+            tx.exec("DELETE FROM federation_rooms WHERE rid = $1", args![&id])
+                .await?;
             // A team whose main room goes goes with it.
             tx.exec(
                 "DELETE FROM team_members WHERE team_id IN (SELECT id FROM teams WHERE room_id = $1)",
@@ -614,8 +617,8 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
         }
         Change::Enqueue(item) => {
             tx.exec(
-                "INSERT INTO outbox (id, kind, payload, created_at, attempts, due_at, lease_node, last_error)
-                 VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)",
+                "INSERT INTO outbox (id, kind, payload, created_at, attempts, due_at, lease_node, last_error, queue)
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)",
                 args![
                     item.id,
                     item.kind,
@@ -623,7 +626,8 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                     item.created_at.millis(),
                     item.attempts,
                     item.created_at.millis(),
-                    item.last_error
+                    item.last_error,
+                    item.queue
                 ],
             )
             .await?;
@@ -717,6 +721,78 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                         key.valid_until.millis(),
                         key.fetched_at.millis()
                     ],
+                )
+                .await?;
+            }
+        }
+        Change::InsertFederatedRoom(room) => {
+            tx.exec(
+                "INSERT INTO federation_rooms (rid, matrix_room_id, room_version, origin)
+                 VALUES ($1, $2, $3, $4)",
+                args![
+                    room.rid,
+                    room.matrix_room_id,
+                    room.room_version,
+                    room.origin
+                ],
+            )
+            .await?;
+        }
+        Change::SaveFederationEvents(events) => {
+            for event in events {
+                tx.exec(
+                    "INSERT INTO federation_events
+                     (event_id, matrix_room_id, message_id, kind, depth, pdu)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+                    args![
+                        event.event_id,
+                        event.matrix_room_id,
+                        event.message_id,
+                        event.kind.as_str(),
+                        event.depth,
+                        to_json(&event.pdu)?
+                    ],
+                )
+                .await?;
+            }
+        }
+        Change::SetFederationRoomState {
+            matrix_room_id,
+            entries,
+        } => {
+            for entry in entries {
+                tx.exec(
+                    "INSERT INTO federation_room_state
+                     (matrix_room_id, event_type, state_key, event_id) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (matrix_room_id, event_type, state_key)
+                     DO UPDATE SET event_id = excluded.event_id",
+                    args![
+                        &matrix_room_id,
+                        entry.event_type,
+                        entry.state_key,
+                        entry.event_id
+                    ],
+                )
+                .await?;
+            }
+        }
+        Change::SetFederationExtremities {
+            matrix_room_id,
+            remove,
+            add,
+        } => {
+            for event_id in remove {
+                tx.exec(
+                    "DELETE FROM federation_extremities WHERE matrix_room_id = $1 AND event_id = $2",
+                    args![&matrix_room_id, event_id],
+                )
+                .await?;
+            }
+            for event_id in add {
+                tx.exec(
+                    "INSERT INTO federation_extremities (matrix_room_id, event_id) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    args![&matrix_room_id, event_id],
                 )
                 .await?;
             }

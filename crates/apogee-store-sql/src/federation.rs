@@ -1,7 +1,12 @@
-//! Federation reads: this server's signing key and the remote server keys it has fetched.
+//! Federation reads: this server's signing key, the remote server keys it has fetched, and the
+//! Matrix side of federated rooms (mapping, stored PDUs, current state, extremities).
 
-use crate::{Database, SqlStore, args};
-use apogee_core::store::{FederationServerKey, FederationSigningKey, FederationStore, StoreResult};
+use crate::{Database, SqlStore, args, from_json};
+use apogee_core::error::StoreError;
+use apogee_core::store::{
+    FederatedRoom, FederationEvent, FederationEventKind, FederationServerKey, FederationSigningKey,
+    FederationStateEntry, FederationStore, StoreResult,
+};
 use apogee_domain::Timestamp;
 use async_trait::async_trait;
 
@@ -44,5 +49,98 @@ impl<D: Database> FederationStore for SqlStore<D> {
                 fetched_at: Timestamp::from_millis(r[3].int()),
             })
             .collect())
+    }
+
+    async fn federated_room(&self, rid: &str) -> StoreResult<Option<FederatedRoom>> {
+        self.federated_room_where("rid", rid).await
+    }
+
+    async fn federated_room_by_matrix_id(
+        &self,
+        matrix_room_id: &str,
+    ) -> StoreResult<Option<FederatedRoom>> {
+        self.federated_room_where("matrix_room_id", matrix_room_id)
+            .await
+    }
+
+    async fn federation_event(&self, event_id: &str) -> StoreResult<Option<FederationEvent>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT event_id, matrix_room_id, message_id, kind, depth, pdu
+                 FROM federation_events WHERE event_id = $1",
+                args![event_id],
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let kind = r[3].text().unwrap_or_default();
+        Ok(Some(FederationEvent {
+            event_id: r[0].text().unwrap_or_default().to_string(),
+            matrix_room_id: r[1].text().unwrap_or_default().to_string(),
+            message_id: r[2].text().map(str::to_string),
+            kind: FederationEventKind::parse(kind)
+                .ok_or_else(|| StoreError::Backend(format!("unknown event kind {kind:?}")))?,
+            depth: r[4].int(),
+            pdu: from_json(&r[5])?,
+        }))
+    }
+
+    async fn federation_room_state(
+        &self,
+        matrix_room_id: &str,
+    ) -> StoreResult<Vec<FederationStateEntry>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT event_type, state_key, event_id FROM federation_room_state
+                 WHERE matrix_room_id = $1 ORDER BY event_type, state_key",
+                args![matrix_room_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FederationStateEntry {
+                event_type: r[0].text().unwrap_or_default().to_string(),
+                state_key: r[1].text().unwrap_or_default().to_string(),
+                event_id: r[2].text().unwrap_or_default().to_string(),
+            })
+            .collect())
+    }
+
+    async fn federation_extremities(&self, matrix_room_id: &str) -> StoreResult<Vec<String>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT event_id FROM federation_extremities WHERE matrix_room_id = $1
+                 ORDER BY event_id",
+                args![matrix_room_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r[0].text().unwrap_or_default().to_string())
+            .collect())
+    }
+}
+
+impl<D: Database> SqlStore<D> {
+    /// `column` is one of this module's literals, never input.
+    async fn federated_room_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> StoreResult<Option<FederatedRoom>> {
+        let sql = format!(
+            "SELECT rid, matrix_room_id, room_version, origin FROM federation_rooms WHERE {column} = $1"
+        );
+        let rows = self.db.query(&sql, args![value]).await?;
+        Ok(rows.first().map(|r| FederatedRoom {
+            rid: r[0].text().unwrap_or_default().to_string(),
+            matrix_room_id: r[1].text().unwrap_or_default().to_string(),
+            room_version: r[2].text().unwrap_or_default().to_string(),
+            origin: r[3].text().unwrap_or_default().to_string(),
+        }))
     }
 }

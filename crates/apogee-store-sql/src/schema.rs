@@ -318,6 +318,45 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             PRIMARY KEY (server_name, key_id))",
         ],
     ),
+    (
+        15,
+        &[
+            // Matrix federation: which Rocket.Chat room is which Matrix room.
+            "CREATE TABLE federation_rooms (
+            rid TEXT PRIMARY KEY,
+            matrix_room_id TEXT NOT NULL UNIQUE,
+            room_version TEXT NOT NULL,
+            origin TEXT NOT NULL)",
+            // Every PDU we accepted, as checked (canonical JSON without `unsigned`): the room's
+            // state, auth chains and timeline, for auth checks, `event`, `state` and backfill.
+            // `message_id`: the Rocket.Chat message the event made or changed.
+            "CREATE TABLE federation_events (
+            event_id TEXT PRIMARY KEY,
+            matrix_room_id TEXT NOT NULL,
+            message_id TEXT,
+            kind TEXT NOT NULL,
+            depth BIGINT NOT NULL,
+            pdu TEXT NOT NULL)",
+            "CREATE INDEX federation_events_room ON federation_events (matrix_room_id, depth)",
+            "CREATE INDEX federation_events_message ON federation_events (message_id)",
+            // A room's current state: (type, state_key) -> event id.
+            "CREATE TABLE federation_room_state (
+            matrix_room_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            state_key TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            PRIMARY KEY (matrix_room_id, event_type, state_key))",
+            // A room's forward extremities: the newest events, which our next event points to.
+            "CREATE TABLE federation_extremities (
+            matrix_room_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            PRIMARY KEY (matrix_room_id, event_id))",
+            // Ordered outbox queues (one per federation destination): only a queue's oldest
+            // pending item is due.
+            "ALTER TABLE outbox ADD COLUMN queue TEXT",
+            "CREATE INDEX outbox_queue ON outbox (queue, created_at)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

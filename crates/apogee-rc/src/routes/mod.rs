@@ -12,6 +12,7 @@ mod credentials;
 mod discussions;
 mod e2e;
 mod emoji;
+mod federation;
 mod files;
 mod integrations;
 mod invites;
@@ -68,6 +69,7 @@ pub(crate) fn all() -> registry::Routes {
         .merge(user_status::routes())
         .merge(sounds::routes())
         .merge(methods::routes())
+        .merge(federation::routes())
 }
 
 /// The REST router: every route, Rocket.Chat's 404 for the rest, the global body limit.

@@ -1,0 +1,403 @@
+//! Events received from other Matrix servers (`/send`), already checked by the adapter
+//! (format, signatures, hash, auth rules), become Rocket.Chat changes committed in the same
+//! batch as the event row, the room state and the extremities: a message, an edit
+//! (`m.replace`), a reaction (`m.annotation`), a redaction (of a message or a reaction), a
+//! membership change, a name or topic. Soft-failed events are stored and change nothing else.
+
+use crate::Core;
+use crate::error::{CoreError, CoreResult};
+use crate::federated_rooms::RemoteMember;
+use crate::store::{
+    Change, FederatedRoom, FederationEvent, FederationEventKind, FederationStateEntry,
+};
+use apogee_domain::message::{EditedBy, Reaction};
+use apogee_domain::{Message, Timestamp, User, random_id};
+use serde_json::{Value, json};
+
+/// One checked PDU for a mapped room, as core sees it: strings and JSON.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub event_id: String,
+    pub matrix_room_id: String,
+    pub sender: String,
+    pub event_type: String,
+    pub state_key: Option<String>,
+    pub content: Value,
+    /// The event a redaction removes (top level before v11, in `content` since).
+    pub redacts: Option<String>,
+    pub prev_events: Vec<String>,
+    pub depth: i64,
+    pub origin_server_ts: i64,
+    /// The stored form of the PDU.
+    pub pdu: Value,
+    /// Allowed by its auth events but not by the room's current state.
+    pub soft_failed: bool,
+}
+
+/// What became of an incoming event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// Already known: nothing done.
+    Duplicate,
+    /// Stored; `message_id` is the Rocket.Chat message it made or changed.
+    Applied { message_id: Option<String> },
+    /// Stored as soft-failed; nothing shown.
+    SoftFailed,
+}
+
+/// The Rocket.Chat name of a reaction key (`👍` → `:thumbsup:`). Matrix reactions carry the
+/// emoji itself; Rocket.Chat clients key reactions by emojione short name. Keys outside this
+/// list keep their text (`:👍:` style), which clients show as text.
+pub fn reaction_name(key: &str) -> String {
+    const NAMES: &[(&str, &str)] = &[
+        ("👍", "thumbsup"),
+        ("👎", "thumbsdown"),
+        ("😄", "smile"),
+        ("😀", "grinning"),
+        ("🙂", "slight_smile"),
+        ("😂", "joy"),
+        ("😢", "cry"),
+        ("😮", "open_mouth"),
+        ("🎉", "tada"),
+        ("❤️", "heart"),
+        ("❤", "heart"),
+        ("🔥", "fire"),
+        ("👀", "eyes"),
+        ("🚀", "rocket"),
+        ("🙏", "pray"),
+        ("✅", "white_check_mark"),
+        ("👏", "clap"),
+        ("😉", "wink"),
+        ("🤔", "thinking"),
+        ("💯", "100"),
+    ];
+    let name = NAMES
+        .iter()
+        .find(|(emoji, _)| *emoji == key)
+        .map(|(_, name)| name.to_string())
+        .unwrap_or_else(|| key.trim_matches(':').to_string());
+    format!(":{name}:")
+}
+
+/// The Matrix key of a Rocket.Chat reaction name (the inverse of [`reaction_name`]).
+pub fn reaction_key(name: &str) -> String {
+    let bare = name.trim_matches(':');
+    for (emoji, n) in [
+        ("👍", "thumbsup"),
+        ("👍", "+1"),
+        ("👎", "thumbsdown"),
+        ("😄", "smile"),
+        ("😀", "grinning"),
+        ("🙂", "slight_smile"),
+        ("😂", "joy"),
+        ("😢", "cry"),
+        ("😮", "open_mouth"),
+        ("🎉", "tada"),
+        ("❤️", "heart"),
+        ("🔥", "fire"),
+        ("👀", "eyes"),
+        ("🚀", "rocket"),
+        ("🙏", "pray"),
+        ("✅", "white_check_mark"),
+        ("👏", "clap"),
+        ("😉", "wink"),
+        ("🤔", "thinking"),
+        ("💯", "100"),
+    ] {
+        if n == bare {
+            return emoji.to_string();
+        }
+    }
+    bare.to_string()
+}
+
+fn relation(content: &Value) -> Option<(&str, &str)> {
+    let rel = content.get("m.relates_to")?;
+    Some((
+        rel.get("rel_type")?.as_str()?,
+        rel.get("event_id")?.as_str()?,
+    ))
+}
+
+impl Core {
+    /// Applies one checked event of a mapped room: the Rocket.Chat change and the Matrix rows
+    /// in one batch.
+    pub async fn receive_federated_event(&self, event: IncomingEvent) -> CoreResult<Received> {
+        if self
+            .store
+            .federation_event(&event.event_id)
+            .await?
+            .is_some()
+        {
+            return Ok(Received::Duplicate);
+        }
+        let room = self
+            .store
+            .federated_room_by_matrix_id(&event.matrix_room_id)
+            .await?
+            .ok_or_else(|| CoreError::bad("error-room-not-found", "Not a room of this server"))?;
+        let mut row = FederationEvent {
+            event_id: event.event_id.clone(),
+            matrix_room_id: event.matrix_room_id.clone(),
+            message_id: None,
+            kind: FederationEventKind::Timeline,
+            depth: event.depth,
+            pdu: event.pdu.clone(),
+        };
+        if event.soft_failed {
+            row.kind = FederationEventKind::SoftFailed;
+            self.commit(vec![Change::SaveFederationEvents(vec![row])])
+                .await?;
+            return Ok(Received::SoftFailed);
+        }
+        let (mut changes, message_id) = self.rocket_chat_changes(&room, &event).await?;
+        row.message_id = message_id.clone();
+        changes.push(Change::SaveFederationEvents(vec![row]));
+        if let Some(key) = &event.state_key {
+            changes.push(Change::SetFederationRoomState {
+                matrix_room_id: event.matrix_room_id.clone(),
+                entries: vec![FederationStateEntry {
+                    event_type: event.event_type.clone(),
+                    state_key: key.clone(),
+                    event_id: event.event_id.clone(),
+                }],
+            });
+        }
+        changes.push(Change::SetFederationExtremities {
+            matrix_room_id: event.matrix_room_id.clone(),
+            remove: event.prev_events.clone(),
+            add: vec![event.event_id.clone()],
+        });
+        self.commit(changes).await?;
+        Ok(Received::Applied { message_id })
+    }
+
+    async fn rocket_chat_changes(
+        &self,
+        room: &FederatedRoom,
+        event: &IncomingEvent,
+    ) -> CoreResult<(Vec<Change>, Option<String>)> {
+        let (sender, mut changes) = match self
+            .remote_user(&RemoteMember {
+                user_id: event.sender.clone(),
+                displayname: None,
+            })
+            .await?
+        {
+            (user, Some(insert)) => (user, vec![insert]),
+            (user, None) => (user, vec![]),
+        };
+        let ts = Timestamp::from_millis(event.origin_server_ts);
+        match (event.event_type.as_str(), &event.state_key) {
+            ("m.room.member", Some(target)) => {
+                changes.extend(self.membership_changes(room, event, target).await?);
+                Ok((changes, None))
+            }
+            ("m.room.name" | "m.room.topic", Some(key)) if key.is_empty() => {
+                let mut r = self
+                    .store
+                    .room_by_id(&room.rid)
+                    .await?
+                    .ok_or_else(CoreError::room_not_found)?;
+                let text = |f: &str| {
+                    event
+                        .content
+                        .get(f)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                if event.event_type == "m.room.name" {
+                    r.fname = text("name").filter(|n| !n.trim().is_empty());
+                } else {
+                    r.topic = text("topic");
+                }
+                r.updated_at = Timestamp::now();
+                changes.push(Change::UpdateRoom(r));
+                Ok((changes, None))
+            }
+            ("m.room.message", None) => match relation(&event.content) {
+                Some(("m.replace", target)) => {
+                    let Some(mut message) = self.message_of_event(target).await? else {
+                        return Ok((changes, None));
+                    };
+                    // Only the author edits a message.
+                    if message.u.id != sender.id {
+                        return Ok((changes, None));
+                    }
+                    let new = event.content.get("m.new_content").unwrap_or(&event.content);
+                    message.msg = new
+                        .get("body")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    message.md = None;
+                    message.edited_at = Some(ts);
+                    message.edited_by = Some(EditedBy {
+                        id: sender.id.clone(),
+                        username: sender.username.clone(),
+                    });
+                    message.updated_at = Timestamp::now();
+                    let id = message.id.clone();
+                    changes.push(Change::UpdateMessage(message));
+                    Ok((changes, Some(id)))
+                }
+                _ => {
+                    let body = event
+                        .content
+                        .get("body")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let mut message =
+                        Message::new(random_id(), &room.rid, sender.as_ref(), body.to_string());
+                    message.ts = ts;
+                    message.updated_at = Timestamp::now();
+                    message
+                        .extra
+                        .insert("federation".into(), json!({"eventId": event.event_id}));
+                    let id = message.id.clone();
+                    changes.push(Change::AppendMessage {
+                        message,
+                        mentioned_user_ids: vec![],
+                        mentions_all: false,
+                    });
+                    Ok((changes, Some(id)))
+                }
+            },
+            ("m.reaction", None) => {
+                let Some(("m.annotation", target)) = relation(&event.content) else {
+                    return Ok((changes, None));
+                };
+                let Some(key) = event.content["m.relates_to"]
+                    .get("key")
+                    .and_then(Value::as_str)
+                else {
+                    return Ok((changes, None));
+                };
+                let Some(mut message) = self.message_of_event(target).await? else {
+                    return Ok((changes, None));
+                };
+                let reactions = message.reactions.get_or_insert_with(Default::default);
+                let entry = reactions
+                    .entry(reaction_name(key))
+                    .or_insert_with(Reaction::default);
+                if !entry.usernames.contains(&sender.username) {
+                    entry.usernames.push(sender.username.clone());
+                }
+                message.updated_at = Timestamp::now();
+                let id = message.id.clone();
+                changes.push(Change::UpdateMessage(message));
+                Ok((changes, Some(id)))
+            }
+            ("m.room.redaction", None) => {
+                let Some(target_id) = &event.redacts else {
+                    return Ok((changes, None));
+                };
+                let Some(target) = self.store.federation_event(target_id).await? else {
+                    return Ok((changes, None));
+                };
+                let Some(message_id) = target.message_id.clone() else {
+                    return Ok((changes, None));
+                };
+                let Some(mut message) = self.store.message_by_id(&message_id).await? else {
+                    return Ok((changes, None));
+                };
+                // The auth rules allowed the redaction (own event, or power to redact).
+                match target.pdu.get("type").and_then(Value::as_str) {
+                    Some("m.reaction") => {
+                        let key = target.pdu["content"]["m.relates_to"]["key"]
+                            .as_str()
+                            .unwrap_or("");
+                        let author = target.pdu["sender"].as_str().unwrap_or("");
+                        let name = reaction_name(key);
+                        if let Some(reactions) = message.reactions.as_mut() {
+                            if let Some(entry) = reactions.get_mut(&name) {
+                                entry.usernames.retain(|u| u != author);
+                                if entry.usernames.is_empty() {
+                                    reactions.remove(&name);
+                                }
+                            }
+                            if reactions.is_empty() {
+                                message.reactions = None;
+                            }
+                        }
+                        message.updated_at = Timestamp::now();
+                        changes.push(Change::UpdateMessage(message));
+                    }
+                    Some("m.room.message") if relation(&target.pdu["content"]).is_none() => {
+                        changes.extend(self.message_deletion(&message).await?);
+                    }
+                    _ => {}
+                }
+                Ok((changes, Some(message_id)))
+            }
+            _ => Ok((changes, None)),
+        }
+    }
+
+    /// The message a Matrix event made, if it made one.
+    async fn message_of_event(&self, event_id: &str) -> CoreResult<Option<Message>> {
+        let Some(event) = self.store.federation_event(event_id).await? else {
+            return Ok(None);
+        };
+        match event.message_id {
+            Some(id) => Ok(self.store.message_by_id(&id).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// A member joining (subscription) or leaving / banned (subscription removed).
+    async fn membership_changes(
+        &self,
+        room: &FederatedRoom,
+        event: &IncomingEvent,
+        target: &str,
+    ) -> CoreResult<Vec<Change>> {
+        let membership = event
+            .content
+            .get("membership")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let member = RemoteMember {
+            user_id: target.to_string(),
+            displayname: event
+                .content
+                .get("displayname")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        };
+        let (user, insert): (User, Option<Change>) = self.remote_user(&member).await?;
+        let mut changes: Vec<Change> = insert.into_iter().collect();
+        let r = self
+            .store
+            .room_by_id(&room.rid)
+            .await?
+            .ok_or_else(CoreError::room_not_found)?;
+        let sub = self.store.subscription(&r.id, &user.id).await?;
+        match membership {
+            "join" if sub.is_none() => changes.extend(self.join_changes(r, &user, None, true)),
+            // The store counts the membership out of `usersCount`.
+            "leave" | "ban" if sub.is_some() => changes.push(Change::DeleteSubscription {
+                rid: r.id.clone(),
+                user_id: user.id.clone(),
+            }),
+            _ => {}
+        }
+        Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{reaction_key, reaction_name};
+
+    #[test]
+    fn reaction_names_both_ways() {
+        assert_eq!(reaction_name("👍"), ":thumbsup:");
+        assert_eq!(reaction_name("🎉"), ":tada:");
+        assert_eq!(reaction_name("🦀"), ":🦀:");
+        assert_eq!(reaction_key(":thumbsup:"), "👍");
+        assert_eq!(reaction_key(":+1:"), "👍");
+        assert_eq!(reaction_key(":tada:"), "🎉");
+        assert_eq!(reaction_key(":🦀:"), "🦀");
+    }
+}

@@ -1,0 +1,338 @@
+//! Rooms shared with Matrix servers. The `apogee-federation` adapter speaks the protocol
+//! (signatures, hashes, auth rules) behind [`FederationGateway`]; core decides who may do what
+//! and commits the Rocket.Chat side together with the Matrix rows in one batch, so a crash can
+//! never leave a message without its event or an event without its message.
+//!
+//! Remote users are users whose username is their full Matrix id (`@alice:synapse.test`), role
+//! `federated-external`, with `federated: true` and `federation: {version, mui, origin}` on the
+//! document, as Rocket.Chat does; they have no password and cannot log in.
+
+use crate::Core;
+use crate::error::{CoreError, CoreResult};
+use crate::rooms::RoomRef;
+use crate::store::{
+    Change, FederatedRoom, FederationEvent, FederationEventKind, FederationStateEntry,
+};
+use apogee_domain::{Room, RoomType, User, random_id};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The role remote users hold (it grants nothing here: they act only through federation).
+pub const FEDERATED_ROLE: &str = "federated-external";
+
+/// The protocol side of federation, implemented by the `apogee-federation` adapter. Errors are
+/// plain text for the operator; the remote party's words are never trusted as an error id.
+/// It also delivers the outbox's `federation.pdu` items (as a [`crate::outbox::Deliverer`]).
+#[async_trait]
+pub trait FederationGateway: crate::outbox::Deliverer + Send + Sync {
+    /// Our Matrix server name.
+    fn server_name(&self) -> &str;
+    /// Completes one of our events (`type`, `room_id`, `sender`, `content`, `prev_events`,
+    /// `auth_events`, `depth`) in room version `room_version`: timestamp, content hash,
+    /// signature. Returns its event id and the PDU.
+    fn sign_event(&self, room_version: &str, event: Value) -> Result<(String, Value), String>;
+    /// Joins `localpart` to the Matrix room `room_id` through `via` (make_join / send_join),
+    /// checking every PDU of the room's state and auth chain.
+    async fn join_remote_room(
+        &self,
+        localpart: &str,
+        room_id: &str,
+        via: &str,
+    ) -> Result<JoinedRoom, String>;
+}
+
+/// A Matrix room as joined: what core needs to map it, all checked by the adapter.
+#[derive(Debug, Clone)]
+pub struct JoinedRoom {
+    pub matrix_room_id: String,
+    pub room_version: String,
+    /// The server we joined through.
+    pub origin: String,
+    /// `m.room.name`, `m.room.topic`.
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    /// `join_rule: public` (a channel) or not (a private group).
+    pub public: bool,
+    /// Remote users joined to the room, with their display names.
+    pub members: Vec<RemoteMember>,
+    /// The room's state and auth chain (outliers) and our join (timeline).
+    pub events: Vec<FederationEvent>,
+    /// Current state after our join.
+    pub state: Vec<FederationStateEntry>,
+    /// Our join event: the room's only forward extremity we know.
+    pub join_event_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteMember {
+    /// `@localpart:server`.
+    pub user_id: String,
+    pub displayname: Option<String>,
+}
+
+/// The server part of a Matrix user id.
+pub fn server_of(user_id: &str) -> Option<&str> {
+    user_id
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(_, server)| server)
+        .filter(|s| !s.is_empty())
+}
+
+impl Core {
+    /// Lets this node federate (set once, at start, when `--server-name` is given).
+    pub fn attach_federation(&self, gateway: Arc<dyn FederationGateway>) {
+        let _ = self.federation.set(gateway);
+    }
+
+    fn gateway(&self) -> CoreResult<&Arc<dyn FederationGateway>> {
+        self.federation.get().ok_or_else(|| {
+            CoreError::bad(
+                "error-federation-disabled",
+                "Federation is not enabled on this server",
+            )
+        })
+    }
+
+    /// The Matrix room a Rocket.Chat room is, if federated.
+    pub async fn federated_room(&self, rid: &str) -> CoreResult<Option<FederatedRoom>> {
+        Ok(self.store.federated_room(rid).await?)
+    }
+
+    /// The Rocket.Chat room a Matrix room is mapped to.
+    pub async fn federated_room_by_matrix_id(
+        &self,
+        matrix_room_id: &str,
+    ) -> CoreResult<Option<FederatedRoom>> {
+        Ok(self
+            .store
+            .federated_room_by_matrix_id(matrix_room_id)
+            .await?)
+    }
+
+    /// A stored PDU.
+    pub async fn federation_event(&self, event_id: &str) -> CoreResult<Option<FederationEvent>> {
+        Ok(self.store.federation_event(event_id).await?)
+    }
+
+    /// A Matrix room's current state.
+    pub async fn federation_room_state(
+        &self,
+        matrix_room_id: &str,
+    ) -> CoreResult<Vec<FederationStateEntry>> {
+        Ok(self.store.federation_room_state(matrix_room_id).await?)
+    }
+
+    /// A Matrix room's forward extremities.
+    pub async fn federation_extremities(&self, matrix_room_id: &str) -> CoreResult<Vec<String>> {
+        Ok(self.store.federation_extremities(matrix_room_id).await?)
+    }
+
+    /// `federation/joinExternalPublicRoom`: `actor` joins the Matrix room `external_room_id`
+    /// (`!id:server`; `via` names the server to ask when the id has no server part, as in
+    /// room version 12). Makes the mapped room, the remote members and everyone's
+    /// subscriptions; `access-federation` is needed.
+    pub async fn join_external_room(
+        &self,
+        actor: &User,
+        external_room_id: &str,
+        via: Option<&str>,
+    ) -> CoreResult<Room> {
+        self.authz.require(actor, "access-federation", None)?;
+        let gateway = self.gateway()?.clone();
+        let bad_id = || {
+            CoreError::bad(
+                "error-invalid-room-id",
+                "externalRoomId must be a Matrix room id (!id:server)",
+            )
+        };
+        let room_id = external_room_id.trim();
+        if !room_id.starts_with('!') || room_id.len() < 2 || room_id.len() > 255 {
+            return Err(bad_id());
+        }
+        let via = match (
+            via.map(str::trim).filter(|v| !v.is_empty()),
+            room_id.split_once(':'),
+        ) {
+            (Some(v), _) => v.to_string(),
+            (None, Some((_, server))) if !server.is_empty() => server.to_string(),
+            _ => return Err(bad_id()),
+        };
+        if via == gateway.server_name() {
+            return Err(bad_id());
+        }
+        let mapped = self.store.federated_room_by_matrix_id(room_id).await?;
+        let existing = match &mapped {
+            Some(m) => Some(self.find_room(&RoomRef::Id(m.rid.clone())).await?),
+            None => None,
+        };
+        if let Some(room) = &existing
+            && self
+                .store
+                .subscription(&room.id, &actor.id)
+                .await?
+                .is_some()
+        {
+            return Ok(room.clone());
+        }
+        let joined = gateway
+            .join_remote_room(&actor.username, room_id, &via)
+            .await
+            .map_err(|e| {
+                tracing::info!(room = room_id, error = %e, "federated join failed");
+                CoreError::bad("error-federation-join", format!("Could not join: {e}"))
+            })?;
+        let changes = match existing {
+            // Another local user is in the room already: this one's join is one more event.
+            Some(room) => {
+                let rid = room.id.clone();
+                let mut changes = self.join_changes(room, actor, None, true);
+                changes.push(Change::SaveFederationEvents(joined.events));
+                changes.push(Change::SetFederationRoomState {
+                    matrix_room_id: joined.matrix_room_id.clone(),
+                    entries: joined.state,
+                });
+                let known = self.store.federation_extremities(room_id).await?;
+                changes.push(Change::SetFederationExtremities {
+                    matrix_room_id: joined.matrix_room_id,
+                    remove: known,
+                    add: vec![joined.join_event_id],
+                });
+                self.commit(changes).await?;
+                return self.find_room(&RoomRef::Id(rid)).await;
+            }
+            None => self.joined_room_changes(actor, joined).await?,
+        };
+        let rid = changes
+            .iter()
+            .find_map(|c| match c {
+                Change::InsertRoom(r) => Some(r.id.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| CoreError::internal("federated join made no room"))?;
+        self.commit(changes).await?;
+        self.find_room(&RoomRef::Id(rid)).await
+    }
+
+    async fn joined_room_changes(
+        &self,
+        actor: &User,
+        joined: JoinedRoom,
+    ) -> CoreResult<Vec<Change>> {
+        // Rocket.Chat's name for a room made from a Matrix room: the id without `!`, `:` → `_`.
+        let name = joined
+            .matrix_room_id
+            .trim_start_matches('!')
+            .replace(':', "_");
+        let t = if joined.public {
+            RoomType::Channel
+        } else {
+            RoomType::Group
+        };
+        let mut room = Room::new(random_id(), t, Some(name), None);
+        room.fname = joined.name.clone().filter(|n| !n.trim().is_empty());
+        room.topic = joined.topic.clone();
+        room.extra.insert("federated".into(), Value::Bool(true));
+        room.extra.insert(
+            "federation".into(),
+            json!({"mrid": joined.matrix_room_id, "origin": joined.origin}),
+        );
+        let mut changes = Vec::new();
+        let mut members = vec![actor.clone()];
+        for member in &joined.members {
+            let (user, insert) = self.remote_user(member).await?;
+            if let Some(c) = insert {
+                changes.push(c);
+            }
+            if !members.iter().any(|m| m.id == user.id) {
+                members.push(user);
+            }
+        }
+        // `usersCount` follows from the subscriptions (the store counts them).
+        changes.insert(0, Change::InsertRoom(room.clone()));
+        for member in &members {
+            changes.push(Change::InsertSubscription(
+                self.new_subscription(&room, member),
+            ));
+        }
+        changes.push(Change::InsertFederatedRoom(FederatedRoom {
+            rid: room.id.clone(),
+            matrix_room_id: joined.matrix_room_id.clone(),
+            room_version: joined.room_version,
+            origin: joined.origin,
+        }));
+        changes.push(Change::SaveFederationEvents(joined.events));
+        changes.push(Change::SetFederationRoomState {
+            matrix_room_id: joined.matrix_room_id.clone(),
+            entries: joined.state,
+        });
+        changes.push(Change::SetFederationExtremities {
+            matrix_room_id: joined.matrix_room_id,
+            remove: vec![],
+            add: vec![joined.join_event_id],
+        });
+        Ok(changes)
+    }
+
+    /// The user standing for a remote Matrix user, and the change that creates them when they
+    /// are new.
+    pub(crate) async fn remote_user(
+        &self,
+        member: &RemoteMember,
+    ) -> CoreResult<(User, Option<Change>)> {
+        if let Some(user) = self.store.user_by_username(&member.user_id).await? {
+            return Ok((user, None));
+        }
+        let origin = server_of(&member.user_id)
+            .ok_or_else(|| CoreError::bad("error-invalid-user", "Not a Matrix user id"))?;
+        let mut user = User::new(
+            random_id(),
+            member.user_id.clone(),
+            member
+                .displayname
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .or_else(|| Some(member.user_id.clone())),
+            "user",
+            vec![FEDERATED_ROLE.into()],
+        );
+        user.extra.insert("federated".into(), Value::Bool(true));
+        user.extra.insert(
+            "federation".into(),
+            json!({"version": 1, "mui": member.user_id, "origin": origin}),
+        );
+        Ok((
+            user.clone(),
+            Some(Change::InsertUser {
+                user,
+                password_hash: None,
+            }),
+        ))
+    }
+}
+
+/// An outlier event row (state or auth chain learned when joining).
+pub fn outlier(event_id: &str, matrix_room_id: &str, depth: i64, pdu: Value) -> FederationEvent {
+    FederationEvent {
+        event_id: event_id.into(),
+        matrix_room_id: matrix_room_id.into(),
+        message_id: None,
+        kind: FederationEventKind::Outlier,
+        depth,
+        pdu,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_of;
+
+    #[test]
+    fn server_of_a_user_id() {
+        assert_eq!(server_of("@alice:synapse.test"), Some("synapse.test"));
+        assert_eq!(server_of("@alice:localhost:8448"), Some("localhost:8448"));
+        assert_eq!(server_of("@alice:"), None);
+        assert_eq!(server_of("alice:x"), None);
+    }
+}

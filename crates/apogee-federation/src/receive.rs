@@ -1,0 +1,160 @@
+//! `PUT /_matrix/federation/v1/send/{txnId}`: a transaction of PDUs (at most 50) and EDUs (at
+//! most 100) from another server. Every PDU is answered on its own: accepted (`{}`), or an
+//! error naming why. A PDU goes through the receipt checks (format, signatures, hash, auth
+//! against its auth events: drop or reject; against current state: soft-fail) and is then
+//! applied by core in one batch with its event row. EDUs (typing, receipts, presence, device
+//! lists) are accepted and not acted on yet.
+
+use crate::Federation;
+use crate::pdu::{self, Pdu, PduError};
+use apogee_core::federated_events::IncomingEvent;
+use ruma::OwnedEventId;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+pub const MAX_PDUS: usize = 50;
+pub const MAX_EDUS: usize = 100;
+
+impl Federation {
+    /// Handles the PDUs of one transaction from `origin`, in the order given (sorted by depth
+    /// per room, so an event's predecessors of the same transaction come first); returns the
+    /// per-PDU answers.
+    pub async fn receive_pdus(&self, origin: &str, pdus: &[Value]) -> Map<String, Value> {
+        let mut answers = Map::new();
+        let mut ordered: Vec<&Value> = pdus.iter().collect();
+        ordered.sort_by_key(|p| p.get("depth").and_then(Value::as_i64).unwrap_or(0));
+        for raw in ordered {
+            match self.receive_pdu(origin, raw).await {
+                Ok(id) => {
+                    answers.insert(id, json!({}));
+                }
+                Err((Some(id), e)) => {
+                    tracing::info!(%origin, event_id = %id, error = %e, "PDU not accepted");
+                    answers.insert(id, json!({"error": e.to_string()}));
+                }
+                Err((None, e)) => {
+                    tracing::info!(%origin, error = %e, "unreadable PDU dropped");
+                }
+            }
+        }
+        answers
+    }
+
+    async fn receive_pdu(
+        &self,
+        origin: &str,
+        raw: &Value,
+    ) -> Result<String, (Option<String>, PduError)> {
+        let room_id = raw
+            .get("room_id")
+            .and_then(Value::as_str)
+            .ok_or((None, PduError::Format("no room_id".into())))?;
+        let room = self
+            .core
+            .federated_room_by_matrix_id(room_id)
+            .await
+            .map_err(|e| (None, PduError::Format(e.to_string())))?
+            .ok_or((
+                None,
+                PduError::Format(format!("{room_id} is not a room we are in")),
+            ))?;
+        let rules = pdu::rules_for(&room.room_version).map_err(|e| (None, e))?;
+        let parsed = Pdu::parse(raw, &rules).map_err(|e| (None, e))?;
+        let id = parsed.event_id.to_string();
+        let fail = |e: PduError| (Some(id.clone()), e);
+        if self
+            .core
+            .federation_event(&id)
+            .await
+            .map_err(|e| fail(PduError::Format(e.to_string())))?
+            .is_some()
+        {
+            return Ok(id);
+        }
+        // Only servers in the room relay its events; a sender's own server signs them.
+        if parsed.sender().server_name().as_str() != origin {
+            tracing::debug!(%origin, sender = %parsed.sender(), "event relayed by another server");
+        }
+        let pdu = pdu::verify(parsed, &rules, &self.keys)
+            .await
+            .map_err(fail)?;
+        let mut auth = self.stored_events(pdu.auth_event_ids()).await;
+        if auth.len() != pdu.auth_event_ids().len() {
+            return Err(fail(PduError::Auth(
+                "some auth events are unknown to us".into(),
+            )));
+        }
+        let state = self.current_state(room_id).await;
+        // From v12 the create event is not among the auth events: it is the room's.
+        if let Some(create) = state.get(&("m.room.create".to_string(), String::new())) {
+            auth.entry(create.event_id.clone())
+                .or_insert_with(|| create.clone());
+        }
+        pdu::check_auth_events(&pdu, &rules, &auth).map_err(fail)?;
+        let soft_failed = match pdu::check_against_state(&pdu, &rules, &state) {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::info!(event_id = %id, error = %e, "PDU soft-failed");
+                true
+            }
+        };
+        let incoming = IncomingEvent {
+            event_id: id.clone(),
+            matrix_room_id: room_id.to_string(),
+            sender: pdu.sender().to_string(),
+            event_type: pdu.kind().to_string(),
+            state_key: pdu.state_key().map(str::to_string),
+            content: pdu.content_json(),
+            redacts: pdu.redacts().map(|r| r.to_string()),
+            prev_events: pdu.prev_events().iter().map(|e| e.to_string()).collect(),
+            depth: pdu.depth,
+            origin_server_ts: pdu.origin_server_ts(),
+            pdu: pdu.to_json(),
+            soft_failed,
+        };
+        self.core
+            .receive_federated_event(incoming)
+            .await
+            .map_err(|e| fail(PduError::Format(format!("not applied: {e}"))))?;
+        Ok(id)
+    }
+
+    /// The stored events among `ids` (as PDUs in the room's version).
+    async fn stored_events(&self, ids: &[OwnedEventId]) -> HashMap<OwnedEventId, Pdu> {
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(pdu) = self.stored_pdu(id.as_str()).await {
+                found.insert(id.clone(), pdu);
+            }
+        }
+        found
+    }
+
+    /// A stored event, parsed again (it passed every check when it was stored).
+    pub(crate) async fn stored_pdu(&self, event_id: &str) -> Option<Pdu> {
+        let event = self.core.federation_event(event_id).await.ok()??;
+        let room = self
+            .core
+            .federated_room_by_matrix_id(&event.matrix_room_id)
+            .await
+            .ok()??;
+        let rules = pdu::rules_for(&room.room_version).ok()?;
+        Pdu::parse(&event.pdu, &rules).ok()
+    }
+
+    /// The room's current state as parsed events, keyed by (type, state key).
+    pub(crate) async fn current_state(&self, room_id: &str) -> HashMap<(String, String), Pdu> {
+        let mut state = HashMap::new();
+        for entry in self
+            .core
+            .federation_room_state(room_id)
+            .await
+            .unwrap_or_default()
+        {
+            if let Some(pdu) = self.stored_pdu(&entry.event_id).await {
+                state.insert((entry.event_type, entry.state_key), pdu);
+            }
+        }
+        state
+    }
+}
