@@ -10,6 +10,7 @@ mod chat_sync;
 mod credentials;
 mod discussions;
 mod e2e;
+mod e2e_recovery;
 mod emoji;
 mod files;
 mod integrations;
@@ -56,6 +57,7 @@ pub(crate) fn all() -> registry::Routes {
         .merge(two_factor::routes())
         .merge(discussions::routes())
         .merge(e2e::routes())
+        .merge(e2e_recovery::routes())
         .merge(files::routes())
         .merge(avatars::routes())
         .merge(invites::routes())
