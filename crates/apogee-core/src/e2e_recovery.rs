@@ -576,6 +576,24 @@ impl Core {
         ));
         changes.push(Change::InsertRecoveryRequest(request.clone()));
         self.commit(changes).await?;
+        // Officers who can act on it hear of it at once (they also find it by polling).
+        let officers = self
+            .store
+            .recovery_policy()
+            .await?
+            .map(|p| p.officers)
+            .unwrap_or_default();
+        for share in &enrolment.shares {
+            if officers.contains(&share.officer_id) && share.officer_id != actor.id {
+                self.publish(crate::events::Event::E2eRecoveryRequest {
+                    officer_id: share.officer_id.clone(),
+                    request_id: request.id.clone(),
+                    user_id: actor.id.clone(),
+                    username: actor.username.clone(),
+                    restore_key_sha256: fingerprint(restore_public_key),
+                });
+            }
+        }
         Ok(json!({"request": self.request_view(&request).await?}))
     }
 

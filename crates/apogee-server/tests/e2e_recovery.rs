@@ -12,6 +12,7 @@ use apogee_e2ee::{
     BackupKey, E2EKey, Envelope, KeyShare, Keyring, RecoveryBackup, RoomKey, UserKeyPair,
     UserPublicKey, new_key_id, unwrap_private_key, wrap_private_key,
 };
+use common::ddp::Ddp;
 use common::{Auth, Server, assert_error, backends};
 use serde_json::{Value, json};
 
@@ -293,7 +294,13 @@ async fn officers_restore_a_private_key_m_of_n() {
         assert_eq!(p["enrolment"]["version"], 1);
         assert_eq!(p["enrolment"]["current"], true);
 
-        // Alice forgets her passphrase. Her new device asks for recovery with a restore key.
+        // Alice forgets her passphrase. Her new device asks for recovery with a restore key; an
+        // officer following their user stream hears of it.
+        let mut officer_stream = Ddp::connect(&s).await;
+        officer_stream.resume(&officers[1]).await;
+        let event = format!("{}/e2e.recoveryRequest", officers[1].user_id);
+        let ready = officer_stream.sub("stream-notify-user", &event).await;
+        assert_eq!(ready["msg"], "ready", "{ready}");
         let restore = UserKeyPair::generate().unwrap();
         let r = s
             .post(
@@ -312,6 +319,17 @@ async fn officers_restore_a_private_key_m_of_n() {
         .await;
         let request_id = r["request"]["_id"].as_str().unwrap().to_string();
         assert_eq!(r["request"]["state"], "pending");
+        let heard = officer_stream
+            .until(|v| v["msg"] == "changed" && v["fields"]["eventName"] == event.as_str())
+            .await;
+        let notice = &heard["fields"]["args"][0];
+        assert_eq!(notice["requestId"], request_id.as_str(), "{heard}");
+        assert_eq!(notice["user"]["username"], "alice");
+        assert_eq!(
+            notice["restoreKeyFingerprint"],
+            r["request"]["restoreKeyFingerprint"]
+        );
+        drop(officer_stream);
         let r = s
             .post(
                 "/api/v1/e2e.recovery.request",
