@@ -32,29 +32,11 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/apogee-clamd.XXXXXX")
 chmod 755 "$TMP"
 SERVER=
-CHILD=
+# shellcheck source=scripts/lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 # shellcheck disable=SC2317  # called from a trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [ -n "$SERVER" ]; then
-    kill "$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-  exit "$rc"
-}
-# shellcheck disable=SC2317  # called from a trap
-on_signal() {
-  if [ -n "$CHILD" ]; then
-    kill "-$1" "$CHILD" 2>/dev/null || true
-    wait "$CHILD" 2>/dev/null || true
-  fi
-  exit "$2"
-}
-trap cleanup EXIT
-trap 'on_signal INT 130' INT
-trap 'on_signal TERM 143' TERM
+stop_server() { stop_server_process; }
+harness_traps
 
 # The EICAR test string, assembled so this file does not itself look like it.
 EICAR='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR'
@@ -65,17 +47,6 @@ printf '%s:%s:Apogee.Test.EICAR\n' \
 printf 'Apogee.Test.EICAR.Inside:0:*:%s\n' \
   "$(printf '%s' "$EICAR" | od -An -v -tx1 | tr -d ' \n')" >"$TMP/db/apogee-test.ndb"
 
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
 PORT=$(free_port)
 SOCK=$TMP/clamd.sock
 cat >"$TMP/clamd.conf" <<EOF
@@ -115,12 +86,4 @@ export APOGEE_TEST_CLAMD=unix:$SOCK
 export APOGEE_TEST_CLAMD_TCP=tcp://127.0.0.1:$PORT
 log "$("$CLAMD" --version) ready: $APOGEE_TEST_CLAMD, $APOGEE_TEST_CLAMD_TCP"
 
-(
-  trap - INT QUIT
-  exec "$@"
-) <&0 &
-CHILD=$!
-rc=0
-wait "$CHILD" || rc=$?
-CHILD=
-exit "$rc"
+run_cmd "$@"

@@ -52,36 +52,18 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/apogee-pg.XXXXXX")
 PGDATA=$TMP/data
 STARTED=0
-CHILD=
-
+KEEP_TMP=${APOGEE_PG_KEEP:-0}
+# shellcheck source=scripts/lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 # shellcheck disable=SC2317  # called from a trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
+stop_server() {
   if [ "$STARTED" = 1 ]; then
     # Immediate mode: the data is thrown away, so no checkpoint is worth waiting for.
     (cd "$TMP" && as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w -t 20 stop >/dev/null 2>&1) ||
       log "pg_ctl stop failed"
   fi
-  if [ "${APOGEE_PG_KEEP:-0}" = 1 ]; then
-    log "kept $TMP"
-  else
-    rm -rf "$TMP"
-  fi
-  exit "$rc"
 }
-# On a signal, pass it on to CMD, let it finish, then clean up.
-# shellcheck disable=SC2317  # called from a trap
-on_signal() {
-  if [ -n "$CHILD" ]; then
-    kill "-$1" "$CHILD" 2>/dev/null || true
-    wait "$CHILD" 2>/dev/null || true
-  fi
-  exit "$2"
-}
-trap cleanup EXIT
-trap 'on_signal INT 130' INT
-trap 'on_signal TERM 143' TERM
+harness_traps
 
 printf '%s\n' "$DB_PASS" >"$TMP/pwfile"
 if [ "$(id -u)" -eq 0 ]; then
@@ -97,19 +79,6 @@ as_pg "$PG_BIN/initdb" -D "$PGDATA" -U "$DB_USER" --pwfile="$TMP/pwfile" -E UTF8
   --auth-local=trust --auth-host=scram-sha-256 --no-sync --no-instructions >"$TMP/initdb.log" 2>&1 || {
   cat "$TMP/initdb.log" >&2
   exit 1
-}
-
-# A random port in 20000-31999 (below Linux's ephemeral range) that nothing listens on.
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
 }
 
 # A port found free can be taken before the server binds it: retry a few times.
@@ -135,16 +104,6 @@ as_pg "$PG_BIN/createdb" -h "$TMP" -p "$PORT" -U "$DB_USER" "$DB_NAME"
 export APOGEE_TEST_DATABASE_URL="postgres://$DB_USER:$DB_PASS@127.0.0.1:$PORT/$DB_NAME"
 log "PostgreSQL $("$PG_BIN/postgres" -V | awk '{print $3}') ready: $APOGEE_TEST_DATABASE_URL"
 
-# Run CMD from the caller's directory (we cd'ed into TMP above). It runs as a background job so that
-# `wait` lets the signal traps above fire at once; stdin is passed on explicitly, and SIGINT/SIGQUIT,
-# which bash ignores in background jobs, are reset so that Ctrl-C still reaches CMD.
+# Run CMD from the caller's directory (we cd'ed into TMP above).
 cd "$CALLER_PWD"
-(
-  trap - INT QUIT
-  exec "$@"
-) <&0 &
-CHILD=$!
-rc=0
-wait "$CHILD" || rc=$?
-CHILD=
-exit "$rc"
+run_cmd "$@"

@@ -36,43 +36,11 @@ SERVER_BIN=$VENV/bin/$BIN
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/apogee-$NAME.XXXXXX")
 SERVER=
-CHILD=
-
+# shellcheck source=scripts/lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 # shellcheck disable=SC2317  # called from a trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [ -n "$SERVER" ]; then
-    kill "$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-  exit "$rc"
-}
-# shellcheck disable=SC2317  # called from a trap
-on_signal() {
-  if [ -n "$CHILD" ]; then
-    kill "-$1" "$CHILD" 2>/dev/null || true
-    wait "$CHILD" 2>/dev/null || true
-  fi
-  exit "$2"
-}
-trap cleanup EXIT
-trap 'on_signal INT 130' INT
-trap 'on_signal TERM 143' TERM
-
-# A random port in 20000-31999 (below Linux's ephemeral range) that nothing listens on.
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
+stop_server() { stop_server_process; }
+harness_traps
 
 # Up to 5 ports, each given 30 s to accept connections.
 ready=0
@@ -104,12 +72,4 @@ export "$URL_VAR=${URL_SCHEME}127.0.0.1:$PORT"
 if declare -F after_ready >/dev/null; then after_ready; fi
 log "$BIN $(version 2>/dev/null) ready: ${URL_SCHEME}127.0.0.1:$PORT"
 
-(
-  trap - INT QUIT
-  exec "$@"
-) <&0 &
-CHILD=$!
-rc=0
-wait "$CHILD" || rc=$?
-CHILD=
-exit "$rc"
+run_cmd "$@"

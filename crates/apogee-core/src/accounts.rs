@@ -681,7 +681,7 @@ impl Core {
         let mut changes = Vec::new();
         let mut handed_over = Vec::new();
         for sub in self.store.subscriptions_of_user(&user.id).await? {
-            let Some(mut room) = self.store.room_by_id(&sub.rid).await? else {
+            let Some(room) = self.store.room_by_id(&sub.rid).await? else {
                 continue;
             };
             if room.t != RoomType::Direct {
@@ -699,8 +699,7 @@ impl Core {
                     }
                 }
             }
-            room.users_count = (room.users_count - 1).max(0);
-            changes.push(Change::UpdateRoom(room));
+            // The store counts the membership out of `usersCount` with `DeleteUser`.
         }
         if !handed_over.is_empty() && !confirm_relinquish {
             return Err(

@@ -5,7 +5,7 @@
 //! setting points away from it. Needs `manage-assets`. The type is sniffed from the bytes.
 
 use crate::Core;
-use crate::avatars::{Prepended, image_type};
+use crate::avatars::{StoredImage, image_type};
 use crate::blobs::{BlobKey, ByteSource};
 use crate::error::{CoreError, CoreResult};
 use crate::files::blob_failure;
@@ -91,13 +91,6 @@ fn key_of(name: &str, etag: &str) -> CoreResult<BlobKey> {
 
 fn invalid_asset() -> CoreError {
     CoreError::bad("error-invalid-asset", "Invalid asset")
-}
-
-/// What `/assets/<name>.<ext>` serves.
-pub struct AssetFile {
-    pub content_type: &'static str,
-    pub etag: String,
-    pub body: Box<dyn ByteSource>,
 }
 
 impl Core {
@@ -207,7 +200,7 @@ impl Core {
     }
 
     /// The uploaded image of `/assets/<name>.<ext>`, or `None` (no such asset, or none uploaded).
-    pub async fn asset_file(&self, file: &str) -> CoreResult<Option<AssetFile>> {
+    pub async fn asset_file(&self, file: &str) -> CoreResult<Option<StoredImage>> {
         let name = file.rsplit_once('.').map_or(file, |(n, _)| n);
         if !ASSETS.iter().any(|a| a.0 == name) {
             return Ok(None);
@@ -215,30 +208,8 @@ impl Core {
         let Some(etag) = self.asset_etag(name) else {
             return Ok(None);
         };
-        let Some(mut body) = self
-            .blobs
-            .get(&key_of(name, &etag)?, None)
+        let image_type = |head: &[u8]| sniff(head).map(|(content_type, _)| content_type);
+        self.open_image(&key_of(name, &etag)?, etag, image_type)
             .await
-            .map_err(|e| blob_failure(e, 0))?
-        else {
-            return Ok(None);
-        };
-        let first = body
-            .chunks
-            .next_chunk()
-            .await
-            .map_err(|e| blob_failure(e, 0))?
-            .unwrap_or_default();
-        let Some((content_type, _)) = sniff(&first) else {
-            return Ok(None);
-        };
-        Ok(Some(AssetFile {
-            content_type,
-            etag,
-            body: Box::new(Prepended {
-                first: Some(first),
-                rest: body.chunks,
-            }),
-        }))
     }
 }

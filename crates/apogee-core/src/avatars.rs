@@ -14,14 +14,18 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::Value;
 
+/// An image kept in the blob store, as served: its type (found again in the stored bytes), its
+/// ETag and its contents.
+pub struct StoredImage {
+    pub content_type: &'static str,
+    pub etag: String,
+    pub body: Box<dyn ByteSource>,
+}
+
 /// What `/avatar/<username>` serves.
 pub enum Avatar {
-    /// An uploaded image: its type (checked again on the stored bytes), ETag and contents.
-    Image {
-        content_type: &'static str,
-        etag: String,
-        body: Box<dyn ByteSource>,
-    },
+    /// An uploaded image.
+    Image(StoredImage),
     /// The initials drawn as SVG.
     Initials { svg: String, etag: String },
 }
@@ -293,6 +297,18 @@ impl Core {
     /// A stored avatar image with its type checked again on the bytes; `None` when it is gone
     /// or not an image.
     async fn stored_image(&self, key: &BlobKey, etag: &str) -> CoreResult<Option<Avatar>> {
+        let image = self.open_image(key, etag.to_string(), image_type).await?;
+        Ok(image.map(Avatar::Image))
+    }
+
+    /// Opens the image at `key`, its type found by `sniff` in its first bytes; `None` when it is
+    /// gone or `sniff` does not recognise it.
+    pub(crate) async fn open_image(
+        &self,
+        key: &BlobKey,
+        etag: String,
+        sniff: fn(&[u8]) -> Option<&'static str>,
+    ) -> CoreResult<Option<StoredImage>> {
         let Some(mut body) = self
             .blobs
             .get(key, None)
@@ -307,9 +323,9 @@ impl Core {
             .await
             .map_err(|e| blob_failure(e, 0))?
             .unwrap_or_default();
-        Ok(image_type(&first).map(|content_type| Avatar::Image {
+        Ok(sniff(&first).map(|content_type| StoredImage {
             content_type,
-            etag: etag.to_string(),
+            etag,
             body: Box::new(Prepended {
                 first: Some(first),
                 rest: body.chunks,

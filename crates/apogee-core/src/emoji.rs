@@ -6,7 +6,7 @@
 //! `stream-notify-logged`.
 
 use crate::Core;
-use crate::avatars::image_type;
+use crate::avatars::{StoredImage, image_type};
 use crate::blobs::{BlobKey, ByteSource};
 use crate::error::{CoreError, CoreResult};
 use crate::files::blob_failure;
@@ -59,13 +59,6 @@ fn extension_of(content_type: &str) -> &'static str {
         "image/webp" => "webp",
         _ => "svg",
     }
-}
-
-/// What `/emoji-custom/<file>` serves.
-pub struct EmojiFile {
-    pub content_type: &'static str,
-    pub etag: String,
-    pub body: Box<dyn ByteSource>,
 }
 
 impl Core {
@@ -269,35 +262,12 @@ impl Core {
     }
 
     /// The image of `/emoji-custom/<name>.<ext>` (the extension is not needed to find it).
-    pub async fn custom_emoji_file(&self, file: &str) -> CoreResult<Option<EmojiFile>> {
+    pub async fn custom_emoji_file(&self, file: &str) -> CoreResult<Option<StoredImage>> {
         let name = file.rsplit_once('.').map_or(file, |(n, _)| n);
         let Some(emoji) = self.store.custom_emoji_by_name_or_alias(name).await? else {
             return Ok(None);
         };
-        let Some(mut body) = self
-            .blobs
-            .get(&key_of(&emoji.id, &emoji.etag)?, None)
+        self.open_image(&key_of(&emoji.id, &emoji.etag)?, emoji.etag, image_type)
             .await
-            .map_err(|e| blob_failure(e, 0))?
-        else {
-            return Ok(None);
-        };
-        let first = body
-            .chunks
-            .next_chunk()
-            .await
-            .map_err(|e| blob_failure(e, 0))?
-            .unwrap_or_default();
-        let Some(content_type) = image_type(&first) else {
-            return Ok(None);
-        };
-        Ok(Some(EmojiFile {
-            content_type,
-            etag: emoji.etag,
-            body: Box::new(crate::avatars::Prepended {
-                first: Some(first),
-                rest: body.chunks,
-            }),
-        }))
     }
 }

@@ -190,8 +190,11 @@ pub enum Change {
     DeleteSessionTokens {
         user_id: String,
     },
+    /// Inserts a room with `usersCount` 0: the store counts memberships (subscriptions) in and out
+    /// itself, so concurrent joins, leaves and deletions cannot lose an update.
     InsertRoom(Room),
-    /// Replaces the room document; the message sequence is left alone.
+    /// Replaces the room document; what the store maintains is left alone (the message sequence,
+    /// `msgs`, `lm`, `lastMessage`, `usersCount`).
     UpdateRoom(Room),
     /// Removes the room with its subscriptions, messages and invites (and the team it is the
     /// main room of).

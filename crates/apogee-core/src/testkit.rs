@@ -16,7 +16,8 @@ macro_rules! conformance_tests {
             rooms_round_trip, room_listing, unread_counts_derive_from_sequences,
             mentions_are_counted, mark_unread_from_a_message, history_keyset_pages,
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
-            duplicate_message_ids_conflict, concurrent_commits_all_land, settings_and_permissions,
+            duplicate_message_ids_conflict, concurrent_commits_all_land, room_counters_survive_stale_updates,
+            settings_and_permissions,
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
             custom_sounds_catalogue, uploads_by_room, presence_per_node,
             subscriptions_without_room_key, upgrade_seeds_only_missing_permissions,
@@ -1037,6 +1038,48 @@ pub async fn concurrent_commits_all_land(s: S) {
     }
     let room = s.room_by_id(&r.id).await.unwrap().unwrap();
     assert_eq!((room.seq, room.msgs), (64, 64), "no lost increments");
+}
+
+pub async fn room_counters_survive_stale_updates(s: S) {
+    let (a, b, c) = (user("ann"), user("bob"), user("cyd"));
+    add_users(&s, &[&a, &b, &c]).await;
+    let mut stale = setup(&s, "counted", &[&a, &b]).await;
+    let stored = s.room_by_id(&stale.id).await.unwrap().unwrap();
+    assert_eq!(stored.users_count, 2, "memberships counted by the store");
+    // A copy read before a message and a join is written back with a new topic.
+    s.commit(vec![
+        append(&msg(&stale, &a, "hi", 5)),
+        Change::InsertSubscription(sub(&stale, &c)),
+    ])
+    .await
+    .unwrap();
+    stale.topic = Some("news".into());
+    s.commit(vec![Change::UpdateRoom(stale.clone())])
+        .await
+        .unwrap();
+    let room = s.room_by_id(&stale.id).await.unwrap().unwrap();
+    assert_eq!(room.topic.as_deref(), Some("news"));
+    assert_eq!((room.msgs, room.users_count), (1, 3));
+    assert!(room.last_message.is_some());
+    // Concurrent removals each count once.
+    let tasks: Vec<_> = [b.id.clone(), c.id.clone()]
+        .into_iter()
+        .map(|id| {
+            let s = s.clone();
+            tokio::spawn(async move { s.commit(vec![Change::DeleteUser(id)]).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    s.commit(vec![Change::DeleteSubscription {
+        rid: stale.id.clone(),
+        user_id: a.id.clone(),
+    }])
+    .await
+    .unwrap();
+    let room = s.room_by_id(&stale.id).await.unwrap().unwrap();
+    assert_eq!(room.users_count, 0);
 }
 
 pub async fn settings_and_permissions(s: S) {

@@ -68,6 +68,15 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 )
                 .await?;
             }
+            let rooms = tx
+                .query(
+                    "SELECT rid FROM subscriptions WHERE user_id = $1",
+                    args![&id],
+                )
+                .await?;
+            for r in rooms {
+                adjust_users_count(tx, r[0].text().unwrap_or_default(), -1, now).await?;
+            }
             tx.exec("DELETE FROM subscriptions WHERE user_id = $1", args![&id])
                 .await?;
             tx.exec("DELETE FROM login_tokens WHERE user_id = $1", args![&id])
@@ -192,6 +201,11 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
         }
         Change::InsertRoom(room) => {
+            // `usersCount` is the store's: it counts the subscriptions inserted after the room.
+            let room = Room {
+                users_count: 0,
+                ..room
+            };
             tx.exec(
                 "INSERT INTO rooms (id, t, name, name_lower, is_default, seq, all_mentions, updated_at, doc)
                  VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
@@ -275,6 +289,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 ],
             )
             .await?;
+            adjust_users_count(tx, &sub.rid, 1, now).await?;
         }
         Change::UpdateSubscription(sub) => {
             expect_one(
@@ -310,6 +325,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 args![&rid, &user_id],
             )
             .await?;
+            adjust_users_count(tx, &rid, -1, now).await?;
             // Leaving a team's main room is leaving the team.
             tx.exec(
                 "DELETE FROM team_members WHERE user_id = $2 AND team_id IN (SELECT id FROM teams WHERE room_id = $1)",
@@ -809,7 +825,18 @@ pub(crate) fn message_args(m: &Message) -> StoreResult<Vec<Arg>> {
     ])
 }
 
+/// Replaces a room document, keeping the fields only the store maintains (message count, last
+/// message, member count) as they are stored: the caller's copy may predate a concurrent message
+/// or membership change, and writing it back would lose that update.
 async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
+    let stored = locked_room(tx, &room.id).await?;
+    let room = Room {
+        msgs: stored.msgs,
+        lm: stored.lm,
+        last_message: stored.last_message,
+        users_count: stored.users_count,
+        ..room.clone()
+    };
     expect_one(
         tx.exec(
             "UPDATE rooms SET t = $2, name = $3, name_lower = $4, is_default = $5, updated_at = $6, doc = $7
@@ -821,12 +848,46 @@ async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
                 room.name.as_ref().map(|n| n.to_lowercase()),
                 room.default,
                 room.updated_at.millis(),
-                to_json(room)?
+                to_json(&room)?
             ],
         )
         .await?,
         "room",
     )
+}
+
+/// The room's stored document, its row locked until the transaction ends (PostgreSQL's plain
+/// SELECT does not lock; SQLite serializes writers anyway).
+async fn locked_room(tx: &mut dyn SqlTx, rid: &str) -> StoreResult<Room> {
+    tx.exec("UPDATE rooms SET seq = seq WHERE id = $1", args![rid])
+        .await?;
+    let rows = tx
+        .query("SELECT doc FROM rooms WHERE id = $1", args![rid])
+        .await?;
+    from_json(
+        &rows
+            .first()
+            .ok_or_else(|| StoreError::Missing("room".into()))?[0],
+    )
+}
+
+/// Counts a membership in or out of the room's `usersCount`, under the room's row lock so that
+/// concurrent joins, leaves and user deletions all land.
+async fn adjust_users_count(
+    tx: &mut dyn SqlTx,
+    rid: &str,
+    delta: i64,
+    now: i64,
+) -> StoreResult<()> {
+    let mut room = locked_room(tx, rid).await?;
+    room.users_count = (room.users_count + delta).max(0);
+    room.updated_at = Timestamp::from_millis(now);
+    tx.exec(
+        "UPDATE rooms SET updated_at = $2, doc = $3 WHERE id = $1",
+        args![rid, now, to_json(&room)?],
+    )
+    .await?;
+    Ok(())
 }
 
 /// When `rid` is a discussion, copies its message count and last message time onto the

@@ -6,14 +6,14 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
-use crate::routes::avatars::image_response;
-use crate::routes::files::{FieldSource, form_error_text, stream_body};
+use crate::routes::avatars::serve_image;
+use crate::routes::files::{FieldSource, form_error_text};
 use apogee_core::blobs::BytesSource;
 use apogee_core::error::CoreError;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde_json::json;
 
 pub fn routes() -> Routes {
@@ -89,18 +89,5 @@ async fn asset(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let found = match s.core.asset_file(&file).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e.message, "asset failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
-    image_response(
-        &headers,
-        found.content_type,
-        &found.etag,
-        stream_body(found.body),
-    )
+    serve_image(s.core.asset_file(&file).await, &headers)
 }

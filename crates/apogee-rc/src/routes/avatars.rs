@@ -8,7 +8,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
 use crate::routes::files::{FieldSource, form_error_text, stream_body};
-use apogee_core::avatars::Avatar;
+use apogee_core::avatars::{Avatar, StoredImage};
 use apogee_core::domain::User;
 use apogee_core::error::CoreError;
 use axum::body::Body;
@@ -163,14 +163,30 @@ fn serve(found: Result<Avatar, CoreError>, headers: &HeaderMap) -> Response {
         }
     };
     let (content_type, etag, body) = match found {
-        Avatar::Image {
-            content_type,
-            etag,
-            body,
-        } => (content_type, etag, stream_body(body)),
+        Avatar::Image(image) => (image.content_type, image.etag, stream_body(image.body)),
         Avatar::Initials { svg, etag } => ("image/svg+xml", etag, Body::from(svg)),
     };
     image_response(headers, content_type, &etag, body)
+}
+
+/// A stored image (custom emoji, workspace asset) found by `found`, or 404.
+pub(crate) fn serve_image(
+    found: Result<Option<StoredImage>, CoreError>,
+    headers: &HeaderMap,
+) -> Response {
+    match found {
+        Ok(Some(image)) => image_response(
+            headers,
+            image.content_type,
+            &image.etag,
+            stream_body(image.body),
+        ),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e.message, "image failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// An image (avatar, custom emoji, workspace asset) with its ETag — 304 when the client's copy is

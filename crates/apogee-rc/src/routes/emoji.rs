@@ -9,15 +9,15 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ok};
 use crate::params::Params;
-use crate::routes::avatars::image_response;
-use crate::routes::files::{FieldSource, form_error_text, stream_body};
+use crate::routes::avatars::serve_image;
+use crate::routes::files::{FieldSource, form_error_text};
 use apogee_core::blobs::BytesSource;
 use apogee_core::emoji::EmojiImage;
 use apogee_core::error::CoreError;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -199,18 +199,5 @@ async fn image(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let found = match s.core.custom_emoji_file(&file).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e.message, "emoji image failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
-    image_response(
-        &headers,
-        found.content_type,
-        &found.etag,
-        stream_body(found.body),
-    )
+    serve_image(s.core.custom_emoji_file(&file).await, &headers)
 }
