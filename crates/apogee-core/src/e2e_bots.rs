@@ -31,6 +31,8 @@ use std::sync::Arc;
 const MAX_ROOMS: usize = 100;
 /// Most messages one read returns.
 const MAX_READ: i64 = 100;
+/// Largest encrypted file a bot decrypts (in memory).
+const MAX_BOT_FILE: i64 = 32 * 1024 * 1024;
 /// Most members one pass hands the room key to (the rest on the bot's next use of the room).
 const MAX_SERVE: i64 = 500;
 
@@ -706,6 +708,93 @@ impl Core {
             self.commit(audits).await?;
         }
         Ok(json!({"messages": out, "count": out.len()}))
+    }
+
+    /// `GET e2e.bot.file?msgId=&fileId=`: an encrypted file of an encrypted message, decrypted
+    /// for the bot with the key in the message's payload (`attachments[].encryption`) and checked
+    /// against its `hashes.sha256`. Audited (`e2e.bot.file_decrypted`); the plaintext is only
+    /// in the answer (`{file: {_id, name, type, size, data: base64}}`).
+    pub async fn e2e_bot_file(
+        &self,
+        actor: &User,
+        message_id: &str,
+        file_id: &str,
+    ) -> CoreResult<Value> {
+        let m = self
+            .store
+            .message_by_id(message_id)
+            .await?
+            .ok_or_else(|| CoreError::bad("error-invalid-message", "Invalid message"))?;
+        let (_, ring) = self.bot_keyring(actor, &m.rid).await?;
+        let no_file = || CoreError::bad("invalid-file", "No such encrypted file in this message");
+        if m.t.as_deref() != Some("e2e") {
+            return Err(no_file());
+        }
+        let envelope =
+            Envelope::from_message(Some(&m.msg), m.extra.get("content")).map_err(crypto_error)?;
+        let kid = envelope.kid.clone();
+        let payload = envelope.open(&ring).map_err(crypto_error)?.payload;
+        let files = payload.get("files").and_then(Value::as_array);
+        let index = files
+            .and_then(|f| f.iter().position(|f| f["_id"] == file_id))
+            .ok_or_else(no_file)?;
+        let attachments = payload.get("attachments").and_then(Value::as_array);
+        // The attachment that links this file, else the one at the file's position.
+        let link = format!("/file-upload/{file_id}/");
+        let attachment = attachments
+            .and_then(|a| {
+                a.iter()
+                    .find(|a| a["title_link"].as_str().is_some_and(|l| l.contains(&link)))
+                    .or_else(|| a.get(index))
+            })
+            .filter(|a| a.get("encryption").is_some())
+            .ok_or_else(no_file)?;
+        let key = apogee_e2ee::FileKey::from_encryption(&attachment["encryption"])
+            .map_err(crypto_error)?;
+        let upload = self
+            .store
+            .upload_by_id(file_id)
+            .await?
+            .filter(|u| u.rid == m.rid)
+            .ok_or_else(no_file)?;
+        if upload.size > MAX_BOT_FILE {
+            return Err(CoreError::bad(
+                "error-file-too-large",
+                "The file is too large for a bot to decrypt",
+            ));
+        }
+        let mut body = self
+            .blobs
+            .get(&crate::files::key_of(&upload)?, None)
+            .await
+            .map_err(|e| crate::files::blob_failure(e, 0))?
+            .ok_or_else(no_file)?;
+        let ciphertext = crate::blobs::read_all(body.chunks.as_mut())
+            .await
+            .map_err(|e| crate::files::blob_failure(e, 0))?;
+        let plain = zeroize::Zeroizing::new(key.apply(&ciphertext));
+        if let Some(expected) = attachment["hashes"]["sha256"].as_str()
+            && apogee_e2ee::sha256_hex(&plain) != expected
+        {
+            return Err(CoreError::bad(
+                "error-e2e-bot-crypto",
+                "The decrypted file does not match its hash",
+            ));
+        }
+        let described = &files.map(|f| f[index].clone()).unwrap_or(Value::Null);
+        self.commit(vec![self.audit(
+            "e2e.bot.file_decrypted",
+            Some(actor),
+            json!({"rid": m.rid, "messageId": m.id, "fileId": file_id, "kid": kid}),
+        )])
+        .await?;
+        Ok(json!({"file": {
+            "_id": file_id,
+            "name": described.get("name"),
+            "type": described.get("type"),
+            "size": plain.len(),
+            "data": STANDARD.encode(plain.as_slice()),
+        }}))
     }
 
     /// `GET e2e.bot.decrypt?msgId=`: one message of an authorised room, decrypted.

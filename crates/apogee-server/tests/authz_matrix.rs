@@ -456,6 +456,7 @@ const ROWS: &[Row] = &[
     ("GET /api/v1/e2e.bot.messages", "", r#"{"rid":"$G"}"#, No, "none"),
     ("GET /api/v1/e2e.bot.decrypt", "", r#"{"msgId":"$MG"}"#, No, "none"),
     ("POST /api/v1/e2e.bot.createRoomKey", "", r#"{"rid":"$G"}"#, No, "none"),
+    ("GET /api/v1/e2e.bot.file", "", r#"{"msgId":"$MG","fileId":"x"}"#, No, "none"),
     // Key recovery (docs/E2EE-RECOVERY.md): `manage-e2e-recovery` (admin) sets the officers — the
     // threshold here is refused as invalid, so the fixtures keep no policy —; with no policy
     // nobody is an officer, and a user's own calls fail validation (not enrolled), not authz.

@@ -2,11 +2,12 @@
 //! room key (`e2e.bot.createRoomKey`), suggests it to the members who published public keys,
 //! and hands it to a member who joins later at its next use of the room. People's clients are
 //! played by `apogee-e2ee`: they open the suggested key, accept it, read the bot's message and
-//! write one the bot reads.
+//! write one the bot reads, and send an encrypted file the bot decrypts (`e2e.bot.file`).
 
 mod common;
 
-use apogee_e2ee::{E2EKey, Envelope, Keyring, UserKeyPair, wrap_private_key};
+use apogee_e2ee::{E2EKey, Envelope, FileKey, Keyring, UserKeyPair, sha256_hex, wrap_private_key};
+use base64::Engine;
 use common::{Auth, PASSWORD, Server, assert_error, backends};
 use serde_json::{Value, json};
 
@@ -182,6 +183,83 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
             .collect();
         assert!(texts.contains(&"thanks, bot"), "{texts:?}");
 
+        // Alice sends an encrypted file (Rocket.Chat 7's flow: `rooms.media` with the ciphertext
+        // and encrypted metadata, then the `t: 'e2e'` message); the bot decrypts it.
+        let plain_file = b"quarterly numbers: 42, 17, 99".repeat(100);
+        let file_key = FileKey::generate();
+        let ciphertext = file_key.apply(&plain_file);
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(ciphertext.clone())
+                    .file_name(sha256_hex(b"numbers.txt")),
+            )
+            .text(
+                "content",
+                Envelope::seal_v2(
+                    &room_key,
+                    &kid,
+                    &json!({"name": "numbers.txt", "type": "text/plain"}),
+                )
+                .unwrap()
+                .to_json_string(),
+            );
+        let up = s
+            .client
+            .post(format!("{}/api/v1/rooms.media/{rid}", s.base))
+            .header("X-User-Id", &alice.user_id)
+            .header("X-Auth-Token", &alice.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(up.status(), 200);
+        let up: Value = up.json().await.unwrap();
+        let file_id = up["file"]["_id"].as_str().unwrap().to_string();
+        let url = format!("/file-upload/{file_id}/numbers.txt");
+        let payload = json!({
+            "msg": "",
+            "attachments": [{"title": "numbers.txt", "type": "file", "title_link": url, "title_link_download": true,
+                "encryption": file_key.encryption(), "hashes": {"sha256": sha256_hex(&plain_file)}, "size": plain_file.len()}],
+            "files": [{"_id": file_id, "name": "numbers.txt", "type": "text/plain", "size": plain_file.len()}],
+        });
+        let r = ok(
+            &s,
+            &format!("/api/v1/rooms.mediaConfirm/{rid}/{file_id}"),
+            &alice,
+            json!({"t": "e2e", "msg": "", "content": Envelope::seal_v2(&room_key, &kid, &payload).unwrap().to_value()}),
+        )
+        .await;
+        let file_msg = r["message"]["_id"].as_str().unwrap().to_string();
+        let r = s
+            .get(
+                &format!("/api/v1/e2e.bot.file?msgId={file_msg}&fileId={file_id}"),
+                &bot,
+            )
+            .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        assert_eq!(r.1["file"]["name"], "numbers.txt");
+        assert_eq!(r.1["file"]["type"], "text/plain");
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(r.1["file"]["data"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(data, plain_file);
+        // Only the bot, only files of that message.
+        let r = s
+            .get(
+                &format!("/api/v1/e2e.bot.file?msgId={file_msg}&fileId={file_id}"),
+                &alice,
+            )
+            .await;
+        assert_error(&r, 400, Some("error-not-allowed"));
+        let r = s
+            .get(
+                &format!("/api/v1/e2e.bot.file?msgId={file_msg}&fileId=otherfile"),
+                &bot,
+            )
+            .await;
+        assert_error(&r, 400, Some("invalid-file"));
+
         // Carol joins later; the bot's next use of the room hands her the key.
         ok(
             &s,
@@ -230,5 +308,14 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
         let entry = &r.1["events"][0];
         assert_eq!(entry["details"]["kid"], kid.as_str(), "{}", r.1);
         assert_eq!(entry["details"]["suggestedTo"], 1);
+        let r = s
+            .get("/api/v1/audit.events?event=e2e.bot.file_decrypted", &admin)
+            .await;
+        assert_eq!(
+            r.1["events"][0]["details"]["fileId"],
+            file_id.as_str(),
+            "{}",
+            r.1
+        );
     }
 }
