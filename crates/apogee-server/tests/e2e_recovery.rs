@@ -521,6 +521,62 @@ async fn officers_restore_a_private_key_m_of_n() {
             .await;
         assert_error(&r, 400, Some("error-e2e-recovery-policy-changed"));
 
+        // An officer who enrols cannot approve their own request, and does not see it listed;
+        // an officer removed from the policy can no longer approve.
+        let p = policy(&s, &officers[0]).await;
+        let own_key = BackupKey::generate();
+        let own_backup = own_key
+            .seal_private_key(&officer_keys[0].private_jwk())
+            .unwrap();
+        let own_shares: Vec<Value> = own_key
+            .split(2, 2)
+            .unwrap()
+            .iter()
+            .zip(p["officers"].as_array().unwrap())
+            .map(|(share, officer)| {
+                let key = UserPublicKey::from_jwk(officer["publicKey"].as_str().unwrap()).unwrap();
+                json!({"officerId": officer["_id"], "sealed": share.seal_to(&key).unwrap()})
+            })
+            .collect();
+        ok(
+            &s,
+            "/api/v1/e2e.recovery.enrol",
+            &officers[0],
+            json!({"version": 2, "backup": own_backup, "shares": own_shares,
+                "consent": {"text": CONSENT, "version": 2}}),
+        )
+        .await;
+        let r = ok(
+            &s,
+            "/api/v1/e2e.recovery.request",
+            &officers[0],
+            json!({"restorePublicKey": restore.public_jwk()}),
+        )
+        .await;
+        let own_request = r["request"]["_id"].as_str().unwrap().to_string();
+        let listed = s.get("/api/v1/e2e.recovery.requests", &officers[0]).await;
+        assert_eq!(listed.1["requests"], json!([]), "{}", listed.1);
+        let own_share = KeyShare::open(own_shares[0]["sealed"].as_str().unwrap(), &officer_keys[0])
+            .unwrap()
+            .seal_to(&restore.public())
+            .unwrap();
+        let r = s
+            .post(
+                "/api/v1/e2e.recovery.approve",
+                &officers[0],
+                json!({"requestId": own_request, "resealedShare": own_share}),
+            )
+            .await;
+        assert_error(&r, 400, Some("error-not-allowed"));
+        let r = s
+            .post(
+                "/api/v1/e2e.recovery.approve",
+                &officers[2],
+                json!({"requestId": own_request, "resealedShare": own_share}),
+            )
+            .await;
+        assert_error(&r, 400, Some("error-not-allowed"));
+
         // Every step is audited, without key material.
         let r = s.get("/api/v1/audit.events?count=100", &admin).await;
         assert_eq!(r.0, 200, "{}", r.1);
