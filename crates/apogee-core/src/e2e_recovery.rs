@@ -483,7 +483,7 @@ impl Core {
                 "consentSha256": consent.text_sha256,
             }),
         );
-        self.commit(vec![
+        let mut changes = vec![
             Change::SaveRecoveryEnrolment(RecoveryEnrolment {
                 user_id: actor.id.clone(),
                 policy_version: policy.version,
@@ -494,8 +494,17 @@ impl Core {
                 ts: now,
             }),
             audit,
-        ])
-        .await?;
+        ];
+        // Shares approved for an open request belong to the replaced backup key: the request
+        // cannot restore anything any more, so it closes with the old enrolment.
+        for request in self
+            .store
+            .pending_recovery_requests(Some(&actor.id))
+            .await?
+        {
+            changes.push(close(request, "withdrawn", &actor.id));
+        }
+        self.commit(changes).await?;
         Ok(json!({"version": policy.version, "enrolledAt": now}))
     }
 

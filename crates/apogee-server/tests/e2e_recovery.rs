@@ -538,12 +538,13 @@ async fn officers_restore_a_private_key_m_of_n() {
                 json!({"officerId": officer["_id"], "sealed": share.seal_to(&key).unwrap()})
             })
             .collect();
+        let own_enrol = json!({"version": 2, "backup": own_backup, "shares": own_shares,
+            "consent": {"text": CONSENT, "version": 2}});
         ok(
             &s,
             "/api/v1/e2e.recovery.enrol",
             &officers[0],
-            json!({"version": 2, "backup": own_backup, "shares": own_shares,
-                "consent": {"text": CONSENT, "version": 2}}),
+            own_enrol.clone(),
         )
         .await;
         let r = ok(
@@ -576,6 +577,16 @@ async fn officers_restore_a_private_key_m_of_n() {
             )
             .await;
         assert_error(&r, 400, Some("error-not-allowed"));
+        // Enrolling again closes the open request: its shares were of the replaced key.
+        ok(&s, "/api/v1/e2e.recovery.enrol", &officers[0], own_enrol).await;
+        let r = s
+            .post(
+                "/api/v1/e2e.recovery.approve",
+                &officers[1],
+                json!({"requestId": own_request, "resealedShare": own_share}),
+            )
+            .await;
+        assert_error(&r, 400, Some("error-e2e-recovery-request-closed"));
 
         // Every step is audited, without key material.
         let r = s.get("/api/v1/audit.events?count=100", &admin).await;
