@@ -84,7 +84,8 @@ describe('administration', { timeout: 180_000 }, () => {
     await form.locator('input[name=new-email]').fill('henry2@example.com');
     await form.locator('input[name=new-password]').fill(PASSWORD);
     await form.getByRole('button', { name: 'Create' }).click();
-    await form.getByRole('alert').waitFor();
+    // The server's error-field-unavailable, in the client's words.
+    await form.getByRole('alert').filter({ hasText: 'That name is taken already' }).waitFor();
     await form.getByRole('button', { name: 'Cancel' }).click();
   });
 
@@ -173,5 +174,44 @@ describe('administration', { timeout: 180_000 }, () => {
       return cells.length > 0 && cells.every((td) => td.textContent === 'login.failed');
     });
     assert.match(await page.locator('.audit-table tbody tr').first().textContent(), /henry/);
+  });
+
+  it('lists every room, filtered by type and name, and edits a room\'s settings', async () => {
+    const henry = (await server.rest('login', { username: 'henry', password: PASSWORD })).data;
+    await server.rest('channels.create', { name: 'ops' }, henry);
+    await server.rest('groups.create', { name: 'ops-private' }, henry);
+    await page.getByRole('link', { name: 'Rooms' }).click();
+    await page.waitForURL('**/admin/rooms');
+    const row = (name) => page.locator(`.admin-rooms tr[data-room="${name}"]`);
+    // The admin sees henry's private group without being in it.
+    await row('ops-private').waitFor();
+    await row('general').waitFor();
+    await page.getByLabel('Private groups').check();
+    await row('general').waitFor({ state: 'detached' });
+    await row('ops-private').waitFor();
+    await page.getByLabel('Private groups').uncheck();
+    await page.locator('.admin-rooms').getByRole('searchbox', { name: 'Search rooms' }).fill('ops');
+    await row('general').waitFor({ state: 'detached' });
+    await row('ops').waitFor();
+    await row('ops-private').waitFor();
+    await shot(page, 'admin-rooms');
+
+    await row('ops').getByRole('button', { name: 'Edit ops' }).click();
+    const form = page.getByRole('form', { name: 'Room settings' });
+    await form.locator('input[name=room-topic]').fill('Operations');
+    await form.locator('input[name=room-readonly]').check();
+    await form.getByRole('button', { name: 'Save' }).click();
+    await form.waitFor({ state: 'detached' });
+    await row('ops').getByText('read only').waitFor();
+    const info = await server.rest('rooms.info?roomName=ops', undefined, admin);
+    assert.equal(info.room.topic, 'Operations');
+    assert.equal(info.room.ro, true);
+    // A name another room has is refused in the form, and nothing changes.
+    await row('ops').getByRole('button', { name: 'Edit ops' }).click();
+    await form.locator('input[name=room-name]').fill('general');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await form.getByRole('alert').filter({ hasText: 'A room with that name exists already' }).waitFor();
+    assert.equal((await server.rest('rooms.info?roomName=ops', undefined, admin)).room.topic, 'Operations');
+    await form.getByRole('button', { name: 'Cancel' }).click();
   });
 });

@@ -160,7 +160,7 @@ describe('web client', { timeout: 180_000 }, () => {
     const target = message(bob, 'hello bob');
     await target.hover();
     await target.getByRole('button', { name: 'Add reaction' }).click();
-    await target.getByRole('menuitem', { name: '+1' }).click();
+    await target.getByRole('dialog', { name: 'Pick a reaction' }).getByRole('button', { name: '+1', exact: true }).click();
     const seen = message(alice, 'hello bob').locator('.reaction');
     await seen.waitFor();
     assert.equal((await seen.textContent()).replace(/\s+/g, ''), '👍1');

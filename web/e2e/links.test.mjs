@@ -51,6 +51,8 @@ describe('unread line, message links and quotes', { timeout: 240_000 }, () => {
     await server.start();
     await server.rest('users.register', { username: 'erin', email: 'erin@example.com', pass: PASSWORD, name: 'Erin' });
     erin = (await server.rest('login', { username: 'erin', password: PASSWORD })).data;
+    // The server turns links to its own messages (under Site_Url) into quote attachments.
+    await server.rest('settings/Site_Url', { value: server.url }, erin);
     await server.rest('users.register', { username: 'dave', email: 'dave@example.com', pass: PASSWORD, name: 'Dave' });
     dave = (await server.rest('login', { username: 'dave', password: PASSWORD })).data;
     rid = (await server.rest('channels.create', { name: 'landing', members: ['dave'] }, erin)).channel._id;
@@ -160,7 +162,11 @@ describe('unread line, message links and quotes', { timeout: 240_000 }, () => {
     // On the wire it is Rocket.Chat's quote: a blank-labelled link to the message, then the text.
     const replyId = await reply.getAttribute('data-id');
     const saved = await server.rest(`chat.getMessage?msgId=${replyId}`, undefined, erin);
-    assert.equal(saved.message.msg, `[ ](${server.url}/channel/landing?msg=${ids[`later ${UNREAD - 1}`]})\nagreed, see above`);
+    const link = `${server.url}/channel/landing?msg=${ids[`later ${UNREAD - 1}`]}`;
+    assert.equal(saved.message.msg, `[ ](${link})\nagreed, see above`);
+    // …and the server attached the quote, which is what the client draws.
+    assert.equal(saved.message.attachments?.[0]?.message_link, link);
+    assert.equal(saved.message.attachments[0].text, `later ${UNREAD - 1}`);
 
     // Following the quote goes to the quoted message, in the app (no reload).
     await page.evaluate(() => (window.__sameDocument = true));
@@ -175,5 +181,19 @@ describe('unread line, message links and quotes', { timeout: 240_000 }, () => {
     await server.rest('chat.postMessage', { roomId: rid, text }, erin);
     const reply = page.locator('.room .message', { hasText: 'from the archive' });
     await reply.locator('.attachment-quote', { hasText: 'early 1' }).waitFor();
+  });
+
+  it('leaves a link to a message the writer cannot read as a link, without a quote', async () => {
+    const secret = (await server.rest('groups.create', { name: 'erins-notes' }, erin)).group._id;
+    // chat.sendMessage: chat.postMessage has used up its rate limit in before().
+    const send = async (roomId, msg, auth) => (await server.rest('chat.sendMessage', { message: { rid: roomId, msg } }, auth)).message;
+    const hidden = (await send(secret, 'private words', erin))._id;
+    const dave2 = await send(rid, `[ ](${server.url}/group/erins-notes?msg=${hidden})\nguessing`, dave);
+    assert.equal(dave2.attachments, undefined, 'no quote of a room dave cannot read');
+    const reply = page.locator('.room .message', { hasText: 'guessing' });
+    await reply.waitFor();
+    assert.equal(await reply.locator('.attachment-quote').count(), 0);
+    assert.ok(!(await reply.textContent()).includes('private words'));
+    await reply.locator(`.message-text a[href*="${hidden}"]`).waitFor();
   });
 });

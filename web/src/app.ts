@@ -5,8 +5,10 @@
 import { Api, ApiError } from './api';
 import { DdpClient, DdpError, type DdpStatus } from './ddp';
 import { toDate } from './ejson';
+import { describeError, errorCode } from './errors';
 import { inMainList, merge, normalise, remove } from './messages';
 import { href, parse, roomRoute, type Route } from './router';
+import { t } from './i18n';
 import { Store } from './store';
 import type { Me, Message, Room, Subscription } from './types';
 
@@ -43,6 +45,11 @@ export interface State {
    * messages (reading it moves the subscription's `ls` on, so the unread line needs the old one).
    */
   unreadSince: Record<string, Date>;
+  /**
+   * The user's role makes two-factor authentication mandatory and none is set up: the server
+   * refuses all but the set-up (`error-two-factor-setup-required`), so the client shows only that.
+   */
+  setupRequired: boolean;
 }
 
 export const api = new Api();
@@ -62,6 +69,7 @@ export const store = new Store<State>({
   uploads: [],
   toast: null,
   unreadSince: {},
+  setupRequired: false,
 });
 
 const TOKEN_KEY = 'Meteor.loginToken';
@@ -86,9 +94,9 @@ export function toast(message: string): void {
   setTimeout(() => store.update((s) => (s.toast === message ? { toast: null } : {})), 5000);
 }
 
+/** An error as the user reads it: known server codes in the user's language (`errors.ts`). */
 export function errorText(e: unknown): string {
-  if (e instanceof ApiError || e instanceof DdpError) return e.message;
-  return e instanceof Error ? e.message : String(e);
+  return describeError(e);
 }
 
 // ---- session ------------------------------------------------------------------------------------
@@ -173,14 +181,33 @@ async function endSession(): Promise<void> {
   for (const stop of sessionStops.splice(0)) stop();
   openRoomStops.splice(0).forEach((s) => s());
   openRid = null;
-  store.update(() => ({ me: null, subs: {}, rooms: {}, messages: {}, threads: {}, typing: {}, presence: {}, uploads: [], unreadSince: {} }));
+  store.update(() => ({ me: null, subs: {}, rooms: {}, messages: {}, threads: {}, typing: {}, presence: {}, uploads: [], unreadSince: {}, setupRequired: false }));
   navigate({ name: 'login' }, true);
 }
 
 const sessionStops: (() => void)[] = [];
 
+/** Only the on/off flags of `/me`'s `services`. */
+function servicesOf(rawMe: any): Me['services'] {
+  return { totp: { enabled: !!rawMe?.services?.totp?.enabled }, email2fa: { enabled: !!rawMe?.services?.email2fa?.enabled } };
+}
+
+/**
+ * Reads `/me` again for what account changes (second factors) changed; once a required second
+ * factor is set up, loads what the server held back until then.
+ */
+export async function refreshMe(finishSetup = true): Promise<void> {
+  const rawMe = await api.get('me');
+  const services = servicesOf(rawMe);
+  store.update((s) => (s.me ? { me: { ...s.me, services } } : {}));
+  if (finishSetup && store.get().setupRequired && (services?.totp?.enabled || services?.email2fa?.enabled)) {
+    await loadSidebar();
+    store.update(() => ({ setupRequired: false }));
+  }
+}
+
 async function startSession(rawMe: any, token: string): Promise<void> {
-  const me: Me = { _id: rawMe._id, username: rawMe.username, name: rawMe.name, roles: rawMe.roles ?? [], status: rawMe.status };
+  const me: Me = { _id: rawMe._id, username: rawMe.username, name: rawMe.name, roles: rawMe.roles ?? [], status: rawMe.status, services: servicesOf(rawMe) };
   store.update(() => ({ me }));
   setFileCookies({ userId: me._id, token });
   ddp.resumeToken = token;
@@ -202,7 +229,12 @@ async function startSession(rawMe: any, token: string): Promise<void> {
   watch('force_logout', () => void endSession());
   watch('notification', ([n]) => notify(n));
   ddp.connect();
-  await loadSidebar();
+  try {
+    await loadSidebar();
+  } catch (e) {
+    if (errorCode(e) !== 'error-two-factor-setup-required') throw e;
+    store.update(() => ({ setupRequired: true }));
+  }
 }
 
 /** Rooms and subscriptions a stream event changed while a sidebar snapshot was being fetched. */
@@ -666,22 +698,36 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 /**
- * Runs a sensitive REST call (Rocket.Chat's `twoFactorRequired`): when the server answers
- * `totp-required`, asks for the code of the method it names (for `password`, the password, sent
- * as its SHA-256 as Rocket.Chat's client does) and calls again with the `x-2fa-*` headers.
+ * Runs a sensitive call (Rocket.Chat's `twoFactorRequired`): when the server answers
+ * `totp-required` (REST or DDP), asks for the code of the method it names (for `password`, the
+ * password, sent as its SHA-256 as Rocket.Chat's client does) and calls again with it.
  * `undefined` when the user cancels.
  */
-export async function withSecondFactor<T>(call: (headers: Record<string, string>) => Promise<T>): Promise<T | undefined> {
+async function withProof<T>(call: (proof?: { code: string; method: string }) => Promise<T>): Promise<T | undefined> {
   try {
-    return await call({});
+    return await call();
   } catch (e) {
-    const required = e instanceof ApiError && (e.error === 'totp-required' || e.errorType === 'totp-required');
+    const required =
+      (e instanceof ApiError && (e.error === 'totp-required' || e.errorType === 'totp-required')) ||
+      (e instanceof DdpError && e.error === 'totp-required');
     if (!required) throw e;
-    const method = String((e.details as any)?.method ?? 'totp');
+    const method = String(((e as ApiError | DdpError).details as any)?.method ?? 'totp');
     const ask = method === 'password' ? 'Confirm with your password' : method === 'email' ? 'Enter the code sent to your e-mail' : 'Enter the code from your authenticator app (or a backup code)';
-    const answer = prompt(ask);
+    const answer = prompt(t(ask));
     if (!answer) return undefined;
     const code = method === 'password' ? await sha256Hex(answer) : answer.trim();
-    return await call({ 'x-2fa-code': code, 'x-2fa-method': method });
+    return await call({ code, method });
   }
+}
+
+/** A sensitive REST call: the second factor goes in the `x-2fa-code`/`x-2fa-method` headers. */
+export function withSecondFactor<T>(call: (headers: Record<string, string>) => Promise<T>): Promise<T | undefined> {
+  return withProof((proof) => call(proof ? { 'x-2fa-code': proof.code, 'x-2fa-method': proof.method } : {}));
+}
+
+/** A sensitive DDP method: the second factor is its trailing `{twoFactorCode, twoFactorMethod}`. */
+export function callWithSecondFactor<T>(method: string, ...params: unknown[]): Promise<T | undefined> {
+  return withProof((proof) =>
+    ddp.call<T>(method, ...params, ...(proof ? [{ twoFactorCode: proof.code, twoFactorMethod: proof.method }] : [])),
+  );
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { firstUnread, layout, lastOwn, mdWithoutQuotes, merge, normalise, quotedIds, withoutQuotes } from './messages';
+import { firstUnread, layout, lastOwn, mdWithoutQuotes, merge, normalise, quotedIds, systemText, withoutQuotes } from './messages';
+import { setLanguage } from './i18n';
 
 const alice = { _id: 'A', username: 'alice' };
 const bob = { _id: 'B', username: 'bob' };
@@ -75,5 +76,26 @@ describe('quotes', () => {
       { type: 'PARAGRAPH', value: [{ type: 'PLAIN_TEXT', value: 'my answer ' }, link('http://h/?msg=zzz', 'site')] },
     ];
     expect(mdWithoutQuotes(md)).toEqual([md[1]]);
+  });
+
+  it('hides only the links of quotes the server attached when told which', () => {
+    const text = '[ ](http://h/channel/general?msg=abc)[ ](http://h/group/secret?msg=def)\nmy answer';
+    expect(withoutQuotes(text, new Set(['abc']))).toBe('[ ](http://h/group/secret?msg=def)\nmy answer');
+    expect(withoutQuotes(text, new Set())).toBe(text);
+    const link = (src: string) => ({ type: 'LINK', value: { src: { type: 'PLAIN_TEXT', value: src }, label: [{ type: 'PLAIN_TEXT', value: ' ' }] } });
+    const md = [{ type: 'PARAGRAPH', value: [link('http://h/channel/general?msg=abc'), link('http://h/group/secret?msg=def')] }];
+    expect(mdWithoutQuotes(md, new Set(['abc']))).toEqual([{ type: 'PARAGRAPH', value: [link('http://h/group/secret?msg=def')] }]);
+  });
+});
+
+describe('system messages', () => {
+  it('says what happened, in the user\'s language', () => {
+    const m = normalise({ _id: 's', rid: 'r', msg: 'news', ts: '2026-01-01T00:00:00.000Z', u: { _id: 'u', username: 'tess' }, t: 'user-added-room-to-team' });
+    setLanguage('en');
+    expect(systemText(m)).toBe('tess added #news to this team');
+    setLanguage('de');
+    expect(systemText(m)).toBe('tess hat #news zu diesem Team hinzugefügt');
+    expect(systemText({ ...m, t: 'something-new', msg: '' })).toBe('something-new');
+    setLanguage('en');
   });
 });

@@ -2,6 +2,7 @@
 // into one ordered list, and laying a list out as rows (day separators, grouping).
 
 import { toDate } from './ejson';
+import { t } from './i18n';
 import type { MdNode, Message } from './types';
 
 /** Dates of a message from either transport as Date objects. */
@@ -146,24 +147,31 @@ export function quotedIds(text: string): string[] {
   return ids;
 }
 
-/** The text without its quote links (they are shown as quotes, not as links). */
-export function withoutQuotes(text: string): string {
-  return text.replace(QUOTE_LINK, (whole, url) => (linkedMessageId(url) ? '' : whole)).replace(/^\s*\n/, '');
+/**
+ * The text without its quote links (they are shown as quotes, not as links): those to the
+ * messages in `shown` (the quotes the server attached), or all of them when `shown` is absent.
+ */
+export function withoutQuotes(text: string, shown?: ReadonlySet<string>): string {
+  return text.replace(QUOTE_LINK, (whole, url) => (isShown(linkedMessageId(url), shown) ? '' : whole)).replace(/^\s*\n/, '');
+}
+
+function isShown(id: string | undefined, shown: ReadonlySet<string> | undefined): boolean {
+  return !!id && (!shown || shown.has(id));
 }
 
 function blank(nodes: MdNode[] | undefined): boolean {
   return (nodes ?? []).every((n) => n.type === 'PLAIN_TEXT' && typeof n.value === 'string' && !n.value.trim());
 }
 
-/** The `md` AST without quote links, and without paragraphs they leave empty. */
-export function mdWithoutQuotes(md: MdNode[] | undefined): MdNode[] | undefined {
+/** The `md` AST without quote links (to `shown` messages, as `withoutQuotes`), and without paragraphs they leave empty. */
+export function mdWithoutQuotes(md: MdNode[] | undefined, shown?: ReadonlySet<string>): MdNode[] | undefined {
   if (!md) return md;
   const isQuote = (n: MdNode) => {
     if (n.type !== 'LINK') return false;
     const src = n.value?.src;
     const label = n.value?.label;
     const labelNodes: MdNode[] = Array.isArray(label) ? label : label ? [label] : [];
-    return !!linkedMessageId(typeof src === 'string' ? src : (src?.value ?? '')) && blank(labelNodes);
+    return isShown(linkedMessageId(typeof src === 'string' ? src : (src?.value ?? '')), shown) && blank(labelNodes);
   };
   const out: MdNode[] = [];
   for (const node of md) {
@@ -185,35 +193,45 @@ export function lastOwn(list: readonly Message[], userId: string): Message | und
 }
 
 /** What a system message says, Rocket.Chat's wording for the common kinds. */
+/** The line a system message shows, in the user's language. */
 export function systemText(m: Message): string {
   const who = m.u.username;
+  const vars = { who, msg: m.msg, role: String((m as any).role ?? '') };
   switch (m.t) {
     case 'uj':
-      return `${who} joined the channel`;
+      return t('{who} joined the channel', vars);
     case 'ul':
-      return `${who} left the channel`;
+      return t('{who} left the channel', vars);
     case 'au':
-      return `${m.msg} was added by ${who}`;
+      return t('{msg} was added by {who}', vars);
     case 'ru':
-      return `${m.msg} was removed by ${who}`;
+      return t('{msg} was removed by {who}', vars);
     case 'r':
-      return `Room name changed to ${m.msg} by ${who}`;
+      return t('Room name changed to {msg} by {who}', vars);
     case 'room_changed_topic':
-      return `Room topic changed to ${m.msg} by ${who}`;
+      return t('Room topic changed to {msg} by {who}', vars);
     case 'room_changed_description':
-      return `Room description changed to ${m.msg} by ${who}`;
+      return t('Room description changed to {msg} by {who}', vars);
     case 'room_changed_announcement':
-      return `Room announcement changed to ${m.msg} by ${who}`;
+      return t('Room announcement changed to {msg} by {who}', vars);
     case 'message_pinned':
-      return `${who} pinned a message`;
+      return t('{who} pinned a message', vars);
     case 'subscription-role-added':
-      return `${m.msg} was set ${(m as any).role ?? ''} by ${who}`;
+      return t('{msg} was set {role} by {who}', vars);
     case 'subscription-role-removed':
-      return `${m.msg} is no longer ${(m as any).role ?? ''} by ${who}`;
+      return t('{msg} is no longer {role} by {who}', vars);
     case 'user-converted-to-team':
-      return `${who} converted the room to a team`;
+      return t('{who} converted the room to a team', vars);
+    case 'user-added-room-to-team':
+      return t('{who} added #{msg} to this team', vars);
+    case 'user-removed-room-from-team':
+      return t('{who} removed #{msg} from this team', vars);
+    case 'ujt':
+      return t('{who} joined the team', vars);
+    case 'ult':
+      return t('{who} left the team', vars);
     case 'rm':
-      return 'Message removed';
+      return t('Message removed');
     default:
       return m.msg || m.t || '';
   }

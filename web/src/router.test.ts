@@ -3,12 +3,13 @@ import { href, parse } from './router';
 
 describe('routes', () => {
   it("reads Rocket.Chat's URLs and writes them back", () => {
-    for (const path of ['/home', '/channel/general', '/group/secret/thread/abc', '/direct/XYZ', '/admin/users']) {
+    for (const path of ['/home', '/channel/general', '/group/secret/thread/abc', '/direct/XYZ', '/admin/users', '/account/security']) {
       expect(href(parse(path))).toBe(path);
     }
     expect(parse('/')).toEqual({ name: 'home' });
     expect(parse('/channel/caf%C3%A9')).toMatchObject({ kind: 'channel', key: 'café' });
     expect(parse('/admin')).toEqual({ name: 'admin', section: 'users' });
+    expect(parse('/account')).toEqual({ name: 'account', section: 'security' });
   });
 
   it('keeps the message of a `?msg=` link', () => {

@@ -1,6 +1,6 @@
 // Rocket.Chat's client URLs, so links from other clients and the desktop app's deep links land
 // in the right place: /home, /channel/:name, /group/:name, /direct/:rid (or a username),
-// …/thread/:tmid, /admin/:section, plus /login and /register. A room URL may carry `?msg=<id>`:
+// …/thread/:tmid, /admin/:section, /account/:section, plus /login and /register. A room URL may carry `?msg=<id>`:
 // the message to scroll to and highlight (Rocket.Chat's message links).
 
 export type Route =
@@ -8,7 +8,8 @@ export type Route =
   | { name: 'login' }
   | { name: 'register' }
   | { name: 'room'; kind: 'channel' | 'group' | 'direct'; key: string; tmid?: string; msg?: string }
-  | { name: 'admin'; section: string };
+  | { name: 'admin'; section: string }
+  | { name: 'account'; section: string };
 
 /** Reads a path, with its query string (`?msg=`) when given (a full `/path?query` also works). */
 export function parse(pathname: string, search = ''): Route {
@@ -32,6 +33,8 @@ export function parse(pathname: string, search = ''): Route {
       return { name: 'room', kind: first, key: second, tmid: third === 'thread' && fourth ? fourth : undefined, ...(msg ? { msg } : {}) };
     case 'admin':
       return { name: 'admin', section: second ?? 'users' };
+    case 'account':
+      return { name: 'account', section: second ?? 'security' };
     default:
       return { name: 'home' };
   }
@@ -46,6 +49,8 @@ export function href(route: Route): string {
     }
     case 'admin':
       return `/admin/${route.section}`;
+    case 'account':
+      return `/account/${route.section}`;
     default:
       return `/${route.name}`;
   }

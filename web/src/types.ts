@@ -19,7 +19,13 @@ export interface Attachment {
   image_dimensions?: { width: number; height: number };
   image_preview?: string;
   author_name?: string;
+  author_icon?: string;
   message_link?: string;
+  /** A quote's time (ISO string from REST, `{$date}` over DDP) and its message's `md`. */
+  ts?: unknown;
+  md?: MdNode[];
+  /** A quote's own attachments (files, nested quotes). */
+  attachments?: Attachment[];
 }
 
 export interface Message {
@@ -83,6 +89,7 @@ export interface Room {
   ro?: boolean;
   lm?: Date;
   teamMain?: boolean;
+  teamId?: string;
   _updatedAt?: Date;
 }
 
@@ -92,4 +99,6 @@ export interface Me {
   name?: string;
   roles: string[];
   status?: string;
+  /** Which second factors are on (`/me`'s `services`; never any secret). */
+  services?: { totp?: { enabled?: boolean }; email2fa?: { enabled?: boolean } };
 }

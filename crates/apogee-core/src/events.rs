@@ -121,6 +121,13 @@ pub enum Event {
         username: String,
         restore_key_sha256: String,
     },
+    /// A message only `user_id` sees, never stored (Rocket.Chat's `notify.ephemeralMessage`):
+    /// slash commands' answers. Clients hear it on `stream-notify-user` `<uid>/message`;
+    /// `message` is the whole document sent.
+    Ephemeral {
+        user_id: String,
+        message: serde_json::Value,
+    },
 }
 
 /// Whom an event concerns, so a node hands it only to those connections.
@@ -176,9 +183,9 @@ impl Event {
             | Event::Room { rid, .. }
             | Event::Activity { rid, .. }
             | Event::E2eKeyRequest { rid, .. } => Audience::Room(rid),
-            Event::Subscription { user_id, .. } | Event::SessionsEnded { user_id, .. } => {
-                Audience::User(user_id)
-            }
+            Event::Subscription { user_id, .. }
+            | Event::SessionsEnded { user_id, .. }
+            | Event::Ephemeral { user_id, .. } => Audience::User(user_id),
             Event::E2eRecoveryRequest { officer_id, .. } => Audience::User(officer_id),
             Event::Setting { public: false, .. } => Audience::Nodes,
             Event::User { user } => Audience::Profile(&user.id),

@@ -129,12 +129,19 @@ impl Core {
         let mut message = Message::new(id, &view.room.id, actor.as_ref(), new.msg);
         message.extra = extra;
         message.extra.retain(|_, v| !v.is_null());
+        // Rocket.Chat marks messages sent while read receipts are on as not yet read by
+        // everyone; readers never write to the message (see `read_receipts::settle_read_flags`).
+        message.extra.remove("unread");
+        if self.settings.bool("Message_Read_Receipt_Enabled") {
+            message.extra.insert("unread".into(), Value::Bool(true));
+        }
         let (mentioned, mentions_all) = if encrypted {
             message.t = Some("e2e".into());
             self.resolve_e2e_mentions(actor, &mut message, view.sub.as_ref())
                 .await?
         } else {
             message.md = Some(markdown::parse(&message.msg));
+            self.attach_quotes(actor, &mut message).await?;
             self.resolve_mentions(actor, &mut message, view.sub.as_ref())
                 .await?
         };
@@ -293,6 +300,9 @@ impl Core {
         let view = self
             .readable_room(actor, &RoomRef::Id(message.rid.clone()))
             .await?;
+        let mut one = [message];
+        self.settle_read_flags(&view.room.id, &mut one).await?;
+        let [message] = one;
         Ok((message, view))
     }
 
@@ -348,9 +358,10 @@ impl Core {
             extra.remove("e2eMentions");
             message.msg = text;
             message.md = Some(markdown::parse(&message.msg));
+            message.extra.extend(extra);
+            self.attach_quotes(actor, &mut message).await?;
             self.resolve_mentions(actor, &mut message, view.sub.as_ref())
                 .await?;
-            message.extra.extend(extra);
         }
         let now = Timestamp::now();
         message.edited_at = Some(now);
@@ -580,7 +591,9 @@ impl Core {
         if !self.authz.can_read_room(actor, room, sub.as_ref()) {
             return Err(CoreError::not_allowed("Not allowed"));
         }
-        Ok(self.store.history(&room.id, query).await?)
+        let (mut messages, total) = self.store.history(&room.id, query).await?;
+        self.settle_read_flags(&room.id, &mut messages).await?;
+        Ok((messages, total))
     }
 
     /// Messages and deletions in a room since `since` (`chat.syncMessages`).
@@ -593,10 +606,11 @@ impl Core {
         let view = self
             .readable_room(actor, &RoomRef::Id(rid.to_string()))
             .await?;
-        let updated = self
+        let mut updated = self
             .store
             .messages_updated_since(&view.room.id, since, 500)
             .await?;
+        self.settle_read_flags(&view.room.id, &mut updated).await?;
         let deleted = self
             .store
             .deleted_messages_since(&view.room.id, since)

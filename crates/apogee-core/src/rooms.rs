@@ -233,7 +233,20 @@ impl Core {
 
     /// `channels.invite` / `groups.invite`: adds another user to a room.
     pub async fn invite(&self, actor: &User, room: &RoomRef, invitee: &User) -> CoreResult<Room> {
-        let room = self.find_room(room).await?;
+        self.add_users(actor, room, std::slice::from_ref(invitee))
+            .await
+    }
+
+    /// Adds users to a room in one batch (`addUsersToRoom`): the actor needs
+    /// `add-user-to-joined-room` as a member, or `add-user-to-any-c-room` / `-p-room`. Users
+    /// already in the room are skipped.
+    pub async fn add_users(
+        &self,
+        actor: &User,
+        room: &RoomRef,
+        invitees: &[User],
+    ) -> CoreResult<Room> {
+        let mut room = self.find_room(room).await?;
         let sub = self.store.subscription(&room.id, &actor.id).await?;
         let allowed = (sub.is_some()
             && self
@@ -244,22 +257,100 @@ impl Core {
         if room.is_direct() || !allowed {
             return Err(CoreError::unauthorized());
         }
-        if self
+        let (members, _) = self
             .store
-            .subscription(&room.id, &invitee.id)
-            .await?
-            .is_some()
-        {
-            return Ok(room);
+            .subscriptions_of_room(
+                &room.id,
+                Page {
+                    offset: 0,
+                    count: i64::MAX,
+                },
+            )
+            .await?;
+        let mut changes = Vec::new();
+        let mut key_requests = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for invitee in invitees {
+            if members.iter().any(|m| m.u.id == invitee.id) || !seen.insert(&invitee.id) {
+                continue;
+            }
+            key_requests.extend(self.e2e_key_request_on_join(&room, &invitee.id));
+            changes.extend(self.join_changes(room.clone(), invitee, Some(actor), true));
+            room.users_count += 1;
         }
         let rid = room.id.clone();
-        let key_request = self.e2e_key_request_on_join(&room, &invitee.id);
-        self.commit(self.join_changes(room, invitee, Some(actor), true))
-            .await?;
-        if let Some(e) = key_request {
+        if !changes.is_empty() {
+            self.commit(changes).await?;
+        }
+        for e in key_requests {
             self.publish(e);
         }
         self.find_room(&RoomRef::Id(rid)).await
+    }
+
+    /// `muteUserInRoom` / `unmuteUserInRoom` (`rooms.muteUser` / `rooms.unmuteUser`): muted
+    /// members of a channel or group cannot send messages. Needs `mute-user` in the room.
+    pub async fn set_muted(
+        &self,
+        actor: &User,
+        rid: &str,
+        user_id: Option<&str>,
+        username: Option<&str>,
+        muted: bool,
+    ) -> CoreResult<Room> {
+        let sub = self.store.subscription(rid, &actor.id).await?;
+        if !self.authz.has_in(actor, "mute-user", sub.as_ref()) {
+            let what = if muted { "Mute" } else { "Unmute" };
+            return Err(CoreError::bad(
+                "error-action-not-allowed",
+                format!("{what} user is not allowed"),
+            ));
+        }
+        let mut room = self
+            .store
+            .room_by_id(rid)
+            .await?
+            .ok_or_else(|| CoreError::bad("error-invalid-room", "Invalid room"))?;
+        if room.is_direct() {
+            return Err(CoreError::bad(
+                "error-invalid-room-type",
+                format!("{} is not a valid room type", room.t.code()),
+            ));
+        }
+        let target = match (user_id, username) {
+            (Some(id), _) => self.store.user_by_id(id).await?,
+            (None, Some(name)) => self.store.user_by_username(name).await?,
+            (None, None) => None,
+        };
+        let target = target.ok_or_else(CoreError::invalid_user)?;
+        if self.store.subscription(rid, &target.id).await?.is_none() {
+            return Err(CoreError::bad(
+                "error-user-not-in-room",
+                "User is not in this room",
+            ));
+        }
+        let present = room.muted.contains(&target.username);
+        if present == muted {
+            return Ok(room);
+        }
+        if muted {
+            room.muted.push(target.username.clone());
+        } else {
+            room.muted.retain(|u| *u != target.username);
+        }
+        room.updated_at = Timestamp::now();
+        let t = if muted { "user-muted" } else { "user-unmuted" };
+        let msg = Message::system(&room.id, t, target.username.clone(), actor.as_ref());
+        self.commit(vec![
+            Change::UpdateRoom(room.clone()),
+            Change::AppendMessage {
+                message: msg,
+                mentioned_user_ids: vec![],
+                mentions_all: false,
+            },
+        ])
+        .await?;
+        self.find_room(&RoomRef::Id(room.id)).await
     }
 
     /// `channels.leave` / `groups.leave` / `rooms.leave`.

@@ -25,7 +25,8 @@ macro_rules! conformance_tests {
             login_sessions_for_device_management, personal_token_names_are_unique_per_user,
             password_history_and_resets, two_factor_secrets_compare_and_set,
             integrations_by_type_owner_and_channel, moderation_reports_and_summaries,
-            custom_emoji_names_and_deltas, federation_keys, e2e_recovery_rules);
+            custom_emoji_names_and_deltas, federation_keys, e2e_recovery_rules,
+            read_state_for_receipts);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -2370,4 +2371,52 @@ pub async fn e2e_recovery_rules(s: S) {
     .await
     .unwrap();
     assert!(s.recovery_enrolment(&u.id).await.unwrap().is_none());
+}
+
+/// Read receipts are derived from what this checks: a member's `ls` after marking a room read is
+/// at or after its newest message's `ts`, members list with their join time and `ls`, and a
+/// message keeps Rocket.Chat's `unread` flag as stored.
+pub async fn read_state_for_receipts(s: S) {
+    let (a, b) = (user("rhea"), user("saul"));
+    add_users(&s, &[&a, &b]).await;
+    let r = setup(&s, "receipts", &[&a, &b]).await;
+    let mut m = Message::new(
+        apogee_domain::random_id(),
+        &r.id,
+        a.as_ref(),
+        "seen?".into(),
+    );
+    m.extra
+        .insert("unread".into(), serde_json::Value::Bool(true));
+    s.commit(vec![append(&m)]).await.unwrap();
+    let stored = s.message_by_id(&m.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.extra.get("unread"),
+        Some(&serde_json::Value::Bool(true))
+    );
+    assert_eq!(stored.ts, m.ts);
+    s.commit(vec![Change::MarkRead {
+        rid: r.id.clone(),
+        user_id: b.id.clone(),
+    }])
+    .await
+    .unwrap();
+    let all = Page {
+        offset: 0,
+        count: 10,
+    };
+    let (members, total) = s.subscriptions_of_room(&r.id, all).await.unwrap();
+    assert_eq!(total, 2);
+    let of = |u: &User| members.iter().find(|x| x.u.id == u.id).unwrap().clone();
+    let (sa, sb) = (of(&a), of(&b));
+    assert!(
+        sb.ls.is_some_and(|ls| ls >= m.ts),
+        "{:?} < {:?}",
+        sb.ls,
+        m.ts
+    );
+    assert!(
+        sa.ts <= m.ts && sb.ts <= m.ts,
+        "members keep their join time"
+    );
 }

@@ -3,6 +3,7 @@
 //! The serde form of each record is Rocket.Chat's wire shape (camelCase keys, `_id`, ISO dates),
 //! so stores persist it as a document and the wire layer renders it without a second mapping.
 
+pub mod commands;
 pub mod device;
 pub mod ids;
 pub mod markdown;
@@ -10,6 +11,7 @@ pub mod mentions;
 pub mod message;
 pub mod password_policy;
 pub mod permissions;
+pub mod quote;
 pub mod room;
 pub mod settings;
 pub mod subscription;

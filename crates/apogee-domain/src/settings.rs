@@ -436,6 +436,7 @@ pub const CATALOGUE: &[SettingDef] = &[
     setting!("Message_AllowPinning", "boolean", true, true, "Message"),
     setting!("Message_AllowStarring", "boolean", true, true, "Message"),
     setting!("Message_MaxAllowedSize", "int", 5000, true, "Message"),
+    setting!("Message_QuoteChainLimit", "int", 2, true, "Message"),
     setting!(
         "Message_Read_Receipt_Enabled",
         "boolean",

@@ -54,6 +54,11 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 json!({"success": false, "status": "error", "message": e.message, "error": e.message}),
             ),
+            // `API.v1.forbidden(msg)` has no `errorType`; method errors answered 403 do.
+            ErrorKind::Forbidden if e.code.is_empty() => (
+                StatusCode::FORBIDDEN,
+                json!({"success": false, "error": e.message}),
+            ),
             ErrorKind::Forbidden => (
                 StatusCode::FORBIDDEN,
                 json!({"success": false, "error": format!("{} [{}]", e.message, e.code), "errorType": e.code}),

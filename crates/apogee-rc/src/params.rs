@@ -69,6 +69,11 @@ pub enum Style {
 pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
     use Style::*;
     &[
+        // commands.ts (its own validators; `commands.preview` has one per method, checked in
+        // the handlers)
+        ("/api/v1/commands.get", "isCommandsGetParams", Query),
+        ("/api/v1/commands.list", "isCommandsListParams", Query),
+        ("/api/v1/commands.run", "isCommandsRunBody", Body),
         // chat.ts
         ("/api/v1/chat.delete", "isChatDeleteProps", Legacy),
         (
@@ -229,7 +234,19 @@ pub const ROUTE_SCHEMAS: &[(&str, &str, Style)] = {
             "isSubscriptionsUnreadProps",
             Body,
         ),
+        // chat.ts
+        (
+            "/api/v1/chat.getMessageReadReceipts",
+            "isChatGetMessageReadReceiptsProps",
+            Query,
+        ),
         // rooms.ts
+        ("/api/v1/rooms.muteUser", "isRoomsMuteUnmuteUserProps", Body),
+        (
+            "/api/v1/rooms.unmuteUser",
+            "isRoomsMuteUnmuteUserProps",
+            Body,
+        ),
         (
             "/api/v1/rooms.cleanHistory",
             "isRoomsCleanHistoryProps",
@@ -370,11 +387,27 @@ pub fn query_values(query: &str, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// A query string as parameters. `k[]=a&k[]=b` (how browsers' and Rocket.Chat's clients send a
+/// list) becomes the array `k: [a, b]`; another repeated key keeps its last value.
 pub(crate) fn parse_query(query: &str) -> Map<String, Value> {
     let mut map = Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        map.insert(decode(k), Value::String(decode(v)));
+        let (k, v) = (decode(k), Value::String(decode(v)));
+        match k.strip_suffix("[]") {
+            Some(list) if !list.is_empty() => {
+                match map
+                    .entry(list.to_string())
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                {
+                    Value::Array(items) => items.push(v),
+                    other => *other = Value::Array(vec![v]),
+                }
+            }
+            _ => {
+                map.insert(k, v);
+            }
+        }
     }
     map
 }
@@ -526,6 +559,16 @@ mod tests {
         assert_eq!(m["bad"], "%zz");
         assert_eq!(parse_query("x=%e2%82%ac")["x"], "€");
         assert_eq!(parse_query("x=%4")["x"], "%4");
+    }
+
+    #[test]
+    fn bracketed_keys_make_lists() {
+        let m = parse_query("types%5B%5D=c&count=5&types[]=p&one[]=x");
+        assert_eq!(m["types"], json!(["c", "p"]));
+        assert_eq!(m["one"], json!(["x"]));
+        assert_eq!(m["count"], "5");
+        assert!(!m.contains_key("types[]"));
+        assert_eq!(parse_query("[]=x")["[]"], "x");
     }
 
     #[test]

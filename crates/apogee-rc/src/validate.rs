@@ -49,6 +49,9 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 const SCHEMAS_JSON: &str = include_str!("../schemas/rest-request-schemas.json");
+/// Validators Rocket.Chat declares inside an endpoint's own file rather than in rest-typings
+/// (`commands.ts`), so they are missing from the bundle above; same form.
+const INLINE_SCHEMAS_JSON: &str = include_str!("../schemas/inline-request-schemas.json");
 
 /// Validators that rest-typings compiles with `ajvQuery`
 /// (`coerceTypes: "array"`); every other one uses `ajv` (`coerceTypes: true`).
@@ -281,7 +284,13 @@ struct Registry {
     failures: Vec<(String, String)>,
 }
 
-static REGISTRY: LazyLock<Registry> = LazyLock::new(|| load(SCHEMAS_JSON));
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let mut registry = load(SCHEMAS_JSON);
+    let inline = load(INLINE_SCHEMAS_JSON);
+    registry.schemas.extend(inline.schemas);
+    registry.failures.extend(inline.failures);
+    registry
+});
 
 fn load(text: &str) -> Registry {
     let mut registry = Registry {
@@ -2336,8 +2345,13 @@ mod tests {
     fn every_schema_in_the_file_compiles() {
         let registry = &*REGISTRY;
         assert!(registry.failures.is_empty(), "{:?}", registry.failures);
-        assert_eq!(registry.schemas.len(), 403);
+        assert_eq!(
+            registry.schemas.len(),
+            403 + 3,
+            "the bundle and the inline validators"
+        );
         assert!(has_schema("isChatSendMessageProps"));
+        assert!(has_schema("isCommandsRunBody"));
         assert!(has_schema("validateBadRequestErrorResponse"));
     }
 

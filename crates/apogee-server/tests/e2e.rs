@@ -611,6 +611,30 @@ async fn encrypted_rooms_keep_no_plaintext() {
         assert_eq!(m["mentions"][0]["username"], "bob", "{m}");
         assert!(m.get("md").is_none(), "{m}");
 
+        // A link to the encrypted message, posted in the plain room, quotes its author and time
+        // but none of its ciphertext.
+        let (_, site) = s.get("/api/v1/settings/Site_Url", &alice).await;
+        let site = site["value"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
+        let link = format!("{site}/group/vault?msg=msgV2aaaaaaaaaaaa");
+        let r = s
+            .post(
+                "/api/v1/chat.sendMessage",
+                &alice,
+                json!({"message": {"rid": plain, "msg": format!("[ ]({link}) see this")}}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let quote = &r.1["message"]["attachments"][0];
+        assert_eq!(quote["message_link"], link.as_str(), "{}", r.1);
+        assert_eq!(quote["author_name"], "alice");
+        assert_eq!(quote["text"], "");
+        assert!(quote.get("md").is_none(), "{quote}");
+        assert!(!r.1.to_string().contains(&ciphertext), "{}", r.1);
+
         // Edits replace the envelope (Rocket.Chat's encrypted chat.update has no `text`);
         // a plaintext edit of an encrypted message is refused.
         let edited = json!({"algorithm": "rc.v2.aes-sha2", "kid": KID, "iv": b64(&noise(4, 12), false), "ciphertext": b64(&noise(5, 40), false)});

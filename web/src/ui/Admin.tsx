@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText, navigate, store, toast, withSecondFactor } from '../app';
 import { AuditLog, RolesAndPermissions } from './AdminAccess';
+import { AdminRooms } from './AdminRooms';
 import { useSelect } from '../store';
 import { t } from '../i18n';
 
@@ -177,7 +178,7 @@ function Settings() {
       const d = { ...drafts };
       delete d[s._id];
       setDrafts(d);
-      toast(`Saved ${s._id}`);
+      toast(t('Saved {setting}', { setting: s._id }));
     } catch (e) {
       toast(errorText(e));
     }
@@ -219,11 +220,12 @@ export function Admin() {
   const section = route.name === 'admin' ? route.section : 'users';
   const tabs = [
     ['users', t('Users')],
+    ['rooms', t('Rooms')],
     ['settings', t('Settings')],
     ['permissions', t('Permissions')],
     ['audit', t('Audit log')],
   ];
-  const body = section === 'settings' ? <Settings /> : section === 'permissions' ? <RolesAndPermissions /> : section === 'audit' ? <AuditLog /> : <Users />;
+  const body = section === 'settings' ? <Settings /> : section === 'permissions' ? <RolesAndPermissions /> : section === 'audit' ? <AuditLog /> : section === 'rooms' ? <AdminRooms /> : <Users />;
   return (
     <section class="admin" aria-label="Administration">
       <header class="room-header">

@@ -1,6 +1,7 @@
 import { useEffect } from 'preact/hooks';
 import { closeRoom, isAdmin, store } from '../app';
 import { useSelect } from '../store';
+import { Account } from './Account';
 import { Admin } from './Admin';
 import { Login, Register } from './Login';
 import { RoomView } from './Room';
@@ -36,6 +37,7 @@ export function App() {
   const booting = useSelect(store, (s) => s.booting);
   const me = useSelect(store, (s) => s.me);
   const route = useSelect(store, (s) => s.route);
+  const setupRequired = useSelect(store, (s) => s.setupRequired);
   useEffect(() => {
     if (route.name !== 'room') closeRoom();
   }, [route.name]);
@@ -53,7 +55,17 @@ export function App() {
       <Sidebar />
       <main class="main">
         <ConnectionBanner />
-        {route.name === 'room' ? <RoomView /> : route.name === 'admin' && isAdmin() ? <Admin /> : <Home />}
+        {setupRequired ? (
+          <Account required />
+        ) : route.name === 'room' ? (
+          <RoomView />
+        ) : route.name === 'admin' && isAdmin() ? (
+          <Admin />
+        ) : route.name === 'account' ? (
+          <Account />
+        ) : (
+          <Home />
+        )}
       </main>
       <Toast />
     </div>

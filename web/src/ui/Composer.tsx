@@ -1,11 +1,12 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, editMessage, errorText, sendMessage, setTyping, store, toast, uploadFile, withQuotes } from '../app';
 import { applyCompletion, tokenAt, type Token } from '../complete';
-import { EMOJI } from '../emoji';
+import { loadEmojiCatalog, searchEmoji } from '../emoji-catalog';
 import { lastOwn } from '../messages';
 import { useSelect } from '../store';
 import type { Message } from '../types';
 import { t } from '../i18n';
+import { EmojiPicker } from './EmojiPicker';
 
 interface Option {
   value: string;
@@ -13,14 +14,11 @@ interface Option {
   hint?: string;
 }
 
-/** Suggestions for a token: users and rooms from `spotlight`, emoji from the local table. */
+/** Suggestions for a token: users and rooms from `spotlight`, emoji from the full set. */
 async function suggestions(token: Token): Promise<Option[]> {
   if (token.trigger === ':') {
-    const q = token.query.toLowerCase();
-    return Object.entries(EMOJI)
-      .filter(([code]) => code.startsWith(q))
-      .slice(0, 8)
-      .map(([code, glyph]) => ({ value: code, label: `${glyph} :${code}:` }));
+    const found = searchEmoji(await loadEmojiCatalog(), token.query, 8);
+    return found.map((e) => ({ value: e.name, label: `${e.glyph} :${e.name}:` }));
   }
   const res = await api.get('spotlight', { query: `${token.trigger}${token.query}` });
   if (token.trigger === '@') {
@@ -65,6 +63,21 @@ export function Composer({
   const [token, setToken] = useState<Token | null>(null);
   const [options, setOptions] = useState<Option[]>([]);
   const [selected, setSelected] = useState(0);
+  const [picking, setPicking] = useState(false);
+
+  /** Puts `:name:` where the caret is (the emoji picker's choice). */
+  const insertEmoji = (name: string) => {
+    const el = area.current;
+    const at = el?.selectionStart ?? text.length;
+    const before = text.slice(0, at);
+    const insert = `${before && !/\s$/.test(before) ? ' ' : ''}:${name}: `;
+    setText(before + insert + text.slice(el?.selectionEnd ?? at));
+    setPicking(false);
+    requestAnimationFrame(() => {
+      el?.focus();
+      el?.setSelectionRange(at + insert.length, at + insert.length);
+    });
+  };
 
   useEffect(() => {
     if (!token) {
@@ -256,6 +269,8 @@ export function Composer({
             setToken(null);
           }}
         />
+        <button class="icon" title={t('Emoji')} aria-label={t('Emoji')} aria-expanded={picking} onClick={() => setPicking(!picking)}>☺</button>
+        {picking && <EmojiPicker label={t('Emoji')} onPick={insertEmoji} onClose={() => setPicking(false)} />}
         <button class="icon send" title={t('Send')} aria-label={t('Send')} disabled={!text.trim()} onClick={() => void submit()}>➤</button>
       </div>
     </div>

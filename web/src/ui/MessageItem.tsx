@@ -1,12 +1,15 @@
 import { useEffect, useState } from 'preact/hooks';
-import { deleteMessage, errorText, findMessage, messageLink, navigate, setPinned, setStarred, store, toast, toggleReaction } from '../app';
-import { EMOJI, QUICK, emojiFor } from '../emoji';
+import { deleteMessage, errorText, messageLink, navigate, setPinned, setStarred, store, toast, toggleReaction } from '../app';
+import { emojiFor } from '../emoji';
+import { loadEmojiCatalog } from '../emoji-catalog';
+import { toDate } from '../ejson';
 import { Markdown } from '../markdown';
 import { linkedMessageId, mdWithoutQuotes, quotedIds, systemText, withoutQuotes } from '../messages';
-import { parse, roomRoute, type Route } from '../router';
+import { parse, type Route } from '../router';
 import { useSelect } from '../store';
 import type { Attachment, Message } from '../types';
 import { Avatar } from './Avatar';
+import { EmojiPicker } from './EmojiPicker';
 import { t } from '../i18n';
 
 // One formatter each: `toLocaleTimeString(…, options)` builds a new one per call, which showed
@@ -27,35 +30,6 @@ function openMessageLink(url: string): boolean {
   if (parsed.origin !== location.origin || !linkedMessageId(url)) return false;
   navigate(parse(parsed.pathname, parsed.search));
   return true;
-}
-
-/** Goes to message `id` of room `rid` (a `?msg=` route), or opens `link` when the room is unknown. */
-function goToMessage(rid: string, id: string, link?: string): void {
-  const sub = store.get().subs[rid];
-  if (sub) navigate({ ...roomRoute(sub.t, sub.name, sub.rid), msg: id } as Route);
-  else if (link) openMessageLink(link);
-}
-
-/** A quoted message the server did not attach: fetched and drawn like Rocket.Chat's quote attachment. */
-function QuoteView({ id }: { id: string }) {
-  const [quoted, setQuoted] = useState<Message | null | undefined>(undefined);
-  useEffect(() => {
-    let live = true;
-    void findMessage(id).then((m) => live && setQuoted(m ?? null));
-    return () => {
-      live = false;
-    };
-  }, [id]);
-  if (quoted === undefined) return null;
-  if (quoted === null) return <blockquote class="attachment-quote missing">{t('Message not found')}</blockquote>;
-  return (
-    <blockquote class="attachment-quote" data-quote={id}>
-      <button class="quote-author" onClick={() => goToMessage(quoted.rid, quoted._id)}>
-        <strong>{quoted.u.username}</strong> <time dateTime={quoted.ts.toISOString()}>{full(quoted.ts)}</time>
-      </button>
-      <p>{withoutQuotes(quoted.msg)}</p>
-    </blockquote>
-  );
 }
 
 export function SystemLine({ m }: { m: Message }) {
@@ -97,23 +71,51 @@ function AttachmentView({ a, onView }: { a: Attachment; onView: (url: string, ti
       </div>
     );
   }
-  if (a.text || a.author_name) {
-    const linked = a.message_link ? linkedMessageId(a.message_link) : undefined;
-    return (
-      <blockquote class="attachment-quote" data-quote={linked}>
-        {a.author_name &&
-          (a.message_link ? (
-            <a class="quote-author" href={a.message_link} onClick={(e) => openMessageLink(a.message_link!) && e.preventDefault()}>
-              <strong>{a.author_name}</strong>
-            </a>
-          ) : (
-            <strong>{a.author_name}</strong>
-          ))}
-        <p>{a.text}</p>
-      </blockquote>
-    );
-  }
+  if (a.message_link || a.text || a.author_name) return <QuoteAttachment a={a} onView={onView} />;
   return null;
+}
+
+/** Rocket.Chat's quote attachment, as the server adds it for a message link: author, time, the
+ * quoted message's text (its `md` when given) and its own attachments (nested quotes, files). */
+function QuoteAttachment({ a, onView }: { a: Attachment; onView: (url: string, title: string) => void }) {
+  const linked = a.message_link ? linkedMessageId(a.message_link) : undefined;
+  const ts = a.ts ? toDate(a.ts) : undefined;
+  const nested = a.attachments ?? [];
+  const shown = attachedQuotes(nested);
+  const author = (
+    <>
+      {a.author_icon && <img class="quote-icon" src={a.author_icon} alt="" width={16} height={16} loading="lazy" />}
+      <strong>{a.author_name}</strong>
+      {ts && !isNaN(ts.getTime()) && <time dateTime={ts.toISOString()}> {full(ts)}</time>}
+    </>
+  );
+  return (
+    <blockquote class="attachment-quote" data-quote={linked}>
+      {a.message_link ? (
+        <a class="quote-author" href={a.message_link} onClick={(e) => openMessageLink(a.message_link!) && e.preventDefault()}>
+          {author}
+        </a>
+      ) : (
+        <span class="quote-author">{author}</span>
+      )}
+      {a.text && (
+        <div class="quote-text">
+          <Markdown md={mdWithoutQuotes(a.md, shown)} fallback={withoutQuotes(a.text, shown)} />
+        </div>
+      )}
+      {nested.map((n, i) => <AttachmentView key={i} a={n} onView={onView} />)}
+    </blockquote>
+  );
+}
+
+/** The ids of the messages the quote attachments in `attachments` stand for. */
+function attachedQuotes(attachments: readonly Attachment[]): Set<string> {
+  const ids = new Set<string>();
+  for (const a of attachments) {
+    const id = a.message_link ? linkedMessageId(a.message_link) : undefined;
+    if (id) ids.add(id);
+  }
+  return ids;
 }
 
 export function ImageViewer({ url, title, onClose }: { url: string; title: string; onClose: () => void }) {
@@ -157,10 +159,17 @@ export function MessageItem({
     toggleReaction(m, emoji).catch((e) => toast(errorText(e)));
   };
   const reactions = Object.entries(m.reactions ?? {});
-  // Quotes the server attached are drawn from the attachment; the others are fetched.
-  const attached = new Set((m.attachments ?? []).map((a) => (a.message_link ? linkedMessageId(a.message_link) : undefined)));
+  // A reaction outside the quick set draws once the full set has loaded.
+  const [, setEmojiLoaded] = useState(false);
+  const unknownReaction = reactions.some(([code]) => !emojiFor(code));
+  useEffect(() => {
+    if (unknownReaction) void loadEmojiCatalog().then(() => setEmojiLoaded(true), () => {});
+  }, [unknownReaction]);
+  // Quotes are the server's attachments; their links are hidden from the text (all of them
+  // while the message is pending: the server attaches them as it stores it). A quote link the
+  // server did not attach (a room the sender cannot read) stays a plain link.
+  const shown = m.pending ? undefined : attachedQuotes(m.attachments ?? []);
   const quotes = m.msg ? quotedIds(m.msg) : [];
-  const fetchedQuotes = quotes.filter((id) => !attached.has(id));
   return (
     <div
       class={`message${grouped ? ' grouped' : ''}${m.pending ? ' pending' : ''}${active ? ' active' : ''}${highlighted ? ' highlighted' : ''}`}
@@ -181,7 +190,6 @@ export function MessageItem({
             <time dateTime={m.ts.toISOString()} title={full(m.ts)}>{time(m.ts)}</time>
           </div>
         )}
-        {fetchedQuotes.map((id) => <QuoteView key={id} id={id} />)}
         <div
           class="message-text"
           onClick={(e) => {
@@ -189,7 +197,7 @@ export function MessageItem({
             if (a && openMessageLink(a.href)) e.preventDefault();
           }}
         >
-          {m.msg && (quotes.length ? <Markdown md={mdWithoutQuotes(m.md)} fallback={withoutQuotes(m.msg)} /> : <Markdown md={m.md} fallback={m.msg} />)}
+          {m.msg && (quotes.length ? <Markdown md={mdWithoutQuotes(m.md, shown)} fallback={withoutQuotes(m.msg, shown)} /> : <Markdown md={m.md} fallback={m.msg} />)}
           {m.pinned && <span class="pinned-mark" title={t('Pinned')}> 📌</span>}
           {m.editedAt && <span class="edited" title={`Edited ${full(m.editedAt)}`}> {t('(edited)')}</span>}
         </div>
@@ -245,11 +253,14 @@ export function MessageItem({
             <button class="icon" title={t('Delete')} aria-label={t('Delete')} onClick={() => confirm(t('Delete this message?')) && deleteMessage(m).catch((e) => toast(errorText(e)))}>🗑</button>
           )}
           {picker && (
-            <div class="emoji-picker" role="menu" aria-label="Pick a reaction">
-              {[...QUICK, ...Object.keys(EMOJI).filter((k) => !QUICK.includes(k)).slice(0, 24)].map((code) => (
-                <button key={code} role="menuitem" title={`:${code}:`} aria-label={code} onClick={() => react(code)}>{EMOJI[code]}</button>
-              ))}
-            </div>
+            <EmojiPicker
+              label={t('Pick a reaction')}
+              onPick={react}
+              onClose={() => {
+                setPicker(false);
+                setActive(false);
+              }}
+            />
           )}
         </div>
       )}

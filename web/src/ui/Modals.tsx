@@ -2,6 +2,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, createRoom, errorText, joinRoom, startDirect } from '../app';
 import { t } from '../i18n';
+import { createTeam } from '../teams';
 
 export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
   const ref = useRef<HTMLDivElement>(null);
@@ -43,12 +44,13 @@ function useSubmit(action: () => Promise<void>, onDone: () => void) {
   return { error, busy, submit };
 }
 
-export function CreateChannel({ onClose }: { onClose: () => void }) {
+/** Creates a channel, or with `team` a team (whose main room is a channel or a private group). */
+export function CreateChannel({ onClose, team = false }: { onClose: () => void; team?: boolean }) {
   const [name, setName] = useState('');
   const [priv, setPriv] = useState(false);
-  const { error, busy, submit } = useSubmit(() => createRoom(name.trim(), priv), onClose);
+  const { error, busy, submit } = useSubmit(() => (team ? createTeam(name.trim(), priv) : createRoom(name.trim(), priv)), onClose);
   return (
-    <Modal title={t('Create channel')} onClose={onClose}>
+    <Modal title={t(team ? 'Create team' : 'Create channel')} onClose={onClose}>
       <form onSubmit={submit} class="modal-form">
         <label>
           {t('Name')}

@@ -7,6 +7,7 @@ import { Avatar } from './Avatar';
 import { Composer } from './Composer';
 import { MessageItem } from './MessageItem';
 import { MessageList } from './MessageList';
+import { TeamPanel } from './TeamPanel';
 import { t } from '../i18n';
 
 function Typing({ rid }: { rid: string }) {
@@ -80,16 +81,32 @@ function SearchPanel({ sub, onClose }: { sub: Subscription; onClose: () => void 
   );
 }
 
-function Header({ sub, onSearch }: { sub: Subscription; onSearch: () => void }) {
+function Header({ sub, onSearch, onTeam }: { sub: Subscription; onSearch: () => void; onTeam: () => void }) {
   const room = useSelect(store, (s) => s.rooms[sub.rid]);
   const me = useSelect(store, (s) => s.me!);
+  // A room of a team names its team (when the user is in the team's main room).
+  const team = useSelect(store, (s) =>
+    room?.teamId && !room.teamMain ? Object.values(s.rooms).find((r) => r.teamMain && r.teamId === room.teamId) : undefined,
+  );
   const partner = room?.uids?.find((u) => u !== me._id);
   const status = useSelect(store, (s) => (partner ? (s.presence[partner] ?? 'offline') : undefined));
   return (
     <header class="room-header">
-      {sub.t === 'd' ? <Avatar username={sub.name} size={28} status={status} /> : <span class="room-icon big">{sub.t === 'p' ? '🔒' : '#'}</span>}
+      {sub.t === 'd' ? <Avatar username={sub.name} size={28} status={status} /> : <span class="room-icon big">{room?.teamMain ? '👥' : sub.t === 'p' ? '🔒' : '#'}</span>}
       <div class="room-title">
         <h1>{sub.fname || sub.name}</h1>
+        {team?.name && (
+          <a
+            class="team-link"
+            href={`/${team.t === 'p' ? 'group' : 'channel'}/${encodeURIComponent(team.name)}`}
+            onClick={(e) => {
+              e.preventDefault();
+              navigate(roomRoute(team.t, team.name!, team._id));
+            }}
+          >
+            👥 {team.fname ?? team.name}
+          </a>
+        )}
         {room?.topic ? <p class="topic">{room.topic}</p> : sub.t === 'd' && status ? <p class="topic">{status}</p> : null}
       </div>
       {room?.usersCount !== undefined && sub.t !== 'd' && <span class="members" title="Members">👤 {room.usersCount}</span>}
@@ -102,6 +119,9 @@ function Header({ sub, onSearch }: { sub: Subscription; onSearch: () => void }) 
       >
         {sub.f ? '★' : '☆'}
       </button>
+      {room?.teamMain && room.teamId && (
+        <button class="icon" aria-label={t('Team')} title={t('Team')} onClick={onTeam}>👥</button>
+      )}
       <button class="icon" aria-label={t('Search messages')} title={t('Search messages')} onClick={onSearch}>⌕</button>
     </header>
   );
@@ -132,14 +152,14 @@ export function RoomView() {
   const room = useSelect(store, (s) => (sub ? s.rooms[sub.rid] : undefined));
   const [editing, setEditing] = useState<Message | null>(null);
   const [dragging, setDragging] = useState(false);
-  const [searching, setSearching] = useState(false);
+  const [panel, setPanel] = useState<'search' | 'team' | null>(null);
   const [quoting, setQuoting] = useState<Message[]>([]);
   const list = useSelect(store, (s) => (sub ? s.messages[sub.rid]?.list : undefined));
 
   useEffect(() => {
     if (sub) void openRoom(sub.rid);
     setEditing(null);
-    setSearching(false);
+    setPanel(null);
     setQuoting([]);
   }, [sub?.rid]);
 
@@ -164,7 +184,11 @@ export function RoomView() {
           [...(e.dataTransfer?.files ?? [])].forEach((f) => uploadFile(sub.rid, f));
         }}
       >
-        <Header sub={sub} onSearch={() => setSearching(!searching)} />
+        <Header
+          sub={sub}
+          onSearch={() => setPanel(panel === 'search' ? null : 'search')}
+          onTeam={() => setPanel(panel === 'team' ? null : 'team')}
+        />
         <MessageList sub={sub} onEdit={setEditing} onQuote={(m) => setQuoting((q) => (q.some((x) => x._id === m._id) ? q : [...q, m]))} />
         <Typing rid={sub.rid} />
         <Composer
@@ -179,7 +203,13 @@ export function RoomView() {
         />
         {dragging && <div class="drop-hint">{t('Drop files to upload')}</div>}
       </section>
-      {tmid ? <ThreadPanel sub={sub} tmid={tmid} /> : searching && <SearchPanel sub={sub} onClose={() => setSearching(false)} />}
+      {tmid ? (
+        <ThreadPanel sub={sub} tmid={tmid} />
+      ) : panel === 'search' ? (
+        <SearchPanel sub={sub} onClose={() => setPanel(null)} />
+      ) : (
+        panel === 'team' && room?.teamId && <TeamPanel room={room} onClose={() => setPanel(null)} />
+      )}
     </div>
   );
 }

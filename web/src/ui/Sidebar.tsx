@@ -37,7 +37,7 @@ function Item({ sub, active }: { sub: Subscription; active: boolean }) {
         {sub.t === 'd' ? (
           <Avatar username={sub.name} size={20} status={status} />
         ) : (
-          <span class="room-icon" aria-hidden="true">{sub.t === 'p' ? '🔒' : room?.teamMain ? '👥' : '#'}</span>
+          <span class="room-icon" aria-hidden="true">{room?.teamMain ? '👥' : sub.t === 'p' ? '🔒' : '#'}</span>
         )}
         <span class="room-name">{label}</span>
         {unread > 0 && (
@@ -53,10 +53,11 @@ function Item({ sub, active }: { sub: Subscription; active: boolean }) {
 export function Sidebar() {
   const me = useSelect(store, (s) => s.me!);
   const subs = useSelect(store, (s) => s.subs);
+  const rooms = useSelect(store, (s) => s.rooms);
   const route = useSelect(store, (s) => s.route);
   const activeRid = useSelect(store, (s) => resolveRoom(s.route, s)?.rid);
   const [filter, setFilter] = useState('');
-  const [modal, setModal] = useState<'create' | 'dm' | 'directory' | null>(null);
+  const [modal, setModal] = useState<'create' | 'team' | 'dm' | 'directory' | null>(null);
   const [menu, setMenu] = useState(false);
   const sections = useMemo(() => {
     const f = filter.trim().toLowerCase();
@@ -64,12 +65,14 @@ export function Sidebar() {
       .filter((s) => s.open !== false)
       .filter((s) => !f || (s.fname ?? s.name).toLowerCase().includes(f) || s.name.toLowerCase().includes(f))
       .sort((a, b) => (a.fname ?? a.name).localeCompare(b.fname ?? b.name));
+    const isTeam = (s: Subscription) => !!rooms[s.rid]?.teamMain;
     return [
       { title: t('Favorites'), items: list.filter((s) => s.f) },
-      { title: t('Channels'), items: list.filter((s) => !s.f && s.t !== 'd') },
+      { title: t('Teams'), items: list.filter((s) => !s.f && isTeam(s)) },
+      { title: t('Channels'), items: list.filter((s) => !s.f && s.t !== 'd' && !isTeam(s)) },
       { title: t('Direct messages'), items: list.filter((s) => !s.f && s.t === 'd') },
     ].filter((s) => s.items.length > 0);
-  }, [subs, filter]);
+  }, [subs, rooms, filter]);
 
   return (
     <nav class="sidebar" aria-label="Rooms">
@@ -82,6 +85,7 @@ export function Sidebar() {
           <button class="icon" title={t('Directory')} aria-label={t('Directory')} onClick={() => setModal('directory')}>⌕</button>
           <button class="icon" title={t('Direct message')} aria-label={t('Direct message')} onClick={() => setModal('dm')}>✉</button>
           <button class="icon" title={t('Create channel')} aria-label={t('Create channel')} onClick={() => setModal('create')}>✎</button>
+          <button class="icon" title={t('Create team')} aria-label={t('Create team')} onClick={() => setModal('team')}>👥</button>
         </div>
         {menu && (
           <ul class="menu" role="menu" onClick={() => setMenu(false)}>
@@ -93,6 +97,9 @@ export function Sidebar() {
               </li>
             ))}
             <li role="separator" class="menu-separator" />
+            <li role="none">
+              <button role="menuitem" onClick={() => navigate({ name: 'account', section: 'security' })}>{t('My account')}</button>
+            </li>
             {isAdmin() && (
               <li role="none">
                 <button role="menuitem" onClick={() => navigate({ name: 'admin', section: 'users' })}>{t('Administration')}</button>
@@ -123,6 +130,7 @@ export function Sidebar() {
         ))}
       </div>
       {modal === 'create' && <CreateChannel onClose={() => setModal(null)} />}
+      {modal === 'team' && <CreateChannel team onClose={() => setModal(null)} />}
       {modal === 'dm' && <DirectMessage onClose={() => setModal(null)} />}
       {modal === 'directory' && <Directory onClose={() => setModal(null)} />}
     </nav>

@@ -7,6 +7,7 @@ use crate::ddp::ejson;
 use crate::render;
 use apogee_core::Core;
 use apogee_core::accounts::{Credentials, Identifier, LoginResult, Session};
+use apogee_core::commands::CommandCall;
 use apogee_core::credentials::NewPassword;
 use apogee_core::domain::{Message, User};
 use apogee_core::error::{CoreError, CoreResult};
@@ -292,6 +293,54 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
             let rid = str_param(params, 0, m)?;
             let code = params.get(1).and_then(Value::as_str);
             core.join_room(ctx.user()?, &RoomRef::Id(rid.to_string()), code)
+                .await?;
+            Ok(json!(true))
+        }
+        "slashCommand" => {
+            let arg = obj_param(params, 0, m)?;
+            let text = |k: &str| arg.get(k).and_then(Value::as_str);
+            let msg = arg.get("msg").and_then(Value::as_object);
+            let command = text("cmd").filter(|c| !c.is_empty()).ok_or_else(|| {
+                CoreError::bad("error-invalid-command", "Invalid Command Provided")
+            })?;
+            let call = CommandCall {
+                command: command.to_string(),
+                params: text("params").unwrap_or_default().to_string(),
+                rid: msg
+                    .and_then(|m| m.get("rid"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        CoreError::bad(
+                            "invalid-command-usage",
+                            "Executing a command requires at least a message with a room id.",
+                        )
+                    })?
+                    .to_string(),
+                tmid: msg
+                    .and_then(|m| m.get("tmid"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            };
+            core.run_command(ctx.user()?, call).await?;
+            Ok(Value::Null)
+        }
+        "getReadReceipts" => {
+            let id = obj_param(params, 0, m)?
+                .get("messageId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad_params(m))?;
+            let receipts = core.message_read_receipts(ctx.user()?, id, None).await?;
+            Ok(json!(receipts))
+        }
+        "muteUserInRoom" | "unmuteUserInRoom" => {
+            let arg = obj_param(params, 0, m)?;
+            let rid = arg.get("rid").and_then(Value::as_str);
+            let username = arg.get("username").and_then(Value::as_str);
+            let (Some(rid), Some(username)) = (rid, username) else {
+                return Err(bad_params(m));
+            };
+            let muted = m == "muteUserInRoom";
+            core.set_muted(ctx.user()?, rid, None, Some(username), muted)
                 .await?;
             Ok(json!(true))
         }

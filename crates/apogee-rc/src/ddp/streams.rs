@@ -357,6 +357,13 @@ impl Streams {
                     out.push(own("stream-notify-user", &name, json!([rid, key_id])));
                 }
             }
+            Event::Ephemeral { user_id, message } if *user_id == me.id => {
+                let name = format!("{}/message", me.id);
+                if self.wants(&Stream::NotifyUser, &name) {
+                    out.push(own("stream-notify-user", &name, json!([message])));
+                }
+            }
+            Event::Ephemeral { .. } => {}
             Event::Subscription {
                 user_id,
                 rid,

@@ -34,6 +34,7 @@ pub fn routes() -> Routes {
         .route("/api/v1/chat.getPinnedMessages", get(pinned))
         .route("/api/v1/chat.getStarredMessages", get(starred))
         .route("/api/v1/chat.getMentionedMessages", get(mentioned))
+        .route("/api/v1/chat.getMessageReadReceipts", get(read_receipts))
 }
 
 /// Message fields clients may set besides the text.
@@ -353,4 +354,11 @@ async fn mentioned(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiRe
         ..Default::default()
     };
     listing(&s, &a.user, rid, &p, q, "messages").await
+}
+
+/// Who has read a message (derived from members' last-seen times; see core's `read_receipts`).
+async fn read_receipts(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let id = p.required("messageId")?;
+    let receipts = s.core.message_read_receipts(&a.user, id, None).await?;
+    ok(json!({"receipts": receipts}))
 }

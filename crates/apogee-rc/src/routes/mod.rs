@@ -7,6 +7,7 @@ mod audit;
 mod avatars;
 pub(crate) mod chat;
 mod chat_sync;
+mod commands;
 mod credentials;
 mod discussions;
 mod e2e;
@@ -49,6 +50,7 @@ pub(crate) fn all() -> registry::Routes {
         .merge(subscriptions::routes())
         .merge(chat::routes())
         .merge(chat_sync::routes())
+        .merge(commands::routes())
         .merge(roles::routes())
         .merge(room_admin::routes())
         .merge(room_settings::routes())

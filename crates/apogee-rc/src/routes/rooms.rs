@@ -109,6 +109,14 @@ pub fn routes() -> Routes {
     r.route("/api/v1/rooms.get", get(rooms_get))
         .route("/api/v1/rooms.info", get(rooms_info))
         .route("/api/v1/rooms.leave", post(rooms_leave))
+        .route(
+            "/api/v1/rooms.muteUser",
+            post(|s: State<AppState>, a: Auth, p: Params| mute(s, a, p, true)),
+        )
+        .route(
+            "/api/v1/rooms.unmuteUser",
+            post(|s: State<AppState>, a: Auth, p: Params| mute(s, a, p, false)),
+        )
         .route("/api/v1/rooms.favorite", post(rooms_favorite))
 }
 
@@ -682,6 +690,15 @@ async fn rooms_leave(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Api
     let rid = p.required("roomId")?;
     s.core
         .leave_room(&a.user, &RoomRef::Id(rid.to_string()))
+        .await?;
+    ok(json!({}))
+}
+
+/// `rooms.muteUser` / `rooms.unmuteUser` (`{roomId, userId}` or `{roomId, username}`).
+async fn mute(State(s): State<AppState>, Auth(a): Auth, p: Params, muted: bool) -> ApiResult {
+    let rid = p.required("roomId")?;
+    s.core
+        .set_muted(&a.user, rid, p.str("userId"), p.str("username"), muted)
         .await?;
     ok(json!({}))
 }
