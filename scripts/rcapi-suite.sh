@@ -157,6 +157,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/apogee-rcapi.XXXXXX")
 SERVER_LOG=$WORK/server.log
 SERVER_PID=
+SITES_PID=
 CHILD=
 PG_DB=
 PSQL=
@@ -183,6 +184,10 @@ cleanup() {
       kill -KILL "$SERVER_PID" 2>/dev/null || true
     fi
     wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [ -n "$SITES_PID" ] && kill -0 "$SITES_PID" 2>/dev/null; then
+    kill -TERM "$SITES_PID" 2>/dev/null || true
+    wait "$SITES_PID" 2>/dev/null || true
   fi
   if [ -n "$PG_DB" ]; then
     "$PSQL" -X -q "$ADMIN_DB_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 ||
@@ -226,6 +231,55 @@ if [ -n "${APOGEE_TEST_DATABASE_URL:-}" ]; then
   DB_ARGS=(--database-url "${url_base%/*}/$PG_DB$url_query")
 fi
 
+# --- the two "internet" sites the suite uses -----------------------------------------------------
+# test_users_set_avatar_from_url fetches https://files.akiel.dev/Wikipedia_svg_logo.svg and
+# test_chat_get_url_preview https://www.w3schools.com/tags/movie.mp4. Both are served here on
+# loopback over TLS with a CA made for this run; the server reaches them through its outbound
+# client's test hooks (APOGEE_HTTP_RESOLVE sends the names here, APOGEE_HTTP_EXTRA_CA trusts the
+# CA), so the address filter and certificate checks run as they would against the real sites.
+start_sites() {
+  local dir=$WORK/sites
+  mkdir -p "$dir/www/tags"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=apogee rcapi test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=files.akiel.dev" \
+    -keyout "$dir/site.key" -out "$dir/site.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:files.akiel.dev,DNS:www.w3schools.com\nextendedKeyUsage=serverAuth\n' >"$dir/site.ext"
+  openssl x509 -req -in "$dir/site.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 2 -extfile "$dir/site.ext" -out "$dir/site.pem" 2>/dev/null
+  cat >"$dir/www/Wikipedia_svg_logo.svg" <<'SVG'
+<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64"><circle cx="32" cy="32" r="30" fill="#eee" stroke="#333"/><text x="32" y="42" font-size="28" text-anchor="middle">W</text></svg>
+SVG
+  # An MP4's first box (ftyp) is enough for a preview's headers.
+  printf '\0\0\0\x18ftypmp42\0\0\0\0mp42isom' >"$dir/www/tags/movie.mp4"
+  "$VENV/bin/python" - "$dir" <<'PY' 2>"$dir/access.log" &
+import functools, http.server, ssl, sys
+d = sys.argv[1]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=d + "/www")
+httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + "/site.pem", d + "/site.key")
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+with open(d + "/port.tmp", "w") as f:
+    f.write(str(httpd.server_address[1]))
+import os
+os.rename(d + "/port.tmp", d + "/port")
+httpd.serve_forever()
+PY
+  SITES_PID=$!
+  for _ in $(seq 50); do
+    [ -f "$dir/port" ] && break
+    sleep 0.1
+  done
+  [ -f "$dir/port" ] || { log "the test sites did not start"; exit 1; }
+  local port
+  port=$(cat "$dir/port")
+  SITES_RESOLVE="files.akiel.dev=127.0.0.1:$port,www.w3schools.com=127.0.0.1:$port"
+  SITES_CA=$dir/ca.pem
+}
+start_sites
+
 # --- server -----------------------------------------------------------------------------------------
 log "starting $BIN ($BACKEND) on 127.0.0.1:3000"
 # The suite's first registered user (user1) must become admin, so no ADMIN_* from the caller's env;
@@ -235,6 +289,8 @@ env -u ADMIN_USERNAME -u ADMIN_PASS -u ADMIN_EMAIL -u APOGEE_DATABASE_URL -u APO
   OVERWRITE_SETTING_Accounts_TwoFactorAuthentication_Enforce_Password_Fallback=false \
   CREATE_TOKENS_FOR_USERS=true \
   CREATE_TOKENS_FOR_USERS_SECRET=1234567890abcdef \
+  APOGEE_HTTP_RESOLVE="$SITES_RESOLVE" \
+  APOGEE_HTTP_EXTRA_CA="$SITES_CA" \
   "$BIN" serve --listen 127.0.0.1:3000 --data-dir "$WORK/data" "${DB_ARGS[@]}" \
   </dev/null >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!

@@ -377,6 +377,63 @@ impl Core {
         self.point_avatar(&target.id, Some(("upload", etag))).await
     }
 
+    /// `users.setAvatar` with `avatarUrl` (and DDP `setAvatarFromService` with service `url`):
+    /// the image is fetched through the outbound client (internal addresses refused), must
+    /// answer 200 with an image type, within `FileUpload_MaxFileSize`, and is then checked and
+    /// stored as an upload is.
+    pub async fn set_avatar_from_url(
+        &self,
+        actor: &User,
+        target: &User,
+        url: &str,
+    ) -> CoreResult<User> {
+        use crate::outbound::{OutboundError, OutboundRequest};
+        self.may_change_avatar(actor, target)?;
+        let handling = || {
+            CoreError::bad(
+                "error-avatar-url-handling",
+                format!(
+                    "Error while handling avatar setting from a URL ({url}) for {}",
+                    target.username
+                ),
+            )
+        };
+        let max = self.settings.int("FileUpload_MaxFileSize");
+        let mut request = OutboundRequest::get(url);
+        request.max_body = if max >= 0 { max as usize } else { usize::MAX };
+        request.allowlist = self.outbound_allowlist();
+        let http = self.http().map_err(|_| handling())?;
+        let answer = match http.fetch(request).await {
+            Ok(answer) => answer,
+            Err(OutboundError::TooLarge) => {
+                return Err(CoreError::bad(
+                    "error-file-too-large",
+                    format!("File size exceeds allowed size of {max} bytes"),
+                ));
+            }
+            Err(e) => {
+                tracing::info!(error = %e, username = %target.username, "avatar from a URL not fetched");
+                return Err(handling());
+            }
+        };
+        if answer.status != 200 {
+            return Err(handling());
+        }
+        let declared = answer.header("content-type").unwrap_or_default();
+        if !declared
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("image/")
+        {
+            return Err(CoreError::bad(
+                "error-avatar-invalid-url",
+                format!("Invalid avatar URL: {url}"),
+            ));
+        }
+        let mut body = crate::blobs::BytesSource::new(answer.body);
+        self.set_avatar(actor, target, &mut body).await
+    }
+
     /// `users.resetAvatar`: back to the initials.
     pub async fn reset_avatar(&self, actor: &User, target: &User) -> CoreResult<User> {
         self.may_change_avatar(actor, target)?;

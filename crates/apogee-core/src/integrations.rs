@@ -134,6 +134,80 @@ pub struct IntegrationQuery {
     pub channels_any: Vec<String>,
 }
 
+/// A Slack-style payload (an incoming webhook's body, an outgoing webhook's answer) as a
+/// message: text, thread, and the fields kept (`alias`, `avatar`/`emoji`, `attachments` with
+/// `msg` → `text`, `parseUrls`, `bot`, `groupable`, `customFields`), with the integration's
+/// defaults where the payload says nothing.
+pub(crate) fn webhook_message(
+    integration: &Integration,
+    payload: &Map<String, Value>,
+) -> (String, Option<String>, Map<String, Value>) {
+    let text = |k: &str| {
+        payload
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let mut extra = Map::new();
+    let alias = text("username")
+        .or_else(|| text("alias"))
+        .or(Some(integration.extra_str("alias")).filter(|s| !s.is_empty()));
+    if let Some(alias) = alias {
+        extra.insert("alias".into(), json!(alias));
+    }
+    if let Some(avatar) = text("icon_url").or_else(|| text("avatar")) {
+        extra.insert("avatar".into(), json!(avatar));
+    } else if let Some(emoji) = text("icon_emoji").or_else(|| text("emoji")) {
+        extra.insert("emoji".into(), json!(emoji));
+    } else if !integration.extra_str("avatar").is_empty() {
+        extra.insert("avatar".into(), json!(integration.extra_str("avatar")));
+    } else if !integration.extra_str("emoji").is_empty() {
+        extra.insert("emoji".into(), json!(integration.extra_str("emoji")));
+    }
+    let attachments = match payload.get("attachments") {
+        Some(Value::Array(a)) => Some(a.clone()),
+        _ => None,
+    };
+    let parse_urls = payload
+        .get("parseUrls")
+        .and_then(Value::as_bool)
+        .unwrap_or(attachments.is_none());
+    let attachments: Vec<Value> = attachments
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut a| {
+            // Slack's `msg` in an attachment is Rocket.Chat's `text`.
+            if let Some(obj) = a.as_object_mut()
+                && let Some(Value::String(m)) = obj.remove("msg")
+                && !m.is_empty()
+            {
+                obj.insert("text".into(), json!(m.trim()));
+            }
+            a
+        })
+        .collect();
+    extra.insert("attachments".into(), Value::Array(attachments));
+    extra.insert("parseUrls".into(), json!(parse_urls));
+    extra.insert("bot".into(), json!({"i": integration.id}));
+    extra.insert(
+        "groupable".into(),
+        payload
+            .get("groupable")
+            .and_then(Value::as_bool)
+            .map_or(json!(false), Value::Bool),
+    );
+    if let Some(cf) = payload.get("customFields").filter(|v| v.is_object()) {
+        extra.insert("customFields".into(), cf.clone());
+    }
+    let msg = text("text")
+        .or_else(|| text("msg"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let tmid = text("tmid").map(str::to_string);
+    (msg, tmid, extra)
+}
+
 fn unauthorized() -> CoreError {
     CoreError::bad("not_authorized", "Unauthorized")
 }
@@ -683,69 +757,7 @@ impl Core {
             Some(v) => channel_list(Some(v)).map_err(|_| CoreError::bad("", "invalid-channel"))?,
             None => integration.channel.clone(),
         };
-        let text = |k: &str| {
-            payload
-                .get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        let mut extra = Map::new();
-        let alias = text("username")
-            .or_else(|| text("alias"))
-            .or(Some(integration.extra_str("alias")).filter(|s| !s.is_empty()));
-        if let Some(alias) = alias {
-            extra.insert("alias".into(), json!(alias));
-        }
-        if let Some(avatar) = text("icon_url").or_else(|| text("avatar")) {
-            extra.insert("avatar".into(), json!(avatar));
-        } else if let Some(emoji) = text("icon_emoji").or_else(|| text("emoji")) {
-            extra.insert("emoji".into(), json!(emoji));
-        } else if !integration.extra_str("avatar").is_empty() {
-            extra.insert("avatar".into(), json!(integration.extra_str("avatar")));
-        } else if !integration.extra_str("emoji").is_empty() {
-            extra.insert("emoji".into(), json!(integration.extra_str("emoji")));
-        }
-        let attachments = match payload.get("attachments") {
-            Some(Value::Array(a)) => Some(a.clone()),
-            _ => None,
-        };
-        let parse_urls = payload
-            .get("parseUrls")
-            .and_then(Value::as_bool)
-            .unwrap_or(attachments.is_none());
-        let attachments: Vec<Value> = attachments
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut a| {
-                // Slack's `msg` in an attachment is Rocket.Chat's `text`.
-                if let Some(obj) = a.as_object_mut()
-                    && let Some(Value::String(m)) = obj.remove("msg")
-                    && !m.is_empty()
-                {
-                    obj.insert("text".into(), json!(m.trim()));
-                }
-                a
-            })
-            .collect();
-        extra.insert("attachments".into(), Value::Array(attachments));
-        extra.insert("parseUrls".into(), json!(parse_urls));
-        extra.insert("bot".into(), json!({"i": integration.id}));
-        extra.insert(
-            "groupable".into(),
-            payload
-                .get("groupable")
-                .and_then(Value::as_bool)
-                .map_or(json!(false), Value::Bool),
-        );
-        if let Some(cf) = payload.get("customFields").filter(|v| v.is_object()) {
-            extra.insert("customFields".into(), cf.clone());
-        }
-        let msg = text("text")
-            .or_else(|| text("msg"))
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        let tmid = text("tmid").map(str::to_string);
+        let (msg, tmid, extra) = webhook_message(&integration, &payload);
         for target in targets {
             let room = self.webhook_room(&user, &target).await?;
             let new = NewMessage {
@@ -764,7 +776,7 @@ impl Core {
 
     /// The room a webhook target names: `#room` (joined when public), `@username` (a DM), or a
     /// room id or name, else a DM with that user id.
-    async fn webhook_room(&self, user: &User, target: &str) -> CoreResult<Room> {
+    pub(crate) async fn webhook_room(&self, user: &User, target: &str) -> CoreResult<Room> {
         let invalid = || CoreError::bad("invalid-channel", "Invalid channel");
         let (prefix, rest) = target.split_at(target.chars().next().map_or(0, char::len_utf8));
         let find = |name: String| async move {

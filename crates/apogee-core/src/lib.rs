@@ -30,7 +30,9 @@ pub mod mail;
 pub mod malware;
 pub mod messages;
 pub mod moderation;
+pub mod outbound;
 pub mod outbox;
+pub mod outgoing_webhooks;
 pub mod passwords;
 mod quotes;
 pub mod read_receipts;
@@ -50,6 +52,7 @@ pub mod testkit;
 pub mod thumbnails;
 pub mod tokens;
 pub mod two_factor;
+pub mod url_preview;
 pub mod user_status;
 
 use crate::error::{CoreError, CoreResult};
@@ -79,6 +82,9 @@ pub struct Options {
     /// Seals the private keys of encrypted participants (bots); without one they cannot be
     /// authorised.
     pub kms: Option<Arc<dyn kms::Kms>>,
+    /// Fetches URLs (previews, avatars, outgoing webhooks) with the address filter; without
+    /// one those features answer as if the remote were unreachable.
+    pub http: Option<Arc<dyn outbound::HttpClient>>,
 }
 
 #[derive(Debug, Clone)]
@@ -251,6 +257,11 @@ fn deliverers(
         Arc::new(file_cleanup::BlobDeleter),
     );
     map.insert(thumbnails::KIND, Arc::new(thumbnails::Thumbnailer));
+    map.insert(url_preview::KIND, Arc::new(url_preview::UrlPreviewer));
+    map.insert(
+        outgoing_webhooks::KIND,
+        Arc::new(outgoing_webhooks::OutgoingWebhooks),
+    );
     if let Some(mailer) = &options.mailer {
         map.insert(mail::KIND, Arc::new(mail::MailDeliverer(mailer.clone())));
     }

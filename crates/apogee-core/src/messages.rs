@@ -146,6 +146,13 @@ impl Core {
                 .await?
         };
         let mut changes = Vec::new();
+        if !encrypted {
+            changes.extend(self.prepare_url_previews(&mut message));
+            changes.extend(
+                self.outgoing_webhook_calls(&view.room, &message, false)
+                    .await?,
+            );
+        }
         if let Some(tmid) = new.tmid {
             let mut parent = self
                 .store
@@ -363,6 +370,12 @@ impl Core {
             self.resolve_mentions(actor, &mut message, view.sub.as_ref())
                 .await?;
         }
+        let preview = if encrypted {
+            message.urls = None;
+            None
+        } else {
+            self.prepare_url_previews(&mut message)
+        };
         let now = Timestamp::now();
         message.edited_at = Some(now);
         message.edited_by = Some(EditedBy {
@@ -370,8 +383,15 @@ impl Core {
             username: actor.username.clone(),
         });
         message.updated_at = now;
-        self.commit(vec![Change::UpdateMessage(message.clone())])
-            .await?;
+        let mut changes = vec![Change::UpdateMessage(message.clone())];
+        changes.extend(preview);
+        if !encrypted {
+            changes.extend(
+                self.outgoing_webhook_calls(&view.room, &message, true)
+                    .await?,
+            );
+        }
+        self.commit(changes).await?;
         Ok(message)
     }
 

@@ -271,6 +271,20 @@ pub const CATALOGUE: &[SettingDef] = &[
         "General"
     ),
     setting!("API_Default_Count", "int", 50, false, "General"),
+    // Link previews (core's `url_preview`): as Rocket.Chat's defaults; ignored hosts are never
+    // fetched for previews, whatever the outbound allowlist says.
+    setting!("API_Embed", "boolean", true, true, "Message"),
+    setting!(
+        "API_EmbedIgnoredHosts",
+        "string",
+        "localhost, 127.0.0.1, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16",
+        false,
+        "Message"
+    ),
+    setting!("API_EmbedSafePorts", "string", "80, 443", false, "Message"),
+    // Apogee's: internal hosts, addresses or CIDR ranges outbound HTTP (previews, avatars from
+    // URLs, outgoing webhooks) may reach; everything internal is refused otherwise.
+    setting!("HTTP_Outbound_Allowlist", "string", "", false, "General"),
     setting!(
         "API_Enable_Rate_Limiter",
         "boolean",

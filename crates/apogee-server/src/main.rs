@@ -64,6 +64,9 @@ async fn open_core(config: &Config) -> Result<Arc<Core>> {
     options.mailer = Some(Arc::new(apogee_mail::SmtpMailer));
     options.scanner = Some(Arc::new(apogee_clamd::ClamdScanner));
     options.kms = Some(open_kms(config)?);
+    options.http = Some(Arc::new(
+        apogee_http::OutboundHttp::from_env().context("outbound HTTP client")?,
+    ));
     let bus: Arc<dyn apogee_core::events::Bus> = match &config.nats_url {
         Some(url) => Arc::new(
             apogee_bus::NatsBus::connect(url)

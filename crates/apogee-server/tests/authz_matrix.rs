@@ -404,6 +404,8 @@ const ROWS: &[Row] = &[
     ("POST /api/v1/chat.update", "", r#"{"roomId":"$C","msgId":"$FM","text":"edited"}"#, OwnersMessage, "mods admin"),
     ("POST /api/v1/chat.delete", "", r#"{"roomId":"$C","msgId":"$FM"}"#, OwnersMessage, "mods admin"),
     ("GET /api/v1/chat.getMessage", "", r#"{"msgId":"$MG"}"#, No, "in"),
+    // An ignored host (API_EmbedIgnoredHosts): nothing is fetched, readers get an empty preview.
+    ("GET /api/v1/chat.getURLPreview", "", r#"{"roomId":"$G","url":"http://127.0.0.1/"}"#, No, "in"),
     ("POST /api/v1/chat.react", "", r#"{"messageId":"$MG","emoji":":smile:"}"#, No, "in"),
     ("POST /api/v1/chat.pinMessage", "", r#"{"messageId":"$FM"}"#, Message, "mods admin"),
     ("POST /api/v1/chat.unPinMessage", "", r#"{"messageId":"$FM"}"#, Message, "mods admin"),

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-mail", 3),
     ("apogee-clamd", 3),
     ("apogee-kms", 3),
+    ("apogee-http", 3),
     ("apogee-rc", 3),
     // Matrix federation (ruma): an adapter beside the Rocket.Chat wire crate.
     ("apogee-federation", 3),

@@ -166,6 +166,25 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
             core.set_required_password(&session, password).await?;
             Ok(Value::Null)
         }
+        // Rocket.Chat's (dataURI, contentType, service, targetUserId?); only service `url` (an
+        // image fetched by the outbound client) is served here, uploads go over REST.
+        "setAvatarFromService" => {
+            let source = str_param(params, 0, m)?;
+            let service = params.get(2).and_then(Value::as_str).unwrap_or_default();
+            let me = ctx.user()?.clone();
+            if service != "url" {
+                return Err(CoreError::bad(
+                    "error-avatar-invalid-service",
+                    "Only avatars from a URL can be set over DDP; upload images with users.setAvatar",
+                ));
+            }
+            let target = match params.get(3).and_then(Value::as_str) {
+                Some(uid) if uid != me.id => core.find_user(Some(uid), None).await?,
+                _ => me.clone(),
+            };
+            core.set_avatar_from_url(&me, &target, source).await?;
+            Ok(Value::Null)
+        }
         "logout" => {
             if let Some(session) = ctx.session.take() {
                 core.logout(&session).await?;

@@ -13,7 +13,7 @@ use apogee_core::domain::User;
 use apogee_core::error::CoreError;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -52,19 +52,43 @@ async fn target(
 }
 
 /// `POST users.setAvatar`: multipart with the `image` file (and optionally `userId` /
-/// `username` before it). Avatars from a URL would make the server fetch arbitrary addresses;
-/// they are refused with Rocket.Chat's error code.
+/// `username` before it), or a body with `avatarUrl` (fetched by core's outbound client, which
+/// refuses internal addresses).
 async fn set_avatar(
     State(s): State<AppState>,
     Auth(a): Auth,
-    multipart: Result<Multipart, MultipartRejection>,
-) -> ApiResult {
-    let Ok(mut multipart) = multipart else {
-        return Err(ApiError(CoreError::bad(
-            "error-avatar-url-handling",
-            "Setting an avatar from a URL is not supported; upload the image instead",
-        )));
-    };
+    request: axum::extract::Request,
+) -> Result<Response, Response> {
+    let multipart_body = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("multipart/"));
+    if !multipart_body {
+        let p = Params::from_request(request, &s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Some(url) = p.str("avatarUrl").filter(|u| !u.is_empty()) else {
+            return Err(ApiError(CoreError::bad("invalid-field", "")).into_response());
+        };
+        let who = target(&s, &a.user, p.str("userId"), p.str("username"))
+            .await
+            .map_err(IntoResponse::into_response)?;
+        s.core
+            .set_avatar_from_url(&a.user, &who, url)
+            .await
+            .map_err(|e| ApiError(e).into_response())?;
+        return ok(json!({})).map_err(IntoResponse::into_response);
+    }
+    let mut multipart = Multipart::from_request(request, &s)
+        .await
+        .map_err(|e: MultipartRejection| ApiError::failure(e.body_text()).into_response())?;
+    upload_avatar(&s, &a.user, &mut multipart)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+async fn upload_avatar(s: &AppState, me: &User, multipart: &mut Multipart) -> ApiResult {
     let (mut id, mut name) = (None, None);
     loop {
         let mut field = match multipart.next_field().await {
@@ -74,9 +98,9 @@ async fn set_avatar(
         };
         match field.name().unwrap_or_default() {
             "image" => {
-                let who = target(&s, &a.user, id.as_deref(), name.as_deref()).await?;
+                let who = target(s, me, id.as_deref(), name.as_deref()).await?;
                 s.core
-                    .set_avatar(&a.user, &who, &mut FieldSource(&mut field))
+                    .set_avatar(me, &who, &mut FieldSource(&mut field))
                     .await?;
                 return ok(json!({}));
             }

@@ -20,6 +20,7 @@ pub fn routes() -> Routes {
         .route("/api/v1/chat.update", post(update))
         .route("/api/v1/chat.delete", post(delete))
         .route("/api/v1/chat.getMessage", get(get_message))
+        .route("/api/v1/chat.getURLPreview", get(url_preview))
         .route("/api/v1/chat.react", post(react))
         .route("/api/v1/chat.pinMessage", post(pin))
         .route("/api/v1/chat.unPinMessage", post(unpin))
@@ -190,6 +191,15 @@ async fn get_message(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Api
     let id = p.required("msgId")?;
     let (message, _) = s.core.readable_message(&a.user, id).await?;
     ok(json!({"message": message}))
+}
+
+/// `GET chat.getURLPreview`: `{urlPreview: {url, meta, headers?, ignoreParse}}`; a page that
+/// cannot be fetched still answers, with empty `meta`.
+async fn url_preview(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let room_id = p.required("roomId")?;
+    let url = p.required("url")?;
+    let preview = s.core.get_url_preview(&a.user, room_id, url).await?;
+    ok(json!({ "urlPreview": preview }))
 }
 
 async fn react(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod ddp;
+pub mod http_peer;
 pub mod mail;
 
 use reqwest::{Client, Method, StatusCode};

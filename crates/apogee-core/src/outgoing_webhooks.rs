@@ -1,0 +1,468 @@
+//! Outgoing webhooks (Rocket.Chat's `triggerHandler`, event `sendMessage`): a message posted
+//! where an enabled outgoing integration listens (`#room` by id or name, `@user` for their
+//! DMs, `all_public_channels`, `all_private_groups`, `all_direct_messages`), matching one of
+//! its trigger words if it has any (at the start, or anywhere with `triggerWordAnywhere`),
+//! queues one outbox item per URL in the batch that stores the message. The deliverer POSTs
+//! Rocket.Chat's payload (with the integration's `token`) through the outbound client, records
+//! the attempt in `integrations.history`, posts the answer's `text`/`attachments` as a reply
+//! as the integration's user, and retries failures per `retryFailedCalls`/`retryCount`/
+//! `retryDelay` by queueing the next attempt for later. A 410 answer disables the integration.
+//!
+//! Differences from Rocket.Chat: network failures are retried like failed answers (Rocket.Chat
+//! only logs them); the history omits the token; scripts are not run.
+
+use crate::Core;
+use crate::error::CoreResult;
+use crate::integrations::{Integration, IntegrationQuery, OUTGOING, webhook_message};
+use crate::messages::NewMessage;
+use crate::outbound::{OutboundError, OutboundRequest, Overflow, redact_url};
+use crate::outbox::{Deliverer, Delivery};
+use crate::store::{Change, OutboxItem, Page};
+use apogee_domain::{Message, Room, RoomType, Timestamp, random_id};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+pub(crate) const KIND: &str = "outgoing_webhook";
+/// Answers Rocket.Chat takes as success.
+const SUCCESS: [u16; 3] = [200, 201, 202];
+/// An answer is read up to this much.
+const MAX_ANSWER: usize = 1024 * 1024;
+
+/// One delivery to one URL of one integration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Call {
+    integration: String,
+    url: String,
+    mid: String,
+    #[serde(default)]
+    word: Option<String>,
+    /// Attempts before this one.
+    #[serde(default)]
+    tries: u32,
+}
+
+impl Core {
+    /// The outbox items the `sendMessage` event of `message` (stored in `room`) fires. `edited`:
+    /// only integrations with `runOnEdits` fire on edits.
+    pub(crate) async fn outgoing_webhook_calls(
+        &self,
+        room: &Room,
+        message: &Message,
+        edited: bool,
+    ) -> CoreResult<Vec<Change>> {
+        if message.t.is_some() {
+            return Ok(Vec::new());
+        }
+        let mut targets = Vec::new();
+        match room.t {
+            RoomType::Direct => {
+                targets.push("all_direct_messages".to_string());
+                for uid in &room.uids {
+                    targets.push(format!("@{uid}"));
+                }
+                for name in room.usernames.iter().filter(|n| **n != message.u.username) {
+                    targets.push(format!("@{name}"));
+                }
+            }
+            RoomType::Channel | RoomType::Group => {
+                targets.push(
+                    if room.t == RoomType::Channel {
+                        "all_public_channels"
+                    } else {
+                        "all_private_groups"
+                    }
+                    .to_string(),
+                );
+                targets.push(format!("#{}", room.id));
+                if let Some(name) = &room.name {
+                    targets.push(format!("#{name}"));
+                }
+            }
+        }
+        let query = IntegrationQuery {
+            kinds: vec![OUTGOING.into()],
+            channels_any: targets,
+            ..Default::default()
+        };
+        let (found, _) = self
+            .store
+            .integrations(
+                &query,
+                Page {
+                    offset: 0,
+                    count: 1000,
+                },
+            )
+            .await?;
+        let bot_of = message
+            .extra
+            .get("bot")
+            .and_then(|b| b.get("i"))
+            .and_then(Value::as_str);
+        let mut changes = Vec::new();
+        for integration in found {
+            let flag = |k: &str| integration.extra.get(k) == Some(&Value::Bool(true));
+            if !integration.enabled
+                || integration.extra.get("event").and_then(Value::as_str) != Some("sendMessage")
+                || bot_of == Some(integration.id.as_str())
+                || (edited && !flag("runOnEdits"))
+            {
+                continue;
+            }
+            let words: Vec<&str> = integration
+                .extra
+                .get("triggerWords")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let word = words.iter().find(|w| {
+                if flag("triggerWordAnywhere") {
+                    message.msg.contains(**w)
+                } else {
+                    message.msg.starts_with(**w)
+                }
+            });
+            if !words.is_empty() && word.is_none() {
+                continue;
+            }
+            for url in integration
+                .extra
+                .get("urls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let call = Call {
+                    integration: integration.id.clone(),
+                    url: url.to_string(),
+                    mid: message.id.clone(),
+                    word: word.map(|w| w.to_string()),
+                    tries: 0,
+                };
+                changes.push(self.enqueue(KIND, json!(call)));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Rocket.Chat's `sendMessage` payload.
+    fn outgoing_payload(
+        &self,
+        integration: &Integration,
+        call: &Call,
+        room: &Room,
+        m: &Message,
+    ) -> Value {
+        let mut data = Map::new();
+        data.insert("token".into(), json!(integration.token));
+        data.insert(
+            "bot".into(),
+            json!(m.extra.get("bot").is_some_and(|b| !b.is_null())),
+        );
+        if let Some(word) = &call.word {
+            data.insert("trigger_word".into(), json!(word));
+        }
+        data.insert("channel_id".into(), json!(room.id));
+        data.insert("channel_name".into(), json!(room.name));
+        data.insert("message_id".into(), json!(m.id));
+        data.insert("timestamp".into(), json!(m.ts));
+        data.insert("user_id".into(), json!(m.u.id));
+        data.insert("user_name".into(), json!(m.u.username));
+        data.insert("text".into(), json!(m.msg));
+        data.insert("siteUrl".into(), json!(self.settings.string("Site_Url")));
+        if let Some(alias) = m
+            .extra
+            .get("alias")
+            .filter(|a| a.as_str().is_some_and(|s| !s.is_empty()))
+        {
+            data.insert("alias".into(), alias.clone());
+        }
+        if m.edited_at.is_some() {
+            data.insert("isEdited".into(), json!(true));
+        }
+        if let Some(tmid) = &m.tmid {
+            data.insert("tmid".into(), json!(tmid));
+        }
+        Value::Object(data)
+    }
+
+    /// Posts an answer's message as the integration's user (or the message's author with
+    /// `impersonateUser`) into the answer's `channel`, the integration's `targetRoom`, or the
+    /// room the message was in.
+    async fn post_answer(
+        &self,
+        integration: &Integration,
+        room: &Room,
+        author: &str,
+        answer: &Map<String, Value>,
+    ) -> CoreResult<Vec<Message>> {
+        let mut user = None;
+        if integration.extra.get("impersonateUser") == Some(&Value::Bool(true)) {
+            user = self.store.user_by_username(author).await?;
+        }
+        if user.is_none() {
+            user = self.store.user_by_username(&integration.username).await?;
+        }
+        let Some(user) = user.filter(|u| u.active) else {
+            return Ok(Vec::new());
+        };
+        let target = answer
+            .get("channel")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .or_else(|| {
+                integration
+                    .extra
+                    .get("targetRoom")
+                    .and_then(Value::as_str)
+                    .filter(|c| !c.is_empty())
+            })
+            .unwrap_or(&room.id)
+            .to_string();
+        let (msg, tmid, extra) = webhook_message(integration, answer);
+        let room = self.webhook_room(&user, &target).await?;
+        let sent = self
+            .send_integration_message(
+                &user,
+                NewMessage {
+                    id: None,
+                    rid: room.id,
+                    msg,
+                    tmid,
+                    tshow: false,
+                    extra,
+                },
+            )
+            .await?;
+        Ok(vec![sent])
+    }
+}
+
+/// Rocket.Chat's `retryDelay` for the attempt after `tries` failures; `None` for an unknown one.
+fn retry_delay(kind: &str, tries: u32) -> Option<Duration> {
+    let ms = match kind {
+        "powers-of-ten" => 10u64.saturating_pow(tries + 2),
+        "powers-of-two" => 2u64.saturating_pow(tries + 1).saturating_mul(1000),
+        "increments-of-two" => (u64::from(tries) + 1) * 2000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
+/// Delivers `outgoing_webhook` items.
+pub(crate) struct OutgoingWebhooks;
+
+#[async_trait]
+impl Deliverer for OutgoingWebhooks {
+    async fn deliver(&self, core: &Core, payload: &Value) -> Delivery {
+        let Ok(call) = serde_json::from_value::<Call>(payload.clone()) else {
+            return Delivery::GiveUp("not an outgoing_webhook payload".into());
+        };
+        match deliver(core, &call).await {
+            Ok(()) => Delivery::Done,
+            Err(e) => Delivery::Retry(e.message),
+        }
+    }
+}
+
+async fn deliver(core: &Core, call: &Call) -> CoreResult<()> {
+    let Some(integration) = core.store.integration_by_id(&call.integration).await? else {
+        return Ok(());
+    };
+    let Some(message) = core.store.message_by_id(&call.mid).await? else {
+        return Ok(());
+    };
+    let Some(room) = core.store.room_by_id(&message.rid).await? else {
+        return Ok(());
+    };
+    let now = Timestamp::now();
+    let mut history = Map::new();
+    history.insert("_id".into(), json!(random_id()));
+    history.insert("type".into(), json!("outgoing-webhook"));
+    history.insert("integration".into(), json!({"_id": integration.id}));
+    history.insert("event".into(), json!("sendMessage"));
+    history.insert("_createdAt".into(), json!(now));
+    history.insert("url".into(), json!(redact_url(&call.url)));
+    history.insert("ranPrepareScript".into(), json!(false));
+    if let Some(word) = &call.word {
+        history.insert("triggerWord".into(), json!(word));
+    }
+    if !integration.enabled {
+        // Disabled since the message was sent: Rocket.Chat stops here too.
+        return Ok(());
+    }
+    let mut data = core.outgoing_payload(&integration, call, &room, &message);
+    let mut request = OutboundRequest::post_json(&call.url, &data);
+    request.max_body = MAX_ANSWER;
+    request.overflow = Overflow::Truncate;
+    request.timeout = Duration::from_secs(30);
+    request.allowlist = core.outbound_allowlist();
+    if let Some(d) = data.as_object_mut() {
+        d.remove("token");
+    }
+    history.insert("data".into(), data.clone());
+    history.insert("httpCallData".into(), data);
+    let mut changes = Vec::new();
+    let outcome = match core.http() {
+        Ok(http) => http.fetch(request).await,
+        Err(e) => Err(e),
+    };
+    let failed = match outcome {
+        Err(e) => {
+            tracing::info!(integration = %integration.id, url = %redact_url(&call.url), error = %e, "outgoing webhook failed");
+            history.insert("step".into(), json!("after-http-call"));
+            history.insert("httpError".into(), json!(e.to_string()));
+            history.insert("httpResult".into(), Value::Null);
+            history.insert("error".into(), json!(true));
+            // A refused address never becomes reachable by waiting.
+            !matches!(e, OutboundError::Refused(_))
+        }
+        Ok(answer) => {
+            let content = String::from_utf8_lossy(&answer.body).into_owned();
+            history.insert("httpResult".into(), json!(content));
+            let kind = answer
+                .header("content-type")
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            let parsed = [
+                "application/json",
+                "text/javascript",
+                "application/javascript",
+                "application/x-javascript",
+            ]
+            .contains(&kind.as_str())
+            .then(|| serde_json::from_str::<Value>(&content).ok())
+            .flatten();
+            if content.is_empty() || !SUCCESS.contains(&answer.status) {
+                if !content.is_empty() && answer.status == 410 {
+                    history.insert("step".into(), json!("after-process-http-status-410"));
+                    history.insert("error".into(), json!(true));
+                    let mut disabled = integration.clone();
+                    disabled.enabled = false;
+                    changes.push(Change::UpsertIntegration(disabled));
+                    false
+                } else if !content.is_empty() && answer.status == 500 {
+                    history.insert("step".into(), json!("after-process-http-status-500"));
+                    history.insert("error".into(), json!(true));
+                    false
+                } else {
+                    true
+                }
+            } else {
+                let reply = parsed.as_ref().and_then(Value::as_object).filter(|o| {
+                    o.get("text").is_some_and(|t| !t.is_null())
+                        || o.get("attachments").is_some_and(|a| !a.is_null())
+                });
+                match reply {
+                    Some(reply) => {
+                        let sent = core
+                            .post_answer(&integration, &room, &message.u.username, reply)
+                            .await;
+                        match sent {
+                            Ok(sent) if !sent.is_empty() => {
+                                history.insert("step".into(), json!("url-response-sent-message"));
+                                history.insert("resultMessage".into(), json!(sent));
+                            }
+                            Ok(_) => {
+                                history.insert(
+                                    "step".into(),
+                                    json!("after-http-call-send-message-failed"),
+                                );
+                            }
+                            Err(e) => {
+                                history.insert(
+                                    "step".into(),
+                                    json!("after-http-call-send-message-failed"),
+                                );
+                                history.insert("errorStack".into(), json!(e.message));
+                            }
+                        }
+                    }
+                    None => {
+                        history.insert("step".into(), json!("after-http-call"));
+                    }
+                }
+                history.insert("finished".into(), json!(true));
+                false
+            }
+        }
+    };
+    if failed {
+        history.insert("error".into(), json!(true));
+        let retry = integration.extra.get("retryFailedCalls") == Some(&Value::Bool(true));
+        let count = integration
+            .extra
+            .get("retryCount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let delay_kind = integration
+            .extra
+            .get("retryDelay")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if retry && count > 0 {
+            match retry_delay(delay_kind, call.tries) {
+                Some(delay) if u64::from(call.tries) < count => {
+                    history.insert(
+                        "step".into(),
+                        json!(format!("going-to-retry-{}", call.tries + 1)),
+                    );
+                    let next = Call {
+                        tries: call.tries + 1,
+                        ..call.clone()
+                    };
+                    // Due when its `created_at` comes: the outbox leases only due items.
+                    changes.push(Change::Enqueue(OutboxItem {
+                        id: random_id(),
+                        kind: KIND.into(),
+                        payload: json!(next),
+                        created_at: Timestamp::from_millis(
+                            Timestamp::now().millis() + delay.as_millis() as i64,
+                        ),
+                        attempts: 0,
+                        last_error: None,
+                    }));
+                }
+                Some(_) => {
+                    history.insert("step".into(), json!("too-many-retries"));
+                }
+                None => {
+                    history.insert("step".into(), json!("failed-and-retry-delay-is-invalid"));
+                }
+            }
+        } else {
+            history.insert("step".into(), json!("failed-and-not-configured-to-retry"));
+        }
+    }
+    history.insert("_updatedAt".into(), json!(Timestamp::now()));
+    let id = history["_id"].as_str().unwrap_or_default().to_string();
+    changes.push(Change::InsertIntegrationHistory {
+        id,
+        integration_id: integration.id.clone(),
+        doc: Value::Object(history),
+    });
+    core.commit(changes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_as_rocket_chat() {
+        let ms = |k, t| retry_delay(k, t).map(|d| d.as_millis());
+        assert_eq!(ms("powers-of-ten", 0), Some(100));
+        assert_eq!(ms("powers-of-ten", 2), Some(10_000));
+        assert_eq!(ms("powers-of-two", 0), Some(2000));
+        assert_eq!(ms("powers-of-two", 2), Some(8000));
+        assert_eq!(ms("increments-of-two", 2), Some(6000));
+        assert_eq!(ms("sometimes", 0), None);
+    }
+}
