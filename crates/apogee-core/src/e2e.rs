@@ -224,6 +224,39 @@ pub fn check_encrypted_message(msg: &str, content: Option<&Value>) -> CoreResult
     Ok(())
 }
 
+/// Most names one `e2eMentions` list may carry.
+const MAX_E2E_MENTIONS: usize = 100;
+
+/// `e2eMentions` as the client sends it beside the ciphertext: `{e2eUserMentions?: ['@name'…],
+/// e2eChannelMentions?: ['#name'…]}`. Mentions of an encrypted message come only from here, so
+/// the shape is checked before anything is stored; an absent or null value is no mentions.
+pub fn check_e2e_mentions(value: Option<&Value>) -> CoreResult<()> {
+    let bad = || invalid("Invalid e2eMentions");
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let object = value.as_object().ok_or_else(bad)?;
+    for (key, list) in object {
+        let prefix = match key.as_str() {
+            "e2eUserMentions" => '@',
+            "e2eChannelMentions" => '#',
+            _ => return Err(bad()),
+        };
+        let names = list.as_array().ok_or_else(bad)?;
+        if names.len() > MAX_E2E_MENTIONS {
+            return Err(bad());
+        }
+        for name in names {
+            let name = name.as_str().ok_or_else(bad)?;
+            let rest = name.strip_prefix(prefix).ok_or_else(bad)?;
+            if rest.is_empty() || rest.chars().count() > 127 || rest.contains(char::is_whitespace) {
+                return Err(bad());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn has_key(sub: &Subscription, field: &str) -> bool {
     sub.extra
         .get(field)

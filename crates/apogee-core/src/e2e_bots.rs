@@ -20,7 +20,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::kms::{Kms, Sealed};
 use crate::store::{Change, HistoryQuery};
 use apogee_domain::{Message, Room, Timestamp, User};
-use apogee_e2ee::{E2EKey, Envelope, Keyring, UserKeyPair};
+use apogee_e2ee::{E2EKey, Envelope, Keyring, RoomKey, UserKeyPair, UserPublicKey, new_key_id};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,10 @@ use std::sync::Arc;
 const MAX_ROOMS: usize = 100;
 /// Most messages one read returns.
 const MAX_READ: i64 = 100;
+/// Largest encrypted file a bot decrypts (in memory).
+const MAX_BOT_FILE: i64 = 32 * 1024 * 1024;
+/// Most members one pass hands the room key to (the rest on the bot's next use of the room).
+const MAX_SERVE: i64 = 500;
 
 /// A bot's record (`e2e_bots` table): the sealed private key and the rooms it may use.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -390,6 +394,146 @@ impl Core {
         }
     }
 
+    /// Suggested keys (the room key wrapped for each) for members who have published a public
+    /// key and hold neither the key nor a suggestion — what a member's client does for those
+    /// waiting — and the room with them taken off its waiting list. Returns the changes and the
+    /// served user ids.
+    async fn bot_key_suggestions(
+        &self,
+        bot_id: &str,
+        room: &mut Room,
+        kid: &str,
+        key: &RoomKey,
+    ) -> CoreResult<(Vec<Change>, Vec<String>)> {
+        let subs: Vec<_> = self
+            .store
+            .subscriptions_without_e2e_key(&room.id, MAX_SERVE)
+            .await?
+            .into_iter()
+            .filter(|s| s.u.id != bot_id && sub_str(s, "E2ESuggestedKey").is_none())
+            .collect();
+        let ids: Vec<String> = subs.iter().map(|s| s.u.id.clone()).collect();
+        let users = self.store.users_by_ids(&ids).await?;
+        let now = Timestamp::now();
+        let mut changes = Vec::new();
+        let mut served = Vec::new();
+        for mut sub in subs {
+            let Some(public) = users
+                .iter()
+                .find(|u| u.id == sub.u.id && u.active)
+                .and_then(|u| u.extra.get("e2e"))
+                .and_then(|e| e.get("public_key"))
+                .and_then(Value::as_str)
+                .and_then(|k| UserPublicKey::from_jwk(k).ok())
+            else {
+                continue;
+            };
+            let wrapped = E2EKey::wrap(&public, kid, key).map_err(crypto_error)?;
+            sub.extra.insert("E2ESuggestedKey".into(), json!(wrapped));
+            sub.extra.remove("suggestedOldRoomKeys");
+            sub.updated_at = now;
+            served.push(sub.u.id.clone());
+            changes.push(Change::UpdateSubscription(sub));
+        }
+        let mut dequeued = false;
+        for uid in &served {
+            dequeued |= crate::e2e::dequeue_waiting(room, uid);
+        }
+        if dequeued {
+            room.updated_at = now;
+        }
+        Ok((changes, served))
+    }
+
+    /// `POST e2e.bot.createRoomKey {rid}`: the bot as the room's first key holder — a room with
+    /// no key id yet gets a fresh `A256GCM` key made by the bot, which keeps it as its `E2EKey`
+    /// and suggests it to every member who has published a public key (their clients accept it
+    /// as from any member). One batch, audited (`e2e.bot.room_key_created`, ids and counts).
+    pub async fn e2e_bot_create_room_key(&self, actor: &User, rid: &str) -> CoreResult<Value> {
+        let (bot, mut room) = self.bot_room(actor, rid).await?;
+        if !room.is_encrypted() {
+            return Err(CoreError::bad(
+                "error-room-not-encrypted",
+                format!("Room {} is not encrypted", room.id),
+            ));
+        }
+        if room_kid(&room).is_some() {
+            return Err(CoreError::bad(
+                "error-room-e2e-key-already-exists",
+                "Room E2E key already exists",
+            ));
+        }
+        let mut mine = self
+            .store
+            .subscription(rid, &actor.id)
+            .await?
+            .ok_or_else(not_authorised)?;
+        let keys = self.bot_keys(&bot).await?;
+        let kid = new_key_id();
+        let key = RoomKey::generate();
+        let now = Timestamp::now();
+        mine.extra.insert(
+            "E2EKey".into(),
+            json!(E2EKey::wrap(&keys.public(), &kid, &key).map_err(crypto_error)?),
+        );
+        mine.extra.remove("E2ESuggestedKey");
+        mine.updated_at = now;
+        room.extra.insert("e2eKeyId".into(), json!(kid));
+        crate::e2e::dequeue_waiting(&mut room, &actor.id);
+        room.updated_at = now;
+        let (mut changes, served) = self
+            .bot_key_suggestions(&actor.id, &mut room, &kid, &key)
+            .await?;
+        changes.push(Change::UpdateSubscription(mine));
+        changes.push(Change::UpdateRoom(room));
+        changes.push(self.audit(
+            "e2e.bot.room_key_created",
+            Some(actor),
+            json!({"rid": rid, "kid": kid, "suggestedTo": served.len()}),
+        ));
+        self.commit(changes).await?;
+        let pairs: Vec<(String, String)> = served
+            .iter()
+            .map(|u| (rid.to_string(), u.clone()))
+            .collect();
+        self.e2e_bots_take_suggested(&pairs).await;
+        Ok(json!({"e2eKeyId": kid, "suggestedTo": served}))
+    }
+
+    /// Whenever the bot uses a room whose current key it holds, members still without it get
+    /// it suggested (later joiners of a room whose key the bot made). Best effort: a failure is
+    /// logged and retried at the next use.
+    async fn bot_serve_waiting(&self, actor: &User, room: &Room, ring: &Keyring) {
+        let Some((kid, key)) = ring
+            .current()
+            .filter(|(kid, _)| room_kid(room) == Some(*kid))
+        else {
+            return;
+        };
+        let mut updated = room.clone();
+        let served = match self
+            .bot_key_suggestions(&actor.id, &mut updated, kid, key)
+            .await
+        {
+            Ok((mut changes, served)) if !served.is_empty() => {
+                changes.push(Change::UpdateRoom(updated));
+                self.commit(changes).await.map(|_| served)
+            }
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        match served {
+            Ok(served) => {
+                let pairs: Vec<(String, String)> =
+                    served.into_iter().map(|u| (room.id.clone(), u)).collect();
+                self.e2e_bots_take_suggested(&pairs).await;
+            }
+            Err(e) => {
+                tracing::warn!(bot = %actor.id, rid = %room.id, error = %e.code, "bot did not hand out the room key");
+            }
+        }
+    }
+
     /// The bot's keys for a room: the current one and every old key it holds.
     async fn bot_keyring(&self, actor: &User, rid: &str) -> CoreResult<(Room, Keyring)> {
         let (bot, room) = self.bot_room(actor, rid).await?;
@@ -419,6 +563,7 @@ impl Core {
                 ring.add_old(kid, key);
             }
         }
+        self.bot_serve_waiting(actor, &room, &ring).await;
         Ok((room, ring))
     }
 
@@ -563,6 +708,93 @@ impl Core {
             self.commit(audits).await?;
         }
         Ok(json!({"messages": out, "count": out.len()}))
+    }
+
+    /// `GET e2e.bot.file?msgId=&fileId=`: an encrypted file of an encrypted message, decrypted
+    /// for the bot with the key in the message's payload (`attachments[].encryption`) and checked
+    /// against its `hashes.sha256`. Audited (`e2e.bot.file_decrypted`); the plaintext is only
+    /// in the answer (`{file: {_id, name, type, size, data: base64}}`).
+    pub async fn e2e_bot_file(
+        &self,
+        actor: &User,
+        message_id: &str,
+        file_id: &str,
+    ) -> CoreResult<Value> {
+        let m = self
+            .store
+            .message_by_id(message_id)
+            .await?
+            .ok_or_else(|| CoreError::bad("error-invalid-message", "Invalid message"))?;
+        let (_, ring) = self.bot_keyring(actor, &m.rid).await?;
+        let no_file = || CoreError::bad("invalid-file", "No such encrypted file in this message");
+        if m.t.as_deref() != Some("e2e") {
+            return Err(no_file());
+        }
+        let envelope =
+            Envelope::from_message(Some(&m.msg), m.extra.get("content")).map_err(crypto_error)?;
+        let kid = envelope.kid.clone();
+        let payload = envelope.open(&ring).map_err(crypto_error)?.payload;
+        let files = payload.get("files").and_then(Value::as_array);
+        let index = files
+            .and_then(|f| f.iter().position(|f| f["_id"] == file_id))
+            .ok_or_else(no_file)?;
+        let attachments = payload.get("attachments").and_then(Value::as_array);
+        // The attachment that links this file, else the one at the file's position.
+        let link = format!("/file-upload/{file_id}/");
+        let attachment = attachments
+            .and_then(|a| {
+                a.iter()
+                    .find(|a| a["title_link"].as_str().is_some_and(|l| l.contains(&link)))
+                    .or_else(|| a.get(index))
+            })
+            .filter(|a| a.get("encryption").is_some())
+            .ok_or_else(no_file)?;
+        let key = apogee_e2ee::FileKey::from_encryption(&attachment["encryption"])
+            .map_err(crypto_error)?;
+        let upload = self
+            .store
+            .upload_by_id(file_id)
+            .await?
+            .filter(|u| u.rid == m.rid)
+            .ok_or_else(no_file)?;
+        if upload.size > MAX_BOT_FILE {
+            return Err(CoreError::bad(
+                "error-file-too-large",
+                "The file is too large for a bot to decrypt",
+            ));
+        }
+        let mut body = self
+            .blobs
+            .get(&crate::files::key_of(&upload)?, None)
+            .await
+            .map_err(|e| crate::files::blob_failure(e, 0))?
+            .ok_or_else(no_file)?;
+        let ciphertext = crate::blobs::read_all(body.chunks.as_mut())
+            .await
+            .map_err(|e| crate::files::blob_failure(e, 0))?;
+        let plain = zeroize::Zeroizing::new(key.apply(&ciphertext));
+        if let Some(expected) = attachment["hashes"]["sha256"].as_str()
+            && apogee_e2ee::sha256_hex(&plain) != expected
+        {
+            return Err(CoreError::bad(
+                "error-e2e-bot-crypto",
+                "The decrypted file does not match its hash",
+            ));
+        }
+        let described = &files.map(|f| f[index].clone()).unwrap_or(Value::Null);
+        self.commit(vec![self.audit(
+            "e2e.bot.file_decrypted",
+            Some(actor),
+            json!({"rid": m.rid, "messageId": m.id, "fileId": file_id, "kid": kid}),
+        )])
+        .await?;
+        Ok(json!({"file": {
+            "_id": file_id,
+            "name": described.get("name"),
+            "type": described.get("type"),
+            "size": plain.len(),
+            "data": STANDARD.encode(plain.as_slice()),
+        }}))
     }
 
     /// `GET e2e.bot.decrypt?msgId=`: one message of an authorised room, decrypted.

@@ -111,6 +111,16 @@ pub enum Event {
         key_id: String,
         from: Option<String>,
     },
+    /// A key-recovery request opened that `officer_id` holds a share of
+    /// (`docs/E2EE-RECOVERY.md`): the officer hears `stream-notify-user`
+    /// `<uid>/e2e.recoveryRequest`. Published after the request's commit. Not stored.
+    E2eRecoveryRequest {
+        officer_id: String,
+        request_id: String,
+        user_id: String,
+        username: String,
+        restore_key_sha256: String,
+    },
     /// A message only `user_id` sees, never stored (Rocket.Chat's `notify.ephemeralMessage`):
     /// slash commands' answers. Clients hear it on `stream-notify-user` `<uid>/message`;
     /// `message` is the whole document sent.
@@ -176,6 +186,7 @@ impl Event {
             Event::Subscription { user_id, .. }
             | Event::SessionsEnded { user_id, .. }
             | Event::Ephemeral { user_id, .. } => Audience::User(user_id),
+            Event::E2eRecoveryRequest { officer_id, .. } => Audience::User(officer_id),
             Event::Setting { public: false, .. } => Audience::Nodes,
             Event::User { user } => Audience::Profile(&user.id),
             Event::Role { .. }

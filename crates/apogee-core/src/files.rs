@@ -192,7 +192,7 @@ fn invalid_file() -> CoreError {
     CoreError::bad("invalid-file", "Invalid file")
 }
 
-fn key_of(upload: &Upload) -> CoreResult<BlobKey> {
+pub(crate) fn key_of(upload: &Upload) -> CoreResult<BlobKey> {
     BlobKey::new(&upload.store_key).map_err(|_| CoreError::internal("invalid blob key"))
 }
 

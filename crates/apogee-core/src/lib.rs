@@ -14,6 +14,7 @@ pub mod directory;
 pub mod discussions;
 pub mod e2e;
 pub mod e2e_bots;
+pub mod e2e_recovery;
 pub mod emoji;
 pub mod error;
 pub mod events;

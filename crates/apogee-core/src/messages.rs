@@ -107,6 +107,7 @@ impl Core {
         let encrypted = extra.remove("t").is_some_and(|t| t == "e2e");
         if encrypted {
             crate::e2e::check_encrypted_message(&new.msg, extra.get("content"))?;
+            crate::e2e::check_e2e_mentions(extra.get("e2eMentions"))?;
             if !matches!(
                 extra.get("e2e").and_then(Value::as_str),
                 Some("pending" | "done")
@@ -372,6 +373,7 @@ impl Core {
         if encrypted {
             // The new text is a new envelope; the server sees no plaintext to parse.
             crate::e2e::check_encrypted_message(&text, extra.get("content"))?;
+            crate::e2e::check_e2e_mentions(extra.get("e2eMentions"))?;
             message.msg = text;
             message.extra.remove("e2eMentions");
             message.extra.extend(extra);
@@ -591,22 +593,30 @@ impl Core {
         let mut changes = vec![Change::UpdateMessage(message.clone())];
         let mut notice = None;
         if pinned {
+            // As Rocket.Chat: an encrypted message is pinned as `message_pinned_e2e` carrying its
+            // envelope (`content`), which readers' clients decrypt; the server adds no plaintext.
+            let encrypted = message.t.as_deref() == Some("e2e");
             let mut pin = Message::system(
                 &message.rid,
-                "message_pinned",
+                if encrypted {
+                    "message_pinned_e2e"
+                } else {
+                    "message_pinned"
+                },
                 String::new(),
                 actor.as_ref(),
             );
-            pin.extra.insert(
-                "attachments".into(),
-                json!([{
-                    "text": message.msg,
-                    "author_name": message.u.username,
-                    "author_icon": format!("/avatar/{}", message.u.username),
-                    "ts": message.ts,
-                    "message_link": format!("{}/{}?msg={}", self.settings.string("Site_Url").trim_end_matches('/'), message.rid, message.id),
-                }]),
-            );
+            let mut quote = json!({
+                "text": message.msg,
+                "author_name": message.u.username,
+                "author_icon": format!("/avatar/{}", message.u.username),
+                "ts": message.ts,
+                "message_link": format!("{}/{}?msg={}", self.settings.string("Site_Url").trim_end_matches('/'), message.rid, message.id),
+            });
+            if let Some(content) = message.extra.get("content").filter(|_| encrypted) {
+                quote["content"] = content.clone();
+            }
+            pin.extra.insert("attachments".into(), json!([quote]));
             changes.push(Change::AppendMessage {
                 message: pin.clone(),
                 mentioned_user_ids: vec![],

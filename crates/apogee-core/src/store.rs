@@ -329,6 +329,24 @@ pub enum Change {
     DeleteE2eBot {
         user_id: String,
     },
+    /// Adds a key-recovery policy version (a conflict if that version exists: two admins
+    /// changing the policy at once do not both win).
+    InsertRecoveryPolicy(RecoveryPolicy),
+    /// Creates or replaces a recovery officer's public key.
+    SaveRecoveryOfficerKey(RecoveryOfficerKey),
+    /// Creates or replaces a user's recovery enrolment.
+    SaveRecoveryEnrolment(RecoveryEnrolment),
+    /// Forgets a user's recovery enrolment (consent withdrawn).
+    DeleteRecoveryEnrolment {
+        user_id: String,
+    },
+    /// Opens a recovery request; a conflict if the user already has a pending one.
+    InsertRecoveryRequest(RecoveryRequest),
+    /// Moves a request out of `pending` to `request.state`; a conflict if it is no longer
+    /// pending (so approved material is released once).
+    CloseRecoveryRequest(RecoveryRequest),
+    /// Records an officer's approval; a conflict if that officer already approved the request.
+    InsertRecoveryApproval(RecoveryApproval),
     /// Appends an entry to the audit chain (numbered and hashed by the store).
     Audit(crate::audit::AuditEntry),
     /// The export to `sink` has shipped every entry up to `seq`.
@@ -600,6 +618,9 @@ pub trait AuthzStore: Send + Sync {
 }
 
 pub use crate::e2e_bots::E2eBot;
+pub use crate::e2e_recovery::{
+    RecoveryApproval, RecoveryEnrolment, RecoveryOfficerKey, RecoveryPolicy, RecoveryRequest,
+};
 pub use crate::emoji::CustomEmoji;
 pub use crate::files::Upload;
 pub use crate::integrations::{Integration, IntegrationQuery};
@@ -817,6 +838,24 @@ pub trait FederationStore: Send + Sync {
     async fn federation_extremities(&self, matrix_room_id: &str) -> StoreResult<Vec<String>>;
 }
 
+/// E2EE key recovery (`e2e_recovery.rs`).
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    /// The newest policy version, if one was ever set.
+    async fn recovery_policy(&self) -> StoreResult<Option<RecoveryPolicy>>;
+    /// Every officer key published (officers of older policies included).
+    async fn recovery_officer_keys(&self) -> StoreResult<Vec<RecoveryOfficerKey>>;
+    async fn recovery_enrolment(&self, user_id: &str) -> StoreResult<Option<RecoveryEnrolment>>;
+    async fn recovery_request(&self, id: &str) -> StoreResult<Option<RecoveryRequest>>;
+    /// Requests still `pending` (expired ones included), oldest first; only `user_id`'s when given.
+    async fn pending_recovery_requests(
+        &self,
+        user_id: Option<&str>,
+    ) -> StoreResult<Vec<RecoveryRequest>>;
+    /// A request's approvals, oldest first.
+    async fn recovery_approvals(&self, request_id: &str) -> StoreResult<Vec<RecoveryApproval>>;
+}
+
 #[async_trait]
 pub trait Writer: Send + Sync {
     /// Applies all changes in one transaction and returns once they are durable.
@@ -844,6 +883,7 @@ pub trait Store:
     + OutboxStore
     + AuditStore
     + FederationStore
+    + RecoveryStore
     + Writer
 {
 }
@@ -868,6 +908,7 @@ impl<T> Store for T where
         + OutboxStore
         + AuditStore
         + FederationStore
+        + RecoveryStore
         + Writer
 {
 }

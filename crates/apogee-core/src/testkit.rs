@@ -26,7 +26,7 @@ macro_rules! conformance_tests {
             password_history_and_resets, two_factor_secrets_compare_and_set,
             integrations_by_type_owner_and_channel, moderation_reports_and_summaries,
             custom_emoji_names_and_deltas, federation_keys, federation_rooms_and_events,
-            outbox_queues_deliver_in_order, read_state_for_receipts);
+            outbox_queues_deliver_in_order, e2e_recovery_rules, read_state_for_receipts);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -2337,6 +2337,112 @@ pub async fn federation_rooms_and_events(s: S) {
     );
     assert!(
         s.federation_room_state("!lost:synapse.test")
+/// Key recovery's rules that must hold across nodes: a policy version is written once, a user
+/// has one pending request, an officer approves a request once, and a request leaves `pending`
+/// once (approved material is released once). A refused change writes nothing of its batch.
+pub async fn e2e_recovery_rules(s: S) {
+    use crate::e2e_recovery::{Consent, SealedShare};
+    let (u, o1, o2) = (user("rec-user"), user("rec-o1"), user("rec-o2"));
+    add_users(&s, &[&u, &o1, &o2]).await;
+    assert!(s.recovery_policy().await.unwrap().is_none());
+    let policy = |version| RecoveryPolicy {
+        version,
+        threshold: 2,
+        officers: vec![o1.id.clone(), o2.id.clone()],
+        consent_text: format!("consent {version}"),
+        set_by: "admin".into(),
+        ts: Timestamp::from_millis(version),
+    };
+    s.commit(vec![Change::InsertRecoveryPolicy(policy(1))])
+        .await
+        .unwrap();
+    s.commit(vec![Change::InsertRecoveryPolicy(policy(2))])
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.commit(vec![Change::InsertRecoveryPolicy(policy(2))])
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.recovery_policy().await.unwrap().unwrap(), policy(2));
+
+    let key = |id: &str, k: &str| RecoveryOfficerKey {
+        user_id: id.into(),
+        public_key: k.into(),
+        ts: Timestamp::from_millis(5),
+    };
+    s.commit(vec![
+        Change::SaveRecoveryOfficerKey(key(&o1.id, "old")),
+        Change::SaveRecoveryOfficerKey(key(&o1.id, "k1")),
+        Change::SaveRecoveryOfficerKey(key(&o2.id, "k2")),
+    ])
+    .await
+    .unwrap();
+    let keys = s.recovery_officer_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.contains(&key(&o1.id, "k1")));
+
+    let enrolment = RecoveryEnrolment {
+        user_id: u.id.clone(),
+        policy_version: 2,
+        threshold: 2,
+        backup: apogee_e2ee::RecoveryBackup {
+            iv: "aXY=".into(),
+            ciphertext: "Y3Q=".into(),
+        },
+        shares: vec![SealedShare {
+            officer_id: o1.id.clone(),
+            key_sha256: "f".into(),
+            sealed: "c2hhcmU=".into(),
+        }],
+        consent: Consent {
+            version: 2,
+            text_sha256: "d".into(),
+            ts: Timestamp::from_millis(6),
+        },
+        ts: Timestamp::from_millis(6),
+    };
+    s.commit(vec![Change::SaveRecoveryEnrolment(enrolment.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.recovery_enrolment(&u.id).await.unwrap(),
+        Some(enrolment.clone())
+    );
+
+    let request = |id: &str, at| RecoveryRequest {
+        id: id.into(),
+        user_id: u.id.clone(),
+        restore_public_key: "rk".into(),
+        state: "pending".into(),
+        policy_version: 2,
+        threshold: 2,
+        created_at: Timestamp::from_millis(at),
+        expires_at: Timestamp::from_millis(at + 1000),
+        closed_at: None,
+        closed_by: None,
+    };
+    s.commit(vec![Change::InsertRecoveryRequest(request("r1", 10))])
+        .await
+        .unwrap();
+    // A second pending request for the user is refused, and its batch writes nothing.
+    assert!(matches!(
+        s.commit(vec![
+            Change::DeleteRecoveryEnrolment {
+                user_id: u.id.clone()
+            },
+            Change::InsertRecoveryRequest(request("r2", 11)),
+        ])
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s.recovery_enrolment(&u.id).await.unwrap().is_some());
+    assert_eq!(
+        s.pending_recovery_requests(Some(&u.id)).await.unwrap(),
+        vec![request("r1", 10)]
+    );
+    assert!(
+        s.pending_recovery_requests(Some(&o1.id))
             .await
             .unwrap()
             .is_empty()
@@ -2413,6 +2519,57 @@ pub async fn outbox_queues_deliver_in_order(s: S) {
         .await
         .unwrap();
     assert_eq!(due(5_000).await, vec!["a2", "b1", "free"]);
+
+    let approval = |officer: &User, share: &str| RecoveryApproval {
+        request_id: "r1".into(),
+        officer_id: officer.id.clone(),
+        resealed_share: share.into(),
+        ts: Timestamp::from_millis(20),
+    };
+    s.commit(vec![Change::InsertRecoveryApproval(approval(&o1, "a"))])
+        .await
+        .unwrap();
+    // A replayed approval (even with another share) is refused.
+    assert!(matches!(
+        s.commit(vec![Change::InsertRecoveryApproval(approval(&o1, "b"))])
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.commit(vec![Change::InsertRecoveryApproval(approval(&o2, "c"))])
+        .await
+        .unwrap();
+    let approvals = s.recovery_approvals("r1").await.unwrap();
+    assert_eq!(approvals.len(), 2);
+    assert!(approvals.contains(&approval(&o1, "a")));
+
+    // Released once: the second close of the same pending request loses.
+    let used = RecoveryRequest {
+        state: "used".into(),
+        closed_at: Some(Timestamp::from_millis(30)),
+        closed_by: Some(u.id.clone()),
+        ..request("r1", 10)
+    };
+    let (a, b) = tokio::join!(
+        s.commit(vec![Change::CloseRecoveryRequest(used.clone())]),
+        s.commit(vec![Change::CloseRecoveryRequest(used.clone())]),
+    );
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one close wins: {a:?} {b:?}"
+    );
+    assert!(matches!(a.err().or(b.err()), Some(StoreError::Conflict(_))));
+    assert_eq!(s.recovery_request("r1").await.unwrap(), Some(used));
+    assert!(s.pending_recovery_requests(None).await.unwrap().is_empty());
+    // Once closed, the user may open another.
+    s.commit(vec![Change::InsertRecoveryRequest(request("r3", 40))])
+        .await
+        .unwrap();
+    s.commit(vec![Change::DeleteRecoveryEnrolment {
+        user_id: u.id.clone(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.recovery_enrolment(&u.id).await.unwrap().is_none());
 }
 
 /// Read receipts are derived from what this checks: a member's `ls` after marking a room read is

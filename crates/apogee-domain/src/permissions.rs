@@ -133,6 +133,8 @@ pub const DEFAULT_PERMISSIONS: &[(&str, &[&str])] = &[
     ("manage-cloud", &["admin"]),
     // Apogee's own: authorise and revoke bots as encrypted participants (docs/E2EE.md).
     ("manage-e2e-bots", &["admin"]),
+    // Apogee's own: set the E2EE key-recovery officers and threshold (docs/E2EE-RECOVERY.md).
+    ("manage-e2e-recovery", &["admin"]),
     ("manage-email-inbox", &["admin"]),
     ("manage-emoji", &["admin"]),
     ("manage-incoming-integrations", &["admin"]),
@@ -401,8 +403,8 @@ mod tests {
     fn catalogue_is_complete() {
         // Rocket.Chat's 174 ids, the three kept from earlier releases, `can-audit-log` and
         // device management's `logout-device-management` (an enterprise id there), and
-        // Apogee's `manage-e2e-bots`.
-        assert_eq!(DEFAULT_PERMISSIONS.len(), 180);
+        // Apogee's `manage-e2e-bots` and `manage-e2e-recovery`.
+        assert_eq!(DEFAULT_PERMISSIONS.len(), 181);
     }
 
     #[test]

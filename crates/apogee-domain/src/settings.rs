@@ -389,6 +389,14 @@ pub const CATALOGUE: &[SettingDef] = &[
         true,
         "E2E Encryption"
     ),
+    // Apogee's: how long a key-recovery request waits for officers (docs/E2EE-RECOVERY.md).
+    setting!(
+        "E2E_Recovery_Request_Expiry_Hours",
+        "int",
+        72,
+        false,
+        "E2E Encryption"
+    ),
     // Apogee's: malware scanning of uploads by a clamd at this address (`unix:/path` or
     // `tcp://host:port`).
     setting!(

@@ -469,6 +469,21 @@ const ROWS: &[Row] = &[
     ("POST /api/v1/e2e.bot.encrypt", "", r#"{"rid":"$G","payload":{"msg":"hi"}}"#, No, "none"),
     ("GET /api/v1/e2e.bot.messages", "", r#"{"rid":"$G"}"#, No, "none"),
     ("GET /api/v1/e2e.bot.decrypt", "", r#"{"msgId":"$MG"}"#, No, "none"),
+    ("POST /api/v1/e2e.bot.createRoomKey", "", r#"{"rid":"$G"}"#, No, "none"),
+    ("GET /api/v1/e2e.bot.file", "", r#"{"msgId":"$MG","fileId":"x"}"#, No, "none"),
+    // Key recovery (docs/E2EE-RECOVERY.md): `manage-e2e-recovery` (admin) sets the officers — the
+    // threshold here is refused as invalid, so the fixtures keep no policy —; with no policy
+    // nobody is an officer, and a user's own calls fail validation (not enrolled), not authz.
+    ("GET /api/v1/e2e.recovery.policy", "", "", No, "auth"),
+    ("POST /api/v1/e2e.recovery.officers.set", "", r#"{"officers":["$MEMBER","$OWNER"],"threshold":5,"consentText":"x"}"#, No, "admin"),
+    ("POST /api/v1/e2e.recovery.officer.setKey", "", r#"{"publicKey":"x"}"#, No, "none"),
+    ("POST /api/v1/e2e.recovery.enrol", "", r#"{"version":1}"#, No, "auth"),
+    ("POST /api/v1/e2e.recovery.withdraw", "", "{}", No, "auth"),
+    ("POST /api/v1/e2e.recovery.request", "", r#"{"restorePublicKey":"x"}"#, No, "auth"),
+    ("GET /api/v1/e2e.recovery.requests", "", "", No, "none"),
+    ("POST /api/v1/e2e.recovery.approve", "", r#"{"requestId":"x","resealedShare":"x"}"#, No, "none"),
+    ("POST /api/v1/e2e.recovery.deny", "", r#"{"requestId":"x"}"#, No, "none"),
+    ("POST /api/v1/e2e.recovery.material", "", "{}", No, "auth"),
     // Invites (`$FI` opens a fresh channel).
     // `create-invite-links` in a room the caller is in.
     ("POST /api/v1/findOrCreateInvite", "", r#"{"rid":"$F","days":1,"maxUses":0}"#, Channel, "mods"),

@@ -94,6 +94,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 .await?;
             tx.exec("DELETE FROM e2e_bots WHERE user_id = $1", args![&id])
                 .await?;
+            crate::recovery::delete_user(tx, &id).await?;
             expect_one(
                 tx.exec("DELETE FROM users WHERE id = $1", args![&id])
                     .await?,
@@ -601,6 +602,19 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             )
             .await?;
         }
+        Change::InsertRecoveryPolicy(p) => crate::recovery::insert_policy(tx, &p).await?,
+        Change::SaveRecoveryOfficerKey(k) => crate::recovery::save_officer_key(tx, &k).await?,
+        Change::SaveRecoveryEnrolment(e) => crate::recovery::save_enrolment(tx, &e).await?,
+        Change::DeleteRecoveryEnrolment { user_id } => {
+            tx.exec(
+                "DELETE FROM e2e_recovery_enrolments WHERE user_id = $1",
+                args![user_id],
+            )
+            .await?;
+        }
+        Change::InsertRecoveryRequest(r) => crate::recovery::insert_request(tx, &r).await?,
+        Change::CloseRecoveryRequest(r) => crate::recovery::close_request(tx, &r).await?,
+        Change::InsertRecoveryApproval(a) => crate::recovery::insert_approval(tx, &a).await?,
         Change::DeleteE2eBot { user_id } => {
             tx.exec("DELETE FROM e2e_bots WHERE user_id = $1", args![user_id])
                 .await?;

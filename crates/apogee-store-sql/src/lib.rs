@@ -11,6 +11,7 @@ mod integrations;
 mod moderation;
 mod outbox;
 mod reads;
+mod recovery;
 pub mod schema;
 
 pub use apply::apply_changes;

@@ -355,6 +355,34 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             // pending item is due.
             "ALTER TABLE outbox ADD COLUMN queue TEXT",
             "CREATE INDEX outbox_queue ON outbox (queue, created_at)",
+        16,
+        &[
+            // E2EE key recovery (docs/E2EE-RECOVERY.md). Policies are versioned, never edited.
+            "CREATE TABLE e2e_recovery_policies (
+            version BIGINT PRIMARY KEY,
+            doc TEXT NOT NULL)",
+            "CREATE TABLE e2e_recovery_officer_keys (
+            user_id TEXT PRIMARY KEY,
+            doc TEXT NOT NULL)",
+            // The user's encrypted private key and its key's shares, each sealed to an officer.
+            "CREATE TABLE e2e_recovery_enrolments (
+            user_id TEXT PRIMARY KEY,
+            doc TEXT NOT NULL)",
+            "CREATE TABLE e2e_recovery_requests (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            doc TEXT NOT NULL)",
+            // At most one open request per user, even when two nodes open one at once.
+            "CREATE UNIQUE INDEX e2e_recovery_requests_pending ON e2e_recovery_requests (user_id) WHERE state = 'pending'",
+            // One approval per officer per request: a replayed approval breaks the key.
+            "CREATE TABLE e2e_recovery_approvals (
+            request_id TEXT NOT NULL,
+            officer_id TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (request_id, officer_id))",
         ],
     ),
 ];

@@ -239,7 +239,7 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
                 text("rid")?,
                 text("_id")?,
                 text("msg")?.to_string(),
-                crate::routes::chat::extras(msg),
+                crate::routes::chat::update_extras(msg),
             )
             .await?;
             Ok(Value::Null)

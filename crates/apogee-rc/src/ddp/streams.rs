@@ -486,6 +486,24 @@ impl Streams {
                     })));
                 }
             }
+            Event::E2eRecoveryRequest {
+                officer_id,
+                request_id,
+                user_id,
+                username,
+                restore_key_sha256,
+            } if *officer_id == me.id => {
+                let name = format!("{}/e2e.recoveryRequest", me.id);
+                if self.wants(&Stream::NotifyUser, &name) {
+                    let notice = json!({
+                        "requestId": request_id,
+                        "user": {"_id": user_id, "username": username},
+                        "restoreKeyFingerprint": restore_key_sha256,
+                    });
+                    out.push(own("stream-notify-user", &name, json!([notice])));
+                }
+            }
+            Event::E2eRecoveryRequest { .. } => {}
             // The connection sends `force_logout` itself (`force_logout_frame`): only it knows
             // whether the ended session is its own.
             Event::SessionsEnded { .. } => {}

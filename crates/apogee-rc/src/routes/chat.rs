@@ -74,6 +74,18 @@ pub(crate) fn send_extras(source: &Map<String, Value>) -> Map<String, Value> {
     extra
 }
 
+/// [`extras`] plus what an edit of an encrypted message carries (DDP `updateMessage`): the new
+/// `content` envelope and its `e2eMentions`; core checks them.
+pub(crate) fn update_extras(source: &Map<String, Value>) -> Map<String, Value> {
+    let mut extra = extras(source);
+    for k in ["content", "e2eMentions"] {
+        if let Some(v) = source.get(k).filter(|v| !v.is_null()) {
+            extra.insert(k.to_string(), v.clone());
+        }
+    }
+    extra
+}
+
 /// Resolves `chat.postMessage`'s `channel` (`#name`, `@username` or a room id) or `roomId`.
 async fn post_target(s: &AppState, actor: &User, target: &str) -> Result<String, ApiError> {
     if let Some(username) = target.strip_prefix('@') {

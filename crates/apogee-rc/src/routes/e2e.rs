@@ -44,6 +44,8 @@ pub fn routes() -> Routes {
         .route("/api/v1/e2e.bot.encrypt", post(bot_encrypt))
         .route("/api/v1/e2e.bot.messages", get(bot_messages))
         .route("/api/v1/e2e.bot.decrypt", get(bot_decrypt))
+        .route("/api/v1/e2e.bot.createRoomKey", post(bot_create_room_key))
+        .route("/api/v1/e2e.bot.file", get(bot_file))
 }
 
 /// `roomIds` as an array of strings (or one string).
@@ -97,6 +99,17 @@ async fn bot_messages(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Ap
     let oldest = p.date("oldest")?;
     let count = p.int("count").unwrap_or(50);
     ok(s.core.e2e_bot_messages(&a.user, rid, oldest, count).await?)
+}
+
+async fn bot_create_room_key(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let rid = p.required("rid")?;
+    ok(s.core.e2e_bot_create_room_key(&a.user, rid).await?)
+}
+
+async fn bot_file(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
+    let msg_id = p.required("msgId")?;
+    let file_id = p.required("fileId")?;
+    ok(s.core.e2e_bot_file(&a.user, msg_id, file_id).await?)
 }
 
 async fn bot_decrypt(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {

@@ -11,6 +11,7 @@ mod commands;
 mod credentials;
 mod discussions;
 mod e2e;
+mod e2e_recovery;
 mod emoji;
 mod federation;
 mod files;
@@ -59,6 +60,7 @@ pub(crate) fn all() -> registry::Routes {
         .merge(two_factor::routes())
         .merge(discussions::routes())
         .merge(e2e::routes())
+        .merge(e2e_recovery::routes())
         .merge(files::routes())
         .merge(avatars::routes())
         .merge(invites::routes())
