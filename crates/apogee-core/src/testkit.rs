@@ -2337,6 +2337,84 @@ pub async fn federation_rooms_and_events(s: S) {
     );
     assert!(
         s.federation_room_state("!lost:synapse.test")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.federation_extremities("!abc:synapse.test").await.unwrap(),
+        vec!["$next".to_string()]
+    );
+
+    s.commit(vec![Change::DeleteRoom(r.id.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.federated_room(&r.id).await.unwrap(), None);
+    assert!(s.federation_event("$msg").await.unwrap().is_some());
+}
+
+/// Items of one outbox queue are due one at a time, oldest first: a newer item waits while an
+/// older one is due later (a retry) or leased; other queues and unqueued items are not held up.
+pub async fn outbox_queues_deliver_in_order(s: S) {
+    let at = Timestamp::from_millis;
+    let item = |id: &str, queue: Option<&str>, created: i64| OutboxItem {
+        id: id.into(),
+        kind: "federation.pdu".into(),
+        queue: queue.map(str::to_string),
+        payload: serde_json::json!({"n": id}),
+        created_at: at(created),
+        attempts: 0,
+        last_error: None,
+    };
+    s.commit(vec![
+        Change::Enqueue(item("a1", Some("federation:a"), 100)),
+        Change::Enqueue(item("a2", Some("federation:a"), 200)),
+        Change::Enqueue(item("b1", Some("federation:b"), 150)),
+        Change::Enqueue(item("free", None, 300)),
+    ])
+    .await
+    .unwrap();
+    let due = |now: i64| {
+        let s = s.clone();
+        async move {
+            let mut ids: Vec<String> = s
+                .due_outbox(at(now), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(due(1_000).await, vec!["a1", "b1", "free"]);
+    // a1 in flight: a2 still waits.
+    s.commit(vec![Change::LeaseOutbox {
+        ids: vec!["a1".into()],
+        node: "n".into(),
+        now: at(1_000),
+        until: at(61_000),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(due(2_000).await, vec!["b1", "free"]);
+    // a1 failed, retried later: a2 waits for it rather than overtaking.
+    s.commit(vec![Change::OutboxFailed {
+        id: "a1".into(),
+        error: "down".into(),
+        retry_at: Some(at(5_000)),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(due(3_000).await, vec!["b1", "free"]);
+    assert_eq!(due(5_000).await, vec!["a1", "b1", "free"]);
+    s.commit(vec![Change::OutboxDelivered("a1".into())])
+        .await
+        .unwrap();
+    assert_eq!(due(5_000).await, vec!["a2", "b1", "free"]);
+}
+
 /// Key recovery's rules that must hold across nodes: a policy version is written once, a user
 /// has one pending request, an officer approves a request once, and a request leaves `pending`
 /// once (approved material is released once). A refused change writes nothing of its batch.
@@ -2447,78 +2525,6 @@ pub async fn e2e_recovery_rules(s: S) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(
-        s.federation_extremities("!abc:synapse.test").await.unwrap(),
-        vec!["$next".to_string()]
-    );
-
-    s.commit(vec![Change::DeleteRoom(r.id.clone())])
-        .await
-        .unwrap();
-    assert_eq!(s.federated_room(&r.id).await.unwrap(), None);
-    assert!(s.federation_event("$msg").await.unwrap().is_some());
-}
-
-/// Items of one outbox queue are due one at a time, oldest first: a newer item waits while an
-/// older one is due later (a retry) or leased; other queues and unqueued items are not held up.
-pub async fn outbox_queues_deliver_in_order(s: S) {
-    let at = Timestamp::from_millis;
-    let item = |id: &str, queue: Option<&str>, created: i64| OutboxItem {
-        id: id.into(),
-        kind: "federation.pdu".into(),
-        queue: queue.map(str::to_string),
-        payload: serde_json::json!({"n": id}),
-        created_at: at(created),
-        attempts: 0,
-        last_error: None,
-    };
-    s.commit(vec![
-        Change::Enqueue(item("a1", Some("federation:a"), 100)),
-        Change::Enqueue(item("a2", Some("federation:a"), 200)),
-        Change::Enqueue(item("b1", Some("federation:b"), 150)),
-        Change::Enqueue(item("free", None, 300)),
-    ])
-    .await
-    .unwrap();
-    let due = |now: i64| {
-        let s = s.clone();
-        async move {
-            let mut ids: Vec<String> = s
-                .due_outbox(at(now), 10)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|i| i.id)
-                .collect();
-            ids.sort();
-            ids
-        }
-    };
-    assert_eq!(due(1_000).await, vec!["a1", "b1", "free"]);
-    // a1 in flight: a2 still waits.
-    s.commit(vec![Change::LeaseOutbox {
-        ids: vec!["a1".into()],
-        node: "n".into(),
-        now: at(1_000),
-        until: at(61_000),
-    }])
-    .await
-    .unwrap();
-    assert_eq!(due(2_000).await, vec!["b1", "free"]);
-    // a1 failed, retried later: a2 waits for it rather than overtaking.
-    s.commit(vec![Change::OutboxFailed {
-        id: "a1".into(),
-        error: "down".into(),
-        retry_at: Some(at(5_000)),
-    }])
-    .await
-    .unwrap();
-    assert_eq!(due(3_000).await, vec!["b1", "free"]);
-    assert_eq!(due(5_000).await, vec!["a1", "b1", "free"]);
-    s.commit(vec![Change::OutboxDelivered("a1".into())])
-        .await
-        .unwrap();
-    assert_eq!(due(5_000).await, vec!["a2", "b1", "free"]);
 
     let approval = |officer: &User, share: &str| RecoveryApproval {
         request_id: "r1".into(),

@@ -355,6 +355,9 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             // pending item is due.
             "ALTER TABLE outbox ADD COLUMN queue TEXT",
             "CREATE INDEX outbox_queue ON outbox (queue, created_at)",
+        ],
+    ),
+    (
         16,
         &[
             // E2EE key recovery (docs/E2EE-RECOVERY.md). Policies are versioned, never edited.
