@@ -45,70 +45,51 @@ pub enum Received {
     SoftFailed,
 }
 
-/// The Rocket.Chat name of a reaction key (`👍` → `:thumbsup:`). Matrix reactions carry the
-/// emoji itself; Rocket.Chat clients key reactions by emojione short name. Keys outside this
-/// list keep their text (`:👍:` style), which clients show as text.
+/// Matrix reaction keys (the emoji itself) and the emojione short names Rocket.Chat clients key
+/// reactions by. Read both ways, first match wins: `👍` is named `thumbsup` while `+1` also maps
+/// back to it; `heart` maps to `❤️` while the bare `❤` is also named `heart`.
+const REACTION_NAMES: &[(&str, &str)] = &[
+    ("👍", "thumbsup"),
+    ("👍", "+1"),
+    ("👎", "thumbsdown"),
+    ("😄", "smile"),
+    ("😀", "grinning"),
+    ("🙂", "slight_smile"),
+    ("😂", "joy"),
+    ("😢", "cry"),
+    ("😮", "open_mouth"),
+    ("🎉", "tada"),
+    ("❤️", "heart"),
+    ("❤", "heart"),
+    ("🔥", "fire"),
+    ("👀", "eyes"),
+    ("🚀", "rocket"),
+    ("🙏", "pray"),
+    ("✅", "white_check_mark"),
+    ("👏", "clap"),
+    ("😉", "wink"),
+    ("🤔", "thinking"),
+    ("💯", "100"),
+];
+
+/// The Rocket.Chat name of a reaction key (`👍` → `:thumbsup:`). Keys outside the table keep
+/// their text (`:👍:` style), which clients show as text.
 pub fn reaction_name(key: &str) -> String {
-    const NAMES: &[(&str, &str)] = &[
-        ("👍", "thumbsup"),
-        ("👎", "thumbsdown"),
-        ("😄", "smile"),
-        ("😀", "grinning"),
-        ("🙂", "slight_smile"),
-        ("😂", "joy"),
-        ("😢", "cry"),
-        ("😮", "open_mouth"),
-        ("🎉", "tada"),
-        ("❤️", "heart"),
-        ("❤", "heart"),
-        ("🔥", "fire"),
-        ("👀", "eyes"),
-        ("🚀", "rocket"),
-        ("🙏", "pray"),
-        ("✅", "white_check_mark"),
-        ("👏", "clap"),
-        ("😉", "wink"),
-        ("🤔", "thinking"),
-        ("💯", "100"),
-    ];
-    let name = NAMES
+    let name = REACTION_NAMES
         .iter()
         .find(|(emoji, _)| *emoji == key)
-        .map(|(_, name)| name.to_string())
-        .unwrap_or_else(|| key.trim_matches(':').to_string());
+        .map_or_else(|| key.trim_matches(':'), |(_, name)| name);
     format!(":{name}:")
 }
 
 /// The Matrix key of a Rocket.Chat reaction name (the inverse of [`reaction_name`]).
 pub fn reaction_key(name: &str) -> String {
     let bare = name.trim_matches(':');
-    for (emoji, n) in [
-        ("👍", "thumbsup"),
-        ("👍", "+1"),
-        ("👎", "thumbsdown"),
-        ("😄", "smile"),
-        ("😀", "grinning"),
-        ("🙂", "slight_smile"),
-        ("😂", "joy"),
-        ("😢", "cry"),
-        ("😮", "open_mouth"),
-        ("🎉", "tada"),
-        ("❤️", "heart"),
-        ("🔥", "fire"),
-        ("👀", "eyes"),
-        ("🚀", "rocket"),
-        ("🙏", "pray"),
-        ("✅", "white_check_mark"),
-        ("👏", "clap"),
-        ("😉", "wink"),
-        ("🤔", "thinking"),
-        ("💯", "100"),
-    ] {
-        if n == bare {
-            return emoji.to_string();
-        }
-    }
-    bare.to_string()
+    REACTION_NAMES
+        .iter()
+        .find(|(_, n)| *n == bare)
+        .map_or(bare, |(emoji, _)| emoji)
+        .to_string()
 }
 
 fn relation(content: &Value) -> Option<(&str, &str)> {
