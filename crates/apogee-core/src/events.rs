@@ -121,6 +121,9 @@ pub enum Event {
         username: String,
         restore_key_sha256: String,
     },
+    /// An integration was created, changed or deleted: nodes drop their cache of outgoing
+    /// webhooks. No client hears it.
+    Integrations,
     /// A message only `user_id` sees, never stored (Rocket.Chat's `notify.ephemeralMessage`):
     /// slash commands' answers. Clients hear it on `stream-notify-user` `<uid>/message`;
     /// `message` is the whole document sent.
@@ -187,7 +190,7 @@ impl Event {
             | Event::SessionsEnded { user_id, .. }
             | Event::Ephemeral { user_id, .. } => Audience::User(user_id),
             Event::E2eRecoveryRequest { officer_id, .. } => Audience::User(officer_id),
-            Event::Setting { public: false, .. } => Audience::Nodes,
+            Event::Setting { public: false, .. } | Event::Integrations => Audience::Nodes,
             Event::User { user } => Audience::Profile(&user.id),
             Event::Role { .. }
             | Event::UserRole { .. }
@@ -243,10 +246,14 @@ impl Event {
             Change::InsertUser { user, .. } | Change::UpdateUser(user) => Event::User {
                 user: Box::new(user.clone()),
             },
-            Change::DeleteSessionTokens { user_id } => Event::SessionsEnded {
-                user_id: user_id.clone(),
-                token_hash: None,
-            },
+            // A deleted user's sessions end with them (the store removes their tokens).
+            Change::DeleteSessionTokens { user_id } | Change::DeleteUser(user_id) => {
+                Event::SessionsEnded {
+                    user_id: user_id.clone(),
+                    token_hash: None,
+                }
+            }
+            Change::UpsertIntegration(_) | Change::DeleteIntegration(_) => Event::Integrations,
             Change::DeleteLoginToken { user_id, hashed } => Event::SessionsEnded {
                 user_id: user_id.clone(),
                 token_hash: Some(hashed.clone()),

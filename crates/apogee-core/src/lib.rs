@@ -44,6 +44,7 @@ pub mod roles;
 pub mod room_admin;
 pub mod rooms;
 mod seed;
+mod session_cache;
 pub mod sessions;
 pub mod settings;
 pub mod sounds;
@@ -120,6 +121,10 @@ pub struct Core {
     outbox_wake: Arc<tokio::sync::Notify>,
     /// The Matrix federation adapter, when this server federates.
     pub(crate) federation: std::sync::OnceLock<Arc<dyn federated_rooms::FederationGateway>>,
+    /// Login tokens and users REST requests authenticate with.
+    pub(crate) sessions: session_cache::SessionCache,
+    /// The enabled outgoing webhooks every sent message is matched against.
+    pub(crate) outgoing_webhooks: outgoing_webhooks::Cache,
 }
 
 impl Core {
@@ -153,6 +158,8 @@ impl Core {
             deliverers: deliverers(&options),
             outbox_wake: Default::default(),
             federation: Default::default(),
+            sessions: Default::default(),
+            outgoing_webhooks: Default::default(),
         };
         seed::seed(&core).await?;
         core.settings.reload(core.store.as_ref()).await?;
@@ -213,8 +220,16 @@ impl Core {
             events::Event::Setting { id, value, .. } => self.settings.remember(id, value.clone()),
             events::Event::Permission { id, roles } => self.authz.set(id, roles.clone()),
             events::Event::Role { role, removed } => self.authz.role_changed(role, *removed),
-            _ => {}
+            _ => self.invalidate(event),
         }
+    }
+
+    /// Drops what an event makes stale from the caches that only forget (sessions, outgoing
+    /// webhooks). Applying it twice is harmless, so this node's commits apply their events at
+    /// once, before the caller is answered, and again when they come back from the bus.
+    fn invalidate(&self, event: &events::Event) {
+        self.sessions.apply(event);
+        self.outgoing_webhooks.apply(event);
     }
 
     /// Commits one use-case's changes atomically, then announces them on the bus.
@@ -226,6 +241,7 @@ impl Core {
             self.wake_outbox();
         }
         for event in events {
+            self.invalidate(&event);
             self.bus.publish(event);
         }
         Ok(())
@@ -233,6 +249,7 @@ impl Core {
 
     /// Publishes an event that has no stored effect (typing, …).
     pub fn publish(&self, event: events::Event) {
+        self.invalidate(&event);
         self.bus.publish(event);
     }
 
@@ -296,6 +313,8 @@ async fn keep_caches_current(
                 if let Err(e) = core.authz.reload(store).await {
                     tracing::error!(error = %e.message, "permissions reload failed");
                 }
+                core.sessions.clear();
+                core.outgoing_webhooks.clear();
             }
             Err(RecvError::Closed) => return,
         }

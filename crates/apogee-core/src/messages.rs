@@ -67,7 +67,11 @@ impl Core {
             Some(id) => id.clone(),
             None => random_id(),
         };
-        if let Some(existing) = self.store.message_by_id(&id).await? {
+        // Only a client-chosen id can be a retry; a fresh random one is not looked up (the
+        // insert's unique key still refuses a collision).
+        if new.id.is_some()
+            && let Some(existing) = self.store.message_by_id(&id).await?
+        {
             if existing.rid == new.rid && existing.u.id == actor.id {
                 return Ok(existing);
             }

@@ -13,6 +13,7 @@
 
 use crate::Core;
 use crate::error::CoreResult;
+use crate::events::Event;
 use crate::integrations::{Integration, IntegrationQuery, OUTGOING, webhook_message};
 use crate::messages::NewMessage;
 use crate::outbound::{OutboundError, OutboundRequest, Overflow, redact_url};
@@ -22,13 +23,69 @@ use apogee_domain::{Message, Room, RoomType, Timestamp, random_id};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub(crate) const KIND: &str = "outgoing_webhook";
 /// Answers Rocket.Chat takes as success.
 const SUCCESS: [u16; 3] = [200, 201, 202];
 /// An answer is read up to this much.
 const MAX_ANSWER: usize = 1024 * 1024;
+
+/// The cached list is read again after this long even without news of a change (a node that
+/// missed an event is wrong for at most this long).
+const CACHE_TTL: Duration = Duration::from_secs(10);
+/// Integrations read per page when filling the cache.
+const CACHE_PAGE: i64 = 500;
+
+/// The enabled outgoing integrations of event `sendMessage`, which every sent or edited message
+/// is matched against: read from the store once, then kept until an integration changes on any
+/// node (`Event::Integrations`) or [`CACHE_TTL`] passes. A fill that raced with a change is not
+/// kept (the generation moved).
+#[derive(Default)]
+pub(crate) struct Cache {
+    inner: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    listeners: Option<(Arc<Vec<Integration>>, Instant)>,
+    generation: u64,
+}
+
+impl Cache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached list, or the generation to fill it at.
+    fn get(&self) -> Result<Arc<Vec<Integration>>, u64> {
+        let state = self.lock();
+        match &state.listeners {
+            Some((list, at)) if at.elapsed() < CACHE_TTL => Ok(list.clone()),
+            _ => Err(state.generation),
+        }
+    }
+
+    fn fill(&self, generation: u64, list: Arc<Vec<Integration>>) {
+        let mut state = self.lock();
+        if state.generation == generation {
+            state.listeners = Some((list, Instant::now()));
+        }
+    }
+
+    pub(crate) fn apply(&self, event: &Event) {
+        if matches!(event, Event::Integrations) {
+            self.clear();
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.listeners = None;
+    }
+}
 
 /// One delivery to one URL of one integration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +101,38 @@ struct Call {
 }
 
 impl Core {
+    /// The enabled outgoing integrations of event `sendMessage`, newest first, from the cache.
+    async fn outgoing_webhook_listeners(&self) -> CoreResult<Arc<Vec<Integration>>> {
+        let generation = match self.outgoing_webhooks.get() {
+            Ok(list) => return Ok(list),
+            Err(generation) => generation,
+        };
+        let query = IntegrationQuery {
+            kinds: vec![OUTGOING.into()],
+            ..Default::default()
+        };
+        let mut listeners = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = Page {
+                offset,
+                count: CACHE_PAGE,
+            };
+            let (found, _) = self.store.integrations(&query, page).await?;
+            let last = (found.len() as i64) < CACHE_PAGE;
+            offset += found.len() as i64;
+            listeners.extend(found.into_iter().filter(|i| {
+                i.enabled && i.extra.get("event").and_then(Value::as_str) == Some("sendMessage")
+            }));
+            if last {
+                break;
+            }
+        }
+        let listeners = Arc::new(listeners);
+        self.outgoing_webhooks.fill(generation, listeners.clone());
+        Ok(listeners)
+    }
+
     /// The outbox items the `sendMessage` event of `message` (stored in `room`) fires. `edited`:
     /// only integrations with `runOnEdits` fire on edits.
     pub(crate) async fn outgoing_webhook_calls(
@@ -81,34 +170,19 @@ impl Core {
                 }
             }
         }
-        let query = IntegrationQuery {
-            kinds: vec![OUTGOING.into()],
-            channels_any: targets,
-            ..Default::default()
-        };
-        let (found, _) = self
-            .store
-            .integrations(
-                &query,
-                Page {
-                    offset: 0,
-                    count: 1000,
-                },
-            )
-            .await?;
+        let listeners = self.outgoing_webhook_listeners().await?;
         let bot_of = message
             .extra
             .get("bot")
             .and_then(|b| b.get("i"))
             .and_then(Value::as_str);
         let mut changes = Vec::new();
+        let found = listeners
+            .iter()
+            .filter(|i| i.channel.iter().any(|c| targets.contains(c)));
         for integration in found {
             let flag = |k: &str| integration.extra.get(k) == Some(&Value::Bool(true));
-            if !integration.enabled
-                || integration.extra.get("event").and_then(Value::as_str) != Some("sendMessage")
-                || bot_of == Some(integration.id.as_str())
-                || (edited && !flag("runOnEdits"))
-            {
+            if bot_of == Some(integration.id.as_str()) || (edited && !flag("runOnEdits")) {
                 continue;
             }
             let words: Vec<&str> = integration

@@ -1,7 +1,9 @@
 //! One DDP connection: handshake, heartbeats, serial method execution, subscriptions and
-//! delivery of stream events, over raw DDP or SockJS framing. Everything a connection sends goes
-//! through a bounded queue drained by a writer task; a client that does not keep up is closed
-//! with 1013.
+//! delivery of stream events, over raw DDP or SockJS framing. The connection's own task writes
+//! to the socket: frames wait in a bounded queue only while the socket is not ready, and a
+//! client that lets that queue fill, or does not take a write for `WRITE_TIMEOUT`, is closed
+//! (1013). Writing in the same task that turned the event into frames saves a hand-off (and a
+//! task wake-up) per delivered frame.
 
 use crate::ddp::ejson::{meteor_error, to_ejson};
 use crate::ddp::hub::{ConnId, Delivery, Hub, StatusChange};
@@ -12,14 +14,18 @@ use apogee_core::Core;
 use apogee_core::error::CoreError;
 use apogee_core::events::Event;
 use apogee_ddp::frame::{Incoming, parse_packet};
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use futures_util::future::{FutureExt, poll_fn};
+use futures_util::stream::SplitSink;
+use futures_util::{Sink, SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, timeout};
 
 /// Frames queued for a client before it counts as a slow consumer.
 const QUEUE: usize = 1024;
@@ -27,7 +33,7 @@ const QUEUE: usize = 1024;
 const IDLE: Duration = Duration::from_secs(30);
 /// SockJS heartbeat interval.
 const HEARTBEAT: Duration = Duration::from_secs(25);
-/// A single write that takes longer than this ends the connection.
+/// A socket that takes no write for this long ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How frames are wrapped on the socket.
@@ -39,115 +45,173 @@ pub enum Framing {
     SockJs,
 }
 
-enum Out {
-    Text(String),
-    Close(u16, &'static str),
-}
-
 /// Why the connection loop stopped.
 #[derive(Debug)]
 struct Closed;
 
-/// The sending half: a bounded queue and a priority close for when the queue is full.
-struct Outbox {
-    tx: mpsc::Sender<Out>,
-    urgent: watch::Sender<Option<(u16, &'static str)>>,
-    framing: Framing,
+/// How the connection is to be closed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Close {
+    code: u16,
+    reason: &'static str,
+    /// Close at once, dropping what is queued (the queue is full).
+    urgent: bool,
 }
 
-impl Outbox {
-    fn push(&mut self, out: Out) -> Result<(), Closed> {
-        match self.tx.try_send(out) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(1013, "Try Again Later");
-                Err(Closed)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
+type Socket = SplitSink<WebSocket, WsMessage>;
+
+/// The sending half: the socket, the frames it has not taken yet, and how to close.
+struct Outbox<S = Socket> {
+    sink: S,
+    queue: VecDeque<WsMessage>,
+    /// Frames were handed to the socket but not flushed yet.
+    unflushed: bool,
+    framing: Framing,
+    close: Option<Close>,
+    /// Frames handed to the socket so far; the write timeout watches it for progress.
+    written: u64,
+}
+
+impl<S: Sink<WsMessage> + Unpin> Outbox<S> {
+    fn new(sink: S, framing: Framing) -> Self {
+        Outbox {
+            sink,
+            queue: VecDeque::new(),
+            unflushed: false,
+            framing,
+            close: None,
+            written: 0,
         }
+    }
+
+    fn push(&mut self, msg: WsMessage) -> Result<(), Closed> {
+        if self.queue.len() >= QUEUE {
+            self.close(1013, "Try Again Later");
+            return Err(Closed);
+        }
+        self.queue.push_back(msg);
+        Ok(())
     }
 
     /// Sends one DDP message, dates as EJSON.
     fn send(&mut self, frame: Value) -> Result<(), Closed> {
-        self.send_text(&to_ejson(frame).to_string())
+        let text = to_ejson(frame).to_string();
+        let text = match self.framing {
+            Framing::Raw => text,
+            Framing::SockJs => sockjs(&text),
+        };
+        self.push(WsMessage::Text(text.into()))
     }
 
-    /// Sends one DDP message already rendered as EJSON text.
-    fn send_text(&mut self, text: &str) -> Result<(), Closed> {
+    /// Sends one DDP message already rendered as EJSON text, shared with other recipients:
+    /// raw framing sends those very bytes.
+    fn send_shared(&mut self, text: &Utf8Bytes) -> Result<(), Closed> {
         let text = match self.framing {
-            Framing::Raw => text.to_string(),
-            Framing::SockJs => format!("a{}", json!([text])),
+            Framing::Raw => text.clone(),
+            Framing::SockJs => sockjs(text).into(),
         };
-        self.push(Out::Text(text))
+        self.push(WsMessage::Text(text))
     }
 
     fn send_frame(&mut self, frame: Frame) -> Result<(), Closed> {
         match frame {
             Frame::Own(v) => self.send(v),
-            Frame::Shared(text) => self.send_text(&text),
+            Frame::Shared(text) => self.send_shared(&text),
         }
     }
 
-    fn raw(&mut self, text: &str) -> Result<(), Closed> {
-        self.push(Out::Text(text.to_string()))
+    fn raw(&mut self, text: &'static str) -> Result<(), Closed> {
+        self.push(WsMessage::Text(Utf8Bytes::from_static(text)))
     }
 
-    /// Closes after whatever is queued, or at once when the queue is full.
+    /// Closes after whatever is queued, or at once when the queue is full. The first close
+    /// asked for is the one sent.
     fn close(&mut self, code: u16, reason: &'static str) {
-        if self.tx.try_send(Out::Close(code, reason)).is_err() {
-            self.urgent.send_replace(Some((code, reason)));
-        }
-    }
-}
-
-async fn writer(
-    mut sink: futures_util::stream::SplitSink<WebSocket, WsMessage>,
-    mut rx: mpsc::Receiver<Out>,
-    mut urgent: watch::Receiver<Option<(u16, &'static str)>>,
-) {
-    let close = |code: u16, reason: &'static str| {
-        WsMessage::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }))
-    };
-    loop {
-        let out = tokio::select! {
-            biased;
-            (code, reason) = urgent_close(&mut urgent) => Out::Close(code, reason),
-            out = rx.recv() => match out {
-                Some(out) => out,
-                None => Out::Close(1000, ""),
-            },
-        };
-        let (msg, last) = match out {
-            Out::Text(t) => (WsMessage::Text(t.into()), false),
-            Out::Close(code, reason) => (close(code, reason), true),
-        };
-        let sent = tokio::select! {
-            biased;
-            (code, reason) = urgent_close(&mut urgent) => {
-                let _ = timeout(Duration::from_secs(1), sink.send(close(code, reason))).await;
-                break;
+        let urgent = self.queue.len() >= QUEUE;
+        match &mut self.close {
+            None => {
+                self.close = Some(Close {
+                    code,
+                    reason,
+                    urgent,
+                })
             }
-            r = timeout(WRITE_TIMEOUT, sink.send(msg)) => matches!(r, Ok(Ok(()))),
-        };
-        if !sent || last {
-            break;
+            Some(close) => close.urgent |= urgent,
         }
     }
-    let _ = sink.close().await;
+
+    /// Something waits to be written or flushed.
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty() || self.unflushed
+    }
+
+    /// Hands queued frames to the socket and flushes; ready once everything is written.
+    /// Cancel-safe: a frame leaves the queue only when the socket has taken it.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        while !self.queue.is_empty() {
+            match self.sink.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(Closed)),
+                Poll::Pending => return Poll::Pending,
+            }
+            let msg = self.queue.pop_front().expect("not empty");
+            if self.sink.start_send_unpin(msg).is_err() {
+                return Poll::Ready(Err(Closed));
+            }
+            self.written += 1;
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            match self.sink.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(Closed)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes what the socket takes without waiting: `Ok(true)` when everything is written,
+    /// `Ok(false)` when the socket is not ready for the rest.
+    fn write_now(&mut self) -> Result<bool, Closed> {
+        if !self.has_work() {
+            return Ok(true);
+        }
+        match poll_fn(|cx| self.poll_write(cx)).now_or_never() {
+            Some(Ok(())) => Ok(true),
+            Some(Err(closed)) => Err(closed),
+            None => Ok(false),
+        }
+    }
+
+    /// Ends the connection: writes what is queued (unless the close is urgent), then the
+    /// close frame, each within a time limit.
+    async fn finish(&mut self) {
+        let close = self.close.take().unwrap_or(Close {
+            code: 1000,
+            reason: "",
+            urgent: false,
+        });
+        if !close.urgent {
+            let written = timeout(WRITE_TIMEOUT, poll_fn(|cx| self.poll_write(cx))).await;
+            if !matches!(written, Ok(Ok(()))) {
+                return;
+            }
+        }
+        let frame = WsMessage::Close(Some(CloseFrame {
+            code: close.code,
+            reason: close.reason.into(),
+        }));
+        let limit = Duration::from_secs(1);
+        if matches!(timeout(limit, self.sink.send(frame)).await, Ok(Ok(()))) {
+            let _ = timeout(limit, self.sink.close()).await;
+        }
+    }
 }
 
-/// Resolves when a close was requested out of band; never when the connection just ends.
-async fn urgent_close(
-    rx: &mut watch::Receiver<Option<(u16, &'static str)>>,
-) -> (u16, &'static str) {
-    let requested = rx.wait_for(Option::is_some).await.ok().and_then(|v| *v);
-    match requested {
-        Some(close) => close,
-        None => std::future::pending().await,
-    }
+/// A DDP message as SockJS sends it: `a["<message>"]`.
+fn sockjs(text: &str) -> String {
+    format!("a{}", Value::Array(vec![Value::from(text)]))
 }
 
 struct Conn {
@@ -160,6 +224,8 @@ struct Conn {
     connected: bool,
     /// The client's address, for the per-address rate limit.
     addr: Option<IpAddr>,
+    /// Frames of one event, reused from event to event.
+    frames: Vec<Frame>,
 }
 
 /// Serves one upgraded WebSocket until either side closes.
@@ -172,19 +238,12 @@ pub async fn serve(
     user_agent: Option<String>,
 ) {
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let (urgent_tx, urgent_rx) = watch::channel(None);
-    let writer = tokio::spawn(writer(sink, rx, urgent_rx));
     let (id, mut deliveries) = hub.register();
     let mut conn = Conn {
         core,
         hub,
         id,
-        out: Outbox {
-            tx,
-            urgent: urgent_tx,
-            framing,
-        },
+        out: Outbox::new(sink, framing),
         ctx: Ctx {
             presence: Some(None),
             addr,
@@ -194,12 +253,13 @@ pub async fn serve(
         streams: Streams::default(),
         connected: false,
         addr,
+        frames: Vec::new(),
     };
     let _ = conn.run(&mut stream, &mut deliveries).await;
+    drop(deliveries);
     let change = conn.hub.unregister(conn.id);
     conn.apply(change).await;
-    drop(conn);
-    let _ = writer.await;
+    conn.out.finish().await;
 }
 
 impl Conn {
@@ -213,12 +273,39 @@ impl Conn {
         }
         self.out
             .send(json!({"msg": "server_id", "server_id": "0"}))?;
-        let mut last_seen = Instant::now();
         let mut pinged = false;
+        let idle = sleep(IDLE);
+        tokio::pin!(idle);
+        let write_deadline = sleep(WRITE_TIMEOUT);
+        tokio::pin!(write_deadline);
+        // The socket did not take everything queued (the loop then waits for it), and how many
+        // frames it had taken when that began.
+        let mut blocked: Option<u64> = None;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
-            let idle_at = last_seen + if pinged { IDLE * 2 } else { IDLE };
+            // Whatever the last turn queued goes out now, in this task.
+            if blocked.is_none() && !self.out.write_now()? {
+                blocked = Some(self.out.written);
+                write_deadline
+                    .as_mut()
+                    .reset(Instant::now() + WRITE_TIMEOUT);
+            }
+            if self.out.close.is_some() {
+                return Err(Closed);
+            }
             tokio::select! {
+                written = poll_fn(|cx| self.out.poll_write(cx)), if blocked.is_some() => {
+                    written?;
+                    blocked = None;
+                }
+                _ = &mut write_deadline, if blocked.is_some() => {
+                    if blocked == Some(self.out.written) {
+                        // Not one frame taken in WRITE_TIMEOUT.
+                        return Err(Closed);
+                    }
+                    blocked = Some(self.out.written);
+                    write_deadline.as_mut().reset(Instant::now() + WRITE_TIMEOUT);
+                }
                 incoming = stream.next() => {
                     let text = match incoming {
                         Some(Ok(WsMessage::Text(t))) => t,
@@ -235,8 +322,8 @@ impl Conn {
                         Some(Ok(WsMessage::Close(_))) | None => return Err(Closed),
                         Some(Ok(_)) => continue,
                     };
-                    last_seen = Instant::now();
                     pinged = false;
+                    idle.as_mut().reset(Instant::now() + IDLE);
                     self.packet(text.as_str()).await?;
                 }
                 delivery = deliveries.recv() => match delivery {
@@ -247,12 +334,13 @@ impl Conn {
                         return Err(Closed);
                     }
                 },
-                _ = sleep_until(idle_at) => {
+                _ = &mut idle => {
                     if pinged {
                         self.out.close(4000, "TIMEOUT");
                         return Err(Closed);
                     }
                     pinged = true;
+                    idle.as_mut().reset(Instant::now() + IDLE);
                     self.out.send(json!({"msg": "ping"}))?;
                 }
                 _ = heartbeat.tick(), if self.out.framing == Framing::SockJs => self.out.raw("h")?,
@@ -458,8 +546,11 @@ impl Conn {
         if !self.streams.is_empty() {
             // Borrowed, not cloned: this runs once per recipient of every event.
             let me = &session.user;
-            let (frames, ended) = self.streams.on_event(&self.core, me, delivery).await;
-            for frame in frames {
+            let ended = self
+                .streams
+                .on_event(&self.core, me, delivery, &mut self.frames)
+                .await;
+            for frame in self.frames.drain(..) {
                 self.out.send_frame(frame)?;
             }
             for id in ended {
@@ -489,27 +580,88 @@ fn log_failure(what: &str, e: &CoreError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
+
+    /// A socket that takes every frame at once and keeps it.
+    #[derive(Default)]
+    struct Taken(Vec<WsMessage>);
+
+    impl Sink<WsMessage> for Taken {
+        type Error = ();
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(mut self: Pin<&mut Self>, msg: WsMessage) -> Result<(), ()> {
+            self.0.push(msg);
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn texts(sink: &[WsMessage]) -> Vec<&str> {
+        sink.iter()
+            .filter_map(|m| match m {
+                WsMessage::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
 
     #[tokio::test]
-    async fn a_full_queue_closes_with_1013() {
-        let (tx, mut rx) = mpsc::channel(2);
-        let (urgent, mut urgent_rx) = watch::channel(None);
-        let mut out = Outbox {
-            tx,
-            urgent,
-            framing: Framing::SockJs,
-        };
+    async fn queued_frames_go_out_in_order_with_sockjs_framing() {
+        let mut out = Outbox::new(Taken::default(), Framing::SockJs);
         out.send(json!({"msg": "ping", "ts": "1970-01-01T00:00:00.005Z"}))
             .unwrap();
         out.raw("h").unwrap();
-        assert!(out.send(json!({"msg": "ping"})).is_err());
+        out.send_shared(&Utf8Bytes::from_static(r#"{"msg":"x"}"#))
+            .unwrap();
+        assert!(out.write_now().unwrap());
         assert_eq!(
-            urgent_close(&mut urgent_rx).await,
-            (1013, "Try Again Later")
+            texts(&out.sink.0),
+            [
+                r#"a["{\"msg\":\"ping\",\"ts\":{\"$date\":5}}"]"#,
+                "h",
+                r#"a["{\"msg\":\"x\"}"]"#
+            ]
         );
-        match rx.recv().await {
-            Some(Out::Text(t)) => assert_eq!(t, r#"a["{\"msg\":\"ping\",\"ts\":{\"$date\":5}}"]"#),
-            _ => panic!("expected a text frame"),
+        assert!(!out.has_work());
+        out.close(1000, "bye");
+        out.finish().await;
+        assert!(matches!(
+            out.sink.0.last(),
+            Some(WsMessage::Close(Some(CloseFrame { code: 1000, .. })))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_closes_with_1013_at_once() {
+        let mut out = Outbox::new(Taken::default(), Framing::Raw);
+        for _ in 0..QUEUE {
+            out.raw("h").unwrap();
         }
+        assert!(out.raw("h").is_err(), "the queue holds QUEUE frames");
+        assert_eq!(
+            out.close,
+            Some(Close {
+                code: 1013,
+                reason: "Try Again Later",
+                urgent: true
+            })
+        );
+        out.finish().await;
+        assert_eq!(
+            out.sink.0.len(),
+            1,
+            "queued frames are dropped, only the close is sent"
+        );
+        assert!(matches!(
+            &out.sink.0[0],
+            WsMessage::Close(Some(CloseFrame { code: 1013, .. }))
+        ));
     }
 }

@@ -11,10 +11,11 @@
 use apogee_core::Core;
 use apogee_core::domain::{Room, Subscription};
 use apogee_core::events::{Audience, Event};
+use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{OnceCell, broadcast, mpsc};
 
 use crate::ddp::ejson::to_ejson;
@@ -29,19 +30,23 @@ pub type ConnId = u64;
 pub struct Delivery {
     pub event: Arc<Event>,
     /// Logged-in users of this node who follow the event's room (whose subscriptions to read).
-    members: Vec<String>,
+    members: Vec<Arc<str>>,
     room: OnceCell<Option<Room>>,
     subs: OnceCell<HashMap<String, Subscription>>,
-    rendered: Mutex<HashMap<String, Arc<str>>>,
+    /// The message's `stream-room-messages` frame: what nearly every recipient of a message
+    /// sends, so it skips the keyed map.
+    room_messages: OnceLock<Utf8Bytes>,
+    rendered: Mutex<HashMap<String, Utf8Bytes>>,
 }
 
 impl Delivery {
-    fn new(event: Arc<Event>, members: Vec<String>) -> Self {
+    fn new(event: Arc<Event>, members: Vec<Arc<str>>) -> Self {
         Delivery {
             event,
             members,
             room: OnceCell::new(),
             subs: OnceCell::new(),
+            room_messages: OnceLock::new(),
             rendered: Mutex::new(HashMap::new()),
         }
     }
@@ -58,9 +63,10 @@ impl Delivery {
     pub async fn subscription(&self, core: &Core, rid: &str, uid: &str) -> Option<&Subscription> {
         self.subs
             .get_or_init(|| async {
+                let members: Vec<String> = self.members.iter().map(|m| m.to_string()).collect();
                 let subs = core
                     .store()
-                    .subscriptions_in_room(rid, &self.members)
+                    .subscriptions_in_room(rid, &members)
                     .await
                     .unwrap_or_default();
                 subs.into_iter().map(|s| (s.u.id.clone(), s)).collect()
@@ -70,14 +76,21 @@ impl Delivery {
     }
 
     /// A DDP frame several recipients send alike, as EJSON text, built once per `key`.
-    pub fn render(&self, key: &str, frame: impl FnOnce() -> Value) -> Arc<str> {
+    pub fn render(&self, key: &str, frame: impl FnOnce() -> Value) -> Utf8Bytes {
         let mut rendered = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(text) = rendered.get(key) {
             return text.clone();
         }
-        let text: Arc<str> = to_ejson(frame()).to_string().into();
+        let text = Utf8Bytes::from(to_ejson(frame()).to_string());
         rendered.insert(key.to_string(), text.clone());
         text
+    }
+
+    /// The message event's `stream-room-messages` frame, built once.
+    pub fn render_room_messages(&self, frame: impl FnOnce() -> Value) -> Utf8Bytes {
+        self.room_messages
+            .get_or_init(|| Utf8Bytes::from(to_ejson(frame()).to_string()))
+            .clone()
     }
 }
 
@@ -94,7 +107,7 @@ pub struct Interest {
 
 struct Entry {
     tx: mpsc::Sender<Arc<Delivery>>,
-    user: Option<String>,
+    user: Option<Arc<str>>,
     away: bool,
     interest: Interest,
 }
@@ -290,7 +303,7 @@ impl Hub {
         let Some(entry) = state.conns.get_mut(&id) else {
             return Vec::new();
         };
-        let old = std::mem::replace(&mut entry.user, user.map(str::to_string));
+        let old = std::mem::replace(&mut entry.user, user.map(Arc::from));
         entry.away = false;
         let mut changes = Vec::new();
         if let Some(old) = old {
@@ -341,11 +354,13 @@ impl Hub {
         // Only a new message makes recipients read their subscriptions (unread counts).
         let members = match &*event {
             Event::Message { created: true, .. } => {
-                let users: HashSet<&str> = targets
+                let mut users: Vec<Arc<str>> = targets
                     .iter()
-                    .filter_map(|id| state.conns.get(id)?.user.as_deref())
+                    .filter_map(|id| state.conns.get(id)?.user.clone())
                     .collect();
-                users.into_iter().map(str::to_string).collect()
+                users.sort_unstable();
+                users.dedup();
+                users
             }
             _ => Vec::new(),
         };

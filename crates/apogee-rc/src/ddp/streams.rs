@@ -10,9 +10,9 @@ use apogee_core::error::{CoreError, CoreResult};
 use apogee_core::events::Event;
 use apogee_core::rooms::RoomRef;
 use apogee_domain::user::status_code;
+use axum::extract::ws::Utf8Bytes;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 /// Subscriptions one connection may hold, so a client cannot grow its memory without bound.
 const MAX_SUBS: usize = 512;
@@ -66,7 +66,8 @@ pub struct Streams {
 /// A frame to send: built for this connection, or rendered once for every recipient.
 pub enum Frame {
     Own(Value),
-    Shared(Arc<str>),
+    /// Bytes every recipient sends as they are (cloning shares them).
+    Shared(Utf8Bytes),
 }
 
 /// `{"msg":"changed","collection":…,"id":"id","fields":{"eventName":…,"args":[…]}}`.
@@ -86,9 +87,10 @@ fn changed_with_shared_args(
 ) -> Frame {
     let args = d.render(key, args);
     let frame = format!(
-        r#"{{"msg":"changed","collection":{},"id":"id","fields":{{"eventName":{},"args":{args}}}}}"#,
+        r#"{{"msg":"changed","collection":{},"id":"id","fields":{{"eventName":{},"args":{}}}}}"#,
         Value::from(collection),
         Value::from(event),
+        args.as_str(),
     );
     Frame::Shared(frame.into())
 }
@@ -283,21 +285,33 @@ impl Streams {
         self.matching(stream, event).next().is_some()
     }
 
-    /// The frames one event produces for this connection's user, and the ids of subscriptions
-    /// ended because the user lost access (to be answered with `nosub`).
+    /// Whether the connection listens to `stream-notify-user` `<uid>/<suffix>`, asked without
+    /// formatting the name (this runs for every recipient of every message).
+    fn wants_own(&self, uid: &str, suffix: &str) -> bool {
+        self.subs.values().any(|s| {
+            s.stream == Stream::NotifyUser
+                && s.event
+                    .strip_prefix(uid)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    == Some(suffix)
+        })
+    }
+
+    /// Adds the frames one event produces for this connection's user to `out`, and returns the
+    /// ids of subscriptions ended because the user lost access (to be answered with `nosub`).
     pub async fn on_event(
         &mut self,
         core: &Core,
         me: &User,
         d: &Delivery,
-    ) -> (Vec<Frame>, Vec<String>) {
-        let mut out = Vec::new();
+        out: &mut Vec<Frame>,
+    ) -> Vec<String> {
         let mut ended = Vec::new();
         match &*d.event {
             Event::Message { message, created } => {
                 let rid = message.rid.as_str();
                 if self.wants(&Stream::RoomMessages, rid) {
-                    out.push(Frame::Shared(d.render(rid, || {
+                    out.push(Frame::Shared(d.render_room_messages(|| {
                         changed("stream-room-messages", rid, json!([message]))
                     })));
                 }
@@ -317,8 +331,8 @@ impl Streams {
                     })));
                 }
                 if *created && self.my_rooms.contains_key(rid) {
-                    self.notify(me, message, &mut out);
-                    self.room_touched(core, me, d, rid, message.u.id != me.id, &mut out)
+                    self.notify(me, message, out);
+                    self.room_touched(core, me, d, rid, message.u.id != me.id, out)
                         .await;
                 }
             }
@@ -388,7 +402,7 @@ impl Streams {
                 rid,
                 removed,
             } if *user_id == me.id => {
-                self.own_subscription(core, me, rid, *removed, &mut out, &mut ended)
+                self.own_subscription(core, me, rid, *removed, out, &mut ended)
                     .await;
             }
             Event::Subscription { .. } => {}
@@ -414,7 +428,7 @@ impl Streams {
                 }
             }
             Event::Room { .. } => {}
-            Event::User { user } => self.user_changed(me, user, d, &mut out),
+            Event::User { user } => self.user_changed(me, user, d, out),
             Event::Role { role, removed } => {
                 if self.wants(&Stream::Roles, "roles") {
                     let kind = if *removed { "removed" } else { "changed" };
@@ -507,8 +521,10 @@ impl Streams {
             // The connection sends `force_logout` itself (`force_logout_frame`): only it knows
             // whether the ended session is its own.
             Event::SessionsEnded { .. } => {}
+            // For the nodes' caches only.
+            Event::Integrations => {}
         }
-        (out, ended)
+        ended
     }
 
     /// What an event shows to anyone, logged in or not: `public-settings-changed`.
@@ -583,10 +599,10 @@ impl Streams {
         if message.u.id == me.id || message.t.is_some() || !(direct || mentioned) {
             return;
         }
-        let event = format!("{}/notification", me.id);
-        if !self.wants(&Stream::NotifyUser, &event) {
+        if !self.wants_own(&me.id, "notification") {
             return;
         }
+        let event = format!("{}/notification", me.id);
         let sender = &message.u.username;
         let (title, text) = if direct {
             (format!("@{sender}"), message.msg.clone())
@@ -619,21 +635,21 @@ impl Streams {
         unread_changed: bool,
         out: &mut Vec<Frame>,
     ) {
-        let subs_changed = format!("{}/subscriptions-changed", me.id);
         if unread_changed
-            && self.wants(&Stream::NotifyUser, &subs_changed)
+            && self.wants_own(&me.id, "subscriptions-changed")
             && let Some(sub) = d.subscription(core, rid, &me.id).await
         {
+            let subs_changed = format!("{}/subscriptions-changed", me.id);
             out.push(own(
                 "stream-notify-user",
                 &subs_changed,
                 json!(["updated", sub]),
             ));
         }
-        let rooms_changed = format!("{}/rooms-changed", me.id);
-        if self.wants(&Stream::NotifyUser, &rooms_changed)
+        if self.wants_own(&me.id, "rooms-changed")
             && let Some(room) = d.room(core, rid).await
         {
+            let rooms_changed = format!("{}/rooms-changed", me.id);
             out.push(changed_with_shared_args(
                 d,
                 "rooms-changed",
