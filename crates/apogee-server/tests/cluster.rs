@@ -126,6 +126,20 @@ async fn two_nodes_share_one_workspace_over_nats() {
         status == 400
     })
     .await;
+
+    // A session ended on node B is refused on node A well before A's session cache would
+    // have let its entry expire: the `SessionsEnded` event drops it there.
+    let (status, v) = a.get("/api/v1/me", &bob).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = b.post("/api/v1/logout", &bob, json!({})).await;
+    assert_eq!(status, 200, "{v}");
+    let ended = tokio::time::Instant::now();
+    eventually(|| async { a.get("/api/v1/me", &bob).await.0 == 401 }).await;
+    assert!(
+        ended.elapsed() < Duration::from_millis(1500),
+        "refused only after {:?}",
+        ended.elapsed()
+    );
 }
 
 /// Retries `check` for up to [`WAIT`]: changes cross nodes asynchronously.

@@ -140,6 +140,14 @@ impl<S: Sink<WsMessage> + Unpin> Outbox<S> {
         }
     }
 
+    /// Closes at once without writing what is queued (the socket stopped taking frames).
+    fn abandon(&mut self) {
+        self.close(1013, "Try Again Later");
+        if let Some(close) = &mut self.close {
+            close.urgent = true;
+        }
+    }
+
     /// Something waits to be written or flushed.
     fn has_work(&self) -> bool {
         !self.queue.is_empty() || self.unflushed
@@ -300,7 +308,8 @@ impl Conn {
                 }
                 _ = &mut write_deadline, if blocked.is_some() => {
                     if blocked == Some(self.out.written) {
-                        // Not one frame taken in WRITE_TIMEOUT.
+                        // Not one frame taken in WRITE_TIMEOUT: give up on the queue.
+                        self.out.abandon();
                         return Err(Closed);
                     }
                     blocked = Some(self.out.written);
