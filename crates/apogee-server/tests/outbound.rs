@@ -456,6 +456,16 @@ async fn outgoing_webhooks() {
             (v["integration"]["enabled"] == false).then_some(())
         })
         .await;
+        // Disabled, it is called no more: the node's cache of listeners heard of the change.
+        let gone_calls = || {
+            hooks
+                .requests()
+                .iter()
+                .filter(|r| r.head.starts_with("POST /gone"))
+                .count()
+        };
+        assert_eq!(gone_calls(), 1);
+        say("!gone again").await;
 
         // An internal address is never called, and the attempt is recorded.
         let inside = create_outgoing(
@@ -482,6 +492,7 @@ async fn outgoing_webhooks() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(history(&s, &admin, &inside).await.len(), 1);
         assert_eq!(hooks.requests().len(), before);
+        assert_eq!(gone_calls(), 1, "a disabled integration is not called");
     }
 }
 
