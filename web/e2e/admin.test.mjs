@@ -165,6 +165,12 @@ describe('administration', { timeout: 180_000 }, () => {
     const seqs = (await page.locator('.audit-table tbody tr').evaluateAll((rows) => rows.map((r) => Number(r.dataset.seq))));
     assert.deepEqual(seqs, api.events.map((e) => e.seq));
     assert.equal(await page.locator('.audit-table tbody tr').first().locator('code[title]').textContent(), api.events[0].hash.slice(0, 12));
+    // The server's verification of every hash: verified up to the newest entry it had then.
+    const verification = page.locator('.chain-verification[data-intact="true"]');
+    await verification.waitFor();
+    const verifiedUpTo = Number((await verification.textContent()).match(/Chain verified up to entry (\d+)/)[1]);
+    const check = await server.rest('audit.verify', undefined, admin);
+    assert.ok(check.intact && verifiedUpTo >= 1 && verifiedUpTo <= check.verified, `${verifiedUpTo} / ${JSON.stringify(check)}`);
     await shot(page, 'admin-audit');
 
     await page.getByRole('searchbox', { name: 'Filter by event' }).fill('login.failed');

@@ -22,6 +22,11 @@ export interface DdpOptions {
   backoff?: number[];
   /** Idle time after which the client pings the server. */
   pingEveryMs?: number;
+  /**
+   * How long a ping may go unanswered (no frame at all) before the socket is taken for dead:
+   * a lost network often closes nothing, so only silence tells.
+   */
+  pongTimeoutMs?: number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (t: unknown) => void;
 }
@@ -69,6 +74,8 @@ export class DdpClient {
   private statusListeners = new Set<(s: DdpStatus, resumed: boolean) => void>();
   private reconnectTimer: unknown = null;
   private pingTimer: unknown = null;
+  /** The socket a ping was sent on and not yet answered (any frame answers). */
+  private awaitingPong: SocketLike | null = null;
   private everConnected = false;
   private readonly opts: Required<DdpOptions>;
 
@@ -77,6 +84,7 @@ export class DdpClient {
       createSocket: opts.createSocket ?? ((u) => new WebSocket(u) as unknown as SocketLike),
       backoff: opts.backoff ?? [300, 1000, 2000, 4000, 8000],
       pingEveryMs: opts.pingEveryMs ?? 25_000,
+      pongTimeoutMs: opts.pongTimeoutMs ?? 10_000,
       setTimer: opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms)),
       clearTimer: opts.clearTimer ?? ((t) => clearTimeout(t as number)),
     };
@@ -168,11 +176,45 @@ export class DdpClient {
     if (this.pingTimer !== null) this.opts.clearTimer(this.pingTimer);
     this.pingTimer = this.opts.setTimer(() => {
       this.pingTimer = null;
-      if (this.socket) this.raw({ msg: 'ping' });
+      this.probe();
     }, this.opts.pingEveryMs);
   }
 
+  /**
+   * Pings and gives the server `pongTimeoutMs` to say anything; silence drops the socket and
+   * reconnects (then resumes). Also what the app calls when the browser reports going offline.
+   */
+  probe(timeoutMs = this.opts.pongTimeoutMs): void {
+    const socket = this.socket;
+    if (!socket || this.awaitingPong === socket) return;
+    this.awaitingPong = socket;
+    this.raw({ msg: 'ping' });
+    this.opts.setTimer(() => {
+      if (this.awaitingPong !== socket || socket !== this.socket) return;
+      this.awaitingPong = null;
+      socket.close();
+      this.onClose(socket);
+    }, timeoutMs);
+  }
+
+  /**
+   * The network is back (the browser's \`online\` event): reconnect now rather than after the
+   * rest of the back-off, or check that the current socket still works.
+   */
+  reconnectNow(): void {
+    if (this.closedByUs) return;
+    if (this.socket) {
+      this.probe(3000);
+      return;
+    }
+    if (this.reconnectTimer !== null) this.opts.clearTimer(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.attempts = 0;
+    this.connect();
+  }
+
   private onFrame(data: string) {
+    this.awaitingPong = null;
     let frame: Record<string, unknown>;
     try {
       frame = revive(JSON.parse(data)) as Record<string, unknown>;
@@ -261,6 +303,7 @@ export class DdpClient {
     const delay = delays[Math.min(this.attempts, delays.length - 1)];
     this.attempts++;
     this.reconnectTimer = this.opts.setTimer(() => {
+      if (this.reconnectTimer === null) return; // reconnectNow() went ahead
       this.reconnectTimer = null;
       this.connect();
     }, delay);
