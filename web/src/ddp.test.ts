@@ -145,4 +145,28 @@ describe('DdpClient', () => {
     timers.filter((t) => t.ms === 300).at(-1)!.fn();
     expect(sockets.length).toBe(2);
   });
+
+  it('gives up a connection that never opens, and starts again at once when the network is back', async () => {
+    const { client, sockets, timers } = harness();
+    client.resumeToken = 'tok';
+    client.connect();
+    // Nothing comes back: the connect timeout closes it and schedules another attempt.
+    timers.filter((t) => t.ms === 15_000).at(-1)!.fn();
+    expect(client.status).toBe('offline');
+    timers.filter((t) => t.ms === 300).at(-1)!.fn();
+    expect(sockets.length).toBe(2);
+    // Still hanging when the browser says it is online again: a fresh socket right away.
+    client.reconnectNow();
+    expect(sockets.length).toBe(3);
+    sockets[2].onopen?.({});
+    sockets[2].serverSays({ msg: 'connected' });
+    await tick();
+    expect(sockets[2].sent.filter((f) => f.msg === 'method').map((f) => f.method)).toEqual(['login']);
+    // The abandoned socket's late events change nothing.
+    sockets[1].onclose?.({});
+    sockets[2].answer('login', { id: 'U', token: 'tok' });
+    await tick();
+    expect(client.status).toBe('connected');
+    expect(sockets.length).toBe(3);
+  });
 });

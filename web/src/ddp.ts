@@ -27,6 +27,8 @@ export interface DdpOptions {
    * a lost network often closes nothing, so only silence tells.
    */
   pongTimeoutMs?: number;
+  /** How long a new socket may take to open and answer `connect` before it is given up. */
+  connectTimeoutMs?: number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (t: unknown) => void;
 }
@@ -74,6 +76,8 @@ export class DdpClient {
   private statusListeners = new Set<(s: DdpStatus, resumed: boolean) => void>();
   private reconnectTimer: unknown = null;
   private pingTimer: unknown = null;
+  /** The current socket has answered `connect` (before that, nothing may be sent but it). */
+  private handshaken = false;
   /** The socket a ping was sent on and not yet answered (any frame answers). */
   private awaitingPong: SocketLike | null = null;
   private everConnected = false;
@@ -85,6 +89,7 @@ export class DdpClient {
       backoff: opts.backoff ?? [300, 1000, 2000, 4000, 8000],
       pingEveryMs: opts.pingEveryMs ?? 25_000,
       pongTimeoutMs: opts.pongTimeoutMs ?? 10_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 15_000,
       setTimer: opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms)),
       clearTimer: opts.clearTimer ?? ((t) => clearTimeout(t as number)),
     };
@@ -96,6 +101,10 @@ export class DdpClient {
     this.setStatus('connecting', false);
     const socket = this.opts.createSocket(this.url);
     this.socket = socket;
+    // A connection into a lost network may hang without ever failing.
+    this.opts.setTimer(() => {
+      if (socket === this.socket && !this.handshaken) this.giveUp(socket);
+    }, this.opts.connectTimeoutMs);
     socket.onopen = () => {
       socket.send(JSON.stringify({ msg: 'connect', version: '1', support: ['1'] }));
     };
@@ -186,15 +195,24 @@ export class DdpClient {
    */
   probe(timeoutMs = this.opts.pongTimeoutMs): void {
     const socket = this.socket;
-    if (!socket || this.awaitingPong === socket) return;
+    if (!socket || !this.handshaken || this.awaitingPong === socket) return;
     this.awaitingPong = socket;
     this.raw({ msg: 'ping' });
     this.opts.setTimer(() => {
       if (this.awaitingPong !== socket || socket !== this.socket) return;
       this.awaitingPong = null;
-      socket.close();
-      this.onClose(socket);
+      this.giveUp(socket);
     }, timeoutMs);
+  }
+
+  /** Closes a socket taken for dead and goes on as if the server had closed it. */
+  private giveUp(socket: SocketLike): void {
+    try {
+      socket.close();
+    } catch {
+      /* already closed */
+    }
+    this.onClose(socket);
   }
 
   /**
@@ -203,9 +221,19 @@ export class DdpClient {
    */
   reconnectNow(): void {
     if (this.closedByUs) return;
-    if (this.socket) {
+    if (this.socket && this.handshaken) {
       this.probe(3000);
       return;
+    }
+    // A socket still opening was started into the lost network: start again.
+    if (this.socket) {
+      const stale = this.socket;
+      this.dropSocket();
+      try {
+        stale.close();
+      } catch {
+        /* never opened */
+      }
     }
     if (this.reconnectTimer !== null) this.opts.clearTimer(this.reconnectTimer);
     this.reconnectTimer = null;
@@ -252,6 +280,7 @@ export class DdpClient {
   }
 
   private async onConnected() {
+    this.handshaken = true;
     this.attempts = 0;
     const resumed = this.everConnected;
     this.everConnected = true;
@@ -286,6 +315,7 @@ export class DdpClient {
     }
     this.socket = null;
     this.ready = false;
+    this.handshaken = false;
     if (this.pingTimer !== null) this.opts.clearTimer(this.pingTimer);
     this.pingTimer = null;
     // Unanswered calls cannot be known to have run or not: the caller decides.
