@@ -102,15 +102,19 @@ export function MessageList({ sub, onEdit, onQuote }: { sub: Subscription; onEdi
     const el = scroller.current;
     const list = listEl.current;
     if (!el || !list) return null;
+    // A message, not a separator: a day's separator moves up to the first message of its day
+    // as older pages arrive, so holding on to it would move the view with it.
     const top = el.getBoundingClientRect().top;
     for (const row of list.children) {
+      if (!(row as HTMLElement).dataset.id) continue;
       const r = row.getBoundingClientRect();
       if (r.bottom > top) return r.top < top + el.clientHeight ? { key: keyOf(row), offset: r.top - top } : null;
     }
-    // Nothing drawn there (a long drag of the scroll bar): the row the offsets put there.
+    // Nothing drawn there (a long drag of the scroll bar): the message the offsets put there.
     const { rows, offsets } = latest.current;
     const y = el.scrollTop - listTop();
-    const i = rowAt(offsets, y);
+    let i = rowAt(offsets, y);
+    while (i >= 0 && i < rows.length - 1 && (rows[i].kind === 'day' || rows[i].kind === 'unread')) i++;
     return i < 0 ? null : { key: rows[i].key, offset: offsets[i] - y };
   };
 
