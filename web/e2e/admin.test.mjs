@@ -220,4 +220,29 @@ describe('administration', { timeout: 180_000 }, () => {
     assert.equal((await server.rest('rooms.info?roomName=ops', undefined, admin)).room.topic, 'Operations');
     await form.getByRole('button', { name: 'Cancel' }).click();
   });
+
+  it('deactivates a user, who then cannot log in, and activates them again', async () => {
+    await page.goto(`${server.url}/admin/users`);
+    const row = page.locator('tr[data-username="henry"]');
+    await row.getByRole('button', { name: 'Deactivate' }).click();
+    await row.getByText('deactivated').waitFor();
+    assert.equal((await server.rest('users.info?username=henry', undefined, admin)).user.active, false);
+    assert.notEqual((await loginStatus('henry')).status, 200);
+    await row.getByRole('button', { name: 'Activate' }).click();
+    await row.getByRole('button', { name: 'Deactivate' }).waitFor();
+    assert.equal((await server.rest('users.info?username=henry', undefined, admin)).user.active, true);
+    assert.equal((await loginStatus('henry')).status, 200);
+  });
+
+  it('shows the settings by group and saves one', async () => {
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.waitForURL('**/admin/settings');
+    await page.getByRole('tab', { name: 'General' }).click();
+    const setting = page.locator('.setting', { has: page.locator('code', { hasText: /^Site_Name$/ }) });
+    await setting.locator('input').fill('Apogee under test');
+    await setting.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved Site_Name').waitFor();
+    const saved = await server.rest('settings/Site_Name', undefined, admin);
+    assert.equal(saved.value, 'Apogee under test');
+  });
 });
