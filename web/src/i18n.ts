@@ -67,6 +67,8 @@ const de: Dict = {
   'Loading…': 'Lädt…',
   'Jump to recent messages': 'Zu den neuesten Nachrichten',
   'Back to rooms': 'Zurück zu den Räumen',
+  'Roles of {name}': 'Rollen von {name}',
+  'Room not found: {name}': 'Raum nicht gefunden: {name}',
   'New message from {name}: {text}': 'Neue Nachricht von {name}: {text}',
   'Administration sections': 'Bereiche der Administration',
   'Uploading {name}': '{name} wird hochgeladen',

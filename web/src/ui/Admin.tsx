@@ -128,7 +128,7 @@ function Users() {
               <td>
                 {editing === u._id ? (
                   <fieldset class="role-editor">
-                    <legend class="sr-only">Roles of {u.username}</legend>
+                    <legend class="sr-only">{t('Roles of {name}', { name: u.username })}</legend>
                     {roles.map((r) => (
                       <label key={r._id} class="check">
                         <input type="checkbox" name={`role-${r.name}`} checked={u.roles.includes(r._id) || u.roles.includes(r.name)} onChange={(e) => toggleRole(u, r._id, e.currentTarget.checked)} /> {r.name}

@@ -144,7 +144,7 @@ function JoinGate({ kind, name }: { kind: string; name: string }) {
     setError('');
     api.get('rooms.info', { roomName: name }).then((r) => setRoom(r.room), (e) => setError(errorText(e)));
   }, [name]);
-  if (error) return <div class="empty-room"><p>Room not found: {name}</p></div>;
+  if (error) return <div class="empty-room"><p>{t('Room not found: {name}', { name })}</p></div>;
   if (!room) return <div class="empty-room"><p>{t('Loading…')}</p></div>;
   return (
     <div class="empty-room">
