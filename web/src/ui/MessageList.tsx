@@ -179,6 +179,8 @@ export function MessageList({ sub, onEdit, onQuote }: { sub: Subscription; onEdi
       place();
       if (changed) redraw();
     });
+    // The view itself changes height too (the composer grows, the window is resized).
+    if (scroller.current) observer.current.observe(scroller.current);
     return () => observer.current?.disconnect();
   }, []);
 
