@@ -40,6 +40,15 @@ pub trait FederationGateway: crate::outbox::Deliverer + Send + Sync {
         room_id: &str,
         via: &str,
     ) -> Result<JoinedRoom, String>;
+    /// Sends our invite event `event_id` (`pdu`, signed by us) to the invitee's server with
+    /// `v2/invite` and `invite_room_state`; returns the event counter-signed by that server.
+    async fn send_invite(
+        &self,
+        room_version: &str,
+        event_id: &str,
+        pdu: Value,
+        invite_room_state: Vec<Value>,
+    ) -> Result<Value, String>;
 }
 
 /// A Matrix room as joined: what core needs to map it, all checked by the adapter.
