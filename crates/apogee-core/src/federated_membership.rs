@@ -888,14 +888,16 @@ impl Core {
     }
 
     /// Accepts a remote invite for `user` as Rocket.Chat does: joins the Matrix room through
-    /// the inviting server, which maps it and subscribes the user.
+    /// the inviting server, which maps it and subscribes the user (a DM when the invite says
+    /// `is_direct`). The invite is the permission: no `access-federation` check.
     pub async fn accept_federated_invite(
         &self,
         user: &User,
         matrix_room_id: &str,
         via: &str,
+        is_direct: bool,
     ) -> CoreResult<Room> {
-        self.join_external_room(user, matrix_room_id, Some(via))
+        self.join_matrix_room(user, matrix_room_id, Some(via), is_direct)
             .await
     }
 }

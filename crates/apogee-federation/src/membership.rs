@@ -224,6 +224,7 @@ pub(crate) async fn invite_v2(
         return Err(bad_json("The event is not the one in the path"));
     }
     let membership = parsed.content_json()["membership"].clone();
+    let is_direct = parsed.content_json()["is_direct"] == json!(true);
     if parsed.kind().to_string() != "m.room.member" || membership != json!("invite") {
         return Err(bad_json("Not an invite"));
     }
@@ -268,7 +269,7 @@ pub(crate) async fn invite_v2(
             tokio::time::sleep(delay).await;
             match core_fed
                 .core
-                .accept_federated_invite(&user, &room_id, &via)
+                .accept_federated_invite(&user, &room_id, &via, is_direct)
                 .await
             {
                 Ok(_) => return,

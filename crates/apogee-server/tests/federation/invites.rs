@@ -530,3 +530,182 @@ async fn membership_requests_are_checked() {
         assert_eq!(status, 404, "{v}");
     }
 }
+
+/// Whether Synapse shows alice an invite to `room_id`.
+async fn invited(alice: &Matrix, room_id: &str) -> Option<Value> {
+    // Synapse caches a sync's answer per request for minutes: each poll differs.
+    let filter = json!({"room": {"timeline": {"not_types": [apogee_domain::random_id()]}}});
+    let sync = alice
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/_matrix/client/v3/sync?timeout=0&filter={}",
+                enc(&filter.to_string())
+            ),
+            None,
+        )
+        .await;
+    sync["rooms"]["invite"].get(room_id).cloned()
+}
+
+/// DMs with a Synapse user: `im.create` with her Matrix id (an invite with `is_direct`, a DM
+/// both write in), a DM she opens with bob (a DM on Apogee), and `/federation invite`.
+#[tokio::test]
+async fn synapse_direct_messages_and_the_federation_command() {
+    let Some((synapse, synapse_name, user, password)) = synapse_env() else {
+        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+        return;
+    };
+    let alice_id = format!("@{user}:{synapse_name}");
+    let alice = Matrix::login(&synapse, &user, &password).await;
+    for backend in backends() {
+        let resolve = format!("{synapse_name}={synapse}");
+        let (s, port) = start(
+            backend,
+            &[
+                ("APOGEE_FEDERATION_RESOLVE", &resolve),
+                ("OVERWRITE_SETTING_Federation_Room_Version", "12"),
+            ],
+        )
+        .await;
+        let us = format!("localhost:{port}");
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let bob_id = format!("@bob:{us}");
+        let server = &s;
+        let alice_ref = &alice;
+
+        // bob opens a DM with alice by her Matrix id.
+        let (status, v) = s
+            .post("/api/v1/im.create", &bob, json!({"username": alice_id}))
+            .await;
+        assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
+        let dm = v["room"]["_id"].as_str().unwrap().to_string();
+        assert_eq!(v["room"]["t"], "d", "{v}");
+        let (_, info) = s
+            .get(&format!("/api/v1/rooms.info?roomId={dm}"), &bob)
+            .await;
+        let dm_room = info["room"]["federation"]["mrid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a federated DM: {info}"))
+            .to_string();
+        let invite = eventually(server, "alice's DM invite", || invited(alice_ref, &dm_room)).await;
+        let member = invite["invite_state"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "m.room.member" && e["state_key"] == alice_id.as_str())
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(member["content"]["is_direct"], true, "{invite}");
+        alice
+            .call(
+                reqwest::Method::POST,
+                &format!(
+                    "/_matrix/client/v3/join/{}?server_name={}",
+                    enc(&dm_room),
+                    enc(&us)
+                ),
+                Some(json!({})),
+            )
+            .await;
+        alice
+            .send(
+                &dm_room,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": "hi in private"}),
+            )
+            .await;
+        eventually(server, "alice's DM message", || async {
+            let (_, v) = server
+                .get(&format!("/api/v1/im.messages?roomId={dm}"), &bob)
+                .await;
+            v["messages"]
+                .as_array()?
+                .iter()
+                .any(|m| m["msg"] == "hi in private")
+                .then_some(())
+        })
+        .await;
+        let (status, v) = s
+            .post(
+                "/api/v1/chat.postMessage",
+                &bob,
+                json!({"roomId": dm, "text": "hi back"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        eventually(server, "bob's DM message on Synapse", || async {
+            alice_ref
+                .messages(&dm_room)
+                .await
+                .into_iter()
+                .find(|e| e["content"]["body"] == "hi back" && e["sender"] == bob_id.as_str())
+        })
+        .await;
+
+        // alice opens a DM with bob on Synapse: a DM on Apogee too.
+        let created = alice
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(json!({"preset": "trusted_private_chat", "is_direct": true,
+                    "invite": [bob_id]})),
+            )
+            .await;
+        let theirs = created["room_id"].as_str().unwrap().to_string();
+        let bob_ref = &bob;
+        let sub = eventually(server, "bob's DM from alice", || async {
+            let (_, v) = server.get("/api/v1/subscriptions.get", bob_ref).await;
+            for sub in v["update"].as_array()? {
+                let rid = sub["rid"].as_str()?;
+                let (_, info) = server
+                    .get(&format!("/api/v1/rooms.info?roomId={rid}"), bob_ref)
+                    .await;
+                if info["room"]["federation"]["mrid"] == theirs.as_str() {
+                    return Some(sub.clone());
+                }
+            }
+            None
+        })
+        .await;
+        assert_eq!(sub["t"], "d", "{sub}");
+        assert_eq!(sub["name"], alice_id.as_str(), "{sub}");
+
+        // `/federation invite @alice:…` in a channel of bob's.
+        let (status, v) = s
+            .post(
+                "/api/v1/channels.create",
+                &bob,
+                json!({"name": "by-command"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let rid = v["channel"]["_id"].as_str().unwrap().to_string();
+        let (status, v) = s
+            .post(
+                "/api/v1/commands.run",
+                &bob,
+                json!({"command": "federation", "params": format!("invite {alice_id}"),
+                    "roomId": rid}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let (_, info) = s
+            .get(&format!("/api/v1/rooms.info?roomId={rid}"), &bob)
+            .await;
+        let room_id = info["room"]["federation"]["mrid"]
+            .as_str()
+            .unwrap_or_else(|| {
+                panic!(
+                    "the channel is federated now: {info}\n{}",
+                    federation_log(&s)
+                )
+            })
+            .to_string();
+        eventually(server, "alice's invite by command", || {
+            invited(alice_ref, &room_id)
+        })
+        .await;
+    }
+}
