@@ -507,6 +507,42 @@ async fn membership_requests_are_checked() {
         let members = crate::invites::member_names(&s, &bob, "channels", &public_rid).await;
         assert!(members.contains(&eve.to_string()), "{members:?}");
 
+        // eve leaves again (make_leave / send_leave); someone not in the room cannot.
+        let make_leave = |user: &str| {
+            format!(
+                "/_matrix/federation/v1/make_leave/{}/{}",
+                enc(&public_room),
+                enc(user)
+            )
+        };
+        let target = make_leave("@stranger:mallory.test");
+        let (status, v) = fed_get(
+            port,
+            &target,
+            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
+        )
+        .await;
+        assert_eq!(status, 403, "{v}");
+        let target = make_leave(eve);
+        let (status, v) = fed_get(
+            port,
+            &target,
+            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["event"]["content"]["membership"], "leave", "{v}");
+        let leave = sign(v["event"].clone());
+        let target = format!(
+            "/_matrix/federation/v2/send_leave/{}/{}",
+            enc(&public_room),
+            enc(leave.event_id.as_str())
+        );
+        let (status, v) = fed_put(port, &us, &mallory.identity, &target, &leave.to_json()).await;
+        assert_eq!((status.as_u16(), &v), (200, &json!({})));
+        let members = crate::invites::member_names(&s, &bob, "channels", &public_rid).await;
+        assert_eq!(members, vec!["bob".to_string()], "eve left");
+
         // An invite for a user we do not have.
         let invite = sign(
             json!({"type": "m.room.member", "room_id": "!r:mallory.test",
