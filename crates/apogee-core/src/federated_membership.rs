@@ -686,13 +686,7 @@ impl Core {
                 // The first remote user: the room gets its Matrix side in this batch.
                 let (subs, _) = self
                     .store
-                    .subscriptions_of_room(
-                        &room.id,
-                        crate::store::Page {
-                            offset: 0,
-                            count: i64::MAX,
-                        },
-                    )
+                    .subscriptions_of_room(&room.id, crate::store::Page::ALL)
                     .await?;
                 for s in &subs {
                     if let Some(u) = self.store.user_by_id(&s.u.id).await? {
