@@ -714,7 +714,7 @@ mod tests {
         let (sorted, total) = list_commands(None, Some((CommandSort::Command, false)), page);
         assert_eq!(total, commands::COMMANDS.len() as i64);
         let names: Vec<&str> = sorted.iter().map(|c| c.command).collect();
-        assert_eq!(names, ["create", "gimme"]);
+        assert_eq!(names, ["create", "federation"]);
         // Commands without a parameter hint sort first.
         let (by_params, _) = list_commands(None, Some((CommandSort::Params, false)), all);
         assert!(by_params[0].params.is_none());
