@@ -314,6 +314,18 @@ impl Core {
         if let Some(user) = self.store.user_by_username(&member.user_id).await? {
             return Ok((user, None));
         }
+        // One of ours named by Matrix id (a kick of a local user by another server, say).
+        if let Some(gateway) = self.federation.get()
+            && server_of(&member.user_id) == Some(gateway.server_name())
+        {
+            let localpart = member.user_id[1..].split_once(':').map_or("", |(l, _)| l);
+            let user = self
+                .store
+                .user_by_username(localpart)
+                .await?
+                .ok_or_else(|| CoreError::bad("error-invalid-user", "No such local user"))?;
+            return Ok((user, None));
+        }
         let origin = server_of(&member.user_id)
             .ok_or_else(|| CoreError::bad("error-invalid-user", "Not a Matrix user id"))?;
         let mut user = User::new(

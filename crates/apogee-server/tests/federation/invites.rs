@@ -680,6 +680,31 @@ async fn synapse_direct_messages_and_the_federation_command() {
         })
         .await;
 
+        // A multi-user DM: carol (local) and alice (remote) with bob; carol is joined on
+        // the Matrix side with bob, alice invited.
+        let _carol = s.user("carol").await;
+        let (status, v) = s
+            .post(
+                "/api/v1/im.create",
+                &bob,
+                json!({"usernames": format!("carol,{alice_id}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let group_dm = v["room"]["_id"].as_str().unwrap().to_string();
+        assert_eq!(v["room"]["usersCount"], 3, "{v}");
+        let (_, info) = s
+            .get(&format!("/api/v1/rooms.info?roomId={group_dm}"), &bob)
+            .await;
+        let group_dm_room = info["room"]["federation"]["mrid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        eventually(server, "alice's invite to the group DM", || {
+            invited(alice_ref, &group_dm_room)
+        })
+        .await;
+
         // alice opens a DM with bob on Synapse: a DM on Apogee too.
         let created = alice
             .call(

@@ -61,6 +61,8 @@ async fn two_apogee_servers_share_a_room() {
         let _admin_b = b.user("admin").await;
         let alice = a.user("alice").await;
         let bob = b.user("bob").await;
+        let carol = b.user("carol").await;
+        let carol_id = format!("@carol:{b_name}");
         let (alice_id, bob_id) = (format!("@alice:{a_name}"), format!("@bob:{b_name}"));
 
         // alice makes a federated channel on A and invites bob of B.
@@ -204,20 +206,69 @@ async fn two_apogee_servers_share_a_room() {
         })
         .await;
 
-        // bob leaves on B: A drops his subscription.
-        let (status, v) = b
-            .post("/api/v1/channels.leave", &bob, json!({"roomId": b_rid}))
+        // carol of B is invited too and joins; then she leaves on B: A drops her.
+        let (status, v) = a
+            .post(
+                "/api/v1/channels.invite",
+                &alice,
+                json!({"roomId": a_rid, "username": carol_id}),
+            )
             .await;
         assert_eq!(status, 200, "{v}");
-        eventually(a_ref, "bob's leave on A", || async {
+        let members_on_a = || async {
             let (_, v) = a_ref
                 .get(&format!("/api/v1/channels.members?roomId={a_rid}"), &alice)
                 .await;
-            (!v["members"]
-                .as_array()?
+            v["members"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
                 .iter()
-                .any(|m| m["username"] == bob_id.as_str()))
-            .then_some(())
+                .filter_map(|m| m["username"].as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        eventually(a_ref, "carol a member on A", || async {
+            members_on_a().await.contains(&carol_id).then_some(())
+        })
+        .await;
+        let (carol_rid, _) = eventually(&b, "carol's room on B", || {
+            subscribed_room(&b, &carol, &mrid)
+        })
+        .await;
+        assert_eq!(carol_rid, b_rid, "one room on B for both");
+        let (status, v) = b
+            .post("/api/v1/channels.leave", &carol, json!({"roomId": b_rid}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        eventually(a_ref, "carol's leave on A", || async {
+            (!members_on_a().await.contains(&carol_id)).then_some(())
+        })
+        .await;
+
+        // alice kicks bob on A: B drops his subscription.
+        let (_, v) = a
+            .get(&format!("/api/v1/channels.members?roomId={a_rid}"), &alice)
+            .await;
+        let bob_on_a = v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["username"] == bob_id.as_str())
+            .map(|m| m["_id"].as_str().unwrap().to_string())
+            .unwrap();
+        let (status, v) = a
+            .post(
+                "/api/v1/channels.kick",
+                &alice,
+                json!({"roomId": a_rid, "userId": bob_on_a}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        eventually(b_ref, "bob's kick on B", || async {
+            subscribed_room(b_ref, &bob, &mrid)
+                .await
+                .is_none()
+                .then_some(())
         })
         .await;
     }
