@@ -653,9 +653,9 @@ impl Core {
                 .authz
                 .has_in(actor, "add-user-to-joined-room", sub.as_ref()))
             || (room.t == RoomType::Channel && self.authz.has(actor, "add-user-to-any-c-room"))
-            || (room.t == RoomType::Group && self.authz.has(actor, "add-user-to-any-p-room"))
-            || (room.is_direct() && sub.is_some());
-        if !allowed {
+            || (room.t == RoomType::Group && self.authz.has(actor, "add-user-to-any-p-room"));
+        // As `add_users`: a DM's members are fixed when it is made.
+        if room.is_direct() || !allowed {
             return Err(CoreError::unauthorized());
         }
         let (remote, insert_user) = self
