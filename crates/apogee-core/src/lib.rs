@@ -19,6 +19,7 @@ pub mod emoji;
 pub mod error;
 pub mod events;
 pub mod federated_events;
+pub mod federated_membership;
 pub mod federated_outgoing;
 pub mod federated_rooms;
 pub mod federation;

@@ -1,7 +1,9 @@
 //! Matrix federation of the real binary (build feature `federation`). One test binary, one
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
-//! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one).
+//! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
+//! - `two_servers`: two Apogee servers sharing a room on loopback.
 
 #![cfg(feature = "federation")]
 
@@ -10,4 +12,6 @@ mod common;
 mod support;
 
 mod identity;
+mod invites;
 mod rooms;
+mod two_servers;
