@@ -94,7 +94,7 @@ describe('unread line, message links and quotes', { timeout: 240_000 }, () => {
     await server?.dispose();
   });
 
-  it('draws the unread line and jumps to the first unread message, loading older pages', async () => {
+  it('draws the unread line and jumps to the first unread message, older than what is loaded', async () => {
     await page.locator('.room-item[data-room="landing"]').click();
     await byId(ids[`later ${UNREAD}`]).waitFor();
     const bar = page.locator('.unread-bar');

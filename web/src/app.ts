@@ -563,22 +563,12 @@ export async function loadAround(rid: string, id: string): Promise<Message | und
 }
 
 /**
- * Loads older pages of a room until `found` holds for a loaded message or the room's start is
- * reached (at most `maxPages` pages). Resolves whether it was found: `?msg=` links and "jump to
- * first unread" reach messages older than the first page this way.
+ * The first message someone else sent after `since` (where the unread line goes), asked of the
+ * server however far back it is, so the list can open around it.
  */
-export async function loadUntil(rid: string, found: (m: Message) => boolean, maxPages = 40): Promise<boolean> {
-  for (let i = 0; ; i++) {
-    // The room may still be opening (its first page not asked for, or on its way).
-    let cur = store.get().messages[rid];
-    for (let wait = 0; (!cur || cur.loading) && wait < 400; wait++) {
-      await new Promise((r) => setTimeout(r, 50));
-      cur = store.get().messages[rid];
-    }
-    if (cur?.list.some(found)) return true;
-    if (!cur || !cur.hasMore || i >= maxPages) return false;
-    await loadOlder(rid);
-  }
+export async function firstUnreadAfter(rid: string, since: Date, me: string): Promise<Message | undefined> {
+  const res = await ddp.call<any>('loadNextMessages', rid, since, 20);
+  return ((res?.messages ?? []) as any[]).map(normalise).find((m) => m.u._id !== me && inMainList(m));
 }
 
 function onLiveMessage(m: Message): void {

@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { jumpToLatest, loadAround, loadNewer, loadOlder, loadUntil, store, toast } from '../app';
+import { errorText, firstUnreadAfter, jumpToLatest, loadAround, loadNewer, loadOlder, store, toast } from '../app';
 import { firstUnread, inMainList, layout, type Row } from '../messages';
 import { roomRoute } from '../router';
 import { useSelect } from '../store';
@@ -269,10 +269,13 @@ export function MessageList({ sub, onEdit, onQuote }: { sub: Subscription; onEdi
   const jumpToUnread = async () => {
     setJumpBar(false);
     if (!since) return;
-    // The line may be older than what is loaded: load until a message read before it appears.
-    await loadUntil(sub.rid, (m) => m.ts <= since);
-    const first = firstUnread((store.get().messages[sub.rid]?.list ?? []).filter(inMainList), since, me);
-    if (first) show(`unread-${first._id}`);
+    // The line may be far older than what is loaded: the page around its first message.
+    try {
+      const first = await firstUnreadAfter(sub.rid, since, me);
+      if (first && (await loadAround(sub.rid, first._id))) show(`unread-${first._id}`);
+    } catch (e) {
+      toast(errorText(e));
+    }
   };
 
   /** Arrow keys, Page Up/Down, Home/End move between messages (the feed pattern). */
