@@ -340,6 +340,17 @@ impl apogee_core::federated_rooms::FederationGateway for Federation {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn fetch_media(
+        &self,
+        server: &str,
+        media_id: &str,
+        max: u64,
+    ) -> Result<(String, Vec<u8>), String> {
+        Federation::fetch_media(self, server, media_id, max)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
