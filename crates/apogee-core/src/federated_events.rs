@@ -150,6 +150,13 @@ impl Core {
             add: vec![event.event_id.clone()],
         });
         self.commit(changes).await?;
+        if event.event_type == "m.room.member"
+            && event.state_key.as_deref() == Some(event.sender.as_str())
+            && event.content.get("membership").and_then(Value::as_str) == Some("join")
+        {
+            self.follow_remote_avatar(&event.sender, &event.content)
+                .await;
+        }
         Ok(Received::Applied { message_id })
     }
 

@@ -224,6 +224,67 @@ impl Core {
     }
 }
 
+impl Core {
+    /// A remote user's avatar follows the `avatar_url` of their own member join events: the
+    /// `mxc://` image is downloaded into the avatar store (checked as an uploaded avatar is),
+    /// a removed one resets to initials. Runs after the event's batch, as a follow-up of its
+    /// own: an image that cannot be had keeps the old avatar and is not asked for again.
+    pub(crate) async fn follow_remote_avatar(&self, sender: &str, content: &Value) {
+        if let Err(e) = self.try_follow_remote_avatar(sender, content).await {
+            tracing::info!(sender, error = %e, "remote avatar not taken");
+        }
+    }
+
+    async fn try_follow_remote_avatar(&self, sender: &str, content: &Value) -> CoreResult<()> {
+        let Some(gateway) = self.federation.get() else {
+            return Ok(());
+        };
+        let Some(mut user) = self.store.user_by_username(sender).await? else {
+            return Ok(());
+        };
+        if !user
+            .roles
+            .iter()
+            .any(|r| r == crate::federated_rooms::FEDERATED_ROLE)
+        {
+            return Ok(());
+        }
+        let url = content
+            .get("avatar_url")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
+        let mut federation = user.extra.get("federation").cloned().unwrap_or(json!({}));
+        let known = federation
+            .get("avatarUrl")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if known == url {
+            return Ok(());
+        }
+        federation["avatarUrl"] = json!(url);
+        user.extra.insert("federation".into(), federation);
+        user.updated_at = Timestamp::now();
+        self.commit(vec![Change::UpdateUser(user.clone())]).await?;
+        let Some(url) = url else {
+            return self.clear_user_avatar(&user).await.map(|_| ());
+        };
+        let Some((server, media_id)) = url.strip_prefix("mxc://").and_then(|u| u.split_once('/'))
+        else {
+            return Ok(());
+        };
+        let max = self.settings.int("FileUpload_MaxFileSize");
+        let max = if max < 0 { u64::MAX } else { max as u64 };
+        let (_, bytes) = gateway
+            .fetch_media(server, media_id, max)
+            .await
+            .map_err(|e| CoreError::bad("error-federation", e))?;
+        self.store_user_avatar(&user, &user, &mut BytesSource::new(bytes))
+            .await
+            .map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,9 @@
 use crate::common::backends;
 use crate::support::*;
 
+/// A valid 1×1 PNG (Synapse makes thumbnails of uploaded images).
+const ONE_PIXEL_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\nIDATx\x9cc\0\x01\0\0\x05\0\x01\r\n-\xb4\0\0\0\0IEND\xaeB`\x82";
+
 pub(crate) const SITE: &str = "https://chat.example.com";
 
 pub(crate) struct Synapse {
@@ -361,8 +364,8 @@ async fn synapse_content() {
     }
 }
 
-/// Display names both ways: alice's new name (her member event in the room) renames her user here; bob's
-/// new name here reaches Synapse as his member event.
+/// Profiles both ways: alice's new name and avatar (her member event in the room) reach her
+/// user here; bob's new name here reaches Synapse as his member event.
 #[tokio::test]
 async fn synapse_profiles() {
     let Some(syn) = synapse().await else {
@@ -421,6 +424,50 @@ async fn synapse_profiles() {
                 )
                 .await;
             (members["joined"][&bob_id]["display_name"] == "Bobby Tables").then_some(())
+        })
+        .await;
+
+        // Her avatar (an mxc:// in her member event) is fetched into our avatar store.
+        let uploaded: Value = alice
+            .http
+            .post(format!(
+                "{}/_matrix/media/v3/upload?filename=me.png",
+                syn.url
+            ))
+            .bearer_auth(&alice.token)
+            .header("Content-Type", "image/png")
+            .body(ONE_PIXEL_PNG.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mxc = uploaded["content_uri"].as_str().expect("uploaded");
+        alice
+            .call(
+                reqwest::Method::PUT,
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
+                    enc(&room_id),
+                    enc(&syn.alice_id)
+                ),
+                Some(json!({"membership": "join", "displayname": new_name, "avatar_url": mxc})),
+            )
+            .await;
+        eventually(&s, "alice's avatar", || async {
+            let answer = s
+                .client
+                .get(format!("{}/avatar/{}", s.base, enc(&syn.alice_id)))
+                .send()
+                .await
+                .ok()?;
+            let png = answer
+                .headers()
+                .get("content-type")
+                .is_some_and(|t| t == "image/png");
+            let bytes = answer.bytes().await.ok()?;
+            (png && bytes.as_ref() == ONE_PIXEL_PNG).then_some(())
         })
         .await;
         drop(s);
