@@ -21,6 +21,7 @@ pub mod events;
 pub mod federated_content;
 pub mod federated_events;
 pub mod federated_media;
+pub mod federated_membership;
 pub mod federated_outgoing;
 pub mod federated_rooms;
 pub mod federation;

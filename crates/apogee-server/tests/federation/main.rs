@@ -4,7 +4,9 @@
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
 //! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
 //!   display names);
-//! - `media`: files both ways (`mxc://`, federation media download, the size limit).
+//! - `media`: files both ways (`mxc://`, federation media download, the size limit);
+//! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
+//! - `two_servers`: two Apogee servers sharing a room on loopback.
 
 #![cfg(feature = "federation")]
 
@@ -14,5 +16,7 @@ mod support;
 
 mod content;
 mod identity;
+mod invites;
 mod media;
 mod rooms;
+mod two_servers;
