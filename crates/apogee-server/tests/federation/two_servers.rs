@@ -244,6 +244,29 @@ async fn two_apogee_servers_share_a_room() {
             (!members_on_a().await.contains(&carol_id)).then_some(())
         })
         .await;
+        // Invited again by user id (a remote user A knows): a new invite, taken up by B.
+        let (_, v) = a
+            .get(
+                &format!("/api/v1/users.info?username={}", enc(&carol_id)),
+                &alice,
+            )
+            .await;
+        let carol_on_a = v["user"]["_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}"))
+            .to_string();
+        let (status, v) = a
+            .post(
+                "/api/v1/channels.invite",
+                &alice,
+                json!({"roomId": a_rid, "userId": carol_on_a}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        eventually(a_ref, "carol back on A", || async {
+            members_on_a().await.contains(&carol_id).then_some(())
+        })
+        .await;
 
         // alice kicks bob on A: B drops his subscription.
         let (_, v) = a
