@@ -1,7 +1,12 @@
 //! Matrix federation of the real binary (build feature `federation`). One test binary, one
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
-//! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one).
+//! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
+//!   display names);
+//! - `media`: files both ways (`mxc://`, federation media download, the size limit);
+//! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
+//! - `two_servers`: two Apogee servers sharing a room on loopback.
 
 #![cfg(feature = "federation")]
 
@@ -9,5 +14,9 @@
 mod common;
 mod support;
 
+mod content;
 mod identity;
+mod invites;
+mod media;
 mod rooms;
+mod two_servers;
