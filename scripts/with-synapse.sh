@@ -7,6 +7,10 @@
 #   APOGEE_TEST_SYNAPSE_NAME  its server name, synapse.test (reach it with
 #                             --federation-resolve synapse.test=$APOGEE_TEST_SYNAPSE_URL)
 #   APOGEE_TEST_SYNAPSE_USER / _PASSWORD  a registered user (alice)
+#   APOGEE_TEST_SYNAPSE_CTL   a command for outage tests: `$APOGEE_TEST_SYNAPSE_CTL stop` stops
+#                             the Synapse (returns once it is gone), `... start` starts it again
+#                             on the same port with the same data and keys (returns once its
+#                             client API answers)
 # Synapse: SQLite in a temp dir, no key notaries, no rate limits, certificates of federation
 # peers not checked and loopback allowed (federation_verify_certificates: false,
 # ip_range_whitelist), so it federates with an Apogee that has a self-signed certificate and a
@@ -82,9 +86,55 @@ PY
     sleep 0.1
   done
   "$VENV/bin/register_new_matrix_user" -k "$SHARED_SECRET" -u alice -p alicepass --no-admin "$url" >&2
+  echo "$SERVER" >"$TMP/synapse.pid"
+  write_ctl "$url"
+  export APOGEE_TEST_SYNAPSE_CTL=$TMP/synapse-ctl
   export APOGEE_TEST_SYNAPSE_NAME=synapse.test
   export APOGEE_TEST_SYNAPSE_USER=alice
   export APOGEE_TEST_SYNAPSE_PASSWORD=alicepass
+}
+
+# The control command: stop/start the Synapse whose pid is in $TMP/synapse.pid. A restarted
+# Synapse is not this script's child, so the exit trap stops it through the same file.
+write_ctl() {
+  local url=$1
+  cat >"$TMP/synapse-ctl" <<SH
+#!/usr/bin/env bash
+set -euo pipefail
+pid_file=$TMP/synapse.pid
+case "\${1:-}" in
+  stop)
+    pid=\$(cat "\$pid_file")
+    kill "\$pid" 2>/dev/null || true
+    # Gone, or a zombie (the first Synapse is the wrapper's child, reaped only at its exit).
+    alive() { [ -e /proc/\$pid ] && ! grep -q ') Z' /proc/\$pid/stat; }
+    for _ in \$(seq 300); do alive || exit 0; sleep 0.1; done
+    kill -9 "\$pid" 2>/dev/null || true
+    ;;
+  start)
+    nohup "$VENV/bin/python" -m synapse.app.homeserver -c "$TMP/synapse/homeserver.yaml" \\
+      >>"$TMP/server.log" 2>&1 </dev/null &
+    echo \$! >"\$pid_file"
+    for _ in \$(seq 600); do
+      if "$VENV/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/_matrix/client/versions", timeout=2)' "$url" 2>/dev/null; then
+        exit 0
+      fi
+      sleep 0.1
+    done
+    echo "synapse-ctl: Synapse did not come back" >&2
+    exit 1
+    ;;
+  *) echo "usage: \$0 stop|start" >&2; exit 2 ;;
+esac
+SH
+  chmod +x "$TMP/synapse-ctl"
+}
+
+# A Synapse restarted by the control command.
+after_stop() {
+  local pid
+  pid=$(cat "$TMP/synapse.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
 }
 
 # shellcheck source=lib/pip-server.sh

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 /// The outbox kind of a PDU for one destination: `{destination, txn_id, pdu}`.
 pub const FEDERATION_PDU: &str = "federation.pdu";
+/// A destination's outbox queue is this followed by its server name.
+pub const QUEUE_PREFIX: &str = "federation:";
 
 /// What a local user did, as a Matrix event.
 pub(crate) enum Outgoing<'a> {
@@ -139,7 +141,7 @@ impl Core {
         for destination in self.federation_destinations(&room, &ours).await? {
             changes.push(self.enqueue_in(
                 FEDERATION_PDU,
-                Some(format!("federation:{destination}")),
+                Some(format!("{QUEUE_PREFIX}{destination}")),
                 json!({"destination": destination, "txn_id": random_id(), "pdu": pdu}),
             ));
         }
@@ -147,7 +149,7 @@ impl Core {
     }
 
     /// The other servers with a joined member in the room, sorted.
-    async fn federation_destinations(
+    pub(crate) async fn federation_destinations(
         &self,
         room: &FederatedRoom,
         ours: &str,

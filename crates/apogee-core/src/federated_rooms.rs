@@ -32,6 +32,9 @@ pub trait FederationGateway: crate::outbox::Deliverer + Send + Sync {
     /// `auth_events`, `depth`) in room version `room_version`: timestamp, content hash,
     /// signature. Returns its event id and the PDU.
     fn sign_event(&self, room_version: &str, event: Value) -> Result<(String, Value), String>;
+    /// Queues an ephemeral event (typing, receipt) for each of `destinations`; one waiting
+    /// with the same `key` is replaced. Never stored: lost on a restart.
+    fn send_edu(&self, destinations: &[String], key: Option<String>, edu: Value);
     /// Joins `localpart` to the Matrix room `room_id` through `via` (make_join / send_join),
     /// checking every PDU of the room's state and auth chain.
     async fn join_remote_room(

@@ -169,6 +169,7 @@ async fn send_transaction(
         ));
     }
     let answers = fed.receive_pdus(signed.origin.as_str(), &pdus).await;
+    fed.receive_edus(signed.origin.as_str(), &edus).await;
     Ok(Json(json!({"pdus": answers})))
 }
 
@@ -202,6 +203,10 @@ impl FromRequest<Arc<Federation>> for Authenticated {
             )
         })?;
         let origin = verify_request(fed, &parts.method, &uri, &parts.headers, &body).await?;
+        if fed.outgoing.heard_from(origin.as_str()) {
+            let (fed, server) = (fed.clone(), origin.to_string());
+            tokio::spawn(async move { fed.peer_is_up(&server).await });
+        }
         Ok(Self { origin, body })
     }
 }

@@ -1,7 +1,8 @@
 //! Matrix federation of the real binary (build feature `federation`). One test binary, one
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
-//! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one).
+//! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
 
 #![cfg(feature = "federation")]
 
@@ -10,4 +11,5 @@ mod common;
 mod support;
 
 mod identity;
+mod outage;
 mod rooms;
