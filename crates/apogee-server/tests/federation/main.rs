@@ -2,6 +2,7 @@
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `edus`: typing and read receipts with a real Synapse, both ways;
 //! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
 
 #![cfg(feature = "federation")]
@@ -10,6 +11,7 @@
 mod common;
 mod support;
 
+mod edus;
 mod identity;
 mod outage;
 mod rooms;
