@@ -148,7 +148,7 @@ impl Core {
         Ok(Some(Sent { changes, event_id }))
     }
 
-    /// The other servers with a joined member in the room, sorted.
+    /// The other servers with a joined member in the room that we federate with, sorted.
     pub(crate) async fn federation_destinations(
         &self,
         room: &FederatedRoom,
@@ -166,7 +166,7 @@ impl Core {
             let Some(server) = server_of(&entry.state_key).filter(|s| *s != ours) else {
                 continue;
             };
-            if servers.contains(server) {
+            if servers.contains(server) || !self.federation_server_allowed(server) {
                 continue;
             }
             let joined = self

@@ -165,6 +165,10 @@ impl Core {
         if via == gateway.server_name() {
             return Err(bad_id());
         }
+        self.require_federation_server(&via)?;
+        if let Some((_, server)) = room_id.split_once(':') {
+            self.require_federation_server(server)?;
+        }
         let mapped = self.store.federated_room_by_matrix_id(room_id).await?;
         let existing = match &mapped {
             Some(m) => Some(self.find_room(&RoomRef::Id(m.rid.clone())).await?),

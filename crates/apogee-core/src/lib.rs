@@ -24,6 +24,7 @@ pub mod federated_outgoing;
 pub mod federated_rooms;
 pub mod federation;
 pub mod federation_health;
+pub mod federation_policy;
 pub mod file_cleanup;
 pub mod file_types;
 pub mod files;

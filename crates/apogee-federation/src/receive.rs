@@ -120,6 +120,15 @@ impl Federation {
         {
             return Ok(id);
         }
+        // Events of a server we do not federate with are refused, whoever relays them.
+        if !self
+            .core
+            .federation_server_allowed(parsed.sender().server_name().as_str())
+        {
+            return Err(fail(PduError::Auth(
+                "the sender's server is not allowed here".into(),
+            )));
+        }
         // Only servers in the room relay its events; a sender's own server signs them.
         if parsed.sender().server_name().as_str() != origin {
             tracing::debug!(%origin, sender = %parsed.sender(), "event relayed by another server");

@@ -71,7 +71,7 @@ impl Federation {
     pub async fn flush_edus(&self, destination: &str) -> Delivery {
         let _in_flight = self.outgoing.lock(destination).await;
         let edus = self.outgoing.take_edus(destination, MAX_EDUS);
-        if edus.is_empty() {
+        if edus.is_empty() || !self.core.federation_server_allowed(destination) {
             return Delivery::Done;
         }
         let txn_id = apogee_domain::random_id();
@@ -185,6 +185,12 @@ impl Deliverer for Federation {
         let Some(destination) = destination else {
             return Delivery::Done;
         };
+        if !self.core.federation_server_allowed(destination) {
+            // Queued before the policy changed: an administrator's decision, not an outage.
+            return Delivery::GiveUp(format!(
+                "federation with {destination} is not allowed (Federation_*_Servers)"
+            ));
+        }
         self.send_transaction(destination, &transaction_id(&txn_ids), pdus)
             .await
     }

@@ -3,6 +3,7 @@
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
 //! - `edus`: typing and read receipts with a real Synapse, both ways;
+//! - `policy`: allowed and denied servers (requests, joins, sends);
 //! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
 
 #![cfg(feature = "federation")]
@@ -14,4 +15,5 @@ mod support;
 mod edus;
 mod identity;
 mod outage;
+mod policy;
 mod rooms;
