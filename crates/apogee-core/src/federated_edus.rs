@@ -130,6 +130,9 @@ impl Core {
         {
             return Err(refuse("the user is not in the room"));
         }
+        if !self.room_acl_allows(matrix_room_id, origin).await? {
+            return Err(refuse("the room's server ACL denies the sending server"));
+        }
         Ok((room.rid, user))
     }
 

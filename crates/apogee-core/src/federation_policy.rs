@@ -13,6 +13,7 @@
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
+use serde_json::Value;
 
 pub const ALLOWED_SERVERS: &str = "Federation_Allowed_Servers";
 pub const DENIED_SERVERS: &str = "Federation_Denied_Servers";
@@ -65,7 +66,87 @@ pub fn server_allowed(allowed: &str, denied: &str, server: &str) -> bool {
     allowed.trim().is_empty() || listed(allowed, server)
 }
 
+/// Whether a room's `m.room.server_acl` content admits `server` (the Matrix rules: its host,
+/// port ignored; IP literals refused unless `allow_ip_literals` (default true); any `deny`
+/// glob refuses; else some `allow` glob must match — no `allow` admits no one).
+pub fn acl_allows(acl: &Value, server: &str) -> bool {
+    let server = server.to_ascii_lowercase();
+    let host = host_of(&server);
+    let globs = |key: &str| -> Vec<String> {
+        acl.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_ascii_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ip_literal = host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok();
+    if ip_literal
+        && !acl
+            .get("allow_ip_literals")
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    {
+        return false;
+    }
+    if globs("deny")
+        .iter()
+        .any(|g| glob(g.as_bytes(), host.as_bytes()))
+    {
+        return false;
+    }
+    globs("allow")
+        .iter()
+        .any(|g| glob(g.as_bytes(), host.as_bytes()))
+}
+
+/// `*` (any run) and `?` (one character) matching of the whole `text`.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
 impl Core {
+    /// Whether the room's server ACL (`m.room.server_acl` in its current state) admits
+    /// `server`; a room without one admits everyone.
+    pub async fn room_acl_allows(&self, matrix_room_id: &str, server: &str) -> CoreResult<bool> {
+        let state = self.store.federation_room_state(matrix_room_id).await?;
+        let Some(entry) = state
+            .iter()
+            .find(|e| e.event_type == "m.room.server_acl" && e.state_key.is_empty())
+        else {
+            return Ok(true);
+        };
+        Ok(match self.store.federation_event(&entry.event_id).await? {
+            Some(event) => acl_allows(&event.pdu["content"], server),
+            None => true,
+        })
+    }
+
     /// Whether this server federates with `server` (the settings of the moment).
     pub fn federation_server_allowed(&self, server: &str) -> bool {
         server_allowed(
@@ -90,7 +171,42 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
-    use super::server_allowed;
+    use super::{acl_allows, glob, server_allowed};
+    use serde_json::json;
+
+    #[test]
+    fn globs_match_whole_names() {
+        assert!(glob(b"*", b"anything"));
+        assert!(glob(b"*.example.org", b"a.b.example.org"));
+        assert!(!glob(b"*.example.org", b"example.org"));
+        assert!(glob(b"ex?mple.*", b"example.com"));
+        assert!(!glob(b"example", b"example.org"));
+        assert!(glob(b"a*b*c", b"aXXbYYc"));
+        assert!(!glob(b"a*b*c", b"aXXbYY"));
+    }
+
+    #[test]
+    fn server_acls_follow_the_matrix_rules() {
+        let acl = json!({"allow": ["*"], "deny": ["evil.org", "*.evil.org"],
+            "allow_ip_literals": false});
+        assert!(acl_allows(&acl, "synapse.test:8448"));
+        assert!(!acl_allows(&acl, "evil.org:443"), "port ignored");
+        assert!(!acl_allows(&acl, "a.EVIL.org"));
+        assert!(!acl_allows(&acl, "127.0.0.1:8448"));
+        assert!(!acl_allows(&acl, "[::1]:8448"));
+        assert!(
+            acl_allows(&json!({"allow": ["*"]}), "127.0.0.1"),
+            "IP literals allowed by default"
+        );
+        assert!(
+            !acl_allows(&json!({"deny": []}), "synapse.test"),
+            "no allow: no one"
+        );
+        assert!(acl_allows(
+            &json!({"allow": ["localhost"]}),
+            "localhost:8448"
+        ));
+    }
 
     #[test]
     fn empty_lists_allow_everyone() {

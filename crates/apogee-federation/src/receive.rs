@@ -143,6 +143,14 @@ impl Federation {
             )));
         }
         let state = self.current_state(room_id).await;
+        // The room's server ACL applies to the server that sent us the event.
+        if let Some(acl) = state.get(&("m.room.server_acl".to_string(), String::new()))
+            && !apogee_core::federation_policy::acl_allows(&acl.content_json(), origin)
+        {
+            return Err(fail(PduError::Auth(
+                "the room's server ACL denies the sending server".into(),
+            )));
+        }
         // From v12 the create event is not among the auth events: it is the room's.
         if let Some(create) = state.get(&("m.room.create".to_string(), String::new())) {
             auth.entry(create.event_id.clone())
