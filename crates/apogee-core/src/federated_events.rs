@@ -104,6 +104,17 @@ impl Core {
     /// Applies one checked event of a mapped room: the Rocket.Chat change and the Matrix rows
     /// in one batch.
     pub async fn receive_federated_event(&self, event: IncomingEvent) -> CoreResult<Received> {
+        self.receive_federated_event_relayed(event, None).await
+    }
+
+    /// As [`Core::receive_federated_event`], for an event a server handed to us as the room's
+    /// resident (`send_join`, `send_leave`): also queued to every other server in the room
+    /// but `relay_from`, which has it.
+    pub async fn receive_federated_event_relayed(
+        &self,
+        event: IncomingEvent,
+        relay_from: Option<&str>,
+    ) -> CoreResult<Received> {
         if self
             .store
             .federation_event(&event.event_id)
@@ -149,6 +160,11 @@ impl Core {
             remove: event.prev_events.clone(),
             add: vec![event.event_id.clone()],
         });
+        if let (Some(origin), Some(gateway)) = (relay_from, self.federation.get()) {
+            let mut servers = self.joined_servers(&room).await?;
+            servers.remove(origin);
+            changes.extend(self.pdu_deliveries(&servers, gateway.server_name(), &event.pdu));
+        }
         self.commit(changes).await?;
         Ok(Received::Applied { message_id })
     }
@@ -171,6 +187,10 @@ impl Core {
         let ts = Timestamp::from_millis(event.origin_server_ts);
         match (event.event_type.as_str(), &event.state_key) {
             ("m.room.member", Some(target)) => {
+                if *target == event.sender {
+                    // A new user joining: made once, below, with their display name.
+                    changes.clear();
+                }
                 changes.extend(self.membership_changes(room, event, target).await?);
                 Ok((changes, None))
             }

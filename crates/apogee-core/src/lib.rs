@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod federated_edus;
 pub mod federated_events;
+pub mod federated_membership;
 pub mod federated_outgoing;
 pub mod federated_rooms;
 pub mod federation;

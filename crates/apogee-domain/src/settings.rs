@@ -413,6 +413,15 @@ pub const CATALOGUE: &[SettingDef] = &[
         false,
         "E2E Encryption"
     ),
+    // Apogee's: the Matrix room version of rooms made federated here (10, 11 or 12; 10 is
+    // Rocket.Chat's, so its servers can join).
+    setting!(
+        "Federation_Room_Version",
+        "string",
+        "10",
+        false,
+        "Federation"
+    ),
     // Apogee's: malware scanning of uploads by a clamd at this address (`unix:/path` or
     // `tcp://host:port`).
     setting!(

@@ -2,6 +2,8 @@
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
+//! - `two_servers`: two Apogee servers sharing a room on loopback.
 //! - `edus`: typing and read receipts with a real Synapse, both ways;
 //! - `policy`: allowed and denied servers (requests, joins, sends);
 //! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
@@ -14,6 +16,8 @@ mod support;
 
 mod edus;
 mod identity;
+mod invites;
 mod outage;
 mod policy;
 mod rooms;
+mod two_servers;
