@@ -43,6 +43,14 @@ pub trait FederationGateway: crate::outbox::Deliverer + Send + Sync {
         room_id: &str,
         via: &str,
     ) -> Result<JoinedRoom, String>;
+    /// Downloads `mxc://server/media_id` through the server's federation media endpoint:
+    /// its declared type and bytes, refused past `max` bytes.
+    async fn fetch_media(
+        &self,
+        server: &str,
+        media_id: &str,
+        max: u64,
+    ) -> Result<(String, Vec<u8>), String>;
     /// Sends our invite event `event_id` (`pdu`, signed by us) to the invitee's server with
     /// `v2/invite` and `invite_room_state`; returns the event counter-signed by that server.
     async fn send_invite(

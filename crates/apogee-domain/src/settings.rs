@@ -424,6 +424,15 @@ pub const CATALOGUE: &[SettingDef] = &[
     ),
     // Apogee's: malware scanning of uploads by a clamd at this address (`unix:/path` or
     // `tcp://host:port`).
+    // What other Matrix servers accept (Synapse's default `max_upload_size`): files of
+    // federated rooms are held to it (docs/FEDERATION.md, file-size alignment).
+    setting!(
+        "Federation_Matrix_Max_File_Size",
+        "int",
+        52428800,
+        false,
+        "Federation"
+    ),
     setting!(
         "FileUpload_ClamAV_Address",
         "string",

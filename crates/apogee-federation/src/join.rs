@@ -350,6 +350,17 @@ impl apogee_core::federated_rooms::FederationGateway for Federation {
             .map_err(|e| e.to_string())
     }
 
+    async fn fetch_media(
+        &self,
+        server: &str,
+        media_id: &str,
+        max: u64,
+    ) -> Result<(String, Vec<u8>), String> {
+        Federation::fetch_media(self, server, media_id, max)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn send_invite(
         &self,
         room_version: &str,

@@ -12,6 +12,7 @@ pub mod client;
 pub mod identity;
 pub mod join;
 pub mod keys;
+pub mod media;
 pub mod membership;
 pub mod outgoing;
 pub mod pdu;

@@ -71,6 +71,14 @@ pub fn router(federation: Arc<Federation>) -> axum::Router {
             "/_matrix/federation/v1/send/{txn_id}",
             put(send_transaction),
         )
+        .route(
+            "/_matrix/federation/v1/media/download/{media_id}",
+            get(crate::media::download),
+        )
+        .route(
+            "/_matrix/federation/v1/media/thumbnail/{media_id}",
+            get(crate::media::download),
+        )
         .merge(crate::membership::routes())
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)

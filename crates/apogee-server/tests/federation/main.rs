@@ -2,6 +2,9 @@
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
+//!   display names);
+//! - `media`: files both ways (`mxc://`, federation media download, the size limit);
 //! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
 //! - `two_servers`: two Apogee servers sharing a room on loopback.
 //! - `edus`: typing and read receipts with a real Synapse, both ways;
@@ -14,9 +17,11 @@
 mod common;
 mod support;
 
+mod content;
 mod edus;
 mod identity;
 mod invites;
+mod media;
 mod outage;
 mod policy;
 mod rooms;
