@@ -7,6 +7,13 @@
 #   APOGEE_TEST_SYNAPSE_NAME  its server name, synapse.test (reach it with
 #                             --federation-resolve synapse.test=$APOGEE_TEST_SYNAPSE_URL)
 #   APOGEE_TEST_SYNAPSE_USER / _PASSWORD  a registered user (alice)
+#   APOGEE_TEST_SYNAPSE_CTL   a command for outage tests, working on *private* Synapses (so
+#                             stopping one never disturbs the tests sharing the one above):
+#                             `$APOGEE_TEST_SYNAPSE_CTL new` starts one (same configuration,
+#                             server name synapse.test, user alice registered) and prints
+#                             `ID URL`; `... stop ID` stops it (returns once it is gone);
+#                             `... start ID` starts it again on the same port with the same data
+#                             and keys (returns once its client API answers)
 # Synapse: SQLite in a temp dir, no key notaries, no rate limits, certificates of federation
 # peers not checked and loopback allowed (federation_verify_certificates: false,
 # ip_range_whitelist), so it federates with an Apogee that has a self-signed certificate and a
@@ -25,10 +32,10 @@ URL_SCHEME=http://
 VENV=${APOGEE_SYNAPSE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/apogee-synapse}
 SHARED_SECRET=apogee-test-registration
 
-# Writes a complete configuration (no --generate-config: it costs a Python start) and runs
-# Synapse in the foreground.
-serve() {
-  local port=$1 dir=$TMP/synapse
+# Writes a complete configuration for a Synapse on PORT with its data in DIR (no
+# --generate-config: it costs a Python start).
+write_config() {
+  local port=$1 dir=$2
   mkdir -p "$dir/media"
   # A signing key in Synapse's own format: "ed25519 <version> <unpadded base64 seed>".
   echo "ed25519 a_test $(head -c 32 /dev/urandom | base64 | tr -d '=')" >"$dir/signing.key"
@@ -72,25 +79,100 @@ rc_invites:
   per_user: {per_second: 1000, burst_count: 1000}
   per_issuer: {per_second: 1000, burst_count: 1000}
 YAML
-  exec "$VENV/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml"
+}
+
+# Runs the shared Synapse in the foreground.
+serve() {
+  write_config "$1" "$TMP/synapse"
+  exec "$VENV/bin/python" -m synapse.app.homeserver -c "$TMP/synapse/homeserver.yaml"
 }
 version() { echo "$SYNAPSE_VERSION"; }
 
-# The port accepts connections before Synapse answers; wait for its client API, then register.
-after_ready() {
-  local url=http://127.0.0.1:$PORT
-  for _ in $(seq 300); do
-    if "$VENV/bin/python" - "$url" <<'PY' 2>/dev/null; then break; fi
+# Waits until the Synapse at URL answers its client API (the port accepts connections first).
+wait_ready() {
+  local url=$1
+  for _ in $(seq 600); do
+    if "$VENV/bin/python" - "$url" <<'PY' 2>/dev/null; then return 0; fi
 import sys, urllib.request
 urllib.request.urlopen(sys.argv[1] + "/_matrix/client/versions", timeout=2)
 PY
     sleep 0.1
   done
+  return 1
+}
+
+after_ready() {
+  local url=http://127.0.0.1:$PORT
+  wait_ready "$url" || true
   "$VENV/bin/register_new_matrix_user" -k "$SHARED_SECRET" -u alice -p alicepass --no-admin "$url" >&2
+  printf '#!/usr/bin/env bash\nexec bash %q --ctl %q "$@"\n' "$(realpath "${BASH_SOURCE[0]}")" "$TMP" >"$TMP/synapse-ctl"
+  chmod +x "$TMP/synapse-ctl"
+  export APOGEE_TEST_SYNAPSE_CTL=$TMP/synapse-ctl
   export APOGEE_TEST_SYNAPSE_NAME=synapse.test
   export APOGEE_TEST_SYNAPSE_USER=alice
   export APOGEE_TEST_SYNAPSE_PASSWORD=alicepass
 }
+
+# The private Synapses of the control command, stopped at exit.
+after_stop() {
+  local pid_file
+  for pid_file in "$TMP"/private-*/pid; do
+    [ -e "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+  done
+}
+
+# `--ctl TMP ACTION [ID]`: the control command (see the top of this file).
+ctl() {
+  local action=${1:-} id=${2:-} dir port pid
+  case "$action" in
+    new)
+      id=$(date +%s%N)
+      dir=$TMP/private-$id
+      # shellcheck source=lib/harness.sh
+      source "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
+      port=$(free_port)
+      write_config "$port" "$dir"
+      echo "$port" >"$dir/port"
+      ctl start "$id" >/dev/null
+      "$VENV/bin/register_new_matrix_user" -k "$SHARED_SECRET" -u alice -p alicepass --no-admin \
+        "http://127.0.0.1:$port" >&2
+      echo "$id http://127.0.0.1:$port"
+      ;;
+    start)
+      dir=$TMP/private-$id
+      port=$(cat "$dir/port")
+      nohup "$VENV/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" \
+        >>"$dir/server.log" 2>&1 </dev/null &
+      echo $! >"$dir/pid"
+      wait_ready "http://127.0.0.1:$port" || {
+        echo "synapse-ctl: Synapse $id did not start" >&2
+        tail -n 20 "$dir/server.log" >&2
+        return 1
+      }
+      ;;
+    stop)
+      pid=$(cat "$TMP/private-$id/pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 300); do
+        # Gone (or a zombie, should it still have a parent).
+        if [ ! -e "/proc/$pid" ] || grep -q ') Z' "/proc/$pid/stat"; then return 0; fi
+        sleep 0.1
+      done
+      kill -9 "$pid" 2>/dev/null || true
+      ;;
+    *)
+      echo "usage: synapse-ctl new | stop ID | start ID" >&2
+      return 2
+      ;;
+  esac
+}
+
+if [ "${1:-}" = --ctl ]; then
+  TMP=$2
+  shift 2
+  ctl "$@"
+  exit $?
+fi
 
 # shellcheck source=lib/pip-server.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/pip-server.sh"

@@ -13,7 +13,8 @@
 #   version     prints the server's version
 # and may define:
 #   after_ready runs once the server accepts connections (e.g. to export more variables; $TMP
-#               is the server's private temp dir, deleted at exit)
+#               is the server's private temp dir, deleted at exit; $SERVER is its pid)
+#   after_stop  runs at exit after the server was stopped (e.g. to stop a restarted one)
 # The server is stopped when the script exits, whatever CMD did. Exit status is CMD's.
 
 if [ $# -eq 0 ]; then
@@ -39,7 +40,10 @@ SERVER=
 # shellcheck source=scripts/lib/harness.sh
 source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 # shellcheck disable=SC2317  # called from a trap
-stop_server() { stop_server_process; }
+stop_server() {
+  stop_server_process
+  if declare -F after_stop >/dev/null; then after_stop; fi
+}
 harness_traps
 
 # Up to 5 ports, each given 30 s to accept connections.

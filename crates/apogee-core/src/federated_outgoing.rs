@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 
 /// The outbox kind of a PDU for one destination: `{destination, txn_id, pdu}`.
 pub const FEDERATION_PDU: &str = "federation.pdu";
+/// A destination's outbox queue is this followed by its server name.
+pub const QUEUE_PREFIX: &str = "federation:";
 
 /// What a local user did, as a Matrix event.
 pub(crate) enum Outgoing<'a> {
@@ -196,7 +198,7 @@ impl Core {
         for destination in self.federation_destinations(&room, &ours).await? {
             changes.push(self.enqueue_in(
                 FEDERATION_PDU,
-                Some(format!("federation:{destination}")),
+                Some(format!("{QUEUE_PREFIX}{destination}")),
                 json!({"destination": destination, "txn_id": random_id(), "pdu": pdu}),
             ));
         }
@@ -229,7 +231,7 @@ impl Core {
         Ok(changes)
     }
 
-    /// The other servers with a joined member in the room, sorted.
+    /// The other servers with a joined member in the room that we federate with, sorted.
     pub(crate) async fn federation_destinations(
         &self,
         room: &FederatedRoom,
@@ -247,7 +249,7 @@ impl Core {
             let Some(server) = server_of(&entry.state_key).filter(|s| *s != ours) else {
                 continue;
             };
-            if servers.contains(server) {
+            if servers.contains(server) || !self.federation_server_allowed(server) {
                 continue;
             }
             let joined = self

@@ -32,6 +32,9 @@ pub trait FederationGateway: crate::outbox::Deliverer + Send + Sync {
     /// `auth_events`, `depth`) in room version `room_version`: timestamp, content hash,
     /// signature. Returns its event id and the PDU.
     fn sign_event(&self, room_version: &str, event: Value) -> Result<(String, Value), String>;
+    /// Queues an ephemeral event (typing, receipt) for each of `destinations`; one waiting
+    /// with the same `key` is replaced. Never stored: lost on a restart.
+    fn send_edu(&self, destinations: &[String], key: Option<String>, edu: Value);
     /// Joins `localpart` to the Matrix room `room_id` through `via` (make_join / send_join),
     /// checking every PDU of the room's state and auth chain.
     async fn join_remote_room(
@@ -191,6 +194,10 @@ impl Core {
         };
         if via == gateway.server_name() {
             return Err(bad_id());
+        }
+        self.require_federation_server(&via)?;
+        if let Some((_, server)) = room_id.split_once(':') {
+            self.require_federation_server(server)?;
         }
         let mapped = self.store.federated_room_by_matrix_id(room_id).await?;
         let existing = match &mapped {

@@ -43,11 +43,13 @@ impl Core {
         if self.store.subscription(rid, &actor.id).await?.is_none() {
             return Err(CoreError::not_allowed("not-allowed"));
         }
+        let typing = activities.iter().any(|a| a == "user-typing");
         self.publish(Event::Activity {
             rid: rid.to_string(),
             username: username.to_string(),
             activities,
         });
+        self.federate_typing(rid, actor, typing).await;
         Ok(())
     }
 

@@ -660,6 +660,7 @@ impl Core {
         if self.settings.bool("Message_Read_Receipt_Enabled") {
             self.announce_read_by_all(rid).await?;
         }
+        self.federate_read(rid, actor).await;
         Ok(())
     }
 

@@ -323,6 +323,18 @@ pub enum Change {
         error: String,
         retry_at: Option<Timestamp>,
     },
+    /// Makes item `id` due at `now` if it is waiting for a retry (not leased, not given up).
+    RetryOutboxNow {
+        id: String,
+        now: Timestamp,
+    },
+    /// How an attempt at a queue's items ended (`error` `None`: delivered), kept per queue for
+    /// its health; one row per queue, replaced in place.
+    RecordQueueAttempt {
+        queue: String,
+        at: Timestamp,
+        error: Option<String>,
+    },
     /// Saves a user's second-factor secrets, only if the stored revision still is
     /// `secrets.revision` (0: none stored); the stored revision becomes one more. Otherwise
     /// fails with a conflict, so a code cannot be accepted twice by racing nodes.
@@ -494,6 +506,26 @@ pub struct OutboxItem {
     pub payload: Value,
     pub created_at: Timestamp,
     pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// One outbox queue as operators see it (e.g. a federation destination).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OutboxQueueHealth {
+    pub queue: String,
+    /// Items waiting (in flight included, given-up ones not).
+    pub length: i64,
+    /// When the oldest waiting item was queued.
+    pub oldest_pending_at: Option<Timestamp>,
+    /// When the next attempt may start (while one is in flight: when its lease ends).
+    pub next_attempt_at: Option<Timestamp>,
+    /// Whether a node holds the oldest item's lease right now.
+    pub in_flight: bool,
+    /// Failed attempts at the oldest waiting item.
+    pub attempts: i64,
+    pub last_success_at: Option<Timestamp>,
+    pub last_failure_at: Option<Timestamp>,
+    /// Why the last failed attempt failed (redacted by whoever recorded it).
     pub last_error: Option<String>,
 }
 
@@ -817,6 +849,11 @@ pub trait OutboxStore: Send + Sync {
     async fn leased_outbox(&self, node: &str, until: Timestamp) -> StoreResult<Vec<OutboxItem>>;
     /// Items given up on, newest first (for operators).
     async fn failed_outbox(&self, limit: i64) -> StoreResult<Vec<OutboxItem>>;
+    /// The first `limit` items of `queue` not given up, in delivery order (oldest first).
+    async fn queued_outbox(&self, queue: &str, limit: i64) -> StoreResult<Vec<OutboxItem>>;
+    /// The health of every queue whose name starts with `prefix` that has pending items or a
+    /// recorded attempt, sorted by queue name.
+    async fn outbox_queue_health(&self, prefix: &str) -> StoreResult<Vec<OutboxQueueHealth>>;
 }
 
 #[async_trait]

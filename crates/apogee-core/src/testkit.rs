@@ -26,7 +26,8 @@ macro_rules! conformance_tests {
             password_history_and_resets, two_factor_secrets_compare_and_set,
             integrations_by_type_owner_and_channel, moderation_reports_and_summaries,
             custom_emoji_names_and_deltas, federation_keys, federation_rooms_and_events,
-            outbox_queues_deliver_in_order, e2e_recovery_rules, read_state_for_receipts);
+            outbox_queues_deliver_in_order, e2e_recovery_rules, read_state_for_receipts,
+            outbox_queue_reads_and_health);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -2624,4 +2625,161 @@ pub async fn read_state_for_receipts(s: S) {
         sa.ts <= m.ts && sb.ts <= m.ts,
         "members keep their join time"
     );
+}
+
+/// A queue's items read in delivery order (what a packed federation transaction carries), the
+/// queues' health by name prefix (length, oldest, next attempt, in flight, failed attempts,
+/// last success and failure kept per queue), and an early retry that moves only an item
+/// waiting for its backoff.
+pub async fn outbox_queue_reads_and_health(s: S) {
+    let at = Timestamp::from_millis;
+    let item = |id: &str, queue: &str, created: i64| OutboxItem {
+        id: id.into(),
+        kind: "federation.pdu".into(),
+        queue: Some(queue.into()),
+        payload: serde_json::json!({"n": id}),
+        created_at: at(created),
+        attempts: 0,
+        last_error: None,
+    };
+    s.commit(vec![
+        Change::Enqueue(item("a2", "federation:a", 200)),
+        Change::Enqueue(item("a1", "federation:a", 100)),
+        Change::Enqueue(item("a3", "federation:a", 300)),
+        Change::Enqueue(item("b1", "federation:b", 150)),
+        Change::Enqueue(item("m1", "mail:x", 50)),
+        // Not a match: the prefix is compared exactly, case included.
+        Change::Enqueue(item("w1", "FEDERATION:c", 60)),
+    ])
+    .await
+    .unwrap();
+    let ids = |items: Vec<OutboxItem>| items.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.queued_outbox("federation:a", 2).await.unwrap()),
+        vec!["a1", "a2"]
+    );
+    assert_eq!(
+        ids(s.queued_outbox("federation:a", 10).await.unwrap()),
+        vec!["a1", "a2", "a3"]
+    );
+    let health = s.outbox_queue_health("federation:").await.unwrap();
+    assert_eq!(
+        health.iter().map(|h| h.queue.as_str()).collect::<Vec<_>>(),
+        vec!["federation:a", "federation:b"]
+    );
+    assert_eq!(
+        health[0],
+        OutboxQueueHealth {
+            queue: "federation:a".into(),
+            length: 3,
+            oldest_pending_at: Some(at(100)),
+            next_attempt_at: Some(at(100)),
+            ..Default::default()
+        }
+    );
+    // a1 in flight, then failed: counted on it, recorded for the queue.
+    s.commit(vec![Change::LeaseOutbox {
+        ids: vec!["a1".into()],
+        node: "n".into(),
+        now: at(1_000),
+        until: at(61_000),
+    }])
+    .await
+    .unwrap();
+    let a = &s.outbox_queue_health("federation:").await.unwrap()[0];
+    assert!(
+        a.in_flight && a.next_attempt_at == Some(at(61_000)),
+        "{a:?}"
+    );
+    // An early retry leaves an item in flight alone.
+    s.commit(vec![Change::RetryOutboxNow {
+        id: "a1".into(),
+        now: at(2_000),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.outbox_queue_health("federation:").await.unwrap()[0].next_attempt_at,
+        Some(at(61_000))
+    );
+    s.commit(vec![
+        Change::OutboxFailed {
+            id: "a1".into(),
+            error: "connection refused".into(),
+            retry_at: Some(at(90_000)),
+        },
+        Change::RecordQueueAttempt {
+            queue: "federation:a".into(),
+            at: at(3_000),
+            error: Some("connection refused".into()),
+        },
+    ])
+    .await
+    .unwrap();
+    let a = &s.outbox_queue_health("federation:").await.unwrap()[0];
+    assert_eq!(
+        (
+            a.in_flight,
+            a.attempts,
+            a.next_attempt_at,
+            a.last_failure_at,
+            a.last_error.as_deref(),
+            a.last_success_at
+        ),
+        (
+            false,
+            1,
+            Some(at(90_000)),
+            Some(at(3_000)),
+            Some("connection refused"),
+            None
+        )
+    );
+    // The peer is heard from: a1 is due now rather than at 90 s.
+    s.commit(vec![Change::RetryOutboxNow {
+        id: "a1".into(),
+        now: at(4_000),
+    }])
+    .await
+    .unwrap();
+    assert!(ids(s.due_outbox(at(4_000), 10).await.unwrap()).contains(&"a1".to_string()));
+    // Delivered together: the queue is empty but keeps its record.
+    s.commit(vec![
+        Change::OutboxDelivered("a1".into()),
+        Change::OutboxDelivered("a2".into()),
+        Change::OutboxDelivered("a3".into()),
+        Change::RecordQueueAttempt {
+            queue: "federation:a".into(),
+            at: at(5_000),
+            error: None,
+        },
+    ])
+    .await
+    .unwrap();
+    let a = &s.outbox_queue_health("federation:").await.unwrap()[0];
+    assert_eq!(
+        (
+            a.length,
+            a.oldest_pending_at,
+            a.next_attempt_at,
+            a.last_success_at,
+            a.last_failure_at
+        ),
+        (0, None, None, Some(at(5_000)), Some(at(3_000)))
+    );
+    // Given-up items do not count as waiting.
+    s.commit(vec![Change::OutboxFailed {
+        id: "b1".into(),
+        error: "bad".into(),
+        retry_at: None,
+    }])
+    .await
+    .unwrap();
+    assert!(
+        s.queued_outbox("federation:b", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.outbox_queue_health("federation:").await.unwrap().len(), 1);
 }

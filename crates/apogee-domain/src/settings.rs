@@ -299,6 +299,22 @@ pub const CATALOGUE: &[SettingDef] = &[
     // Apogee's: internal hosts, addresses or CIDR ranges outbound HTTP (previews, avatars from
     // URLs, outgoing webhooks) may reach; everything internal is refused otherwise.
     setting!("HTTP_Outbound_Allowlist", "string", "", false, "General"),
+    // Apogee's: which Matrix servers this server federates with (core's `federation_policy`):
+    // when the allow list is not empty, only its servers; never those denied.
+    setting!(
+        "Federation_Allowed_Servers",
+        "string",
+        "",
+        false,
+        "Federation"
+    ),
+    setting!(
+        "Federation_Denied_Servers",
+        "string",
+        "",
+        false,
+        "Federation"
+    ),
     setting!(
         "API_Enable_Rate_Limiter",
         "boolean",

@@ -330,6 +330,15 @@ impl apogee_core::federated_rooms::FederationGateway for Federation {
         self.sign_built_event(room_version, event)
     }
 
+    fn send_edu(&self, destinations: &[String], key: Option<String>, edu: Value) {
+        for destination in destinations {
+            self.outgoing
+                .push_edu(destination, key.clone(), edu.clone());
+            // The flusher sends them unless a transaction takes them first.
+            let _ = self.edu_wake.send(destination.clone());
+        }
+    }
+
     async fn join_remote_room(
         &self,
         localpart: &str,

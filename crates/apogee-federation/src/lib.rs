@@ -14,6 +14,7 @@ pub mod join;
 pub mod keys;
 pub mod media;
 pub mod membership;
+pub mod outgoing;
 pub mod pdu;
 pub mod receive;
 pub mod resolve;
@@ -69,6 +70,10 @@ pub struct Federation {
     pub identity: Arc<Identity>,
     pub client: Arc<Client>,
     pub keys: KeyRing,
+    /// Per-destination in-flight locks and waiting EDUs.
+    pub outgoing: outgoing::Outgoing,
+    /// Names a destination whose waiting EDUs should be sent (see [`Federation::run_edu_flusher`]).
+    edu_wake: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Federation {
@@ -96,15 +101,38 @@ impl Federation {
             key_id = identity.key_id(),
             "federation identity loaded"
         );
+        let (edu_wake, edu_wakes) = tokio::sync::mpsc::unbounded_channel();
         let federation = Arc::new(Self {
             core,
             identity,
             client,
             keys,
+            outgoing: Default::default(),
+            edu_wake,
         });
+        tokio::spawn(Self::run_edu_flusher(
+            Arc::downgrade(&federation),
+            edu_wakes,
+        ));
         // Core asks the protocol side to join rooms and (later) to build events.
         federation.core.attach_federation(federation.clone());
         Ok(federation)
+    }
+
+    /// Sends waiting EDUs of each destination named on `wakes`, each in a task of its own so a
+    /// slow destination holds up no other; ends with the federation component.
+    async fn run_edu_flusher(
+        federation: std::sync::Weak<Self>,
+        mut wakes: tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) {
+        while let Some(destination) = wakes.recv().await {
+            let Some(federation) = federation.upgrade() else {
+                return;
+            };
+            tokio::spawn(async move {
+                federation.flush_edus(&destination).await;
+            });
+        }
     }
 
     /// The federation listener's routes.

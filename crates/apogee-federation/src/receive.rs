@@ -2,8 +2,10 @@
 //! most 100) from another server. Every PDU is answered on its own: accepted (`{}`), or an
 //! error naming why. A PDU goes through the receipt checks (format, signatures, hash, auth
 //! against its auth events: drop or reject; against current state: soft-fail) and is then
-//! applied by core in one batch with its event row. EDUs (typing, receipts, presence, device
-//! lists) are accepted and not acted on yet.
+//! applied by core in one batch with its event row. EDUs: typing (`m.typing`) and read
+//! receipts (`m.receipt`, `m.read`) of the sending server's own users in rooms we share are
+//! handed to core; others (presence, device lists, to-device) are accepted and ignored. An EDU
+//! has no answer: one that cannot be applied is dropped with a log line.
 
 use crate::Federation;
 use crate::pdu::{self, Pdu, PduError};
@@ -40,6 +42,53 @@ impl Federation {
         answers
     }
 
+    /// Applies the EDUs of one transaction from `origin` (after its PDUs, so a receipt may
+    /// name an event of the same transaction).
+    pub async fn receive_edus(&self, origin: &str, edus: &[Value]) {
+        for edu in edus {
+            let content = &edu["content"];
+            match edu.get("edu_type").and_then(Value::as_str) {
+                Some("m.typing") => {
+                    let (Some(room), Some(user)) = (
+                        content.get("room_id").and_then(Value::as_str),
+                        content.get("user_id").and_then(Value::as_str),
+                    ) else {
+                        continue;
+                    };
+                    let typing = content.get("typing").and_then(Value::as_bool) == Some(true);
+                    if let Err(e) = self
+                        .core
+                        .receive_federated_typing(origin, room, user, typing)
+                        .await
+                    {
+                        tracing::debug!(%origin, %room, %user, error = %e.message, "typing EDU dropped");
+                    }
+                }
+                Some("m.receipt") => {
+                    let Some(rooms) = content.as_object() else {
+                        continue;
+                    };
+                    for (room, receipts) in rooms {
+                        let Some(readers) = receipts.get("m.read").and_then(Value::as_object)
+                        else {
+                            continue;
+                        };
+                        for user in readers.keys() {
+                            if let Err(e) = self
+                                .core
+                                .receive_federated_receipt(origin, room, user)
+                                .await
+                            {
+                                tracing::debug!(%origin, %room, %user, error = %e.message, "receipt EDU dropped");
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     async fn receive_pdu(
         &self,
         origin: &str,
@@ -71,6 +120,15 @@ impl Federation {
         {
             return Ok(id);
         }
+        // Events of a server we do not federate with are refused, whoever relays them.
+        if !self
+            .core
+            .federation_server_allowed(parsed.sender().server_name().as_str())
+        {
+            return Err(fail(PduError::Auth(
+                "the sender's server is not allowed here".into(),
+            )));
+        }
         // Only servers in the room relay its events; a sender's own server signs them.
         if parsed.sender().server_name().as_str() != origin {
             tracing::debug!(%origin, sender = %parsed.sender(), "event relayed by another server");
@@ -85,6 +143,14 @@ impl Federation {
             )));
         }
         let state = self.current_state(room_id).await;
+        // The room's server ACL applies to the server that sent us the event.
+        if let Some(acl) = state.get(&("m.room.server_acl".to_string(), String::new()))
+            && !apogee_core::federation_policy::acl_allows(&acl.content_json(), origin)
+        {
+            return Err(fail(PduError::Auth(
+                "the room's server ACL denies the sending server".into(),
+            )));
+        }
         // From v12 the create event is not among the auth events: it is the room's.
         if let Some(create) = state.get(&("m.room.create".to_string(), String::new())) {
             auth.entry(create.event_id.clone())

@@ -185,6 +185,7 @@ async fn send_transaction(
         ));
     }
     let answers = fed.receive_pdus(signed.origin.as_str(), &pdus).await;
+    fed.receive_edus(signed.origin.as_str(), &edus).await;
     Ok(Json(json!({"pdus": answers})))
 }
 
@@ -218,12 +219,16 @@ impl FromRequest<Arc<Federation>> for Authenticated {
             )
         })?;
         let origin = verify_request(fed, &parts.method, &uri, &parts.headers, &body).await?;
+        if fed.outgoing.heard_from(origin.as_str()) {
+            let (fed, server) = (fed.clone(), origin.to_string());
+            tokio::spawn(async move { fed.peer_is_up(&server).await });
+        }
         Ok(Self { origin, body })
     }
 }
 
 /// Checks the `X-Matrix` header of a request against the origin's published key; returns the
-/// origin. The signature covers the request target exactly as received, never a decoded form.
+/// origin. A server the policy refuses gets 403 `M_FORBIDDEN`. The signature covers the request target exactly as received, never a decoded form.
 pub async fn verify_request(
     fed: &Federation,
     method: &Method,
@@ -234,6 +239,15 @@ pub async fn verify_request(
     let x_matrix = XMatrix::extract_from_http_headers(headers).map_err(|e| {
         MatrixError::unauthorized(format!("Missing or invalid X-Matrix authorization: {e}"))
     })?;
+    // The server policy first: a refused server's keys are not even fetched.
+    if !fed.core.federation_server_allowed(x_matrix.origin.as_str()) {
+        tracing::info!(origin = %x_matrix.origin, "federation request refused: server policy");
+        return Err(MatrixError::new(
+            StatusCode::FORBIDDEN,
+            "M_FORBIDDEN",
+            "Federation with this server is not allowed",
+        ));
+    }
     let key = fed
         .keys
         .public_key(&x_matrix.origin, x_matrix.key.as_str(), Timestamp::now())

@@ -462,6 +462,7 @@ const ROWS: &[Row] = &[
     // no bot user, so admin's calls end in `error-not-a-bot` / `error-not-an-e2e-bot`); a user
     // may ask about itself; the bot routes refuse everyone who is not an authorised bot.
     // Federation is off in these servers: permitted callers get error-federation-disabled.
+    ("GET /api/v1/federation/destinations", "", "", No, "admin"),
     ("POST /api/v1/federation/joinExternalPublicRoom", "", r#"{"externalRoomId":"!abc:synapse.test"}"#, No, "auth -guest"),
     ("POST /api/v1/e2e.bots.authorize", "", r#"{"userId":"$MEMBER","roomIds":["$G"]}"#, No, "admin"),
     ("POST /api/v1/e2e.bots.revoke", "", r#"{"userId":"$MEMBER"}"#, No, "admin"),

@@ -677,6 +677,28 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             )
             .await?;
         }
+        Change::RetryOutboxNow { id, now } => {
+            tx.exec(
+                "UPDATE outbox SET due_at = $2 WHERE id = $1 AND lease_node IS NULL AND due_at > $2",
+                args![id, now.millis()],
+            )
+            .await?;
+        }
+        Change::RecordQueueAttempt { queue, at, error } => {
+            // A success keeps the last error (when it happened says it is over).
+            let sql = if error.is_none() {
+                "INSERT INTO outbox_queue_health (queue, last_success_at) VALUES ($1, $2)
+                 ON CONFLICT (queue) DO UPDATE SET last_success_at = excluded.last_success_at"
+            } else {
+                "INSERT INTO outbox_queue_health (queue, last_failure_at, last_error) VALUES ($1, $2, $3)
+                 ON CONFLICT (queue) DO UPDATE SET last_failure_at = excluded.last_failure_at,
+                 last_error = excluded.last_error"
+            };
+            match error {
+                None => tx.exec(sql, args![queue, at.millis()]).await?,
+                Some(error) => tx.exec(sql, args![queue, at.millis(), error]).await?,
+            };
+        }
         Change::Audit(entry) => {
             let head = tx
                 .query(

@@ -388,6 +388,18 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             PRIMARY KEY (request_id, officer_id))",
         ],
     ),
+    (
+        19,
+        &[
+            // How the last attempts at an outbox queue (a federation destination) ended, for
+            // its health: one row per queue, replaced in place.
+            "CREATE TABLE outbox_queue_health (
+            queue TEXT PRIMARY KEY,
+            last_success_at BIGINT,
+            last_failure_at BIGINT,
+            last_error TEXT)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, errorText, navigate, store, toast, withSecondFactor } from '../app';
 import { AuditLog, RolesAndPermissions } from './AdminAccess';
 import { AdminRooms } from './AdminRooms';
+import { FederationHealth } from './AdminFederation';
 import { useSelect } from '../store';
 import { t } from '../i18n';
 
@@ -233,8 +234,9 @@ export function Admin() {
     ['settings', t('Settings')],
     ['permissions', t('Permissions')],
     ['audit', t('Audit log')],
+    ['federation', t('Federation')],
   ];
-  const body = section === 'settings' ? <Settings /> : section === 'permissions' ? <RolesAndPermissions /> : section === 'audit' ? <AuditLog /> : section === 'rooms' ? <AdminRooms /> : <Users />;
+  const body = section === 'settings' ? <Settings /> : section === 'permissions' ? <RolesAndPermissions /> : section === 'audit' ? <AuditLog /> : section === 'federation' ? <FederationHealth /> : section === 'rooms' ? <AdminRooms /> : <Users />;
   return (
     <section class="admin" aria-label={t('Administration')}>
       <header class="room-header">

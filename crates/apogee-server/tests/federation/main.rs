@@ -7,6 +7,9 @@
 //! - `media`: files both ways (`mxc://`, federation media download, the size limit);
 //! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
 //! - `two_servers`: two Apogee servers sharing a room on loopback.
+//! - `edus`: typing and read receipts with a real Synapse, both ways;
+//! - `policy`: allowed and denied servers (requests, joins, sends);
+//! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
 
 #![cfg(feature = "federation")]
 
@@ -15,8 +18,11 @@ mod common;
 mod support;
 
 mod content;
+mod edus;
 mod identity;
 mod invites;
 mod media;
+mod outage;
+mod policy;
 mod rooms;
 mod two_servers;

@@ -1,0 +1,204 @@
+//! A Synapse outage with an Apogee crash in the middle: everything Apogee users did while the
+//! peer was down reaches it once it is back — in order, nothing lost, nothing twice — and the
+//! destination's health shows the backlog, then the success.
+
+use crate::common::backends;
+use crate::support::*;
+
+/// Runs the Synapse control command of `scripts/with-synapse.sh`; returns what it printed.
+fn synapse_ctl(ctl: &str, args: &[&str]) -> String {
+    let out = Command::new(ctl).args(args).output().expect("synapse ctl");
+    assert!(
+        out.status.success(),
+        "synapse {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// bob posts `text` in `rid`; returns the message id.
+async fn post(s: &Server, bob: &common::Auth, rid: &str, text: &str) -> String {
+    let (status, v) = s
+        .post(
+            "/api/v1/chat.postMessage",
+            bob,
+            json!({"roomId": rid, "text": text}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v["message"]["_id"].as_str().unwrap().to_string()
+}
+
+/// The destinations' health as an administrator reads it.
+async fn destination(s: &Server, admin: &common::Auth, server: &str) -> Value {
+    let (status, v) = s.get("/api/v1/federation/destinations", admin).await;
+    assert_eq!(status, 200, "{v}");
+    v["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["server"] == server)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn synapse_outage_with_an_apogee_crash_loses_nothing() {
+    let (Ok(synapse_name), Ok(ctl)) = (
+        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
+        std::env::var("APOGEE_TEST_SYNAPSE_CTL"),
+    ) else {
+        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+        return;
+    };
+    // A Synapse of its own: stopping the shared one would break the tests running beside.
+    let started = synapse_ctl(&ctl, &["new"]);
+    let (id, synapse) = started.trim().split_once(' ').expect("ID URL");
+    let (id, synapse) = (id.to_string(), synapse.to_string());
+    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
+    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
+    let alice = Matrix::login(&synapse, &user, &password).await;
+    for backend in backends() {
+        let resolve = format!("{synapse_name}={synapse}");
+        let env = [("APOGEE_FEDERATION_RESOLVE", resolve.as_str())];
+        let (s, port) = start(backend, &env).await;
+        let admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let bob_id = format!("@bob:localhost:{port}");
+        let created = alice
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(json!({"preset": "public_chat", "room_version": "11", "name": "Outage"})),
+            )
+            .await;
+        let room_id = created["room_id"].as_str().unwrap().to_string();
+        let (status, v) = s
+            .post(
+                "/api/v1/federation/joinExternalPublicRoom",
+                &bob,
+                json!({"externalRoomId": room_id, "via": synapse_name}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
+        let rid = v["room"]["_id"].as_str().unwrap().to_string();
+        post(&s, &bob, &rid, "before the outage").await;
+        eventually(&s, "the first message on Synapse", || async {
+            alice
+                .messages(&room_id)
+                .await
+                .iter()
+                .any(|e| e["content"]["body"] == "before the outage")
+                .then_some(())
+        })
+        .await;
+        let before = destination(&s, &admin, &synapse_name).await;
+        assert_eq!(before["queueLength"], 0, "{before}");
+        assert!(before["lastSuccessAt"].is_string(), "{before}");
+
+        // Synapse goes down; bob writes, edits and reacts.
+        synapse_ctl(&ctl, &["stop", &id]);
+        let mut first_ids = Vec::new();
+        for n in 1..=5 {
+            first_ids.push(post(&s, &bob, &rid, &format!("during the outage {n}")).await);
+        }
+        let (status, v) = s
+            .post(
+                "/api/v1/chat.update",
+                &bob,
+                json!({"roomId": rid, "msgId": first_ids[0], "text": "during the outage 1, edited"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let (status, v) = s
+            .post(
+                "/api/v1/chat.react",
+                &bob,
+                json!({"messageId": first_ids[1], "emoji": ":tada:"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let backlog = eventually(&s, "the failure in the health", || async {
+            let d = destination(&s, &admin, &synapse_name).await;
+            (d["lastFailureAt"].is_string() && d["failedAttempts"].as_i64() >= Some(1)).then_some(d)
+        })
+        .await;
+        assert_eq!(backlog["queueLength"], 7, "{backlog}");
+        assert!(backlog["oldestPendingAt"].is_string(), "{backlog}");
+        assert!(backlog["lastError"].is_string(), "{backlog}");
+
+        // Apogee crashes mid-outage and comes back on the same data; bob writes once more.
+        let (dir, db) = s.crash();
+        let listen = format!("127.0.0.1:{port}");
+        let name = format!("localhost:{port}");
+        let s = Server::start_in(
+            backend,
+            dir,
+            &[
+                ("APOGEE_SERVER_NAME", name.as_str()),
+                ("APOGEE_FEDERATION_LISTEN", listen.as_str()),
+                ("APOGEE_FEDERATION_RESOLVE", resolve.as_str()),
+            ],
+            db,
+        )
+        .await;
+        wait_for_federation(port).await;
+        post(&s, &bob, &rid, "after the crash").await;
+        let waiting = destination(&s, &admin, &synapse_name).await;
+        assert_eq!(waiting["queueLength"], 8, "the backlog survived: {waiting}");
+
+        // Synapse is back, and alice writes (her server's transaction tells us it is up).
+        synapse_ctl(&ctl, &["start", &id]);
+        alice
+            .send(
+                &room_id,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": "I am back"}),
+            )
+            .await;
+        let expected = [
+            "during the outage 1",
+            "during the outage 2",
+            "during the outage 3",
+            "during the outage 4",
+            "during the outage 5",
+            "edit",
+            "reaction",
+            "after the crash",
+        ];
+        let seen = eventually(&s, "the backlog on Synapse", || async {
+            let mut ours: Vec<String> = alice
+                .messages(&room_id)
+                .await
+                .into_iter()
+                .filter(|e| e["sender"] == bob_id.as_str())
+                .map(|e| {
+                    if e["type"] == "m.reaction" {
+                        "reaction".to_string()
+                    } else if e["content"]["m.new_content"].is_object() {
+                        "edit".to_string()
+                    } else {
+                        e["content"]["body"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string()
+                    }
+                })
+                .filter(|b| b != "before the outage" && !b.is_empty())
+                .collect();
+            ours.reverse();
+            (ours.len() >= expected.len()).then_some(ours)
+        })
+        .await;
+        assert_eq!(seen, expected, "every event once, in order");
+        let after = eventually(&s, "success in the health", || async {
+            let d = destination(&s, &admin, &synapse_name).await;
+            (d["queueLength"] == 0 && d["lastSuccessAt"].as_str() > d["lastFailureAt"].as_str())
+                .then_some(d)
+        })
+        .await;
+        assert_eq!(after["failedAttempts"], 0, "{after}");
+        assert!(after["nextAttemptAt"].is_null(), "{after}");
+        drop(s);
+    }
+}
