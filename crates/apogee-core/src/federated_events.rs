@@ -32,6 +32,10 @@ pub struct IncomingEvent {
     pub pdu: Value,
     /// Allowed by its auth events but not by the room's current state.
     pub soft_failed: bool,
+    /// The state before the event when it is not the room's current state: an event beyond
+    /// a gap, whose state its sender told us. Its entries are also laid over the room's
+    /// current state (the fork's state wins; there is no state resolution yet).
+    pub state_before: Option<Vec<FederationStateEntry>>,
 }
 
 /// What became of an incoming event.
@@ -125,15 +129,37 @@ impl Core {
             depth: event.depth,
             pdu: event.pdu.clone(),
         };
+        // The state before the event, for `state_ids` and forks: the room's current state.
+        let mut state_changes = Vec::new();
+        let state_before = match &event.state_before {
+            Some(fork) => {
+                state_changes.push(Change::SetFederationRoomState {
+                    matrix_room_id: event.matrix_room_id.clone(),
+                    entries: fork.clone(),
+                });
+                fork.clone()
+            }
+            None => {
+                self.store
+                    .federation_room_state(&event.matrix_room_id)
+                    .await?
+            }
+        };
+        state_changes.extend(
+            self.event_state_changes(&event.event_id, state_before)
+                .await?,
+        );
         if event.soft_failed {
             row.kind = FederationEventKind::SoftFailed;
-            self.commit(vec![Change::SaveFederationEvents(vec![row])])
-                .await?;
+            let mut changes = vec![Change::SaveFederationEvents(vec![row])];
+            changes.extend(state_changes);
+            self.commit(changes).await?;
             return Ok(Received::SoftFailed);
         }
         let (mut changes, message_id) = self.rocket_chat_changes(&room, &event).await?;
         row.message_id = message_id.clone();
         changes.push(Change::SaveFederationEvents(vec![row]));
+        changes.extend(state_changes);
         if let Some(key) = &event.state_key {
             changes.push(Change::SetFederationRoomState {
                 matrix_room_id: event.matrix_room_id.clone(),

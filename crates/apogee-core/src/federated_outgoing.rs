@@ -136,6 +136,7 @@ impl Core {
                 add: vec![event_id.clone()],
             },
         ];
+        changes.extend(self.event_state_changes(&event_id, state).await?);
         for destination in self.federation_destinations(&room, &ours).await? {
             changes.push(self.enqueue_in(
                 FEDERATION_PDU,

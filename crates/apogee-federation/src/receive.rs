@@ -45,6 +45,17 @@ impl Federation {
         origin: &str,
         raw: &Value,
     ) -> Result<String, (Option<String>, PduError)> {
+        self.receive_pdu_with(origin, raw, true).await
+    }
+
+    /// Receives one PDU; with `catch_up`, a gap before it is fetched from `origin` first (the
+    /// gap's own events are received without catch-up, so one PDU costs at most one fetch).
+    async fn receive_pdu_with(
+        &self,
+        origin: &str,
+        raw: &Value,
+        catch_up: bool,
+    ) -> Result<String, (Option<String>, PduError)> {
         let room_id = raw
             .get("room_id")
             .and_then(Value::as_str)
@@ -78,13 +89,35 @@ impl Federation {
         let pdu = pdu::verify(parsed, &rules, &self.keys)
             .await
             .map_err(fail)?;
+        if catch_up {
+            self.fill_gap(origin, room_id, &pdu).await;
+        }
+        // Beyond the gap: the state before this event comes from its sender.
+        let mut fork_state = None;
+        if self.lacks_prev_events(&pdu).await {
+            match self.fetch_state_at(origin, room_id, &rules, &id).await {
+                Ok(entries) => fork_state = Some(entries),
+                Err(e) => {
+                    tracing::info!(%origin, event_id = %id, error = %e, "state fetch failed")
+                }
+            }
+        }
         let mut auth = self.stored_events(pdu.auth_event_ids()).await;
+        if auth.len() != pdu.auth_event_ids().len() {
+            if let Err(e) = self.fetch_auth_chain(origin, room_id, &rules, &id).await {
+                tracing::info!(%origin, event_id = %id, error = %e, "auth chain fetch failed");
+            }
+            auth = self.stored_events(pdu.auth_event_ids()).await;
+        }
         if auth.len() != pdu.auth_event_ids().len() {
             return Err(fail(PduError::Auth(
                 "some auth events are unknown to us".into(),
             )));
         }
-        let state = self.current_state(room_id).await;
+        let state = match &fork_state {
+            Some(entries) => self.state_of(entries).await,
+            None => self.current_state(room_id).await,
+        };
         // From v12 the create event is not among the auth events: it is the room's.
         if let Some(create) = state.get(&("m.room.create".to_string(), String::new())) {
             auth.entry(create.event_id.clone())
@@ -111,12 +144,60 @@ impl Federation {
             origin_server_ts: pdu.origin_server_ts(),
             pdu: pdu.to_json(),
             soft_failed,
+            state_before: fork_state,
         };
         self.core
             .receive_federated_event(incoming)
             .await
             .map_err(|e| fail(PduError::Format(format!("not applied: {e}"))))?;
         Ok(id)
+    }
+
+    /// When some of `pdu`'s `prev_events` are unknown, fetches the gap from `origin` and
+    /// receives its events oldest first. Whatever fails is logged: the PDU itself is then
+    /// checked against the state we have, as before.
+    async fn fill_gap(&self, origin: &str, room_id: &str, pdu: &Pdu) {
+        if !self.lacks_prev_events(pdu).await {
+            return;
+        }
+        let event_id = pdu.event_id.as_str();
+        let gap = match self.fetch_gap(origin, room_id, event_id).await {
+            Ok(gap) => gap,
+            Err(e) => {
+                tracing::info!(%origin, %event_id, error = %e, "gap fetch failed");
+                return;
+            }
+        };
+        tracing::debug!(%origin, %event_id, events = gap.len(), "filling a gap");
+        for raw in &gap {
+            if let Err((id, e)) = Box::pin(self.receive_pdu_with(origin, raw, false)).await {
+                tracing::info!(%origin, event_id = ?id, error = %e, "event of a gap not accepted");
+            }
+        }
+    }
+
+    /// Whether some of `pdu`'s `prev_events` are unknown to us.
+    async fn lacks_prev_events(&self, pdu: &Pdu) -> bool {
+        for prev in pdu.prev_events() {
+            if !matches!(self.core.federation_event(prev.as_str()).await, Ok(Some(_))) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// State entries as parsed events, keyed by (type, state key).
+    async fn state_of(
+        &self,
+        entries: &[apogee_core::store::FederationStateEntry],
+    ) -> HashMap<(String, String), Pdu> {
+        let mut state = HashMap::new();
+        for entry in entries {
+            if let Some(pdu) = self.stored_pdu(&entry.event_id).await {
+                state.insert((entry.event_type.clone(), entry.state_key.clone()), pdu);
+            }
+        }
+        state
     }
 
     /// The stored events among `ids` (as PDUs in the room's version).

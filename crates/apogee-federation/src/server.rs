@@ -64,6 +64,7 @@ pub fn router(federation: Arc<Federation>) -> axum::Router {
             "/_matrix/federation/v1/send/{txn_id}",
             put(send_transaction),
         )
+        .merge(crate::serve::routes())
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(federation)
