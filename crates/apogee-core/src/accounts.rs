@@ -886,11 +886,7 @@ impl Core {
                 Relinquish::Nothing
             });
         }
-        let all = Page {
-            offset: 0,
-            count: i64::MAX,
-        };
-        let (members, _) = self.store.subscriptions_of_room(&sub.rid, all).await?;
+        let members = self.every_subscription(&sub.rid).await?;
         let others: Vec<_> = members.into_iter().filter(|m| m.u.id != user.id).collect();
         if others.iter().any(|m| m.has_role("owner")) {
             return Ok(Relinquish::Nothing);

@@ -85,11 +85,6 @@ mod text {
     }
 }
 
-const ALL: Page = Page {
-    offset: 0,
-    count: i64::MAX,
-};
-
 /// What an error says to the person who typed the command.
 fn said(e: &CoreError) -> String {
     if e.message.is_empty() {
@@ -194,8 +189,8 @@ impl Core {
             "me" => Ok(()),
             "msg" => self.cmd_msg(actor, rid, p).await,
             "create" => self.cmd_create(actor, rid, p).await,
-            "archive" => self.cmd_archive(actor, rid, p).await,
-            "unarchive" => self.cmd_unarchive(actor, rid, p).await,
+            "archive" => self.cmd_set_archived(actor, rid, p, true).await,
+            "unarchive" => self.cmd_set_archived(actor, rid, p, false).await,
             "status" => self.cmd_status(actor, rid, p).await,
             "hide" => self.cmd_hide(actor, rid, p).await,
             "help" => {
@@ -373,7 +368,7 @@ impl Core {
             self.ephemeral(actor, rid, msg);
             return Ok(());
         }
-        let (members, _) = self.store.subscriptions_of_room(rid, ALL).await?;
+        let (members, _) = self.store.subscriptions_of_room(rid, Page::ALL).await?;
         let (present, joining): (Vec<User>, Vec<User>) = users
             .into_iter()
             .partition(|u| members.iter().any(|m| m.u.id == u.id));
@@ -427,7 +422,10 @@ impl Core {
             self.ephemeral(actor, rid, msg);
             return Ok(());
         };
-        let (members, total) = self.store.subscriptions_of_room(&base.id, ALL).await?;
+        let (members, total) = self
+            .store
+            .subscriptions_of_room(&base.id, Page::ALL)
+            .await?;
         if total > self.settings.int("API_User_Limit") {
             self.ephemeral(actor, rid, text::USER_LIMIT.to_string());
             return Ok(());
@@ -536,51 +534,43 @@ impl Core {
         self.create_room(actor, t, new).await.map(|_| ())
     }
 
-    async fn cmd_archive(&self, actor: &User, rid: &str, p: &str) -> CoreResult<()> {
+    /// `/archive` and `/unarchive`: the current or named room, answered to the caller alone.
+    async fn cmd_set_archived(
+        &self,
+        actor: &User,
+        rid: &str,
+        p: &str,
+        archive: bool,
+    ) -> CoreResult<()> {
         let (channel, room) = self.named_or_current(rid, p).await?;
         let Some(room) = room else {
             let msg = text::fill(text::CHANNEL_DOESNT_EXIST, &channel);
             self.ephemeral(actor, rid, msg);
             return Ok(());
         };
-        // Direct messages cannot be archived; Rocket.Chat ignores the command there.
+        // Direct messages cannot be archived: Rocket.Chat ignores `/archive` there and refuses
+        // `/unarchive` with an error.
         if room.is_direct() {
-            return Ok(());
-        }
-        if room.archived {
-            let msg = text::fill(text::DUPLICATE_ARCHIVED, &channel);
-            self.ephemeral(actor, rid, msg);
-            return Ok(());
-        }
-        self.set_archived(actor, &RoomRef::Id(room.id), true)
-            .await?;
-        let msg = text::fill(text::CHANNEL_ARCHIVED, &channel);
-        self.ephemeral(actor, rid, msg);
-        Ok(())
-    }
-
-    async fn cmd_unarchive(&self, actor: &User, rid: &str, p: &str) -> CoreResult<()> {
-        let (channel, room) = self.named_or_current(rid, p).await?;
-        let Some(room) = room else {
-            let msg = text::fill(text::CHANNEL_DOESNT_EXIST, &channel);
-            self.ephemeral(actor, rid, msg);
-            return Ok(());
-        };
-        if room.is_direct() {
+            if archive {
+                return Ok(());
+            }
             return Err(CoreError::bad(
                 "error-room-type-not-unarchivable",
                 format!("Room type: {} can not be unarchived", room.t.code()),
             ));
         }
-        if !room.archived {
-            let msg = text::fill(text::CHANNEL_ALREADY_UNARCHIVED, &channel);
-            self.ephemeral(actor, rid, msg);
+        let (unchanged, done) = if archive {
+            (text::DUPLICATE_ARCHIVED, text::CHANNEL_ARCHIVED)
+        } else {
+            (text::CHANNEL_ALREADY_UNARCHIVED, text::CHANNEL_UNARCHIVED)
+        };
+        if room.archived == archive {
+            self.ephemeral(actor, rid, text::fill(unchanged, &channel));
             return Ok(());
         }
-        self.set_archived(actor, &RoomRef::Id(room.id), false)
+        self.set_archived(actor, &RoomRef::Id(room.id), archive)
             .await?;
-        let msg = text::fill(text::CHANNEL_UNARCHIVED, &channel);
-        self.ephemeral(actor, rid, msg);
+        self.ephemeral(actor, rid, text::fill(done, &channel));
         Ok(())
     }
 

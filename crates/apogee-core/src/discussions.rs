@@ -201,14 +201,7 @@ impl Core {
         };
         let (announcements, _) = self
             .store
-            .discussion_messages(
-                &message.rid,
-                None,
-                Page {
-                    offset: 0,
-                    count: i64::MAX,
-                },
-            )
+            .discussion_messages(&message.rid, None, Page::ALL)
             .await?;
         for a in announcements {
             let Some(drid) = a.extra.get("drid").and_then(Value::as_str) else {

@@ -68,11 +68,7 @@ impl Core {
     /// The removals for every file of a room, its avatar image included (the room is being
     /// deleted).
     pub(crate) async fn room_file_removals(&self, rid: &str) -> CoreResult<Vec<Change>> {
-        let all = Page {
-            offset: 0,
-            count: i64::MAX,
-        };
-        let (uploads, _) = self.store.uploads_of_room(rid, None, all).await?;
+        let (uploads, _) = self.store.uploads_of_room(rid, None, Page::ALL).await?;
         let mut changes: Vec<Change> = uploads.iter().flat_map(|u| self.remove_upload(u)).collect();
         let room = self.store.room_by_id(rid).await?;
         if let Some(key) = room.as_ref().and_then(crate::avatars::room_image_key) {

@@ -296,11 +296,7 @@ impl Core {
 
     /// Every open report matching `q` (dismissals and deletions act on all of them).
     async fn all_open_reports(&self, q: &ReportQuery) -> CoreResult<Vec<ModerationReport>> {
-        let all = Page {
-            offset: 0,
-            count: i64::MAX,
-        };
-        Ok(self.store.moderation_reports(q, all).await?.0)
+        Ok(self.store.moderation_reports(q, Page::ALL).await?.0)
     }
 
     fn hide(report: &mut ModerationReport, actor: &User, reason: &str, action: &str) {
@@ -311,6 +307,26 @@ impl Core {
             "moderationInfo".into(),
             json!({"hiddenAt": now, "moderatedBy": actor.id, "reason": reason, "action": action}),
         );
+    }
+
+    /// Dismisses `reports` in one batch, each with the same moderation info.
+    async fn hide_all(
+        &self,
+        reports: Vec<ModerationReport>,
+        actor: &User,
+        reason: Option<&str>,
+        action: Option<&str>,
+    ) -> CoreResult<()> {
+        let reason = Self::reason(reason);
+        let action = action.unwrap_or("None");
+        let changes = reports
+            .into_iter()
+            .map(|mut r| {
+                Self::hide(&mut r, actor, reason, action);
+                Change::UpsertModerationReport(r)
+            })
+            .collect();
+        self.commit(changes).await
     }
 
     fn reason(reason: Option<&str>) -> &str {
@@ -346,16 +362,7 @@ impl Core {
         if reports.is_empty() {
             return Err(CoreError::bad("", "no-reports-found"));
         }
-        let reason = Self::reason(reason);
-        let action = action.unwrap_or("None");
-        let changes = reports
-            .into_iter()
-            .map(|mut r| {
-                Self::hide(&mut r, actor, reason, action);
-                Change::UpsertModerationReport(r)
-            })
-            .collect();
-        self.commit(changes).await
+        self.hide_all(reports, actor, reason, action).await
     }
 
     /// `moderation.dismissUserReports`: the open reports of a user.
@@ -378,16 +385,7 @@ impl Core {
         if reports.is_empty() {
             return Ok(());
         }
-        let reason = Self::reason(reason);
-        let action = action.unwrap_or("None");
-        let changes = reports
-            .into_iter()
-            .map(|mut r| {
-                Self::hide(&mut r, actor, reason, action);
-                Change::UpsertModerationReport(r)
-            })
-            .collect();
-        self.commit(changes).await
+        self.hide_all(reports, actor, reason, action).await
     }
 
     /// `moderation.user.deleteReportedMessages`: deletes every reported message of the user that

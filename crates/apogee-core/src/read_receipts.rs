@@ -55,11 +55,7 @@ impl Core {
         if !messages.iter().any(flagged) {
             return Ok(());
         }
-        let all = Page {
-            offset: 0,
-            count: i64::MAX,
-        };
-        let (members, _) = self.store.subscriptions_of_room(rid, all).await?;
+        let members = self.every_subscription(rid).await?;
         for m in messages.iter_mut().filter(|m| flagged(m)) {
             if read_by_everyone(m, &members) {
                 m.extra.remove("unread");
@@ -90,11 +86,7 @@ impl Core {
         {
             return Ok(Vec::new());
         }
-        let all = Page {
-            offset: 0,
-            count: i64::MAX,
-        };
-        let (members, _) = self.store.subscriptions_of_room(&message.rid, all).await?;
+        let members = self.every_subscription(&message.rid).await?;
         let mut readers: Vec<(String, Timestamp)> = members
             .iter()
             .filter(|s| s.u.id != message.u.id && s.ts <= message.ts)

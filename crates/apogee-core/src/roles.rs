@@ -8,11 +8,6 @@ use crate::store::{Change, Page, Role, RoomQuery, UserQuery};
 use apogee_domain::{Timestamp, User, random_id};
 use serde_json::json;
 
-const ALL: Page = Page {
-    offset: 0,
-    count: i64::MAX,
-};
-
 /// A new custom role.
 #[derive(Debug, Clone, Default)]
 pub struct NewRole {
@@ -68,7 +63,7 @@ impl Core {
                 Ok(self.store.list_users(&query, page).await?)
             }
             Some(rid) => {
-                let (subs, _) = self.store.subscriptions_of_room(rid, ALL).await?;
+                let (subs, _) = self.store.subscriptions_of_room(rid, Page::ALL).await?;
                 let ids: Vec<String> = subs
                     .into_iter()
                     .filter(|s| s.has_role(&role.id))
@@ -103,7 +98,7 @@ impl Core {
                 role: Some(role.clone()),
                 ..Default::default()
             };
-            let (users, _) = self.store.list_users(&query, ALL).await?;
+            let (users, _) = self.store.list_users(&query, Page::ALL).await?;
             for user in users {
                 let roles = user
                     .roles
@@ -143,7 +138,7 @@ impl Core {
                 role: Some(role.clone()),
                 ..Default::default()
             };
-            for u in self.store.list_users(&query, ALL).await?.0 {
+            for u in self.store.list_users(&query, Page::ALL).await?.0 {
                 if !out.iter().any(|o| o.id == u.id) {
                     out.push(u);
                 }
@@ -436,9 +431,15 @@ impl Core {
         if role.scope != "Subscriptions" {
             return Ok(self.store.count_users_with_role(&role.id).await? > 0);
         }
-        let (rooms, _) = self.store.list_rooms(&RoomQuery::default(), ALL).await?;
+        let (rooms, _) = self
+            .store
+            .list_rooms(&RoomQuery::default(), Page::ALL)
+            .await?;
         for room in rooms {
-            let (subs, _) = self.store.subscriptions_of_room(&room.id, ALL).await?;
+            let (subs, _) = self
+                .store
+                .subscriptions_of_room(&room.id, Page::ALL)
+                .await?;
             if subs.iter().any(|s| s.has_role(&role.id)) {
                 return Ok(true);
             }

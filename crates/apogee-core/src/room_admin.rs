@@ -7,11 +7,6 @@ use crate::rooms::RoomRef;
 use crate::store::{Change, HistoryQuery, Page, RoomQuery, UserQuery};
 use apogee_domain::{Message, Room, RoomType, Timestamp, User};
 
-const ALL: Page = Page {
-    offset: 0,
-    count: i64::MAX,
-};
-
 /// `rooms.cleanHistory` options.
 #[derive(Debug, Clone)]
 pub struct CleanHistory {
@@ -44,7 +39,7 @@ impl Core {
             active: active_only.then_some(true),
             ..Default::default()
         };
-        let (users, total) = self.store.list_users(&query, ALL).await?;
+        let (users, total) = self.store.list_users(&query, Page::ALL).await?;
         if total > self.settings.int("API_User_Limit") {
             return Err(CoreError::bad(
                 "error-user-limit-exceeded",
@@ -55,7 +50,10 @@ impl Core {
         if room.is_direct() {
             return Err(CoreError::invalid_room());
         }
-        let (members, _) = self.store.subscriptions_of_room(&room.id, ALL).await?;
+        let (members, _) = self
+            .store
+            .subscriptions_of_room(&room.id, Page::ALL)
+            .await?;
         let joining: Vec<&User> = users
             .iter()
             .filter(|u| !members.iter().any(|m| m.u.id == u.id))
@@ -90,7 +88,10 @@ impl Core {
         t: RoomType,
     ) -> CoreResult<Vec<User>> {
         let view = self.readable_room_of(actor, room, t).await?;
-        let (members, _) = self.store.subscriptions_of_room(&view.room.id, ALL).await?;
+        let (members, _) = self
+            .store
+            .subscriptions_of_room(&view.room.id, Page::ALL)
+            .await?;
         let ids: Vec<String> = members.into_iter().map(|s| s.u.id).collect();
         let mut users = self.store.users_by_ids(&ids).await?;
         users.retain(|u| u.status != "offline" && !u.status.is_empty());

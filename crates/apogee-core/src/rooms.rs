@@ -257,16 +257,7 @@ impl Core {
         if room.is_direct() || !allowed {
             return Err(CoreError::unauthorized());
         }
-        let (members, _) = self
-            .store
-            .subscriptions_of_room(
-                &room.id,
-                Page {
-                    offset: 0,
-                    count: i64::MAX,
-                },
-            )
-            .await?;
+        let members = self.every_subscription(&room.id).await?;
         let mut changes = Vec::new();
         let mut key_requests = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -397,17 +388,14 @@ impl Core {
     }
 
     async fn owners(&self, rid: &str) -> CoreResult<usize> {
-        let (members, _) = self
-            .store
-            .subscriptions_of_room(
-                rid,
-                Page {
-                    offset: 0,
-                    count: i64::MAX,
-                },
-            )
-            .await?;
+        let members = self.every_subscription(rid).await?;
         Ok(members.iter().filter(|s| s.has_role("owner")).count())
+    }
+
+    /// Every member's subscription of `rid` (for changes that touch each member's copy of the
+    /// room; never on the per-message path, which stays O(1) in the room's size).
+    pub(crate) async fn every_subscription(&self, rid: &str) -> CoreResult<Vec<Subscription>> {
+        Ok(self.store.subscriptions_of_room(rid, Page::ALL).await?.0)
     }
 
     async fn remove_member(
@@ -602,11 +590,7 @@ impl Core {
 
     /// With read receipts on, tells the room how far everyone has read (`messagesRead`).
     async fn announce_read_by_all(&self, rid: &str) -> CoreResult<()> {
-        let all = Page {
-            offset: 0,
-            count: i64::MAX,
-        };
-        let (members, _) = self.store.subscriptions_of_room(rid, all).await?;
+        let members = self.every_subscription(rid).await?;
         let read_by_all = members.iter().map(|s| s.ls).collect::<Option<Vec<_>>>();
         if let Some(until) = read_by_all.and_then(|ls| ls.into_iter().min()) {
             self.publish(crate::events::Event::MessagesRead {
@@ -808,16 +792,7 @@ impl Core {
         }
         room.updated_at = Timestamp::now();
         if renamed.is_some() || s.room_type.is_some() {
-            let (members, _) = self
-                .store
-                .subscriptions_of_room(
-                    &room.id,
-                    Page {
-                        offset: 0,
-                        count: i64::MAX,
-                    },
-                )
-                .await?;
+            let members = self.every_subscription(&room.id).await?;
             for mut m in members {
                 m.name = room.name.clone().unwrap_or_default();
                 m.fname = room.fname.clone();
@@ -885,16 +860,7 @@ impl Core {
             mentioned_user_ids: vec![],
             mentions_all: false,
         });
-        let (members, _) = self
-            .store
-            .subscriptions_of_room(
-                &room.id,
-                Page {
-                    offset: 0,
-                    count: i64::MAX,
-                },
-            )
-            .await?;
+        let members = self.every_subscription(&room.id).await?;
         for mut m in members {
             m.archived = Some(archived);
             m.open = !archived;
@@ -1004,16 +970,7 @@ impl Core {
     /// Members holding room roles, for `channels.roles` / `groups.roles`.
     pub async fn room_roles(&self, actor: &User, room: &RoomRef) -> CoreResult<Vec<Subscription>> {
         let view = self.readable_room(actor, room).await?;
-        let (members, _) = self
-            .store
-            .subscriptions_of_room(
-                &view.room.id,
-                Page {
-                    offset: 0,
-                    count: i64::MAX,
-                },
-            )
-            .await?;
+        let members = self.every_subscription(&view.room.id).await?;
         Ok(members
             .into_iter()
             .filter(|s| !s.roles.is_empty())

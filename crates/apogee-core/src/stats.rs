@@ -9,22 +9,23 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const ALL: Page = Page {
-    offset: 0,
-    count: i64::MAX,
-};
-
 impl Core {
     /// `statistics`: counts computed from the store now. Needs `view-statistics`.
     pub async fn statistics(&self, actor: &User) -> CoreResult<Value> {
         if !self.authz.has(actor, "view-statistics") {
             return Err(CoreError::not_allowed("Not allowed"));
         }
-        let (users, total_users) = self.store.list_users(&UserQuery::default(), ALL).await?;
+        let (users, total_users) = self
+            .store
+            .list_users(&UserQuery::default(), Page::ALL)
+            .await?;
         let count_status = |s: &str| users.iter().filter(|u| u.status == s).count();
         let active = users.iter().filter(|u| u.active).count();
         let humans: Vec<&User> = users.iter().filter(|u| !u.is_bot()).collect();
-        let (rooms, total_rooms) = self.store.list_rooms(&RoomQuery::default(), ALL).await?;
+        let (rooms, total_rooms) = self
+            .store
+            .list_rooms(&RoomQuery::default(), Page::ALL)
+            .await?;
         let of_type = |t: RoomType| rooms.iter().filter(move |r| r.t == t);
         let msgs_of = |t: RoomType| of_type(t).map(|r| r.msgs).sum::<i64>();
         let installed_at = self
@@ -88,7 +89,7 @@ impl Core {
             active: Some(true),
             ..Default::default()
         };
-        let (users, _) = self.store.list_users(&query, ALL).await?;
+        let (users, _) = self.store.list_users(&query, Page::ALL).await?;
         Ok(users.iter().filter(|u| !u.is_bot()).count() as i64)
     }
 

@@ -101,6 +101,14 @@ pub struct Page {
     pub count: i64,
 }
 
+impl Page {
+    /// Every row (for internal reads that need the whole list).
+    pub const ALL: Page = Page {
+        offset: 0,
+        count: i64::MAX,
+    };
+}
+
 /// Keyset window over a room's messages, newest first.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HistoryQuery {

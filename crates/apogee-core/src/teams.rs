@@ -129,13 +129,6 @@ fn failure(code: &str) -> CoreError {
     CoreError::new(ErrorKind::BadRequest, "", code)
 }
 
-fn all() -> Page {
-    Page {
-        offset: 0,
-        count: i64::MAX,
-    }
-}
-
 fn paged<T>(items: Vec<T>, page: Page) -> (Vec<T>, i64) {
     let total = items.len() as i64;
     let items = items
@@ -319,7 +312,10 @@ impl Core {
             Change::InsertTeam(team.clone()),
             Change::UpdateRoom(room.clone()),
         ];
-        let (subs, _) = self.store.subscriptions_of_room(&room.id, all()).await?;
+        let (subs, _) = self
+            .store
+            .subscriptions_of_room(&room.id, Page::ALL)
+            .await?;
         for s in subs {
             let roles = (s.u.id == actor.id).then(|| vec!["owner".to_string()]);
             changes.push(Change::UpsertTeamMember(TeamMember::new(
@@ -798,7 +794,10 @@ impl Core {
                 }
             }
             let is_last_owner = sub.has_role("owner") && {
-                let (members, _) = self.store.subscriptions_of_room(&room.id, all()).await?;
+                let (members, _) = self
+                    .store
+                    .subscriptions_of_room(&room.id, Page::ALL)
+                    .await?;
                 members.iter().filter(|m| m.has_role("owner")).count() == 1
             };
             out.push(UserTeamRoom {
@@ -1033,7 +1032,7 @@ impl Core {
             .into_iter()
             .map(|s| s.rid)
             .collect();
-        let (teams, _) = self.store.list_teams(None, all()).await?;
+        let (teams, _) = self.store.list_teams(None, Page::ALL).await?;
         let ids: Vec<String> = teams.into_iter().map(|t| t.room_id).collect();
         let mut rooms: Vec<Room> = self
             .store

@@ -5,7 +5,7 @@
 mod common;
 
 use common::ddp::Ddp;
-use common::{Auth, Server, assert_error, backends};
+use common::{Auth, Server, assert_error, backends, contains_bytes};
 use serde_json::{Value, json};
 
 const E2E_ON: &[(&str, &str)] = &[("OVERWRITE_SETTING_E2E_Enable", "true")];
@@ -93,14 +93,6 @@ async fn encrypted_group(s: &Server, owner: &Auth, name: &str, members: &[&str])
     rid
 }
 
-async fn subscription(s: &Server, a: &Auth, rid: &str) -> Value {
-    let r = s
-        .get(&format!("/api/v1/subscriptions.getOne?roomId={rid}"), a)
-        .await;
-    assert_eq!(r.0, 200, "{}", r.1);
-    r.1["subscription"].clone()
-}
-
 async fn room(s: &Server, a: &Auth, rid: &str) -> Value {
     let r = s.get(&format!("/api/v1/rooms.info?roomId={rid}"), a).await;
     assert_eq!(r.0, 200, "{}", r.1);
@@ -170,7 +162,7 @@ async fn key_flow_between_two_users() {
             .await;
         assert_eq!(r.0, 200, "{}", r.1);
         assert_eq!(
-            subscription(&s, &alice, &rid).await["E2EKey"],
+            s.subscription(&alice, &rid).await["E2EKey"],
             alice_key.as_str()
         );
 
@@ -211,7 +203,7 @@ async fn key_flow_between_two_users() {
             )
             .await;
         assert_eq!(r.0, 200, "{}", r.1);
-        let sub = subscription(&s, &bob, &rid).await;
+        let sub = s.subscription(&bob, &rid).await;
         assert_eq!(sub["E2ESuggestedKey"], bob_key.as_str());
         assert_eq!(sub["suggestedOldRoomKeys"][0]["e2eKeyId"], "0123456789ab");
         assert!(
@@ -228,7 +220,7 @@ async fn key_flow_between_two_users() {
             )
             .await;
         assert_eq!(r.0, 200, "{}", r.1);
-        let sub = subscription(&s, &bob, &rid).await;
+        let sub = s.subscription(&bob, &rid).await;
         assert!(sub.get("E2ESuggestedKey").is_none(), "{sub}");
         assert_eq!(
             room(&s, &alice, &rid).await["usersWaitingForE2EKeys"][0]["userId"],
@@ -260,7 +252,7 @@ async fn key_flow_between_two_users() {
             )
             .await;
         assert_eq!(r.0, 200, "{}", r.1);
-        let sub = subscription(&s, &bob, &rid).await;
+        let sub = s.subscription(&bob, &rid).await;
         assert_eq!(sub["E2EKey"], bob_key.as_str());
         assert!(sub.get("E2ESuggestedKey").is_none());
         assert_eq!(sub["oldRoomKeys"][0]["e2eKeyId"], "0123456789ab");
@@ -304,11 +296,11 @@ async fn key_flow_between_two_users() {
             q["usersWaitingForE2EKeys"][0]["userId"],
             bob.user_id.as_str()
         );
-        let mine = subscription(&s, &alice, &rid).await;
+        let mine = s.subscription(&alice, &rid).await;
         assert_eq!(mine["E2EKey"], new_key.as_str());
         assert_eq!(mine["oldRoomKeys"][0]["e2eKeyId"], KID);
         assert_eq!(mine["oldRoomKeys"][0]["E2EKey"], alice_key.as_str());
-        let theirs = subscription(&s, &bob, &rid).await;
+        let theirs = s.subscription(&bob, &rid).await;
         assert!(theirs.get("E2EKey").is_none(), "{theirs}");
         let olds = theirs["oldRoomKeys"].as_array().unwrap();
         assert_eq!(olds.len(), 2, "{theirs}");
@@ -323,7 +315,7 @@ async fn key_flow_between_two_users() {
         let bob = s.login("bob").await;
         let r = s.get("/api/v1/e2e.fetchMyKeys", &bob).await;
         assert_eq!(r.1, json!({"success": true}));
-        let theirs = subscription(&s, &bob, &rid).await;
+        let theirs = s.subscription(&bob, &rid).await;
         assert!(theirs.get("oldRoomKeys").is_none(), "{theirs}");
     }
 }
@@ -428,7 +420,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
             )
             .await;
         assert_eq!(r.0, 200, "silently nothing, as Rocket.Chat: {}", r.1);
-        let sub = subscription(&s, &bob, &rid).await;
+        let sub = s.subscription(&bob, &rid).await;
         assert!(sub.get("E2ESuggestedKey").is_none(), "{sub}");
         assert_eq!(
             room(&s, &alice, &rid).await["usersWaitingForE2EKeys"][0]["userId"],
@@ -457,12 +449,12 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         let r = s.post(p, &alice, bad_old).await;
         assert_error(&r, 400, Some("error-invalid-params"));
         assert!(
-            subscription(&s, &bob, &rid)
+            s.subscription(&bob, &rid)
                 .await
                 .get("E2ESuggestedKey")
                 .is_none()
         );
-        assert!(subscription(&s, &alice, &rid).await.get("E2EKey").is_none());
+        assert!(s.subscription(&alice, &rid).await.get("E2EKey").is_none());
         let r = s
             .post(
                 "/api/v1/e2e.acceptSuggestedGroupKey",
@@ -537,12 +529,6 @@ fn data_files(dir: &std::path::Path) -> Vec<u8> {
         }
     }
     all
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test]
@@ -742,9 +728,15 @@ async fn encrypted_rooms_keep_no_plaintext() {
         if matches!(b, common::Backend::Sqlite) {
             let dir = s.stop();
             let bytes = data_files(dir.path());
-            assert!(contains(&bytes, control), "the grep finds plaintext");
-            assert!(!contains(&bytes, secret), "encrypted text never stored");
-            assert!(!contains(&bytes, other_secret), "refused text never stored");
+            assert!(contains_bytes(&bytes, control), "the grep finds plaintext");
+            assert!(
+                !contains_bytes(&bytes, secret),
+                "encrypted text never stored"
+            );
+            assert!(
+                !contains_bytes(&bytes, other_secret),
+                "refused text never stored"
+            );
         }
     }
 }

@@ -11,31 +11,16 @@ use base64::Engine;
 use common::{Auth, PASSWORD, Server, assert_error, backends};
 use serde_json::{Value, json};
 
-async fn ok(s: &Server, path: &str, a: &Auth, body: Value) -> Value {
-    let r = s.post(path, a, body).await;
-    assert_eq!(r.0, 200, "{path}: {}", r.1);
-    r.1
-}
-
 async fn publish_keys(s: &Server, a: &Auth) -> UserKeyPair {
     let keys = UserKeyPair::generate().unwrap();
     let wrapped = wrap_private_key(&keys.private_jwk(), "passphrase", &a.user_id).unwrap();
-    ok(
-        s,
+    s.post_ok(
         "/api/v1/e2e.setUserPublicAndPrivateKeys",
         a,
         json!({"public_key": keys.public_jwk(), "private_key": wrapped}),
     )
     .await;
     keys
-}
-
-async fn subscription(s: &Server, a: &Auth, rid: &str) -> Value {
-    let r = s
-        .get(&format!("/api/v1/subscriptions.getOne?roomId={rid}"), a)
-        .await;
-    assert_eq!(r.0, 200, "{}", r.1);
-    r.1["subscription"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,9 +30,7 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
         let admin = s.user("admin").await;
         let alice = s.user("alice").await;
         let carol = s.user("carol").await;
-        let r = ok(
-            &s,
-            "/api/v1/users.create",
+        let r = s.post_ok("/api/v1/users.create",
             &admin,
             json!({"username": "keybot", "email": "keybot@example.com", "password": PASSWORD, "name": "Key bot", "roles": ["bot"]}),
         )
@@ -58,23 +41,21 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
         let carol_keys = publish_keys(&s, &carol).await;
 
         // An encrypted group nobody's client has made a key for yet.
-        let r = ok(
-            &s,
-            "/api/v1/groups.create",
-            &admin,
-            json!({"name": "botkeys", "members": ["alice"]}),
-        )
-        .await;
+        let r = s
+            .post_ok(
+                "/api/v1/groups.create",
+                &admin,
+                json!({"name": "botkeys", "members": ["alice"]}),
+            )
+            .await;
         let rid = r["group"]["_id"].as_str().unwrap().to_string();
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/groups.setEncrypted",
             &admin,
             json!({"roomId": rid, "encrypted": true}),
         )
         .await;
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/e2e.bots.authorize",
             &admin,
             json!({"userId": bot.user_id, "roomIds": [rid]}),
@@ -94,13 +75,9 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
             .post("/api/v1/e2e.bot.createRoomKey", &alice, json!({"rid": rid}))
             .await;
         assert_error(&r, 400, Some("error-not-allowed"));
-        let created = ok(
-            &s,
-            "/api/v1/e2e.bot.createRoomKey",
-            &bot,
-            json!({"rid": rid}),
-        )
-        .await;
+        let created = s
+            .post_ok("/api/v1/e2e.bot.createRoomKey", &bot, json!({"rid": rid}))
+            .await;
         let kid = created["e2eKeyId"].as_str().unwrap().to_string();
         // Alice has a public key and gets a suggestion; the admin has none.
         assert_eq!(created["suggestedTo"], json!([alice.user_id]), "{created}");
@@ -123,22 +100,20 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
         assert_eq!(info.1["bot"]["rooms"][0]["hasKey"], true, "{}", info.1);
 
         // Alice's client opens the suggestion and accepts it.
-        let sub = subscription(&s, &alice, &rid).await;
+        let sub = s.subscription(&alice, &rid).await;
         let (got_kid, room_key, _) =
             E2EKey::unwrap(&alice_keys, sub["E2ESuggestedKey"].as_str().unwrap()).unwrap();
         assert_eq!(got_kid, kid);
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/e2e.acceptSuggestedGroupKey",
             &alice,
             json!({"rid": rid}),
         )
         .await;
-        assert!(subscription(&s, &alice, &rid).await["E2EKey"].is_string());
+        assert!(s.subscription(&alice, &rid).await["E2EKey"].is_string());
 
         // The bot writes; Alice reads. Alice writes; the bot reads.
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/e2e.bot.sendMessage",
             &bot,
             json!({"rid": rid, "msg": "key made by a bot"}),
@@ -161,8 +136,7 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
         let content = Envelope::seal_v2(&room_key, &kid, &json!({"msg": "thanks, bot"}))
             .unwrap()
             .to_value();
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/chat.sendMessage",
             &alice,
             json!({"message": {"rid": rid, "t": "e2e", "content": content}}),
@@ -223,9 +197,7 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
                 "encryption": file_key.encryption(), "hashes": {"sha256": sha256_hex(&plain_file)}, "size": plain_file.len()}],
             "files": [{"_id": file_id, "name": "numbers.txt", "type": "text/plain", "size": plain_file.len()}],
         });
-        let r = ok(
-            &s,
-            &format!("/api/v1/rooms.mediaConfirm/{rid}/{file_id}"),
+        let r = s.post_ok(&format!("/api/v1/rooms.mediaConfirm/{rid}/{file_id}"),
             &alice,
             json!({"t": "e2e", "msg": "", "content": Envelope::seal_v2(&room_key, &kid, &payload).unwrap().to_value()}),
         )
@@ -261,15 +233,14 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
         assert_error(&r, 400, Some("invalid-file"));
 
         // Carol joins later; the bot's next use of the room hands her the key.
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/groups.invite",
             &admin,
             json!({"roomId": rid, "userId": carol.user_id}),
         )
         .await;
         assert!(
-            subscription(&s, &carol, &rid)
+            s.subscription(&carol, &rid)
                 .await
                 .get("E2ESuggestedKey")
                 .is_none()
@@ -278,7 +249,7 @@ async fn a_bot_creates_and_hands_out_the_room_key() {
             .get(&format!("/api/v1/e2e.bot.messages?rid={rid}&count=1"), &bot)
             .await;
         assert_eq!(r.0, 200, "{}", r.1);
-        let sub = subscription(&s, &carol, &rid).await;
+        let sub = s.subscription(&carol, &rid).await;
         let (carol_kid, carol_key, _) =
             E2EKey::unwrap(&carol_keys, sub["E2ESuggestedKey"].as_str().unwrap()).unwrap();
         assert_eq!(carol_kid, kid);

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Auth, Backend, PASSWORD, Server, backends};
+use common::{Auth, Backend, PASSWORD, Server, backends, contains_bytes, files_under};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -23,28 +23,10 @@ fn cred(a: &Auth) -> String {
     format!("{}:{}", a.user_id, a.token)
 }
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
-
 /// Everything the server stored: the data directory's files (SQLite database, WAL, key file,
 /// uploads, the server's log) and, on PostgreSQL, a dump of the database.
 fn stored_bytes(s: &Server, backend: Backend) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = files(s.data_dir())
+    let mut out: Vec<(String, Vec<u8>)> = files_under(s.data_dir())
         .into_iter()
         .map(|p| {
             (
@@ -294,7 +276,7 @@ async fn run(backend: Backend) {
     // No plaintext anywhere the server writes; the control shows the check can see.
     let stored = stored_bytes(&s, backend);
     assert!(
-        stored.iter().any(|(_, b)| contains(b, &control)),
+        stored.iter().any(|(_, b)| contains_bytes(b, &control)),
         "the control marker is found in storage"
     );
     let log = stored
@@ -302,16 +284,16 @@ async fn run(backend: Backend) {
         .find(|(n, _)| n.ends_with("server.log"))
         .expect("server log");
     assert!(
-        contains(&log.1, "e2e.bot"),
+        contains_bytes(&log.1, "e2e.bot"),
         "the log covers the bot's requests"
     );
     for (name, bytes) in &stored {
-        if contains(bytes, &mark) {
+        if contains_bytes(bytes, &mark) {
             let text = String::from_utf8_lossy(bytes);
             let lines: Vec<&str> = text.lines().filter(|l| l.contains(&mark)).take(5).collect();
             panic!("plaintext marker in {name}: {lines:#?}");
         }
-        assert!(!contains(bytes, "launch code"), "plaintext in {name}");
+        assert!(!contains_bytes(bytes, "launch code"), "plaintext in {name}");
     }
 
     // Revocation: out of the room, no identity, the key destroyed; nothing decrypts any more.

@@ -8,17 +8,11 @@ mod common;
 
 use apogee_e2ee::{E2EKey, Envelope, Keyring, RoomKey, UserKeyPair, new_key_id};
 use common::ddp::Ddp;
-use common::{Auth, Server, assert_error, backends};
+use common::{Auth, Server, assert_error, backends, files_under};
 use serde_json::{Value, json};
 
 /// Every plaintext in this test carries it; the database must not.
 const MARKER: &str = "PLAINMARKERq7z";
-
-async fn ok(s: &Server, path: &str, a: &Auth, body: Value) -> Value {
-    let r = s.post(path, a, body).await;
-    assert_eq!(r.0, 200, "{path}: {}", r.1);
-    r.1
-}
 
 async fn history(s: &Server, a: &Auth, rid: &str) -> Vec<Value> {
     let r = s
@@ -47,19 +41,6 @@ fn mentioned(m: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_message_operations() {
     for backend in backends() {
@@ -69,16 +50,15 @@ async fn encrypted_message_operations() {
         let _carol = s.user("carol").await;
 
         // An encrypted group of Alice and Bob with a room key both hold.
-        let r = ok(
-            &s,
-            "/api/v1/groups.create",
-            &alice,
-            json!({"name": "sealed", "members": ["bob"]}),
-        )
-        .await;
+        let r = s
+            .post_ok(
+                "/api/v1/groups.create",
+                &alice,
+                json!({"name": "sealed", "members": ["bob"]}),
+            )
+            .await;
         let rid = r["group"]["_id"].as_str().unwrap().to_string();
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/groups.setEncrypted",
             &alice,
             json!({"roomId": rid, "encrypted": true}),
@@ -87,16 +67,13 @@ async fn encrypted_message_operations() {
         let kid = new_key_id();
         let room_key = RoomKey::generate();
         let alice_keys = UserKeyPair::generate().unwrap();
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/e2e.setRoomKeyID",
             &alice,
             json!({"rid": rid, "keyID": kid}),
         )
         .await;
-        ok(
-            &s,
-            "/api/v1/e2e.updateGroupKey",
+        s.post_ok("/api/v1/e2e.updateGroupKey",
             &alice,
             json!({"rid": rid, "uid": alice.user_id, "key": E2EKey::wrap(&alice_keys.public(), &kid, &room_key).unwrap()}),
         )
@@ -116,9 +93,7 @@ async fn encrypted_message_operations() {
 
         // Mentions come from `e2eMentions`: the ciphertext names @carol, the list names @bob.
         let content = seal(json!({"msg": format!("hey @bob and @carol {MARKER} one")}));
-        let r = ok(
-            &s,
-            "/api/v1/chat.sendMessage",
+        let r = s.post_ok("/api/v1/chat.sendMessage",
             &alice,
             json!({"message": {"_id": "e2eParentaaaaaaaa", "rid": rid, "t": "e2e", "e2e": "pending", "content": content,
                 "e2eMentions": {"e2eUserMentions": ["@bob"], "e2eChannelMentions": []}}}),
@@ -155,16 +130,13 @@ async fn encrypted_message_operations() {
         assert_eq!(user_mentions(&s, &bob, &rid).await, 1);
 
         // With E2E mentions off, a list mentions nobody.
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/settings/E2E_Enabled_Mentions",
             &alice,
             json!({"value": false}),
         )
         .await;
-        let r = ok(
-            &s,
-            "/api/v1/chat.sendMessage",
+        let r = s.post_ok("/api/v1/chat.sendMessage",
             &alice,
             json!({"message": {"rid": rid, "t": "e2e", "content": seal(json!({"msg": format!("@bob {MARKER}")})),
                 "e2eMentions": {"e2eUserMentions": ["@bob"]}}}),
@@ -172,8 +144,7 @@ async fn encrypted_message_operations() {
         .await;
         assert!(mentioned(&r["message"]).is_empty(), "{}", r["message"]);
         assert_eq!(user_mentions(&s, &bob, &rid).await, 1);
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/settings/E2E_Enabled_Mentions",
             &alice,
             json!({"value": true}),
@@ -219,9 +190,7 @@ async fn encrypted_message_operations() {
 
         // Edits replace the envelope and the mentions: over REST, then DDP.
         let edited = seal(json!({"msg": format!("edited {MARKER} three @carol")}));
-        let r = ok(
-            &s,
-            "/api/v1/chat.update",
+        let r = s.post_ok("/api/v1/chat.update",
             &alice,
             json!({"roomId": rid, "msgId": "e2eParentaaaaaaaa", "content": edited, "e2eMentions": {"e2eUserMentions": []}}),
         )
@@ -261,13 +230,13 @@ async fn encrypted_message_operations() {
         );
 
         // Pinning posts `message_pinned_e2e` with the envelope; Bob decrypts it.
-        let r = ok(
-            &s,
-            "/api/v1/chat.pinMessage",
-            &alice,
-            json!({"messageId": "e2eParentaaaaaaaa"}),
-        )
-        .await;
+        let r = s
+            .post_ok(
+                "/api/v1/chat.pinMessage",
+                &alice,
+                json!({"messageId": "e2eParentaaaaaaaa"}),
+            )
+            .await;
         let pin = &r["message"];
         assert_eq!(pin["t"], "message_pinned_e2e", "{pin}");
         assert_eq!(pin["attachments"][0]["content"], edited_again);
@@ -287,28 +256,25 @@ async fn encrypted_message_operations() {
             format!("again {MARKER} four @bob")
         );
         // A plain message's pin stays `message_pinned` (unencrypted messages allowed for it).
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/settings/E2E_Allow_Unencrypted_Messages",
             &alice,
             json!({"value": true}),
         )
         .await;
-        let r = ok(
-            &s,
-            "/api/v1/chat.sendMessage",
+        let r = s.post_ok("/api/v1/chat.sendMessage",
             &alice,
             json!({"message": {"_id": "plainMsgaaaaaaaaa", "rid": rid, "msg": "plain control"}}),
         )
         .await;
         assert_eq!(r["message"]["msg"], "plain control");
-        let r = ok(
-            &s,
-            "/api/v1/chat.pinMessage",
-            &alice,
-            json!({"messageId": "plainMsgaaaaaaaaa"}),
-        )
-        .await;
+        let r = s
+            .post_ok(
+                "/api/v1/chat.pinMessage",
+                &alice,
+                json!({"messageId": "plainMsgaaaaaaaaa"}),
+            )
+            .await;
         assert_eq!(r["message"]["t"], "message_pinned");
         assert!(r["message"]["attachments"][0].get("content").is_none());
         drop(ddp);
@@ -319,7 +285,7 @@ async fn encrypted_message_operations() {
         if matches!(backend, common::Backend::Sqlite) {
             let dir = s.stop();
             let mut control = false;
-            for path in files(dir.path()) {
+            for path in files_under(dir.path()) {
                 let bytes = std::fs::read(&path).unwrap_or_default();
                 let has =
                     |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());

@@ -13,17 +13,11 @@ use apogee_e2ee::{
     UserPublicKey, new_key_id, unwrap_private_key, wrap_private_key,
 };
 use common::ddp::Ddp;
-use common::{Auth, Server, assert_error, backends};
+use common::{Auth, Server, assert_error, backends, files_under};
 use serde_json::{Value, json};
 
 const CONSENT: &str = "If I lose my passphrase, two of the three recovery officers may together \
                        give me back my private key. They never see it.";
-
-async fn ok(s: &Server, path: &str, a: &Auth, body: Value) -> Value {
-    let r = s.post(path, a, body).await;
-    assert_eq!(r.0, 200, "{path}: {}", r.1);
-    r.1
-}
 
 async fn policy(s: &Server, a: &Auth) -> Value {
     let r = s.get("/api/v1/e2e.recovery.policy", a).await;
@@ -34,8 +28,7 @@ async fn policy(s: &Server, a: &Auth) -> Value {
 /// The user's keypair, published as their E2EE keys under `passphrase`.
 async fn publish_keys(s: &Server, a: &Auth, keys: &UserKeyPair, passphrase: &str) {
     let wrapped = wrap_private_key(&keys.private_jwk(), passphrase, &a.user_id).unwrap();
-    ok(
-        s,
+    s.post_ok(
         "/api/v1/e2e.setUserPublicAndPrivateKeys",
         a,
         json!({"public_key": keys.public_jwk(), "private_key": wrapped}),
@@ -45,16 +38,15 @@ async fn publish_keys(s: &Server, a: &Auth, keys: &UserKeyPair, passphrase: &str
 
 /// An encrypted group of `owner` holding one `t: 'e2e'` message; returns the room id.
 async fn room_with_secret(s: &Server, owner: &Auth, keys: &UserKeyPair, text: &str) -> String {
-    let r = ok(
-        s,
-        "/api/v1/groups.create",
-        owner,
-        json!({"name": "recovered-room"}),
-    )
-    .await;
+    let r = s
+        .post_ok(
+            "/api/v1/groups.create",
+            owner,
+            json!({"name": "recovered-room"}),
+        )
+        .await;
     let rid = r["group"]["_id"].as_str().unwrap().to_string();
-    ok(
-        s,
+    s.post_ok(
         "/api/v1/groups.setEncrypted",
         owner,
         json!({"roomId": rid, "encrypted": true}),
@@ -62,16 +54,14 @@ async fn room_with_secret(s: &Server, owner: &Auth, keys: &UserKeyPair, text: &s
     .await;
     let kid = new_key_id();
     let room_key = RoomKey::generate();
-    ok(
-        s,
+    s.post_ok(
         "/api/v1/e2e.setRoomKeyID",
         owner,
         json!({"rid": rid, "keyID": kid}),
     )
     .await;
     let e2e_key = E2EKey::wrap(&keys.public(), &kid, &room_key).unwrap();
-    ok(
-        s,
+    s.post_ok(
         "/api/v1/e2e.updateGroupKey",
         owner,
         json!({"rid": rid, "uid": owner.user_id, "key": e2e_key}),
@@ -80,9 +70,7 @@ async fn room_with_secret(s: &Server, owner: &Auth, keys: &UserKeyPair, text: &s
     let content = Envelope::seal_v2(&room_key, &kid, &json!({"msg": text}))
         .unwrap()
         .to_value();
-    ok(
-        s,
-        "/api/v1/chat.sendMessage",
+    s.post_ok("/api/v1/chat.sendMessage",
         owner,
         json!({"message": {"rid": rid, "t": "e2e", "e2e": "pending", "msg": "", "content": content}}),
     )
@@ -108,19 +96,6 @@ async fn read_secret(s: &Server, a: &Auth, keys: &UserKeyPair, rid: &str) -> Str
     let envelope = Envelope::from_message(m["msg"].as_str(), m.get("content")).unwrap();
     let ring = Keyring::new().with_current(kid, room_key);
     envelope.open(&ring).unwrap().msg().unwrap().to_string()
-}
-
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,13 +148,13 @@ async fn officers_restore_a_private_key_m_of_n() {
             assert_eq!(r.0, 400, "{}", r.1);
         }
         assert_eq!(policy(&s, &alice).await["enabled"], false);
-        let p = ok(
-            &s,
-            "/api/v1/e2e.recovery.officers.set",
-            &admin,
-            set(officer_ids.clone(), 2),
-        )
-        .await;
+        let p = s
+            .post_ok(
+                "/api/v1/e2e.recovery.officers.set",
+                &admin,
+                set(officer_ids.clone(), 2),
+            )
+            .await;
         assert_eq!(p["version"], 1);
         assert_eq!(p["threshold"], 2);
 
@@ -203,8 +178,7 @@ async fn officers_restore_a_private_key_m_of_n() {
             .await;
         assert_eq!(r.0, 400, "{}", r.1);
         for (officer, keys) in officers.iter().zip(&officer_keys) {
-            ok(
-                &s,
+            s.post_ok(
                 "/api/v1/e2e.recovery.officer.setKey",
                 officer,
                 json!({"publicKey": keys.public_jwk()}),
@@ -289,7 +263,8 @@ async fn officers_restore_a_private_key_m_of_n() {
             assert_error(&r, 400, Some(error));
         }
         assert_eq!(policy(&s, &alice).await["enrolment"], Value::Null);
-        ok(&s, "/api/v1/e2e.recovery.enrol", &alice, enrol.clone()).await;
+        s.post_ok("/api/v1/e2e.recovery.enrol", &alice, enrol.clone())
+            .await;
         let p = policy(&s, &alice).await;
         assert_eq!(p["enrolment"]["version"], 1);
         assert_eq!(p["enrolment"]["current"], true);
@@ -310,13 +285,13 @@ async fn officers_restore_a_private_key_m_of_n() {
             )
             .await;
         assert_eq!(r.0, 400, "{}", r.1);
-        let r = ok(
-            &s,
-            "/api/v1/e2e.recovery.request",
-            &alice,
-            json!({"restorePublicKey": restore.public_jwk()}),
-        )
-        .await;
+        let r = s
+            .post_ok(
+                "/api/v1/e2e.recovery.request",
+                &alice,
+                json!({"restorePublicKey": restore.public_jwk()}),
+            )
+            .await;
         let request_id = r["request"]["_id"].as_str().unwrap().to_string();
         assert_eq!(r["request"]["state"], "pending");
         let heard = officer_stream
@@ -385,13 +360,13 @@ async fn officers_restore_a_private_key_m_of_n() {
         assert_error(&r, 400, Some("error-e2e-recovery-request-not-found"));
 
         // One approval (M-1) is not enough; a replayed approval does not count twice.
-        let r = ok(
-            &s,
-            "/api/v1/e2e.recovery.approve",
-            &officers[0],
-            approve(&resealed[0]),
-        )
-        .await;
+        let r = s
+            .post_ok(
+                "/api/v1/e2e.recovery.approve",
+                &officers[0],
+                approve(&resealed[0]),
+            )
+            .await;
         assert_eq!(r["approvals"], 1);
         let r = s
             .post(
@@ -408,15 +383,17 @@ async fn officers_restore_a_private_key_m_of_n() {
         assert_eq!(r.1["details"]["approvals"], 1, "{}", r.1);
 
         // The second officer approves: the material is released once.
-        let r = ok(
-            &s,
-            "/api/v1/e2e.recovery.approve",
-            &officers[2],
-            approve(&resealed[2]),
-        )
-        .await;
+        let r = s
+            .post_ok(
+                "/api/v1/e2e.recovery.approve",
+                &officers[2],
+                approve(&resealed[2]),
+            )
+            .await;
         assert_eq!(r["approvals"], 2);
-        let material = ok(&s, "/api/v1/e2e.recovery.material", &alice, json!({})).await;
+        let material = s
+            .post_ok("/api/v1/e2e.recovery.material", &alice, json!({}))
+            .await;
         let r = s
             .post("/api/v1/e2e.recovery.material", &alice, json!({}))
             .await;
@@ -452,8 +429,7 @@ async fn officers_restore_a_private_key_m_of_n() {
         assert_eq!(restored.public_jwk(), alice_keys.public_jwk());
         let rewrapped =
             wrap_private_key(&private_jwk, "second passphrase", &alice.user_id).unwrap();
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/e2e.setUserPublicAndPrivateKeys",
             &alice,
             json!({"public_key": restored.public_jwk(), "private_key": rewrapped, "force": true}),
@@ -470,16 +446,15 @@ async fn officers_restore_a_private_key_m_of_n() {
         assert_eq!(read_secret(&s, &alice, &keys, &rid).await, secret);
 
         // A new request can be denied by an officer; withdrawing removes the enrolment.
-        let r = ok(
-            &s,
-            "/api/v1/e2e.recovery.request",
-            &alice,
-            json!({"restorePublicKey": restore.public_jwk()}),
-        )
-        .await;
+        let r = s
+            .post_ok(
+                "/api/v1/e2e.recovery.request",
+                &alice,
+                json!({"restorePublicKey": restore.public_jwk()}),
+            )
+            .await;
         let second = r["request"]["_id"].as_str().unwrap().to_string();
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/e2e.recovery.deny",
             &officers[1],
             json!({"requestId": second}),
@@ -493,7 +468,8 @@ async fn officers_restore_a_private_key_m_of_n() {
             )
             .await;
         assert_error(&r, 400, Some("error-e2e-recovery-request-closed"));
-        ok(&s, "/api/v1/e2e.recovery.withdraw", &alice, json!({})).await;
+        s.post_ok("/api/v1/e2e.recovery.withdraw", &alice, json!({}))
+            .await;
         assert_eq!(policy(&s, &alice).await["enrolment"], Value::Null);
         let r = s
             .post(
@@ -505,9 +481,9 @@ async fn officers_restore_a_private_key_m_of_n() {
         assert_error(&r, 400, Some("error-e2e-recovery-not-enrolled"));
 
         // A new policy version leaves older enrolments flagged for re-enrolment.
-        ok(&s, "/api/v1/e2e.recovery.enrol", &alice, enrol.clone()).await;
-        ok(
-            &s,
+        s.post_ok("/api/v1/e2e.recovery.enrol", &alice, enrol.clone())
+            .await;
+        s.post_ok(
             "/api/v1/e2e.recovery.officers.set",
             &admin,
             set(officer_ids[..2].to_vec(), 2),
@@ -540,20 +516,19 @@ async fn officers_restore_a_private_key_m_of_n() {
             .collect();
         let own_enrol = json!({"version": 2, "backup": own_backup, "shares": own_shares,
             "consent": {"text": CONSENT, "version": 2}});
-        ok(
-            &s,
+        s.post_ok(
             "/api/v1/e2e.recovery.enrol",
             &officers[0],
             own_enrol.clone(),
         )
         .await;
-        let r = ok(
-            &s,
-            "/api/v1/e2e.recovery.request",
-            &officers[0],
-            json!({"restorePublicKey": restore.public_jwk()}),
-        )
-        .await;
+        let r = s
+            .post_ok(
+                "/api/v1/e2e.recovery.request",
+                &officers[0],
+                json!({"restorePublicKey": restore.public_jwk()}),
+            )
+            .await;
         let own_request = r["request"]["_id"].as_str().unwrap().to_string();
         let listed = s.get("/api/v1/e2e.recovery.requests", &officers[0]).await;
         assert_eq!(listed.1["requests"], json!([]), "{}", listed.1);
@@ -578,7 +553,8 @@ async fn officers_restore_a_private_key_m_of_n() {
             .await;
         assert_error(&r, 400, Some("error-not-allowed"));
         // Enrolling again closes the open request: its shares were of the replaced key.
-        ok(&s, "/api/v1/e2e.recovery.enrol", &officers[0], own_enrol).await;
+        s.post_ok("/api/v1/e2e.recovery.enrol", &officers[0], own_enrol)
+            .await;
         let r = s
             .post(
                 "/api/v1/e2e.recovery.approve",
@@ -617,7 +593,7 @@ async fn officers_restore_a_private_key_m_of_n() {
         // The private key's secret exponent is nowhere in the server's files or its log.
         let d: Value = serde_json::from_str(&private_jwk).unwrap();
         let d = d["d"].as_str().unwrap().to_string();
-        for path in files(s.data_dir()) {
+        for path in files_under(s.data_dir()) {
             let bytes = std::fs::read(&path).unwrap_or_default();
             assert!(
                 !bytes.windows(d.len()).any(|w| w == d.as_bytes()),

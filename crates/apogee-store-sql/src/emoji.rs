@@ -54,22 +54,16 @@ pub(crate) async fn delete(tx: &mut dyn SqlTx, e: &CustomEmoji, now: i64) -> Sto
 #[async_trait]
 impl<D: Database> EmojiStore for SqlStore<D> {
     async fn custom_emoji_by_id(&self, id: &str) -> StoreResult<Option<CustomEmoji>> {
-        let rows = self
-            .db
-            .query("SELECT doc FROM custom_emoji WHERE id = $1", args![id])
-            .await?;
-        rows.first().map(|r| from_json(&r[0])).transpose()
+        self.doc("SELECT doc FROM custom_emoji WHERE id = $1", args![id])
+            .await
     }
 
     async fn custom_emoji_by_name_or_alias(&self, name: &str) -> StoreResult<Option<CustomEmoji>> {
-        let rows = self
-            .db
-            .query(
-                "SELECT doc FROM custom_emoji WHERE names LIKE $1 ESCAPE '\\' ORDER BY name LIMIT 1",
-                args![name_pattern(name)],
-            )
-            .await?;
-        rows.first().map(|r| from_json(&r[0])).transpose()
+        self.doc(
+            "SELECT doc FROM custom_emoji WHERE names LIKE $1 ESCAPE '\\' ORDER BY name LIMIT 1",
+            args![name_pattern(name)],
+        )
+        .await
     }
 
     async fn custom_emoji(

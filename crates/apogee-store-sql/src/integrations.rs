@@ -129,23 +129,14 @@ fn filter(q: &IntegrationQuery) -> (String, Vec<Arg>) {
 #[async_trait]
 impl<D: Database> IntegrationStore for SqlStore<D> {
     async fn integration_by_id(&self, id: &str) -> StoreResult<Option<Integration>> {
-        let rows = self
-            .db
-            .query("SELECT doc FROM integrations WHERE id = $1", args![id])
-            .await?;
-        rows.first().map(|r| from_json(&r[0])).transpose()
+        self.doc("SELECT doc FROM integrations WHERE id = $1", args![id])
+            .await
     }
 
     async fn outgoing_integration_by_url(&self, url: &str) -> StoreResult<Option<Integration>> {
-        let rows = self
-            .db
-            .query(
-                "SELECT doc FROM integrations WHERE type = 'webhook-outgoing' AND urls LIKE $1 ESCAPE '\\'
+        self.doc("SELECT doc FROM integrations WHERE type = 'webhook-outgoing' AND urls LIKE $1 ESCAPE '\\'
                  ORDER BY created_at LIMIT 1",
-                args![member_pattern(url)],
-            )
-            .await?;
-        rows.first().map(|r| from_json(&r[0])).transpose()
+                args![member_pattern(url)]).await
     }
 
     async fn integrations(

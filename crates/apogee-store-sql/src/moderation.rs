@@ -44,14 +44,11 @@ fn filter(q: &ReportQuery) -> (String, Vec<Arg>) {
 #[async_trait]
 impl<D: Database> ModerationStore for SqlStore<D> {
     async fn moderation_report_by_id(&self, id: &str) -> StoreResult<Option<ModerationReport>> {
-        let rows = self
-            .db
-            .query(
-                "SELECT doc FROM moderation_reports WHERE id = $1",
-                args![id],
-            )
-            .await?;
-        rows.first().map(|r| from_json(&r[0])).transpose()
+        self.doc(
+            "SELECT doc FROM moderation_reports WHERE id = $1",
+            args![id],
+        )
+        .await
     }
 
     async fn moderation_reports(

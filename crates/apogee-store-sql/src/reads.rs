@@ -29,7 +29,7 @@ impl<D: Database> SqlStore<D> {
             .map_or(0, |r| r[0].int()))
     }
 
-    async fn docs<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn docs<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
         args: Vec<Arg>,
@@ -87,7 +87,8 @@ impl<D: Database> SqlStore<D> {
         .await
     }
 
-    async fn doc<T: serde::de::DeserializeOwned>(
+    /// The first row's document, if any.
+    pub(crate) async fn doc<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
         args: Vec<Arg>,

@@ -2,7 +2,7 @@
 //! that must hold across nodes: one approval per officer per request (primary key), one pending
 //! request per user (partial unique index), and a request leaves `pending` once.
 
-use crate::{Database, SqlStore, SqlTx, args, from_json, to_json};
+use crate::{Database, SqlStore, SqlTx, args, to_json};
 use apogee_core::error::StoreError;
 use apogee_core::store::{
     RecoveryApproval, RecoveryEnrolment, RecoveryOfficerKey, RecoveryPolicy, RecoveryRequest,
@@ -90,72 +90,54 @@ pub(crate) async fn delete_user(tx: &mut dyn SqlTx, user_id: &str) -> StoreResul
 #[async_trait]
 impl<D: Database> RecoveryStore for SqlStore<D> {
     async fn recovery_policy(&self) -> StoreResult<Option<RecoveryPolicy>> {
-        let rows = self
-            .db
-            .query(
-                "SELECT doc FROM e2e_recovery_policies ORDER BY version DESC LIMIT 1",
-                args![],
-            )
-            .await?;
-        rows.first().map(|r| from_json(&r[0])).transpose()
+        self.doc(
+            "SELECT doc FROM e2e_recovery_policies ORDER BY version DESC LIMIT 1",
+            args![],
+        )
+        .await
     }
 
     async fn recovery_officer_keys(&self) -> StoreResult<Vec<RecoveryOfficerKey>> {
-        let rows = self
-            .db
-            .query(
-                "SELECT doc FROM e2e_recovery_officer_keys ORDER BY user_id",
-                args![],
-            )
-            .await?;
-        rows.iter().map(|r| from_json(&r[0])).collect()
+        self.docs(
+            "SELECT doc FROM e2e_recovery_officer_keys ORDER BY user_id",
+            args![],
+        )
+        .await
     }
 
     async fn recovery_enrolment(&self, user_id: &str) -> StoreResult<Option<RecoveryEnrolment>> {
-        let rows = self
-            .db
-            .query(
-                "SELECT doc FROM e2e_recovery_enrolments WHERE user_id = $1",
-                args![user_id],
-            )
-            .await?;
-        rows.first().map(|r| from_json(&r[0])).transpose()
+        self.doc(
+            "SELECT doc FROM e2e_recovery_enrolments WHERE user_id = $1",
+            args![user_id],
+        )
+        .await
     }
 
     async fn recovery_request(&self, id: &str) -> StoreResult<Option<RecoveryRequest>> {
-        let rows = self
-            .db
-            .query(
-                "SELECT doc FROM e2e_recovery_requests WHERE id = $1",
-                args![id],
-            )
-            .await?;
-        rows.first().map(|r| from_json(&r[0])).transpose()
+        self.doc(
+            "SELECT doc FROM e2e_recovery_requests WHERE id = $1",
+            args![id],
+        )
+        .await
     }
 
     async fn pending_recovery_requests(
         &self,
         user_id: Option<&str>,
     ) -> StoreResult<Vec<RecoveryRequest>> {
-        let rows = self
-            .db
-            .query(
-                "SELECT doc FROM e2e_recovery_requests
+        self.docs(
+            "SELECT doc FROM e2e_recovery_requests
                  WHERE state = 'pending' AND ($1 IS NULL OR user_id = $1) ORDER BY created_at, id",
-                args![user_id],
-            )
-            .await?;
-        rows.iter().map(|r| from_json(&r[0])).collect()
+            args![user_id],
+        )
+        .await
     }
 
     async fn recovery_approvals(&self, request_id: &str) -> StoreResult<Vec<RecoveryApproval>> {
-        let rows = self
-            .db
-            .query(
-                "SELECT doc FROM e2e_recovery_approvals WHERE request_id = $1 ORDER BY ts, officer_id",
-                args![request_id],
-            )
-            .await?;
-        rows.iter().map(|r| from_json(&r[0])).collect()
+        self.docs(
+            "SELECT doc FROM e2e_recovery_approvals WHERE request_id = $1 ORDER BY ts, officer_id",
+            args![request_id],
+        )
+        .await
     }
 }

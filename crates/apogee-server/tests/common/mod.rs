@@ -205,6 +205,21 @@ impl Server {
         self.call(Method::POST, path, Some(auth), Some(body)).await
     }
 
+    /// POSTs `body` and asserts success; the answer.
+    pub async fn post_ok(&self, path: &str, auth: &Auth, body: Value) -> Value {
+        let (status, v) = self.post(path, auth, body).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        v
+    }
+
+    /// The caller's subscription to `rid` (`subscriptions.getOne`).
+    pub async fn subscription(&self, auth: &Auth, rid: &str) -> Value {
+        let path = format!("/api/v1/subscriptions.getOne?roomId={rid}");
+        let (status, v) = self.get(&path, auth).await;
+        assert_eq!(status, 200, "{v}");
+        v["subscription"].clone()
+    }
+
     /// Registers a user and logs in. The first one registered becomes admin.
     pub async fn user(&self, username: &str) -> Auth {
         let body = json!({"username": username, "email": format!("{username}@example.com"), "pass": PASSWORD, "name": username});
@@ -243,4 +258,25 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, error_type: Option<&
     if let Some(t) = error_type {
         assert_eq!(got.1["errorType"], t, "{}", got.1);
     }
+}
+
+/// Every file below `dir`, recursively (to grep what the server stored).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Whether `needle` occurs in `haystack`'s bytes.
+pub fn contains_bytes(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
