@@ -32,10 +32,12 @@ pub struct IncomingEvent {
     pub pdu: Value,
     /// Allowed by its auth events but not by the room's current state.
     pub soft_failed: bool,
-    /// The state before the event when it is not the room's current state: an event beyond
-    /// a gap, whose state its sender told us. Its entries are also laid over the room's
-    /// current state (the fork's state wins; there is no state resolution yet).
+    /// The state before the event (after its predecessors, resolved; or, beyond a gap, as
+    /// its sender told us). `None`: the room's current state.
     pub state_before: Option<Vec<FederationStateEntry>>,
+    /// The room's state once the event is applied, when the adapter worked it out (resolved
+    /// over the forward extremities). `None`: the event's own entry replaces its key.
+    pub current_state: Option<Vec<FederationStateEntry>>,
 }
 
 /// What became of an incoming event.
@@ -129,26 +131,18 @@ impl Core {
             depth: event.depth,
             pdu: event.pdu.clone(),
         };
-        // The state before the event, for `state_ids` and forks: the room's current state.
-        let mut state_changes = Vec::new();
+        // The state before the event, for `state_ids` and forks.
         let state_before = match &event.state_before {
-            Some(fork) => {
-                state_changes.push(Change::SetFederationRoomState {
-                    matrix_room_id: event.matrix_room_id.clone(),
-                    entries: fork.clone(),
-                });
-                fork.clone()
-            }
+            Some(before) => before.clone(),
             None => {
                 self.store
                     .federation_room_state(&event.matrix_room_id)
                     .await?
             }
         };
-        state_changes.extend(
-            self.event_state_changes(&event.event_id, state_before)
-                .await?,
-        );
+        let state_changes = self
+            .event_state_changes(&event.event_id, state_before)
+            .await?;
         if event.soft_failed {
             row.kind = FederationEventKind::SoftFailed;
             let mut changes = vec![Change::SaveFederationEvents(vec![row])];
@@ -160,7 +154,12 @@ impl Core {
         row.message_id = message_id.clone();
         changes.push(Change::SaveFederationEvents(vec![row]));
         changes.extend(state_changes);
-        if let Some(key) = &event.state_key {
+        if let Some(resolved) = &event.current_state {
+            changes.push(Change::SetFederationRoomState {
+                matrix_room_id: event.matrix_room_id.clone(),
+                entries: resolved.clone(),
+            });
+        } else if let Some(key) = &event.state_key {
             changes.push(Change::SetFederationRoomState {
                 matrix_room_id: event.matrix_room_id.clone(),
                 entries: vec![FederationStateEntry {
@@ -197,7 +196,9 @@ impl Core {
         let ts = Timestamp::from_millis(event.origin_server_ts);
         match (event.event_type.as_str(), &event.state_key) {
             ("m.room.member", Some(target)) => {
-                changes.extend(self.membership_changes(room, event, target).await?);
+                // A new user's own join: the user is already being inserted above.
+                let known = (*target == event.sender).then_some(&sender);
+                changes.extend(self.membership_changes(room, event, target, known).await?);
                 Ok((changes, None))
             }
             ("m.room.name" | "m.room.topic", Some(key)) if key.is_empty() => {
@@ -358,6 +359,7 @@ impl Core {
         room: &FederatedRoom,
         event: &IncomingEvent,
         target: &str,
+        known: Option<&User>,
     ) -> CoreResult<Vec<Change>> {
         let membership = event
             .content
@@ -372,7 +374,10 @@ impl Core {
                 .and_then(Value::as_str)
                 .map(str::to_string),
         };
-        let (user, insert): (User, Option<Change>) = self.remote_user(&member).await?;
+        let (user, insert): (User, Option<Change>) = match known {
+            Some(user) => (user.clone(), None),
+            None => self.remote_user(&member).await?,
+        };
         let mut changes: Vec<Change> = insert.into_iter().collect();
         let r = self
             .store

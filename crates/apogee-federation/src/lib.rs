@@ -19,6 +19,7 @@ pub mod resolve;
 pub mod send;
 pub mod serve;
 pub mod server;
+pub mod state;
 pub mod tls;
 
 #[cfg(test)]

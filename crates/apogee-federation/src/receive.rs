@@ -114,22 +114,39 @@ impl Federation {
                 "some auth events are unknown to us".into(),
             )));
         }
-        let state = match &fork_state {
-            Some(entries) => self.state_of(entries).await,
-            None => self.current_state(room_id).await,
+        let prevs: Vec<String> = pdu.prev_events().iter().map(|e| e.to_string()).collect();
+        // The state before the event: what its sender told us beyond a gap, else the state
+        // after its predecessors (resolved when there are several).
+        let state_before = match fork_state {
+            Some(entries) => Some(entries),
+            None => self.state_from_prevs(&rules, &prevs).await,
         };
+        let current = self.current_state(room_id).await;
         // From v12 the create event is not among the auth events: it is the room's.
-        if let Some(create) = state.get(&("m.room.create".to_string(), String::new())) {
+        if let Some(create) = current.get(&("m.room.create".to_string(), String::new())) {
             auth.entry(create.event_id.clone())
                 .or_insert_with(|| create.clone());
         }
         pdu::check_auth_events(&pdu, &rules, &auth).map_err(fail)?;
-        let soft_failed = match pdu::check_against_state(&pdu, &rules, &state) {
+        // Not allowed by the state before it: rejected.
+        if let Some(before) = &state_before {
+            pdu::check_against_state(&pdu, &rules, &self.state_of(before).await)
+                .map_err(|e| fail(PduError::Auth(e.to_string())))?;
+        }
+        // Not allowed by the room's current (resolved) state: soft-failed.
+        let soft_failed = match pdu::check_against_state(&pdu, &rules, &current) {
             Ok(()) => false,
             Err(e) => {
                 tracing::info!(event_id = %id, error = %e, "PDU soft-failed");
                 true
             }
+        };
+        let current_state = match (&state_before, soft_failed) {
+            (Some(before), false) => {
+                self.state_after_event(room_id, &rules, &pdu, before, &prevs)
+                    .await
+            }
+            _ => None,
         };
         let incoming = IncomingEvent {
             event_id: id.clone(),
@@ -139,12 +156,13 @@ impl Federation {
             state_key: pdu.state_key().map(str::to_string),
             content: pdu.content_json(),
             redacts: pdu.redacts().map(|r| r.to_string()),
-            prev_events: pdu.prev_events().iter().map(|e| e.to_string()).collect(),
+            prev_events: prevs,
             depth: pdu.depth,
             origin_server_ts: pdu.origin_server_ts(),
             pdu: pdu.to_json(),
             soft_failed,
-            state_before: fork_state,
+            state_before,
+            current_state,
         };
         self.core
             .receive_federated_event(incoming)
@@ -168,12 +186,47 @@ impl Federation {
                 return;
             }
         };
-        tracing::debug!(%origin, %event_id, events = gap.len(), "filling a gap");
+        tracing::info!(%origin, %event_id, events = gap.len(), "filling a gap");
         for raw in &gap {
             if let Err((id, e)) = Box::pin(self.receive_pdu_with(origin, raw, false)).await {
                 tracing::info!(%origin, event_id = ?id, error = %e, "event of a gap not accepted");
             }
         }
+    }
+
+    /// The room's state once `pdu` (whose state before it is `before`) is applied: the state
+    /// after it when it becomes the only forward extremity, else the resolution of the
+    /// states after every extremity. `None` when an extremity's state is unknown.
+    async fn state_after_event(
+        &self,
+        room_id: &str,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+        pdu: &Pdu,
+        before: &[apogee_core::store::FederationStateEntry],
+        prevs: &[String],
+    ) -> Option<Vec<apogee_core::store::FederationStateEntry>> {
+        let mut after = before.to_vec();
+        if let Some(key) = pdu.state_key() {
+            let kind = pdu.kind().to_string();
+            after.retain(|e| !(e.event_type == kind && e.state_key == key));
+            after.push(apogee_core::store::FederationStateEntry {
+                event_type: kind,
+                state_key: key.to_string(),
+                event_id: pdu.event_id.to_string(),
+            });
+        }
+        let mut maps = vec![after];
+        for other in self
+            .core
+            .federation_extremities(room_id)
+            .await
+            .ok()?
+            .into_iter()
+            .filter(|x| !prevs.contains(x) && x != pdu.event_id.as_str())
+        {
+            maps.push(self.state_after(&other).await?);
+        }
+        self.resolve_states(rules, maps).await
     }
 
     /// Whether some of `pdu`'s `prev_events` are unknown to us.
