@@ -195,3 +195,76 @@ fn conflicted_subgraph(
         .filter(|id| reaches_target(id, events, &targets, &mut reaches))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{auth_chain, conflicted_subgraph};
+    use crate::identity::{Identity, new_signing_key};
+    use crate::pdu::{Pdu, sign_new};
+    use apogee_domain::Timestamp;
+    use ruma::OwnedEventId;
+    use ruma::events::StateEventType;
+    use ruma::state_res::StateMap;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    /// Builds a v11 state event with the given auth events (signed; the checks do not run).
+    fn event(me: &Identity, kind: &str, key: &str, auth: &[&Pdu], n: i64) -> Pdu {
+        let rules = crate::pdu::rules_for("11").unwrap();
+        let auth: Vec<String> = auth.iter().map(|p| p.event_id.to_string()).collect();
+        let object = serde_json::from_value(json!({"type": kind, "state_key": key,
+            "room_id": "!r:ours.test", "sender": "@alice:ours.test", "content": {"n": n},
+            "prev_events": [], "auth_events": auth, "depth": n}))
+        .unwrap();
+        sign_new(object, &rules, me, Timestamp::now()).unwrap()
+    }
+
+    /// The subgraph holds the conflicted events and what lies on auth paths between them
+    /// (dave's join between join rules J1 and his later update D2), not their common
+    /// ancestors (create, alice's join, power levels).
+    #[test]
+    fn conflicted_subgraph_is_what_lies_between_conflicted_events() {
+        let me =
+            Identity::from_stored("ours.test".try_into().unwrap(), &new_signing_key()).unwrap();
+        let c = event(&me, "m.room.create", "", &[], 1);
+        let m = event(&me, "m.room.member", "@alice:ours.test", &[&c], 2);
+        let p = event(&me, "m.room.power_levels", "", &[&c, &m], 3);
+        let j1 = event(&me, "m.room.join_rules", "", &[&c, &m, &p], 4);
+        let j2 = event(&me, "m.room.join_rules", "", &[&c, &m, &p], 5);
+        let d = event(&me, "m.room.member", "@dave:ours.test", &[&c, &p, &j1], 6);
+        let d2 = event(&me, "m.room.member", "@dave:ours.test", &[&c, &p, &d], 7);
+        let d_other = event(&me, "m.room.member", "@dave:ours.test", &[&c, &p, &j2], 8);
+        let events: HashMap<OwnedEventId, Pdu> = [&c, &m, &p, &j1, &j2, &d, &d2, &d_other]
+            .into_iter()
+            .map(|e| (e.event_id.clone(), e.clone()))
+            .collect();
+        let mut conflicted: StateMap<Vec<OwnedEventId>> = StateMap::new();
+        conflicted.insert(
+            (StateEventType::RoomJoinRules, String::new()),
+            vec![j1.event_id.clone(), j2.event_id.clone()],
+        );
+        conflicted.insert(
+            (StateEventType::RoomMember, "@dave:ours.test".into()),
+            vec![d2.event_id.clone(), d_other.event_id.clone()],
+        );
+        let sub = conflicted_subgraph(&conflicted, &events);
+        for e in [&j1, &j2, &d, &d2, &d_other] {
+            assert!(sub.contains(&e.event_id), "{} missing", e.event_id);
+        }
+        for e in [&c, &m, &p] {
+            assert!(
+                !sub.contains(&e.event_id),
+                "{} is only an ancestor",
+                e.event_id
+            );
+        }
+        assert_eq!(sub.len(), 5);
+
+        // An auth chain is the ancestors, not the events themselves.
+        let chain = auth_chain([&d2.event_id].into_iter(), &events);
+        for e in [&c, &m, &p, &j1, &d] {
+            assert!(chain.contains(&e.event_id));
+        }
+        assert!(!chain.contains(&d2.event_id) && !chain.contains(&j2.event_id));
+    }
+}
