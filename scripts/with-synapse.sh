@@ -66,6 +66,11 @@ rc_joins:
   local: {per_second: 1000, burst_count: 1000}
   remote: {per_second: 1000, burst_count: 1000}
 rc_federation: {window_size: 1000, sleep_limit: 1000, sleep_delay: 0, reject_limit: 1000, concurrent: 100}
+rc_room_creation: {per_second: 1000, burst_count: 1000}
+rc_invites:
+  per_room: {per_second: 1000, burst_count: 1000}
+  per_user: {per_second: 1000, burst_count: 1000}
+  per_issuer: {per_second: 1000, burst_count: 1000}
 YAML
   exec "$VENV/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml"
 }

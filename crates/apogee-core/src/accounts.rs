@@ -653,6 +653,10 @@ impl Core {
         }
         user.updated_at = Timestamp::now();
         changes.extend(self.user_update_audits(actor, &before, &user, password_changed));
+        if user.name != before.name {
+            // Federated rooms learn the new display name from a member event.
+            changes.extend(self.federated_profile_changes(&user).await?);
+        }
         changes.insert(0, Change::UpdateUser(user.clone()));
         self.commit(changes).await?;
         Ok(user)

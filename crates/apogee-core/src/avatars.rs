@@ -352,6 +352,17 @@ impl Core {
         body: &mut dyn ByteSource,
     ) -> CoreResult<User> {
         self.may_change_avatar(actor, target)?;
+        self.store_user_avatar(actor, target, body).await
+    }
+
+    /// Stores `body` as `target`'s avatar image (checked and scanned) and points them at it;
+    /// the caller decided `actor` may (federation: a remote user's own member event).
+    pub(crate) async fn store_user_avatar(
+        &self,
+        actor: &User,
+        target: &User,
+        body: &mut dyn ByteSource,
+    ) -> CoreResult<User> {
         let max = self.settings.int("FileUpload_MaxFileSize");
         let etag = random_id();
         let key = key_of(&target.id, &etag)?;
@@ -437,6 +448,11 @@ impl Core {
     /// `users.resetAvatar`: back to the initials.
     pub async fn reset_avatar(&self, actor: &User, target: &User) -> CoreResult<User> {
         self.may_change_avatar(actor, target)?;
+        self.point_avatar(&target.id, None).await
+    }
+
+    /// Back to the initials, the caller having decided it may.
+    pub(crate) async fn clear_user_avatar(&self, target: &User) -> CoreResult<User> {
         self.point_avatar(&target.id, None).await
     }
 

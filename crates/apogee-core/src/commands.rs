@@ -184,6 +184,7 @@ impl Core {
                     .await
             }
             "kick" => self.cmd_kick(actor, rid, p).await,
+            "federation" => self.cmd_federation(actor, rid, p).await,
             "mute" | "unmute" => self.cmd_mute(actor, rid, p, cmd.command == "mute").await,
             "me" if !p.trim().is_empty() => self.say(actor, &call, format!("_{p}_")).await,
             "me" => Ok(()),
@@ -346,6 +347,38 @@ impl Core {
         self.update_room(actor, &RoomRef::Id(rid.into()), settings)
             .await
             .map(|_| ())
+    }
+
+    /// `/federation invite @user:server…` (into this room) or `/federation dm @user:server…`
+    /// (a federated DM with them); what fails is told to the caller alone.
+    async fn cmd_federation(&self, actor: &User, rid: &str, p: &str) -> CoreResult<()> {
+        let mut words = p.split_whitespace();
+        let sub = words.next().unwrap_or("");
+        let users: Vec<String> = words.map(str::to_string).collect();
+        if users.is_empty() || !matches!(sub, "invite" | "dm") {
+            self.ephemeral(
+                actor,
+                rid,
+                "Usage: /federation invite @user:server, /federation dm @user:server".into(),
+            );
+            return Ok(());
+        }
+        let outcome = if sub == "dm" {
+            self.create_direct(actor, &users).await.map(|_| ())
+        } else {
+            let mut result = Ok(());
+            for mxid in &users {
+                result = self.invite_remote_user(actor, rid, mxid).await.map(|_| ());
+                if result.is_err() {
+                    break;
+                }
+            }
+            result
+        };
+        if let Err(e) = outcome {
+            self.ephemeral(actor, rid, said(&e));
+        }
+        Ok(())
     }
 
     async fn cmd_invite(&self, actor: &User, rid: &str, p: &str) -> CoreResult<()> {
@@ -681,7 +714,7 @@ mod tests {
         let (sorted, total) = list_commands(None, Some((CommandSort::Command, false)), page);
         assert_eq!(total, commands::COMMANDS.len() as i64);
         let names: Vec<&str> = sorted.iter().map(|c| c.command).collect();
-        assert_eq!(names, ["create", "gimme"]);
+        assert_eq!(names, ["create", "federation"]);
         // Commands without a parameter hint sort first.
         let (by_params, _) = list_commands(None, Some((CommandSort::Params, false)), all);
         assert!(by_params[0].params.is_none());

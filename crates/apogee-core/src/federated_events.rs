@@ -6,12 +6,12 @@
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
-use crate::federated_rooms::RemoteMember;
+use crate::federated_rooms::{FEDERATED_ROLE, RemoteMember};
 use crate::store::{
     Change, FederatedRoom, FederationEvent, FederationEventKind, FederationStateEntry,
 };
 use apogee_domain::message::{EditedBy, Reaction};
-use apogee_domain::{Message, Timestamp, User, random_id};
+use apogee_domain::{Message, Timestamp, User, markdown, random_id};
 use serde_json::{Value, json};
 
 /// One checked PDU for a mapped room, as core sees it: strings and JSON.
@@ -110,6 +110,17 @@ impl Core {
     /// Applies one checked event of a mapped room: the Rocket.Chat change and the Matrix rows
     /// in one batch.
     pub async fn receive_federated_event(&self, event: IncomingEvent) -> CoreResult<Received> {
+        self.receive_federated_event_relayed(event, None).await
+    }
+
+    /// As [`Core::receive_federated_event`], for an event a server handed to us as the room's
+    /// resident (`send_join`, `send_leave`): also queued to every other server in the room
+    /// but `relay_from`, which has it.
+    pub async fn receive_federated_event_relayed(
+        &self,
+        event: IncomingEvent,
+        relay_from: Option<&str>,
+    ) -> CoreResult<Received> {
         if self
             .store
             .federation_event(&event.event_id)
@@ -174,7 +185,19 @@ impl Core {
             remove: event.prev_events.clone(),
             add: vec![event.event_id.clone()],
         });
+        if let (Some(origin), Some(gateway)) = (relay_from, self.federation.get()) {
+            let mut servers = self.joined_servers(&room).await?;
+            servers.remove(origin);
+            changes.extend(self.pdu_deliveries(&servers, gateway.server_name(), &event.pdu));
+        }
         self.commit(changes).await?;
+        if event.event_type == "m.room.member"
+            && event.state_key.as_deref() == Some(event.sender.as_str())
+            && event.content.get("membership").and_then(Value::as_str) == Some("join")
+        {
+            self.follow_remote_avatar(&event.sender, &event.content)
+                .await;
+        }
         Ok(Received::Applied { message_id })
     }
 
@@ -196,9 +219,11 @@ impl Core {
         let ts = Timestamp::from_millis(event.origin_server_ts);
         match (event.event_type.as_str(), &event.state_key) {
             ("m.room.member", Some(target)) => {
-                // A new user's own join: the user is already being inserted above.
-                let known = (*target == event.sender).then_some(&sender);
-                changes.extend(self.membership_changes(room, event, target, known).await?);
+                if *target == event.sender {
+                    // A new user joining: made once, below, with their display name.
+                    changes.clear();
+                }
+                changes.extend(self.membership_changes(room, event, target).await?);
                 Ok((changes, None))
             }
             ("m.room.name" | "m.room.topic", Some(key)) if key.is_empty() => {
@@ -233,12 +258,10 @@ impl Core {
                         return Ok((changes, None));
                     }
                     let new = event.content.get("m.new_content").unwrap_or(&event.content);
-                    message.msg = new
-                        .get("body")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                    message.md = None;
+                    let text = self.incoming_text(new).await?;
+                    message.md = Some(markdown::parse(&text.text));
+                    message.msg = text.text;
+                    message.mentions = text.mentions;
                     message.edited_at = Some(ts);
                     message.edited_by = Some(EditedBy {
                         id: sender.id.clone(),
@@ -250,14 +273,21 @@ impl Core {
                     Ok((changes, Some(id)))
                 }
                 _ => {
-                    let body = event
-                        .content
-                        .get("body")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
+                    let text = self.incoming_text(&event.content).await?;
                     let mut message =
-                        Message::new(random_id(), &room.rid, sender.as_ref(), body.to_string());
+                        Message::new(random_id(), &room.rid, sender.as_ref(), text.text);
+                    message.md = Some(markdown::parse(&message.msg));
+                    message.mentions = text.mentions;
                     message.ts = ts;
+                    let root = self
+                        .incoming_relations(&event.content, &mut message)
+                        .await?;
+                    if let Some(file) = self
+                        .incoming_file(&room.rid, &sender, &event.content)
+                        .await?
+                    {
+                        self.attach_incoming_file(&mut message, file, &mut changes);
+                    }
                     message.updated_at = Timestamp::now();
                     message
                         .extra
@@ -265,9 +295,10 @@ impl Core {
                     let id = message.id.clone();
                     changes.push(Change::AppendMessage {
                         message,
-                        mentioned_user_ids: vec![],
+                        mentioned_user_ids: text.mentioned_ids,
                         mentions_all: false,
                     });
+                    changes.extend(root.map(Change::UpdateMessage));
                     Ok((changes, Some(id)))
                 }
             },
@@ -291,6 +322,9 @@ impl Core {
                 if !entry.usernames.contains(&sender.username) {
                     entry.usernames.push(sender.username.clone());
                 }
+                entry
+                    .federation_event_ids
+                    .insert(event.event_id.clone(), sender.username.clone());
                 message.updated_at = Timestamp::now();
                 let id = message.id.clone();
                 changes.push(Change::UpdateMessage(message));
@@ -319,6 +353,7 @@ impl Core {
                         let name = reaction_name(key);
                         if let Some(reactions) = message.reactions.as_mut() {
                             if let Some(entry) = reactions.get_mut(&name) {
+                                entry.federation_event_ids.remove(target_id);
                                 entry.usernames.retain(|u| u != author);
                                 if entry.usernames.is_empty() {
                                     reactions.remove(&name);
@@ -359,7 +394,6 @@ impl Core {
         room: &FederatedRoom,
         event: &IncomingEvent,
         target: &str,
-        known: Option<&User>,
     ) -> CoreResult<Vec<Change>> {
         let membership = event
             .content
@@ -374,11 +408,26 @@ impl Core {
                 .and_then(Value::as_str)
                 .map(str::to_string),
         };
-        let (user, insert): (User, Option<Change>) = match known {
-            Some(user) => (user.clone(), None),
-            None => self.remote_user(&member).await?,
-        };
+        let (mut user, insert): (User, Option<Change>) = self.remote_user(&member).await?;
         let mut changes: Vec<Change> = insert.into_iter().collect();
+        // A remote user's display name follows their member events (a join to a join is how
+        // Matrix announces a new one); only their own event speaks for them.
+        if changes.is_empty()
+            && membership == "join"
+            && event.sender == target
+            && user.roles.iter().any(|r| r == FEDERATED_ROLE)
+        {
+            let name = member
+                .displayname
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| target.to_string());
+            if user.name.as_deref() != Some(name.as_str()) {
+                user.name = Some(name);
+                user.updated_at = Timestamp::now();
+                changes.push(Change::UpdateUser(user.clone()));
+            }
+        }
         let r = self
             .store
             .room_by_id(&room.rid)

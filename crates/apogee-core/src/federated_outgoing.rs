@@ -7,9 +7,12 @@
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
+use crate::federated_content::text_content;
 use crate::federated_rooms::{FEDERATED_ROLE, server_of};
-use crate::store::{Change, FederatedRoom, FederationEvent, FederationEventKind};
-use apogee_domain::{User, random_id};
+use crate::store::{
+    Change, FederatedRoom, FederationEvent, FederationEventKind, FederationStateEntry,
+};
+use apogee_domain::{Message, User, random_id};
 use serde_json::{Value, json};
 
 /// The outbox kind of a PDU for one destination: `{destination, txn_id, pdu}`.
@@ -17,10 +20,24 @@ pub const FEDERATION_PDU: &str = "federation.pdu";
 
 /// What a local user did, as a Matrix event.
 pub(crate) enum Outgoing<'a> {
-    Message { body: &'a str },
-    Edit { target: &'a str, body: &'a str },
-    Reaction { target: &'a str, key: String },
-    Redaction { target: &'a str },
+    Message {
+        message: &'a Message,
+    },
+    Edit {
+        target: &'a str,
+        message: &'a Message,
+    },
+    Reaction {
+        target: &'a str,
+        key: String,
+    },
+    Redaction {
+        target: &'a str,
+    },
+    /// The sender's display name changed: a new `m.room.member` join carrying it.
+    Profile {
+        displayname: Option<&'a str>,
+    },
 }
 
 /// The changes that send one event, and its id.
@@ -38,6 +55,18 @@ impl Core {
         rid: &str,
         actor: &User,
         message_id: &str,
+        out: Outgoing<'_>,
+    ) -> CoreResult<Option<Sent>> {
+        self.federation_outgoing_event(rid, actor, Some(message_id), out)
+            .await
+    }
+
+    /// [`Core::federation_outgoing`] for events about no message (`message_id` `None`).
+    pub(crate) async fn federation_outgoing_event(
+        &self,
+        rid: &str,
+        actor: &User,
+        message_id: Option<&str>,
         out: Outgoing<'_>,
     ) -> CoreResult<Option<Sent>> {
         let Some(gateway) = self.federation.get() else {
@@ -74,6 +103,10 @@ impl Core {
         }
         auth_events.extend(state_id("m.room.power_levels", ""));
         auth_events.push(state_id("m.room.member", &sender).ok_or_else(not_joined)?);
+        if matches!(out, Outgoing::Profile { .. }) {
+            // A join (even to the same membership) is authorised by the join rules.
+            auth_events.extend(state_id("m.room.join_rules", ""));
+        }
         let prev_events = self
             .store
             .federation_extremities(&room.matrix_room_id)
@@ -85,23 +118,33 @@ impl Core {
             }
         }
         let (event_type, content) = match &out {
-            Outgoing::Message { body } => {
-                ("m.room.message", json!({"msgtype": "m.text", "body": body}))
-            }
-            Outgoing::Edit { target, body } => (
+            Outgoing::Message { message } => (
                 "m.room.message",
-                json!({
-                    "msgtype": "m.text",
-                    "body": format!("* {body}"),
-                    "m.new_content": {"msgtype": "m.text", "body": body},
-                    "m.relates_to": {"rel_type": "m.replace", "event_id": target},
-                }),
+                self.outgoing_message_content(message, &ours).await?,
             ),
+            Outgoing::Edit { target, message } => {
+                let new = text_content(message, &ours);
+                let mut content = new.clone();
+                content["body"] = json!(format!("* {}", message.msg));
+                if let Some(html) = new.get("formatted_body").and_then(Value::as_str) {
+                    content["formatted_body"] = json!(format!("* {html}"));
+                }
+                content["m.new_content"] = new;
+                content["m.relates_to"] = json!({"rel_type": "m.replace", "event_id": target});
+                ("m.room.message", content)
+            }
             Outgoing::Reaction { target, key } => (
                 "m.reaction",
                 json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}}),
             ),
             Outgoing::Redaction { target } => ("m.room.redaction", json!({"redacts": target})),
+            Outgoing::Profile { displayname } => {
+                let mut content = json!({"membership": "join"});
+                if let Some(name) = displayname {
+                    content["displayname"] = json!(name);
+                }
+                ("m.room.member", content)
+            }
         };
         let mut event = json!({
             "type": event_type,
@@ -118,6 +161,10 @@ impl Core {
             // Before v11 `redacts` is a top-level key.
             event["redacts"] = json!(target);
         }
+        let state_key = matches!(out, Outgoing::Profile { .. }).then(|| sender.clone());
+        if let Some(key) = &state_key {
+            event["state_key"] = json!(key);
+        }
         let (event_id, pdu) = gateway
             .sign_event(&room.room_version, event)
             .map_err(|e| CoreError::bad("error-federation", format!("Cannot sign event: {e}")))?;
@@ -125,7 +172,7 @@ impl Core {
             Change::SaveFederationEvents(vec![FederationEvent {
                 event_id: event_id.clone(),
                 matrix_room_id: room.matrix_room_id.clone(),
-                message_id: Some(message_id.to_string()),
+                message_id: message_id.map(str::to_string),
                 kind: FederationEventKind::Timeline,
                 depth: depth + 1,
                 pdu: pdu.clone(),
@@ -137,6 +184,16 @@ impl Core {
             },
         ];
         changes.extend(self.event_state_changes(&event_id, state).await?);
+        if let Some(key) = state_key {
+            changes.push(Change::SetFederationRoomState {
+                matrix_room_id: room.matrix_room_id.clone(),
+                entries: vec![FederationStateEntry {
+                    event_type: event_type.to_string(),
+                    state_key: key,
+                    event_id: event_id.clone(),
+                }],
+            });
+        }
         for destination in self.federation_destinations(&room, &ours).await? {
             changes.push(self.enqueue_in(
                 FEDERATION_PDU,
@@ -147,8 +204,34 @@ impl Core {
         Ok(Some(Sent { changes, event_id }))
     }
 
+    /// A local user's new display name, as a member event in each federated room they are in.
+    pub(crate) async fn federated_profile_changes(&self, user: &User) -> CoreResult<Vec<Change>> {
+        if self.federation.get().is_none() {
+            return Ok(Vec::new());
+        }
+        let mut changes = Vec::new();
+        for sub in self.store.subscriptions_of_user(&user.id).await? {
+            if self.store.federated_room(&sub.rid).await?.is_none() {
+                continue;
+            }
+            let out = Outgoing::Profile {
+                displayname: user.name.as_deref().filter(|n| !n.trim().is_empty()),
+            };
+            match self
+                .federation_outgoing_event(&sub.rid, user, None, out)
+                .await
+            {
+                Ok(sent) => changes.extend(sent.into_iter().flat_map(|s| s.changes)),
+                // A room the user has no Matrix membership in yet keeps the old name.
+                Err(e) if e.code == "error-federation-not-joined" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(changes)
+    }
+
     /// The other servers with a joined member in the room, sorted.
-    async fn federation_destinations(
+    pub(crate) async fn federation_destinations(
         &self,
         room: &FederatedRoom,
         ours: &str,

@@ -40,6 +40,23 @@ pub trait FederationGateway: crate::outbox::Deliverer + Send + Sync {
         room_id: &str,
         via: &str,
     ) -> Result<JoinedRoom, String>;
+    /// Downloads `mxc://server/media_id` through the server's federation media endpoint:
+    /// its declared type and bytes, refused past `max` bytes.
+    async fn fetch_media(
+        &self,
+        server: &str,
+        media_id: &str,
+        max: u64,
+    ) -> Result<(String, Vec<u8>), String>;
+    /// Sends our invite event `event_id` (`pdu`, signed by us) to the invitee's server with
+    /// `v2/invite` and `invite_room_state`; returns the event counter-signed by that server.
+    async fn send_invite(
+        &self,
+        room_version: &str,
+        event_id: &str,
+        pdu: Value,
+        invite_room_state: Vec<Value>,
+    ) -> Result<Value, String>;
 }
 
 /// A Matrix room as joined: what core needs to map it, all checked by the adapter.
@@ -140,6 +157,19 @@ impl Core {
         via: Option<&str>,
     ) -> CoreResult<Room> {
         self.authz.require(actor, "access-federation", None)?;
+        self.join_matrix_room(actor, external_room_id, via, false)
+            .await
+    }
+
+    /// Joins a Matrix room (checked by the caller); `direct`: it becomes a DM (an invite with
+    /// `is_direct`).
+    pub(crate) async fn join_matrix_room(
+        &self,
+        actor: &User,
+        external_room_id: &str,
+        via: Option<&str>,
+        direct: bool,
+    ) -> CoreResult<Room> {
         let gateway = self.gateway()?.clone();
         let bad_id = || {
             CoreError::bad(
@@ -213,7 +243,7 @@ impl Core {
                 self.commit(changes).await?;
                 return self.find_room(&RoomRef::Id(rid)).await;
             }
-            None => self.joined_room_changes(actor, joined).await?,
+            None => self.joined_room_changes(actor, joined, direct).await?,
         };
         changes.extend(join_state);
         let rid = changes
@@ -231,18 +261,22 @@ impl Core {
         &self,
         actor: &User,
         joined: JoinedRoom,
+        direct: bool,
     ) -> CoreResult<Vec<Change>> {
         // Rocket.Chat's name for a room made from a Matrix room: the id without `!`, `:` → `_`.
         let name = joined
             .matrix_room_id
             .trim_start_matches('!')
             .replace(':', "_");
-        let t = if joined.public {
+        let t = if direct {
+            RoomType::Direct
+        } else if joined.public {
             RoomType::Channel
         } else {
             RoomType::Group
         };
-        let mut room = Room::new(random_id(), t, Some(name), None);
+        // A DM has no name: its members name it.
+        let mut room = Room::new(random_id(), t, (!direct).then_some(name), None);
         room.fname = joined.name.clone().filter(|n| !n.trim().is_empty());
         room.topic = joined.topic.clone();
         room.extra.insert("federated".into(), Value::Bool(true));
@@ -260,6 +294,10 @@ impl Core {
             if !members.iter().any(|m| m.id == user.id) {
                 members.push(user);
             }
+        }
+        if direct {
+            room.usernames = members.iter().map(|m| m.username.clone()).collect();
+            room.uids = members.iter().map(|m| m.id.clone()).collect();
         }
         // `usersCount` follows from the subscriptions (the store counts them).
         changes.insert(0, Change::InsertRoom(room.clone()));
@@ -294,6 +332,18 @@ impl Core {
         member: &RemoteMember,
     ) -> CoreResult<(User, Option<Change>)> {
         if let Some(user) = self.store.user_by_username(&member.user_id).await? {
+            return Ok((user, None));
+        }
+        // One of ours named by Matrix id (a kick of a local user by another server, say).
+        if let Some(gateway) = self.federation.get()
+            && server_of(&member.user_id) == Some(gateway.server_name())
+        {
+            let localpart = member.user_id[1..].split_once(':').map_or("", |(l, _)| l);
+            let user = self
+                .store
+                .user_by_username(localpart)
+                .await?
+                .ok_or_else(|| CoreError::bad("error-invalid-user", "No such local user"))?;
             return Ok((user, None));
         }
         let origin = server_of(&member.user_id)

@@ -76,7 +76,7 @@ pub fn encode_uri(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Download {
     pub upload: Upload,
-    key: BlobKey,
+    pub(crate) key: BlobKey,
 }
 
 /// A file as a client announces it.
@@ -227,7 +227,7 @@ impl Core {
         body: &mut dyn ByteSource,
     ) -> CoreResult<Upload> {
         let view = self.upload_room(actor, rid).await?;
-        let max = self.settings.int("FileUpload_MaxFileSize");
+        let (max, federation_limit) = self.upload_limit(&view.room.id).await?;
         let id = random_id();
         let key = BlobKey::new(&id).map_err(|_| CoreError::internal("invalid blob key"))?;
         let declared = clean_content_type(new.content_type.as_deref());
@@ -258,6 +258,15 @@ impl Core {
         let size = match (stored, refused) {
             (Ok(size), _) => size,
             (Err(_), Some(_refused_type)) => return Err(invalid_file_type()),
+            (Err(BlobError::TooLarge(_)), None) if federation_limit => {
+                return Err(CoreError::bad(
+                    "error-file-too-large",
+                    format!(
+                        "File exceeds the size other Matrix servers of this room accept ({}).",
+                        human_size(max)
+                    ),
+                ));
+            }
             (Err(e), None) => return Err(blob_failure(e, max)),
         };
         let name = clean_file_name(&new.name);

@@ -161,24 +161,9 @@ impl Core {
                 .await?
                 .filter(|p| p.rid == message.rid)
                 .ok_or_else(|| CoreError::bad("error-invalid-message", "Invalid thread"))?;
-            // Replies to a reply join the root thread.
-            let root = match parent.tmid.clone() {
-                Some(root_id) => self.store.message_by_id(&root_id).await?.unwrap_or(parent),
-                None => parent,
-            };
-            parent = root;
-            message.tmid = Some(parent.id.clone());
+            parent = self.thread_root(parent).await?;
             message.tshow = new.tshow.then_some(true);
-            parent.tcount = Some(parent.tcount.unwrap_or(0) + 1);
-            parent.tlm = Some(message.ts);
-            let replies = parent.replies.get_or_insert_with(Vec::new);
-            for uid in [&parent.u.id, &actor.id] {
-                if !replies.contains(uid) {
-                    replies.push(uid.clone());
-                }
-            }
-            parent.updated_at = message.ts;
-            changes.push(Change::UpdateMessage(parent));
+            changes.push(Change::UpdateMessage(join_thread(parent, &mut message)));
         }
         let sent = if encrypted {
             None
@@ -187,7 +172,7 @@ impl Core {
                 &message.rid,
                 actor,
                 &message.id,
-                Outgoing::Message { body: &message.msg },
+                Outgoing::Message { message: &message },
             )
             .await?
         };
@@ -215,6 +200,14 @@ impl Core {
             }
         })?;
         Ok(message)
+    }
+
+    /// The root of `parent`'s thread: replies to a reply join the root thread.
+    pub(crate) async fn thread_root(&self, parent: Message) -> CoreResult<Message> {
+        Ok(match parent.tmid.clone() {
+            Some(root_id) => self.store.message_by_id(&root_id).await?.unwrap_or(parent),
+            None => parent,
+        })
     }
 
     /// Read-only rooms need `post-readonly`; archived rooms and muted users cannot post.
@@ -293,6 +286,20 @@ impl Core {
                 continue;
             }
             if let Some(user) = self.store.user_by_username(&name).await? {
+                ids.push(user.id.clone());
+                m.mentions.push(Mention {
+                    id: user.id,
+                    username: user.username,
+                    name: user.name,
+                    kind: Some("user".into()),
+                });
+            }
+        }
+        // Users of other Matrix servers, whose usernames are their Matrix ids.
+        for matrix_id in mentions::mentioned_matrix_users(&m.msg) {
+            if let Some(user) = self.store.user_by_username(&matrix_id).await?
+                && !ids.contains(&user.id)
+            {
                 ids.push(user.id.clone());
                 m.mentions.push(Mention {
                     id: user.id,
@@ -419,7 +426,7 @@ impl Core {
                     &message.id,
                     Outgoing::Edit {
                         target,
-                        body: &message.msg,
+                        message: &message,
                     },
                 )
                 .await?
@@ -531,33 +538,70 @@ impl Core {
         } else if !react && has {
             entry.usernames.retain(|u| *u != actor.username);
         }
-        if entry.usernames.is_empty() {
-            reactions.remove(&key);
+        // In a federated room a new reaction is an `m.annotation` event, and taking one back
+        // redacts the events that made it (tracked per user in `federationReactionEventIds`).
+        let mut federated = Vec::new();
+        if let Some(target) = Self::event_id_of(&message).map(str::to_string) {
+            if react && !has {
+                let out = Outgoing::Reaction {
+                    target: &target,
+                    key: crate::federated_events::reaction_key(&key),
+                };
+                if let Some(sent) = self
+                    .federation_outgoing(&message.rid, actor, &message.id, out)
+                    .await?
+                {
+                    if let Some(entry) = message.reactions.as_mut().and_then(|r| r.get_mut(&key)) {
+                        entry
+                            .federation_event_ids
+                            .insert(sent.event_id.clone(), actor.username.clone());
+                    }
+                    federated.extend(sent.changes);
+                }
+            } else if !react && has {
+                let ours: Vec<String> = message
+                    .reactions
+                    .as_ref()
+                    .and_then(|r| r.get(&key))
+                    .map(|e| {
+                        e.federation_event_ids
+                            .iter()
+                            .filter(|(_, u)| **u == actor.username)
+                            .map(|(id, _)| id.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for event_id in &ours {
+                    if let Some(sent) = self
+                        .federation_outgoing(
+                            &message.rid,
+                            actor,
+                            &message.id,
+                            Outgoing::Redaction { target: event_id },
+                        )
+                        .await?
+                    {
+                        federated.extend(sent.changes);
+                    }
+                }
+                if let Some(entry) = message.reactions.as_mut().and_then(|r| r.get_mut(&key)) {
+                    entry
+                        .federation_event_ids
+                        .retain(|id, _| !ours.contains(id));
+                }
+            }
         }
-        if reactions.is_empty() {
-            message.reactions = None;
+        if let Some(reactions) = message.reactions.as_mut() {
+            if reactions.get(&key).is_some_and(|e| e.usernames.is_empty()) {
+                reactions.remove(&key);
+            }
+            if reactions.is_empty() {
+                message.reactions = None;
+            }
         }
         message.updated_at = Timestamp::now();
         let mut changes = vec![Change::UpdateMessage(message.clone())];
-        // A new reaction federates; taking one back would redact our reaction event, which
-        // is not tracked per user yet (see docs/FEDERATION.md).
-        if react
-            && !has
-            && let Some(target) = Self::event_id_of(&message)
-            && let Some(sent) = self
-                .federation_outgoing(
-                    &message.rid,
-                    actor,
-                    &message.id,
-                    Outgoing::Reaction {
-                        target,
-                        key: crate::federated_events::reaction_key(&key),
-                    },
-                )
-                .await?
-        {
-            changes.extend(sent.changes);
-        }
+        changes.extend(federated);
         self.commit(changes).await?;
         Ok(message)
     }
@@ -703,4 +747,20 @@ impl Core {
             .await?;
         Ok((updated, deleted))
     }
+}
+
+/// Makes `message` a reply in `root`'s thread; returns the root with its count, last reply
+/// time and repliers updated.
+pub(crate) fn join_thread(mut root: Message, message: &mut Message) -> Message {
+    message.tmid = Some(root.id.clone());
+    root.tcount = Some(root.tcount.unwrap_or(0) + 1);
+    root.tlm = Some(message.ts);
+    let replies = root.replies.get_or_insert_with(Vec::new);
+    for uid in [&root.u.id, &message.u.id] {
+        if !replies.contains(uid) {
+            replies.push(uid.clone());
+        }
+    }
+    root.updated_at = message.ts;
+    root
 }

@@ -135,7 +135,15 @@ impl Core {
             }
         }
         room.users_count = members.len() as i64;
+        // Rocket.Chat's create option `federated: true`: the room gets its Matrix side now.
+        let federation = if room.extra.get("federated") == Some(&Value::Bool(true)) {
+            Some(self.federate_new_room(actor, &mut room, &members)?)
+        } else {
+            room.extra.remove("federated");
+            None
+        };
         let mut changes = vec![Change::InsertRoom(room.clone())];
+        changes.extend(federation.into_iter().flatten());
         for member in &members {
             let mut sub = self.new_subscription(&room, member);
             if member.id == actor.id {
@@ -223,8 +231,12 @@ impl Core {
         }
         let rid = view.room.id.clone();
         let key_request = self.e2e_key_request_on_join(&view.room, &actor.id);
-        self.commit(self.join_changes(view.room, actor, None, true))
-            .await?;
+        let mut changes = self.join_changes(view.room, actor, None, true);
+        changes.extend(
+            self.federated_local_joins(&rid, actor, std::slice::from_ref(actor))
+                .await?,
+        );
+        self.commit(changes).await?;
         if let Some(e) = key_request {
             self.publish(e);
         }
@@ -233,6 +245,17 @@ impl Core {
 
     /// `channels.invite` / `groups.invite`: adds another user to a room.
     pub async fn invite(&self, actor: &User, room: &RoomRef, invitee: &User) -> CoreResult<Room> {
+        // A remote user joins through their server: they get a Matrix invite.
+        if invitee
+            .roles
+            .iter()
+            .any(|r| r == crate::federated_rooms::FEDERATED_ROLE)
+        {
+            let room = self.find_room(room).await?;
+            return self
+                .invite_remote_user(actor, &room.id, &invitee.username)
+                .await;
+        }
         self.add_users(actor, room, std::slice::from_ref(invitee))
             .await
     }
@@ -271,6 +294,12 @@ impl Core {
         }
         let rid = room.id.clone();
         if !changes.is_empty() {
+            let added: Vec<User> = invitees
+                .iter()
+                .filter(|u| !members.iter().any(|m| m.u.id == u.id))
+                .cloned()
+                .collect();
+            changes.extend(self.federated_local_joins(&rid, actor, &added).await?);
             self.commit(changes).await?;
         }
         for e in key_requests {
@@ -410,7 +439,11 @@ impl Core {
             Some(by) => Message::system(&room.id, "ru", user.username.clone(), by.as_ref()),
             None => Message::system(&room.id, "ul", user.username.clone(), user.as_ref()),
         };
-        self.commit(vec![
+        // In a federated room the leave (or kick) is a Matrix event sent with it.
+        let federation = self
+            .federated_membership_out(&room.id, user, by, "leave")
+            .await?;
+        let mut changes = vec![
             Change::DeleteSubscription {
                 rid: room.id.clone(),
                 user_id: user.id.clone(),
@@ -421,8 +454,9 @@ impl Core {
                 mentioned_user_ids: vec![],
                 mentions_all: false,
             },
-        ])
-        .await?;
+        ];
+        changes.extend(federation.into_iter().flatten());
+        self.commit(changes).await?;
         self.find_room(&RoomRef::Id(room.id)).await
     }
 
@@ -430,12 +464,25 @@ impl Core {
     pub async fn create_direct(&self, actor: &User, usernames: &[String]) -> CoreResult<Room> {
         self.authz.require(actor, "create-d", None)?;
         let mut members = vec![actor.clone()];
+        let mut new_users = Vec::new();
         for name in usernames {
-            let user = self
-                .store
-                .user_by_username(name)
-                .await?
-                .ok_or_else(|| CoreError::bad("error-invalid-user", "Invalid user"))?;
+            let user = match self.store.user_by_username(name).await? {
+                Some(u) => u,
+                // A Matrix id: the remote user, made as Rocket.Chat does.
+                None if crate::federated_membership::is_matrix_id(name)
+                    && self.federation.get().is_some() =>
+                {
+                    let (user, insert) = self
+                        .remote_user(&crate::federated_rooms::RemoteMember {
+                            user_id: name.clone(),
+                            displayname: None,
+                        })
+                        .await?;
+                    new_users.extend(insert);
+                    user
+                }
+                None => return Err(CoreError::bad("error-invalid-user", "Invalid user")),
+            };
             if !members.iter().any(|m| m.id == user.id) {
                 members.push(user);
             }
@@ -455,10 +502,23 @@ impl Core {
         room.usernames = members.iter().map(|m| m.username.clone()).collect();
         room.uids = members.iter().map(|m| m.id.clone()).collect();
         room.users_count = members.len() as i64;
-        if self.e2e_default_on("E2E_Enabled_Default_DirectRooms") {
+        let federated = members.iter().any(|m| {
+            m.roles
+                .iter()
+                .any(|r| r == crate::federated_rooms::FEDERATED_ROLE)
+        });
+        if self.e2e_default_on("E2E_Enabled_Default_DirectRooms") && !federated {
             room.extra.insert("encrypted".into(), Value::Bool(true));
         }
-        let mut changes = vec![Change::InsertRoom(room.clone())];
+        // With remote users the DM is a Matrix room too; they are invited (`is_direct`).
+        let federation = if federated {
+            self.federate_direct(actor, &mut room, &members).await?
+        } else {
+            vec![]
+        };
+        let mut changes = new_users;
+        changes.push(Change::InsertRoom(room.clone()));
+        changes.extend(federation);
         changes.extend(
             members
                 .iter()

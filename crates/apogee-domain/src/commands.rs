@@ -156,6 +156,14 @@ pub const COMMANDS: &[SlashCommand] = &[
         "Slash_TableUnflip_Description",
         &[],
     ),
+    // Rocket.Chat's federation command: `dm @user:server…` opens a federated DM; Apogee also
+    // takes `invite @user:server…` (into the current room).
+    cmd(
+        "federation",
+        Some("#command (dm) #user"),
+        "Federation_slash_commands",
+        &["access-federation"],
+    ),
 ];
 
 /// A command by name, ignoring case as Rocket.Chat's REST API does.

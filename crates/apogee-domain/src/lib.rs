@@ -7,6 +7,7 @@ pub mod commands;
 pub mod device;
 pub mod ids;
 pub mod markdown;
+pub mod matrix_html;
 pub mod mentions;
 pub mod message;
 pub mod password_policy;

@@ -2,8 +2,46 @@
 //! `MentionsParser` does with default settings.
 
 /// Mentioned usernames (`all` and `here` included), in order of first appearance, deduplicated.
+/// A Matrix id (`@alice:example.org`) is not a mention of a local `alice`: see
+/// [`mentioned_matrix_users`].
 pub fn mentioned_usernames(text: &str) -> Vec<String> {
     tokens_after(text, '@')
+}
+
+/// Mentioned users of other Matrix servers, written as their Matrix id (`@alice:example.org`,
+/// `@bob:localhost:8448`) — the username remote users have here. In order, deduplicated.
+pub fn mentioned_matrix_users(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut prev: Option<char> = None;
+    for (i, c) in text.char_indices() {
+        let at_word_start = prev.is_none_or(|p| p.is_whitespace() || "([{,;>'\"".contains(p));
+        prev = Some(c);
+        if c != '@' || !at_word_start {
+            continue;
+        }
+        let rest = &text[i + 1..];
+        let local = rest
+            .find(|ch: char| !(ch.is_ascii_alphanumeric() || "-_.=/+".contains(ch)))
+            .unwrap_or(rest.len());
+        if local == 0 || !rest[local..].starts_with(':') {
+            continue;
+        }
+        let server_part = &rest[local + 1..];
+        let server = server_part
+            .find(|ch: char| !(ch.is_ascii_alphanumeric() || "-.:[]".contains(ch)))
+            .unwrap_or(server_part.len());
+        let server = server_part[..server].trim_end_matches(['.', ':']);
+        if server.is_empty()
+            || !server.starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '[')
+        {
+            continue;
+        }
+        let id = format!("@{}:{server}", &rest[..local]);
+        if !found.contains(&id) {
+            found.push(id);
+        }
+    }
+    found
 }
 
 /// Mentioned channel names, in order of first appearance, deduplicated.
@@ -26,7 +64,11 @@ fn tokens_after(text: &str, sigil: char) -> Vec<String> {
             .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.'))
             .unwrap_or(rest.len());
         let token = rest[..len].trim_end_matches('.');
-        if !token.is_empty() && !found.iter().any(|f| f == token) {
+        // `@alice:example.org` names a Matrix user, not a local `alice`.
+        let matrix_id = sigil == '@'
+            && rest[len..].starts_with(':')
+            && rest[len + 1..].starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '[');
+        if !token.is_empty() && !matrix_id && !found.iter().any(|f| f == token) {
             found.push(token.to_string());
         }
     }
@@ -51,6 +93,21 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(mentioned_usernames(text), *want, "{text}");
         }
+    }
+
+    #[test]
+    fn matrix_ids_are_not_local_mentions() {
+        let text = "hi @alice:example.org and @bob:localhost:8448, @carol: hello";
+        assert_eq!(
+            mentioned_matrix_users(text),
+            vec!["@alice:example.org", "@bob:localhost:8448"]
+        );
+        assert_eq!(mentioned_usernames(text), vec!["carol"]);
+        assert_eq!(
+            mentioned_usernames("@alice:example.org and @alice"),
+            vec!["alice"]
+        );
+        assert!(mentioned_matrix_users("mail a@b:c, @:x, @a:").is_empty());
     }
 
     #[test]

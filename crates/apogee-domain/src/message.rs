@@ -29,6 +29,14 @@ pub struct Reaction {
     pub usernames: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
+    /// Federated rooms: the Matrix `m.annotation` events that made this reaction, event id →
+    /// username (Rocket.Chat's `federationReactionEventIds`), so taking it back redacts them.
+    #[serde(
+        rename = "federationReactionEventIds",
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub federation_event_ids: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

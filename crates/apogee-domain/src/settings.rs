@@ -397,8 +397,26 @@ pub const CATALOGUE: &[SettingDef] = &[
         false,
         "E2E Encryption"
     ),
+    // Apogee's: the Matrix room version of rooms made federated here (10, 11 or 12; 10 is
+    // Rocket.Chat's, so its servers can join).
+    setting!(
+        "Federation_Room_Version",
+        "string",
+        "10",
+        false,
+        "Federation"
+    ),
     // Apogee's: malware scanning of uploads by a clamd at this address (`unix:/path` or
     // `tcp://host:port`).
+    // What other Matrix servers accept (Synapse's default `max_upload_size`): files of
+    // federated rooms are held to it (docs/FEDERATION.md, file-size alignment).
+    setting!(
+        "Federation_Matrix_Max_File_Size",
+        "int",
+        52428800,
+        false,
+        "Federation"
+    ),
     setting!(
         "FileUpload_ClamAV_Address",
         "string",

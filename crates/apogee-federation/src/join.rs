@@ -340,6 +340,29 @@ impl apogee_core::federated_rooms::FederationGateway for Federation {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn fetch_media(
+        &self,
+        server: &str,
+        media_id: &str,
+        max: u64,
+    ) -> Result<(String, Vec<u8>), String> {
+        Federation::fetch_media(self, server, media_id, max)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn send_invite(
+        &self,
+        room_version: &str,
+        event_id: &str,
+        pdu: Value,
+        invite_room_state: Vec<Value>,
+    ) -> Result<Value, String> {
+        self.send_invite_to(room_version, event_id, pdu, invite_room_state)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

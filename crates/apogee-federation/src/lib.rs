@@ -13,6 +13,8 @@ pub mod client;
 pub mod identity;
 pub mod join;
 pub mod keys;
+pub mod media;
+pub mod membership;
 pub mod pdu;
 pub mod receive;
 pub mod resolve;

@@ -28,6 +28,8 @@ pub struct MatrixError {
     pub status: StatusCode,
     pub errcode: &'static str,
     pub error: String,
+    /// More fields of the answer (`room_version` of `M_INCOMPATIBLE_ROOM_VERSION`).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl MatrixError {
@@ -36,7 +38,13 @@ impl MatrixError {
             status,
             errcode,
             error: error.into(),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    pub fn with_field(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extra.insert(key.to_string(), value);
+        self
     }
 
     fn unauthorized(error: impl Into<String>) -> Self {
@@ -46,11 +54,10 @@ impl MatrixError {
 
 impl IntoResponse for MatrixError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"errcode": self.errcode, "error": self.error})),
-        )
-            .into_response()
+        let mut body = self.extra;
+        body.insert("errcode".into(), json!(self.errcode));
+        body.insert("error".into(), json!(self.error));
+        (self.status, Json(serde_json::Value::Object(body))).into_response()
     }
 }
 
@@ -65,6 +72,15 @@ pub fn router(federation: Arc<Federation>) -> axum::Router {
             put(send_transaction),
         )
         .merge(crate::serve::routes())
+        .route(
+            "/_matrix/federation/v1/media/download/{media_id}",
+            get(crate::media::download),
+        )
+        .route(
+            "/_matrix/federation/v1/media/thumbnail/{media_id}",
+            get(crate::media::download),
+        )
+        .merge(crate::membership::routes())
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(federation)

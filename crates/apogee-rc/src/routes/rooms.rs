@@ -187,6 +187,7 @@ async fn create(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType
             "encrypted",
             "broadcast",
             "customFields",
+            "federated",
         ] {
             if let Some(v) = e.get(key) {
                 extra.insert(key.to_string(), v.clone());
@@ -310,6 +311,14 @@ async fn target(s: &AppState, p: &Params) -> Result<User, ApiError> {
 
 async fn invite(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomType) -> ApiResult {
     let room = existing(&s, &a.user, &p, t).await?;
+    // A Matrix id (`@user:server`) invites a remote user over federation, as Rocket.Chat does.
+    if let Some(mxid) = p
+        .str("username")
+        .filter(|u| apogee_core::federated_membership::is_matrix_id(u))
+    {
+        let room = s.core.invite_remote_user(&a.user, &room.id, mxid).await?;
+        return ok(json!({keys(t).0: room_json(&room)}));
+    }
     let user = target(&s, &p).await?;
     let room = s.core.invite(&a.user, &RoomRef::Id(room.id), &user).await?;
     ok(json!({keys(t).0: room_json(&room)}))

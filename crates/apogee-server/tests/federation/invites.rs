@@ -1,0 +1,772 @@
+//! Rooms made on Apogee and shared with a real Synapse: a local room made federated, a Synapse
+//! user joining it (our make_join / send_join) and invited into a private one, invites from
+//! Synapse taken up, leaves both ways, and forged membership requests refused.
+
+use crate::common::backends;
+use crate::support::*;
+
+/// A PUT with a JSON body to our federation port, signed by `identity`.
+pub(crate) async fn fed_put(
+    port: u16,
+    us: &str,
+    identity: &Identity,
+    target: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let authorization = apogee_federation::client::x_matrix_header(
+        identity,
+        <&ServerName>::try_from(us).unwrap(),
+        &Method::PUT,
+        target,
+        Some(&bytes),
+    )
+    .unwrap();
+    let request = Request::put(target)
+        .header("Authorization", authorization)
+        .header("Content-Type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(bytes)))
+        .unwrap();
+    fed_call(port, request).await
+}
+
+/// Usernames of a room's members over REST.
+pub(crate) async fn member_names(
+    s: &Server,
+    auth: &common::Auth,
+    kind: &str,
+    rid: &str,
+) -> Vec<String> {
+    let (status, v) = s
+        .get(&format!("/api/v1/{kind}.members?roomId={rid}"), auth)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["username"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Who Synapse lists as joined.
+pub(crate) async fn synapse_joined(alice: &Matrix, room_id: &str) -> Value {
+    alice
+        .call(
+            reqwest::Method::GET,
+            &format!("/_matrix/client/v3/rooms/{}/joined_members", enc(room_id)),
+            None,
+        )
+        .await["joined"]
+        .clone()
+}
+
+fn synapse_env() -> Option<(String, String, String, String)> {
+    Some((
+        std::env::var("APOGEE_TEST_SYNAPSE_URL").ok()?,
+        std::env::var("APOGEE_TEST_SYNAPSE_NAME").ok()?,
+        std::env::var("APOGEE_TEST_SYNAPSE_USER").ok()?,
+        std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").ok()?,
+    ))
+}
+
+/// In room versions 10, 11 and 12: bob makes a federated channel, alice (Synapse) joins it and
+/// both write; bob invites alice into a federated private group by her Matrix id and she
+/// joins; carol leaves the channel and alice leaves the group, each side seeing it; alice
+/// invites bob into a Synapse room and Apogee takes the invite up.
+#[tokio::test]
+async fn synapse_joins_and_invites() {
+    let Some((synapse, synapse_name, user, password)) = synapse_env() else {
+        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+        return;
+    };
+    let alice_id = format!("@{user}:{synapse_name}");
+    let alice = Matrix::login(&synapse, &user, &password).await;
+    for backend in backends() {
+        let resolve = format!("{synapse_name}={synapse}");
+        let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let us = format!("localhost:{port}");
+        let admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let carol = s.user("carol").await;
+        let bob_id = format!("@bob:{us}");
+        let carol_id = format!("@carol:{us}");
+        for version in ["10", "11", "12"] {
+            let (status, v) = s
+                .post(
+                    "/api/v1/settings/Federation_Room_Version",
+                    &admin,
+                    json!({"value": version}),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+
+            // A federated channel: its Matrix side is made with it.
+            let (status, v) = s
+                .post(
+                    "/api/v1/channels.create",
+                    &bob,
+                    json!({"name": format!("fed-c{version}"), "members": ["carol"],
+                        "extraData": {"federated": true, "topic": "shared"}}),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
+            let rid = v["channel"]["_id"].as_str().unwrap().to_string();
+            assert_eq!(v["channel"]["federated"], true, "{v}");
+            let room_id = v["channel"]["federation"]["mrid"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            if version == "12" {
+                assert!(!room_id.contains(':'), "v12 ids have no server: {room_id}");
+            } else {
+                assert!(room_id.ends_with(&format!(":{us}")), "{room_id}");
+            }
+
+            // alice joins it from Synapse (make_join / send_join served by us).
+            let joined = alice
+                .call(
+                    reqwest::Method::POST,
+                    &format!(
+                        "/_matrix/client/v3/join/{}?server_name={}",
+                        enc(&room_id),
+                        enc(&us)
+                    ),
+                    Some(json!({})),
+                )
+                .await;
+            assert_eq!(joined["room_id"], room_id.as_str(), "{joined}");
+            let members = member_names(&s, &bob, "channels", &rid).await;
+            assert!(members.contains(&alice_id), "v{version}: {members:?}");
+            let on_synapse = synapse_joined(&alice, &room_id).await;
+            assert!(
+                on_synapse[&bob_id].is_object() && on_synapse[&carol_id].is_object(),
+                "Synapse sees the room's members: {on_synapse}"
+            );
+            let state = alice
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/_matrix/client/v3/rooms/{}/state", enc(&room_id)),
+                    None,
+                )
+                .await;
+            let state = state.as_array().unwrap();
+            let content = |t: &str| {
+                state
+                    .iter()
+                    .find(|e| e["type"] == t)
+                    .map(|e| e["content"].clone())
+                    .unwrap_or(Value::Null)
+            };
+            assert_eq!(content("m.room.name")["name"], format!("fed-c{version}"));
+            assert_eq!(content("m.room.topic")["topic"], "shared");
+            assert_eq!(content("m.room.join_rules")["join_rule"], "public");
+            assert_eq!(content("m.room.create")["room_version"], version);
+            if version != "12" {
+                assert_eq!(content("m.room.power_levels")["users"][&bob_id], 100);
+            }
+
+            // Both write.
+            let text = format!("hi bob, v{version}");
+            alice
+                .send(
+                    &room_id,
+                    "m.room.message",
+                    json!({"msgtype": "m.text", "body": text}),
+                )
+                .await;
+            let server = &s;
+            eventually(server, "alice's message in the channel", || async {
+                let (_, v) = server
+                    .get(
+                        &format!("/api/v1/channels.messages?roomId={rid}&count=50"),
+                        &carol,
+                    )
+                    .await;
+                v["messages"]
+                    .as_array()?
+                    .iter()
+                    .find(|m| m["msg"] == text.as_str() && m["u"]["username"] == alice_id.as_str())
+                    .cloned()
+            })
+            .await;
+            let reply = format!("hi alice, v{version}");
+            let (status, v) = s
+                .post(
+                    "/api/v1/chat.postMessage",
+                    &bob,
+                    json!({"roomId": rid, "text": reply}),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+            let alice_ref = &alice;
+            eventually(server, "bob's message on Synapse", || async {
+                alice_ref
+                    .messages(&room_id)
+                    .await
+                    .into_iter()
+                    .find(|e| e["content"]["body"] == reply.as_str())
+                    .filter(|e| e["sender"] == bob_id.as_str())
+            })
+            .await;
+
+            // carol leaves: Synapse sees her go.
+            let (status, v) = s
+                .post("/api/v1/channels.leave", &carol, json!({"roomId": rid}))
+                .await;
+            assert_eq!(status, 200, "{v}");
+            eventually(server, "carol's leave on Synapse", || async {
+                let joined = synapse_joined(alice_ref, &room_id).await;
+                (joined.get(&carol_id).is_none() && joined[&bob_id].is_object()).then_some(())
+            })
+            .await;
+
+            // A federated private group: alice is invited by her Matrix id, then joins.
+            let (status, v) = s
+                .post(
+                    "/api/v1/groups.create",
+                    &bob,
+                    json!({"name": format!("fed-p{version}"), "extraData": {"federated": true}}),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+            let gid = v["group"]["_id"].as_str().unwrap().to_string();
+            let group_room = v["group"]["federation"]["mrid"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let (status, v) = s
+                .post(
+                    "/api/v1/groups.invite",
+                    &bob,
+                    json!({"roomId": gid, "username": alice_id}),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
+            eventually(server, "alice's invite on Synapse", || async {
+                // Synapse caches a sync's answer per request for minutes: each poll differs.
+                let filter =
+                    json!({"room": {"timeline": {"not_types": [apogee_domain::random_id()]}}});
+                let sync = alice_ref
+                    .call(
+                        reqwest::Method::GET,
+                        &format!(
+                            "/_matrix/client/v3/sync?timeout=0&filter={}",
+                            enc(&filter.to_string())
+                        ),
+                        None,
+                    )
+                    .await;
+                sync["rooms"]["invite"].get(&group_room).map(|_| ())
+            })
+            .await;
+            alice
+                .call(
+                    reqwest::Method::POST,
+                    &format!(
+                        "/_matrix/client/v3/join/{}?server_name={}",
+                        enc(&group_room),
+                        enc(&us)
+                    ),
+                    Some(json!({})),
+                )
+                .await;
+            let members = member_names(&s, &bob, "groups", &gid).await;
+            assert!(members.contains(&alice_id), "{members:?}");
+
+            // alice leaves the group: her subscription goes.
+            alice
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/_matrix/client/v3/rooms/{}/leave", enc(&group_room)),
+                    Some(json!({})),
+                )
+                .await;
+            eventually(server, "alice's leave on Apogee", || async {
+                let members = member_names(server, &bob, "groups", &gid).await;
+                (!members.contains(&alice_id)).then_some(())
+            })
+            .await;
+
+            // alice invites bob into a Synapse room: Apogee joins him, as Rocket.Chat does.
+            let created = alice
+                .call(
+                    reqwest::Method::POST,
+                    "/_matrix/client/v3/createRoom",
+                    Some(json!({"preset": "private_chat", "room_version": version,
+                        "name": format!("from Synapse v{version}"), "invite": [bob_id]})),
+                )
+                .await;
+            let synapse_room = created["room_id"].as_str().unwrap().to_string();
+            eventually(server, "bob joined after alice's invite", || async {
+                let joined = synapse_joined(alice_ref, &synapse_room).await;
+                joined[&bob_id].is_object().then_some(())
+            })
+            .await;
+            let bob_ref = &bob;
+            let sub = eventually(server, "bob's subscription to the Synapse room", || async {
+                let (_, v) = server.get("/api/v1/subscriptions.get", bob_ref).await;
+                v["update"]
+                    .as_array()?
+                    .iter()
+                    .find(|sub| sub["fname"] == format!("from Synapse v{version}").as_str())
+                    .cloned()
+            })
+            .await;
+            assert_eq!(
+                sub["t"], "p",
+                "an invite-only room is a private group: {sub}"
+            );
+        }
+    }
+}
+
+/// Forged or unwarranted membership requests are refused and write nothing: unsigned, an
+/// unknown room, a user of another server, a join for someone else, a join to an invite-only
+/// room without an invite, an invite for a user we do not have.
+#[tokio::test]
+async fn membership_requests_are_checked() {
+    for backend in backends() {
+        let mallory = peer("mallory.test").await;
+        let resolve = format!("mallory.test={}", mallory.url);
+        let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let us = format!("localhost:{port}");
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let eve = "@eve:mallory.test";
+        let mut rooms = Vec::new();
+        for (kind, key) in [("channels", "channel"), ("groups", "group")] {
+            let (status, v) = s
+                .post(
+                    &format!("/api/v1/{kind}.create"),
+                    &bob,
+                    json!({"name": format!("guarded-{key}"), "extraData": {"federated": true}}),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+            rooms.push((
+                kind,
+                v[key]["_id"].as_str().unwrap().to_string(),
+                v[key]["federation"]["mrid"].as_str().unwrap().to_string(),
+            ));
+        }
+        let (_, public_rid, public_room) = rooms[0].clone();
+        let (_, _, private_room) = rooms[1].clone();
+        let make_join = |room: &str, user: &str| {
+            format!(
+                "/_matrix/federation/v1/make_join/{}/{}?ver=10",
+                enc(room),
+                enc(user)
+            )
+        };
+
+        // Unsigned: 401.
+        let (status, _) = fed_get(port, &make_join(&public_room, eve), None).await;
+        assert_eq!(status, 401);
+        // Unknown room: 404.
+        let target = make_join("!nope:localhost", eve);
+        let (status, v) = fed_get(
+            port,
+            &target,
+            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
+        )
+        .await;
+        assert_eq!(status, 404, "{v}");
+        // Someone of another server: 403.
+        let target = make_join(&public_room, "@alice:synapse.test");
+        let (status, v) = fed_get(
+            port,
+            &target,
+            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
+        )
+        .await;
+        assert_eq!(
+            (status.as_u16(), &v["errcode"]),
+            (403, &json!("M_FORBIDDEN"))
+        );
+        // The invite-only group without an invite: 403.
+        let target = make_join(&private_room, eve);
+        let (status, v) = fed_get(
+            port,
+            &target,
+            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
+        )
+        .await;
+        assert_eq!(
+            (status.as_u16(), &v["errcode"]),
+            (403, &json!("M_FORBIDDEN"))
+        );
+        // A room version the asking server does not speak.
+        let target = make_join(&public_room, eve).replace("ver=10", "ver=9");
+        let (status, v) = fed_get(
+            port,
+            &target,
+            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
+        )
+        .await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["errcode"], "M_INCOMPATIBLE_ROOM_VERSION");
+        assert_eq!(v["room_version"], "10");
+
+        // The public channel: a template for eve.
+        let target = make_join(&public_room, eve);
+        let (status, v) = fed_get(
+            port,
+            &target,
+            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        let template = v["event"].clone();
+        assert_eq!(template["state_key"], eve);
+        let rules = apogee_federation::pdu::rules_for("10").unwrap();
+        let sign = |mut event: Value| {
+            event.as_object_mut().unwrap().remove("origin_server_ts");
+            apogee_federation::pdu::sign_new(
+                serde_json::from_value(event).unwrap(),
+                &rules,
+                &mallory.identity,
+                Timestamp::now(),
+            )
+            .unwrap()
+        };
+        let send_join = |room: &str, event_id: &str| {
+            format!(
+                "/_matrix/federation/v2/send_join/{}/{}",
+                enc(room),
+                enc(event_id)
+            )
+        };
+        // A join for someone else (the state key is not the sender).
+        let mut forged = template.clone();
+        forged["state_key"] = json!("@other:mallory.test");
+        let pdu = sign(forged);
+        let (status, v) = fed_put(
+            port,
+            &us,
+            &mallory.identity,
+            &send_join(&public_room, pdu.event_id.as_str()),
+            &pdu.to_json(),
+        )
+        .await;
+        assert_eq!(status, 403, "{v}");
+        // A join in the name of a user of another server.
+        let mut forged = template.clone();
+        forged["state_key"] = json!("@alice:synapse.test");
+        forged["sender"] = json!("@alice:synapse.test");
+        let pdu = sign(forged);
+        let (status, v) = fed_put(
+            port,
+            &us,
+            &mallory.identity,
+            &send_join(&public_room, pdu.event_id.as_str()),
+            &pdu.to_json(),
+        )
+        .await;
+        assert_eq!(status, 403, "{v}");
+        // The template used for the invite-only group (no invite): the auth rules refuse it.
+        let mut forged = template.clone();
+        forged["room_id"] = json!(private_room);
+        let pdu = sign(forged);
+        let (status, v) = fed_put(
+            port,
+            &us,
+            &mallory.identity,
+            &send_join(&private_room, pdu.event_id.as_str()),
+            &pdu.to_json(),
+        )
+        .await;
+        assert!(status == 403 || status == 400, "{status} {v}");
+        // A join whose path names another event.
+        let pdu = sign(template.clone());
+        let (status, v) = fed_put(
+            port,
+            &us,
+            &mallory.identity,
+            &send_join(&public_room, "$other"),
+            &pdu.to_json(),
+        )
+        .await;
+        assert_eq!(status, 400, "{v}");
+        let members = crate::invites::member_names(&s, &bob, "channels", &public_rid).await;
+        assert_eq!(members, vec!["bob".to_string()], "nothing written");
+
+        // The real join: accepted, with the room's state and auth chain; eve is a member.
+        let (status, v) = fed_put(
+            port,
+            &us,
+            &mallory.identity,
+            &send_join(&public_room, pdu.event_id.as_str()),
+            &pdu.to_json(),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        let state = v["state"].as_array().unwrap();
+        assert!(state.iter().any(|e| e["type"] == "m.room.create"), "{v}");
+        assert!(!v["auth_chain"].as_array().unwrap().is_empty(), "{v}");
+        let members = crate::invites::member_names(&s, &bob, "channels", &public_rid).await;
+        assert!(members.contains(&eve.to_string()), "{members:?}");
+
+        // eve leaves again (make_leave / send_leave); someone not in the room cannot.
+        let make_leave = |user: &str| {
+            format!(
+                "/_matrix/federation/v1/make_leave/{}/{}",
+                enc(&public_room),
+                enc(user)
+            )
+        };
+        let target = make_leave("@stranger:mallory.test");
+        let (status, v) = fed_get(
+            port,
+            &target,
+            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
+        )
+        .await;
+        assert_eq!(status, 403, "{v}");
+        let target = make_leave(eve);
+        let (status, v) = fed_get(
+            port,
+            &target,
+            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["event"]["content"]["membership"], "leave", "{v}");
+        let leave = sign(v["event"].clone());
+        let target = format!(
+            "/_matrix/federation/v2/send_leave/{}/{}",
+            enc(&public_room),
+            enc(leave.event_id.as_str())
+        );
+        let (status, v) = fed_put(port, &us, &mallory.identity, &target, &leave.to_json()).await;
+        assert_eq!((status.as_u16(), &v), (200, &json!({})));
+        let members = crate::invites::member_names(&s, &bob, "channels", &public_rid).await;
+        assert_eq!(members, vec!["bob".to_string()], "eve left");
+
+        // An invite for a user we do not have.
+        let invite = sign(
+            json!({"type": "m.room.member", "room_id": "!r:mallory.test",
+            "sender": eve, "state_key": format!("@nobody:{us}"),
+            "content": {"membership": "invite"}, "prev_events": [], "auth_events": [],
+            "depth": 5, "origin": "mallory.test"}),
+        );
+        let target = format!(
+            "/_matrix/federation/v2/invite/{}/{}",
+            enc("!r:mallory.test"),
+            enc(invite.event_id.as_str())
+        );
+        let (status, v) = fed_put(
+            port,
+            &us,
+            &mallory.identity,
+            &target,
+            &json!({"event": invite.to_json(), "room_version": "10", "invite_room_state": []}),
+        )
+        .await;
+        assert_eq!(status, 404, "{v}");
+    }
+}
+
+/// Whether Synapse shows alice an invite to `room_id`.
+async fn invited(alice: &Matrix, room_id: &str) -> Option<Value> {
+    // Synapse caches a sync's answer per request for minutes: each poll differs.
+    let filter = json!({"room": {"timeline": {"not_types": [apogee_domain::random_id()]}}});
+    let sync = alice
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/_matrix/client/v3/sync?timeout=0&filter={}",
+                enc(&filter.to_string())
+            ),
+            None,
+        )
+        .await;
+    sync["rooms"]["invite"].get(room_id).cloned()
+}
+
+/// DMs with a Synapse user: `im.create` with her Matrix id (an invite with `is_direct`, a DM
+/// both write in), a DM she opens with bob (a DM on Apogee), and `/federation invite`.
+#[tokio::test]
+async fn synapse_direct_messages_and_the_federation_command() {
+    let Some((synapse, synapse_name, user, password)) = synapse_env() else {
+        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+        return;
+    };
+    let alice_id = format!("@{user}:{synapse_name}");
+    let alice = Matrix::login(&synapse, &user, &password).await;
+    for backend in backends() {
+        let resolve = format!("{synapse_name}={synapse}");
+        let (s, port) = start(
+            backend,
+            &[
+                ("APOGEE_FEDERATION_RESOLVE", &resolve),
+                ("OVERWRITE_SETTING_Federation_Room_Version", "12"),
+            ],
+        )
+        .await;
+        let us = format!("localhost:{port}");
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let bob_id = format!("@bob:{us}");
+        let server = &s;
+        let alice_ref = &alice;
+
+        // bob opens a DM with alice by her Matrix id.
+        let (status, v) = s
+            .post("/api/v1/im.create", &bob, json!({"username": alice_id}))
+            .await;
+        assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
+        let dm = v["room"]["_id"].as_str().unwrap().to_string();
+        assert_eq!(v["room"]["t"], "d", "{v}");
+        let (_, info) = s
+            .get(&format!("/api/v1/rooms.info?roomId={dm}"), &bob)
+            .await;
+        let dm_room = info["room"]["federation"]["mrid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a federated DM: {info}"))
+            .to_string();
+        let invite = eventually(server, "alice's DM invite", || invited(alice_ref, &dm_room)).await;
+        let member = invite["invite_state"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "m.room.member" && e["state_key"] == alice_id.as_str())
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(member["content"]["is_direct"], true, "{invite}");
+        alice
+            .call(
+                reqwest::Method::POST,
+                &format!(
+                    "/_matrix/client/v3/join/{}?server_name={}",
+                    enc(&dm_room),
+                    enc(&us)
+                ),
+                Some(json!({})),
+            )
+            .await;
+        alice
+            .send(
+                &dm_room,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": "hi in private"}),
+            )
+            .await;
+        eventually(server, "alice's DM message", || async {
+            let (_, v) = server
+                .get(&format!("/api/v1/im.messages?roomId={dm}"), &bob)
+                .await;
+            v["messages"]
+                .as_array()?
+                .iter()
+                .any(|m| m["msg"] == "hi in private")
+                .then_some(())
+        })
+        .await;
+        let (status, v) = s
+            .post(
+                "/api/v1/chat.postMessage",
+                &bob,
+                json!({"roomId": dm, "text": "hi back"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        eventually(server, "bob's DM message on Synapse", || async {
+            alice_ref
+                .messages(&dm_room)
+                .await
+                .into_iter()
+                .find(|e| e["content"]["body"] == "hi back" && e["sender"] == bob_id.as_str())
+        })
+        .await;
+
+        // A multi-user DM: carol (local) and alice (remote) with bob; carol is joined on
+        // the Matrix side with bob, alice invited.
+        let _carol = s.user("carol").await;
+        let (status, v) = s
+            .post(
+                "/api/v1/im.create",
+                &bob,
+                json!({"usernames": format!("carol,{alice_id}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let group_dm = v["room"]["_id"].as_str().unwrap().to_string();
+        assert_eq!(v["room"]["usersCount"], 3, "{v}");
+        let (_, info) = s
+            .get(&format!("/api/v1/rooms.info?roomId={group_dm}"), &bob)
+            .await;
+        let group_dm_room = info["room"]["federation"]["mrid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        eventually(server, "alice's invite to the group DM", || {
+            invited(alice_ref, &group_dm_room)
+        })
+        .await;
+
+        // alice opens a DM with bob on Synapse: a DM on Apogee too.
+        let created = alice
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(json!({"preset": "trusted_private_chat", "is_direct": true,
+                    "invite": [bob_id]})),
+            )
+            .await;
+        let theirs = created["room_id"].as_str().unwrap().to_string();
+        let bob_ref = &bob;
+        let sub = eventually(server, "bob's DM from alice", || async {
+            let (_, v) = server.get("/api/v1/subscriptions.get", bob_ref).await;
+            for sub in v["update"].as_array()? {
+                let rid = sub["rid"].as_str()?;
+                let (_, info) = server
+                    .get(&format!("/api/v1/rooms.info?roomId={rid}"), bob_ref)
+                    .await;
+                if info["room"]["federation"]["mrid"] == theirs.as_str() {
+                    return Some(sub.clone());
+                }
+            }
+            None
+        })
+        .await;
+        assert_eq!(sub["t"], "d", "{sub}");
+        assert_eq!(sub["name"], alice_id.as_str(), "{sub}");
+
+        // `/federation invite @alice:…` in a channel of bob's.
+        let (status, v) = s
+            .post(
+                "/api/v1/channels.create",
+                &bob,
+                json!({"name": "by-command"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let rid = v["channel"]["_id"].as_str().unwrap().to_string();
+        let (status, v) = s
+            .post(
+                "/api/v1/commands.run",
+                &bob,
+                json!({"command": "federation", "params": format!("invite {alice_id}"),
+                    "roomId": rid}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let (_, info) = s
+            .get(&format!("/api/v1/rooms.info?roomId={rid}"), &bob)
+            .await;
+        let room_id = info["room"]["federation"]["mrid"]
+            .as_str()
+            .unwrap_or_else(|| {
+                panic!(
+                    "the channel is federated now: {info}\n{}",
+                    federation_log(&s)
+                )
+            })
+            .to_string();
+        eventually(server, "alice's invite by command", || {
+            invited(alice_ref, &room_id)
+        })
+        .await;
+    }
+}
