@@ -165,6 +165,12 @@ describe('administration', { timeout: 180_000 }, () => {
     const seqs = (await page.locator('.audit-table tbody tr').evaluateAll((rows) => rows.map((r) => Number(r.dataset.seq))));
     assert.deepEqual(seqs, api.events.map((e) => e.seq));
     assert.equal(await page.locator('.audit-table tbody tr').first().locator('code[title]').textContent(), api.events[0].hash.slice(0, 12));
+    // The server's verification of every hash: verified up to the newest entry it had then.
+    const verification = page.locator('.chain-verification[data-intact="true"]');
+    await verification.waitFor();
+    const verifiedUpTo = Number((await verification.textContent()).match(/Chain verified up to entry (\d+)/)[1]);
+    const check = await server.rest('audit.verify', undefined, admin);
+    assert.ok(check.intact && verifiedUpTo >= 1 && verifiedUpTo <= check.verified, `${verifiedUpTo} / ${JSON.stringify(check)}`);
     await shot(page, 'admin-audit');
 
     await page.getByRole('searchbox', { name: 'Filter by event' }).fill('login.failed');
@@ -213,5 +219,30 @@ describe('administration', { timeout: 180_000 }, () => {
     await form.getByRole('alert').filter({ hasText: 'A room with that name exists already' }).waitFor();
     assert.equal((await server.rest('rooms.info?roomName=ops', undefined, admin)).room.topic, 'Operations');
     await form.getByRole('button', { name: 'Cancel' }).click();
+  });
+
+  it('deactivates a user, who then cannot log in, and activates them again', async () => {
+    await page.goto(`${server.url}/admin/users`);
+    const row = page.locator('tr[data-username="henry"]');
+    await row.getByRole('button', { name: 'Deactivate' }).click();
+    await row.getByText('deactivated').waitFor();
+    assert.equal((await server.rest('users.info?username=henry', undefined, admin)).user.active, false);
+    assert.notEqual((await loginStatus('henry')).status, 200);
+    await row.getByRole('button', { name: 'Activate' }).click();
+    await row.getByRole('button', { name: 'Deactivate' }).waitFor();
+    assert.equal((await server.rest('users.info?username=henry', undefined, admin)).user.active, true);
+    assert.equal((await loginStatus('henry')).status, 200);
+  });
+
+  it('shows the settings by group and saves one', async () => {
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.waitForURL('**/admin/settings');
+    await page.getByRole('tab', { name: 'General' }).click();
+    const setting = page.locator('.setting', { has: page.locator('code', { hasText: /^Site_Name$/ }) });
+    await setting.locator('input').fill('Apogee under test');
+    await setting.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved Site_Name').waitFor();
+    const saved = await server.rest('settings/Site_Name', undefined, admin);
+    assert.equal(saved.value, 'Apogee under test');
   });
 });

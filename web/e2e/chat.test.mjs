@@ -358,6 +358,17 @@ describe('web client', { timeout: 180_000 }, () => {
     await message(phone, 'and back from alice').waitFor();
     const box = await composer(phone).boundingBox();
     assert.ok(box && box.x >= 0 && box.x + box.width <= 390 && box.y + box.height <= 844, JSON.stringify(box));
+    // The room has the whole screen; the list of rooms is one step back, and the whole screen too.
+    assert.equal(await phone.locator('.sidebar').isVisible(), false);
     await shot(phone, 'phone');
+    await phone.getByRole('button', { name: 'Back to rooms' }).click();
+    await phone.waitForURL('**/home');
+    const sidebar = await phone.locator('.sidebar').boundingBox();
+    assert.ok(sidebar && sidebar.width >= 389 && sidebar.height > 600, JSON.stringify(sidebar));
+    assert.equal(await phone.locator('.room').count(), 0);
+    await shot(phone, 'phone-rooms');
+    await phone.locator(`.room-item[data-room="${CHANNEL}"]`).click();
+    await message(phone, 'and back from alice').waitFor();
+    assert.equal(await phone.locator('.sidebar').isVisible(), false);
   });
 });

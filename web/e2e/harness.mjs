@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -117,4 +118,60 @@ export function screenshotter(root) {
   return async (page, name) => {
     if (enabled) await page.screenshot({ path: join(dir, `${name}.png`) });
   };
+}
+
+/**
+ * A TCP relay in front of the server whose network can be lost silently: while cut, nothing
+ * passes either way and no connection is closed or refused — what a browser sees when Wi-Fi
+ * goes, unlike a server that stops (its sockets close at once).
+ */
+export class Relay {
+  constructor(target) {
+    this.target = new URL(target);
+    this.cut = false;
+    this.sockets = new Set();
+    this.closedMeanwhile = new Set();
+  }
+
+  async start() {
+    this.server = createServer((client) => {
+      this.sockets.add(client);
+      client.on('error', () => {});
+      client.on('close', () => this.sockets.delete(client));
+      if (this.cut) return; // accepted, never answered
+      const upstream = connect(Number(this.target.port), this.target.hostname);
+      this.sockets.add(upstream);
+      upstream.on('error', () => {});
+      // The server's side closing reaches the browser only while the network is up; a close
+      // during the outage arrives when it is back (see restore).
+      upstream.on('close', () => {
+        this.sockets.delete(upstream);
+        if (!this.cut) client.destroy();
+        else this.closedMeanwhile.add(client);
+      });
+      client.on('close', () => upstream.destroy());
+      client.on('data', (d) => this.cut || upstream.write(d));
+      upstream.on('data', (d) => this.cut || client.write(d));
+    });
+    await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${this.server.address().port}`;
+    return this.url;
+  }
+
+  /** The network goes: bytes are dropped from now on, connections stay open. */
+  lose() {
+    this.cut = true;
+  }
+
+  /** The network is back: new connections pass, closes that happened meanwhile arrive. */
+  restore() {
+    this.cut = false;
+    for (const s of this.closedMeanwhile) s.destroy();
+    this.closedMeanwhile.clear();
+  }
+
+  async close() {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server?.close(r));
+  }
 }

@@ -124,9 +124,11 @@ describe('login and history', { timeout: 180_000 }, () => {
     await page.locator('.room-item[data-room=history]').click();
     const msg = (n) => page.locator('.room .message-text', { hasText: new RegExp(`^history message ${n}$`) });
     await msg(MESSAGES).waitFor();
-    // The first page only: 50 messages.
-    assert.equal(await msg(MESSAGES - 50).count(), 0);
-    assert.equal(await page.locator('.room .message').count(), 50);
+    // Only what fills the view and its margins is drawn (the list is virtualised; the first
+    // message of the room is not).
+    assert.equal(await msg(1).count(), 0);
+    const drawn = await page.locator('.room .message').count();
+    assert.ok(drawn > 10 && drawn <= 80, `${drawn} drawn`);
     const render = await page.evaluate((rid) => performance.getEntriesByName(`apogee:first-render:${rid}`)[0]?.duration, rid);
     assert.ok(typeof render === 'number', 'the first render was measured');
     console.log(`first render of 50 messages after the data arrived: ${render.toFixed(1)} ms`);
@@ -139,7 +141,8 @@ describe('login and history', { timeout: 180_000 }, () => {
     }
     await msg(1).waitFor();
     await page.getByText('Start of conversation').waitFor();
-    assert.equal(await page.locator('.room .message').count(), MESSAGES);
+    // All loaded, not all drawn (the list is virtualised; e2e/deep-history.test.mjs has more).
+    assert.ok((await page.locator('.room .message').count()) < MESSAGES);
     // Growing upwards keeps the reader's place: not thrown back to the top or bottom.
     await list.evaluate((el) => (el.scrollTop = el.scrollHeight));
     await msg(MESSAGES).waitFor();

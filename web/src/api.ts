@@ -1,6 +1,9 @@
 // REST v1 client: auth headers, Rocket.Chat's error envelope as `ApiError`, and uploads through
 // XMLHttpRequest (fetch cannot report upload progress).
 
+/** How long a GET may take before it is abandoned. */
+const GET_TIMEOUT_MS = 30_000;
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -52,6 +55,8 @@ export class Api {
       method,
       headers: { ...this.headers(body !== undefined), ...extra },
       body: body === undefined ? undefined : JSON.stringify(body),
+      // A read on a connection the network lost may never be answered; reads can be repeated.
+      signal: method === 'GET' ? AbortSignal.timeout(GET_TIMEOUT_MS) : undefined,
     });
     let data: any = null;
     try {

@@ -17,6 +17,12 @@ export interface RoomMessages {
   /** Older messages exist on the server. */
   hasMore: boolean;
   loading: boolean;
+  /**
+   * The list is a window of history opened around a message (`?msg=`): newer messages exist
+   * between it and the live end. Live messages are not added until the window reaches the end.
+   */
+  hasNewer?: boolean;
+  loadingNewer?: boolean;
 }
 
 export interface Upload {
@@ -86,6 +92,11 @@ export function navigate(route: Route, replace = false): void {
   }
   store.update(() => ({ route }));
 }
+
+// A lost network often closes no socket: going offline makes the client check its connection
+// at once, coming back reconnects without waiting out the back-off (then resumes and catches up).
+window.addEventListener('offline', () => ddp.probe(3000));
+window.addEventListener('online', () => ddp.reconnectNow());
 
 window.addEventListener('popstate', () => store.update(() => ({ route: parse(location.pathname, location.search) })));
 
@@ -400,8 +411,11 @@ export async function openRoom(rid: string): Promise<void> {
   listen('stream-notify-room', `${rid}/user-activity`, ([username, activities]) => onActivity(rid, username, activities));
   listen('stream-notify-room', `${rid}/deleteMessage`, ([{ _id }]) => dropMessages(rid, [_id]));
   listen('stream-notify-room', `${rid}/deleteMessageBulk`, ([{ ids }]) => ids && dropMessages(rid, ids));
-  if (!store.get().messages[rid]) await loadLatest(rid);
-  else void loadLatest(rid);
+  const loaded = store.get().messages[rid];
+  if (!loaded) await loadLatest(rid);
+  // A window deep in history is left to the list: it goes to the newest itself unless a link
+  // brought the reader there.
+  else if (!loaded.hasNewer) void loadLatest(rid);
   markRead(rid);
 }
 
@@ -424,11 +438,11 @@ async function loadLatest(rid: string): Promise<void> {
     const page = ((res?.messages ?? []) as any[]).map(normalise);
     // The list measures its first render from here (docs/BENCHMARKS.md).
     performance.mark(`apogee:history:${rid}`);
-    setRoomMessages(rid, (cur) => ({
-      list: merge(cur.list, page),
-      hasMore: cur.list.length === 0 ? page.length >= PAGE : cur.hasMore,
-      loading: false,
-    }));
+    // A window deep in history is left for the live end (its gap cannot be merged over).
+    setRoomMessages(rid, (cur) => {
+      const fresh = cur.list.length === 0 || cur.hasNewer;
+      return { list: fresh ? page : merge(cur.list, page), hasMore: fresh ? page.length >= PAGE : cur.hasMore, hasNewer: false, loading: false };
+    });
     watchPresence(page.map((m) => m.u._id));
   } catch (e) {
     setRoomMessages(rid, () => ({ loading: false }));
@@ -449,7 +463,7 @@ async function catchUp(rid: string): Promise<void> {
   const deleted = ((res.result?.deleted ?? []) as any[]).map((d) => String(d._id));
   setRoomMessages(rid, (c) => {
     const known = new Set(c.list.map((m) => m._id));
-    const shown = updated.filter((m) => inMainList(m) || known.has(m._id));
+    const shown = updated.filter((m) => known.has(m._id) || (inMainList(m) && !c.hasNewer));
     return { list: remove(merge(c.list, shown), deleted) };
   });
   watchPresence(updated.map((m) => m.u._id));
@@ -466,35 +480,105 @@ export async function loadOlder(rid: string): Promise<void> {
     const page = ((res?.messages ?? []) as any[]).map(normalise);
     setRoomMessages(rid, (c) => ({ list: merge(c.list, page), hasMore: page.length >= PAGE, loading: false }));
   } catch (e) {
-    setRoomMessages(rid, () => ({ loading: false }));
-    toast(errorText(e));
+    pageFailed(rid, 'loading', e);
+  }
+}
+
+/** The page after the newest loaded message, while the list is a window short of the live end. */
+export async function loadNewer(rid: string): Promise<void> {
+  const cur = store.get().messages[rid];
+  if (!cur || cur.loadingNewer || !cur.hasNewer) return;
+  const newest = cur.list[cur.list.length - 1];
+  setRoomMessages(rid, () => ({ loadingNewer: true }));
+  try {
+    const res = await ddp.call<any>('loadNextMessages', rid, newest ? newest.ts : null, PAGE);
+    const page = ((res?.messages ?? []) as any[]).map(normalise);
+    setRoomMessages(rid, (c) => ({ list: merge(c.list, page), hasNewer: page.length >= PAGE, loadingNewer: false }));
+    watchPresence(page.map((m) => m.u._id));
+  } catch (e) {
+    pageFailed(rid, 'loadingNewer', e);
   }
 }
 
 /**
- * Loads older pages of a room until `found` holds for a loaded message or the room's start is
- * reached (at most `maxPages` pages). Resolves whether it was found: `?msg=` links and "jump to
- * first unread" reach messages older than the first page this way.
+ * A page could not be loaded: its flag stays set for a while, so the list (which asks again as
+ * soon as it draws) does not hammer the server — DDP's rate limit says how long to wait.
  */
-export async function loadUntil(rid: string, found: (m: Message) => boolean, maxPages = 40): Promise<boolean> {
-  for (let i = 0; ; i++) {
-    // The room may still be opening (its first page not asked for, or on its way).
-    let cur = store.get().messages[rid];
-    for (let wait = 0; (!cur || cur.loading) && wait < 400; wait++) {
-      await new Promise((r) => setTimeout(r, 50));
-      cur = store.get().messages[rid];
-    }
-    if (cur?.list.some(found)) return true;
-    if (!cur || !cur.hasMore || i >= maxPages) return false;
-    await loadOlder(rid);
+function pageFailed(rid: string, flag: 'loading' | 'loadingNewer', e: unknown): void {
+  const limited = e instanceof DdpError && e.error === 'too-many-requests';
+  const wait = limited ? Math.min(10_000, Number((e.details as any)?.timeToReset) || 1000) : 3000;
+  if (!limited) toast(errorText(e));
+  setTimeout(() => setRoomMessages(rid, () => ({ [flag]: false })), wait);
+}
+
+/** Leaves a window deep in history for the newest page (and live messages). */
+export async function jumpToLatest(rid: string): Promise<void> {
+  if (store.get().messages[rid]?.hasNewer) await loadLatest(rid);
+}
+
+/** Waits until the room's first page is loaded (a room may still be opening). */
+async function settled(rid: string): Promise<RoomMessages | undefined> {
+  let cur = store.get().messages[rid];
+  for (let wait = 0; (!cur || cur.loading) && wait < 400; wait++) {
+    await new Promise((r) => setTimeout(r, 50));
+    cur = store.get().messages[rid];
   }
+  return cur;
+}
+
+/**
+ * Makes message `id` loaded, however far back: the page around it (`loadSurroundingMessages`)
+ * joins the loaded list when the two touch, else replaces it as a window whose newer pages load
+ * as the reader scrolls down. Resolves the message, or `undefined` when it cannot be read.
+ */
+export async function loadAround(rid: string, id: string): Promise<Message | undefined> {
+  const cur = await settled(rid);
+  const known = cur?.list.find((m) => m._id === id);
+  if (known) return known;
+  let res: any;
+  try {
+    res = await ddp.call<any>('loadSurroundingMessages', { _id: id, rid }, PAGE);
+  } catch {
+    return undefined;
+  }
+  const page = ((res?.messages ?? []) as any[]).map(normalise).filter((m) => m.rid === rid);
+  const found = page.find((m) => m._id === id);
+  if (!found) return undefined;
+  setRoomMessages(rid, (c) => {
+    const around = merge([], page);
+    const [first, last] = [around[0], around[around.length - 1]];
+    const [oldest, newest] = [c.list[0], c.list[c.list.length - 1]];
+    // One list when there is no gap between the two: they overlap, or both reach the live end.
+    const overlap = !!oldest && last.ts >= oldest.ts && first.ts <= newest.ts;
+    const bothLive = !!oldest && !res.moreAfter && !c.hasNewer;
+    if (!overlap && !bothLive) return { list: around, hasMore: !!res.moreBefore, hasNewer: !!res.moreAfter };
+    return {
+      list: merge(c.list, around),
+      hasMore: first.ts < oldest.ts ? !!res.moreBefore : c.hasMore,
+      hasNewer: last.ts > newest.ts ? !!res.moreAfter : c.hasNewer,
+    };
+  });
+  watchPresence(page.map((m) => m.u._id));
+  return found;
+}
+
+/**
+ * The first message someone else sent after `since` (where the unread line goes), asked of the
+ * server however far back it is, so the list can open around it.
+ */
+export async function firstUnreadAfter(rid: string, since: Date, me: string): Promise<Message | undefined> {
+  const res = await ddp.call<any>('loadNextMessages', rid, since, 20);
+  return ((res?.messages ?? []) as any[]).map(normalise).find((m) => m.u._id !== me && inMainList(m));
 }
 
 function onLiveMessage(m: Message): void {
   if (m.tmid) {
     store.update((s) => (s.threads[m.tmid!] ? { threads: { ...s.threads, [m.tmid!]: merge(s.threads[m.tmid!], [m]) } } : {}));
   }
-  if (inMainList(m) || store.get().messages[m.rid]?.list.some((x) => x._id === m._id)) {
+  const room = store.get().messages[m.rid];
+  const known = !!room?.list.some((x) => x._id === m._id);
+  // A window short of the live end gets new messages when it reaches the end.
+  if (known || (inMainList(m) && !room?.hasNewer)) {
     setRoomMessages(m.rid, (cur) => ({ list: merge(cur.list, [m]) }));
   }
   // Replying stops the author's typing line at once.
@@ -556,6 +640,8 @@ export async function sendMessage(rid: string, text: string, tmid?: string): Pro
   const me = store.get().me!;
   const _id = randomId();
   const pending: Message = { _id, rid, msg: text, ts: new Date(), u: { _id: me._id, username: me.username, name: me.name }, tmid, pending: true };
+  // Writing from deep in history: back to the live end, where the message will be.
+  if (!tmid) await jumpToLatest(rid);
   if (!tmid) setRoomMessages(rid, (cur) => ({ list: merge(cur.list, [pending]) }));
   try {
     const saved = await ddp.call<any>('sendMessage', { _id, rid, msg: text, ...(tmid ? { tmid } : {}) });

@@ -105,4 +105,68 @@ describe('DdpClient', () => {
     sub.stop();
     expect(s.sent.at(-1)).toEqual({ msg: 'unsub', id: sub.id });
   });
+
+  it('takes a silent socket for dead after an unanswered ping, then reconnects and resumes', async () => {
+    const { client, sockets, timers } = harness();
+    const statuses: string[] = [];
+    client.onStatus((s, resumed) => statuses.push(`${s}${resumed ? '+resumed' : ''}`));
+    client.resumeToken = 'tok';
+    client.connect();
+    sockets[0].onopen?.({});
+    sockets[0].serverSays({ msg: 'connected' });
+    await tick();
+    sockets[0].answer('login', { id: 'U', token: 'tok' });
+    await tick();
+
+    // Idle: a ping. An answer (any frame) keeps the socket.
+    timers.filter((t) => t.ms === 25_000).at(-1)!.fn();
+    expect(sockets[0].sent.at(-1)).toEqual({ msg: 'ping' });
+    sockets[0].serverSays({ msg: 'pong' });
+    timers.filter((t) => t.ms === 10_000).at(-1)!.fn();
+    expect(sockets.length).toBe(1);
+    expect(client.status).toBe('connected');
+
+    // The network goes: the next ping gets nothing back.
+    timers.filter((t) => t.ms === 25_000).at(-1)!.fn();
+    timers.filter((t) => t.ms === 10_000).at(-1)!.fn();
+    expect(client.status).toBe('offline');
+    // Back online: reconnects at once, resumes the login first.
+    client.reconnectNow();
+    expect(sockets.length).toBe(2);
+    sockets[1].onopen?.({});
+    sockets[1].serverSays({ msg: 'connected' });
+    await tick();
+    expect(sockets[1].sent.filter((f) => f.msg === 'method').map((f) => f.method)).toEqual(['login']);
+    expect(sockets[1].sent.at(-1).params).toEqual([{ resume: 'tok' }]);
+    sockets[1].answer('login', { id: 'U', token: 'tok' });
+    await tick();
+    expect(statuses.at(-1)).toBe('connected+resumed');
+    // The back-off timer that was pending when it reconnected does nothing more.
+    timers.filter((t) => t.ms === 300).at(-1)!.fn();
+    expect(sockets.length).toBe(2);
+  });
+
+  it('gives up a connection that never opens, and starts again at once when the network is back', async () => {
+    const { client, sockets, timers } = harness();
+    client.resumeToken = 'tok';
+    client.connect();
+    // Nothing comes back: the connect timeout closes it and schedules another attempt.
+    timers.filter((t) => t.ms === 15_000).at(-1)!.fn();
+    expect(client.status).toBe('offline');
+    timers.filter((t) => t.ms === 300).at(-1)!.fn();
+    expect(sockets.length).toBe(2);
+    // Still hanging when the browser says it is online again: a fresh socket right away.
+    client.reconnectNow();
+    expect(sockets.length).toBe(3);
+    sockets[2].onopen?.({});
+    sockets[2].serverSays({ msg: 'connected' });
+    await tick();
+    expect(sockets[2].sent.filter((f) => f.msg === 'method').map((f) => f.method)).toEqual(['login']);
+    // The abandoned socket's late events change nothing.
+    sockets[1].onclose?.({});
+    sockets[2].answer('login', { id: 'U', token: 'tok' });
+    await tick();
+    expect(client.status).toBe('connected');
+    expect(sockets.length).toBe(3);
+  });
 });

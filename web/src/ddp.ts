@@ -22,6 +22,13 @@ export interface DdpOptions {
   backoff?: number[];
   /** Idle time after which the client pings the server. */
   pingEveryMs?: number;
+  /**
+   * How long a ping may go unanswered (no frame at all) before the socket is taken for dead:
+   * a lost network often closes nothing, so only silence tells.
+   */
+  pongTimeoutMs?: number;
+  /** How long a new socket may take to open and answer `connect` before it is given up. */
+  connectTimeoutMs?: number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (t: unknown) => void;
 }
@@ -69,6 +76,10 @@ export class DdpClient {
   private statusListeners = new Set<(s: DdpStatus, resumed: boolean) => void>();
   private reconnectTimer: unknown = null;
   private pingTimer: unknown = null;
+  /** The current socket has answered `connect` (before that, nothing may be sent but it). */
+  private handshaken = false;
+  /** The socket a ping was sent on and not yet answered (any frame answers). */
+  private awaitingPong: SocketLike | null = null;
   private everConnected = false;
   private readonly opts: Required<DdpOptions>;
 
@@ -77,6 +88,8 @@ export class DdpClient {
       createSocket: opts.createSocket ?? ((u) => new WebSocket(u) as unknown as SocketLike),
       backoff: opts.backoff ?? [300, 1000, 2000, 4000, 8000],
       pingEveryMs: opts.pingEveryMs ?? 25_000,
+      pongTimeoutMs: opts.pongTimeoutMs ?? 10_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 15_000,
       setTimer: opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms)),
       clearTimer: opts.clearTimer ?? ((t) => clearTimeout(t as number)),
     };
@@ -88,6 +101,10 @@ export class DdpClient {
     this.setStatus('connecting', false);
     const socket = this.opts.createSocket(this.url);
     this.socket = socket;
+    // A connection into a lost network may hang without ever failing.
+    this.opts.setTimer(() => {
+      if (socket === this.socket && !this.handshaken) this.giveUp(socket);
+    }, this.opts.connectTimeoutMs);
     socket.onopen = () => {
       socket.send(JSON.stringify({ msg: 'connect', version: '1', support: ['1'] }));
     };
@@ -168,11 +185,64 @@ export class DdpClient {
     if (this.pingTimer !== null) this.opts.clearTimer(this.pingTimer);
     this.pingTimer = this.opts.setTimer(() => {
       this.pingTimer = null;
-      if (this.socket) this.raw({ msg: 'ping' });
+      this.probe();
     }, this.opts.pingEveryMs);
   }
 
+  /**
+   * Pings and gives the server `pongTimeoutMs` to say anything; silence drops the socket and
+   * reconnects (then resumes). Also what the app calls when the browser reports going offline.
+   */
+  probe(timeoutMs = this.opts.pongTimeoutMs): void {
+    const socket = this.socket;
+    if (!socket || !this.handshaken || this.awaitingPong === socket) return;
+    this.awaitingPong = socket;
+    this.raw({ msg: 'ping' });
+    this.opts.setTimer(() => {
+      if (this.awaitingPong !== socket || socket !== this.socket) return;
+      this.awaitingPong = null;
+      this.giveUp(socket);
+    }, timeoutMs);
+  }
+
+  /** Closes a socket taken for dead and goes on as if the server had closed it. */
+  private giveUp(socket: SocketLike): void {
+    try {
+      socket.close();
+    } catch {
+      /* already closed */
+    }
+    this.onClose(socket);
+  }
+
+  /**
+   * The network is back (the browser's \`online\` event): reconnect now rather than after the
+   * rest of the back-off, or check that the current socket still works.
+   */
+  reconnectNow(): void {
+    if (this.closedByUs) return;
+    if (this.socket && this.handshaken) {
+      this.probe(3000);
+      return;
+    }
+    // A socket still opening was started into the lost network: start again.
+    if (this.socket) {
+      const stale = this.socket;
+      this.dropSocket();
+      try {
+        stale.close();
+      } catch {
+        /* never opened */
+      }
+    }
+    if (this.reconnectTimer !== null) this.opts.clearTimer(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.attempts = 0;
+    this.connect();
+  }
+
   private onFrame(data: string) {
+    this.awaitingPong = null;
     let frame: Record<string, unknown>;
     try {
       frame = revive(JSON.parse(data)) as Record<string, unknown>;
@@ -210,6 +280,7 @@ export class DdpClient {
   }
 
   private async onConnected() {
+    this.handshaken = true;
     this.attempts = 0;
     const resumed = this.everConnected;
     this.everConnected = true;
@@ -244,6 +315,7 @@ export class DdpClient {
     }
     this.socket = null;
     this.ready = false;
+    this.handshaken = false;
     if (this.pingTimer !== null) this.opts.clearTimer(this.pingTimer);
     this.pingTimer = null;
     // Unanswered calls cannot be known to have run or not: the caller decides.
@@ -261,6 +333,7 @@ export class DdpClient {
     const delay = delays[Math.min(this.attempts, delays.length - 1)];
     this.attempts++;
     this.reconnectTimer = this.opts.setTimer(() => {
+      if (this.reconnectTimer === null) return; // reconnectNow() went ahead
       this.reconnectTimer = null;
       this.connect();
     }, delay);

@@ -7,7 +7,7 @@
 //! Exported lines carry the hashes, so a SIEM holds an outside copy of the chain.
 
 use crate::Core;
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::store::{AuditQuery, AuditRecord, Change};
 use apogee_domain::{Timestamp, User};
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,9 @@ impl AuditRecord {
 pub struct ChainBreak {
     /// The first entry that fails (for a missing tail: the first number missing).
     pub seq: i64,
+    /// What is wrong, as a stable word for clients: `edited`, `removed`, `reordered`,
+    /// `malformed` or `head` (the newest entry is not the one last written).
+    pub kind: &'static str,
     pub reason: String,
 }
 
@@ -215,59 +218,139 @@ impl Core {
 
     /// Walks the whole chain; `Ok(n)` when all `n` entries and the head agree.
     pub async fn verify_audit(&self) -> CoreResult<Result<i64, ChainBreak>> {
+        let checked = self.verify_audit_range(1, None).await?;
+        Ok(checked.outcome.map(|_| checked.last))
+    }
+
+    /// [`Core::verify_audit_range`] for administrators (`can-audit-log`): what the audit
+    /// viewer's "verify" asks (`GET /api/v1/audit.verify`).
+    pub async fn audit_verify(
+        &self,
+        actor: &User,
+        from: i64,
+        to: Option<i64>,
+    ) -> CoreResult<ChainCheck> {
+        self.authz.require(actor, "can-audit-log", None)?;
+        if from < 1 || to.is_some_and(|to| to < from) {
+            return Err(CoreError::bad(
+                "error-invalid-range",
+                "from must be at least 1 and to not below from",
+            ));
+        }
+        self.verify_audit_range(from, to).await
+    }
+
+    /// Checks entries `from..=to` (to the newest when `to` is `None`): each is the next number,
+    /// follows the one before (entry `from - 1`'s stored hash is trusted as the start, the
+    /// genesis hash for entry 1) and matches its own hash. Up to the newest, the head must
+    /// agree too, so a removed newest entry is found.
+    pub async fn verify_audit_range(&self, from: i64, to: Option<i64>) -> CoreResult<ChainCheck> {
+        let (head_seq, head_hash) = self.store.audit_head().await?;
+        // Up to the newest, the walk goes on past the head: an entry added behind the store's
+        // back after the last one written is a break too.
+        let bound = to.filter(|to| *to < head_seq);
+        let end = bound.unwrap_or(head_seq);
+        let check = |last, outcome| ChainCheck {
+            from,
+            to: end,
+            head: head_seq,
+            last,
+            outcome,
+        };
+        if from > end && from > 1 {
+            // Nothing written there yet.
+            return Ok(check(end, Ok(())));
+        }
         let mut prev_hash = GENESIS.to_string();
-        let mut expected = 1;
+        if from > 1 {
+            let before = self.audit_after(from - 2, 1).await?;
+            match before.first() {
+                Some(r) if r.seq == from - 1 => prev_hash = r.hash.clone(),
+                _ => {
+                    let reason = "missing: entries removed".to_string();
+                    let seq = from - 1;
+                    let kind = "removed";
+                    return Ok(check(seq - 1, Err(ChainBreak { seq, kind, reason })));
+                }
+            }
+        }
+        let mut expected = from;
         loop {
-            let page = self.audit_after(expected - 1, PAGE).await?;
+            let want = bound.map_or(PAGE, |end| PAGE.min(end - expected + 1));
+            if want <= 0 {
+                break;
+            }
+            let page = self.audit_after(expected - 1, want).await?;
             for record in &page {
-                if let Err(reason) = check_link(record, expected, &prev_hash) {
-                    return Ok(Err(ChainBreak {
-                        seq: expected,
-                        reason,
-                    }));
+                if let Err((kind, reason)) = check_link(record, expected, &prev_hash) {
+                    let seq = expected;
+                    return Ok(check(seq - 1, Err(ChainBreak { seq, kind, reason })));
                 }
                 prev_hash = record.hash.clone();
                 expected += 1;
             }
-            if (page.len() as i64) < PAGE {
+            if (page.len() as i64) < want {
                 break;
             }
         }
         let last = expected - 1;
-        let (head_seq, head_hash) = self.store.audit_head().await?;
-        if head_seq != last {
-            let reason = format!(
-                "the log ends at entry {last} but {head_seq} were written (entries removed)"
-            );
-            return Ok(Err(ChainBreak {
-                seq: last + 1,
-                reason,
-            }));
+        let broken = |seq, kind, reason| Ok(check(seq - 1, Err(ChainBreak { seq, kind, reason })));
+        let tail_gone = || {
+            format!("the log ends at entry {last} but {head_seq} were written (entries removed)")
+        };
+        match bound {
+            Some(end) if last < end => broken(last + 1, "removed", tail_gone()),
+            Some(_) => Ok(check(last, Ok(()))),
+            None if last != head_seq => broken(last.min(head_seq) + 1, "removed", tail_gone()),
+            None if head_hash != prev_hash => broken(
+                last,
+                "head",
+                "the newest entry is not the one last written".into(),
+            ),
+            None => Ok(check(last, Ok(()))),
         }
-        if head_hash != prev_hash {
-            let reason = "the newest entry is not the one last written".to_string();
-            return Ok(Err(ChainBreak { seq: last, reason }));
-        }
-        Ok(Ok(last))
     }
 }
 
-/// Whether `record` is entry number `expected` and follows `prev_hash`.
-fn check_link(record: &AuditRecord, expected: i64, prev_hash: &str) -> Result<(), String> {
+/// What a verification of entries `from..=to` found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainCheck {
+    pub from: i64,
+    /// The last entry the check covered (the newest when none was named).
+    pub to: i64,
+    /// How many entries the head says were written.
+    pub head: i64,
+    /// The last entry found good (`from - 1` when none was).
+    pub last: i64,
+    pub outcome: Result<(), ChainBreak>,
+}
+
+/// Whether `record` is entry number `expected` and follows `prev_hash`; else the kind of break
+/// and why.
+fn check_link(
+    record: &AuditRecord,
+    expected: i64,
+    prev_hash: &str,
+) -> Result<(), (&'static str, String)> {
     if record.seq != expected {
-        return Err(format!(
+        let reason = format!(
             "missing (the next entry found is {}): entries removed",
             record.seq
-        ));
+        );
+        return Err(("removed", reason));
     }
     if record.prev_hash != prev_hash {
-        return Err("does not follow the previous entry (removed or reordered)".into());
+        let reason = "does not follow the previous entry (removed or reordered)";
+        return Err(("reordered", reason.into()));
     }
     if chain_hash(prev_hash, record.seq, &record.doc) != record.hash {
-        return Err("its contents do not match its hash (edited)".into());
+        return Err((
+            "edited",
+            "its contents do not match its hash (edited)".into(),
+        ));
     }
     if serde_json::from_str::<AuditEntry>(&record.doc).is_err() {
-        return Err("its document is not an audit entry".into());
+        return Err(("malformed", "its document is not an audit entry".into()));
     }
     Ok(())
 }

@@ -284,8 +284,17 @@ impl Core {
         let mut changes = Vec::new();
         let mut key_requests = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let is_remote = |u: &User| {
+            u.roles
+                .iter()
+                .any(|r| r == crate::federated_rooms::FEDERATED_ROLE)
+        };
         for invitee in invitees {
             if members.iter().any(|m| m.u.id == invitee.id) || !seen.insert(&invitee.id) {
+                continue;
+            }
+            // Remote users are invited over federation below; they join through their server.
+            if is_remote(invitee) {
                 continue;
             }
             key_requests.extend(self.e2e_key_request_on_join(&room, &invitee.id));
@@ -296,11 +305,17 @@ impl Core {
         if !changes.is_empty() {
             let added: Vec<User> = invitees
                 .iter()
-                .filter(|u| !members.iter().any(|m| m.u.id == u.id))
+                .filter(|u| !members.iter().any(|m| m.u.id == u.id) && !is_remote(u))
                 .cloned()
                 .collect();
             changes.extend(self.federated_local_joins(&rid, actor, &added).await?);
             self.commit(changes).await?;
+        }
+        for remote in invitees.iter().filter(|u| is_remote(u)) {
+            if !members.iter().any(|m| m.u.id == remote.id) {
+                self.invite_remote_user(actor, &rid, &remote.username)
+                    .await?;
+            }
         }
         for e in key_requests {
             self.publish(e);

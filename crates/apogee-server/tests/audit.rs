@@ -247,6 +247,88 @@ async fn verify_catches_edits_removals_and_reordering() {
     }
 }
 
+async fn verify_over_rest(server: &Server, auth: &common::Auth, query: &str) -> (u16, Value) {
+    let (status, v) = server
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit.verify{query}"),
+            Some(auth),
+            None,
+        )
+        .await;
+    (status.as_u16(), v)
+}
+
+/// `audit.verify`: the chain checked over REST, for `can-audit-log` only; an entry edited in
+/// the database is reported with its number, and a range before it still verifies.
+#[tokio::test]
+async fn verify_endpoint_reports_the_first_broken_link() {
+    for backend in backends() {
+        let server = Server::start(backend).await;
+        let (admin, _) = make_history(&server).await;
+        let (status, v) = verify_over_rest(&server, &admin, "").await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["intact"], true, "{v}");
+        let head = v["head"].as_i64().unwrap();
+        assert!(head >= 6, "{v}");
+        assert_eq!(
+            (v["from"].as_i64(), v["verified"].as_i64()),
+            (Some(1), Some(head))
+        );
+        let (_, v) = verify_over_rest(&server, &admin, "?from=2&to=4").await;
+        assert_eq!(
+            (v["intact"].clone(), v["verified"].as_i64()),
+            (json!(true), Some(4)),
+            "{v}"
+        );
+
+        let carol = server.user("carol").await;
+        let (status, v) = verify_over_rest(&server, &carol, "").await;
+        assert_eq!(status, 403, "{v}");
+        for bad in ["?from=0", "?from=3&to=2", "?from=abc"] {
+            let (status, v) = verify_over_rest(&server, &admin, bad).await;
+            assert_eq!(
+                (status, v["success"].clone()),
+                (400, json!(false)),
+                "{bad}: {v}"
+            );
+        }
+
+        // Entry 3 edited behind the server's back, then the server started again on that data.
+        let (dir, db) = server.crash();
+        tamper(
+            backend,
+            dir.path(),
+            db.as_deref(),
+            r#"UPDATE audit_log SET doc = replace(doc, '"event":"', '"event":"x') WHERE seq = 3"#,
+        );
+        let server = Server::start_in(backend, dir, &[], db).await;
+        let admin = server.login("auditadmin").await;
+        let (status, v) = verify_over_rest(&server, &admin, "").await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["intact"], false, "{v}");
+        assert_eq!(v["broken"]["seq"], 3, "{v}");
+        assert_eq!(v["verified"], 2, "{v}");
+        assert_eq!(v["broken"]["kind"], "edited", "{v}");
+        assert!(
+            v["broken"]["reason"].as_str().unwrap().contains("edited"),
+            "{v}"
+        );
+        // Entries before the edit still check out; a range starting after it trusts entry 3's
+        // stored hash, so entry 4 onwards is found linked.
+        let (_, v) = verify_over_rest(&server, &admin, "?to=2").await;
+        assert_eq!(v["intact"], true, "{v}");
+        let (_, v) = verify_over_rest(&server, &admin, "?from=4").await;
+        assert_eq!(v["intact"], true, "{v}");
+        let (_, v) = verify_over_rest(&server, &admin, "?from=3&to=3").await;
+        assert_eq!(
+            (v["intact"].clone(), v["broken"]["seq"].clone()),
+            (json!(false), json!(3)),
+            "{v}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn removing_the_newest_entry_is_caught() {
     let server = Server::start(Backend::Sqlite).await;

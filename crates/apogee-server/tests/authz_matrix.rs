@@ -141,6 +141,7 @@ const ROWS: &[Row] = &[
     ("GET /api/v1/permissions.listAll", "", "", No, "auth"),
     ("POST /api/v1/permissions.update", "", r#"{"permissions":[{"_id":"view-logs","roles":["admin"]}]}"#, No, "admin"),
     ("GET /api/v1/audit.events", "", "", No, "admin"),
+    ("GET /api/v1/audit.verify", "", "", No, "admin"),
     ("GET /api/v1/custom-sounds.list", "", "", No, "auth"),
     ("GET /api/v1/custom-sounds.getOne", "", r#"{"_id":"nope"}"#, No, "auth"),
     ("POST /api/v1/method.call/{method}", "/api/v1/method.call/getUserRoles", r#"{"message":"{\"msg\":\"method\",\"id\":\"1\",\"method\":\"getUserRoles\",\"params\":[]}"}"#, No, "auth"),

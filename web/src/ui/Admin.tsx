@@ -128,7 +128,7 @@ function Users() {
               <td>
                 {editing === u._id ? (
                   <fieldset class="role-editor">
-                    <legend class="sr-only">Roles of {u.username}</legend>
+                    <legend class="sr-only">{t('Roles of {name}', { name: u.username })}</legend>
                     {roles.map((r) => (
                       <label key={r._id} class="check">
                         <input type="checkbox" name={`role-${r.name}`} checked={u.roles.includes(r._id) || u.roles.includes(r.name)} onChange={(e) => toggleRole(u, r._id, e.currentTarget.checked)} /> {r.name}
@@ -236,10 +236,10 @@ export function Admin() {
   ];
   const body = section === 'settings' ? <Settings /> : section === 'permissions' ? <RolesAndPermissions /> : section === 'audit' ? <AuditLog /> : section === 'rooms' ? <AdminRooms /> : <Users />;
   return (
-    <section class="admin" aria-label="Administration">
+    <section class="admin" aria-label={t('Administration')}>
       <header class="room-header">
         <h1>{t('Administration')}</h1>
-        <nav class="tabs" aria-label="Administration sections">
+        <nav class="tabs" aria-label={t('Administration sections')}>
           {tabs.map(([id, label]) => (
             <a key={id} href={`/admin/${id}`} aria-current={section === id ? 'page' : undefined} class={section === id ? 'active' : ''} onClick={(e) => { e.preventDefault(); navigate({ name: 'admin', section: id }); }}>{label}</a>
           ))}

@@ -3,7 +3,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText, toast } from '../app';
-import { chainBreaks, type AuditEvent } from '../audit';
+import { chainBreaks, verificationText, type AuditEvent, type ChainCheck } from '../audit';
 import { t } from '../i18n';
 
 interface Role {
@@ -154,6 +154,30 @@ const PAGE = 50;
 const when = (ts: AuditEvent['ts']) => new Date(typeof ts === 'string' ? ts : ts.$date).toLocaleString();
 
 /** The audit log, newest first, filtered by event, paged by entry number. */
+/** The server's check of the whole chain (`audit.verify`): every hash recomputed, and the head. */
+function ChainVerification() {
+  const [check, setCheck] = useState<ChainCheck | null>(null);
+  const [busy, setBusy] = useState(false);
+  const verify = async () => {
+    setBusy(true);
+    try {
+      setCheck(await api.get('audit.verify'));
+    } catch (e) {
+      toast(errorText(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  useEffect(() => void verify(), []);
+  const text = check && verificationText(check);
+  return (
+    <p class={`chain-verification${check && !check.intact ? ' broken' : ''}`} role="status" data-intact={check ? String(check.intact) : undefined}>
+      <span>{busy ? t('Verifying the chain…') : text}</span>
+      <button disabled={busy} onClick={() => void verify()}>{t('Verify again')}</button>
+    </p>
+  );
+}
+
 export function AuditLog() {
   const [events, setEvents] = useState<AuditEvent[]>([]);
   const [filter, setFilter] = useState('');
@@ -175,6 +199,7 @@ export function AuditLog() {
   const breaks = filter.trim() ? [] : chainBreaks(events);
   return (
     <div class="audit">
+      <ChainVerification />
       <input class="search" type="search" placeholder={t('Filter by event (e.g. login)')} aria-label={t('Filter by event')} value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
       <p class={`chain-status${breaks.length ? ' broken' : ''}`} role="status">
         {filter.trim()

@@ -3,6 +3,7 @@ import { closeRoom, isAdmin, store } from '../app';
 import { useSelect } from '../store';
 import { Account } from './Account';
 import { Admin } from './Admin';
+import { BackToRooms } from './BackToRooms';
 import { Login, Register } from './Login';
 import { RoomView } from './Room';
 import { Sidebar } from './Sidebar';
@@ -11,7 +12,7 @@ import { t } from '../i18n';
 function Home() {
   const me = useSelect(store, (s) => s.me!);
   return (
-    <section class="home" aria-label="Home">
+    <section class="home" aria-label={t('Home')}>
       <h1>{t('Welcome, {name}', { name: me.name || me.username })}</h1>
       <p>{t('Pick a room on the left, open the directory (⌕) to find channels, or create one (✎).')}</p>
     </section>
@@ -41,6 +42,7 @@ export function App() {
   useEffect(() => {
     if (route.name !== 'room') closeRoom();
   }, [route.name]);
+  const inPage = setupRequired || route.name === 'room' || route.name === 'admin' || route.name === 'account';
   if (booting) return <div class="boot" aria-busy="true" />;
   if (!me) {
     return (
@@ -51,10 +53,12 @@ export function App() {
     );
   }
   return (
-    <div class="layout">
+    // On a phone the sidebar is the home screen and a room (or page) takes the whole screen.
+    <div class={`layout${inPage ? ' in-page' : ' at-home'}`}>
       <Sidebar />
       <main class="main">
         <ConnectionBanner />
+        {inPage && route.name !== 'room' && <BackToRooms />}
         {setupRequired ? (
           <Account required />
         ) : route.name === 'room' ? (

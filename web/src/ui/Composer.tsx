@@ -199,7 +199,7 @@ export function Composer({
           {u.error ? (
             <span>{u.error}</span>
           ) : (
-            <progress max={1} value={u.progress} aria-label={`Uploading ${u.name}`} />
+            <progress max={1} value={u.progress} aria-label={t('Uploading {name}', { name: u.name })} />
           )}
           <span class="upload-pct">{Math.round(u.progress * 100)}%</span>
         </div>
@@ -218,7 +218,7 @@ export function Composer({
         </div>
       ))}
       {token && options.length > 0 && (
-        <ul class="autocomplete" role="listbox" aria-label="Suggestions">
+        <ul class="autocomplete" role="listbox" aria-label={t('Suggestions')}>
           {options.map((o, i) => (
             <li
               key={o.value}

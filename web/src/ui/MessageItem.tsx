@@ -32,9 +32,22 @@ function openMessageLink(url: string): boolean {
   return true;
 }
 
-export function SystemLine({ m }: { m: Message }) {
+/**
+ * Where a row sits among its siblings for assistive technology: inside the room's `log` each row
+ * is an `article` numbered within what is loaded (`size` -1 while more can be loaded); elsewhere
+ * (thread, search results) a `listitem`.
+ */
+export interface RowPlace {
+  pos: number;
+  size: number;
+}
+
+const placeAttrs = (place?: RowPlace) =>
+  place ? { role: 'article' as const, 'aria-posinset': place.pos, 'aria-setsize': place.size } : { role: 'listitem' as const };
+
+export function SystemLine({ m, place }: { m: Message; place?: RowPlace }) {
   return (
-    <div class="system-message" role="listitem" data-id={m._id}>
+    <div class="system-message" {...placeAttrs(place)} tabIndex={-1} data-id={m._id} aria-label={systemText(m)}>
       <span>{systemText(m)}</span> <time dateTime={m.ts.toISOString()}>{time(m.ts)}</time>
     </div>
   );
@@ -46,7 +59,7 @@ function AttachmentView({ a, onView }: { a: Attachment; onView: (url: string, ti
     const full = a.title_link ?? a.image_url;
     return (
       <figure class="attachment-image">
-        <button class="image-button" onClick={() => onView(full, a.title ?? '')} aria-label={`View ${a.title ?? 'image'}`}>
+        <button class="image-button" onClick={() => onView(full, a.title ?? '')} aria-label={a.title ? t('View {title}', { title: a.title }) : t('View image')}>
           <img
             src={a.image_url}
             alt={a.description || a.title || ''}
@@ -122,7 +135,7 @@ export function ImageViewer({ url, title, onClose }: { url: string; title: strin
   return (
     <div class="viewer" role="dialog" aria-modal="true" aria-label={title || 'Image'} onClick={onClose} onKeyDown={(e) => e.key === 'Escape' && onClose()}>
       <img src={url} alt={title} />
-      <button class="icon viewer-close" aria-label="Close" autofocus onClick={onClose}>✕</button>
+      <button class="icon viewer-close" aria-label={t('Close')} autofocus onClick={onClose}>✕</button>
     </div>
   );
 }
@@ -135,6 +148,7 @@ export function MessageItem({
   onQuote,
   inThread = false,
   highlighted = false,
+  place,
 }: {
   m: Message;
   grouped: boolean;
@@ -144,6 +158,7 @@ export function MessageItem({
   inThread?: boolean;
   /** The target of a `?msg=` link, marked for a moment. */
   highlighted?: boolean;
+  place?: RowPlace;
 }) {
   const me = useSelect(store, (s) => s.me!);
   const [picker, setPicker] = useState(false);
@@ -173,7 +188,7 @@ export function MessageItem({
   return (
     <div
       class={`message${grouped ? ' grouped' : ''}${m.pending ? ' pending' : ''}${active ? ' active' : ''}${highlighted ? ' highlighted' : ''}`}
-      role="listitem"
+      {...placeAttrs(place)}
       data-id={m._id}
       aria-label={`${m.u.username}: ${m.msg}`}
       tabIndex={-1}
@@ -203,7 +218,7 @@ export function MessageItem({
         </div>
         {m.attachments?.map((a, i) => <AttachmentView key={i} a={a} onView={(url, title) => setViewing({ url, title })} />)}
         {reactions.length > 0 && (
-          <div class="reactions" role="group" aria-label="Reactions">
+          <div class="reactions" role="group" aria-label={t('Reactions')}>
             {reactions.map(([code, r]) => {
               const name = code.replace(/^:|:$/g, '');
               const pressed = r.usernames.includes(me.username);
@@ -223,7 +238,7 @@ export function MessageItem({
         )}
       </div>
       {active && !m.pending && (
-        <div class="message-toolbar" role="toolbar" aria-label="Message actions">
+        <div class="message-toolbar" role="toolbar" aria-label={t('Message actions')}>
           <button class="icon" title={t('Add reaction')} aria-label={t('Add reaction')} onClick={() => setPicker(!picker)}>☺</button>
           {!inThread && threadRoute && (
             <button class="icon" title={t('Reply in thread')} aria-label={t('Reply in thread')} onClick={() => navigate(threadRoute)}>💬</button>

@@ -17,7 +17,7 @@ export function Modal({ title, onClose, children }: { title: string; onClose: ()
       <div class="modal" role="dialog" aria-modal="true" aria-label={title} ref={ref}>
         <header>
           <h2>{title}</h2>
-          <button class="icon" aria-label="Close" onClick={onClose}>✕</button>
+          <button class="icon" aria-label={t('Close')} onClick={onClose}>✕</button>
         </header>
         {children}
       </div>

@@ -3,6 +3,7 @@ import { api, errorText, findMessage, joinRoom, navigate, openRoom, openThread, 
 import { roomRoute } from '../router';
 import { useSelect } from '../store';
 import type { Message, Subscription } from '../types';
+import { BackToRooms } from './BackToRooms';
 import { Avatar } from './Avatar';
 import { Composer } from './Composer';
 import { MessageItem } from './MessageItem';
@@ -32,9 +33,16 @@ function ThreadPanel({ sub, tmid }: { sub: Subscription; tmid: string }) {
   }, [tmid]);
   const shownParent = liveParent ?? parent;
   const shownReplies = (replies ?? []).filter((m) => m._id !== tmid);
+  // A link to a reply (`…/thread/<tmid>?msg=<reply>`): the reply is brought into view, marked.
+  const linked = useSelect(store, (s) => (s.route.name === 'room' ? s.route.msg : undefined));
+  const linkedLoaded = !!linked && shownReplies.some((m) => m._id === linked);
+  useEffect(() => {
+    if (!linkedLoaded) return;
+    document.querySelector(`.thread-panel .message[data-id="${CSS.escape(linked!)}"]`)?.scrollIntoView({ block: 'center' });
+  }, [linked, linkedLoaded]);
   const close = () => navigate(roomRoute(sub.t, sub.name, sub.rid));
   return (
-    <aside class="thread-panel" aria-label="Thread">
+    <aside class="thread-panel" aria-label={t('Thread')}>
       <header class="panel-header">
         <h2>{t('Thread')}</h2>
         <button class="icon" aria-label={t('Close thread')} onClick={close}>✕</button>
@@ -45,7 +53,7 @@ function ThreadPanel({ sub, tmid }: { sub: Subscription; tmid: string }) {
           {t(shownReplies.length === 1 ? '{n} reply' : '{n} replies', { n: shownReplies.length })}
         </div>
         {shownReplies.map((m) => (
-          <MessageItem key={m._id} m={m} grouped={false} inThread onEdit={setEditing} />
+          <MessageItem key={m._id} m={m} grouped={false} inThread onEdit={setEditing} highlighted={m._id === linked} />
         ))}
       </div>
       <Composer rid={sub.rid} tmid={tmid} placeholder={t('Reply in thread')} editing={editing} setEditing={setEditing} list={replies ?? []} />
@@ -92,6 +100,7 @@ function Header({ sub, onSearch, onTeam }: { sub: Subscription; onSearch: () => 
   const status = useSelect(store, (s) => (partner ? (s.presence[partner] ?? 'offline') : undefined));
   return (
     <header class="room-header">
+      <BackToRooms />
       {sub.t === 'd' ? <Avatar username={sub.name} size={28} status={status} /> : <span class="room-icon big">{room?.teamMain ? '👥' : sub.t === 'p' ? '🔒' : '#'}</span>}
       <div class="room-title">
         <h1>{sub.fname || sub.name}</h1>
@@ -109,7 +118,7 @@ function Header({ sub, onSearch, onTeam }: { sub: Subscription; onSearch: () => 
         )}
         {room?.topic ? <p class="topic">{room.topic}</p> : sub.t === 'd' && status ? <p class="topic">{status}</p> : null}
       </div>
-      {room?.usersCount !== undefined && sub.t !== 'd' && <span class="members" title="Members">👤 {room.usersCount}</span>}
+      {room?.usersCount !== undefined && sub.t !== 'd' && <span class="members" title={t('Members')}>👤 {room.usersCount}</span>}
       <button
         class={`icon favorite${sub.f ? ' on' : ''}`}
         aria-pressed={!!sub.f}
@@ -135,7 +144,7 @@ function JoinGate({ kind, name }: { kind: string; name: string }) {
     setError('');
     api.get('rooms.info', { roomName: name }).then((r) => setRoom(r.room), (e) => setError(errorText(e)));
   }, [name]);
-  if (error) return <div class="empty-room"><p>Room not found: {name}</p></div>;
+  if (error) return <div class="empty-room"><p>{t('Room not found: {name}', { name })}</p></div>;
   if (!room) return <div class="empty-room"><p>{t('Loading…')}</p></div>;
   return (
     <div class="empty-room">
@@ -170,7 +179,7 @@ export function RoomView() {
     <div class="room-and-panel">
       <section
         class={`room${dragging ? ' dragging' : ''}`}
-        aria-label={`Room ${sub.fname || sub.name}`}
+        aria-label={t('Room {name}', { name: sub.fname || sub.name })}
         onDragOver={(e) => {
           if (e.dataTransfer?.types.includes('Files')) {
             e.preventDefault();
@@ -189,7 +198,7 @@ export function RoomView() {
           onSearch={() => setPanel(panel === 'search' ? null : 'search')}
           onTeam={() => setPanel(panel === 'team' ? null : 'team')}
         />
-        <MessageList sub={sub} onEdit={setEditing} onQuote={(m) => setQuoting((q) => (q.some((x) => x._id === m._id) ? q : [...q, m]))} />
+        <MessageList key={sub.rid} sub={sub} onEdit={setEditing} onQuote={(m) => setQuoting((q) => (q.some((x) => x._id === m._id) ? q : [...q, m]))} />
         <Typing rid={sub.rid} />
         <Composer
           rid={sub.rid}

@@ -41,7 +41,7 @@ function Item({ sub, active }: { sub: Subscription; active: boolean }) {
         )}
         <span class="room-name">{label}</span>
         {unread > 0 && (
-          <span class={`badge${mentions > 0 ? ' badge-mention' : ''}`} aria-label={`${unread} unread${mentions ? `, ${mentions} mentions` : ''}`}>
+          <span class={`badge${mentions > 0 ? ' badge-mention' : ''}`} aria-label={mentions ? t('{n} unread, {m} mentions', { n: unread, m: mentions }) : t('{n} unread', { n: unread })}>
             {mentions > 0 ? `@${unread}` : unread}
           </span>
         )}
@@ -75,7 +75,7 @@ export function Sidebar() {
   }, [subs, rooms, filter]);
 
   return (
-    <nav class="sidebar" aria-label="Rooms">
+    <nav class="sidebar" aria-label={t('Rooms')}>
       <header class="sidebar-header">
         <button class="me" aria-haspopup="menu" aria-expanded={menu} onClick={() => setMenu(!menu)}>
           <Avatar username={me.username} size={28} status={me.status && me.status !== 'offline' ? me.status : 'online'} />
@@ -116,7 +116,7 @@ export function Sidebar() {
           </ul>
         )}
       </header>
-      <input class="search" type="search" placeholder={t('Search')} aria-label="Search rooms" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+      <input class="search" type="search" placeholder={t('Search')} aria-label={t('Search rooms')} value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
       <div class="room-sections">
         {sections.map((sec) => (
           <section key={sec.title} aria-label={sec.title}>

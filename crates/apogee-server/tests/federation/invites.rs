@@ -220,6 +220,17 @@ async fn synapse_joins_and_invites() {
                 (joined.get(&carol_id).is_none() && joined[&bob_id].is_object()).then_some(())
             })
             .await;
+            // and joins again with `channels.join`: her join event reaches Synapse.
+            let (status, v) = s
+                .post("/api/v1/channels.join", &carol, json!({"roomId": rid}))
+                .await;
+            assert_eq!(status, 200, "{v}");
+            eventually(server, "carol's join on Synapse", || async {
+                synapse_joined(alice_ref, &room_id).await[&carol_id]
+                    .is_object()
+                    .then_some(())
+            })
+            .await;
 
             // A federated private group: alice is invited by her Matrix id, then joins.
             let (status, v) = s

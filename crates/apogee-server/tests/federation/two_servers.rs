@@ -25,6 +25,26 @@ async fn start_at(backend: Backend, port: u16, resolve: &str) -> Server {
     s
 }
 
+/// Polls `check` for up to 60 s (long enough for one outbox retry, 10 s after a failed
+/// delivery, on a loaded machine); on failure shows both servers' federation logs.
+async fn across<T, F, Fut>(a: &Server, b: &Server, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..600 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "timed out waiting for {what}\nA:\n{}\nB:\n{}",
+        federation_log(a),
+        federation_log(b)
+    );
+}
+
 async fn messages(s: &Server, auth: &common::Auth, kind: &str, rid: &str) -> Vec<Value> {
     let (_, v) = s
         .get(
@@ -89,11 +109,13 @@ async fn two_apogee_servers_share_a_room() {
         assert_eq!(status, 200, "{v}\n{}", federation_log(&a));
 
         // B takes the invite up: bob is subscribed to the room on B, and a member on A.
-        let (b_rid, t) =
-            eventually(&b, "bob's room on B", || subscribed_room(&b, &bob, &mrid)).await;
+        let (b_rid, t) = across(&a, &b, "bob's room on B", || {
+            subscribed_room(&b, &bob, &mrid)
+        })
+        .await;
         assert_eq!(t, "c");
         let a_ref = &a;
-        eventually(a_ref, "bob a member on A", || async {
+        across(&a, &b, "bob a member on A", || async {
             let (_, v) = a_ref
                 .get(&format!("/api/v1/channels.members?roomId={a_rid}"), &alice)
                 .await;
@@ -127,7 +149,7 @@ async fn two_apogee_servers_share_a_room() {
         assert_eq!(status, 200, "{v}");
         let a_mid = v["message"]["_id"].as_str().unwrap().to_string();
         let b_ref = &b;
-        let on_b = eventually(b_ref, "A's message on B", || async {
+        let on_b = across(&a, &b, "A's message on B", || async {
             messages(b_ref, &bob, "channels", &b_rid)
                 .await
                 .into_iter()
@@ -145,7 +167,7 @@ async fn two_apogee_servers_share_a_room() {
             .await;
         assert_eq!(status, 200, "{v}");
         let b_mid = v["message"]["_id"].as_str().unwrap().to_string();
-        let on_a = eventually(a_ref, "B's message on A", || async {
+        let on_a = across(&a, &b, "B's message on A", || async {
             messages(a_ref, &alice, "channels", &a_rid)
                 .await
                 .into_iter()
@@ -172,14 +194,14 @@ async fn two_apogee_servers_share_a_room() {
             )
             .await;
         assert_eq!(status, 200, "{v}");
-        eventually(b_ref, "the edit on B", || async {
+        across(&a, &b, "the edit on B", || async {
             let (_, v) = b_ref
                 .get(&format!("/api/v1/chat.getMessage?msgId={b_copy}"), &bob)
                 .await;
             (v["message"]["msg"] == "hello from A, edited").then_some(())
         })
         .await;
-        eventually(a_ref, "bob's reaction on A", || async {
+        across(&a, &b, "bob's reaction on A", || async {
             let (_, v) = a_ref
                 .get(&format!("/api/v1/chat.getMessage?msgId={a_mid}"), &alice)
                 .await;
@@ -198,7 +220,7 @@ async fn two_apogee_servers_share_a_room() {
             )
             .await;
         assert_eq!(status, 200, "{v}");
-        eventually(a_ref, "the deletion on A", || async {
+        across(&a, &b, "the deletion on A", || async {
             let (status, _) = a_ref
                 .get(&format!("/api/v1/chat.getMessage?msgId={a_copy}"), &alice)
                 .await;
@@ -227,11 +249,11 @@ async fn two_apogee_servers_share_a_room() {
                 .filter_map(|m| m["username"].as_str().map(str::to_string))
                 .collect::<Vec<_>>()
         };
-        eventually(a_ref, "carol a member on A", || async {
+        across(&a, &b, "carol a member on A", || async {
             members_on_a().await.contains(&carol_id).then_some(())
         })
         .await;
-        let (carol_rid, _) = eventually(&b, "carol's room on B", || {
+        let (carol_rid, _) = across(&a, &b, "carol's room on B", || {
             subscribed_room(&b, &carol, &mrid)
         })
         .await;
@@ -240,8 +262,31 @@ async fn two_apogee_servers_share_a_room() {
             .post("/api/v1/channels.leave", &carol, json!({"roomId": b_rid}))
             .await;
         assert_eq!(status, 200, "{v}");
-        eventually(a_ref, "carol's leave on A", || async {
+        across(&a, &b, "carol's leave on A", || async {
             (!members_on_a().await.contains(&carol_id)).then_some(())
+        })
+        .await;
+        // Invited again by user id (a remote user A knows): a new invite, taken up by B.
+        let (_, v) = a
+            .get(
+                &format!("/api/v1/users.info?username={}", enc(&carol_id)),
+                &alice,
+            )
+            .await;
+        let carol_on_a = v["user"]["_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}"))
+            .to_string();
+        let (status, v) = a
+            .post(
+                "/api/v1/channels.invite",
+                &alice,
+                json!({"roomId": a_rid, "userId": carol_on_a}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        across(&a, &b, "carol back on A", || async {
+            members_on_a().await.contains(&carol_id).then_some(())
         })
         .await;
 
@@ -264,7 +309,7 @@ async fn two_apogee_servers_share_a_room() {
             )
             .await;
         assert_eq!(status, 200, "{v}");
-        eventually(b_ref, "bob's kick on B", || async {
+        across(&a, &b, "bob's kick on B", || async {
             subscribed_room(b_ref, &bob, &mrid)
                 .await
                 .is_none()
