@@ -32,6 +32,12 @@ pub struct IncomingEvent {
     pub pdu: Value,
     /// Allowed by its auth events but not by the room's current state.
     pub soft_failed: bool,
+    /// The state before the event (after its predecessors, resolved; or, beyond a gap, as
+    /// its sender told us). `None`: the room's current state.
+    pub state_before: Option<Vec<FederationStateEntry>>,
+    /// The room's state once the event is applied, when the adapter worked it out (resolved
+    /// over the forward extremities). `None`: the event's own entry replaces its key.
+    pub current_state: Option<Vec<FederationStateEntry>>,
 }
 
 /// What became of an incoming event.
@@ -136,16 +142,35 @@ impl Core {
             depth: event.depth,
             pdu: event.pdu.clone(),
         };
+        // The state before the event, for `state_ids` and forks.
+        let state_before = match &event.state_before {
+            Some(before) => before.clone(),
+            None => {
+                self.store
+                    .federation_room_state(&event.matrix_room_id)
+                    .await?
+            }
+        };
+        let state_changes = self
+            .event_state_changes(&event.event_id, state_before)
+            .await?;
         if event.soft_failed {
             row.kind = FederationEventKind::SoftFailed;
-            self.commit(vec![Change::SaveFederationEvents(vec![row])])
-                .await?;
+            let mut changes = vec![Change::SaveFederationEvents(vec![row])];
+            changes.extend(state_changes);
+            self.commit(changes).await?;
             return Ok(Received::SoftFailed);
         }
         let (mut changes, message_id) = self.rocket_chat_changes(&room, &event).await?;
         row.message_id = message_id.clone();
         changes.push(Change::SaveFederationEvents(vec![row]));
-        if let Some(key) = &event.state_key {
+        changes.extend(state_changes);
+        if let Some(resolved) = &event.current_state {
+            changes.push(Change::SetFederationRoomState {
+                matrix_room_id: event.matrix_room_id.clone(),
+                entries: resolved.clone(),
+            });
+        } else if let Some(key) = &event.state_key {
             changes.push(Change::SetFederationRoomState {
                 matrix_room_id: event.matrix_room_id.clone(),
                 entries: vec![FederationStateEntry {

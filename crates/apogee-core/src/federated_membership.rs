@@ -35,6 +35,8 @@ pub(crate) struct RoomEvents<'g> {
     depth: i64,
     /// Events made here, in order.
     pub made: Vec<FederationEvent>,
+    /// The state before each event of `made` (for `state_ids` and state resolution).
+    states_before: Vec<Vec<FederationStateEntry>>,
 }
 
 impl<'g> RoomEvents<'g> {
@@ -114,6 +116,17 @@ impl<'g> RoomEvents<'g> {
         }
         self.depth += 1;
         self.prev = vec![event_id.clone()];
+        let mut before: Vec<FederationStateEntry> = self
+            .state
+            .iter()
+            .map(|((t, k), id)| FederationStateEntry {
+                event_type: t.clone(),
+                state_key: k.clone(),
+                event_id: id.clone(),
+            })
+            .collect();
+        before.sort();
+        self.states_before.push(before);
         if let Some(key) = state_key {
             self.state
                 .insert((event_type.to_string(), key.to_string()), event_id.clone());
@@ -185,7 +198,21 @@ impl<'g> RoomEvents<'g> {
                 })
             })
             .collect();
+        let mut snapshots = Vec::new();
+        for (event, before) in made.iter().zip(&self.states_before) {
+            // A second copy of a snapshot is ignored by the store.
+            let snapshot_id = crate::federated_catchup::snapshot_id(before);
+            snapshots.push(Change::InsertFederationStateSnapshot {
+                snapshot_id: snapshot_id.clone(),
+                entries: before.clone(),
+            });
+            snapshots.push(Change::SetFederationEventState {
+                event_id: event.event_id.clone(),
+                snapshot_id,
+            });
+        }
         let mut changes = vec![Change::SaveFederationEvents(made)];
+        changes.extend(snapshots);
         if !entries.is_empty() {
             changes.push(Change::SetFederationRoomState {
                 matrix_room_id: room_id.clone(),
@@ -277,6 +304,7 @@ impl Core {
             prev: vec![],
             depth: 0,
             made: vec![],
+            states_before: vec![],
         };
         let creator_id = matrix_id(creator, &ours);
         let mut create = json!({"room_version": version, "m.federate": true});
@@ -449,6 +477,7 @@ impl Core {
             prev,
             depth,
             made: vec![],
+            states_before: vec![],
         })
     }
 

@@ -185,6 +185,7 @@ impl Core {
                 add: vec![event_id.clone()],
             },
         ];
+        changes.extend(self.event_state_changes(&event_id, state).await?);
         if let Some(key) = state_key {
             changes.push(Change::SetFederationRoomState {
                 matrix_room_id: room.matrix_room_id.clone(),

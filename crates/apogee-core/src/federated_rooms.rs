@@ -220,7 +220,17 @@ impl Core {
                 tracing::info!(room = room_id, error = %e, "federated join failed");
                 CoreError::bad("error-federation-join", format!("Could not join: {e}"))
             })?;
-        let changes = match existing {
+        // The state before our join: what send_join answered (our join is its last entry).
+        let before_join: Vec<FederationStateEntry> = joined
+            .state
+            .iter()
+            .filter(|e| e.event_id != joined.join_event_id)
+            .cloned()
+            .collect();
+        let join_state = self
+            .event_state_changes(&joined.join_event_id, before_join)
+            .await?;
+        let mut changes = match existing {
             // Another local user is in the room already: this one's join is one more event.
             Some(room) => {
                 let rid = room.id.clone();
@@ -236,11 +246,13 @@ impl Core {
                     remove: known,
                     add: vec![joined.join_event_id],
                 });
+                changes.extend(join_state);
                 self.commit(changes).await?;
                 return self.find_room(&RoomRef::Id(rid)).await;
             }
             None => self.joined_room_changes(actor, joined, direct).await?,
         };
+        changes.extend(join_state);
         let rid = changes
             .iter()
             .find_map(|c| match c {

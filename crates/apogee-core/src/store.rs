@@ -395,6 +395,16 @@ pub enum Change {
         remove: Vec<String>,
         add: Vec<String>,
     },
+    /// Stores a state snapshot under its content-derived id (a second copy is ignored).
+    InsertFederationStateSnapshot {
+        snapshot_id: String,
+        entries: Vec<FederationStateEntry>,
+    },
+    /// Records the state snapshot before `event_id` (set once; an event's state never changes).
+    SetFederationEventState {
+        event_id: String,
+        snapshot_id: String,
+    },
 }
 
 /// A Rocket.Chat room that is a Matrix room.
@@ -881,6 +891,14 @@ pub trait FederationStore: Send + Sync {
     ) -> StoreResult<Vec<FederationStateEntry>>;
     /// A Matrix room's forward extremities (the events a new event points back to), sorted.
     async fn federation_extremities(&self, matrix_room_id: &str) -> StoreResult<Vec<String>>;
+    /// The snapshot id of the room state before `event_id`, if it was recorded (timeline
+    /// events; not outliers).
+    async fn federation_event_snapshot(&self, event_id: &str) -> StoreResult<Option<String>>;
+    /// The entries of a state snapshot, ordered by type and state key (empty if unknown).
+    async fn federation_state_snapshot(
+        &self,
+        snapshot_id: &str,
+    ) -> StoreResult<Vec<FederationStateEntry>>;
 }
 
 /// E2EE key recovery (`e2e_recovery.rs`).

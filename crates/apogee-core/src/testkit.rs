@@ -26,6 +26,7 @@ macro_rules! conformance_tests {
             password_history_and_resets, two_factor_secrets_compare_and_set,
             integrations_by_type_owner_and_channel, moderation_reports_and_summaries,
             custom_emoji_names_and_deltas, federation_keys, federation_rooms_and_events,
+            federation_state_snapshots,
             outbox_queues_deliver_in_order, e2e_recovery_rules, read_state_for_receipts,
             outbox_queue_reads_and_health);
     };
@@ -2782,4 +2783,65 @@ pub async fn outbox_queue_reads_and_health(s: S) {
             .is_empty()
     );
     assert_eq!(s.outbox_queue_health("federation:").await.unwrap().len(), 1);
+}
+
+/// State snapshots are written once per id (a second copy changes nothing), an event's
+/// snapshot is set once, and both are read back ordered.
+pub async fn federation_state_snapshots(s: S) {
+    let entry = |t: &str, k: &str, id: &str| FederationStateEntry {
+        event_type: t.into(),
+        state_key: k.into(),
+        event_id: id.into(),
+    };
+    let first = vec![
+        entry("m.room.member", "@b:x", "$m"),
+        entry("m.room.create", "", "$c"),
+    ];
+    s.commit(vec![
+        Change::InsertFederationStateSnapshot {
+            snapshot_id: "snap1".into(),
+            entries: first.clone(),
+        },
+        Change::SetFederationEventState {
+            event_id: "$e1".into(),
+            snapshot_id: "snap1".into(),
+        },
+        Change::SetFederationEventState {
+            event_id: "$e2".into(),
+            snapshot_id: "snap1".into(),
+        },
+    ])
+    .await
+    .unwrap();
+    // Same id again (another node got there first), and an attempt to move $e1: ignored.
+    s.commit(vec![
+        Change::InsertFederationStateSnapshot {
+            snapshot_id: "snap1".into(),
+            entries: first.clone(),
+        },
+        Change::SetFederationEventState {
+            event_id: "$e1".into(),
+            snapshot_id: "snap2".into(),
+        },
+    ])
+    .await
+    .unwrap();
+    let mut sorted = first.clone();
+    sorted.sort();
+    assert_eq!(s.federation_state_snapshot("snap1").await.unwrap(), sorted);
+    assert!(
+        s.federation_state_snapshot("snap2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.federation_event_snapshot("$e1").await.unwrap().as_deref(),
+        Some("snap1")
+    );
+    assert_eq!(
+        s.federation_event_snapshot("$e2").await.unwrap().as_deref(),
+        Some("snap1")
+    );
+    assert_eq!(s.federation_event_snapshot("$none").await.unwrap(), None);
 }

@@ -8,6 +8,7 @@
 //! checked), receiving `/send`, and sending our events through core's outbox. See
 //! docs/FEDERATION.md for the rest of the road.
 
+pub mod catchup;
 pub mod client;
 pub mod identity;
 pub mod join;
@@ -19,7 +20,9 @@ pub mod pdu;
 pub mod receive;
 pub mod resolve;
 pub mod send;
+pub mod serve;
 pub mod server;
+pub mod state;
 pub mod tls;
 
 #[cfg(test)]

@@ -361,6 +361,9 @@ impl Federation {
                 origin_server_ts: pdu.origin_server_ts(),
                 pdu: pdu.to_json(),
                 soft_failed: false,
+                // Checked against the current state above: it follows the current state.
+                state_before: None,
+                current_state: None,
             };
             self.core
                 .receive_federated_event_relayed(incoming, Some(signed.origin.as_str()))

@@ -94,6 +94,17 @@ impl Federation {
         origin: &str,
         raw: &Value,
     ) -> Result<String, (Option<String>, PduError)> {
+        self.receive_pdu_with(origin, raw, true).await
+    }
+
+    /// Receives one PDU; with `catch_up`, a gap before it is fetched from `origin` first (the
+    /// gap's own events are received without catch-up, so one PDU costs at most one fetch).
+    async fn receive_pdu_with(
+        &self,
+        origin: &str,
+        raw: &Value,
+        catch_up: bool,
+    ) -> Result<String, (Option<String>, PduError)> {
         let room_id = raw
             .get("room_id")
             .and_then(Value::as_str)
@@ -136,15 +147,41 @@ impl Federation {
         let pdu = pdu::verify(parsed, &rules, &self.keys)
             .await
             .map_err(fail)?;
+        if catch_up {
+            self.fill_gap(origin, room_id, &pdu).await;
+        }
+        // Beyond the gap: the state before this event comes from its sender.
+        let mut fork_state = None;
+        if self.lacks_prev_events(&pdu).await {
+            match self.fetch_state_at(origin, room_id, &rules, &id).await {
+                Ok(entries) => fork_state = Some(entries),
+                Err(e) => {
+                    tracing::info!(%origin, event_id = %id, error = %e, "state fetch failed")
+                }
+            }
+        }
         let mut auth = self.stored_events(pdu.auth_event_ids()).await;
+        if auth.len() != pdu.auth_event_ids().len() {
+            if let Err(e) = self.fetch_auth_chain(origin, room_id, &rules, &id).await {
+                tracing::info!(%origin, event_id = %id, error = %e, "auth chain fetch failed");
+            }
+            auth = self.stored_events(pdu.auth_event_ids()).await;
+        }
         if auth.len() != pdu.auth_event_ids().len() {
             return Err(fail(PduError::Auth(
                 "some auth events are unknown to us".into(),
             )));
         }
-        let state = self.current_state(room_id).await;
+        let prevs: Vec<String> = pdu.prev_events().iter().map(|e| e.to_string()).collect();
+        // The state before the event: what its sender told us beyond a gap, else the state
+        // after its predecessors (resolved when there are several).
+        let state_before = match fork_state {
+            Some(entries) => Some(entries),
+            None => self.state_from_prevs(&rules, &prevs).await,
+        };
+        let current = self.current_state(room_id).await;
         // The room's server ACL applies to the server that sent us the event.
-        if let Some(acl) = state.get(&("m.room.server_acl".to_string(), String::new()))
+        if let Some(acl) = current.get(&("m.room.server_acl".to_string(), String::new()))
             && !apogee_core::federation_policy::acl_allows(&acl.content_json(), origin)
         {
             return Err(fail(PduError::Auth(
@@ -152,17 +189,30 @@ impl Federation {
             )));
         }
         // From v12 the create event is not among the auth events: it is the room's.
-        if let Some(create) = state.get(&("m.room.create".to_string(), String::new())) {
+        if let Some(create) = current.get(&("m.room.create".to_string(), String::new())) {
             auth.entry(create.event_id.clone())
                 .or_insert_with(|| create.clone());
         }
         pdu::check_auth_events(&pdu, &rules, &auth).map_err(fail)?;
-        let soft_failed = match pdu::check_against_state(&pdu, &rules, &state) {
+        // Not allowed by the state before it: rejected.
+        if let Some(before) = &state_before {
+            pdu::check_against_state(&pdu, &rules, &self.state_of(before).await)
+                .map_err(|e| fail(PduError::Auth(e.to_string())))?;
+        }
+        // Not allowed by the room's current (resolved) state: soft-failed.
+        let soft_failed = match pdu::check_against_state(&pdu, &rules, &current) {
             Ok(()) => false,
             Err(e) => {
                 tracing::info!(event_id = %id, error = %e, "PDU soft-failed");
                 true
             }
+        };
+        let current_state = match (&state_before, soft_failed) {
+            (Some(before), false) => {
+                self.state_after_event(room_id, &rules, &pdu, before, &prevs)
+                    .await
+            }
+            _ => None,
         };
         let incoming = IncomingEvent {
             event_id: id.clone(),
@@ -172,17 +222,101 @@ impl Federation {
             state_key: pdu.state_key().map(str::to_string),
             content: pdu.content_json(),
             redacts: pdu.redacts().map(|r| r.to_string()),
-            prev_events: pdu.prev_events().iter().map(|e| e.to_string()).collect(),
+            prev_events: prevs,
             depth: pdu.depth,
             origin_server_ts: pdu.origin_server_ts(),
             pdu: pdu.to_json(),
             soft_failed,
+            state_before,
+            current_state,
         };
         self.core
             .receive_federated_event(incoming)
             .await
             .map_err(|e| fail(PduError::Format(format!("not applied: {e}"))))?;
         Ok(id)
+    }
+
+    /// When some of `pdu`'s `prev_events` are unknown, fetches the gap from `origin` and
+    /// receives its events oldest first. Whatever fails is logged: the PDU itself is then
+    /// checked against the state we have, as before.
+    async fn fill_gap(&self, origin: &str, room_id: &str, pdu: &Pdu) {
+        if !self.lacks_prev_events(pdu).await {
+            return;
+        }
+        let event_id = pdu.event_id.as_str();
+        let gap = match self.fetch_gap(origin, room_id, event_id).await {
+            Ok(gap) => gap,
+            Err(e) => {
+                tracing::info!(%origin, %event_id, error = %e, "gap fetch failed");
+                return;
+            }
+        };
+        tracing::info!(%origin, %event_id, events = gap.len(), "filling a gap");
+        for raw in &gap {
+            if let Err((id, e)) = Box::pin(self.receive_pdu_with(origin, raw, false)).await {
+                tracing::info!(%origin, event_id = ?id, error = %e, "event of a gap not accepted");
+            }
+        }
+    }
+
+    /// The room's state once `pdu` (whose state before it is `before`) is applied: the state
+    /// after it when it becomes the only forward extremity, else the resolution of the
+    /// states after every extremity. `None` when an extremity's state is unknown.
+    async fn state_after_event(
+        &self,
+        room_id: &str,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+        pdu: &Pdu,
+        before: &[apogee_core::store::FederationStateEntry],
+        prevs: &[String],
+    ) -> Option<Vec<apogee_core::store::FederationStateEntry>> {
+        let mut after = before.to_vec();
+        if let Some(key) = pdu.state_key() {
+            let kind = pdu.kind().to_string();
+            after.retain(|e| !(e.event_type == kind && e.state_key == key));
+            after.push(apogee_core::store::FederationStateEntry {
+                event_type: kind,
+                state_key: key.to_string(),
+                event_id: pdu.event_id.to_string(),
+            });
+        }
+        let mut maps = vec![after];
+        for other in self
+            .core
+            .federation_extremities(room_id)
+            .await
+            .ok()?
+            .into_iter()
+            .filter(|x| !prevs.contains(x) && x != pdu.event_id.as_str())
+        {
+            maps.push(self.state_after(&other).await?);
+        }
+        self.resolve_states(rules, maps).await
+    }
+
+    /// Whether some of `pdu`'s `prev_events` are unknown to us.
+    async fn lacks_prev_events(&self, pdu: &Pdu) -> bool {
+        for prev in pdu.prev_events() {
+            if !matches!(self.core.federation_event(prev.as_str()).await, Ok(Some(_))) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// State entries as parsed events, keyed by (type, state key).
+    async fn state_of(
+        &self,
+        entries: &[apogee_core::store::FederationStateEntry],
+    ) -> HashMap<(String, String), Pdu> {
+        let mut state = HashMap::new();
+        for entry in entries {
+            if let Some(pdu) = self.stored_pdu(&entry.event_id).await {
+                state.insert((entry.event_type.clone(), entry.state_key.clone()), pdu);
+            }
+        }
+        state
     }
 
     /// The stored events among `ids` (as PDUs in the room's version).

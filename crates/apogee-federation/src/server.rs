@@ -71,6 +71,7 @@ pub fn router(federation: Arc<Federation>) -> axum::Router {
             "/_matrix/federation/v1/send/{txn_id}",
             put(send_transaction),
         )
+        .merge(crate::serve::routes())
         .route(
             "/_matrix/federation/v1/media/download/{media_id}",
             get(crate::media::download),

@@ -833,6 +833,36 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 .await?;
             }
         }
+        Change::InsertFederationStateSnapshot {
+            snapshot_id,
+            entries,
+        } => {
+            for entry in entries {
+                tx.exec(
+                    "INSERT INTO federation_state_snapshots
+                     (snapshot_id, event_type, state_key, event_id) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                    args![
+                        &snapshot_id,
+                        entry.event_type,
+                        entry.state_key,
+                        entry.event_id
+                    ],
+                )
+                .await?;
+            }
+        }
+        Change::SetFederationEventState {
+            event_id,
+            snapshot_id,
+        } => {
+            tx.exec(
+                "INSERT INTO federation_event_state (event_id, snapshot_id) VALUES ($1, $2)
+                 ON CONFLICT (event_id) DO NOTHING",
+                args![event_id, snapshot_id],
+            )
+            .await?;
+        }
         Change::AuditExported { sink, seq } => {
             tx.exec(
                 "INSERT INTO audit_exports (sink, seq) VALUES ($1, $2)

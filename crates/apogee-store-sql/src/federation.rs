@@ -123,6 +123,39 @@ impl<D: Database> FederationStore for SqlStore<D> {
             .map(|r| r[0].text().unwrap_or_default().to_string())
             .collect())
     }
+
+    async fn federation_event_snapshot(&self, event_id: &str) -> StoreResult<Option<String>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT snapshot_id FROM federation_event_state WHERE event_id = $1",
+                args![event_id],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| r[0].text().map(str::to_string)))
+    }
+
+    async fn federation_state_snapshot(
+        &self,
+        snapshot_id: &str,
+    ) -> StoreResult<Vec<FederationStateEntry>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT event_type, state_key, event_id FROM federation_state_snapshots
+                 WHERE snapshot_id = $1 ORDER BY event_type, state_key",
+                args![snapshot_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FederationStateEntry {
+                event_type: r[0].text().unwrap_or_default().to_string(),
+                state_key: r[1].text().unwrap_or_default().to_string(),
+                event_id: r[2].text().unwrap_or_default().to_string(),
+            })
+            .collect())
+    }
 }
 
 impl<D: Database> SqlStore<D> {

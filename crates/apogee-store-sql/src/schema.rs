@@ -389,6 +389,23 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (
+        18,
+        &[
+            // Matrix federation: the room state before each event, for `state`/`state_ids` and
+            // for working out the state at a fork. Snapshots are content-addressed (the id is a
+            // digest of their entries), so events sharing a state share one snapshot.
+            "CREATE TABLE federation_state_snapshots (
+            snapshot_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            state_key TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            PRIMARY KEY (snapshot_id, event_type, state_key))",
+            "CREATE TABLE federation_event_state (
+            event_id TEXT PRIMARY KEY,
+            snapshot_id TEXT NOT NULL)",
+        ],
+    ),
+    (
         19,
         &[
             // How the last attempts at an outbox queue (a federation destination) ended, for

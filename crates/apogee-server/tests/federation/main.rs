@@ -2,6 +2,7 @@
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `catchup`: catch-up served and used, against `fake_homeserver` (a homeserver in the test);
 //! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
 //!   display names);
 //! - `media`: files both ways (`mxc://`, federation media download, the size limit);
@@ -17,8 +18,10 @@
 mod common;
 mod support;
 
+mod catchup;
 mod content;
 mod edus;
+mod fake_homeserver;
 mod identity;
 mod invites;
 mod media;
