@@ -9,7 +9,7 @@ use crate::Federation;
 use crate::pdu;
 use crate::server::{Authenticated, MatrixError};
 use apogee_core::error::{CoreError, ErrorKind};
-use apogee_core::federated_catchup::ServedEvent;
+use apogee_core::federated_catchup::{ServedEvent, ServedState};
 use apogee_core::store::FederationEvent;
 use apogee_domain::Timestamp;
 use axum::Json;
@@ -124,20 +124,29 @@ async fn event(
     Ok(Json(fed.envelope(vec![pdu])))
 }
 
+/// The state before `?event_id=` and its auth chain, for `state` and `state_ids`.
+async fn served_state(
+    fed: &Federation,
+    room_id: &str,
+    uri: &Uri,
+    signed: &Authenticated,
+) -> Result<ServedState, MatrixError> {
+    let event_id = query_values(uri, "event_id")
+        .pop()
+        .ok_or_else(|| missing("event_id"))?;
+    fed.core
+        .federation_serve_state(signed.origin.as_str(), room_id, &event_id)
+        .await
+        .map_err(refused)
+}
+
 async fn state(
     State(fed): State<Arc<Federation>>,
     Path(room_id): Path<String>,
     uri: Uri,
     signed: Authenticated,
 ) -> Result<Json<Value>, MatrixError> {
-    let event_id = query_values(&uri, "event_id")
-        .pop()
-        .ok_or_else(|| missing("event_id"))?;
-    let served = fed
-        .core
-        .federation_serve_state(signed.origin.as_str(), &room_id, &event_id)
-        .await
-        .map_err(refused)?;
+    let served = served_state(&fed, &room_id, &uri, &signed).await?;
     let pdus = |events: Vec<FederationEvent>| events.into_iter().map(|e| e.pdu).collect::<Vec<_>>();
     Ok(Json(json!({
         "pdus": pdus(served.state),
@@ -151,14 +160,7 @@ async fn state_ids(
     uri: Uri,
     signed: Authenticated,
 ) -> Result<Json<Value>, MatrixError> {
-    let event_id = query_values(&uri, "event_id")
-        .pop()
-        .ok_or_else(|| missing("event_id"))?;
-    let served = fed
-        .core
-        .federation_serve_state(signed.origin.as_str(), &room_id, &event_id)
-        .await
-        .map_err(refused)?;
+    let served = served_state(&fed, &room_id, &uri, &signed).await?;
     let ids =
         |events: Vec<FederationEvent>| events.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
     Ok(Json(json!({

@@ -1,7 +1,7 @@
 //! Federation reads: this server's signing key, the remote server keys it has fetched, and the
 //! Matrix side of federated rooms (mapping, stored PDUs, current state, extremities).
 
-use crate::{Database, SqlStore, args, from_json};
+use crate::{Database, Row, SqlStore, args, from_json};
 use apogee_core::error::StoreError;
 use apogee_core::store::{
     FederatedRoom, FederationEvent, FederationEventKind, FederationServerKey, FederationSigningKey,
@@ -99,14 +99,7 @@ impl<D: Database> FederationStore for SqlStore<D> {
                 args![matrix_room_id],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| FederationStateEntry {
-                event_type: r[0].text().unwrap_or_default().to_string(),
-                state_key: r[1].text().unwrap_or_default().to_string(),
-                event_id: r[2].text().unwrap_or_default().to_string(),
-            })
-            .collect())
+        Ok(state_entries(&rows))
     }
 
     async fn federation_extremities(&self, matrix_room_id: &str) -> StoreResult<Vec<String>> {
@@ -147,14 +140,7 @@ impl<D: Database> FederationStore for SqlStore<D> {
                 args![snapshot_id],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| FederationStateEntry {
-                event_type: r[0].text().unwrap_or_default().to_string(),
-                state_key: r[1].text().unwrap_or_default().to_string(),
-                event_id: r[2].text().unwrap_or_default().to_string(),
-            })
-            .collect())
+        Ok(state_entries(&rows))
     }
 }
 
@@ -176,4 +162,15 @@ impl<D: Database> SqlStore<D> {
             origin: r[3].text().unwrap_or_default().to_string(),
         }))
     }
+}
+
+/// Rows of `(event_type, state_key, event_id)` as state entries.
+fn state_entries(rows: &[Row]) -> Vec<FederationStateEntry> {
+    rows.iter()
+        .map(|r| FederationStateEntry {
+            event_type: r[0].text().unwrap_or_default().to_string(),
+            state_key: r[1].text().unwrap_or_default().to_string(),
+            event_id: r[2].text().unwrap_or_default().to_string(),
+        })
+        .collect()
 }

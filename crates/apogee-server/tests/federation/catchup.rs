@@ -558,16 +558,15 @@ async fn black_hole(port: u16) -> (tokio::task::JoinHandle<()>, Arc<AtomicUsize>
 /// (`get_missing_events`, answered and signed by Synapse) and shows all of them, in order.
 #[tokio::test]
 async fn synapse_gap_is_fetched_after_lost_events() {
-    let (Ok(synapse), Ok(synapse_name)) = (
-        std::env::var("APOGEE_TEST_SYNAPSE_URL"),
-        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
-    ) else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+    let Some(Synapse {
+        url: synapse,
+        name: synapse_name,
+        alice_id: _,
+        alice,
+    }) = synapse().await
+    else {
         return;
     };
-    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
-    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
-    let alice = Matrix::login(&synapse, &user, &password).await;
     for backend in backends() {
         let resolve = format!("{synapse_name}={synapse}");
         let port = free_port();

@@ -9,32 +9,6 @@ const ONE_PIXEL_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01
 
 pub(crate) const SITE: &str = "https://chat.example.com";
 
-pub(crate) struct Synapse {
-    pub(crate) url: String,
-    pub(crate) name: String,
-    pub(crate) alice_id: String,
-    pub(crate) alice: Matrix,
-}
-
-pub(crate) async fn synapse() -> Option<Synapse> {
-    let (Ok(url), Ok(name)) = (
-        std::env::var("APOGEE_TEST_SYNAPSE_URL"),
-        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
-    ) else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
-        return None;
-    };
-    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
-    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
-    let alice = Matrix::login(&url, &user, &password).await;
-    Some(Synapse {
-        alice_id: format!("@{user}:{name}"),
-        url,
-        name,
-        alice,
-    })
-}
-
 /// alice's new public room on Synapse; its Matrix id.
 pub(crate) async fn synapse_room(syn: &Synapse) -> String {
     let created = syn

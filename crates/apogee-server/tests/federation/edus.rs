@@ -49,17 +49,15 @@ async fn next_activity(ddp: &mut Ddp, activity: &str) -> Value {
 
 #[tokio::test]
 async fn typing_and_read_receipts_cross_both_ways() {
-    let (Ok(synapse), Ok(synapse_name)) = (
-        std::env::var("APOGEE_TEST_SYNAPSE_URL"),
-        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
-    ) else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+    let Some(Synapse {
+        url: synapse,
+        name: synapse_name,
+        alice_id,
+        alice,
+    }) = synapse().await
+    else {
         return;
     };
-    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
-    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
-    let alice_id = format!("@{user}:{synapse_name}");
-    let alice = Matrix::login(&synapse, &user, &password).await;
     for backend in backends() {
         let resolve = format!("{synapse_name}={synapse}");
         let (s, port) = start(

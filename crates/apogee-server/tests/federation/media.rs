@@ -2,7 +2,7 @@
 //! `mxc://`, theirs downloaded into our file store, and the federated file-size limit.
 
 use crate::common::{Auth, backends};
-use crate::content::{apogee_message, join_room, synapse, synapse_event, synapse_room};
+use crate::content::{apogee_message, join_room, synapse_event, synapse_room};
 use crate::support::*;
 
 fn png(n: usize) -> Vec<u8> {

@@ -104,16 +104,15 @@ async fn refused_servers_get_no_answers_and_no_joins() {
 /// that refused it — so the test stops here.)
 #[tokio::test]
 async fn a_denied_synapse_gets_nothing_and_is_not_heard() {
-    let (Ok(synapse), Ok(synapse_name)) = (
-        std::env::var("APOGEE_TEST_SYNAPSE_URL"),
-        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
-    ) else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+    let Some(Synapse {
+        url: synapse,
+        name: synapse_name,
+        alice_id: _,
+        alice,
+    }) = synapse().await
+    else {
         return;
     };
-    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
-    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
-    let alice = Matrix::login(&synapse, &user, &password).await;
     for backend in backends() {
         let resolve = format!("{synapse_name}={synapse}");
         let (s, _port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;

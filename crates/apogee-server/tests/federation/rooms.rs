@@ -8,17 +8,15 @@ use crate::support::*;
 /// reach Synapse as signed events.
 #[tokio::test]
 async fn synapse_rooms() {
-    let (Ok(synapse), Ok(synapse_name)) = (
-        std::env::var("APOGEE_TEST_SYNAPSE_URL"),
-        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
-    ) else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+    let Some(Synapse {
+        url: synapse,
+        name: synapse_name,
+        alice_id,
+        alice,
+    }) = synapse().await
+    else {
         return;
     };
-    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
-    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
-    let alice_id = format!("@{user}:{synapse_name}");
-    let alice = Matrix::login(&synapse, &user, &password).await;
     for backend in backends() {
         // A server that is in no room, to forge events with.
         let mallory = peer("mallory.test").await;

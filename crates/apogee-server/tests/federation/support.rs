@@ -283,3 +283,31 @@ pub(crate) fn federation_log(s: &Server) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The Synapse `scripts/with-synapse.sh` started, with its user alice logged in.
+pub(crate) struct Synapse {
+    pub(crate) url: String,
+    pub(crate) name: String,
+    pub(crate) alice_id: String,
+    pub(crate) alice: Matrix,
+}
+
+/// The running Synapse, or `None` (the test is skipped) when none was started.
+pub(crate) async fn synapse() -> Option<Synapse> {
+    let (Ok(url), Ok(name)) = (
+        std::env::var("APOGEE_TEST_SYNAPSE_URL"),
+        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
+    ) else {
+        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+        return None;
+    };
+    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
+    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
+    let alice = Matrix::login(&url, &user, &password).await;
+    Some(Synapse {
+        alice_id: format!("@{user}:{name}"),
+        url,
+        name,
+        alice,
+    })
+}
