@@ -717,13 +717,21 @@ async fn surrounding(core: &Core, user: &User, params: &[Value]) -> CoreResult<V
     messages.push(message.clone());
     let mut more_after = false;
     if half_after > 0 {
+        // Inclusive of the message's millisecond: messages sent in the same one as it would
+        // otherwise fall between the two halves and be lost. The message itself is left out.
         let after = HistoryQuery {
             oldest: Some(message.ts),
-            count: half_after,
+            inclusive: true,
+            count: half_after + 1,
             ascending: true,
             ..Default::default()
         };
         let (newer, _) = core.history(user, &view.room, &after).await?;
+        let newer: Vec<_> = newer
+            .into_iter()
+            .filter(|n| n.id != message.id)
+            .take(half_after as usize)
+            .collect();
         more_after = newer.len() as i64 == half_after;
         messages.extend(newer);
     }
