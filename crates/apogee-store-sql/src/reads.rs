@@ -1,6 +1,6 @@
 //! Read queries: core's per-aggregate store traits over any [`Database`].
 
-use crate::{Arg, Cell, Database, Row, SqlStore, args, contains_pattern, from_json};
+use crate::{Arg, Cell, Database, Row, SqlStore, args, contains_pattern, from_json, history};
 use apogee_core::store::*;
 use apogee_domain::{Message, Room, Subscription, Timestamp, User};
 use async_trait::async_trait;
@@ -601,66 +601,6 @@ impl<D: Database> SubscriptionStore for SqlStore<D> {
     }
 }
 
-/// The `WHERE` conditions (joined by `AND`) and their arguments of a history query. Only the
-/// filters asked for are in the SQL, so a bound is an index range on `(rid, ts, id)` rather
-/// than a condition checked on every row of the room.
-fn history_filter(rid: &str, q: &HistoryQuery) -> (Vec<String>, Vec<Arg>) {
-    let (lt, gt) = if q.inclusive {
-        ("<=", ">=")
-    } else {
-        ("<", ">")
-    };
-    let mut conds = vec!["rid = $1".to_string()];
-    let mut a = args![rid];
-    let mut bind = |cond: &str, args: Vec<Arg>| {
-        let mut cond = cond.to_string();
-        for arg in args {
-            a.push(arg);
-            cond = cond.replacen('?', &format!("${}", a.len()), 1);
-        }
-        conds.push(cond);
-    };
-    if let Some(t) = q.latest {
-        bind(&format!("ts {lt} ?"), args![t.millis()]);
-    }
-    if let Some(t) = q.oldest {
-        bind(&format!("ts {gt} ?"), args![t.millis()]);
-    }
-    // Row values compare `ts` first, then `id`: the index order, so both engines seek to
-    // the place and scan from there.
-    if let Some(k) = &q.before {
-        bind("(ts, id) < (?, ?)", args![k.ts.millis(), k.id.as_str()]);
-    }
-    if let Some(k) = &q.after {
-        bind("(ts, id) > (?, ?)", args![k.ts.millis(), k.id.as_str()]);
-    }
-    if let Some(text) = &q.text {
-        bind(
-            "msg_lower LIKE ? ESCAPE '\\'",
-            vec![Arg::from(contains_pattern(text))],
-        );
-    }
-    if let Some(tmid) = &q.tmid {
-        bind("tmid = ?", args![tmid]);
-    }
-    if let Some(u) = &q.starred_by {
-        bind("starred_by LIKE ?", args![format!("%\"{u}\"%")]);
-    }
-    if let Some(u) = &q.mentioning {
-        bind("mention_ids LIKE ?", args![format!("%\"{u}\"%")]);
-    }
-    if !(q.include_thread_replies || q.tmid.is_some()) {
-        conds.push("main = 1".into());
-    }
-    if q.threads_only {
-        conds.push("tcount > 0".into());
-    }
-    if q.pinned_only {
-        conds.push("pinned = 1".into());
-    }
-    (conds, a)
-}
-
 #[async_trait]
 impl<D: Database> MessageStore for SqlStore<D> {
     async fn message_by_id(&self, id: &str) -> StoreResult<Option<Message>> {
@@ -669,45 +609,20 @@ impl<D: Database> MessageStore for SqlStore<D> {
     }
 
     async fn history(&self, rid: &str, q: &HistoryQuery) -> StoreResult<(Vec<Message>, i64)> {
-        let (conds, mut a) = history_filter(rid, q);
-        let filter = format!("WHERE {}", conds.join(" AND "));
         let total = if q.with_total {
-            self.count(
-                &format!("SELECT COUNT(*) FROM messages {filter}"),
-                a.clone(),
-            )
-            .await?
+            let (sql, a) = history::total_sql(rid, q);
+            self.count(&sql, a).await?
         } else {
             0
         };
-        let (order, onward) = if q.ascending {
-            ("ASC", ">")
-        } else {
-            ("DESC", "<")
-        };
-        let n = a.len();
-        let filter_args = a.clone();
-        a.extend(args![q.count, q.offset]);
-        let sql = format!(
-            "SELECT doc FROM messages {filter} ORDER BY ts {order}, id {order} LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
+        let (sql, a) = history::page_sql(rid, q);
         let mut page: Vec<Message> = self.docs(&sql, a).await?;
         if q.whole_last_millisecond
             && q.count > 0
             && page.len() as i64 == q.count
             && let Some(last) = page.last()
         {
-            // The rest of the last message's millisecond, in page order: an index range
-            // `(rid, ts = t, id beyond the last)` of the ties alone.
-            let mut a = filter_args;
-            a.extend(args![last.ts.millis(), last.id.as_str()]);
-            let sql = format!(
-                "SELECT doc FROM messages {filter} AND ts = ${} AND id {onward} ${} ORDER BY id {order}",
-                n + 1,
-                n + 2
-            );
+            let (sql, a) = history::ties_sql(rid, q, &MessageKey::of(last));
             let ties: Vec<Message> = self.docs(&sql, a).await?;
             page.extend(ties);
         }
