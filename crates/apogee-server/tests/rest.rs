@@ -802,3 +802,56 @@ async fn channel_history_pages_lose_no_message_of_one_millisecond() {
         assert_eq!(window, ties, "{backend:?}: a window of one millisecond");
     }
 }
+
+/// `chat.syncMessages` with `lastUpdate` answers every change since (as Rocket.Chat does: the
+/// answer has no next page to ask for), however many: more than the store's page of 500.
+#[tokio::test]
+async fn sync_messages_answers_every_change_since() {
+    for backend in backends() {
+        let s = Server::start(backend).await;
+        let ann = s.user("ann").await;
+        let created = s
+            .post_ok("/api/v1/channels.create", &ann, json!({"name": "busy"}))
+            .await;
+        let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+        let since = apogee_domain::Timestamp::now().millis() - 1_000;
+        let since = apogee_domain::Timestamp::from_millis(since).to_iso();
+        let mut sent = Vec::new();
+        for chunk in (0..520).collect::<Vec<_>>().chunks(20) {
+            let sends = chunk.iter().map(|i| {
+                s.post_ok(
+                    "/api/v1/chat.sendMessage",
+                    &ann,
+                    json!({"message": {"rid": rid, "msg": format!("m{i}")}}),
+                )
+            });
+            for m in futures_util::future::join_all(sends).await {
+                sent.push(m["message"]["_id"].as_str().unwrap().to_string());
+            }
+        }
+        let (status, body) = s
+            .get(
+                &format!("/api/v1/chat.syncMessages?roomId={rid}&lastUpdate={since}"),
+                &ann,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let mut got: Vec<String> = body["result"]["updated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["_id"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        got.dedup();
+        sent.sort();
+        assert!(
+            sent.iter().all(|id| got.binary_search(id).is_ok()),
+            "{backend:?}: {} of {} sent messages in the answer",
+            sent.iter()
+                .filter(|id| got.binary_search(id).is_ok())
+                .count(),
+            sent.len()
+        );
+    }
+}
