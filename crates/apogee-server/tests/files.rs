@@ -466,7 +466,7 @@ fn header<'a>(resp: &'a Response, name: &str) -> &'a str {
 async fn check_ranges_and_caching(s: &Server) {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
-    let gid = private_group(&s, &alice, "ranged", &[]).await;
+    let gid = private_group(s, &alice, "ranged", &[]).await;
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 253) as u8).collect();
     let size = data.len();
     let up = upload_to(
@@ -743,13 +743,7 @@ async fn wait_until_removed(s: &Server, id: &str) {
 }
 
 async fn upload_and_post(s: &Server, rid: &str, a: &Auth) -> (String, String, String) {
-    let up = upload_to(
-        s,
-        &rid,
-        a,
-        file_form("f.png", png_bytes(5_000), "image/png"),
-    )
-    .await;
+    let up = upload_to(s, rid, a, file_form("f.png", png_bytes(5_000), "image/png")).await;
     assert_eq!(up.0, 200, "{}", up.1);
     let id = up.1["file"]["_id"].as_str().unwrap().to_string();
     let url = up.1["file"]["url"].as_str().unwrap().to_string();
