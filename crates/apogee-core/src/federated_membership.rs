@@ -31,7 +31,7 @@ pub(crate) struct RoomEvents<'g> {
     pub state: HashMap<(String, String), String>,
     /// Contents of the state events, for membership and join-rule reads.
     contents: HashMap<String, Value>,
-    prev: Vec<String>,
+    pub(crate) prev: Vec<String>,
     depth: i64,
     /// Events made here, in order.
     pub made: Vec<FederationEvent>,
@@ -162,6 +162,14 @@ impl<'g> RoomEvents<'g> {
             .get("membership")
             .and_then(Value::as_str)
             .map(str::to_string)
+    }
+
+    /// The content of the current state event (type, state key), if any.
+    pub fn content(&self, event_type: &str, state_key: &str) -> Option<&Value> {
+        let id = self
+            .state
+            .get(&(event_type.to_string(), state_key.to_string()))?;
+        self.contents.get(id)
     }
 
     pub fn join_rule(&self) -> Option<String> {
@@ -608,6 +616,12 @@ impl Core {
                 || events.membership(&id).as_deref() == Some("join")
             {
                 continue;
+            }
+            if events.membership(&id).as_deref() == Some("ban") {
+                return Err(CoreError::bad(
+                    "error-federation-banned",
+                    "That user is banned from this room on the Matrix side",
+                ));
             }
             let public = events.join_rule().as_deref() == Some("public");
             if !public && events.membership(&id).as_deref() != Some("invite") {
