@@ -324,7 +324,7 @@ impl Core {
             "m.room.member",
             &creator_id,
             Some(&creator_id),
-            member_content("join", creator),
+            member_content("join", creator, &ours),
         )?;
         let mut users = Map::new();
         if version != "12" {
@@ -395,7 +395,7 @@ impl Core {
                 continue;
             }
             if !public {
-                let mut invite = member_content("invite", m.user);
+                let mut invite = member_content("invite", m.user, &ours);
                 if room.is_direct() {
                     invite["is_direct"] = json!(true);
                 }
@@ -405,7 +405,7 @@ impl Core {
                 "m.room.member",
                 &id,
                 Some(&id),
-                member_content("join", m.user),
+                member_content("join", m.user, &ours),
             )?;
         }
         let matrix_room_id = events.room_id.clone().unwrap_or_default();
@@ -635,14 +635,14 @@ impl Core {
                     "m.room.member",
                     &inviter,
                     Some(&id),
-                    member_content("invite", user),
+                    member_content("invite", user, &ours),
                 )?;
             }
             events.add(
                 "m.room.member",
                 &id,
                 Some(&id),
-                member_content("join", user),
+                member_content("join", user, &ours),
             )?;
         }
         if events.made.is_empty() {
@@ -939,10 +939,16 @@ impl Core {
     }
 }
 
-fn member_content(membership: &str, user: &User) -> Value {
+fn member_content(membership: &str, user: &User, ours: &str) -> Value {
     let mut content = json!({"membership": membership});
     if let Some(name) = user.name.as_ref().filter(|n| !n.trim().is_empty()) {
         content["displayname"] = json!(name);
+    }
+    // Our users' pictures are served from our media endpoint (remote users have none here).
+    if server_of(&matrix_id(user, ours)) == Some(ours)
+        && let Some(url) = crate::federated_avatars::avatar_mxc(user, ours)
+    {
+        content["avatar_url"] = json!(url);
     }
     content
 }

@@ -4,7 +4,7 @@
 
 use crate::common::{Auth, backends};
 use crate::content::{apogee_message, history, join_room, synapse_event};
-use crate::invites::{fed_put, member_names, synapse_joined};
+use crate::invites::{member_names, synapse_joined};
 use crate::support::*;
 
 /// A state event's content as alice (Synapse) sees it (`null` while there is none).
@@ -366,14 +366,8 @@ async fn synapse_deletion_sync() {
             )
             .await;
         let reply_id = reply["message"]["_id"].as_str().unwrap().to_string();
-        let root_event = synapse_event(&s, &syn, &room_id, "the root", |e| {
-            e["content"]["body"] == "thread root"
-        })
-        .await;
-        let reply_event = synapse_event(&s, &syn, &room_id, "bob's reply", |e| {
-            e["content"]["body"] == "bob in the thread"
-        })
-        .await;
+        let root_event = wait_for_message(&s, alice, &room_id, "thread root").await;
+        let reply_event = wait_for_message(&s, alice, &room_id, "bob in the thread").await;
         assert_eq!(
             reply_event["content"]["m.relates_to"]["rel_type"], "m.thread",
             "{reply_event}"
@@ -464,7 +458,7 @@ async fn synapse_deletion_sync() {
         );
 
         // A Synapse room: carol deactivated leaves it; deleted here, bob leaves it too.
-        let theirs = crate::content::synapse_room(&syn).await;
+        let theirs = synapse_room(alice, "11", "sync").await;
         let trid = join_room(&s, &syn, &theirs, &[&bob, &carol]).await;
         s.post_ok(
             "/api/v1/users.setActiveStatus",
@@ -487,7 +481,7 @@ async fn synapse_deletion_sync() {
 
         // A Synapse room alice abandons, and one she closes with a tombstone: archived here.
         for closing in ["leave", "tombstone"] {
-            let theirs = crate::content::synapse_room(&syn).await;
+            let theirs = synapse_room(alice, "11", "sync").await;
             let trid = join_room(&s, &syn, &theirs, &[&bob]).await;
             if closing == "leave" {
                 alice
@@ -672,5 +666,107 @@ async fn forged_room_changes_are_refused() {
             json!({"roomId": rid, "text": "still here"}),
         )
         .await;
+    }
+}
+
+/// alice downloads an `mxc://` URL through Synapse: status and bytes.
+async fn synapse_download(syn: &Synapse, url: &str) -> (u16, Vec<u8>) {
+    let (server, id) = url.trim_start_matches("mxc://").split_once('/').unwrap();
+    let answer = syn
+        .alice
+        .http
+        .get(format!(
+            "{}/_matrix/client/v1/media/download/{server}/{id}",
+            syn.url
+        ))
+        .bearer_auth(&syn.alice.token)
+        .send()
+        .await
+        .unwrap();
+    (
+        answer.status().as_u16(),
+        answer.bytes().await.unwrap().to_vec(),
+    )
+}
+
+/// bob's picture set with `users.setAvatar`.
+async fn set_avatar(s: &Server, bob: &Auth, bytes: &[u8]) {
+    let part = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("me.png");
+    let answer = s
+        .client
+        .post(format!("{}/api/v1/users.setAvatar", s.base))
+        .header("X-User-Id", &bob.user_id)
+        .header("X-Auth-Token", &bob.token)
+        .multipart(reqwest::multipart::Form::new().part("image", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+}
+
+/// Our avatars out: bob's uploaded picture is the `avatar_url` of his member event and of his
+/// profile, and Synapse downloads it from our media endpoint; a new picture is a new member
+/// event and URL, and the old URL is no longer served.
+#[tokio::test]
+async fn synapse_sees_our_avatars() {
+    let Some(syn) = synapse().await else {
+        return;
+    };
+    for backend in backends() {
+        let mallory = peer("mallory.test").await;
+        let resolve = format!("{}={},mallory.test={}", syn.name, syn.url, mallory.url);
+        let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let us = format!("localhost:{port}");
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let _carol = s.user("carol").await;
+        let bob_id = format!("@bob:{us}");
+        let alice = &syn.alice;
+        let first = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR bob's first face".to_vec();
+        set_avatar(&s, &bob, &first).await;
+        let (_, room_id) = shared_channel(&s, &syn, &bob, &us, "faces").await;
+
+        let prefix = format!("mxc://{us}/avatar_{}_", bob.user_id);
+        let member = synapse_state(&syn, &room_id, "m.room.member", &bob_id).await;
+        let url = member["avatar_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(url.starts_with(&prefix), "{member}");
+        let (status, bytes) = synapse_download(&syn, &url).await;
+        assert_eq!(status, 200, "{}", federation_log(&s));
+        assert_eq!(bytes, first);
+        let profile = alice
+            .call(
+                reqwest::Method::GET,
+                &format!("/_matrix/client/v3/profile/{}", enc(&bob_id)),
+                None,
+            )
+            .await;
+        assert_eq!(profile["avatar_url"], url.as_str(), "{profile}");
+
+        // A new picture: a new member event with a new URL; the old one is gone.
+        let second = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR bob's second face".to_vec();
+        set_avatar(&s, &bob, &second).await;
+        let newer = eventually(&s, "bob's new avatar on Synapse", || async {
+            let member = synapse_state(&syn, &room_id, "m.room.member", &bob_id).await;
+            let now = member["avatar_url"].as_str()?.to_string();
+            (now != url && now.starts_with(&prefix)).then_some(now)
+        })
+        .await;
+        let (status, bytes) = synapse_download(&syn, &newer).await;
+        assert_eq!((status, bytes), (200, second));
+        let media = |url: &str| {
+            format!(
+                "/_matrix/federation/v1/media/download/{}",
+                url.rsplit('/').next().unwrap()
+            )
+        };
+        let (status, _) = signed_get(port, &us, &mallory.identity, &media(&url)).await;
+        assert_eq!(status, 404, "the old picture is not served");
+        let (status, _) = signed_get(port, &us, &mallory.identity, &media(&newer)).await;
+        assert_eq!(status, 200, "any verified server sees the current one");
+        let (status, _) = fed_get(port, &media(&newer), None).await;
+        assert_eq!(status, 401);
     }
 }
