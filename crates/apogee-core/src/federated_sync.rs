@@ -211,6 +211,10 @@ impl Core {
         rid: &str,
         settings: SettingsOut,
     ) -> CoreResult<Vec<Change>> {
+        if settings.name.is_none() && settings.topic.is_none() && settings.read_only.is_none() {
+            // Nothing Matrix knows of (an announcement, say): no Matrix membership needed.
+            return Ok(vec![]);
+        }
         let Some((room, mut events, ours)) = self.federated_room_events(rid).await? else {
             return Ok(vec![]);
         };
@@ -262,14 +266,14 @@ impl Core {
         let Some((room, mut events, ours)) = self.federated_room_events(rid).await? else {
             return Ok(vec![]);
         };
-        let sender = self.joined_sender(&events, actor, &ours)?;
         let power = self.room_power(&events).await?;
         let target_id = matrix_id(target, &ours);
         let level = level_of_roles(roles_after);
         if power.user(&target_id) == level || power.is_creator(&target_id) {
-            // Nothing to say (a v12 creator is above every level).
+            // Nothing to say (a `leader`, say; a v12 creator is above every level).
             return Ok(vec![]);
         }
+        let sender = self.joined_sender(&events, actor, &ours)?;
         let (content, allowed) = power.with_user(&sender, &target_id, level);
         if !allowed {
             return Err(not_allowed());

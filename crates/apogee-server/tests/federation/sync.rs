@@ -199,8 +199,15 @@ async fn synapse_room_changes_both_ways() {
             )
             .await;
 
-            // The administrator may edit any room here, but has no power in the Matrix room:
-            // refused, nothing written on either side.
+            // The administrator may edit any room here: an announcement (local only) needs no
+            // Matrix membership; the rest needs power in the Matrix room, which the admin does
+            // not have even once joined: refused, nothing written on either side.
+            s.post_ok(
+                "/api/v1/channels.setAnnouncement",
+                &admin,
+                json!({"roomId": rid, "announcement": "local news"}),
+            )
+            .await;
             s.post_ok("/api/v1/channels.join", &admin, json!({"roomId": rid}))
                 .await;
             let refused = s
@@ -285,8 +292,10 @@ async fn synapse_room_changes_both_ways() {
 
 /// Deletions: bob's file message and thread reply redacted on Synapse, alice's thread reply
 /// redacted here; a room made here deleted (alice kicked, the room closed, bob gone); in a
-/// Synapse room a deactivated member leaves and the deleted room is left; a Synapse room
-/// abandoned by alice and another closed with a tombstone are archived here.
+/// Synapse room a deactivated and a deleted member leave, a member banned there is dropped
+/// here and cannot join again, alice's redacted file is deleted with its upload, and the
+/// deleted room is left; a Synapse room abandoned by alice and another closed with a tombstone
+/// are archived here.
 #[tokio::test]
 async fn synapse_deletion_sync() {
     let Some(syn) = synapse().await else {
@@ -457,20 +466,98 @@ async fn synapse_deletion_sync() {
             "alice is out: {rooms}"
         );
 
-        // A Synapse room: carol deactivated leaves it; deleted here, bob leaves it too.
+        // A Synapse room: carol deactivated and dave deleted leave it; erin banned by alice is
+        // dropped here and cannot join again; alice's file redacted on Synapse is deleted here;
+        // the room deleted here, bob leaves it too.
+        let dave = s.user("dave").await;
+        let erin = s.user("erin").await;
+        let dave_id = format!("@dave:{us}");
+        let erin_id = format!("@erin:{us}");
         let theirs = synapse_room(alice, "11", "sync").await;
-        let trid = join_room(&s, &syn, &theirs, &[&bob, &carol]).await;
+        let trid = join_room(&s, &syn, &theirs, &[&bob, &carol, &dave, &erin]).await;
         s.post_ok(
             "/api/v1/users.setActiveStatus",
             &admin,
             json!({"userId": carol.user_id, "activeStatus": false}),
         )
         .await;
-        eventually(&s, "carol gone on Synapse", || async {
+        s.post_ok(
+            "/api/v1/users.delete",
+            &admin,
+            json!({"userId": dave.user_id, "confirmRelinquish": true}),
+        )
+        .await;
+        eventually(&s, "carol and dave gone on Synapse", || async {
             let joined = synapse_joined(alice, &theirs).await;
-            (joined[&bob_id].is_object() && joined.get(&carol_id).is_none()).then_some(())
+            (joined[&bob_id].is_object()
+                && joined.get(&carol_id).is_none()
+                && joined.get(&dave_id).is_none())
+            .then_some(())
         })
         .await;
+        alice
+            .call(
+                reqwest::Method::POST,
+                &format!("/_matrix/client/v3/rooms/{}/ban", enc(&theirs)),
+                Some(json!({"user_id": erin_id, "reason": "spam"})),
+            )
+            .await;
+        eventually(&s, "erin dropped", || async {
+            let members = member_names(&s, &bob, "channels", &trid).await;
+            (!members.contains(&"erin".to_string())).then_some(())
+        })
+        .await;
+        let (status, v) = s
+            .post("/api/v1/channels.join", &erin, json!({"roomId": trid}))
+            .await;
+        assert_eq!(
+            (status.as_u16(), &v["errorType"]),
+            (400, &json!("error-federation-banned")),
+            "banned erin cannot join again: {v}"
+        );
+        let mxc = alice
+            .upload("report.txt", "text/plain", b"quarterly".to_vec())
+            .await;
+        let file_event = alice
+            .send(
+                &theirs,
+                "m.room.message",
+                json!({"msgtype": "m.file", "body": "report.txt", "url": mxc,
+                    "info": {"mimetype": "text/plain", "size": 9}}),
+            )
+            .await;
+        let shown = eventually(&s, "alice's file", || async {
+            history(&s, &bob, &trid)
+                .await
+                .into_iter()
+                .find(|m| m["file"]["name"] == "report.txt")
+        })
+        .await;
+        let upload_id = shown["file"]["_id"].as_str().unwrap().to_string();
+        alice
+            .call(
+                reqwest::Method::PUT,
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/redact/{}/{}",
+                    enc(&theirs),
+                    enc(&file_event),
+                    apogee_domain::random_id()
+                ),
+                Some(json!({})),
+            )
+            .await;
+        eventually(&s, "alice's file deleted", || async {
+            let lines = history(&s, &bob, &trid).await;
+            (!lines.iter().any(|m| m["file"]["name"] == "report.txt")).then_some(())
+        })
+        .await;
+        let (_, files) = s
+            .get(&format!("/api/v1/channels.files?roomId={trid}"), &bob)
+            .await;
+        assert!(
+            !files.to_string().contains(&upload_id),
+            "the upload went with it: {files}"
+        );
         s.post_ok("/api/v1/channels.delete", &admin, json!({"roomId": trid}))
             .await;
         eventually(&s, "bob gone on Synapse", || async {
