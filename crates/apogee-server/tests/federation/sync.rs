@@ -495,6 +495,18 @@ async fn synapse_deletion_sync() {
             .then_some(())
         })
         .await;
+        // Activated again, carol is back in the (public) room.
+        s.post_ok(
+            "/api/v1/users.setActiveStatus",
+            &admin,
+            json!({"userId": carol.user_id, "activeStatus": true}),
+        )
+        .await;
+        eventually(&s, "carol back on Synapse", || async {
+            let joined = synapse_joined(alice, &theirs).await;
+            joined[&carol_id].is_object().then_some(())
+        })
+        .await;
         alice
             .call(
                 reqwest::Method::POST,
