@@ -239,7 +239,8 @@ impl Core {
                         .and_then(Value::as_str)
                         .map(str::to_string)
                 };
-                if event.event_type == "m.room.name" {
+                // Announced with Rocket.Chat's own lines, as a local change would be.
+                let line = if event.event_type == "m.room.name" {
                     r.fname = text("name").filter(|n| !n.trim().is_empty());
                     // The room list shows the subscription's copy of the name.
                     for mut sub in self.every_subscription(&r.id).await? {
@@ -247,15 +248,25 @@ impl Core {
                         sub.updated_at = Timestamp::now();
                         changes.push(Change::UpdateSubscription(sub));
                     }
+                    ("r", r.fname.clone().unwrap_or_default())
                 } else {
                     r.topic = text("topic");
-                }
+                    ("room_changed_topic", r.topic.clone().unwrap_or_default())
+                };
                 r.updated_at = Timestamp::now();
                 changes.insert(0, Change::UpdateRoom(r));
+                changes.push(Change::AppendMessage {
+                    message: Message::system(&room.rid, line.0, line.1, sender.as_ref()),
+                    mentioned_user_ids: vec![],
+                    mentions_all: false,
+                });
                 Ok((changes, None))
             }
             ("m.room.power_levels", Some(key)) if key.is_empty() => {
-                changes.extend(self.incoming_power_levels(room, &event.content).await?);
+                changes.extend(
+                    self.incoming_power_levels(room, &event.content, &sender)
+                        .await?,
+                );
                 Ok((changes, None))
             }
             ("m.room.tombstone", Some(key)) if key.is_empty() => {

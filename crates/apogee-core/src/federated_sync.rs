@@ -316,13 +316,15 @@ impl Core {
         Ok(sender)
     }
 
-    /// An incoming `m.room.power_levels` (already allowed by the auth rules): room roles of
-    /// the members we hold follow the levels (owner ≥ 100, moderator ≥ 50; v12 creators are
-    /// owners), read-only follows `events_default` ≥ 50.
+    /// An incoming `m.room.power_levels` by `by` (already allowed by the auth rules): room
+    /// roles of the members we hold follow the levels (owner ≥ 100, moderator ≥ 50; v12
+    /// creators are owners), read-only follows `events_default` ≥ 50; each change announced
+    /// with Rocket.Chat's system line.
     pub(crate) async fn incoming_power_levels(
         &self,
         room: &FederatedRoom,
         content: &Value,
+        by: &User,
     ) -> CoreResult<Vec<Change>> {
         let Some(gateway) = self.federation.get() else {
             return Ok(vec![]);
@@ -343,11 +345,18 @@ impl Core {
             .await?
             .ok_or_else(CoreError::room_not_found)?;
         let mut changes = Vec::new();
+        let mut lines = Vec::new();
         let ro = power.events_default() >= READ_ONLY_LEVEL;
         if r.ro != ro {
             r.ro = ro;
             r.updated_at = Timestamp::now();
             changes.push(Change::UpdateRoom(r.clone()));
+            let t = if ro {
+                "room-set-read-only"
+            } else {
+                "room-removed-read-only"
+            };
+            lines.push(Message::system(&r.id, t, String::new(), by.as_ref()));
         }
         for mut sub in self.every_subscription(&room.rid).await? {
             let Some(user) = self.store.user_by_id(&sub.u.id).await? else {
@@ -360,11 +369,34 @@ impl Core {
             before.sort();
             after.sort();
             if before != after {
+                for role in ["owner", "moderator"] {
+                    let (had, has) = (
+                        before.iter().any(|r| r == role),
+                        after.iter().any(|r| r == role),
+                    );
+                    if had != has {
+                        let t = if has {
+                            "subscription-role-added"
+                        } else {
+                            "subscription-role-removed"
+                        };
+                        let mut line =
+                            Message::system(&r.id, t, user.username.clone(), by.as_ref());
+                        line.extra.insert("role".into(), json!(role));
+                        lines.push(line);
+                    }
+                }
                 sub.roles = roles;
                 sub.updated_at = Timestamp::now();
                 changes.push(Change::UpdateSubscription(sub));
             }
         }
+        // System lines re-read the room: after its update.
+        changes.extend(lines.into_iter().map(|message| Change::AppendMessage {
+            message,
+            mentioned_user_ids: vec![],
+            mentions_all: false,
+        }));
         Ok(changes)
     }
 

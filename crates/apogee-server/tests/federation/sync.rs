@@ -257,6 +257,16 @@ async fn synapse_room_changes_both_ways() {
             .await;
             let sub = s.subscription(&carol, &rid).await;
             assert_eq!(sub["fname"], "Named on Synapse", "{sub}");
+            let lines = history(&s, &bob, &rid).await;
+            let by_alice = |t: &str, msg: &str| {
+                lines.iter().any(|m| {
+                    m["t"] == t && m["msg"] == msg && m["u"]["username"] == syn.alice_id.as_str()
+                })
+            };
+            assert!(
+                by_alice("r", "Named on Synapse") && by_alice("room_changed_topic", "from alice"),
+                "{lines:?}"
+            );
 
             // bob makes alice an owner (100); she makes carol a moderator and lifts read-only.
             s.post_ok(
@@ -286,6 +296,18 @@ async fn synapse_room_changes_both_ways() {
                 (room["ro"] == false && moderator).then_some(())
             })
             .await;
+            let lines = history(&s, &bob, &rid).await;
+            assert!(
+                lines.iter().any(|m| m["t"] == "subscription-role-added"
+                    && m["msg"] == "carol"
+                    && m["role"] == "moderator"
+                    && m["u"]["username"] == syn.alice_id.as_str()),
+                "{lines:?}"
+            );
+            assert!(
+                lines.iter().any(|m| m["t"] == "room-removed-read-only"),
+                "{lines:?}"
+            );
         }
     }
 }
