@@ -269,6 +269,13 @@ impl Core {
                 );
                 Ok((changes, None))
             }
+            ("m.room.join_rules", Some(key)) if key.is_empty() => {
+                changes.extend(
+                    self.incoming_join_rules(room, &event.content, &sender)
+                        .await?,
+                );
+                Ok((changes, None))
+            }
             ("m.room.tombstone", Some(key)) if key.is_empty() => {
                 changes.extend(
                     self.archive_federated_room(room, &sender, "tombstone")

@@ -8,9 +8,9 @@
 //! - a local user deactivated or deleted: they leave every federated room;
 //! - a room made elsewhere that is closed (`m.room.tombstone`) or abandoned (the last member of
 //!   every other server gone) is archived here: readable, no longer writable;
-//! - name, topic, read-only and room roles, as `m.room.name`, `m.room.topic` and
-//!   `m.room.power_levels` (`events_default` 50 for read-only; owner 100 / moderator 50), both
-//!   ways. Our events are checked against the room's power levels before they are signed.
+//! - name, topic, read-only, room roles and room type, as `m.room.name`, `m.room.topic`,
+//!   `m.room.power_levels` (`events_default` 50 for read-only; owner 100 / moderator 50) and
+//!   `m.room.join_rules` (a channel public, a group invite-only), both ways. Our events are checked against the room's power levels before they are signed.
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
@@ -18,7 +18,7 @@ use crate::federated_membership::{RoomEvents, matrix_id};
 use crate::federated_power::{PowerLevels, level_of_roles, roles_for_level};
 use crate::federated_rooms::server_of;
 use crate::store::{Change, FederatedRoom};
-use apogee_domain::{Message, Room, Timestamp, User};
+use apogee_domain::{Message, Room, RoomType, Timestamp, User};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -32,6 +32,8 @@ pub(crate) struct SettingsOut {
     pub name: Option<String>,
     pub topic: Option<String>,
     pub read_only: Option<bool>,
+    /// A new room type: public (a channel) or not (a private group).
+    pub public: Option<bool>,
 }
 
 impl Core {
@@ -211,7 +213,11 @@ impl Core {
         rid: &str,
         settings: SettingsOut,
     ) -> CoreResult<Vec<Change>> {
-        if settings.name.is_none() && settings.topic.is_none() && settings.read_only.is_none() {
+        if settings.name.is_none()
+            && settings.topic.is_none()
+            && settings.read_only.is_none()
+            && settings.public.is_none()
+        {
             // Nothing Matrix knows of (an announcement, say): no Matrix membership needed.
             return Ok(vec![]);
         }
@@ -247,11 +253,59 @@ impl Core {
                 add(&mut events, "m.room.power_levels", content, allowed)?;
             }
         }
+        if let Some(public) = settings.public {
+            // A channel made private must stop taking joins from other servers, and back.
+            let rule = if public { "public" } else { "invite" };
+            if events.join_rule().as_deref() != Some(rule) {
+                let allowed = power.user(&sender) >= power.state_event("m.room.join_rules");
+                let content = json!({"join_rule": rule});
+                add(&mut events, "m.room.join_rules", content, allowed)?;
+            }
+        }
         if events.made.is_empty() {
             return Ok(vec![]);
         }
         let servers = self.joined_servers(&room).await?;
         Ok(self.store_and_send(&events, removed, &servers, &ours))
+    }
+
+    /// An incoming `m.room.join_rules` by `by`: a `public` room is a channel here, any other
+    /// rule a private group (DMs stay DMs), announced with `room_changed_privacy`.
+    pub(crate) async fn incoming_join_rules(
+        &self,
+        room: &FederatedRoom,
+        content: &Value,
+        by: &User,
+    ) -> CoreResult<Vec<Change>> {
+        let mut r = self
+            .store
+            .room_by_id(&room.rid)
+            .await?
+            .ok_or_else(CoreError::room_not_found)?;
+        let public = content.get("join_rule").and_then(Value::as_str) == Some("public");
+        let t = if public {
+            RoomType::Channel
+        } else {
+            RoomType::Group
+        };
+        if r.is_direct() || r.t == t {
+            return Ok(vec![]);
+        }
+        r.t = t;
+        r.updated_at = Timestamp::now();
+        let mut changes = vec![Change::UpdateRoom(r.clone())];
+        for mut sub in self.every_subscription(&r.id).await? {
+            sub.t = t;
+            sub.updated_at = r.updated_at;
+            changes.push(Change::UpdateSubscription(sub));
+        }
+        let privacy = if public { "public" } else { "private" };
+        changes.push(Change::AppendMessage {
+            message: Message::system(&r.id, "room_changed_privacy", privacy.into(), by.as_ref()),
+            mentioned_user_ids: vec![],
+            mentions_all: false,
+        });
+        Ok(changes)
     }
 
     /// A room role granted or revoked here (`set_room_role`): the target's new power level

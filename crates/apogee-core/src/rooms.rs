@@ -768,6 +768,10 @@ impl Core {
             name: s.name.clone().filter(|n| Some(n) != room.name.as_ref()),
             topic: s.topic.clone().filter(|t| Some(t) != room.topic.as_ref()),
             read_only: s.read_only.filter(|ro| *ro != room.ro),
+            public: s
+                .room_type
+                .filter(|t| *t != room.t)
+                .map(|t| t == RoomType::Channel),
         };
         if let Some(topic) = s.topic {
             announce("room_changed_topic", topic.clone());

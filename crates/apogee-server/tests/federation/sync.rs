@@ -199,6 +199,20 @@ async fn synapse_room_changes_both_ways() {
             )
             .await;
 
+            // Made private and public again: the join rule follows.
+            for (prefix, kind, rule) in [("channels", "p", "invite"), ("groups", "c", "public")] {
+                s.post_ok(
+                    &format!("/api/v1/{prefix}.setType"),
+                    &bob,
+                    json!({"roomId": rid, "type": kind}),
+                )
+                .await;
+                synapse_state_where(&s, &syn, &room_id, "m.room.join_rules", rule, |v| {
+                    v["join_rule"] == rule
+                })
+                .await;
+            }
+
             // The administrator may edit any room here: an announcement (local only) needs no
             // Matrix membership; the rest needs power in the Matrix room, which the admin does
             // not have even once joined: refused, nothing written on either side.
@@ -308,13 +322,29 @@ async fn synapse_room_changes_both_ways() {
                 lines.iter().any(|m| m["t"] == "room-removed-read-only"),
                 "{lines:?}"
             );
+
+            // alice makes the room invite-only: a private group here.
+            synapse_set_state(
+                &syn,
+                &room_id,
+                "m.room.join_rules",
+                json!({"join_rule": "invite"}),
+            )
+            .await;
+            eventually(&s, "the room private here", || async {
+                let room = room_info(&s, &bob, &rid).await;
+                let sub = s.subscription(&carol, &rid).await;
+                (room["t"] == "p" && sub["t"] == "p").then_some(())
+            })
+            .await;
         }
     }
 }
 
 /// Deletions: bob's file message and thread reply redacted on Synapse, alice's thread reply
 /// redacted here; a room made here deleted (alice kicked, the room closed, bob gone); in a
-/// Synapse room a deactivated and a deleted member leave, a member banned there is dropped
+/// Synapse room its admin's rename shows here, a deactivated and a deleted member leave (the
+/// deactivated one, activated again, is back), a member banned there is dropped
 /// here and cannot join again, alice's redacted file is deleted with its upload, and the
 /// deleted room is left; a Synapse room abandoned by alice and another closed with a tombstone
 /// are archived here.
@@ -517,6 +547,19 @@ async fn synapse_deletion_sync() {
             .then_some(())
         })
         .await;
+        // alice, the Synapse room's creator and admin, renames it: renamed here.
+        synapse_set_state(
+            &syn,
+            &theirs,
+            "m.room.name",
+            json!({"name": "Renamed on Synapse"}),
+        )
+        .await;
+        eventually(&s, "the Synapse room renamed here", || async {
+            (room_info(&s, &bob, &trid).await["fname"] == "Renamed on Synapse").then_some(())
+        })
+        .await;
+
         // Activated again, carol is back in the (public) room.
         s.post_ok(
             "/api/v1/users.setActiveStatus",

@@ -391,7 +391,8 @@ async fn a_room_renamed_then_deleted_on_the_other_server() {
         })
         .await;
 
-        // A deletes the room: bob kicked, B's copy archived.
+        // A deletes the room: closed (join rule invite: a private group on B), bob kicked,
+        // B's copy archived.
         a.post_ok(
             "/api/v1/channels.delete",
             &admin_a,
@@ -399,19 +400,15 @@ async fn a_room_renamed_then_deleted_on_the_other_server() {
         )
         .await;
         across(&a, &b, "B's copy closed", || async {
-            let (_, info) = b
-                .get(&format!("/api/v1/rooms.info?roomId={b_rid}"), &admin_b)
-                .await;
-            let (_, members) = b
-                .get(
-                    &format!("/api/v1/channels.members?roomId={b_rid}"),
-                    &admin_b,
-                )
-                .await;
-            let bob_gone = members["members"]
-                .as_array()
-                .is_some_and(|m| !m.iter().any(|m| m["username"] == "bob"));
-            (info["room"]["archived"] == true && bob_gone).then_some(())
+            // The administration's list: the admin is no member of the private group.
+            let (_, rooms) = b.get("/api/v1/rooms.adminRooms?count=100", &admin_b).await;
+            let room = rooms["rooms"]
+                .as_array()?
+                .iter()
+                .find(|r| r["_id"] == b_rid.as_str())?
+                .clone();
+            let bob_gone = subscribed_room(&b, &bob, &mrid).await.is_none();
+            (room["archived"] == true && room["t"] == "p" && bob_gone).then_some(())
         })
         .await;
     }
