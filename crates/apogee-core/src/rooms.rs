@@ -886,6 +886,12 @@ impl Core {
                 changes.push(Change::UpdateSubscription(m));
             }
         }
+        // In a federated room, name, topic, read-only and type are Matrix events too (refused
+        // without the power there, before any image is stored).
+        changes.extend(
+            self.federated_settings_out(actor, &room.id, federated_out)
+                .await?,
+        );
         // The image is stored last, once everything else is known to be acceptable.
         let staged_avatar = match s.avatar {
             Some(avatar) => {
@@ -895,11 +901,6 @@ impl Core {
             }
             None => None,
         };
-        // In a federated room, name, topic and read-only are Matrix events too.
-        changes.extend(
-            self.federated_settings_out(actor, &room.id, federated_out)
-                .await?,
-        );
         // System messages re-read the room, so write the room first.
         changes.insert(0, Change::UpdateRoom(room.clone()));
         let committed = self.commit(changes).await;
