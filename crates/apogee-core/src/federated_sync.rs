@@ -75,7 +75,7 @@ impl Core {
         changes
     }
 
-    /// Members of the Matrix room with `membership`, as (user id, server).
+    /// The Matrix user ids with `membership` in the room's current state, sorted.
     fn members_with(events: &RoomEvents<'_>, membership: &str) -> Vec<String> {
         let mut out: Vec<String> = events
             .state
