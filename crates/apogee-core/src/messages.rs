@@ -143,10 +143,7 @@ impl Core {
         let mut changes = Vec::new();
         if !encrypted {
             changes.extend(self.prepare_url_previews(&mut message));
-            changes.extend(
-                self.outgoing_webhook_calls(room, &message, false)
-                    .await?,
-            );
+            changes.extend(self.outgoing_webhook_calls(room, &message, false).await?);
         }
         if let Some(tmid) = new.tmid {
             let mut parent = self

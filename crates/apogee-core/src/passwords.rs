@@ -4,17 +4,13 @@
 //! only that digest, so the server never needs the plain password. Rocket.Chat's own
 //! `bcrypt(sha256-hex)` hashes (from an import) verify too and are upgraded on the next login.
 //! Hashing runs on a few dedicated threads fed by a bounded queue, so a login burst cannot starve
-//! the runtime, and the memory argon2 needs (19 MiB a hash) is kept by each of those threads and
-//! reused by every hash it runs: the argon2 crate's own entry points allocate, zero and free
-//! those 19 MiB per hash, and the allocator hands such large blocks back to the kernel, so each
-//! login also paid ~5,000 page faults and a 19 MiB memset before any hashing (measured in
-//! `docs/BENCHMARKS.md`, login storm).
+//! the runtime, and the memory argon2 needs (19 MiB a hash) is reused by those threads instead of
+//! being left behind in the allocator of every blocking-pool thread that ever hashed.
 
+use argon2::Argon2;
 use argon2::password_hash::{
-    self, Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng,
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
-use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::cell::RefCell;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
@@ -111,59 +107,12 @@ impl Hasher {
     }
 }
 
-/// Argon2 memory a hashing thread keeps between hashes, at most (the default needs 19 MiB;
-/// a stored hash with larger parameters gets memory of its own for that one hash).
-const KEEP_BLOCKS: usize = 64 * 1024;
-
-thread_local! {
-    /// This thread's argon2 memory, reused by every hash it runs. Argon2 writes every block
-    /// before reading it, so what an earlier hash left there does not matter.
-    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Argon2 of `password` and `salt` into `out`, on this thread's memory.
-fn argon2_into(
-    argon: &Argon2,
-    blocks: usize,
-    password: &[u8],
-    salt: &[u8],
-    out: &mut [u8],
-) -> password_hash::Result<()> {
-    if blocks > KEEP_BLOCKS {
-        let mut memory = vec![Block::default(); blocks];
-        return Ok(argon.hash_password_into_with_memory(password, salt, out, &mut memory)?);
-    }
-    MEMORY.with(|memory| {
-        let mut memory = memory.borrow_mut();
-        if memory.len() < blocks {
-            memory.resize(blocks, Block::default());
-        }
-        Ok(argon.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])?)
-    })
-}
-
-/// argon2id with the crate's default parameters, in PHC string form (`$argon2id$v=19$…`).
 fn hash_digest(digest: &str) -> String {
-    let hash = || -> password_hash::Result<String> {
-        let salt = SaltString::generate(&mut OsRng);
-        let mut salt_bytes = [0u8; 64];
-        let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes)?;
-        let params = Params::default();
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-        let output = Output::init_with(len, |out| {
-            argon2_into(&argon, params.block_count(), digest.as_bytes(), salt_bytes, out)
-        })?;
-        Ok(PasswordHash {
-            algorithm: Algorithm::Argon2id.ident(),
-            version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(&params)?,
-            salt: Some(salt.as_salt()),
-            hash: Some(output),
-        }
-        .to_string())
-    };
-    hash().unwrap_or_default()
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(digest.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
 }
 
 fn verify_digest(digest: &str, stored: &str) -> Verified {
@@ -173,35 +122,16 @@ fn verify_digest(digest: &str, stored: &str) -> Verified {
             _ => Verified::No,
         };
     }
-    if argon2_matches(digest, stored).unwrap_or(false) {
-        Verified::Yes
-    } else {
-        Verified::No
+    match PasswordHash::new(stored) {
+        Ok(parsed)
+            if Argon2::default()
+                .verify_password(digest.as_bytes(), &parsed)
+                .is_ok() =>
+        {
+            Verified::Yes
+        }
+        _ => Verified::No,
     }
-}
-
-/// Whether `digest` hashes to the stored PHC string, with the stored algorithm, version and
-/// parameters (what the argon2 crate's `verify_password` checks, on reused memory).
-fn argon2_matches(digest: &str, stored: &str) -> password_hash::Result<bool> {
-    let parsed = PasswordHash::new(stored)?;
-    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-        return Ok(false);
-    };
-    let algorithm = Algorithm::try_from(parsed.algorithm)?;
-    let version = parsed
-        .version
-        .map(Version::try_from)
-        .transpose()?
-        .unwrap_or_default();
-    let params = Params::try_from(&parsed)?;
-    let mut salt_bytes = [0u8; 64];
-    let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
-    let argon = Argon2::new(algorithm, version, params.clone());
-    let computed = Output::init_with(expected.len(), |out| {
-        argon2_into(&argon, params.block_count(), digest.as_bytes(), salt_bytes, out)
-    })?;
-    // `Output`'s comparison is constant-time.
-    Ok(computed == expected)
 }
 
 #[cfg(test)]
@@ -224,40 +154,6 @@ mod tests {
         assert_eq!(verify_digest(&d, &h), Verified::Yes);
         assert_eq!(verify_digest(&digest("wrong"), &h), Verified::No);
         assert_eq!(verify_digest(&d, "garbage"), Verified::No);
-    }
-
-    #[test]
-    fn hashes_agree_with_the_argon2_crates_own() {
-        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-        let d = digest("secret");
-        // A hash stored before memory was reused (or by another tool) still verifies …
-        let salt = SaltString::generate(&mut OsRng);
-        let theirs = Argon2::default()
-            .hash_password(d.as_bytes(), &salt)
-            .unwrap()
-            .to_string();
-        assert_eq!(verify_digest(&d, &theirs), Verified::Yes);
-        assert_eq!(verify_digest(&digest("wrong"), &theirs), Verified::No);
-        // … and ours verify with the crate, with its default parameters.
-        let ours = hash_digest(&d);
-        let parsed = PasswordHash::new(&ours).unwrap();
-        assert!(Argon2::default().verify_password(d.as_bytes(), &parsed).is_ok());
-        assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
-        assert!(theirs.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{theirs}");
-        assert_eq!(ours.len(), theirs.len());
-        // Other parameters (an imported argon2i hash with less memory) are honoured too.
-        let other = Argon2::new(
-            Algorithm::Argon2i,
-            Version::V0x13,
-            Params::new(8 * 1024, 2, 1, Some(32)).unwrap(),
-        )
-        .hash_password(d.as_bytes(), &salt)
-        .unwrap()
-        .to_string();
-        assert_eq!(verify_digest(&d, &other), Verified::Yes);
-        assert_eq!(verify_digest(&digest("wrong"), &other), Verified::No);
-        // Memory reused after a larger hash leaves results unchanged.
-        assert_eq!(verify_digest(&d, &theirs), Verified::Yes);
     }
 
     #[test]

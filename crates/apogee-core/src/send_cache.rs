@@ -135,9 +135,7 @@ impl SendCache {
         if inner.rooms.len() >= CAPACITY {
             inner.rooms.clear();
         }
-        inner
-            .rooms
-            .insert(room.id.clone(), (room, Instant::now()));
+        inner.rooms.insert(room.id.clone(), (room, Instant::now()));
     }
 
     /// Keeps a subscription (or its absence) read from the store at `generation`, unless
@@ -277,7 +275,10 @@ mod tests {
             removed: false,
         });
         assert!(cache.room("r").is_none());
-        assert!(cache.subscription("r", "u").is_some(), "a room update keeps members");
+        assert!(
+            cache.subscription("r", "u").is_some(),
+            "a room update keeps members"
+        );
 
         cache.apply(&Event::SessionsEnded {
             user_id: "u".into(),
@@ -294,7 +295,10 @@ mod tests {
             removed: true,
         });
         assert!(cache.room("s").is_none());
-        assert!(cache.subscription("s", "x").is_none(), "deleted with the room");
+        assert!(
+            cache.subscription("s", "x").is_none(),
+            "deleted with the room"
+        );
         assert_eq!(cache.lock().subs_len, 0);
     }
 

@@ -1244,13 +1244,20 @@ pub async fn a_failing_batch_among_concurrent_ones_fails_alone(s: S) {
     for t in tasks {
         let (i, result) = t.await.unwrap();
         if i % 4 == 0 {
-            assert!(matches!(result, Err(StoreError::Conflict(_))), "{i}: {result:?}");
+            assert!(
+                matches!(result, Err(StoreError::Conflict(_))),
+                "{i}: {result:?}"
+            );
         } else {
             result.unwrap();
         }
     }
     let room = s.room_by_id(&r.id).await.unwrap().unwrap();
-    assert_eq!((room.seq, room.msgs), (37, 37), "1 + 36 landed, nothing of the failed");
+    assert_eq!(
+        (room.seq, room.msgs),
+        (37, 37),
+        "1 + 36 landed, nothing of the failed"
+    );
 }
 
 pub async fn room_counters_survive_stale_updates(s: S) {

@@ -94,7 +94,9 @@ async fn committer(pool: PgPool, mut jobs: mpsc::Receiver<WriteJob>) {
                     continue;
                 }
                 // Each batch on its own below: the failing one fails alone.
-                Err(e) => tracing::debug!(error = %e, "group failed; committing its batches one by one"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "group failed; committing its batches one by one")
+                }
             }
         }
         for job in group.drain(..) {
