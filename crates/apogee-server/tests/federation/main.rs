@@ -10,6 +10,8 @@
 //! - `two_servers`: two Apogee servers sharing a room on loopback.
 //! - `edus`: typing and read receipts with a real Synapse, both ways;
 //! - `policy`: allowed and denied servers (requests, joins, sends);
+//! - `sync`: changes after creation both ways (name, topic, read-only, roles), deletion sync,
+//!   closed and abandoned rooms, forged changes refused;
 //! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
 
 #![cfg(feature = "federation")]
@@ -28,4 +30,5 @@ mod media;
 mod outage;
 mod policy;
 mod rooms;
+mod sync;
 mod two_servers;
