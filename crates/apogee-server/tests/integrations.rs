@@ -103,9 +103,12 @@ async fn incoming_webhooks_post_slack_payloads_as_the_integration_user() {
 
         // A wrong token, an unknown id: refused, nothing posted.
         let before = history(&s, &admin, &rid).await.len();
+        // The real token with its last character changed (to one it is not).
+        let (head, last) = token.split_at(token.len() - 1);
+        let forged = format!("{head}{}", if last == "x" { "y" } else { "x" });
         let r = s
             .client
-            .post(format!("{}/hooks/{id}/{}x", s.base, &token[..47]))
+            .post(format!("{}/hooks/{id}/{forged}", s.base))
             .json(&json!({"text": "forged"}))
             .send()
             .await
