@@ -18,6 +18,7 @@ pub mod e2e_recovery;
 pub mod emoji;
 pub mod error;
 pub mod events;
+pub mod federated_backfill;
 pub mod federated_catchup;
 pub mod federated_content;
 pub mod federated_edus;

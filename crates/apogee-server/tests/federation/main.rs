@@ -2,6 +2,7 @@
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `backfill`: history from before our join read by paging back (real Synapse);
 //! - `catchup`: catch-up served and used, against `fake_homeserver` (a homeserver in the test);
 //! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
 //!   display names);
@@ -18,6 +19,7 @@
 mod common;
 mod support;
 
+mod backfill;
 mod catchup;
 mod content;
 mod edus;
