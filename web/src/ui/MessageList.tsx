@@ -97,23 +97,42 @@ export function MessageList({ sub, onEdit, onQuote }: { sub: Subscription; onEdi
   const latest = useRef({ rows, offsets, index, state, live });
   latest.current = { rows, offsets, index, state, live };
 
-  /** The first row in view and its offset from the view's top (from the DOM when drawn). */
+  /**
+   * The reader's place: the first message whose top is in view, and its offset from the view's
+   * top. A message, not a separator: a day's separator moves up to the first message of its day
+   * as older pages arrive. And not one cut off above the view: the oldest loaded message loses
+   * its header once the page before it arrives (it groups with the one before), so anything held
+   * below it would see it move.
+   */
   const readAnchor = (): { key: string; offset: number } | null => {
     const el = scroller.current;
     const list = listEl.current;
     if (!el || !list) return null;
-    // A message, not a separator: a day's separator moves up to the first message of its day
-    // as older pages arrive, so holding on to it would move the view with it.
     const top = el.getBoundingClientRect().top;
-    for (const row of list.children) {
-      if (!(row as HTMLElement).dataset.id) continue;
-      const r = row.getBoundingClientRect();
-      if (r.bottom > top) return r.top < top + el.clientHeight ? { key: keyOf(row), offset: r.top - top } : null;
+    const bottom = top + el.clientHeight;
+    // Only when the drawn rows reach the view's top: otherwise the first drawn message in view
+    // has rows above it, still in view, that are only padding yet (a scroll past the drawn rows).
+    const firstDrawn = list.firstElementChild?.getBoundingClientRect().top;
+    if (firstDrawn !== undefined && firstDrawn <= top) {
+      let cut: Element | null = null;
+      for (const row of list.children) {
+        if (!(row as HTMLElement).dataset.id) continue;
+        const r = row.getBoundingClientRect();
+        if (r.bottom <= top) continue;
+        if (r.top >= top) {
+          if (r.top < bottom) return { key: keyOf(row), offset: r.top - top };
+          break;
+        }
+        cut ??= row;
+      }
+      // One tall row fills the view: that row.
+      if (cut) return { key: keyOf(cut), offset: cut.getBoundingClientRect().top - top };
     }
-    // Nothing drawn there (a long drag of the scroll bar): the message the offsets put there.
+    // Not drawn there: the message the offsets put first in view.
     const { rows, offsets } = latest.current;
     const y = el.scrollTop - listTop();
     let i = rowAt(offsets, y);
+    if (i >= 0 && offsets[i] < y && i < rows.length - 1) i++;
     while (i >= 0 && i < rows.length - 1 && (rows[i].kind === 'day' || rows[i].kind === 'unread')) i++;
     return i < 0 ? null : { key: rows[i].key, offset: offsets[i] - y };
   };

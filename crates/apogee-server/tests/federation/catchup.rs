@@ -581,23 +581,8 @@ async fn synapse_gap_is_fetched_after_lost_events() {
         wait_for_federation(port).await;
         let _admin = s.user("admin").await;
         let bob = s.user("bob").await;
-        let created = alice
-            .call(
-                reqwest::Method::POST,
-                "/_matrix/client/v3/createRoom",
-                Some(json!({"preset": "public_chat", "room_version": "12"})),
-            )
-            .await;
-        let room_id = created["room_id"].as_str().unwrap().to_string();
-        let (status, v) = s
-            .post(
-                "/api/v1/federation/joinExternalPublicRoom",
-                &bob,
-                json!({"externalRoomId": room_id, "via": synapse_name}),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
-        let rid = v["room"]["_id"].as_str().unwrap().to_string();
+        let room_id = synapse_room(&alice, "12", "Gap").await;
+        let (rid, _) = join_via(&s, &bob, &room_id, &synapse_name).await;
         alice
             .send(&room_id, "m.room.message", message("before the outage"))
             .await;

@@ -9,19 +9,6 @@ const ONE_PIXEL_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01
 
 pub(crate) const SITE: &str = "https://chat.example.com";
 
-/// alice's new public room on Synapse; its Matrix id.
-pub(crate) async fn synapse_room(syn: &Synapse) -> String {
-    let created = syn
-        .alice
-        .call(
-            reqwest::Method::POST,
-            "/_matrix/client/v3/createRoom",
-            Some(json!({"preset": "public_chat", "room_version": "11", "name": "content"})),
-        )
-        .await;
-    created["room_id"].as_str().unwrap().to_string()
-}
-
 /// Joins alice's room from Apogee as each of `joiners`; the mapped room id.
 pub(crate) async fn join_room(
     s: &Server,
@@ -31,15 +18,7 @@ pub(crate) async fn join_room(
 ) -> String {
     let mut rid = String::new();
     for joiner in joiners {
-        let (status, v) = s
-            .post(
-                "/api/v1/federation/joinExternalPublicRoom",
-                joiner,
-                json!({"externalRoomId": room_id, "via": syn.name}),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}\n{}", federation_log(s));
-        rid = v["room"]["_id"].as_str().unwrap().to_string();
+        rid = join_via(s, joiner, room_id, &syn.name).await.0;
     }
     rid
 }
@@ -94,7 +73,7 @@ async fn synapse_content() {
     for backend in backends() {
         // A room per server: a room's events signed by a server that has gone cannot be
         // checked by the next one joining.
-        let room_id = synapse_room(&syn).await;
+        let room_id = synapse_room(&syn.alice, "11", "content").await;
         let resolve = format!("{}={}", syn.name, syn.url);
         let (s, port) = start(
             backend,
@@ -348,7 +327,7 @@ async fn synapse_profiles() {
     for backend in backends() {
         // A room per server: a room's events signed by a server that has gone cannot be
         // checked by the next one joining.
-        let room_id = synapse_room(&syn).await;
+        let room_id = synapse_room(&syn.alice, "11", "content").await;
         let resolve = format!("{}={}", syn.name, syn.url);
         let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
         let _admin = s.user("admin").await;
@@ -402,22 +381,9 @@ async fn synapse_profiles() {
         .await;
 
         // Her avatar (an mxc:// in her member event) is fetched into our avatar store.
-        let uploaded: Value = alice
-            .http
-            .post(format!(
-                "{}/_matrix/media/v3/upload?filename=me.png",
-                syn.url
-            ))
-            .bearer_auth(&alice.token)
-            .header("Content-Type", "image/png")
-            .body(ONE_PIXEL_PNG.to_vec())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mxc = uploaded["content_uri"].as_str().expect("uploaded");
+        let mxc = alice
+            .upload("me.png", "image/png", ONE_PIXEL_PNG.to_vec())
+            .await;
         alice
             .call(
                 reqwest::Method::PUT,
@@ -426,7 +392,7 @@ async fn synapse_profiles() {
                     enc(&room_id),
                     enc(&syn.alice_id)
                 ),
-                Some(json!({"membership": "join", "displayname": new_name, "avatar_url": mxc})),
+                Some(json!({"membership": "join", "displayname": new_name, "avatar_url": &mxc})),
             )
             .await;
         eventually(&s, "alice's avatar", || async {

@@ -72,23 +72,8 @@ async fn typing_and_read_receipts_cross_both_ways() {
         let _admin = s.user("admin").await;
         let bob = s.user("bob").await;
         let bob_id = format!("@bob:localhost:{port}");
-        let created = alice
-            .call(
-                reqwest::Method::POST,
-                "/_matrix/client/v3/createRoom",
-                Some(json!({"preset": "public_chat", "room_version": "11", "name": "EDUs"})),
-            )
-            .await;
-        let room_id = created["room_id"].as_str().unwrap().to_string();
-        let (status, v) = s
-            .post(
-                "/api/v1/federation/joinExternalPublicRoom",
-                &bob,
-                json!({"externalRoomId": room_id, "via": synapse_name}),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
-        let rid = v["room"]["_id"].as_str().unwrap().to_string();
+        let room_id = synapse_room(&alice, "11", "EDUs").await;
+        let (rid, _) = join_via(&s, &bob, &room_id, &synapse_name).await;
         let mut ddp = Ddp::connect(&s).await;
         ddp.resume(&bob).await;
         let activity = format!("{rid}/user-activity");

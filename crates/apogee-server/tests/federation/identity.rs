@@ -218,20 +218,7 @@ async fn synapse_interop() {
 
         // Synapse asks us, signed, for our user's profile: we verify it (fetching Synapse's
         // key) and answer.
-        let login: Value = http
-            .post(format!("{synapse}/_matrix/client/v3/login"))
-            .json(&json!({"type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": user}, "password": password}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["access_token"]
-            .as_str()
-            .expect("Synapse login")
-            .to_string();
+        let token = Matrix::login(&synapse, &user, &password).await.token;
         let answer = http
             .get(format!("{synapse}/_matrix/client/v3/profile/@bob:{us}"))
             .bearer_auth(&token)

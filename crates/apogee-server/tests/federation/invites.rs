@@ -5,31 +5,6 @@
 use crate::common::backends;
 use crate::support::*;
 
-/// A PUT with a JSON body to our federation port, signed by `identity`.
-pub(crate) async fn fed_put(
-    port: u16,
-    us: &str,
-    identity: &Identity,
-    target: &str,
-    body: &Value,
-) -> (StatusCode, Value) {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let authorization = apogee_federation::client::x_matrix_header(
-        identity,
-        <&ServerName>::try_from(us).unwrap(),
-        &Method::PUT,
-        target,
-        Some(&bytes),
-    )
-    .unwrap();
-    let request = Request::put(target)
-        .header("Authorization", authorization)
-        .header("Content-Type", "application/json")
-        .body(http_body_util::Full::new(Bytes::from(bytes)))
-        .unwrap();
-    fed_call(port, request).await
-}
-
 /// Usernames of a room's members over REST.
 pub(crate) async fn member_names(
     s: &Server,
@@ -61,27 +36,21 @@ pub(crate) async fn synapse_joined(alice: &Matrix, room_id: &str) -> Value {
         .clone()
 }
 
-fn synapse_env() -> Option<(String, String, String, String)> {
-    Some((
-        std::env::var("APOGEE_TEST_SYNAPSE_URL").ok()?,
-        std::env::var("APOGEE_TEST_SYNAPSE_NAME").ok()?,
-        std::env::var("APOGEE_TEST_SYNAPSE_USER").ok()?,
-        std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").ok()?,
-    ))
-}
-
 /// In room versions 10, 11 and 12: bob makes a federated channel, alice (Synapse) joins it and
 /// both write; bob invites alice into a federated private group by her Matrix id and she
 /// joins; carol leaves the channel and alice leaves the group, each side seeing it; alice
 /// invites bob into a Synapse room and Apogee takes the invite up.
 #[tokio::test]
 async fn synapse_joins_and_invites() {
-    let Some((synapse, synapse_name, user, password)) = synapse_env() else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+    let Some(Synapse {
+        url: synapse,
+        name: synapse_name,
+        alice_id,
+        alice,
+    }) = synapse().await
+    else {
         return;
     };
-    let alice_id = format!("@{user}:{synapse_name}");
-    let alice = Matrix::login(&synapse, &user, &password).await;
     for backend in backends() {
         let resolve = format!("{synapse_name}={synapse}");
         let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
@@ -200,15 +169,8 @@ async fn synapse_joins_and_invites() {
                 .await;
             assert_eq!(status, 200, "{v}");
             let alice_ref = &alice;
-            eventually(server, "bob's message on Synapse", || async {
-                alice_ref
-                    .messages(&room_id)
-                    .await
-                    .into_iter()
-                    .find(|e| e["content"]["body"] == reply.as_str())
-                    .filter(|e| e["sender"] == bob_id.as_str())
-            })
-            .await;
+            let event = wait_for_message(server, alice_ref, &room_id, &reply).await;
+            assert_eq!(event["sender"], bob_id.as_str(), "{event}");
 
             // carol leaves: Synapse sees her go.
             let (status, v) = s
@@ -254,21 +216,8 @@ async fn synapse_joins_and_invites() {
                 )
                 .await;
             assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
-            eventually(server, "alice's invite on Synapse", || async {
-                // Synapse caches a sync's answer per request for minutes: each poll differs.
-                let filter =
-                    json!({"room": {"timeline": {"not_types": [apogee_domain::random_id()]}}});
-                let sync = alice_ref
-                    .call(
-                        reqwest::Method::GET,
-                        &format!(
-                            "/_matrix/client/v3/sync?timeout=0&filter={}",
-                            enc(&filter.to_string())
-                        ),
-                        None,
-                    )
-                    .await;
-                sync["rooms"]["invite"].get(&group_room).map(|_| ())
+            eventually(server, "alice's invite on Synapse", || {
+                invited(alice_ref, &group_room)
             })
             .await;
             alice
@@ -376,57 +325,32 @@ async fn membership_requests_are_checked() {
         assert_eq!(status, 401);
         // Unknown room: 404.
         let target = make_join("!nope:localhost", eve);
-        let (status, v) = fed_get(
-            port,
-            &target,
-            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
-        )
-        .await;
+        let (status, v) = signed_get(port, &us, &mallory.identity, &target).await;
         assert_eq!(status, 404, "{v}");
         // Someone of another server: 403.
         let target = make_join(&public_room, "@alice:synapse.test");
-        let (status, v) = fed_get(
-            port,
-            &target,
-            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
-        )
-        .await;
+        let (status, v) = signed_get(port, &us, &mallory.identity, &target).await;
         assert_eq!(
             (status.as_u16(), &v["errcode"]),
             (403, &json!("M_FORBIDDEN"))
         );
         // The invite-only group without an invite: 403.
         let target = make_join(&private_room, eve);
-        let (status, v) = fed_get(
-            port,
-            &target,
-            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
-        )
-        .await;
+        let (status, v) = signed_get(port, &us, &mallory.identity, &target).await;
         assert_eq!(
             (status.as_u16(), &v["errcode"]),
             (403, &json!("M_FORBIDDEN"))
         );
         // A room version the asking server does not speak.
         let target = make_join(&public_room, eve).replace("ver=10", "ver=9");
-        let (status, v) = fed_get(
-            port,
-            &target,
-            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
-        )
-        .await;
+        let (status, v) = signed_get(port, &us, &mallory.identity, &target).await;
         assert_eq!(status, 400, "{v}");
         assert_eq!(v["errcode"], "M_INCOMPATIBLE_ROOM_VERSION");
         assert_eq!(v["room_version"], "10");
 
         // The public channel: a template for eve.
         let target = make_join(&public_room, eve);
-        let (status, v) = fed_get(
-            port,
-            &target,
-            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
-        )
-        .await;
+        let (status, v) = signed_get(port, &us, &mallory.identity, &target).await;
         assert_eq!(status, 200, "{v}");
         let template = v["event"].clone();
         assert_eq!(template["state_key"], eve);
@@ -441,76 +365,44 @@ async fn membership_requests_are_checked() {
             )
             .unwrap()
         };
-        let send_join = |room: &str, event_id: &str| {
-            format!(
+        // mallory PUTs a join event to `send_join`, the path naming `room` and `event_id`.
+        let (us_name, mallory_identity) = (us.as_str(), &mallory.identity);
+        let send_join = move |room: &str, event_id: &str, pdu: Value| {
+            let target = format!(
                 "/_matrix/federation/v2/send_join/{}/{}",
                 enc(room),
                 enc(event_id)
-            )
+            );
+            async move { fed_put(port, us_name, mallory_identity, &target, &pdu).await }
         };
         // A join for someone else (the state key is not the sender).
         let mut forged = template.clone();
         forged["state_key"] = json!("@other:mallory.test");
         let pdu = sign(forged);
-        let (status, v) = fed_put(
-            port,
-            &us,
-            &mallory.identity,
-            &send_join(&public_room, pdu.event_id.as_str()),
-            &pdu.to_json(),
-        )
-        .await;
+        let (status, v) = send_join(&public_room, pdu.event_id.as_str(), pdu.to_json()).await;
         assert_eq!(status, 403, "{v}");
         // A join in the name of a user of another server.
         let mut forged = template.clone();
         forged["state_key"] = json!("@alice:synapse.test");
         forged["sender"] = json!("@alice:synapse.test");
         let pdu = sign(forged);
-        let (status, v) = fed_put(
-            port,
-            &us,
-            &mallory.identity,
-            &send_join(&public_room, pdu.event_id.as_str()),
-            &pdu.to_json(),
-        )
-        .await;
+        let (status, v) = send_join(&public_room, pdu.event_id.as_str(), pdu.to_json()).await;
         assert_eq!(status, 403, "{v}");
         // The template used for the invite-only group (no invite): the auth rules refuse it.
         let mut forged = template.clone();
         forged["room_id"] = json!(private_room);
         let pdu = sign(forged);
-        let (status, v) = fed_put(
-            port,
-            &us,
-            &mallory.identity,
-            &send_join(&private_room, pdu.event_id.as_str()),
-            &pdu.to_json(),
-        )
-        .await;
+        let (status, v) = send_join(&private_room, pdu.event_id.as_str(), pdu.to_json()).await;
         assert!(status == 403 || status == 400, "{status} {v}");
         // A join whose path names another event.
         let pdu = sign(template.clone());
-        let (status, v) = fed_put(
-            port,
-            &us,
-            &mallory.identity,
-            &send_join(&public_room, "$other"),
-            &pdu.to_json(),
-        )
-        .await;
+        let (status, v) = send_join(&public_room, "$other", pdu.to_json()).await;
         assert_eq!(status, 400, "{v}");
         let members = crate::invites::member_names(&s, &bob, "channels", &public_rid).await;
         assert_eq!(members, vec!["bob".to_string()], "nothing written");
 
         // The real join: accepted, with the room's state and auth chain; eve is a member.
-        let (status, v) = fed_put(
-            port,
-            &us,
-            &mallory.identity,
-            &send_join(&public_room, pdu.event_id.as_str()),
-            &pdu.to_json(),
-        )
-        .await;
+        let (status, v) = send_join(&public_room, pdu.event_id.as_str(), pdu.to_json()).await;
         assert_eq!(status, 200, "{v}");
         let state = v["state"].as_array().unwrap();
         assert!(state.iter().any(|e| e["type"] == "m.room.create"), "{v}");
@@ -527,20 +419,10 @@ async fn membership_requests_are_checked() {
             )
         };
         let target = make_leave("@stranger:mallory.test");
-        let (status, v) = fed_get(
-            port,
-            &target,
-            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
-        )
-        .await;
+        let (status, v) = signed_get(port, &us, &mallory.identity, &target).await;
         assert_eq!(status, 403, "{v}");
         let target = make_leave(eve);
-        let (status, v) = fed_get(
-            port,
-            &target,
-            Some(&signed(&mallory.identity, &us, &Method::GET, &target)),
-        )
-        .await;
+        let (status, v) = signed_get(port, &us, &mallory.identity, &target).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["event"]["content"]["membership"], "leave", "{v}");
         let leave = sign(v["event"].clone());
@@ -599,12 +481,15 @@ async fn invited(alice: &Matrix, room_id: &str) -> Option<Value> {
 /// both write in), a DM she opens with bob (a DM on Apogee), and `/federation invite`.
 #[tokio::test]
 async fn synapse_direct_messages_and_the_federation_command() {
-    let Some((synapse, synapse_name, user, password)) = synapse_env() else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+    let Some(Synapse {
+        url: synapse,
+        name: synapse_name,
+        alice_id,
+        alice,
+    }) = synapse().await
+    else {
         return;
     };
-    let alice_id = format!("@{user}:{synapse_name}");
-    let alice = Matrix::login(&synapse, &user, &password).await;
     for backend in backends() {
         let resolve = format!("{synapse_name}={synapse}");
         let (s, port) = start(
@@ -682,14 +567,8 @@ async fn synapse_direct_messages_and_the_federation_command() {
             )
             .await;
         assert_eq!(status, 200, "{v}");
-        eventually(server, "bob's DM message on Synapse", || async {
-            alice_ref
-                .messages(&dm_room)
-                .await
-                .into_iter()
-                .find(|e| e["content"]["body"] == "hi back" && e["sender"] == bob_id.as_str())
-        })
-        .await;
+        let event = wait_for_message(server, alice_ref, &dm_room, "hi back").await;
+        assert_eq!(event["sender"], bob_id.as_str(), "{event}");
 
         // A multi-user DM: carol (local) and alice (remote) with bob; carol is joined on
         // the Matrix side with bob, alice invited.

@@ -2,7 +2,7 @@
 //! `mxc://`, theirs downloaded into our file store, and the federated file-size limit.
 
 use crate::common::{Auth, backends};
-use crate::content::{apogee_message, join_room, synapse_event, synapse_room};
+use crate::content::{apogee_message, join_room, synapse_event};
 use crate::support::*;
 
 fn png(n: usize) -> Vec<u8> {
@@ -40,7 +40,7 @@ async fn synapse_media() {
     for backend in backends() {
         // A room per server: a room's events signed by a server that has gone cannot be
         // checked by the next one joining.
-        let room_id = synapse_room(&syn).await;
+        let room_id = synapse_room(&syn.alice, "11", "content").await;
         let mallory = peer("mallory.test").await;
         let resolve = format!("{}={},mallory.test={}", syn.name, syn.url, mallory.url);
         let (s, port) = start(
@@ -114,25 +114,7 @@ async fn synapse_media() {
 
         // In: alice's file is downloaded from Synapse into our store.
         let text = b"hello from a Synapse file\n".to_vec();
-        let uploaded: Value = alice
-            .http
-            .post(format!(
-                "{}/_matrix/media/v3/upload?filename=notes.txt",
-                syn.url
-            ))
-            .bearer_auth(&alice.token)
-            .header("Content-Type", "text/plain")
-            .body(text.clone())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mxc = uploaded["content_uri"]
-            .as_str()
-            .expect("uploaded")
-            .to_string();
+        let mxc = alice.upload("notes.txt", "text/plain", text.clone()).await;
         alice
             .send(
                 &room_id,

@@ -65,33 +65,10 @@ async fn synapse_outage_with_an_apogee_crash_loses_nothing() {
         let admin = s.user("admin").await;
         let bob = s.user("bob").await;
         let bob_id = format!("@bob:localhost:{port}");
-        let created = alice
-            .call(
-                reqwest::Method::POST,
-                "/_matrix/client/v3/createRoom",
-                Some(json!({"preset": "public_chat", "room_version": "11", "name": "Outage"})),
-            )
-            .await;
-        let room_id = created["room_id"].as_str().unwrap().to_string();
-        let (status, v) = s
-            .post(
-                "/api/v1/federation/joinExternalPublicRoom",
-                &bob,
-                json!({"externalRoomId": room_id, "via": synapse_name}),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
-        let rid = v["room"]["_id"].as_str().unwrap().to_string();
+        let room_id = synapse_room(&alice, "11", "Outage").await;
+        let (rid, _) = join_via(&s, &bob, &room_id, &synapse_name).await;
         post(&s, &bob, &rid, "before the outage").await;
-        eventually(&s, "the first message on Synapse", || async {
-            alice
-                .messages(&room_id)
-                .await
-                .iter()
-                .any(|e| e["content"]["body"] == "before the outage")
-                .then_some(())
-        })
-        .await;
+        wait_for_message(&s, &alice, &room_id, "before the outage").await;
         let before = destination(&s, &admin, &synapse_name).await;
         assert_eq!(before["queueLength"], 0, "{before}");
         assert!(before["lastSuccessAt"].is_string(), "{before}");

@@ -118,23 +118,8 @@ async fn a_denied_synapse_gets_nothing_and_is_not_heard() {
         let (s, _port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
         let admin = s.user("admin").await;
         let bob = s.user("bob").await;
-        let created = alice
-            .call(
-                reqwest::Method::POST,
-                "/_matrix/client/v3/createRoom",
-                Some(json!({"preset": "public_chat", "room_version": "11", "name": "Policy"})),
-            )
-            .await;
-        let room_id = created["room_id"].as_str().unwrap().to_string();
-        let (status, v) = s
-            .post(
-                "/api/v1/federation/joinExternalPublicRoom",
-                &bob,
-                json!({"externalRoomId": room_id, "via": synapse_name}),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}\n{}", federation_log(&s));
-        let rid = v["room"]["_id"].as_str().unwrap().to_string();
+        let room_id = synapse_room(&alice, "11", "Policy").await;
+        let (rid, _) = join_via(&s, &bob, &room_id, &synapse_name).await;
         let history = || async {
             let (_, v) = s
                 .get(

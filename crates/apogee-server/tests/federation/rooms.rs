@@ -27,33 +27,13 @@ async fn synapse_rooms() {
         let bob = s.user("bob").await;
         let bob_id = format!("@bob:{us}");
         for version in ["10", "11", "12"] {
-            let created = alice
-                .call(
-                    reqwest::Method::POST,
-                    "/_matrix/client/v3/createRoom",
-                    Some(json!({"preset": "public_chat", "room_version": version,
-                        "name": format!("Synapse room v{version}")})),
-                )
-                .await;
-            let room_id = created["room_id"].as_str().unwrap().to_string();
+            let room_id = synapse_room(&alice, version, &format!("Synapse room v{version}")).await;
 
             // bob joins through Synapse: the mapped channel and his subscription.
-            let (status, v) = s
-                .post(
-                    "/api/v1/federation/joinExternalPublicRoom",
-                    &bob,
-                    json!({"externalRoomId": room_id, "via": synapse_name}),
-                )
-                .await;
-            assert_eq!(status, 200, "v{version}: {v}\n{}", federation_log(&s));
-            let rid = v["room"]["_id"].as_str().unwrap().to_string();
-            assert_eq!(v["room"]["t"], "c", "{v}");
-            assert_eq!(
-                v["room"]["fname"],
-                format!("Synapse room v{version}"),
-                "{v}"
-            );
-            assert_eq!(v["room"]["federation"]["mrid"], room_id.as_str(), "{v}");
+            let (rid, room) = join_via(&s, &bob, &room_id, &synapse_name).await;
+            assert_eq!(room["t"], "c", "{room}");
+            assert_eq!(room["fname"], format!("Synapse room v{version}"), "{room}");
+            assert_eq!(room["federation"]["mrid"], room_id.as_str(), "{room}");
             let (status, sub) = s
                 .get(&format!("/api/v1/subscriptions.getOne?roomId={rid}"), &bob)
                 .await;
@@ -181,22 +161,8 @@ async fn synapse_rooms() {
                 )
                 .unwrap();
                 let body = json!({"origin": "mallory.test", "origin_server_ts": 1, "pdus": [pdu.to_json()]});
-                let bytes = serde_json::to_vec(&body).unwrap();
                 let target = format!("/_matrix/federation/v1/send/{}", apogee_domain::random_id());
-                let authorization = apogee_federation::client::x_matrix_header(
-                    &mallory.identity,
-                    <&ServerName>::try_from(us.as_str()).unwrap(),
-                    &Method::PUT,
-                    &target,
-                    Some(&bytes),
-                )
-                .unwrap();
-                let request = Request::put(&target)
-                    .header("Authorization", authorization)
-                    .header("Content-Type", "application/json")
-                    .body(http_body_util::Full::new(Bytes::from(bytes)))
-                    .unwrap();
-                let (status, answer) = fed_call(port, request).await;
+                let (status, answer) = fed_put(port, &us, &mallory.identity, &target, &body).await;
                 assert_eq!(status, 200, "{answer}");
                 let result = &answer["pdus"][pdu.event_id.as_str()];
                 assert!(result["error"].is_string(), "{why}: {answer}");
@@ -263,14 +229,7 @@ async fn synapse_rooms() {
                 .await;
             assert_eq!(status, 200, "{sent}");
             let bob_mid = sent["message"]["_id"].as_str().unwrap().to_string();
-            let bob_event = eventually(server, "bob's message on Synapse", || async {
-                alice
-                    .messages(&room_id)
-                    .await
-                    .into_iter()
-                    .find(|e| e["content"]["body"] == reply.as_str())
-            })
-            .await;
+            let bob_event = wait_for_message(server, &alice, &room_id, &reply).await;
             assert_eq!(bob_event["sender"], bob_id.as_str(), "{bob_event}");
             assert_eq!(
                 sent["message"]["federation"]["eventId"], bob_event["event_id"],

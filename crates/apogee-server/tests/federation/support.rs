@@ -88,6 +88,42 @@ pub(crate) async fn fed_get(
     fed_call(port, request.body(Default::default()).unwrap()).await
 }
 
+/// A GET to our federation port, signed by `identity` for `us`.
+pub(crate) async fn signed_get(
+    port: u16,
+    us: &str,
+    identity: &Identity,
+    target: &str,
+) -> (StatusCode, Value) {
+    let authorization = signed(identity, us, &Method::GET, target);
+    fed_get(port, target, Some(&authorization)).await
+}
+
+/// A PUT with a JSON body to our federation port, signed by `identity`.
+pub(crate) async fn fed_put(
+    port: u16,
+    us: &str,
+    identity: &Identity,
+    target: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let authorization = apogee_federation::client::x_matrix_header(
+        identity,
+        <&ServerName>::try_from(us).unwrap(),
+        &Method::PUT,
+        target,
+        Some(&bytes),
+    )
+    .unwrap();
+    let request = Request::put(target)
+        .header("Authorization", authorization)
+        .header("Content-Type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(bytes)))
+        .unwrap();
+    fed_call(port, request).await
+}
+
 /// A peer: an identity and a plain-HTTP key server publishing it, counting fetches.
 pub(crate) struct Peer {
     pub(crate) identity: Identity,
@@ -247,6 +283,88 @@ impl Matrix {
             .await;
         v["chunk"].as_array().cloned().unwrap_or_default()
     }
+
+    /// Uploads a file to Synapse's media repository; its `mxc://` URI.
+    pub(crate) async fn upload(
+        &self,
+        filename: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> String {
+        let uploaded: Value = self
+            .http
+            .post(format!(
+                "{}/_matrix/media/v3/upload?filename={filename}",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .header("Content-Type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        uploaded["content_uri"]
+            .as_str()
+            .expect("uploaded")
+            .to_string()
+    }
+}
+
+/// A new public room on Synapse, made by `alice`, of room `version`, named `name`; its Matrix id.
+pub(crate) async fn synapse_room(alice: &Matrix, version: &str, name: &str) -> String {
+    let created = alice
+        .call(
+            reqwest::Method::POST,
+            "/_matrix/client/v3/createRoom",
+            Some(json!({"preset": "public_chat", "room_version": version, "name": name})),
+        )
+        .await;
+    created["room_id"].as_str().unwrap().to_string()
+}
+
+/// `joiner` joins the Matrix room `room_id` from Apogee through the server `via`: the mapped
+/// room's id, and the room as the answer shows it.
+pub(crate) async fn join_via(
+    s: &Server,
+    joiner: &common::Auth,
+    room_id: &str,
+    via: &str,
+) -> (String, Value) {
+    let (status, v) = s
+        .post(
+            "/api/v1/federation/joinExternalPublicRoom",
+            joiner,
+            json!({"externalRoomId": room_id, "via": via}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        200,
+        "joining {room_id} via {via}: {v}\n{}",
+        federation_log(s)
+    );
+    let rid = v["room"]["_id"].as_str().unwrap().to_string();
+    (rid, v["room"].clone())
+}
+
+/// Waits until Synapse shows `alice` a message in `room_id` whose body is `body`; that event.
+pub(crate) async fn wait_for_message(
+    s: &Server,
+    alice: &Matrix,
+    room_id: &str,
+    body: &str,
+) -> Value {
+    eventually(s, &format!("the message {body:?} on Synapse"), || async {
+        alice
+            .messages(room_id)
+            .await
+            .into_iter()
+            .find(|e| e["content"]["body"] == body)
+    })
+    .await
 }
 
 pub(crate) fn enc(s: &str) -> String {
