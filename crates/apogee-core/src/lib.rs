@@ -23,6 +23,7 @@ pub mod federated_catchup;
 pub mod federated_content;
 pub mod federated_edus;
 pub mod federated_events;
+pub mod federated_invites;
 pub mod federated_media;
 pub mod federated_membership;
 pub mod federated_outgoing;
@@ -288,6 +289,10 @@ fn deliverers(
         Arc::new(file_cleanup::BlobDeleter),
     );
     map.insert(thumbnails::KIND, Arc::new(thumbnails::Thumbnailer));
+    map.insert(
+        federated_invites::FEDERATION_INVITE,
+        Arc::new(federated_invites::InviteTakeUp),
+    );
     map.insert(url_preview::KIND, Arc::new(url_preview::UrlPreviewer));
     map.insert(
         outgoing_webhooks::KIND,

@@ -50,15 +50,7 @@ async fn history_before_our_join_is_backfilled_for_readers() {
         for version in ["11", "12"] {
             // alice talks in her room (history visibility `shared`, Synapse's default) before
             // bob is there: more than two pages of it.
-            let created = alice
-                .call(
-                    reqwest::Method::POST,
-                    "/_matrix/client/v3/createRoom",
-                    Some(json!({"preset": "public_chat", "room_version": version,
-                        "name": format!("Backfill v{version}")})),
-                )
-                .await;
-            let room_id = created["room_id"].as_str().unwrap().to_string();
+            let room_id = synapse_room(&alice, version, &format!("Backfill v{version}")).await;
             let said: Vec<String> = (0..45).map(|i| format!("before v{version} #{i}")).collect();
             let mut event_ids = Vec::new();
             for text in &said {
@@ -72,15 +64,7 @@ async fn history_before_our_join_is_backfilled_for_readers() {
                         .await,
                 );
             }
-            let (status, v) = s
-                .post(
-                    "/api/v1/federation/joinExternalPublicRoom",
-                    &bob,
-                    json!({"externalRoomId": room_id, "via": synapse_name}),
-                )
-                .await;
-            assert_eq!(status, 200, "v{version}: {v}\n{}", federation_log(&s));
-            let rid = v["room"]["_id"].as_str().unwrap().to_string();
+            let (rid, _) = join_via(&s, &bob, &room_id, &synapse_name).await;
 
             // Paging back reads all of it, in order, once, as alice's, with its event ids.
             let history = read_back(&s, &bob, &rid, 20).await;
@@ -156,15 +140,7 @@ async fn history_before_our_join_is_backfilled_for_readers() {
                 )
                 .await;
         }
-        let (status, v) = s
-            .post(
-                "/api/v1/federation/joinExternalPublicRoom",
-                &bob,
-                json!({"externalRoomId": room_id, "via": synapse_name}),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
-        let rid = v["room"]["_id"].as_str().unwrap().to_string();
+        let (rid, _) = join_via(&s, &bob, &room_id, &synapse_name).await;
         let history = read_back(&s, &bob, &rid, 20).await;
         assert!(
             history

@@ -7,6 +7,7 @@
 //! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
 //!   display names);
 //! - `media`: files both ways (`mxc://`, federation media download, the size limit);
+//! - `invite_takeup`: a remote invite taken up after a crash and an outage (durable);
 //! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
 //! - `two_servers`: two Apogee servers sharing a room on loopback.
 //! - `edus`: typing and read receipts with a real Synapse, both ways;
@@ -25,6 +26,7 @@ mod content;
 mod edus;
 mod fake_homeserver;
 mod identity;
+mod invite_takeup;
 mod invites;
 mod media;
 mod outage;
