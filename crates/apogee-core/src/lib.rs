@@ -27,6 +27,7 @@ pub mod federated_invites;
 pub mod federated_media;
 pub mod federated_membership;
 pub mod federated_outgoing;
+pub mod federated_presence;
 pub mod federated_rooms;
 pub mod federation;
 pub mod federation_health;

@@ -11,6 +11,7 @@
 //! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
 //! - `two_servers`: two Apogee servers sharing a room on loopback.
 //! - `edus`: typing and read receipts with a real Synapse, both ways;
+//! - `presence`: presence with a real Synapse, both ways;
 //! - `policy`: allowed and denied servers (requests, joins, sends);
 //! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
 
@@ -31,5 +32,6 @@ mod invites;
 mod media;
 mod outage;
 mod policy;
+mod presence;
 mod rooms;
 mod two_servers;
