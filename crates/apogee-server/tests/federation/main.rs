@@ -2,6 +2,7 @@
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `acl`: what we send honours the room's server ACL (against `fake_homeserver`);
 //! - `backfill`: history from before our join read by paging back (real Synapse);
 //! - `catchup`: catch-up served and used, against `fake_homeserver` (a homeserver in the test);
 //! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
@@ -21,6 +22,7 @@
 mod common;
 mod support;
 
+mod acl;
 mod backfill;
 mod catchup;
 mod content;
