@@ -677,7 +677,7 @@ impl Core {
     }
 
     /// `GET e2e.bot.messages?rid=&oldest=&count=`: the room's messages after `oldest` (oldest
-    /// first, at most 100), decrypted for the bot.
+    /// first, at most 100 plus the rest of the last one's millisecond), decrypted for the bot.
     pub async fn e2e_bot_messages(
         &self,
         actor: &User,
@@ -695,6 +695,8 @@ impl Core {
                     count: count.clamp(1, MAX_READ),
                     ascending: true,
                     include_thread_replies: true,
+                    // The bot's next `oldest` is the last message's `ts` (exclusive).
+                    whole_last_millisecond: true,
                     ..Default::default()
                 },
             )

@@ -714,7 +714,7 @@ impl Core {
         self.commit(vec![Change::UpdateMessage(message)]).await
     }
 
-    /// Room history, newest first (keyset on `ts`), for a room the actor can read.
+    /// Room history, newest first (keyset on `(ts, _id)`), for a room the actor can read.
     pub async fn history(
         &self,
         actor: &User,
@@ -749,10 +749,25 @@ impl Core {
         let view = self
             .readable_room(actor, &RoomRef::Id(rid.to_string()))
             .await?;
-        let mut updated = self
-            .store
-            .messages_updated_since(&view.room.id, since, 500)
-            .await?;
+        // Every change since `since`, as Rocket.Chat answers `lastUpdate` (no page for the
+        // client to ask for next), read in keyset pages of `(_updatedAt, _id)`.
+        const PAGE: i64 = 500;
+        let mut updated: Vec<Message> = Vec::new();
+        let (mut from, mut after_id) = (since, None::<String>);
+        loop {
+            let page = self
+                .store
+                .messages_updated_since(&view.room.id, from, after_id.as_deref(), PAGE)
+                .await?;
+            let full = page.len() as i64 == PAGE;
+            if let Some(last) = page.last() {
+                (from, after_id) = (last.updated_at, Some(last.id.clone()));
+            }
+            updated.extend(page);
+            if !full {
+                break;
+            }
+        }
         self.settle_read_flags(&view.room.id, &mut updated).await?;
         let deleted = self
             .store

@@ -109,13 +109,40 @@ impl Page {
     };
 }
 
-/// Keyset window over a room's messages, newest first.
+/// A message's place in a room's history. Messages are ordered by `ts`, then by `_id` among
+/// those of one millisecond: a total order, so a page boundary is one place and no message
+/// sent in the same millisecond as the boundary can fall between two pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageKey {
+    pub ts: Timestamp,
+    pub id: String,
+}
+
+impl MessageKey {
+    pub fn of(message: &Message) -> Self {
+        MessageKey {
+            ts: message.ts,
+            id: message.id.clone(),
+        }
+    }
+}
+
+/// Keyset window over a room's messages, newest first (`ts`, then `_id`; see [`MessageKey`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HistoryQuery {
+    /// Timestamp bounds (Rocket.Chat's `latest`/`oldest`), exclusive unless `inclusive`.
     pub latest: Option<Timestamp>,
     pub oldest: Option<Timestamp>,
     pub inclusive: bool,
+    /// Keyset bounds, always exclusive: only messages strictly before / after this place.
+    pub before: Option<MessageKey>,
+    pub after: Option<MessageKey>,
     pub count: i64,
+    /// For pages whose next page is asked for by a timestamp alone (the wire's exclusive
+    /// `latest`/`oldest`/`end`): a page of `count` messages also gets the rest of its last
+    /// millisecond, so it may be longer than `count`, and the client's next bound — the last
+    /// message's `ts` — leaves nothing of that millisecond behind.
+    pub whole_last_millisecond: bool,
     /// Skip this many after the keyset bound (Rocket.Chat's `offset`).
     pub offset: i64,
     /// Include thread replies not shown in the channel.
@@ -651,11 +678,14 @@ pub trait MessageStore: Send + Sync {
     /// Messages of a room by keyset on `(ts, _id)`; returns the page and, when
     /// `with_total`, the number matching (else 0).
     async fn history(&self, rid: &str, query: &HistoryQuery) -> StoreResult<(Vec<Message>, i64)>;
-    /// Messages of a room updated after `since`, oldest update first.
+    /// Up to `limit` messages of a room updated after `since`, ordered by `(_updatedAt, _id)`.
+    /// With `after_id` (the keyset of a previous page), messages updated in `since`'s own
+    /// millisecond whose id sorts after it are included too.
     async fn messages_updated_since(
         &self,
         rid: &str,
         since: Timestamp,
+        after_id: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<Message>>;
     async fn deleted_messages_since(

@@ -15,6 +15,7 @@ macro_rules! conformance_tests {
             users_round_trip, usernames_and_emails_are_unique, login_tokens, user_listing,
             rooms_round_trip, room_listing, unread_counts_derive_from_sequences,
             mentions_are_counted, mark_unread_from_a_message, history_keyset_pages,
+            history_pages_split_no_millisecond, changes_page_through_one_millisecond,
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
             duplicate_message_ids_conflict, concurrent_commits_all_land, room_counters_survive_stale_updates,
             settings_and_permissions,
@@ -839,6 +840,184 @@ pub async fn history_keyset_pages(s: S) {
     assert_eq!(s.history(&r.id, &q).await.unwrap().0[0].msg, "m1");
 }
 
+/// Many messages share one millisecond across page boundaries: paging in small pages, backward
+/// and forward, by the full `(ts, id)` keyset or by a timestamp alone (the wire's exclusive
+/// `latest`/`oldest`, with the page's last millisecond completed), returns each message once, in
+/// order.
+pub async fn history_pages_split_no_millisecond(s: S) {
+    let a = user("tess");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "ties", &[&a]).await;
+    // Ids that sort alike under any collation; inserted out of order.
+    let at = |id: &str, ts: i64| {
+        let mut m = msg(&r, &a, id, ts);
+        m.id = format!("tie-{id}");
+        m
+    };
+    let mut msgs = vec![at("a0", 1000), at("a1", 1000)];
+    msgs.extend((0..7).rev().map(|i| at(&format!("b{i}"), 2000)));
+    msgs.extend([
+        at("c0", 3000),
+        at("c1", 3000),
+        at("c2", 3000),
+        at("d0", 4000),
+    ]);
+    s.commit(msgs.iter().map(append).collect()).await.unwrap();
+    let mut oldest_first: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
+    oldest_first.sort_by_key(|id| (msgs.iter().find(|m| m.id == *id).unwrap().ts, id.clone()));
+    let newest_first: Vec<String> = oldest_first.iter().rev().cloned().collect();
+    let ids = |page: &[Message]| page.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+
+    // The full keyset: every page has exactly `count`, none is lost or repeated.
+    for ascending in [false, true] {
+        let mut seen = Vec::new();
+        let mut edge: Option<MessageKey> = None;
+        loop {
+            let q = HistoryQuery {
+                count: 2,
+                ascending,
+                before: edge.clone().filter(|_| !ascending),
+                after: edge.clone().filter(|_| ascending),
+                ..Default::default()
+            };
+            let (page, _) = s.history(&r.id, &q).await.unwrap();
+            assert!(page.len() <= 2, "a keyset page is at most `count`");
+            let Some(last) = page.last() else { break };
+            edge = Some(MessageKey::of(last));
+            seen.extend(ids(&page));
+        }
+        let want = if ascending {
+            &oldest_first
+        } else {
+            &newest_first
+        };
+        assert_eq!(&seen, want, "keyset paging, ascending: {ascending}");
+    }
+
+    // A timestamp alone, exclusive, as clients send it: pages end with a whole millisecond.
+    for ascending in [false, true] {
+        let mut seen = Vec::new();
+        let mut edge: Option<Timestamp> = None;
+        let mut sizes = Vec::new();
+        loop {
+            let q = HistoryQuery {
+                count: 2,
+                ascending,
+                latest: edge.filter(|_| !ascending),
+                oldest: edge.filter(|_| ascending),
+                whole_last_millisecond: true,
+                ..Default::default()
+            };
+            let (page, _) = s.history(&r.id, &q).await.unwrap();
+            let Some(last) = page.last() else { break };
+            edge = Some(last.ts);
+            sizes.push(page.len());
+            seen.extend(ids(&page));
+        }
+        let want = if ascending {
+            &oldest_first
+        } else {
+            &newest_first
+        };
+        assert_eq!(&seen, want, "timestamp paging, ascending: {ascending}");
+        let want_sizes = if ascending {
+            vec![2, 7, 3, 1]
+        } else {
+            vec![4, 7, 2]
+        };
+        assert_eq!(
+            sizes, want_sizes,
+            "a page grows only by its last millisecond's ties"
+        );
+    }
+
+    // Without completing the millisecond, a timestamp bound loses the page's other ties: the
+    // reason for the flag (and what Rocket.Chat's own `ts`-only pages do).
+    let q = HistoryQuery {
+        count: 2,
+        latest: Some(Timestamp::from_millis(2500)),
+        ..Default::default()
+    };
+    let (page, _) = s.history(&r.id, &q).await.unwrap();
+    assert_eq!(ids(&page), ["tie-b6", "tie-b5"]);
+    let next = HistoryQuery {
+        latest: Some(page[1].ts),
+        ..q
+    };
+    assert_eq!(
+        ids(&s.history(&r.id, &next).await.unwrap().0),
+        ["tie-a1", "tie-a0"]
+    );
+
+    // Both keyset bounds and a page smaller than the ties: the middle of one millisecond.
+    let q = HistoryQuery {
+        count: 2,
+        before: Some(MessageKey::of(&msgs[2])), // tie-b6
+        after: Some(MessageKey::of(&msgs[7])),  // tie-b1
+        whole_last_millisecond: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&s.history(&r.id, &q).await.unwrap().0),
+        ["tie-b5", "tie-b4", "tie-b3", "tie-b2"],
+        "the completed millisecond stays within both bounds"
+    );
+    // Offsets and filters apply to the ties too.
+    let q = HistoryQuery {
+        count: 1,
+        offset: 3,
+        latest: Some(Timestamp::from_millis(2500)),
+        whole_last_millisecond: true,
+        text: Some("b".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&s.history(&r.id, &q).await.unwrap().0),
+        ["tie-b3", "tie-b2", "tie-b1", "tie-b0"]
+    );
+}
+
+/// The change feed (`chat.syncMessages`) pages by `(_updatedAt, _id)`: many changes in one
+/// millisecond across a page boundary are each read once.
+pub async fn changes_page_through_one_millisecond(s: S) {
+    let a = user("uma");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "feed", &[&a]).await;
+    let msgs: Vec<Message> = (0..7)
+        .map(|i| {
+            let mut m = msg(&r, &a, &format!("u{i}"), 10 + i);
+            m.id = format!("upd-{i}");
+            m.updated_at = Timestamp::from_millis(if i < 2 { 50 } else { 60 });
+            m
+        })
+        .collect();
+    s.commit(msgs.iter().rev().map(append).collect())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let (mut from, mut after_id) = (Timestamp::from_millis(1), None::<String>);
+    loop {
+        let page = s
+            .messages_updated_since(&r.id, from, after_id.as_deref(), 3)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        (from, after_id) = (last.updated_at, Some(last.id.clone()));
+        seen.extend(page.iter().map(|m| m.id.clone()));
+    }
+    let want: Vec<String> = (0..7).map(|i| format!("upd-{i}")).collect();
+    assert_eq!(seen, want);
+    let later = s
+        .messages_updated_since(&r.id, Timestamp::from_millis(50), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.len(),
+        5,
+        "without an id, the millisecond itself is excluded"
+    );
+}
+
 pub async fn thread_and_search_filters(s: S) {
     let a = user("pete");
     add_users(&s, &[&a]).await;
@@ -932,7 +1111,7 @@ pub async fn thread_and_search_filters(s: S) {
     });
     assert_eq!(s.history(&r.id, &q).await.unwrap().1, 1);
     let updated = s
-        .messages_updated_since(&r.id, Timestamp::from_millis(1), 10)
+        .messages_updated_since(&r.id, Timestamp::from_millis(1), None, 10)
         .await
         .unwrap();
     assert_eq!(updated.len(), 2);

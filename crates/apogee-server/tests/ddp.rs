@@ -773,3 +773,108 @@ async fn ddp_rate_limits_can_be_switched_off() {
         assert!(r.get("error").is_none(), "{r}");
     }
 }
+
+/// Ids of a DDP history page, and the `ts` (EJSON) of its last message.
+fn page_ids(r: &Value) -> (Vec<String>, Option<Value>) {
+    let msgs = r["result"]["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"));
+    let ids = msgs
+        .iter()
+        .map(|m| m["_id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, msgs.last().map(|m| m["ts"].clone()))
+}
+
+/// Six messages sent in one millisecond, between two others: `loadHistory`, `loadNextMessages`
+/// and `loadSurroundingMessages` in pages of two (the client's next bound is the last message's
+/// `ts`, exclusive) return every message exactly once, in the server's order.
+#[tokio::test]
+async fn history_pages_lose_no_message_of_one_millisecond() {
+    for backend in common::backends() {
+        let s = Server::start(backend).await;
+        let ann = s.user("ann").await;
+        let (_, created) = s
+            .post("/api/v1/channels.create", &ann, json!({"name": "ties"}))
+            .await;
+        let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+        let mut d = Ddp::connect(&s).await;
+        d.resume(&ann).await;
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            let r = d
+                .call("sendMessage", json!([{"rid": rid, "msg": format!("m{i}")}]))
+                .await;
+            ids.push(r["result"]["_id"].as_str().unwrap().to_string());
+        }
+        let ms = apogee_domain::Timestamp::now().millis() - 60_000;
+        let at = apogee_domain::Timestamp::from_millis;
+        let id = |i: usize| ids[i].as_str();
+        s.set_message_ts(&[id(0)], at(ms));
+        s.set_message_ts(&(1..7).map(id).collect::<Vec<_>>(), at(ms + 1));
+        s.set_message_ts(&[id(7)], at(ms + 2));
+
+        let (all, _) = page_ids(&d.call("loadHistory", json!([rid, null, 100])).await);
+        for i in &ids {
+            assert_eq!(all.iter().filter(|a| *a == i).count(), 1, "{i} in {all:?}");
+        }
+        let oldest_first: Vec<String> = all.iter().rev().cloned().collect();
+
+        let mut seen = Vec::new();
+        let mut end = Value::Null;
+        loop {
+            let r = d.call("loadHistory", json!([rid, end, 2])).await;
+            let (page, last) = page_ids(&r);
+            let Some(last) = last else { break };
+            seen.extend(page);
+            end = last;
+        }
+        assert_eq!(seen, all, "{backend:?}: loadHistory pages");
+
+        let mut seen = Vec::new();
+        let mut start = Value::Null;
+        loop {
+            let r = d.call("loadNextMessages", json!([rid, start, 2])).await;
+            let (page, last) = page_ids(&r);
+            let Some(last) = last else { break };
+            seen.extend(page);
+            start = last;
+        }
+        assert_eq!(seen, oldest_first, "{backend:?}: loadNextMessages pages");
+
+        // Around a message in the middle of the millisecond, then on from both edges.
+        let r = d
+            .call("loadSurroundingMessages", json!([{"_id": id(3)}, 3]))
+            .await;
+        let around = r["result"]["messages"].as_array().unwrap().clone();
+        assert!(around.iter().any(|m| m["_id"] == id(3)), "{r}");
+        let ts = |m: &Value| m["ts"]["$date"].as_i64().unwrap();
+        let oldest = around.iter().min_by_key(|m| ts(m)).unwrap()["ts"].clone();
+        let newest = around.iter().max_by_key(|m| ts(m)).unwrap()["ts"].clone();
+        let mut seen: Vec<String> = around
+            .iter()
+            .map(|m| m["_id"].as_str().unwrap().to_string())
+            .collect();
+        let mut end = oldest;
+        loop {
+            let (page, last) = page_ids(&d.call("loadHistory", json!([rid, end, 2])).await);
+            let Some(last) = last else { break };
+            seen.extend(page);
+            end = last;
+        }
+        let mut start = newest;
+        loop {
+            let (page, last) = page_ids(&d.call("loadNextMessages", json!([rid, start, 2])).await);
+            let Some(last) = last else { break };
+            seen.extend(page);
+            start = last;
+        }
+        seen.sort();
+        let mut want = all.clone();
+        want.sort();
+        assert_eq!(
+            seen, want,
+            "{backend:?}: surrounding page and on from its edges"
+        );
+    }
+}

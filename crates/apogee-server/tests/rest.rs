@@ -715,3 +715,143 @@ async fn hammering_one_blocked_account_blocks_the_address_too() {
     let (status, v) = s.get("/api/v1/me", &bob).await;
     assert_eq!(status, 200, "{v}");
 }
+
+/// Six messages sent in one millisecond, between two others: `channels.history` in pages of two,
+/// each next `latest` the last message's `ts` (exclusive, as clients page), returns every
+/// message exactly once, in order.
+#[tokio::test]
+async fn channel_history_pages_lose_no_message_of_one_millisecond() {
+    for backend in backends() {
+        let s = Server::start(backend).await;
+        let ann = s.user("ann").await;
+        let created = s
+            .post_ok("/api/v1/channels.create", &ann, json!({"name": "ties"}))
+            .await;
+        let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            let sent = s
+                .post_ok(
+                    "/api/v1/chat.sendMessage",
+                    &ann,
+                    json!({"message": {"rid": rid, "msg": format!("m{i}")}}),
+                )
+                .await;
+            ids.push(sent["message"]["_id"].as_str().unwrap().to_string());
+        }
+        let ms = apogee_domain::Timestamp::now().millis() - 60_000;
+        let at = apogee_domain::Timestamp::from_millis;
+        let id = |i: usize| ids[i].as_str();
+        s.set_message_ts(&[id(0)], at(ms));
+        s.set_message_ts(&(1..7).map(id).collect::<Vec<_>>(), at(ms + 1));
+        s.set_message_ts(&[id(7)], at(ms + 2));
+
+        let page = |query: String| {
+            let s = &s;
+            let ann = &ann;
+            async move {
+                let (status, h) = s
+                    .get(&format!("/api/v1/channels.history?{query}"), ann)
+                    .await;
+                assert_eq!(status, 200, "{h}");
+                let msgs = h["messages"].as_array().unwrap().clone();
+                let ids: Vec<String> = msgs
+                    .iter()
+                    .map(|m| m["_id"].as_str().unwrap().to_string())
+                    .collect();
+                (
+                    ids,
+                    msgs.last().map(|m| m["ts"].as_str().unwrap().to_string()),
+                )
+            }
+        };
+        let (all, _) = page(format!("roomId={rid}&count=100")).await;
+        for i in &ids {
+            assert_eq!(all.iter().filter(|a| *a == i).count(), 1, "{i} in {all:?}");
+        }
+
+        let mut seen = Vec::new();
+        let mut latest = String::new();
+        loop {
+            let bound = if latest.is_empty() {
+                String::new()
+            } else {
+                format!("&latest={latest}")
+            };
+            let (ids, last) = page(format!("roomId={rid}&count=2{bound}")).await;
+            let Some(last) = last else { break };
+            seen.extend(ids);
+            latest = last;
+        }
+        assert_eq!(seen, all, "{backend:?}: pages by latest");
+
+        // A window strictly between the two other messages, smaller than the millisecond
+        // inside it: the whole millisecond, newest first.
+        let iso = |t: i64| at(t).to_iso();
+        let (window, _) = page(format!(
+            "roomId={rid}&count=2&oldest={}&latest={}",
+            iso(ms),
+            iso(ms + 2)
+        ))
+        .await;
+        let ties: Vec<String> = all
+            .iter()
+            .filter(|a| ids[1..7].contains(a))
+            .cloned()
+            .collect();
+        assert_eq!(window, ties, "{backend:?}: a window of one millisecond");
+    }
+}
+
+/// `chat.syncMessages` with `lastUpdate` answers every change since (as Rocket.Chat does: the
+/// answer has no next page to ask for), however many: more than the store's page of 500.
+#[tokio::test]
+async fn sync_messages_answers_every_change_since() {
+    for backend in backends() {
+        let s = Server::start(backend).await;
+        let ann = s.user("ann").await;
+        let created = s
+            .post_ok("/api/v1/channels.create", &ann, json!({"name": "busy"}))
+            .await;
+        let rid = created["channel"]["_id"].as_str().unwrap().to_string();
+        let since = apogee_domain::Timestamp::now().millis() - 1_000;
+        let since = apogee_domain::Timestamp::from_millis(since).to_iso();
+        let mut sent = Vec::new();
+        for chunk in (0..520).collect::<Vec<_>>().chunks(20) {
+            let sends = chunk.iter().map(|i| {
+                s.post_ok(
+                    "/api/v1/chat.sendMessage",
+                    &ann,
+                    json!({"message": {"rid": rid, "msg": format!("m{i}")}}),
+                )
+            });
+            for m in futures_util::future::join_all(sends).await {
+                sent.push(m["message"]["_id"].as_str().unwrap().to_string());
+            }
+        }
+        let (status, body) = s
+            .get(
+                &format!("/api/v1/chat.syncMessages?roomId={rid}&lastUpdate={since}"),
+                &ann,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let mut got: Vec<String> = body["result"]["updated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["_id"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        got.dedup();
+        sent.sort();
+        assert!(
+            sent.iter().all(|id| got.binary_search(id).is_ok()),
+            "{backend:?}: {} of {} sent messages in the answer",
+            sent.iter()
+                .filter(|id| got.binary_search(id).is_ok())
+                .count(),
+            sent.len()
+        );
+    }
+}

@@ -7,6 +7,7 @@ mod audit;
 mod emoji;
 mod federation;
 mod glue;
+pub mod history;
 mod integrations;
 mod moderation;
 mod outbox;

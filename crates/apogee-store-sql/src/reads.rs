@@ -1,6 +1,6 @@
 //! Read queries: core's per-aggregate store traits over any [`Database`].
 
-use crate::{Arg, Cell, Database, Row, SqlStore, args, contains_pattern, from_json};
+use crate::{Arg, Cell, Database, Row, SqlStore, args, contains_pattern, from_json, history};
 use apogee_core::store::*;
 use apogee_domain::{Message, Room, Subscription, Timestamp, User};
 use async_trait::async_trait;
@@ -609,81 +609,53 @@ impl<D: Database> MessageStore for SqlStore<D> {
     }
 
     async fn history(&self, rid: &str, q: &HistoryQuery) -> StoreResult<(Vec<Message>, i64)> {
-        let (lt, gt) = if q.inclusive {
-            ("<=", ">=")
-        } else {
-            ("<", ">")
-        };
-        // Only the filters asked for are in the SQL, so a `ts` bound is an index range on
-        // `(rid, ts, id)` rather than a condition checked on every row of the room.
-        let mut conds = vec!["rid = $1".to_string()];
-        let mut a = args![rid];
-        let mut bind = |cond: &str, arg: Arg| {
-            a.push(arg);
-            conds.push(cond.replace('?', &format!("${}", a.len())));
-        };
-        if let Some(t) = q.latest {
-            bind(&format!("ts {lt} ?"), Arg::Int(t.millis()));
-        }
-        if let Some(t) = q.oldest {
-            bind(&format!("ts {gt} ?"), Arg::Int(t.millis()));
-        }
-        if let Some(text) = &q.text {
-            bind(
-                "msg_lower LIKE ? ESCAPE '\\'",
-                Arg::from(contains_pattern(text)),
-            );
-        }
-        if let Some(tmid) = &q.tmid {
-            bind("tmid = ?", Arg::from(tmid));
-        }
-        if let Some(u) = &q.starred_by {
-            bind("starred_by LIKE ?", Arg::from(format!("%\"{u}\"%")));
-        }
-        if let Some(u) = &q.mentioning {
-            bind("mention_ids LIKE ?", Arg::from(format!("%\"{u}\"%")));
-        }
-        if !(q.include_thread_replies || q.tmid.is_some()) {
-            conds.push("main = 1".into());
-        }
-        if q.threads_only {
-            conds.push("tcount > 0".into());
-        }
-        if q.pinned_only {
-            conds.push("pinned = 1".into());
-        }
-        let filter = format!("WHERE {}", conds.join(" AND "));
         let total = if q.with_total {
-            self.count(
-                &format!("SELECT COUNT(*) FROM messages {filter}"),
-                a.clone(),
-            )
-            .await?
+            let (sql, a) = history::total_sql(rid, q);
+            self.count(&sql, a).await?
         } else {
             0
         };
-        let order = if q.ascending { "ASC" } else { "DESC" };
-        let n = a.len();
-        a.extend(args![q.count, q.offset]);
-        let sql = format!(
-            "SELECT doc FROM messages {filter} ORDER BY ts {order}, id {order} LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        Ok((self.docs(&sql, a).await?, total))
+        let (sql, a) = history::page_sql(rid, q);
+        let mut page: Vec<Message> = self.docs(&sql, a).await?;
+        if q.whole_last_millisecond
+            && q.count > 0
+            && page.len() as i64 == q.count
+            && let Some(last) = page.last()
+        {
+            let (sql, a) = history::ties_sql(rid, q, &MessageKey::of(last));
+            let ties: Vec<Message> = self.docs(&sql, a).await?;
+            page.extend(ties);
+        }
+        Ok((page, total))
     }
 
     async fn messages_updated_since(
         &self,
         rid: &str,
         since: Timestamp,
+        after_id: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<Message>> {
-        self.docs(
-            "SELECT doc FROM messages WHERE rid = $1 AND updated_at > $2 ORDER BY updated_at LIMIT $3",
-            args![rid, since.millis(), limit],
-        )
-        .await
+        // A keyset on `(updated_at, id)` (index `messages_room_updated`): pages of changes
+        // that end inside one millisecond lose none of its other changes.
+        match after_id {
+            None => {
+                self.docs(
+                    "SELECT doc FROM messages WHERE rid = $1 AND updated_at > $2
+                     ORDER BY updated_at, id LIMIT $3",
+                    args![rid, since.millis(), limit],
+                )
+                .await
+            }
+            Some(id) => {
+                self.docs(
+                    "SELECT doc FROM messages WHERE rid = $1 AND (updated_at, id) > ($2, $3)
+                     ORDER BY updated_at, id LIMIT $4",
+                    args![rid, since.millis(), id, limit],
+                )
+                .await
+            }
+        }
     }
 
     async fn deleted_messages_since(

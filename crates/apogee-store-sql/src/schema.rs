@@ -417,6 +417,18 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             last_error TEXT)",
         ],
     ),
+    (
+        20,
+        &[
+            // Message pages are keyed by `(ts, id)` (a total order: messages of one millisecond
+            // are never split between pages). Room history already has `(rid, ts, id)`; thread
+            // replies and the change feed get the id as their last column too.
+            "DROP INDEX messages_thread",
+            "CREATE INDEX messages_thread ON messages (tmid, ts, id)",
+            "DROP INDEX messages_room_updated",
+            "CREATE INDEX messages_room_updated ON messages (rid, updated_at, id)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

@@ -15,7 +15,7 @@ use apogee_core::files::FileToConfirm;
 use apogee_core::messages::NewMessage;
 use apogee_core::passwords::{digest, hash_token};
 use apogee_core::rooms::RoomRef;
-use apogee_core::store::{HistoryQuery, Page, Tombstone};
+use apogee_core::store::{HistoryQuery, MessageKey, Page, Tombstone};
 use apogee_core::two_factor::SecondFactorProof;
 use serde_json::{Map, Value, json};
 
@@ -269,6 +269,7 @@ pub async fn call(core: &Core, ctx: &mut Ctx, method: &str, params: &[Value]) ->
                 oldest: ejson::date(params.get(1)),
                 count: limit(params.get(2), 20),
                 ascending: true,
+                whole_last_millisecond: true,
                 ..Default::default()
             };
             let (messages, _) = core.history(ctx.user()?, &room, &query).await?;
@@ -665,6 +666,7 @@ async fn load_history(core: &Core, user: &User, params: &[Value]) -> CoreResult<
         latest: end,
         count: limit,
         include_thread_replies: threads,
+        whole_last_millisecond: true,
         ..Default::default()
     };
     let (messages, _): (Vec<Message>, i64) = core.history(user, &room, &query).await?;
@@ -697,6 +699,9 @@ fn limit(v: Option<&Value>, default: i64) -> i64 {
 
 /// `loadSurroundingMessages({_id}, limit = 50)` → `{messages, moreBefore, moreAfter}`: the older
 /// half newest first, the message, then the newer half oldest first (as Rocket.Chat orders them).
+/// The halves are keyed by the message's place `(ts, _id)`, so messages sent in its millisecond
+/// land in one half or the other; each half ends with a whole millisecond, so the client's next
+/// `loadHistory`/`loadNextMessages` from its edge (a timestamp, exclusive) skips nothing.
 async fn surrounding(core: &Core, user: &User, params: &[Value]) -> CoreResult<Value> {
     let m = "loadSurroundingMessages";
     let id = obj_param(params, 0, m)?
@@ -708,31 +713,25 @@ async fn surrounding(core: &Core, user: &User, params: &[Value]) -> CoreResult<V
     let half_before = (limit + 1) / 2;
     let half_after = limit / 2;
     let before = HistoryQuery {
-        latest: Some(message.ts),
+        before: Some(MessageKey::of(&message)),
         count: half_before,
+        whole_last_millisecond: true,
         ..Default::default()
     };
     let (mut messages, _) = core.history(user, &view.room, &before).await?;
-    let more_before = messages.len() as i64 == half_before;
+    let more_before = messages.len() as i64 >= half_before;
     messages.push(message.clone());
     let mut more_after = false;
     if half_after > 0 {
-        // Inclusive of the message's millisecond: messages sent in the same one as it would
-        // otherwise fall between the two halves and be lost. The message itself is left out.
         let after = HistoryQuery {
-            oldest: Some(message.ts),
-            inclusive: true,
-            count: half_after + 1,
+            after: Some(MessageKey::of(&message)),
+            count: half_after,
             ascending: true,
+            whole_last_millisecond: true,
             ..Default::default()
         };
         let (newer, _) = core.history(user, &view.room, &after).await?;
-        let newer: Vec<_> = newer
-            .into_iter()
-            .filter(|n| n.id != message.id)
-            .take(half_after as usize)
-            .collect();
-        more_after = newer.len() as i64 == half_after;
+        more_after = newer.len() as i64 >= half_after;
         messages.extend(newer);
     }
     Ok(json!({"messages": messages, "moreBefore": more_before, "moreAfter": more_after}))

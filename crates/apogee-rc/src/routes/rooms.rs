@@ -273,6 +273,8 @@ async fn history(State(s): State<AppState>, Auth(a): Auth, p: Params, t: RoomTyp
             .clamp(1, s.core.settings.int("API_Upper_Count_Limit").max(1)),
         offset: p.int("offset").unwrap_or(0).max(0),
         include_thread_replies: p.bool("showThreadMessages").unwrap_or(true),
+        // Clients page on with the last message's `ts` as their next `latest` (exclusive).
+        whole_last_millisecond: true,
         ..Default::default()
     };
     // Rocket.Chat answers history with the messages alone (no total: counting a long room's

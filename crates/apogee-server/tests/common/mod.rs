@@ -153,6 +153,52 @@ impl Server {
         self.db.as_deref().unwrap_or_default()
     }
 
+    /// Moves messages to one moment, in the database behind the server's back: no API lets a
+    /// client choose a message's `ts`, and tests of messages sent in the same millisecond need
+    /// several of them. Both the `ts` column and the stored document change; `updated_at` stays.
+    pub fn set_message_ts(&self, ids: &[&str], ts: apogee_domain::Timestamp) {
+        let iso = ts.to_iso();
+        match &self.db {
+            None => {
+                let db = rusqlite::Connection::open(self.data_dir().join("apogee.db"))
+                    .expect("open the server's SQLite file");
+                db.busy_timeout(Duration::from_secs(10))
+                    .expect("busy timeout");
+                for id in ids {
+                    let n = db
+                        .execute(
+                            "UPDATE messages SET ts = ?1, doc = json_set(doc, '$.ts', ?2) WHERE id = ?3",
+                            rusqlite::params![ts.millis(), iso, id],
+                        )
+                        .expect("update message");
+                    assert_eq!(n, 1, "message {id}");
+                }
+            }
+            Some(url) => {
+                for id in ids {
+                    // Ids are Meteor ids (alphanumeric), so they are safe inside the literal.
+                    assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+                    let sql = format!(
+                        "UPDATE messages SET ts = {ms}, doc = jsonb_set(doc::jsonb, '{{ts}}', to_jsonb('{iso}'::text))::text
+                         WHERE id = '{id}' RETURNING id",
+                        ms = ts.millis()
+                    );
+                    let out = Command::new("psql")
+                        .arg(url)
+                        .args(["-qAtc", &sql])
+                        .output()
+                        .expect("psql");
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), *id);
+                }
+            }
+        }
+    }
+
     /// Stops the server and hands back its data directory.
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
