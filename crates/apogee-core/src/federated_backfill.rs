@@ -64,6 +64,7 @@ pub fn backfilled_message_id(event_id: &str) -> String {
 /// filter: the only kind a short answer of which means "we hold no older messages".
 fn reads_back_unbounded(query: &HistoryQuery) -> bool {
     query.oldest.is_none()
+        && query.after.is_none()
         && !query.ascending
         && query.offset == 0
         && query.text.is_none()
