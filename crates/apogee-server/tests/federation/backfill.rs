@@ -3,6 +3,7 @@
 //! history visibility is `joined` shows none of it.
 
 use crate::common::backends;
+use crate::common::ddp::Ddp;
 use crate::support::*;
 
 /// Every message of a channel's history, paging back with `channels.history` `count` at a
@@ -197,6 +198,19 @@ async fn forged_backfilled_events_are_dropped() {
             .extend([other_pdu, injected_pdu]);
 
         let (s, port, bob, rid) = joined(backend, &fake, "").await;
+        // DDP's loadHistory reaches the history before the join as well.
+        let mut ddp = Ddp::connect(&s).await;
+        ddp.resume(&bob).await;
+        let r = ddp.call("loadHistory", json!([rid, null, 50])).await;
+        let mut loaded: Vec<&str> = r["result"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["t"].is_null())
+            .filter_map(|m| m["msg"].as_str())
+            .collect();
+        loaded.reverse();
+        assert_eq!(loaded, ["early 0", "early 1", "early 3", "early 4"], "{r}");
         let history = read_back(&s, &bob, &rid, 3).await;
         let texts: Vec<&str> = history
             .iter()
