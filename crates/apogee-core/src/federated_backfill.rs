@@ -27,6 +27,8 @@ use std::collections::{HashMap, HashSet};
 pub const BACKFILL_PAGE: usize = 50;
 /// A history page still short of its count is topped up at most this many times.
 const MAX_ROUNDS: usize = 3;
+/// How long one top-up may keep a reader waiting.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One event of a backfill answer, checked by the adapter: strings and JSON.
 #[derive(Debug, Clone)]
@@ -100,13 +102,21 @@ impl Core {
             Ok(Some(m)) => m,
             _ => return false,
         };
-        match gateway
-            .backfill(&mapping.matrix_room_id, BACKFILL_PAGE)
-            .await
+        // A reader waits at most this long; a backfill cut short wrote nothing (its batch is
+        // one commit) and the next page asks again.
+        match tokio::time::timeout(
+            MAX_WAIT,
+            gateway.backfill(&mapping.matrix_room_id, BACKFILL_PAGE),
+        )
+        .await
         {
-            Ok(stored) => stored > 0,
-            Err(e) => {
+            Ok(Ok(stored)) => stored > 0,
+            Ok(Err(e)) => {
                 tracing::info!(room = %mapping.matrix_room_id, error = %e, "backfill failed");
+                false
+            }
+            Err(_) => {
+                tracing::info!(room = %mapping.matrix_room_id, "backfill took too long for the reader");
                 false
             }
         }
