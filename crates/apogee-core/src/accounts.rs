@@ -672,7 +672,15 @@ impl Core {
         }
         user.updated_at = Timestamp::now();
         changes.extend(self.user_update_audits(actor, &before, &user, password_changed));
-        if user.name != before.name {
+        if user.active != before.active {
+            // A deactivated user leaves every federated room; activated again, they rejoin
+            // the public ones.
+            if user.active {
+                changes.extend(self.federated_return(&user).await?);
+            } else {
+                changes.extend(self.federated_departure(&before).await?);
+            }
+        } else if user.name != before.name {
             // Federated rooms learn the new display name from a member event.
             changes.extend(self.federated_profile_changes(&user).await?);
         }
@@ -717,12 +725,20 @@ impl Core {
                     }
                     Relinquish::Remove => {
                         changes.extend(self.room_file_removals(&room.id).await?);
+                        changes.extend(self.federated_room_deletion(&room.id).await?);
                         changes.push(Change::DeleteRoom(room.id.clone()));
                         continue;
                     }
                 }
             }
-            // The store counts the membership out of `usersCount` with `DeleteUser`.
+            // The store counts the membership out of `usersCount` with `DeleteUser`; a
+            // federated room hears that the user left.
+            changes.extend(
+                self.federated_membership_out(&room.id, &user, None, "leave")
+                    .await?
+                    .into_iter()
+                    .flatten(),
+            );
         }
         if !handed_over.is_empty() && !confirm_relinquish {
             return Err(

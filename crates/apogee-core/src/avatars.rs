@@ -478,7 +478,10 @@ impl Core {
             }
         }
         user.updated_at = Timestamp::now();
-        self.commit(vec![Change::UpdateUser(user.clone())]).await?;
+        let mut changes = vec![Change::UpdateUser(user.clone())];
+        // Federated rooms learn the new `avatar_url` from a member event.
+        changes.extend(self.federated_profile_changes(&user).await?);
+        self.commit(changes).await?;
         self.publish(Event::Avatar {
             username: Some(user.username.clone()),
             rid: None,
@@ -491,6 +494,16 @@ impl Core {
                 .map_err(|e| blob_failure(e, 0))?;
         }
         Ok(user)
+    }
+
+    /// The stored avatar image `etag` of user `user_id`, if it is there.
+    pub(crate) async fn user_avatar_image(
+        &self,
+        user_id: &str,
+        etag: &str,
+    ) -> CoreResult<Option<StoredImage>> {
+        self.open_image(&key_of(user_id, etag)?, etag.to_string(), image_type)
+            .await
     }
 
     /// What `/avatar/<username>` shows: the uploaded image, else the initials.

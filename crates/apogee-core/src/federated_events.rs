@@ -239,13 +239,48 @@ impl Core {
                         .and_then(Value::as_str)
                         .map(str::to_string)
                 };
-                if event.event_type == "m.room.name" {
+                // Announced with Rocket.Chat's own lines, as a local change would be.
+                let line = if event.event_type == "m.room.name" {
                     r.fname = text("name").filter(|n| !n.trim().is_empty());
+                    // The room list shows the subscription's copy of the name.
+                    for mut sub in self.every_subscription(&r.id).await? {
+                        sub.fname = r.fname.clone();
+                        sub.updated_at = Timestamp::now();
+                        changes.push(Change::UpdateSubscription(sub));
+                    }
+                    ("r", r.fname.clone().unwrap_or_default())
                 } else {
                     r.topic = text("topic");
-                }
+                    ("room_changed_topic", r.topic.clone().unwrap_or_default())
+                };
                 r.updated_at = Timestamp::now();
-                changes.push(Change::UpdateRoom(r));
+                changes.insert(0, Change::UpdateRoom(r));
+                changes.push(Change::AppendMessage {
+                    message: Message::system(&room.rid, line.0, line.1, sender.as_ref()),
+                    mentioned_user_ids: vec![],
+                    mentions_all: false,
+                });
+                Ok((changes, None))
+            }
+            ("m.room.power_levels", Some(key)) if key.is_empty() => {
+                changes.extend(
+                    self.incoming_power_levels(room, &event.content, &sender)
+                        .await?,
+                );
+                Ok((changes, None))
+            }
+            ("m.room.join_rules", Some(key)) if key.is_empty() => {
+                changes.extend(
+                    self.incoming_join_rules(room, &event.content, &sender)
+                        .await?,
+                );
+                Ok((changes, None))
+            }
+            ("m.room.tombstone", Some(key)) if key.is_empty() => {
+                changes.extend(
+                    self.archive_federated_room(room, &sender, "tombstone")
+                        .await?,
+                );
                 Ok((changes, None))
             }
             ("m.room.message", None) => match relation(&event.content) {
@@ -366,7 +401,10 @@ impl Core {
                         message.updated_at = Timestamp::now();
                         changes.push(Change::UpdateMessage(message));
                     }
-                    Some("m.room.message") if relation(&target.pdu["content"]).is_none() => {
+                    // A message, a thread reply included (an edit's event only changed it).
+                    Some("m.room.message")
+                        if !matches!(relation(&target.pdu["content"]), Some(("m.replace", _))) =>
+                    {
                         changes.extend(self.message_deletion(&message).await?);
                     }
                     _ => {}
@@ -442,6 +480,16 @@ impl Core {
                 user_id: user.id.clone(),
             }),
             _ => {}
+        }
+        // The last member of the other servers gone: a room made elsewhere is abandoned.
+        if matches!(membership, "leave" | "ban")
+            && user.roles.iter().any(|r| r == FEDERATED_ROLE)
+            && self.abandoned_without(room, target).await?
+        {
+            changes.extend(
+                self.archive_federated_room(room, &user, "abandoned")
+                    .await?,
+            );
         }
         Ok(changes)
     }

@@ -31,7 +31,7 @@ pub(crate) struct RoomEvents<'g> {
     pub state: HashMap<(String, String), String>,
     /// Contents of the state events, for membership and join-rule reads.
     contents: HashMap<String, Value>,
-    prev: Vec<String>,
+    pub(crate) prev: Vec<String>,
     depth: i64,
     /// Events made here, in order.
     pub made: Vec<FederationEvent>,
@@ -162,6 +162,14 @@ impl<'g> RoomEvents<'g> {
             .get("membership")
             .and_then(Value::as_str)
             .map(str::to_string)
+    }
+
+    /// The content of the current state event (type, state key), if any.
+    pub fn content(&self, event_type: &str, state_key: &str) -> Option<&Value> {
+        let id = self
+            .state
+            .get(&(event_type.to_string(), state_key.to_string()))?;
+        self.contents.get(id)
     }
 
     pub fn join_rule(&self) -> Option<String> {
@@ -316,7 +324,7 @@ impl Core {
             "m.room.member",
             &creator_id,
             Some(&creator_id),
-            member_content("join", creator),
+            member_content("join", creator, &ours),
         )?;
         let mut users = Map::new();
         if version != "12" {
@@ -387,7 +395,7 @@ impl Core {
                 continue;
             }
             if !public {
-                let mut invite = member_content("invite", m.user);
+                let mut invite = member_content("invite", m.user, &ours);
                 if room.is_direct() {
                     invite["is_direct"] = json!(true);
                 }
@@ -397,7 +405,7 @@ impl Core {
                 "m.room.member",
                 &id,
                 Some(&id),
-                member_content("join", m.user),
+                member_content("join", m.user, &ours),
             )?;
         }
         let matrix_room_id = events.room_id.clone().unwrap_or_default();
@@ -611,6 +619,12 @@ impl Core {
             {
                 continue;
             }
+            if events.membership(&id).as_deref() == Some("ban") {
+                return Err(CoreError::bad(
+                    "error-federation-banned",
+                    "That user is banned from this room on the Matrix side",
+                ));
+            }
             let public = events.join_rule().as_deref() == Some("public");
             if !public && events.membership(&id).as_deref() != Some("invite") {
                 if events.membership(&inviter).as_deref() != Some("join") {
@@ -623,14 +637,14 @@ impl Core {
                     "m.room.member",
                     &inviter,
                     Some(&id),
-                    member_content("invite", user),
+                    member_content("invite", user, &ours),
                 )?;
             }
             events.add(
                 "m.room.member",
                 &id,
                 Some(&id),
-                member_content("join", user),
+                member_content("join", user, &ours),
             )?;
         }
         if events.made.is_empty() {
@@ -927,10 +941,16 @@ impl Core {
     }
 }
 
-fn member_content(membership: &str, user: &User) -> Value {
+fn member_content(membership: &str, user: &User, ours: &str) -> Value {
     let mut content = json!({"membership": membership});
     if let Some(name) = user.name.as_ref().filter(|n| !n.trim().is_empty()) {
         content["displayname"] = json!(name);
+    }
+    // Our users' pictures are served from our media endpoint (remote users have none here).
+    if server_of(&matrix_id(user, ours)) == Some(ours)
+        && let Some(url) = crate::federated_avatars::avatar_mxc(user, ours)
+    {
+        content["avatar_url"] = json!(url);
     }
     content
 }

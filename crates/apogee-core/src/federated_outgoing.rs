@@ -36,9 +36,10 @@ pub(crate) enum Outgoing<'a> {
     Redaction {
         target: &'a str,
     },
-    /// The sender's display name changed: a new `m.room.member` join carrying it.
+    /// The sender's display name or avatar changed: a new `m.room.member` join carrying them.
     Profile {
         displayname: Option<&'a str>,
+        avatar_url: Option<String>,
     },
 }
 
@@ -140,10 +141,16 @@ impl Core {
                 json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}}),
             ),
             Outgoing::Redaction { target } => ("m.room.redaction", json!({"redacts": target})),
-            Outgoing::Profile { displayname } => {
+            Outgoing::Profile {
+                displayname,
+                avatar_url,
+            } => {
                 let mut content = json!({"membership": "join"});
                 if let Some(name) = displayname {
                     content["displayname"] = json!(name);
+                }
+                if let Some(url) = avatar_url {
+                    content["avatar_url"] = json!(url);
                 }
                 ("m.room.member", content)
             }
@@ -206,11 +213,13 @@ impl Core {
         Ok(Some(Sent { changes, event_id }))
     }
 
-    /// A local user's new display name, as a member event in each federated room they are in.
+    /// A local user's new display name or avatar, as a member event in each federated room
+    /// they are in.
     pub(crate) async fn federated_profile_changes(&self, user: &User) -> CoreResult<Vec<Change>> {
-        if self.federation.get().is_none() {
+        let Some(gateway) = self.federation.get() else {
             return Ok(Vec::new());
-        }
+        };
+        let ours = gateway.server_name().to_string();
         let mut changes = Vec::new();
         for sub in self.store.subscriptions_of_user(&user.id).await? {
             if self.store.federated_room(&sub.rid).await?.is_none() {
@@ -218,6 +227,7 @@ impl Core {
             }
             let out = Outgoing::Profile {
                 displayname: user.name.as_deref().filter(|n| !n.trim().is_empty()),
+                avatar_url: crate::federated_avatars::avatar_mxc(user, &ours),
             };
             match self
                 .federation_outgoing_event(&sub.rid, user, None, out)

@@ -53,6 +53,8 @@ impl Core {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FederatedProfile {
     pub displayname: String,
+    /// `mxc://<us>/…` of an uploaded avatar (none for initials).
+    pub avatar_url: Option<String>,
 }
 
 impl Core {
@@ -65,10 +67,17 @@ impl Core {
         if !user.active || user.kind != "user" {
             return Ok(None);
         }
+        let avatar_url = self
+            .federation
+            .get()
+            .and_then(|g| crate::federated_avatars::avatar_mxc(&user, g.server_name()));
         let displayname = user
             .name
             .filter(|n| !n.trim().is_empty())
             .unwrap_or(user.username);
-        Ok(Some(FederatedProfile { displayname }))
+        Ok(Some(FederatedProfile {
+            displayname,
+            avatar_url,
+        }))
     }
 }

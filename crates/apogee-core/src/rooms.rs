@@ -764,6 +764,15 @@ impl Core {
                 mentions_all: false,
             });
         };
+        let federated_out = crate::federated_sync::SettingsOut {
+            name: s.name.clone().filter(|n| Some(n) != room.name.as_ref()),
+            topic: s.topic.clone().filter(|t| Some(t) != room.topic.as_ref()),
+            read_only: s.read_only.filter(|ro| *ro != room.ro),
+            public: s
+                .room_type
+                .filter(|t| *t != room.t)
+                .map(|t| t == RoomType::Channel),
+        };
         if let Some(topic) = s.topic {
             announce("room_changed_topic", topic.clone());
             room.topic = Some(topic);
@@ -877,6 +886,12 @@ impl Core {
                 changes.push(Change::UpdateSubscription(m));
             }
         }
+        // In a federated room, name, topic, read-only and type are Matrix events too (refused
+        // without the power there, before any image is stored).
+        changes.extend(
+            self.federated_settings_out(actor, &room.id, federated_out)
+                .await?,
+        );
         // The image is stored last, once everything else is known to be acceptable.
         let staged_avatar = match s.avatar {
             Some(avatar) => {
@@ -959,6 +974,8 @@ impl Core {
         let details = serde_json::json!({"rid": room.id, "name": room.name, "t": room.t});
         let audit = self.audit("room.deleted", Some(actor), details);
         let mut changes = self.room_file_removals(&room.id).await?;
+        // A federated room: our members leave it (and close it, if it was made here) first.
+        changes.extend(self.federated_room_deletion(&room.id).await?);
         changes.extend([Change::DeleteRoom(room.id), audit]);
         self.commit(changes).await
     }
@@ -1023,7 +1040,12 @@ impl Core {
             "room.role_removed"
         };
         let details = serde_json::json!({"rid": room.id, "userId": target.id, "role": role});
-        self.commit(vec![
+        // In a federated room the new level is a power-levels event the actor must be able
+        // to send.
+        let federation = self
+            .federated_role_out(actor, &room.id, target, &sub.roles)
+            .await?;
+        let mut changes = vec![
             self.audit(event, Some(actor), details),
             Change::UpdateSubscription(sub),
             Change::AppendMessage {
@@ -1031,8 +1053,9 @@ impl Core {
                 mentioned_user_ids: vec![],
                 mentions_all: false,
             },
-        ])
-        .await?;
+        ];
+        changes.extend(federation);
+        self.commit(changes).await?;
         self.publish(crate::events::Event::UserRole {
             role_id: role.to_string(),
             user_id: target.id.clone(),

@@ -37,6 +37,9 @@ pub(crate) async fn download(
     if !valid_media_id(&media_id) {
         return Err(not_found());
     }
+    if apogee_core::federated_avatars::is_avatar_media(&media_id) {
+        return avatar(&fed, &media_id).await.map_err(|()| not_found());
+    }
     let file = fed
         .core
         .federated_media(&media_id, signed.origin.as_str())
@@ -61,6 +64,20 @@ pub(crate) async fn download(
         &file.upload.name,
         &bytes,
     );
+    Ok(([(header::CONTENT_TYPE, content_type)], payload).into_response())
+}
+
+/// A local user's avatar (`mxc://<us>/avatar_…`), for any verified server; core decides.
+async fn avatar(fed: &Federation, media_id: &str) -> Result<Response, ()> {
+    let mut image = fed
+        .core
+        .federated_avatar(media_id)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "federated avatar"))?
+        .ok_or(())?;
+    let bytes = read_all(image.body.as_mut()).await.map_err(|_| ())?;
+    let boundary = apogee_domain::random_id();
+    let (content_type, payload) = multipart(&boundary, image.content_type, "avatar", &bytes);
     Ok(([(header::CONTENT_TYPE, content_type)], payload).into_response())
 }
 

@@ -156,10 +156,16 @@ async fn query_profile(
                 "Profile was not found",
             )
         })?;
-    let answer = match q.field.as_deref() {
-        None | Some("displayname") => json!({"displayname": profile.displayname}),
-        Some(_) => json!({}),
-    };
+    let mut answer = json!({});
+    if matches!(q.field.as_deref(), None | Some("displayname")) {
+        answer["displayname"] = json!(profile.displayname);
+    }
+    if let Some(url) = profile
+        .avatar_url
+        .filter(|_| matches!(q.field.as_deref(), None | Some("avatar_url")))
+    {
+        answer["avatar_url"] = json!(url);
+    }
     Ok(Json(answer))
 }
 

@@ -14,6 +14,8 @@
 //! - `edus`: typing and read receipts with a real Synapse, both ways;
 //! - `presence`: presence with a real Synapse, both ways;
 //! - `policy`: allowed and denied servers (requests, joins, sends);
+//! - `sync`: changes after creation both ways (name, topic, read-only, roles), deletion sync,
+//!   closed and abandoned rooms, forged changes refused;
 //! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
 
 #![cfg(feature = "federation")]
@@ -36,4 +38,5 @@ mod outage;
 mod policy;
 mod presence;
 mod rooms;
+mod sync;
 mod two_servers;

@@ -318,3 +318,98 @@ async fn two_apogee_servers_share_a_room() {
         .await;
     }
 }
+
+/// Changes after creation and deletion between two Apogee servers: A's rename and bob made
+/// moderator show on B; A deletes the room: bob is kicked (dropped on B) and, every member of A
+/// gone, B archives its copy.
+#[tokio::test]
+async fn a_room_renamed_then_deleted_on_the_other_server() {
+    for backend in backends() {
+        let (pa, pb) = (free_port(), free_port());
+        let (a_name, b_name) = (format!("localhost:{pa}"), format!("localhost:{pb}"));
+        let a = start_at(backend, pa, &format!("{b_name}=https://127.0.0.1:{pb}")).await;
+        let b = start_at(backend, pb, &format!("{a_name}=https://127.0.0.1:{pa}")).await;
+        let admin_a = a.user("admin").await;
+        let admin_b = b.user("admin").await;
+        let alice = a.user("alice").await;
+        let bob = b.user("bob").await;
+        let bob_id = format!("@bob:{b_name}");
+        let v = a
+            .post_ok(
+                "/api/v1/channels.create",
+                &alice,
+                json!({"name": "closing", "extraData": {"federated": true}}),
+            )
+            .await;
+        let a_rid = v["channel"]["_id"].as_str().unwrap().to_string();
+        let mrid = v["channel"]["federation"]["mrid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        a.post_ok(
+            "/api/v1/channels.invite",
+            &alice,
+            json!({"roomId": a_rid, "username": bob_id}),
+        )
+        .await;
+        let (b_rid, _) = across(&a, &b, "bob's room on B", || {
+            subscribed_room(&b, &bob, &mrid)
+        })
+        .await;
+        let bob_on_a = across(&a, &b, "bob a member on A", || async {
+            let (_, v) = a
+                .get(&format!("/api/v1/channels.members?roomId={a_rid}"), &alice)
+                .await;
+            v["members"]
+                .as_array()?
+                .iter()
+                .find(|m| m["username"] == bob_id.as_str())
+                .and_then(|m| m["_id"].as_str())
+                .map(str::to_string)
+        })
+        .await;
+
+        // A's rename and bob made moderator, on B.
+        a.post_ok(
+            "/api/v1/channels.rename",
+            &alice,
+            json!({"roomId": a_rid, "name": "closing-soon"}),
+        )
+        .await;
+        a.post_ok(
+            "/api/v1/channels.addModerator",
+            &alice,
+            json!({"roomId": a_rid, "userId": bob_on_a}),
+        )
+        .await;
+        across(&a, &b, "the name and bob's role on B", || async {
+            let sub = b.subscription(&bob, &b_rid).await;
+            let moderator = sub["roles"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r == "moderator"));
+            (sub["fname"] == "closing-soon" && moderator).then_some(())
+        })
+        .await;
+
+        // A deletes the room: closed (join rule invite: a private group on B), bob kicked,
+        // B's copy archived.
+        a.post_ok(
+            "/api/v1/channels.delete",
+            &admin_a,
+            json!({"roomId": a_rid}),
+        )
+        .await;
+        across(&a, &b, "B's copy closed", || async {
+            // The administration's list: the admin is no member of the private group.
+            let (_, rooms) = b.get("/api/v1/rooms.adminRooms?count=100", &admin_b).await;
+            let room = rooms["rooms"]
+                .as_array()?
+                .iter()
+                .find(|r| r["_id"] == b_rid.as_str())?
+                .clone();
+            let bob_gone = subscribed_room(&b, &bob, &mrid).await.is_none();
+            (room["archived"] == true && room["t"] == "p" && bob_gone).then_some(())
+        })
+        .await;
+    }
+}

@@ -1,0 +1,97 @@
+//! Our users' avatars over federation: an uploaded avatar is `mxc://<us>/avatar_<user id>_<etag>`
+//! in their member events (`avatar_url`) and in `query/profile`, and served from the federation
+//! media endpoint to any verified server — like the display name, it is the public face of an
+//! active person. A new avatar has a new etag, so a new URL; an old URL stops being served
+//! once replaced. Initials (no uploaded image) have no `avatar_url`.
+
+use crate::Core;
+use crate::avatars::StoredImage;
+use crate::error::CoreResult;
+use apogee_domain::User;
+
+const PREFIX: &str = "avatar_";
+
+/// Whether a piece of an avatar's media id is safe there (Matrix media ids are
+/// `[A-Za-z0-9_-]`; the underscore separates the parts).
+fn plain(part: &str) -> bool {
+    !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The media id of a user's current uploaded avatar, if any.
+fn media_id(user: &User) -> Option<String> {
+    let etag = user.avatar_e_tag.as_deref()?;
+    (plain(&user.id) && plain(etag)).then(|| format!("{PREFIX}{}_{etag}", user.id))
+}
+
+/// The `avatar_url` of a local user, as other servers fetch it from us.
+pub(crate) fn avatar_mxc(user: &User, ours: &str) -> Option<String> {
+    media_id(user).map(|id| format!("mxc://{ours}/{id}"))
+}
+
+/// Whether a media id names an avatar (rather than an upload).
+pub fn is_avatar_media(media_id: &str) -> bool {
+    media_id.starts_with(PREFIX)
+}
+
+impl Core {
+    /// The image behind `mxc://<us>/avatar_<user id>_<etag>`: the current avatar of an active
+    /// local person, else `None`.
+    pub async fn federated_avatar(&self, media_id: &str) -> CoreResult<Option<StoredImage>> {
+        if self.federation.get().is_none() {
+            return Ok(None);
+        }
+        let Some((uid, etag)) = media_id
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+        else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.user_by_id(uid).await? else {
+            return Ok(None);
+        };
+        let federated = user
+            .roles
+            .iter()
+            .any(|r| r == crate::federated_rooms::FEDERATED_ROLE);
+        if !user.active || user.kind != "user" || federated {
+            return Ok(None);
+        }
+        if media_id_matches(&user, media_id) {
+            self.user_avatar_image(&user.id, etag).await
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Whether `id` is the user's current avatar (an old etag is not served).
+fn media_id_matches(user: &User, id: &str) -> bool {
+    media_id(user).as_deref() == Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avatar_media_ids() {
+        let mut user = User::new(
+            "u1d".into(),
+            "bob".into(),
+            None,
+            "user",
+            vec!["user".into()],
+        );
+        assert_eq!(avatar_mxc(&user, "us.test"), None, "initials have none");
+        user.avatar_e_tag = Some("E7ag".into());
+        assert_eq!(
+            avatar_mxc(&user, "us.test").as_deref(),
+            Some("mxc://us.test/avatar_u1d_E7ag")
+        );
+        assert!(is_avatar_media("avatar_u1d_E7ag"));
+        assert!(media_id_matches(&user, "avatar_u1d_E7ag"));
+        assert!(!media_id_matches(&user, "avatar_u1d_old"));
+        user.avatar_e_tag = Some("../x".into());
+        assert_eq!(avatar_mxc(&user, "us.test"), None);
+    }
+}
