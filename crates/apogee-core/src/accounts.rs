@@ -184,8 +184,9 @@ impl Core {
             Credentials::Resume { .. } => None,
         };
         let outcome = self.check_login(credentials, second_factor, client).await;
-        if let Some(name) = attempted {
-            self.audit_login(&name, from, &outcome).await;
+        // A successful password login is audited in its own batch (`check_login`).
+        if let (Some(name), Err(e)) = (attempted, &outcome) {
+            self.audit_login_failed(&name, from, e).await;
         }
         outcome
     }
@@ -271,7 +272,10 @@ impl Core {
                 }
                 e
             })?;
-        self.finish_login(user, new_token(), None, Some(client.info()))
+        // The audit entry of a successful password login goes into the login's own batch: one
+        // commit per login, not two.
+        let audit = self.audit_from("login", Some(&user), from, serde_json::json!({}));
+        self.finish_login_with(user, new_token(), None, Some(client.info()), [audit])
             .await
     }
 
@@ -294,10 +298,23 @@ impl Core {
     /// of the presented one, which notes the session's last activity.
     pub(crate) async fn finish_login(
         &self,
+        user: User,
+        token: String,
+        expires: Option<Timestamp>,
+        client: Option<ClientInfo>,
+    ) -> CoreResult<LoginResult> {
+        self.finish_login_with(user, token, expires, client, Vec::new())
+            .await
+    }
+
+    /// [`Core::finish_login`] committing `more` changes in the same batch.
+    async fn finish_login_with(
+        &self,
         mut user: User,
         token: String,
         expires: Option<Timestamp>,
         client: Option<ClientInfo>,
+        more: impl IntoIterator<Item = Change>,
     ) -> CoreResult<LoginResult> {
         if !user.active {
             return Err(login_failed(
@@ -329,6 +346,7 @@ impl Core {
                 token_expires
             }
         };
+        changes.extend(more);
         self.commit(changes).await?;
         Ok(LoginResult {
             user,

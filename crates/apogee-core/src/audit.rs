@@ -125,23 +125,21 @@ impl Core {
         }
     }
 
-    /// Records a password login: `login` or `login.failed` with Rocket.Chat's error id.
-    pub(crate) async fn audit_login(
+    /// Records a failed password login: `login.failed` with Rocket.Chat's error id (a
+    /// successful one is recorded in the login's own batch).
+    pub(crate) async fn audit_login_failed(
         &self,
         attempted: &str,
         from: Option<std::net::IpAddr>,
-        outcome: &CoreResult<crate::accounts::LoginResult>,
+        e: &crate::error::CoreError,
     ) {
-        let change = match outcome {
-            Ok(login) => self.audit_from("login", Some(&login.user), from, json!({})),
-            Err(e) => self.audit_from(
-                "login.failed",
-                None,
-                from,
-                // What was typed, not what it matched: the attempt may name no user.
-                json!({"user": attempted, "error": if e.code.is_empty() { &e.message } else { &e.code }}),
-            ),
-        };
+        let change = self.audit_from(
+            "login.failed",
+            None,
+            from,
+            // What was typed, not what it matched: the attempt may name no user.
+            json!({"user": attempted, "error": if e.code.is_empty() { &e.message } else { &e.code }}),
+        );
         self.audit_alone(change).await;
     }
 

@@ -77,7 +77,7 @@ impl Core {
         if view.sub.is_none() && view.room.t != RoomType::Channel {
             return Err(CoreError::bad("error-not-allowed", ""));
         }
-        self.check_can_post(actor, &view)
+        self.check_can_post(actor, &view.room, view.sub.as_ref())
             .map_err(|e| CoreError::bad(&e.code, ""))?;
         let RoomView { room: parent, .. } = view;
         if parent.prid.is_some() {

@@ -213,7 +213,7 @@ impl Core {
             Err(e) if e.code == "error-room-not-found" => return Err(CoreError::invalid_room()),
             Err(_) => return Err(CoreError::unauthorized()),
         };
-        self.check_can_post(actor, &view)?;
+        self.check_can_post(actor, &view.room, view.sub.as_ref())?;
         Ok(view)
     }
 

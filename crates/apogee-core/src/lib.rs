@@ -57,6 +57,7 @@ pub mod roles;
 pub mod room_admin;
 pub mod rooms;
 mod seed;
+mod send_cache;
 mod session_cache;
 pub mod sessions;
 pub mod settings;
@@ -136,6 +137,8 @@ pub struct Core {
     pub(crate) federation: std::sync::OnceLock<Arc<dyn federated_rooms::FederationGateway>>,
     /// Login tokens and users REST requests authenticate with.
     pub(crate) sessions: session_cache::SessionCache,
+    /// The rooms and subscriptions sends check.
+    pub(crate) send_targets: send_cache::SendCache,
     /// The enabled outgoing webhooks every sent message is matched against.
     pub(crate) outgoing_webhooks: outgoing_webhooks::Cache,
 }
@@ -172,6 +175,7 @@ impl Core {
             outbox_wake: Default::default(),
             federation: Default::default(),
             sessions: Default::default(),
+            send_targets: Default::default(),
             outgoing_webhooks: Default::default(),
         };
         seed::seed(&core).await?;
@@ -237,11 +241,12 @@ impl Core {
         }
     }
 
-    /// Drops what an event makes stale from the caches that only forget (sessions, outgoing
-    /// webhooks). Applying it twice is harmless, so this node's commits apply their events at
+    /// Drops what an event makes stale from the caches that only forget (sessions, send
+    /// targets, outgoing webhooks). Applying it twice is harmless, so this node's commits apply their events at
     /// once, before the caller is answered, and again when they come back from the bus.
     fn invalidate(&self, event: &events::Event) {
         self.sessions.apply(event);
+        self.send_targets.apply(event);
         self.outgoing_webhooks.apply(event);
     }
 
@@ -331,6 +336,7 @@ async fn keep_caches_current(
                     tracing::error!(error = %e.message, "permissions reload failed");
                 }
                 core.sessions.clear();
+                core.send_targets.clear();
                 core.outgoing_webhooks.clear();
             }
             Err(RecvError::Closed) => return,

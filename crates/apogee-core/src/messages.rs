@@ -80,17 +80,9 @@ impl Core {
                 "Message id already in use",
             ));
         }
-        let view = self
-            .readable_room(actor, &RoomRef::Id(new.rid.clone()))
-            .await
-            .map_err(|e| {
-                if e.code == "error-room-not-found" {
-                    CoreError::bad("error-invalid-room", "Invalid room")
-                } else {
-                    e
-                }
-            })?;
-        self.check_can_post(actor, &view)?;
+        let target = self.send_target(actor, &new.rid).await?;
+        let (room, sub) = (target.room.as_ref(), target.sub.as_deref());
+        self.check_can_post(actor, room, sub)?;
         let max = self.settings.int("Message_MaxAllowedSize");
         if max > 0 && new.msg.chars().count() as i64 > max {
             return Err(CoreError::bad(
@@ -104,7 +96,7 @@ impl Core {
                 .any(|f| new.extra.get(*f).is_some_and(|v| !v.is_null() && v != ""))
         {
             self.authz
-                .require(actor, "message-impersonate", view.sub.as_ref())
+                .require(actor, "message-impersonate", sub)
                 .map_err(|_| CoreError::bad("error-action-not-allowed", "Not enough permission"))?;
         }
         let mut extra = new.extra;
@@ -122,7 +114,7 @@ impl Core {
             for k in ["content", "e2e", "e2eMentions"] {
                 extra.remove(k);
             }
-            if view.room.is_encrypted()
+            if room.is_encrypted()
                 && self.settings.bool("E2E_Enable")
                 && !self.settings.bool("E2E_Allow_Unencrypted_Messages")
             {
@@ -131,7 +123,7 @@ impl Core {
                 ));
             }
         }
-        let mut message = Message::new(id, &view.room.id, actor.as_ref(), new.msg);
+        let mut message = Message::new(id, &room.id, actor.as_ref(), new.msg);
         message.extra = extra;
         message.extra.retain(|_, v| !v.is_null());
         // Rocket.Chat marks messages sent while read receipts are on as not yet read by
@@ -142,21 +134,16 @@ impl Core {
         }
         let (mentioned, mentions_all) = if encrypted {
             message.t = Some("e2e".into());
-            self.resolve_e2e_mentions(actor, &mut message, view.sub.as_ref())
-                .await?
+            self.resolve_e2e_mentions(actor, &mut message, sub).await?
         } else {
             message.md = Some(markdown::parse(&message.msg));
             self.attach_quotes(actor, &mut message).await?;
-            self.resolve_mentions(actor, &mut message, view.sub.as_ref())
-                .await?
+            self.resolve_mentions(actor, &mut message, sub).await?
         };
         let mut changes = Vec::new();
         if !encrypted {
             changes.extend(self.prepare_url_previews(&mut message));
-            changes.extend(
-                self.outgoing_webhook_calls(&view.room, &message, false)
-                    .await?,
-            );
+            changes.extend(self.outgoing_webhook_calls(room, &message, false).await?);
         }
         if let Some(tmid) = new.tmid {
             let mut parent = self
@@ -215,16 +202,21 @@ impl Core {
     }
 
     /// Read-only rooms need `post-readonly`; archived rooms and muted users cannot post.
-    pub(crate) fn check_can_post(&self, actor: &User, view: &RoomView) -> CoreResult<()> {
-        if view.room.archived {
+    pub(crate) fn check_can_post(
+        &self,
+        actor: &User,
+        room: &Room,
+        sub: Option<&Subscription>,
+    ) -> CoreResult<()> {
+        if room.archived {
             return Err(CoreError::bad("error-room-archived", "Room is archived"));
         }
-        if view.room.ro && !self.authz.has_in(actor, "post-readonly", view.sub.as_ref()) {
+        if room.ro && !self.authz.has_in(actor, "post-readonly", sub) {
             return Err(CoreError::not_allowed(
                 "You can't send messages because the room is readonly.",
             ));
         }
-        if view.room.muted.contains(&actor.username) {
+        if room.muted.contains(&actor.username) {
             return Err(CoreError::not_allowed(
                 "You have been muted and cannot speak in this room",
             ));

@@ -17,7 +17,8 @@ macro_rules! conformance_tests {
             mentions_are_counted, mark_unread_from_a_message, history_keyset_pages,
             history_pages_split_no_millisecond, changes_page_through_one_millisecond,
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
-            duplicate_message_ids_conflict, concurrent_commits_all_land, room_counters_survive_stale_updates,
+            duplicate_message_ids_conflict, concurrent_commits_all_land,
+            a_failing_batch_among_concurrent_ones_fails_alone, room_counters_survive_stale_updates,
             settings_and_permissions,
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
             custom_sounds_catalogue, uploads_by_room, presence_per_node,
@@ -1220,6 +1221,43 @@ pub async fn concurrent_commits_all_land(s: S) {
     }
     let room = s.room_by_id(&r.id).await.unwrap().unwrap();
     assert_eq!((room.seq, room.msgs), (64, 64), "no lost increments");
+}
+
+/// Batches committed together (group commit) still succeed or fail each on its own: the
+/// duplicates fail and write nothing, every other message lands once.
+pub async fn a_failing_batch_among_concurrent_ones_fails_alone(s: S) {
+    let a = user("uma");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "grouped", &[&a]).await;
+    let taken = msg(&r, &a, "first", 0);
+    s.commit(vec![append(&taken)]).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 1..=48 {
+        // Every fourth batch appends a fresh message and then the taken id again.
+        let mut batch = vec![append(&msg(&r, &a, "x", i))];
+        if i % 4 == 0 {
+            batch.push(append(&taken));
+        }
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { (i, s.commit(batch).await) }));
+    }
+    for t in tasks {
+        let (i, result) = t.await.unwrap();
+        if i % 4 == 0 {
+            assert!(
+                matches!(result, Err(StoreError::Conflict(_))),
+                "{i}: {result:?}"
+            );
+        } else {
+            result.unwrap();
+        }
+    }
+    let room = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!(
+        (room.seq, room.msgs),
+        (37, 37),
+        "1 + 36 landed, nothing of the failed"
+    );
 }
 
 pub async fn room_counters_survive_stale_updates(s: S) {

@@ -140,6 +140,34 @@ async fn two_nodes_share_one_workspace_over_nats() {
         "refused only after {:?}",
         ended.elapsed()
     );
+
+    // A room archived on node B refuses messages on node A at once, though A's send cache
+    // holds the room from a send just before: the `Room` event drops it there.
+    let send_on_a = || async {
+        a.post(
+            "/api/v1/chat.sendMessage",
+            &ann,
+            json!({"message": {"rid": rid, "msg": "hi"}}),
+        )
+        .await
+    };
+    let (status, v) = send_on_a().await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = b
+        .post("/api/v1/channels.archive", &ann, json!({"roomId": rid}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let archived = tokio::time::Instant::now();
+    eventually(|| async {
+        let (status, v) = send_on_a().await;
+        status == 400 && v["errorType"] == "error-room-archived"
+    })
+    .await;
+    assert!(
+        archived.elapsed() < Duration::from_millis(1500),
+        "refused only after {:?}",
+        archived.elapsed()
+    );
 }
 
 /// Retries `check` for up to [`WAIT`]: changes cross nodes asynchronously.

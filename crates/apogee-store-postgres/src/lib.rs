@@ -1,29 +1,55 @@
-//! PostgreSQL storage for deployments that outgrow one machine. Each batch of changes is one
-//! transaction; migrations run under an advisory lock so several nodes can start at once.
+//! PostgreSQL storage for deployments that outgrow one machine. Migrations run under an
+//! advisory lock so several nodes can start at once.
+//!
+//! Writes are group-committed: one committer task per node takes the batches waiting for it and
+//! applies them all in one transaction, so a busy node pays one `BEGIN`/`COMMIT` pair (and one
+//! WAL flush) per group rather than per batch. Should any batch of a group fail, the group's
+//! transaction is rolled back and each batch runs again in a transaction of its own, so a
+//! failing batch still writes nothing and fails alone. One committer means no two of this
+//! node's groups wait on each other's row locks. Prepared statements are cached per connection
+//! (sqlx), with room for every statement the store uses.
 
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};
 use apogee_store_sql::{Arg, Database, Row, SqlStore, SqlTx, apply_changes, migrate};
 use async_trait::async_trait;
 use sqlx::PgPool;
-use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use std::str::FromStr;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 pub type PostgresStore = SqlStore<Postgres>;
 
 /// Arbitrary, fixed key for the migration advisory lock.
 const MIGRATION_LOCK: i64 = 0x6170_6f67_6565;
 
+/// Most batches folded into one transaction.
+const MAX_GROUP: usize = 64;
+/// Pending write batches before callers wait (backpressure).
+const QUEUE: usize = 1024;
+/// Prepared statements kept per connection: more than the store has, so none is re-planned.
+const STATEMENT_CACHE: usize = 1024;
+
 pub struct Postgres {
     pool: PgPool,
+    writer: mpsc::Sender<WriteJob>,
+}
+
+struct WriteJob {
+    changes: Vec<Change>,
+    done: oneshot::Sender<StoreResult<()>>,
 }
 
 /// Connects, applies migrations and returns the store.
 pub async fn open(url: &str) -> StoreResult<PostgresStore> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| backend(&e))?
+        .statement_cache_capacity(STATEMENT_CACHE);
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+        .connect_with(options)
         .await
         .map_err(|e| backend(&e))?;
     let mut tx = Tx(pool.begin().await.map_err(|e| backend(&e))?);
@@ -37,7 +63,9 @@ pub async fn open(url: &str) -> StoreResult<PostgresStore> {
         .map_or(0, |d| d.as_millis() as i64);
     migrate(&mut tx, now).await?;
     tx.0.commit().await.map_err(|e| backend(&e))?;
-    Ok(SqlStore::new(Postgres { pool }))
+    let (writer, jobs) = mpsc::channel(QUEUE);
+    tokio::spawn(committer(pool.clone(), jobs));
+    Ok(SqlStore::new(Postgres { pool, writer }))
 }
 
 apogee_store_sql::sqlx_glue!(sqlx::Postgres, PgRow);
@@ -45,12 +73,64 @@ apogee_store_sql::sqlx_glue!(sqlx::Postgres, PgRow);
 /// Attempts at a batch that keeps losing to concurrent ones.
 const CONTENTION_ATTEMPTS: usize = 4;
 
-impl Postgres {
-    async fn commit_once(&self, changes: Vec<Change>) -> StoreResult<()> {
-        let mut tx = Tx(self.pool.begin().await.map_err(|e| backend(&e))?);
-        apply_changes(&mut tx, changes).await?;
-        tx.0.commit().await.map_err(|e| backend(&e))
+/// Commits the batches sent to it until the store is dropped: whatever is waiting when a
+/// transaction ends goes into the next one.
+async fn committer(pool: PgPool, mut jobs: mpsc::Receiver<WriteJob>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = jobs.recv().await {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if group.len() > 1 {
+            match commit_group(&pool, &group).await {
+                Ok(()) => {
+                    for job in group.drain(..) {
+                        let _ = job.done.send(Ok(()));
+                    }
+                    continue;
+                }
+                // Each batch on its own below: the failing one fails alone.
+                Err(e) => {
+                    tracing::debug!(error = %e, "group failed; committing its batches one by one")
+                }
+            }
+        }
+        for job in group.drain(..) {
+            let result = commit_alone(&pool, job.changes).await;
+            let _ = job.done.send(result);
+        }
     }
+}
+
+/// Every batch of `group` in one transaction (copies: the batches are kept for a retry).
+async fn commit_group(pool: &PgPool, group: &[WriteJob]) -> StoreResult<()> {
+    let mut tx = Tx(pool.begin().await.map_err(|e| backend(&e))?);
+    for job in group {
+        apply_changes(&mut tx, job.changes.clone()).await?;
+    }
+    tx.0.commit().await.map_err(|e| backend(&e))
+}
+
+/// One batch in its own transaction, run again when it lost a deadlock (concurrent batches of
+/// other nodes touching the same rows in different orders): a transaction that lost wrote nothing.
+async fn commit_alone(pool: &PgPool, changes: Vec<Change>) -> StoreResult<()> {
+    for _ in 1..CONTENTION_ATTEMPTS {
+        match commit_once(pool, changes.clone()).await {
+            Err(StoreError::Contention(e)) => tracing::debug!(error = %e, "retrying a batch"),
+            done => return done,
+        }
+    }
+    commit_once(pool, changes).await
+}
+
+async fn commit_once(pool: &PgPool, changes: Vec<Change>) -> StoreResult<()> {
+    let mut tx = Tx(pool.begin().await.map_err(|e| backend(&e))?);
+    apply_changes(&mut tx, changes).await?;
+    tx.0.commit().await.map_err(|e| backend(&e))
 }
 
 #[async_trait]
@@ -64,14 +144,12 @@ impl Database for Postgres {
     }
 
     async fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        // A transaction that lost a deadlock (concurrent batches touching the same rows in
-        // different orders, e.g. two users deleted from shared rooms) wrote nothing: run it again.
-        for _ in 1..CONTENTION_ATTEMPTS {
-            match self.commit_once(changes.clone()).await {
-                Err(StoreError::Contention(e)) => tracing::debug!(error = %e, "retrying a batch"),
-                done => return done,
-            }
-        }
-        self.commit_once(changes).await
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send(WriteJob { changes, done })
+            .await
+            .map_err(|_| StoreError::Backend("committer stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Backend("committer stopped".into()))?
     }
 }

@@ -990,10 +990,11 @@ async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
 /// The room's stored document, its row locked until the transaction ends (PostgreSQL's plain
 /// SELECT does not lock; SQLite serializes writers anyway).
 async fn locked_room(tx: &mut dyn SqlTx, rid: &str) -> StoreResult<Room> {
-    tx.exec("UPDATE rooms SET seq = seq WHERE id = $1", args![rid])
-        .await?;
     let rows = tx
-        .query("SELECT doc FROM rooms WHERE id = $1", args![rid])
+        .query(
+            "UPDATE rooms SET seq = seq WHERE id = $1 RETURNING doc",
+            args![rid],
+        )
         .await?;
     from_json(
         &rows
@@ -1165,12 +1166,14 @@ async fn append_message(
     mentioned: &[String],
     mentions_all: bool,
 ) -> StoreResult<Room> {
-    // Lock the room row before reading it, so concurrent appends queue up instead of losing
-    // increments (PostgreSQL's plain SELECT does not lock; SQLite serializes writers anyway).
-    tx.exec("UPDATE rooms SET seq = seq WHERE id = $1", args![&m.rid])
-        .await?;
+    // Lock the room row while reading it, so concurrent appends queue up instead of losing
+    // increments (PostgreSQL's plain SELECT does not lock; SQLite serializes writers anyway):
+    // one statement, not a lock and a read.
     let rows = tx
-        .query("SELECT doc, seq FROM rooms WHERE id = $1", args![&m.rid])
+        .query(
+            "UPDATE rooms SET seq = seq WHERE id = $1 RETURNING doc, seq",
+            args![&m.rid],
+        )
         .await?;
     let row = rows
         .first()

@@ -30,7 +30,23 @@ enum Stream {
     Presence(HashSet<String>),
 }
 
+/// Kinds of stream, each a slot of [`Streams`]' index.
+const KINDS: usize = 7;
+
 impl Stream {
+    /// This stream's slot in the index by stream and event name.
+    fn slot(&self) -> usize {
+        match self {
+            Stream::RoomMessages => 0,
+            Stream::NotifyUser => 1,
+            Stream::NotifyRoom => 2,
+            Stream::NotifyLogged => 3,
+            Stream::NotifyAll => 4,
+            Stream::Roles => 5,
+            Stream::Presence(_) => 6,
+        }
+    }
+
     fn collection(&self) -> &'static str {
         match self {
             Stream::RoomMessages => "stream-room-messages",
@@ -58,6 +74,14 @@ struct MyRoom {
 #[derive(Default)]
 pub struct Streams {
     subs: HashMap<String, Sub>,
+    /// The subscriptions indexed by stream and event name (how many hold each), so a recipient
+    /// finds what it listens to with one lookup instead of comparing every subscription's names
+    /// per delivery.
+    wanted: [HashMap<String, u32>; KINDS],
+    /// The suffixes of `stream-notify-user` events listened to (`notification` of
+    /// `<uid>/notification`), so the per-message checks format no names for connections that
+    /// do not listen.
+    user_suffixes: HashMap<String, u32>,
     my_rooms: HashMap<String, MyRoom>,
     /// What the connection follows changed since [`Streams::interest_if_changed`] answered.
     interest_changed: bool,
@@ -108,6 +132,16 @@ fn presence_frame(user: &User) -> Value {
     }})
 }
 
+/// Counts one holder of `key` less, dropping the key with its last holder.
+fn forget(counts: &mut HashMap<String, u32>, key: &str) {
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
 fn not_found(name: &str) -> CoreError {
     CoreError::bad("404", format!("Subscription '{name}' not found"))
 }
@@ -116,7 +150,7 @@ impl Streams {
     /// Forgets every subscription (on logout or a login as someone else) and loads the rooms of
     /// the newly logged-in user.
     pub async fn reset(&mut self, core: &Core, user: Option<&User>) -> CoreResult<()> {
-        self.subs.clear();
+        self.clear_subs();
         self.my_rooms.clear();
         self.interest_changed = true;
         if let Some(user) = user {
@@ -253,24 +287,42 @@ impl Streams {
             stream,
             Stream::RoomMessages | Stream::NotifyRoom | Stream::NotifyLogged | Stream::Presence(_)
         );
-        self.subs.insert(id.to_string(), Sub { stream, event });
+        self.insert_sub(id, Sub { stream, event });
         Ok(initial)
     }
 
     /// `unsub`: true if there was such a subscription.
     pub fn unsubscribe(&mut self, id: &str) -> bool {
         self.interest_changed = true;
-        self.subs.remove(id).is_some()
+        self.remove_sub(id)
     }
 
-    fn matching<'a>(
-        &'a self,
-        stream: &'a Stream,
-        event: &'a str,
-    ) -> impl Iterator<Item = &'a Sub> + 'a {
-        self.subs
-            .values()
-            .filter(move |s| s.stream == *stream && s.event == event)
+    fn insert_sub(&mut self, id: &str, sub: Sub) {
+        self.remove_sub(id);
+        *self.wanted[sub.stream.slot()]
+            .entry(sub.event.clone())
+            .or_default() += 1;
+        if let (Stream::NotifyUser, Some((_, suffix))) = (&sub.stream, sub.event.split_once('/')) {
+            *self.user_suffixes.entry(suffix.to_string()).or_default() += 1;
+        }
+        self.subs.insert(id.to_string(), sub);
+    }
+
+    fn remove_sub(&mut self, id: &str) -> bool {
+        let Some(sub) = self.subs.remove(id) else {
+            return false;
+        };
+        forget(&mut self.wanted[sub.stream.slot()], &sub.event);
+        if let (Stream::NotifyUser, Some((_, suffix))) = (&sub.stream, sub.event.split_once('/')) {
+            forget(&mut self.user_suffixes, suffix);
+        }
+        true
+    }
+
+    fn clear_subs(&mut self) {
+        self.subs.clear();
+        self.wanted.iter_mut().for_each(HashMap::clear);
+        self.user_suffixes.clear();
     }
 
     /// `stream-notify-user` `<uid>/force_logout`, when subscribed: sent to a connection whose
@@ -282,19 +334,15 @@ impl Streams {
     }
 
     fn wants(&self, stream: &Stream, event: &str) -> bool {
-        self.matching(stream, event).next().is_some()
+        self.wanted[stream.slot()].contains_key(event)
     }
 
-    /// Whether the connection listens to `stream-notify-user` `<uid>/<suffix>`, asked without
-    /// formatting the name (this runs for every recipient of every message).
+    /// Whether the connection listens to `stream-notify-user` `<uid>/<suffix>`; the name is
+    /// formatted only for connections listening to some `<…>/<suffix>` (this runs for every
+    /// recipient of every message).
     fn wants_own(&self, uid: &str, suffix: &str) -> bool {
-        self.subs.values().any(|s| {
-            s.stream == Stream::NotifyUser
-                && s.event
-                    .strip_prefix(uid)
-                    .and_then(|rest| rest.strip_prefix('/'))
-                    == Some(suffix)
-        })
+        self.user_suffixes.contains_key(suffix)
+            && self.wants(&Stream::NotifyUser, &format!("{uid}/{suffix}"))
     }
 
     /// Adds the frames one event produces for this connection's user to `out`, and returns the
@@ -740,7 +788,7 @@ impl Streams {
                     .collect();
                 if !room_subs.is_empty() && core.stream_room(me, rid).await.is_err() {
                     for id in room_subs {
-                        self.subs.remove(&id);
+                        self.remove_sub(&id);
                         ended.push(id);
                     }
                 }
@@ -751,5 +799,44 @@ impl Streams {
     /// The collection a subscription id belongs to (for logging and tests).
     pub fn collection_of(&self, id: &str) -> Option<&'static str> {
         self.subs.get(id).map(|s| s.stream.collection())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(stream: Stream, event: &str) -> Sub {
+        Sub {
+            stream,
+            event: event.into(),
+        }
+    }
+
+    #[test]
+    fn the_index_follows_subscribing_and_unsubscribing() {
+        let mut s = Streams::default();
+        s.insert_sub("1", sub(Stream::RoomMessages, "r1"));
+        s.insert_sub("2", sub(Stream::RoomMessages, "r1"));
+        s.insert_sub("3", sub(Stream::NotifyUser, "u1/notification"));
+        assert!(s.wants(&Stream::RoomMessages, "r1"));
+        assert!(!s.wants(&Stream::NotifyRoom, "r1"), "another stream");
+        assert!(s.wants_own("u1", "notification"));
+        assert!(!s.wants_own("u2", "notification"), "someone else's name");
+        assert!(!s.wants_own("u1", "rooms-changed"));
+
+        assert!(s.unsubscribe("1"));
+        assert!(s.wants(&Stream::RoomMessages, "r1"), "still held by 2");
+        assert!(s.unsubscribe("2"));
+        assert!(!s.wants(&Stream::RoomMessages, "r1"));
+        assert!(!s.unsubscribe("2"));
+
+        // The same id subscribed again replaces what it held.
+        s.insert_sub("3", sub(Stream::NotifyUser, "u1/rooms-changed"));
+        assert!(!s.wants_own("u1", "notification"));
+        assert!(s.wants_own("u1", "rooms-changed"));
+        s.clear_subs();
+        assert!(!s.wants_own("u1", "rooms-changed"));
+        assert!(s.wanted.iter().all(HashMap::is_empty) && s.user_suffixes.is_empty());
     }
 }

@@ -130,13 +130,15 @@ async fn post_message(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Ap
 }
 
 async fn send_message(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
-    let Some(Value::Object(m)) = p.get("message") else {
+    // Taken out of the body, not copied.
+    let Params(mut body) = p;
+    let Some(Value::Object(m)) = body.remove("message") else {
         return Err(ApiError(CoreError::bad(
             "error-invalid-params",
             "The \"message\" parameter must be provided.",
         )));
     };
-    let m = Params(m.clone());
+    let m = Params(m);
     let new = NewMessage {
         id: m.str("_id").map(str::to_string),
         rid: m.required("rid")?.to_string(),
