@@ -3,28 +3,10 @@
 // off switch asking for a second factor), and the app turned off — each step checked on /me.
 
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { PASSWORD, Server, launchBrowser, screenshotter } from './harness.mjs';
+import { BIN, PASSWORD, ROOT, Server, eventually, launchBrowser, logIn, screenshotter, signUp, submitLogin, totp } from './harness.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
 const shot = screenshotter(ROOT);
-
-/** RFC 6238 code (SHA-1, 30 s, 6 digits) for a base32 secret, now. */
-function totp(secret) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000)));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0xf;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 let server;
 let browser;
@@ -36,20 +18,11 @@ let prompts = 0;
 
 const services = async () => (await server.rest('me', undefined, otto)).services;
 
-async function eventually(check, what) {
-  for (let i = 0; i < 50; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`never became true: ${what}`);
-}
-
 describe('account security', { timeout: 180_000 }, () => {
   before(async () => {
     server = new Server(BIN);
     await server.start();
-    await server.rest('users.register', { username: 'otto', email: 'otto@example.com', pass: PASSWORD, name: 'Otto' });
-    otto = (await server.rest('login', { username: 'otto', password: PASSWORD })).data;
+    otto = await signUp(server, 'otto', 'Otto');
     // The checks below read /me often, more than REST's per-address limit allows in a minute.
     await server.rest('settings/API_Enable_Rate_Limiter', { value: false }, otto);
     browser = await launchBrowser();
@@ -60,11 +33,7 @@ describe('account security', { timeout: 180_000 }, () => {
       prompts++;
       void d.accept(promptAnswer);
     });
-    await page.goto(`${server.url}/login`);
-    await page.fill('input[name=username]', 'otto');
-    await page.fill('input[name=password]', PASSWORD);
-    await page.getByRole('button', { name: 'Login' }).click();
-    await page.waitForURL('**/home');
+    await logIn(page, server.url, 'otto');
   });
 
   after(async () => {
@@ -156,10 +125,7 @@ describe('account security', { timeout: 180_000 }, () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     context.setDefaultTimeout(20_000);
     const mia = await context.newPage();
-    await mia.goto(`${server.url}/login`);
-    await mia.fill('input[name=username]', 'mia');
-    await mia.fill('input[name=password]', PASSWORD);
-    await mia.getByRole('button', { name: 'Login' }).click();
+    await submitLogin(mia, server.url, 'mia');
     await mia.getByRole('alert').filter({ hasText: 'Your role requires two-factor authentication' }).waitFor();
     assert.equal(await mia.locator('.sidebar a[data-room="general"]').count(), 0, 'nothing else loads before the set-up');
     const app = mia.getByRole('region', { name: 'Authenticator app' });

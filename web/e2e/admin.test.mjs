@@ -3,28 +3,11 @@
 // its chain links.
 
 import assert from 'node:assert/strict';
-import { createHash, createHmac } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { PASSWORD, Server, launchBrowser, screenshotter } from './harness.mjs';
+import { BIN, PASSWORD, ROOT, Server, launchBrowser, logIn, screenshotter, signUp, totp } from './harness.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
 const shot = screenshotter(ROOT);
-
-/** RFC 6238 code (SHA-1, 30 s, 6 digits) for a base32 secret, now. */
-function totp(secret) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000)));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0xf;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 let server;
 let browser;
@@ -44,18 +27,13 @@ describe('administration', { timeout: 180_000 }, () => {
   before(async () => {
     server = new Server(BIN);
     await server.start();
-    await server.rest('users.register', { username: 'grace', email: 'grace@example.com', pass: PASSWORD, name: 'Grace' });
-    admin = (await server.rest('login', { username: 'grace', password: PASSWORD })).data;
+    admin = await signUp(server, 'grace', 'Grace');
     browser = await launchBrowser();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     context.setDefaultTimeout(20_000);
     page = await context.newPage();
     page.on('dialog', (d) => d.accept());
-    await page.goto(`${server.url}/login`);
-    await page.fill('input[name=username]', 'grace');
-    await page.fill('input[name=password]', PASSWORD);
-    await page.getByRole('button', { name: 'Login' }).click();
-    await page.waitForURL('**/home');
+    await logIn(page, server.url, 'grace');
   });
 
   after(async () => {

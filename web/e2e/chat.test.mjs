@@ -5,13 +5,10 @@
 // reconnects, resumes and catches up. Run by scripts/web-test.sh (APOGEE_BIN set).
 
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { PASSWORD, Server, launchBrowser, screenshotter } from './harness.mjs';
+import { BIN, PASSWORD, ROOT, Server, launchBrowser, screenshotter } from './harness.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
 const shot = screenshotter(ROOT);
 const CHANNEL = 'e2e-room';
 

@@ -4,13 +4,9 @@
 // and scrolling down loads newer pages until the live end, where new messages follow again.
 
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { PASSWORD, Server, launchBrowser, screenshotter } from './harness.mjs';
+import { BIN, ROOT, Server, launchBrowser, logIn, screenshotter, signUp } from './harness.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
 const shot = screenshotter(ROOT);
 const MESSAGES = 2000;
 /** Most message rows the DOM may hold at 1280×800 (the view plus the overscan on each side). */
@@ -57,8 +53,7 @@ describe('a long history, virtualised', { timeout: 600_000 }, () => {
   before(async () => {
     server = new Server(BIN);
     await server.start();
-    await server.rest('users.register', { username: 'vera', email: 'vera@example.com', pass: PASSWORD, name: 'Vera' });
-    vera = (await server.rest('login', { username: 'vera', password: PASSWORD })).data;
+    vera = await signUp(server, 'vera', 'Vera');
     await server.rest('settings/API_Enable_Rate_Limiter', { value: false }, vera);
     rid = (await server.rest('channels.create', { name: 'longroom' }, vera)).channel._id;
     for (let i = 1; i <= MESSAGES; i++) {
@@ -83,11 +78,7 @@ describe('a long history, virtualised', { timeout: 600_000 }, () => {
       });
       page.on('console', (m) => console.log('CONSOLE', m.text()));
     }
-    await page.goto(`${server.url}/login`);
-    await page.fill('input[name=username]', 'vera');
-    await page.fill('input[name=password]', PASSWORD);
-    await page.getByRole('button', { name: 'Login' }).click();
-    await page.waitForURL('**/home');
+    await logIn(page, server.url, 'vera');
   });
 
   after(async () => {

@@ -2,13 +2,9 @@
 // the composer's emoji button and the `:` autocomplete over the whole set.
 
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { PASSWORD, Server, launchBrowser, screenshotter } from './harness.mjs';
+import { BIN, ROOT, Server, launchBrowser, logIn, screenshotter, signUp } from './harness.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
 const shot = screenshotter(ROOT);
 
 let server;
@@ -21,19 +17,14 @@ describe('emoji picker', { timeout: 180_000 }, () => {
   before(async () => {
     server = new Server(BIN);
     await server.start();
-    await server.rest('users.register', { username: 'pia', email: 'pia@example.com', pass: PASSWORD, name: 'Pia' });
-    pia = (await server.rest('login', { username: 'pia', password: PASSWORD })).data;
+    pia = await signUp(server, 'pia', 'Pia');
     const rid = (await server.rest('channels.create', { name: 'fun' }, pia)).channel._id;
     messageId = (await server.rest('chat.postMessage', { roomId: rid, text: 'react to me' }, pia)).message._id;
     browser = await launchBrowser();
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     context.setDefaultTimeout(20_000);
     page = await context.newPage();
-    await page.goto(`${server.url}/login`);
-    await page.fill('input[name=username]', 'pia');
-    await page.fill('input[name=password]', PASSWORD);
-    await page.getByRole('button', { name: 'Login' }).click();
-    await page.waitForURL('**/home');
+    await logIn(page, server.url, 'pia');
     await page.goto(`${server.url}/channel/fun`);
   });
 

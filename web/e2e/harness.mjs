@@ -2,14 +2,20 @@
 // on the same port and data), Debian's Chromium driven by playwright-core, and helpers.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const PASSWORD = 'a long enough test password';
+
+/** The repository's root, and the apogee binary the tests run (APOGEE_BIN, else the debug build). */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
 
 /** Flags the machine needs: no sandbox as root, no GPU, and no background traffic to the closed network. */
 const CHROMIUM_ARGS = [
@@ -174,4 +180,46 @@ export class Relay {
     for (const s of this.sockets) s.destroy();
     await new Promise((r) => this.server?.close(r));
   }
+}
+
+/** Registers `username` over REST and logs in; the login's session (`userId`, `authToken`). */
+export async function signUp(server, username, name) {
+  await server.rest('users.register', { username, email: `${username}@example.com`, pass: PASSWORD, name });
+  return (await server.rest('login', { username, password: PASSWORD })).data;
+}
+
+/** Fills in and sends the login page at `baseUrl` as `username` (what follows is the caller's). */
+export async function submitLogin(page, baseUrl, username) {
+  await page.goto(`${baseUrl}/login`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', PASSWORD);
+  await page.getByRole('button', { name: 'Login' }).click();
+}
+
+/** Logs `username` in through the login page at `baseUrl`; resolves on the home page. */
+export async function logIn(page, baseUrl, username) {
+  await submitLogin(page, baseUrl, username);
+  await page.waitForURL('**/home');
+}
+
+/** RFC 6238 code (SHA-1, 30 s, 6 digits) for a base32 secret at time step `at` (default: now). */
+export function totp(secret, at = Math.floor(Date.now() / 30_000)) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(at));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+/** Waits until `check` holds (the server has applied what the page asked for), 5 s at most. */
+export async function eventually(check, what) {
+  for (let i = 0; i < 50; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`never became true: ${what}`);
 }

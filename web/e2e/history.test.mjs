@@ -2,31 +2,14 @@
 // time, infinite scroll upwards through older pages to the start of the room.
 
 import assert from 'node:assert/strict';
-import { createHash, createHmac } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { PASSWORD, Server, launchBrowser, screenshotter } from './harness.mjs';
+import { BIN, PASSWORD, ROOT, Server, launchBrowser, screenshotter, signUp, submitLogin, totp } from './harness.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
 const shot = screenshotter(ROOT);
 const MESSAGES = 130;
 
 const step = () => Math.floor(Date.now() / 30_000);
-
-/** RFC 6238 code (SHA-1, 30 s, 6 digits) for a base32 secret at time step `at`. */
-function totp(secret, at) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(at));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0xf;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 let server;
 let browser;
@@ -38,8 +21,7 @@ describe('login and history', { timeout: 180_000 }, () => {
     server = new Server(BIN);
     await server.start();
     // carol is the first user, hence admin (and so not rate limited while seeding).
-    await server.rest('users.register', { username: 'carol', email: 'carol@example.com', pass: PASSWORD, name: 'Carol' });
-    carol = (await server.rest('login', { username: 'carol', password: PASSWORD })).data;
+    carol = await signUp(server, 'carol', 'Carol');
     browser = await launchBrowser();
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     context.setDefaultTimeout(20_000);
@@ -78,10 +60,7 @@ describe('login and history', { timeout: 180_000 }, () => {
     const enabledAt = step();
     const { codes: backupCodes } = await server.rest('users.validateTotp', { code: totp(secret, enabledAt) }, carol);
 
-    await page.goto(`${server.url}/login`);
-    await page.fill('input[name=username]', 'carol');
-    await page.fill('input[name=password]', PASSWORD);
-    await page.getByRole('button', { name: 'Login' }).click();
+    await submitLogin(page, server.url, 'carol');
     await page.getByRole('heading', { name: 'Two-factor authentication' }).waitFor();
     await shot(page, 'two-factor');
     const valid = [-1, 0, 1, 2].map((d) => totp(secret, enabledAt + d));

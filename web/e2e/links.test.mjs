@@ -4,13 +4,9 @@
 // message (Rocket.Chat's `[ ](link)` form) and following the quote back to its message.
 
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { PASSWORD, Server, launchBrowser, screenshotter } from './harness.mjs';
+import { BIN, ROOT, Server, launchBrowser, logIn, screenshotter, signUp } from './harness.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
 const shot = screenshotter(ROOT);
 const READ = 12; // messages dave has read
 const UNREAD = 90; // more than the client's first page (50)
@@ -61,12 +57,10 @@ describe('unread line, message links and quotes', { timeout: 240_000 }, () => {
   before(async () => {
     server = new Server(BIN);
     await server.start();
-    await server.rest('users.register', { username: 'erin', email: 'erin@example.com', pass: PASSWORD, name: 'Erin' });
-    erin = (await server.rest('login', { username: 'erin', password: PASSWORD })).data;
+    erin = await signUp(server, 'erin', 'Erin');
     // The server turns links to its own messages (under Site_Url) into quote attachments.
     await server.rest('settings/Site_Url', { value: server.url }, erin);
-    await server.rest('users.register', { username: 'dave', email: 'dave@example.com', pass: PASSWORD, name: 'Dave' });
-    dave = (await server.rest('login', { username: 'dave', password: PASSWORD })).data;
+    dave = await signUp(server, 'dave', 'Dave');
     rid = (await server.rest('channels.create', { name: 'landing', members: ['dave'] }, erin)).channel._id;
     const post = async (text) => {
       ids[text] = (await server.rest('chat.postMessage', { roomId: rid, text }, erin)).message._id;
@@ -82,11 +76,7 @@ describe('unread line, message links and quotes', { timeout: 240_000 }, () => {
     context.setDefaultTimeout(20_000);
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
     page = await context.newPage();
-    await page.goto(`${server.url}/login`);
-    await page.fill('input[name=username]', 'dave');
-    await page.fill('input[name=password]', PASSWORD);
-    await page.getByRole('button', { name: 'Login' }).click();
-    await page.waitForURL('**/home');
+    await logIn(page, server.url, 'dave');
   });
 
   after(async () => {

@@ -5,13 +5,8 @@
 // Then the browser's own offline/online events: checked at once, reconnected without waiting.
 
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { PASSWORD, Relay, Server, launchBrowser } from './harness.mjs';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
+import { BIN, PASSWORD, Relay, Server, launchBrowser, logIn } from './harness.mjs';
 
 let server;
 let relay;
@@ -41,11 +36,7 @@ describe('network loss', { timeout: 240_000 }, () => {
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     context.setDefaultTimeout(20_000);
     page = await context.newPage();
-    await page.goto(`${relay.url}/login`);
-    await page.fill('input[name=username]', 'omar');
-    await page.fill('input[name=password]', PASSWORD);
-    await page.getByRole('button', { name: 'Login' }).click();
-    await page.waitForURL('**/home');
+    await logIn(page, relay.url, 'omar');
     await page.goto(`${relay.url}/channel/airwaves`);
     await message('before the outage').waitFor();
     await banner().waitFor({ state: 'detached' });

@@ -3,13 +3,10 @@
 // team panel — each change checked against the server's teams.* answers.
 
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { PASSWORD, Server, launchBrowser, screenshotter } from './harness.mjs';
+import { BIN, PASSWORD, ROOT, Server, eventually, launchBrowser, logIn, screenshotter, signUp } from './harness.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.APOGEE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'apogee');
 const shot = screenshotter(ROOT);
 
 let server;
@@ -21,32 +18,18 @@ let teamId;
 const teamRoomNames = async () => (await server.rest(`teams.listRooms?teamId=${teamId}`, undefined, tess)).rooms.map((r) => r.name);
 const teamMemberNames = async () => (await server.rest(`teams.members?teamId=${teamId}`, undefined, tess)).members.map((m) => m.user.username);
 
-/** Waits until `check` holds (the server has applied what the page asked for). */
-async function eventually(check, what) {
-  for (let i = 0; i < 50; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`never became true: ${what}`);
-}
-
 describe('teams', { timeout: 180_000 }, () => {
   before(async () => {
     server = new Server(BIN);
     await server.start();
-    await server.rest('users.register', { username: 'tess', email: 'tess@example.com', pass: PASSWORD, name: 'Tess' });
-    tess = (await server.rest('login', { username: 'tess', password: PASSWORD })).data;
+    tess = await signUp(server, 'tess', 'Tess');
     await server.rest('users.register', { username: 'uma', email: 'uma@example.com', pass: PASSWORD, name: 'Uma' });
     await server.rest('channels.create', { name: 'launch-news' }, tess);
     browser = await launchBrowser();
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     context.setDefaultTimeout(20_000);
     page = await context.newPage();
-    await page.goto(`${server.url}/login`);
-    await page.fill('input[name=username]', 'tess');
-    await page.fill('input[name=password]', PASSWORD);
-    await page.getByRole('button', { name: 'Login' }).click();
-    await page.waitForURL('**/home');
+    await logIn(page, server.url, 'tess');
   });
 
   after(async () => {

@@ -309,14 +309,36 @@ impl Core {
                 Change::UpdateUser(user.clone())
             }
         };
+        self.commit_user_role(actor, &role, &user, username, room_id, change, true)
+            .await?;
+        Ok(role)
+    }
+
+    /// Commits `change`, which gives (`added`) or takes `role`, with its audit entry, then
+    /// announces it.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_user_role(
+        &self,
+        actor: &User,
+        role: &Role,
+        user: &User,
+        username: &str,
+        room_id: Option<&str>,
+        change: Change,
+        added: bool,
+    ) -> CoreResult<()> {
         let audit = self.audit(
-            "role.user_added",
+            if added {
+                "role.user_added"
+            } else {
+                "role.user_removed"
+            },
             Some(actor),
             json!({"role": role.id, "username": username, "roomId": room_id}),
         );
         self.commit(vec![change, audit]).await?;
-        self.publish_user_role(&role, &user, room_id, true);
-        Ok(role)
+        self.publish_user_role(role, user, room_id, added);
+        Ok(())
     }
 
     /// Announces a role given or taken on `stream-roles`.
@@ -388,13 +410,8 @@ impl Core {
                 Change::UpdateUser(user.clone())
             }
         };
-        let audit = self.audit(
-            "role.user_removed",
-            Some(actor),
-            json!({"role": role.id, "username": username, "roomId": room_id}),
-        );
-        self.commit(vec![change, audit]).await?;
-        self.publish_user_role(&role, &user, room_id, false);
+        self.commit_user_role(actor, &role, &user, username, room_id, change, false)
+            .await?;
         Ok(role)
     }
 

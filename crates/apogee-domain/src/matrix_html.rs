@@ -312,6 +312,11 @@ struct Frame {
     text: String,
 }
 
+/// How deeply elements are read as formatting. Each level scans the open ones and copies its
+/// text into its parent, so reading cost grows with the square of the depth: deeper elements
+/// (the Matrix spec suggests clients stop at 100) count as text of the deepest one read.
+const MAX_DEPTH: usize = 100;
+
 /// Rocket.Chat markdown for a remote `formatted_body`. `mention` turns a pill's Matrix user
 /// id into the text that mentions that user here (`@bob`, `@alice:example.org`).
 pub fn from_html(html: &str, mention: &dyn Fn(&str) -> String) -> String {
@@ -322,9 +327,15 @@ pub fn from_html(html: &str, mention: &dyn Fn(&str) -> String) -> String {
     }];
     // Ordered lists count their items.
     let mut counters: Vec<Option<usize>> = Vec::new();
+    // Elements opened beyond MAX_DEPTH and not closed yet: the next as many end tags are theirs.
+    let mut flattened = 0usize;
     for token in Tokenizer::new(html).flatten() {
         match token {
             Token::StartTag(tag) => {
+                if stack.len() > MAX_DEPTH && !tag.self_closing {
+                    flattened += 1;
+                    continue;
+                }
                 let name = String::from_utf8_lossy(&tag.name).to_ascii_lowercase();
                 let attr = |k: &str| {
                     tag.attributes
@@ -405,6 +416,10 @@ pub fn from_html(html: &str, mention: &dyn Fn(&str) -> String) -> String {
                 });
             }
             Token::EndTag(tag) => {
+                if flattened > 0 {
+                    flattened -= 1;
+                    continue;
+                }
                 let name = String::from_utf8_lossy(&tag.name).to_ascii_lowercase();
                 // A stray end tag closes nothing; a mis-nested one closes what it encloses.
                 if let Some(at) = stack.iter().rposition(|f| f.tag == name)
@@ -527,6 +542,30 @@ fn tidy(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::markdown;
+
+    #[test]
+    fn nesting_beyond_the_depth_cap_is_read_as_text() {
+        const DEEP: usize = 100_000;
+        // Quotes: MAX_DEPTH of them are kept; the text inside all of them survives.
+        let html = format!(
+            "{}deep{} after",
+            "<blockquote>".repeat(DEEP),
+            "</blockquote>".repeat(DEEP)
+        );
+        let md = from_html(&html, &mention);
+        let (quoted, after) = md.split_once('\n').expect("the quote, then the rest");
+        assert_eq!(quoted, format!("{}deep", "> ".repeat(MAX_DEPTH)));
+        assert_eq!(after.trim(), "after");
+
+        // Emphasis: the deepest kept level wraps the flattened rest; the end tags of the
+        // flattened elements close nothing that was kept, so the tail is plain text.
+        let html = format!("{}x{}tail", "<b>".repeat(DEEP), "</b>".repeat(DEEP));
+        let md = from_html(&html, &mention);
+        assert_eq!(
+            md,
+            format!("{}x{}tail", "*".repeat(MAX_DEPTH), "*".repeat(MAX_DEPTH))
+        );
+    }
 
     fn pills(name: &str) -> Option<String> {
         match name {

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use ruma::ServerName;
 use ruma::api::federation::authentication::{XMatrix, XMatrixSigningInput};
 use serde_json::Value;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -128,7 +128,11 @@ impl Transport {
                 .collect();
         let allowed: Vec<SocketAddr> = addrs
             .into_iter()
-            .filter(|a| endpoint.overridden || self.allow_private || is_public(a.ip()))
+            .filter(|a| {
+                endpoint.overridden
+                    || self.allow_private
+                    || apogee_http::addresses::is_public(a.ip())
+            })
             .collect();
         if allowed.is_empty() {
             return Err(FedError::Unreachable(format!(
@@ -176,37 +180,6 @@ where
         .to_bytes()
         .to_vec();
     Ok(Response { status, body })
-}
-
-/// Addresses a federation peer found by DNS may have: not loopback, private, link-local,
-/// shared, documentation, multicast or unspecified ranges.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (b == 18 || b == 19)))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
-    }
 }
 
 /// Resolution's network lookups: well-known over HTTPS (port 443), SRV with the system's DNS.

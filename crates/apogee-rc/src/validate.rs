@@ -1290,16 +1290,7 @@ impl Run {
             return true;
         };
         let len = items.len() as f64;
-        if let Some((max, label)) = &s.max_items
-            && len > *max
-        {
-            errs.push(format!("must NOT have more than {label} items"));
-            return false;
-        }
-        if let Some((min, label)) = &s.min_items
-            && len < *min
-        {
-            errs.push(format!("must NOT have fewer than {label} items"));
+        if !count_within(len, &s.max_items, &s.min_items, "items", errs) {
             return false;
         }
         if let Some(item_schema) = &s.items
@@ -1333,16 +1324,13 @@ impl Run {
             return true;
         };
         let count = map.len() as f64;
-        if let Some((max, label)) = &s.max_properties
-            && count > *max
-        {
-            errs.push(format!("must NOT have more than {label} properties"));
-            return false;
-        }
-        if let Some((min, label)) = &s.min_properties
-            && count < *min
-        {
-            errs.push(format!("must NOT have fewer than {label} properties"));
+        if !count_within(
+            count,
+            &s.max_properties,
+            &s.min_properties,
+            "properties",
+            errs,
+        ) {
             return false;
         }
         if let Some(missing) = s
@@ -1528,6 +1516,30 @@ fn js_equal(a: &Value, b: &Value) -> bool {
         }
         _ => false,
     }
+}
+
+/// Ajv's `maxItems`/`minItems` and `maxProperties`/`minProperties`: whether `count` (of the
+/// `noun`) is within the bounds, each kept with its label as the schema wrote it.
+fn count_within(
+    count: f64,
+    max: &Option<(f64, String)>,
+    min: &Option<(f64, String)>,
+    noun: &str,
+    errs: &mut Vec<String>,
+) -> bool {
+    if let Some((max, label)) = max
+        && count > *max
+    {
+        errs.push(format!("must NOT have more than {label} {noun}"));
+        return false;
+    }
+    if let Some((min, label)) = min
+        && count < *min
+    {
+        errs.push(format!("must NOT have fewer than {label} {noun}"));
+        return false;
+    }
+    true
 }
 
 /// AJV `uniqueItems`: returns `(j, i)` as they appear in the message.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::ddp::Ddp;
-use common::{Auth, Backend, PASSWORD, Server, assert_error, backends};
+use common::{Auth, PASSWORD, Server, assert_error, backends, run_sql};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,16 +29,6 @@ async fn login_with(
         .expect("login");
     let status = resp.status();
     (status, resp.json().await.expect("json"))
-}
-
-fn auth_of(v: &Value) -> Auth {
-    Auth {
-        user_id: v["data"]["userId"].as_str().expect("userId").to_string(),
-        token: v["data"]["authToken"]
-            .as_str()
-            .expect("authToken")
-            .to_string(),
-    }
 }
 
 async fn me(s: &Server, a: &Auth) -> (StatusCode, Value) {
@@ -203,9 +193,9 @@ async fn device_management_lists_and_revokes_sessions() {
         let admin = s.user("root").await;
         s.user("dora").await;
         let (_, v) = login_with(&s, "dora", PASSWORD, FIREFOX).await;
-        let firefox = auth_of(&v);
+        let firefox = Auth::of_login(&v);
         let (_, v) = login_with(&s, "dora", PASSWORD, CHROME).await;
-        let chrome = auth_of(&v);
+        let chrome = Auth::of_login(&v);
 
         let (st, list) = s
             .get(
@@ -445,7 +435,7 @@ async fn password_policy_applies_everywhere_with_its_reasons() {
             .await;
         assert_eq!(st, 200, "{v}");
         let (_, v) = login_with(&s, "root", good, FIREFOX).await;
-        let admin = auth_of(&v);
+        let admin = Auth::of_login(&v);
         let create = |pw: &str| json!({"username": "made", "email": "made@example.com", "password": pw, "name": "m"});
         let refused = s
             .post("/api/v1/users.create", &admin, create("aaaaAAA1!"))
@@ -652,21 +642,6 @@ async fn forgot_password_does_not_tell_who_exists() {
     }
 }
 
-/// Runs SQL against a stopped server's database (SQLite file or PostgreSQL).
-fn run_sql(backend: Backend, dir: &std::path::Path, db: Option<&str>, sql: &str) {
-    let status = match backend {
-        Backend::Sqlite => std::process::Command::new("sqlite3")
-            .arg(dir.join("apogee.db"))
-            .arg(sql)
-            .status(),
-        Backend::Postgres => std::process::Command::new("psql")
-            .arg(db.expect("database URL"))
-            .args(["-qc", sql])
-            .status(),
-    };
-    assert!(status.expect("sql client").success(), "{sql}");
-}
-
 #[tokio::test]
 async fn expired_logins_are_refused_and_old_passwords_must_change() {
     for backend in backends() {
@@ -721,7 +696,7 @@ async fn expired_logins_are_refused_and_old_passwords_must_change() {
             v["data"]["me"]["requirePasswordChangeReason"],
             "Your password has expired"
         );
-        let ida = auth_of(&v);
+        let ida = Auth::of_login(&v);
         let (st, v) = s
             .post(
                 "/api/v1/users.updateOwnBasicInfo",
@@ -782,7 +757,7 @@ async fn password_reset_by_email_end_to_end() {
             .await;
         assert_eq!(st, 200, "{v}");
         let (_, v) = login_with(&s, "kim", PASSWORD_STRONG, FIREFOX).await;
-        let old = auth_of(&v);
+        let old = Auth::of_login(&v);
         let mut old_conn = Ddp::connect(&s).await;
         old_conn.resume(&old).await;
         let forgot = |email: &str| {

@@ -6,6 +6,7 @@ mod common;
 
 use common::ddp::Ddp;
 use common::{Auth, Server, assert_error, backends, contains_bytes};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const E2E_ON: &[(&str, &str)] = &[("OVERWRITE_SETTING_E2E_Enable", "true")];
@@ -99,6 +100,71 @@ async fn room(s: &Server, a: &Auth, rid: &str) -> Value {
     r.1["room"].clone()
 }
 
+/// Sends `message` (a Rocket.Chat message object) with `chat.sendMessage`.
+async fn send_message(s: &Server, a: &Auth, message: Value) -> (StatusCode, Value) {
+    s.post("/api/v1/chat.sendMessage", a, json!({"message": message}))
+        .await
+}
+
+async fn set_room_key_id(s: &Server, a: &Auth, rid: &str, kid: &str) -> (StatusCode, Value) {
+    s.post(
+        "/api/v1/e2e.setRoomKeyID",
+        a,
+        json!({"rid": rid, "keyID": kid}),
+    )
+    .await
+}
+
+async fn users_without_key(s: &Server, a: &Auth, rid: &str) -> (StatusCode, Value) {
+    s.get(
+        &format!("/api/v1/e2e.getUsersOfRoomWithoutKey?rid={rid}"),
+        a,
+    )
+    .await
+}
+
+async fn users_waiting_for_key(s: &Server, a: &Auth, rid: &str) -> (StatusCode, Value) {
+    s.get(
+        &format!("/api/v1/e2e.fetchUsersWaitingForGroupKey?roomIds[]={rid}"),
+        a,
+    )
+    .await
+}
+
+async fn accept_suggested_key(s: &Server, a: &Auth, rid: &str) -> (StatusCode, Value) {
+    s.post(
+        "/api/v1/e2e.acceptSuggestedGroupKey",
+        a,
+        json!({"rid": rid}),
+    )
+    .await
+}
+
+async fn reject_suggested_key(s: &Server, a: &Auth, rid: &str) -> (StatusCode, Value) {
+    s.post(
+        "/api/v1/e2e.rejectSuggestedGroupKey",
+        a,
+        json!({"rid": rid}),
+    )
+    .await
+}
+
+/// Rotates the room key (`e2e.resetRoomKey`) to `key`, of id `kid`.
+async fn reset_room_key(
+    s: &Server,
+    a: &Auth,
+    rid: &str,
+    key: &str,
+    kid: &str,
+) -> (StatusCode, Value) {
+    s.post(
+        "/api/v1/e2e.resetRoomKey",
+        a,
+        json!({"rid": rid, "e2eKey": key, "e2eKeyId": kid}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn key_flow_between_two_users() {
     for b in backends() {
@@ -135,21 +201,9 @@ async fn key_flow_between_two_users() {
         );
 
         // Alice creates the room key.
-        let r = s
-            .post(
-                "/api/v1/e2e.setRoomKeyID",
-                &alice,
-                json!({"rid": rid, "keyID": KID}),
-            )
-            .await;
+        let r = set_room_key_id(&s, &alice, &rid, KID).await;
         assert_eq!(r.0, 200, "{}", r.1);
-        let r = s
-            .post(
-                "/api/v1/e2e.setRoomKeyID",
-                &alice,
-                json!({"rid": rid, "keyID": KID2}),
-            )
-            .await;
+        let r = set_room_key_id(&s, &alice, &rid, KID2).await;
         assert_error(&r, 400, Some("error-room-e2e-key-already-exists"));
         assert_eq!(room(&s, &alice, &rid).await["e2eKeyId"], KID);
         let alice_key = room_key(KID, 10);
@@ -167,24 +221,14 @@ async fn key_flow_between_two_users() {
         );
 
         // Bob lacks the key and has a public key.
-        let r = s
-            .get(
-                &format!("/api/v1/e2e.getUsersOfRoomWithoutKey?rid={rid}"),
-                &alice,
-            )
-            .await;
+        let r = users_without_key(&s, &alice, &rid).await;
         assert_eq!(r.0, 200, "{}", r.1);
         assert_eq!(
             r.1["users"],
             json!([{"_id": bob.user_id, "e2e": {"public_key": public_key(2)}}])
         );
         // ... and waits for it.
-        let r = s
-            .get(
-                &format!("/api/v1/e2e.fetchUsersWaitingForGroupKey?roomIds[]={rid}"),
-                &alice,
-            )
-            .await;
+        let r = users_waiting_for_key(&s, &alice, &rid).await;
         assert_eq!(r.0, 200, "{}", r.1);
         assert_eq!(
             r.1["usersWaitingForE2EKeys"][&rid],
@@ -212,13 +256,7 @@ async fn key_flow_between_two_users() {
                 .get("usersWaitingForE2EKeys")
                 .is_none()
         );
-        let r = s
-            .post(
-                "/api/v1/e2e.rejectSuggestedGroupKey",
-                &bob,
-                json!({"rid": rid}),
-            )
-            .await;
+        let r = reject_suggested_key(&s, &bob, &rid).await;
         assert_eq!(r.0, 200, "{}", r.1);
         let sub = s.subscription(&bob, &rid).await;
         assert!(sub.get("E2ESuggestedKey").is_none(), "{sub}");
@@ -226,13 +264,7 @@ async fn key_flow_between_two_users() {
             room(&s, &alice, &rid).await["usersWaitingForE2EKeys"][0]["userId"],
             bob.user_id.as_str()
         );
-        let r = s
-            .post(
-                "/api/v1/e2e.acceptSuggestedGroupKey",
-                &bob,
-                json!({"rid": rid}),
-            )
-            .await;
+        let r = accept_suggested_key(&s, &bob, &rid).await;
         assert_error(&r, 400, Some("error-no-suggested-key-available"));
 
         // Suggested again over the deprecated `updateGroupKey`; Bob accepts.
@@ -244,13 +276,7 @@ async fn key_flow_between_two_users() {
             )
             .await;
         assert_eq!(r.0, 200, "{}", r.1);
-        let r = s
-            .post(
-                "/api/v1/e2e.acceptSuggestedGroupKey",
-                &bob,
-                json!({"rid": rid}),
-            )
-            .await;
+        let r = accept_suggested_key(&s, &bob, &rid).await;
         assert_eq!(r.0, 200, "{}", r.1);
         let sub = s.subscription(&bob, &rid).await;
         assert_eq!(sub["E2EKey"], bob_key.as_str());
@@ -263,32 +289,15 @@ async fn key_flow_between_two_users() {
             )
             .await;
         assert_eq!(r.1["usersWaitingForE2EKeys"], json!({}));
-        let r = s
-            .get(
-                &format!("/api/v1/e2e.getUsersOfRoomWithoutKey?rid={rid}"),
-                &alice,
-            )
-            .await;
+        let r = users_without_key(&s, &alice, &rid).await;
         assert_eq!(r.1["users"], json!([]));
 
         // Rotation: Bob may not (no toggle permission), Alice (owner) may.
         let new_key = room_key(KID2, 13);
-        let r = s
-            .post(
-                "/api/v1/e2e.resetRoomKey",
-                &bob,
-                json!({"rid": rid, "e2eKey": new_key, "e2eKeyId": KID2}),
-            )
-            .await;
+        let r = reset_room_key(&s, &bob, &rid, &new_key, KID2).await;
         assert_error(&r, 403, None);
         assert_eq!(room(&s, &alice, &rid).await["e2eKeyId"], KID);
-        let r = s
-            .post(
-                "/api/v1/e2e.resetRoomKey",
-                &alice,
-                json!({"rid": rid, "e2eKey": new_key, "e2eKeyId": KID2}),
-            )
-            .await;
+        let r = reset_room_key(&s, &alice, &rid, &new_key, KID2).await;
         assert_eq!(r.0, 200, "{}", r.1);
         let q = room(&s, &alice, &rid).await;
         assert_eq!(q["e2eKeyId"], KID2);
@@ -358,42 +367,20 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         set_keys(&s, &bob, 2).await;
 
         // Carol is not in the room.
-        let r = s
-            .get(
-                &format!("/api/v1/e2e.getUsersOfRoomWithoutKey?rid={rid}"),
-                &carol,
-            )
-            .await;
+        let r = users_without_key(&s, &carol, &rid).await;
         assert_error(&r, 400, Some("error-invalid-room"));
-        let r = s
-            .post(
-                "/api/v1/e2e.setRoomKeyID",
-                &carol,
-                json!({"rid": rid, "keyID": KID}),
-            )
-            .await;
+        let r = set_room_key_id(&s, &carol, &rid, KID).await;
         assert_error(&r, 400, Some("error-invalid-room"));
         assert!(room(&s, &alice, &rid).await.get("e2eKeyId").is_none());
         let r = s
             .post("/api/v1/e2e.setRoomKeyID", &alice, json!({"rid": rid}))
             .await;
         assert_error(&r, 400, Some("invalid-params"));
-        let r = s
-            .post(
-                "/api/v1/e2e.setRoomKeyID",
-                &alice,
-                json!({"rid": rid, "keyID": KID}),
-            )
-            .await;
+        let r = set_room_key_id(&s, &alice, &rid, KID).await;
         assert_eq!(r.0, 200, "{}", r.1);
 
         // Bob is queued; Carol (not a member) may not see who waits (Rocket.Chat lets her).
-        let r = s
-            .get(
-                &format!("/api/v1/e2e.fetchUsersWaitingForGroupKey?roomIds[]={rid}"),
-                &carol,
-            )
-            .await;
+        let r = users_waiting_for_key(&s, &carol, &rid).await;
         assert_eq!(r.0, 200, "{}", r.1);
         assert_eq!(r.1["usersWaitingForE2EKeys"], json!({}));
         let r = s
@@ -455,23 +442,11 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
                 .is_none()
         );
         assert!(s.subscription(&alice, &rid).await.get("E2EKey").is_none());
-        let r = s
-            .post(
-                "/api/v1/e2e.acceptSuggestedGroupKey",
-                &carol,
-                json!({"rid": rid}),
-            )
-            .await;
+        let r = accept_suggested_key(&s, &carol, &rid).await;
         assert_error(&r, 400, Some("error-subscription-not-found"));
 
         // Resets without permission.
-        let r = s
-            .post(
-                "/api/v1/e2e.resetRoomKey",
-                &carol,
-                json!({"rid": rid, "e2eKey": room_key(KID2, 1), "e2eKeyId": KID2}),
-            )
-            .await;
+        let r = reset_room_key(&s, &carol, &rid, &room_key(KID2, 1), KID2).await;
         assert_error(&r, 403, None);
         let r = s
             .post(
@@ -546,24 +521,17 @@ async fn encrypted_rooms_keep_no_plaintext() {
         // A control marker sent in clear, in an unencrypted room, proves the grep below works.
         let control = "CONTROLMARKERzq81";
         let secret = "SECRETMARKERqx42";
-        let r = s
-            .post(
-                "/api/v1/chat.sendMessage",
-                &alice,
-                json!({"message": {"rid": plain, "msg": format!("hello {control}")}}),
-            )
-            .await;
+        let r = send_message(
+            &s,
+            &alice,
+            json!({"rid": plain, "msg": format!("hello {control}")}),
+        )
+        .await;
         assert_eq!(r.0, 200, "{}", r.1);
 
         // Plaintext is refused in the encrypted room.
         let other_secret = "REFUSEDMARKERvv77";
-        let r = s
-            .post(
-                "/api/v1/chat.sendMessage",
-                &alice,
-                json!({"message": {"rid": rid, "msg": other_secret}}),
-            )
-            .await;
+        let r = send_message(&s, &alice, json!({"rid": rid, "msg": other_secret})).await;
         assert_error(&r, 400, Some("error-not-allowed"));
         let mut ddp = Ddp::connect(&s).await;
         ddp.resume(&alice).await;
@@ -606,13 +574,12 @@ async fn encrypted_rooms_keep_no_plaintext() {
             .trim_end_matches('/')
             .to_string();
         let link = format!("{site}/group/vault?msg=msgV2aaaaaaaaaaaa");
-        let r = s
-            .post(
-                "/api/v1/chat.sendMessage",
-                &alice,
-                json!({"message": {"rid": plain, "msg": format!("[ ]({link}) see this")}}),
-            )
-            .await;
+        let r = send_message(
+            &s,
+            &alice,
+            json!({"rid": plain, "msg": format!("[ ]({link}) see this")}),
+        )
+        .await;
         assert_eq!(r.0, 200, "{}", r.1);
         let quote = &r.1["message"]["attachments"][0];
         assert_eq!(quote["message_link"], link.as_str(), "{}", r.1);
@@ -651,13 +618,7 @@ async fn encrypted_rooms_keep_no_plaintext() {
         assert_error(&r, 400, Some("error-invalid-params"));
         // Legacy v1 shape (ciphertext in msg) and v1 envelope.
         let v1 = format!("0123456789ab{}", b64(&noise(5, 48), false));
-        let r = s
-            .post(
-                "/api/v1/chat.sendMessage",
-                &alice,
-                json!({"message": {"rid": rid, "t": "e2e", "msg": v1}}),
-            )
-            .await;
+        let r = send_message(&s, &alice, json!({"rid": rid, "t": "e2e", "msg": v1})).await;
         assert_eq!(r.0, 200, "{}", r.1);
         let r = ddp
             .call(
@@ -672,13 +633,12 @@ async fn encrypted_rooms_keep_no_plaintext() {
             json!({"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": ciphertext}),
             json!("just a string"),
         ] {
-            let r = s
-                .post(
-                    "/api/v1/chat.sendMessage",
-                    &alice,
-                    json!({"message": {"rid": rid, "t": "e2e", "content": content}}),
-                )
-                .await;
+            let r = send_message(
+                &s,
+                &alice,
+                json!({"rid": rid, "t": "e2e", "content": content}),
+            )
+            .await;
             assert_eq!(r.0, 400, "{content}: {}", r.1);
         }
 
@@ -715,13 +675,7 @@ async fn encrypted_rooms_keep_no_plaintext() {
             )
             .await;
         assert_eq!(r.0, 200, "{}", r.1);
-        let r = s
-            .post(
-                "/api/v1/chat.sendMessage",
-                &alice,
-                json!({"message": {"rid": rid, "msg": "allowed now"}}),
-            )
-            .await;
+        let r = send_message(&s, &alice, json!({"rid": rid, "msg": "allowed now"})).await;
         assert_eq!(r.0, 200, "{}", r.1);
         drop(ddp);
 

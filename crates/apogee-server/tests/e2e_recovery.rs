@@ -13,7 +13,8 @@ use apogee_e2ee::{
     UserPublicKey, new_key_id, unwrap_private_key, wrap_private_key,
 };
 use common::ddp::Ddp;
-use common::{Auth, Server, assert_error, backends, files_under};
+use common::{Auth, Server, assert_error, backends, contains_bytes, expect_ok, files_under};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const CONSENT: &str = "If I lose my passphrase, two of the three recovery officers may together \
@@ -76,6 +77,42 @@ async fn room_with_secret(s: &Server, owner: &Auth, keys: &UserKeyPair, text: &s
     )
     .await;
     rid
+}
+
+/// What an enrolling client sends as shares: `backup_key` split with threshold `m` among the
+/// policy's officers, each share sealed to its officer's published key.
+fn sealed_shares(backup_key: &BackupKey, m: u8, policy: &Value) -> Vec<Value> {
+    let officers = policy["officers"].as_array().unwrap();
+    backup_key
+        .split(m, officers.len() as u8)
+        .unwrap()
+        .iter()
+        .zip(officers)
+        .map(|(share, officer)| {
+            let key = UserPublicKey::from_jwk(officer["publicKey"].as_str().unwrap()).unwrap();
+            json!({"officerId": officer["_id"], "sealed": share.seal_to(&key).unwrap()})
+        })
+        .collect()
+}
+
+/// `who` asks for recovery with the restore key `restore`.
+async fn request_recovery(s: &Server, who: &Auth, restore: &UserKeyPair) -> (StatusCode, Value) {
+    s.post(
+        "/api/v1/e2e.recovery.request",
+        who,
+        json!({"restorePublicKey": restore.public_jwk()}),
+    )
+    .await
+}
+
+/// `officer` approves `request_id` with their share re-sealed to the request's restore key.
+async fn approve(s: &Server, officer: &Auth, request_id: &str, share: &str) -> (StatusCode, Value) {
+    s.post(
+        "/api/v1/e2e.recovery.approve",
+        officer,
+        json!({"requestId": request_id, "resealedShare": share}),
+    )
+    .await
 }
 
 /// What the user's client does with the room after restoring: unwrap the room key from their
@@ -194,16 +231,7 @@ async fn officers_restore_a_private_key_m_of_n() {
         let backup = backup_key
             .seal_private_key(&alice_keys.private_jwk())
             .unwrap();
-        let shares: Vec<Value> = backup_key
-            .split(2, 3)
-            .unwrap()
-            .iter()
-            .zip(p["officers"].as_array().unwrap())
-            .map(|(share, officer)| {
-                let key = UserPublicKey::from_jwk(officer["publicKey"].as_str().unwrap()).unwrap();
-                json!({"officerId": officer["_id"], "sealed": share.seal_to(&key).unwrap()})
-            })
-            .collect();
+        let shares = sealed_shares(&backup_key, 2, &p);
         drop(backup_key);
         let enrol = json!({
             "version": 1,
@@ -285,13 +313,7 @@ async fn officers_restore_a_private_key_m_of_n() {
             )
             .await;
         assert_eq!(r.0, 400, "{}", r.1);
-        let r = s
-            .post_ok(
-                "/api/v1/e2e.recovery.request",
-                &alice,
-                json!({"restorePublicKey": restore.public_jwk()}),
-            )
-            .await;
+        let r = expect_ok(request_recovery(&s, &alice, &restore).await);
         let request_id = r["request"]["_id"].as_str().unwrap().to_string();
         assert_eq!(r["request"]["state"], "pending");
         let heard = officer_stream
@@ -305,13 +327,7 @@ async fn officers_restore_a_private_key_m_of_n() {
             r["request"]["restoreKeyFingerprint"]
         );
         drop(officer_stream);
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.request",
-                &alice,
-                json!({"restorePublicKey": restore.public_jwk()}),
-            )
-            .await;
+        let r = request_recovery(&s, &alice, &restore).await;
         assert_error(&r, 400, Some("error-e2e-recovery-request-open"));
         let r = s
             .post("/api/v1/e2e.recovery.material", &alice, json!({}))
@@ -335,46 +351,19 @@ async fn officers_restore_a_private_key_m_of_n() {
         }
 
         // Wrong officers and malformed shares are refused; nothing is counted.
-        let approve = |share: &str| json!({"requestId": request_id, "resealedShare": share});
         for who in [&admin, &alice] {
-            let r = s
-                .post("/api/v1/e2e.recovery.approve", who, approve(&resealed[0]))
-                .await;
+            let r = approve(&s, who, &request_id, &resealed[0]).await;
             assert_error(&r, 400, Some("error-not-allowed"));
         }
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.approve",
-                &officers[0],
-                approve("AAAA"),
-            )
-            .await;
+        let r = approve(&s, &officers[0], &request_id, "AAAA").await;
         assert_error(&r, 400, Some("invalid-params"));
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.approve",
-                &officers[0],
-                json!({"requestId": "nosuchrequest", "resealedShare": resealed[0]}),
-            )
-            .await;
+        let r = approve(&s, &officers[0], "nosuchrequest", &resealed[0]).await;
         assert_error(&r, 400, Some("error-e2e-recovery-request-not-found"));
 
         // One approval (M-1) is not enough; a replayed approval does not count twice.
-        let r = s
-            .post_ok(
-                "/api/v1/e2e.recovery.approve",
-                &officers[0],
-                approve(&resealed[0]),
-            )
-            .await;
+        let r = expect_ok(approve(&s, &officers[0], &request_id, &resealed[0]).await);
         assert_eq!(r["approvals"], 1);
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.approve",
-                &officers[0],
-                approve(&resealed[0]),
-            )
-            .await;
+        let r = approve(&s, &officers[0], &request_id, &resealed[0]).await;
         assert_error(&r, 400, Some("error-e2e-recovery-already-approved"));
         let r = s
             .post("/api/v1/e2e.recovery.material", &alice, json!({}))
@@ -383,13 +372,7 @@ async fn officers_restore_a_private_key_m_of_n() {
         assert_eq!(r.1["details"]["approvals"], 1, "{}", r.1);
 
         // The second officer approves: the material is released once.
-        let r = s
-            .post_ok(
-                "/api/v1/e2e.recovery.approve",
-                &officers[2],
-                approve(&resealed[2]),
-            )
-            .await;
+        let r = expect_ok(approve(&s, &officers[2], &request_id, &resealed[2]).await);
         assert_eq!(r["approvals"], 2);
         let material = s
             .post_ok("/api/v1/e2e.recovery.material", &alice, json!({}))
@@ -398,13 +381,7 @@ async fn officers_restore_a_private_key_m_of_n() {
             .post("/api/v1/e2e.recovery.material", &alice, json!({}))
             .await;
         assert_error(&r, 400, Some("error-e2e-recovery-request-not-found"));
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.approve",
-                &officers[1],
-                approve(&resealed[1]),
-            )
-            .await;
+        let r = approve(&s, &officers[1], &request_id, &resealed[1]).await;
         assert_error(&r, 400, Some("error-e2e-recovery-request-closed"));
 
         // Alice's client rebuilds the key and re-wraps it under a new passphrase.
@@ -446,13 +423,7 @@ async fn officers_restore_a_private_key_m_of_n() {
         assert_eq!(read_secret(&s, &alice, &keys, &rid).await, secret);
 
         // A new request can be denied by an officer; withdrawing removes the enrolment.
-        let r = s
-            .post_ok(
-                "/api/v1/e2e.recovery.request",
-                &alice,
-                json!({"restorePublicKey": restore.public_jwk()}),
-            )
-            .await;
+        let r = expect_ok(request_recovery(&s, &alice, &restore).await);
         let second = r["request"]["_id"].as_str().unwrap().to_string();
         s.post_ok(
             "/api/v1/e2e.recovery.deny",
@@ -460,24 +431,12 @@ async fn officers_restore_a_private_key_m_of_n() {
             json!({"requestId": second}),
         )
         .await;
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.approve",
-                &officers[0],
-                json!({"requestId": second, "resealedShare": resealed[0]}),
-            )
-            .await;
+        let r = approve(&s, &officers[0], &second, &resealed[0]).await;
         assert_error(&r, 400, Some("error-e2e-recovery-request-closed"));
         s.post_ok("/api/v1/e2e.recovery.withdraw", &alice, json!({}))
             .await;
         assert_eq!(policy(&s, &alice).await["enrolment"], Value::Null);
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.request",
-                &alice,
-                json!({"restorePublicKey": restore.public_jwk()}),
-            )
-            .await;
+        let r = request_recovery(&s, &alice, &restore).await;
         assert_error(&r, 400, Some("error-e2e-recovery-not-enrolled"));
 
         // A new policy version leaves older enrolments flagged for re-enrolment.
@@ -504,16 +463,7 @@ async fn officers_restore_a_private_key_m_of_n() {
         let own_backup = own_key
             .seal_private_key(&officer_keys[0].private_jwk())
             .unwrap();
-        let own_shares: Vec<Value> = own_key
-            .split(2, 2)
-            .unwrap()
-            .iter()
-            .zip(p["officers"].as_array().unwrap())
-            .map(|(share, officer)| {
-                let key = UserPublicKey::from_jwk(officer["publicKey"].as_str().unwrap()).unwrap();
-                json!({"officerId": officer["_id"], "sealed": share.seal_to(&key).unwrap()})
-            })
-            .collect();
+        let own_shares = sealed_shares(&own_key, 2, &p);
         let own_enrol = json!({"version": 2, "backup": own_backup, "shares": own_shares,
             "consent": {"text": CONSENT, "version": 2}});
         s.post_ok(
@@ -522,13 +472,7 @@ async fn officers_restore_a_private_key_m_of_n() {
             own_enrol.clone(),
         )
         .await;
-        let r = s
-            .post_ok(
-                "/api/v1/e2e.recovery.request",
-                &officers[0],
-                json!({"restorePublicKey": restore.public_jwk()}),
-            )
-            .await;
+        let r = expect_ok(request_recovery(&s, &officers[0], &restore).await);
         let own_request = r["request"]["_id"].as_str().unwrap().to_string();
         let listed = s.get("/api/v1/e2e.recovery.requests", &officers[0]).await;
         assert_eq!(listed.1["requests"], json!([]), "{}", listed.1);
@@ -536,32 +480,14 @@ async fn officers_restore_a_private_key_m_of_n() {
             .unwrap()
             .seal_to(&restore.public())
             .unwrap();
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.approve",
-                &officers[0],
-                json!({"requestId": own_request, "resealedShare": own_share}),
-            )
-            .await;
+        let r = approve(&s, &officers[0], &own_request, &own_share).await;
         assert_error(&r, 400, Some("error-not-allowed"));
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.approve",
-                &officers[2],
-                json!({"requestId": own_request, "resealedShare": own_share}),
-            )
-            .await;
+        let r = approve(&s, &officers[2], &own_request, &own_share).await;
         assert_error(&r, 400, Some("error-not-allowed"));
         // Enrolling again closes the open request: its shares were of the replaced key.
         s.post_ok("/api/v1/e2e.recovery.enrol", &officers[0], own_enrol)
             .await;
-        let r = s
-            .post(
-                "/api/v1/e2e.recovery.approve",
-                &officers[1],
-                json!({"requestId": own_request, "resealedShare": own_share}),
-            )
-            .await;
+        let r = approve(&s, &officers[1], &own_request, &own_share).await;
         assert_error(&r, 400, Some("error-e2e-recovery-request-closed"));
 
         // Every step is audited, without key material.
@@ -596,7 +522,7 @@ async fn officers_restore_a_private_key_m_of_n() {
         for path in files_under(s.data_dir()) {
             let bytes = std::fs::read(&path).unwrap_or_default();
             assert!(
-                !bytes.windows(d.len()).any(|w| w == d.as_bytes()),
+                !contains_bytes(&bytes, &d),
                 "private key in {}",
                 path.display()
             );

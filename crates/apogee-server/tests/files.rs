@@ -3,7 +3,7 @@
 mod common;
 
 use common::ddp::Ddp;
-use common::{Auth, Server, assert_error, backends};
+use common::{Auth, Server, assert_error, backends, run_sql};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -33,6 +33,24 @@ async fn send_form(s: &Server, path: &str, a: &Auth, form: Form) -> (StatusCode,
     json_of(authed(req, a).send().await.unwrap()).await
 }
 
+/// `rooms.media/<rid>`: uploads `form` into the room (not yet posted).
+async fn upload_to(s: &Server, rid: &str, a: &Auth, form: Form) -> (StatusCode, Value) {
+    send_form(s, &format!("/api/v1/rooms.media/{rid}"), a, form).await
+}
+
+/// A new private group of `owner` with `members`; its id.
+async fn private_group(s: &Server, owner: &Auth, name: &str, members: &[&str]) -> String {
+    let (status, g) = s
+        .post(
+            "/api/v1/groups.create",
+            owner,
+            json!({"name": name, "members": members}),
+        )
+        .await;
+    assert_eq!(status, 200, "{g}");
+    g["group"]["_id"].as_str().unwrap().to_string()
+}
+
 fn file_form(name: &str, bytes: Vec<u8>, mime: &str) -> Form {
     Form::new().part(
         "file",
@@ -60,9 +78,9 @@ async fn upload_confirm_download_and_list() {
         let bob = s.user("bob").await;
         let data = png_bytes(300_000);
 
-        let up = send_form(
+        let up = upload_to(
             &s,
-            "/api/v1/rooms.media/GENERAL",
+            "GENERAL",
             &alice,
             file_form("photo one.png", data.clone(), "image/png")
                 .text("description", "ignored until confirmed"),
@@ -177,17 +195,10 @@ async fn upload_confirm_download_and_list() {
         assert_eq!(by_name["files"], v["files"]);
 
         // Private group: outsiders can neither upload, download nor list.
-        let (_, g) = s
-            .post(
-                "/api/v1/groups.create",
-                &alice,
-                json!({"name": "secret-files"}),
-            )
-            .await;
-        let gid = g["group"]["_id"].as_str().unwrap().to_string();
-        let denied = send_form(
+        let gid = private_group(&s, &alice, "secret-files", &[]).await;
+        let denied = upload_to(
             &s,
-            &format!("/api/v1/rooms.media/{gid}"),
+            &gid,
             &bob,
             file_form("x.png", png_bytes(2_000_000), "image/png"),
         )
@@ -225,9 +236,9 @@ async fn upload_confirm_download_and_list() {
             .post("/api/v1/im.create", &alice, json!({"username": "bob"}))
             .await;
         let dm_id = dm["room"]["_id"].as_str().unwrap().to_string();
-        let up = send_form(
+        let up = upload_to(
             &s,
-            &format!("/api/v1/rooms.media/{dm_id}"),
+            &dm_id,
             &bob,
             file_form("a.bin", vec![0, 1, 2], "application/octet-stream"),
         )
@@ -257,17 +268,17 @@ async fn oversize_and_disabled_uploads_are_refused_and_leave_nothing() {
     )
     .await;
     let alice = s.user("alice").await;
-    let fits = send_form(
+    let fits = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &alice,
         file_form("ok.png", png_bytes(900), "image/png"),
     )
     .await;
     assert_eq!(fits.0, 200, "{}", fits.1);
-    let too_big = send_form(
+    let too_big = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &alice,
         file_form("big.png", png_bytes(5_000_000), "image/png"),
     )
@@ -288,9 +299,9 @@ async fn oversize_and_disabled_uploads_are_refused_and_leave_nothing() {
         )
         .await;
     assert_eq!(status, 200, "{v}");
-    let off = send_form(
+    let off = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &alice,
         file_form("ok.png", png_bytes(10), "image/png"),
     )
@@ -340,18 +351,18 @@ async fn bad_forms_are_rejected_cleanly() {
     let truncated = json_of(authed(req, &alice).send().await.unwrap()).await;
     assert_error(&truncated, 400, None);
     // No file field.
-    let none = send_form(
+    let none = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &alice,
         Form::new().text("msg", "where is it"),
     )
     .await;
     assert_error(&none, 400, Some("invalid-field"));
     // Two files.
-    let two = send_form(
+    let two = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &alice,
         file_form("a.txt", b"a".to_vec(), "text/plain")
             .part("file", Part::bytes(b"b".to_vec()).file_name("b.txt")),
@@ -399,9 +410,9 @@ async fn bad_forms_are_rejected_cleanly() {
 async fn path_traversal_names_are_harmless() {
     let s = Server::start(common::Backend::Sqlite).await;
     let alice = s.user("alice").await;
-    let up = send_form(
+    let up = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &alice,
         file_form(
             "../../../../tmp/evil\"name.sh",
@@ -455,15 +466,12 @@ fn header<'a>(resp: &'a Response, name: &str) -> &'a str {
 async fn check_ranges_and_caching(s: &Server) {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
-    let (_, g) = s
-        .post("/api/v1/groups.create", &alice, json!({"name": "ranged"}))
-        .await;
-    let gid = g["group"]["_id"].as_str().unwrap().to_string();
+    let gid = private_group(s, &alice, "ranged", &[]).await;
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 253) as u8).collect();
     let size = data.len();
-    let up = send_form(
+    let up = upload_to(
         s,
-        &format!("/api/v1/rooms.media/{gid}"),
+        &gid,
         &alice,
         file_form("clip.mp4", data.clone(), "video/mp4"),
     )
@@ -652,13 +660,7 @@ async fn ranges_conditionals_and_head() {
         ),
     ];
     for (name, mime, bytes, kind) in files {
-        let up = send_form(
-            &s,
-            "/api/v1/rooms.media/GENERAL",
-            &alice,
-            file_form(name, bytes.to_vec(), mime),
-        )
-        .await;
+        let up = upload_to(&s, "GENERAL", &alice, file_form(name, bytes.to_vec(), mime)).await;
         assert_eq!(up.0, 200, "{name}: {}", up.1);
         let url = up.1["file"]["url"].as_str().unwrap().to_string();
         let resp = download(&s, &url, Some(&alice)).await;
@@ -700,9 +702,9 @@ async fn s3_storage_uploads_and_downloads() {
     check_ranges_and_caching(&s).await;
 
     let dave = s.user("dave").await;
-    let refused = send_form(
+    let refused = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &dave,
         file_form("big.png", png_bytes(500_000), "image/png"),
     )
@@ -741,13 +743,7 @@ async fn wait_until_removed(s: &Server, id: &str) {
 }
 
 async fn upload_and_post(s: &Server, rid: &str, a: &Auth) -> (String, String, String) {
-    let up = send_form(
-        s,
-        &format!("/api/v1/rooms.media/{rid}"),
-        a,
-        file_form("f.png", png_bytes(5_000), "image/png"),
-    )
-    .await;
+    let up = upload_to(s, rid, a, file_form("f.png", png_bytes(5_000), "image/png")).await;
     assert_eq!(up.0, 200, "{}", up.1);
     let id = up.1["file"]["_id"].as_str().unwrap().to_string();
     let url = up.1["file"]["url"].as_str().unwrap().to_string();
@@ -803,9 +799,9 @@ async fn file_contents_go_with_their_message_their_room_or_when_never_posted() {
     wait_until_removed(&s, &id).await;
 
     // An upload never posted is cleaned up (expiry 0 here: at the next heartbeat).
-    let up = send_form(
+    let up = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &alice,
         file_form("orphan.png", png_bytes(100), "image/png"),
     )
@@ -911,9 +907,9 @@ fn real_png(width: u32, height: u32) -> Vec<u8> {
 async fn images_get_dimensions_a_preview_and_a_thumbnail_off_the_request_path() {
     let s = Server::start(common::Backend::Sqlite).await;
     let alice = s.user("alice").await;
-    let up = send_form(
+    let up = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &alice,
         file_form("wide.png", real_png(1000, 500), "image/png"),
     )
@@ -999,14 +995,7 @@ async fn encrypted_files_are_stored_as_sent_and_never_inspected() {
         let s = Server::start_with(b, &[("OVERWRITE_SETTING_E2E_Enable", "true")]).await;
         let alice = s.user("alice").await;
         let _bob = s.user("bob").await;
-        let (_, g) = s
-            .post(
-                "/api/v1/groups.create",
-                &alice,
-                json!({"name": "vault", "members": ["bob"]}),
-            )
-            .await;
-        let rid = g["group"]["_id"].as_str().unwrap().to_string();
+        let rid = private_group(&s, &alice, "vault", &["bob"]).await;
         let r = s
             .post(
                 "/api/v1/groups.setEncrypted",
@@ -1027,29 +1016,17 @@ async fn encrypted_files_are_stored_as_sent_and_never_inspected() {
                 )
                 .text("content", content.to_string())
         };
-        let up1 = send_form(
-            &s,
-            &format!("/api/v1/rooms.media/{rid}"),
-            &alice,
-            upload(envelope(1)),
-        )
-        .await;
+        let up1 = upload_to(&s, &rid, &alice, upload(envelope(1))).await;
         assert_eq!(up1.0, 200, "{}", up1.1);
         let id1 = up1.1["file"]["_id"].as_str().unwrap().to_string();
-        let up2 = send_form(
-            &s,
-            &format!("/api/v1/rooms.media/{rid}"),
-            &alice,
-            upload(envelope(2)),
-        )
-        .await;
+        let up2 = upload_to(&s, &rid, &alice, upload(envelope(2))).await;
         let id2 = up2.1["file"]["_id"].as_str().unwrap().to_string();
 
         // `content` that is not JSON: refused, nothing kept.
         let bad = Form::new()
             .part("file", Part::bytes(b"x".to_vec()).file_name("x"))
             .text("content", "{not json");
-        let r = send_form(&s, &format!("/api/v1/rooms.media/{rid}"), &alice, bad).await;
+        let r = upload_to(&s, &rid, &alice, bad).await;
         assert_error(&r, 400, Some("invalid-field-content"));
 
         // DDP sendMessage with filesToConfirm: the encrypted message as sent, no file fields.
@@ -1080,13 +1057,7 @@ async fn encrypted_files_are_stored_as_sent_and_never_inspected() {
         assert!(v["message"].get("attachments").is_none(), "{v}");
 
         // A plaintext file message is refused in the encrypted room; the upload stays unposted.
-        let up3 = send_form(
-            &s,
-            &format!("/api/v1/rooms.media/{rid}"),
-            &alice,
-            upload(envelope(6)),
-        )
-        .await;
+        let up3 = upload_to(&s, &rid, &alice, upload(envelope(6))).await;
         let id3 = up3.1["file"]["_id"].as_str().unwrap().to_string();
         let r = s
             .post(
@@ -1154,21 +1125,6 @@ async fn encrypted_files_are_stored_as_sent_and_never_inspected() {
     }
 }
 
-/// Runs SQL against a stopped server's database (SQLite file or PostgreSQL).
-fn run_sql(backend: common::Backend, dir: &std::path::Path, db: Option<&str>, sql: &str) {
-    let status = match backend {
-        common::Backend::Sqlite => std::process::Command::new("sqlite3")
-            .arg(dir.join("apogee.db"))
-            .arg(sql)
-            .status(),
-        common::Backend::Postgres => std::process::Command::new("psql")
-            .arg(db.expect("database URL"))
-            .args(["-qc", sql])
-            .status(),
-    };
-    assert!(status.expect("sql client").success(), "{sql}");
-}
-
 /// A download with an expired login (by header, cookie or query) is refused like an
 /// anonymous one, and sends no bytes; a fresh login still downloads.
 #[tokio::test]
@@ -1176,17 +1132,10 @@ async fn downloads_with_expired_tokens_are_refused() {
     for backend in backends() {
         let s = Server::start(backend).await;
         let alice = s.user("alice").await;
-        let (_, g) = s
-            .post(
-                "/api/v1/groups.create",
-                &alice,
-                json!({"name": "private-files"}),
-            )
-            .await;
-        let gid = g["group"]["_id"].as_str().unwrap().to_string();
-        let up = send_form(
+        let gid = private_group(&s, &alice, "private-files", &[]).await;
+        let up = upload_to(
             &s,
-            &format!("/api/v1/rooms.media/{gid}"),
+            &gid,
             &alice,
             file_form("plan.txt", b"the plan".to_vec(), "text/plain"),
         )
@@ -1260,18 +1209,12 @@ async fn send_message_posts_several_uploads_in_one_message() {
         ("a.txt", b"first".to_vec(), "text/plain"),
         ("b.pdf", b"%PDF-1.4\n".to_vec(), "application/pdf"),
     ] {
-        let up = send_form(
-            &s,
-            "/api/v1/rooms.media/GENERAL",
-            &alice,
-            file_form(name, bytes, mime),
-        )
-        .await;
+        let up = upload_to(&s, "GENERAL", &alice, file_form(name, bytes, mime)).await;
         ids.push(up.1["file"]["_id"].as_str().unwrap().to_string());
     }
-    let bobs = send_form(
+    let bobs = upload_to(
         &s,
-        "/api/v1/rooms.media/GENERAL",
+        "GENERAL",
         &bob,
         file_form("c.txt", b"c".to_vec(), "text/plain"),
     )

@@ -19,7 +19,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("apogee-mail", 3),
     ("apogee-clamd", 3),
     ("apogee-kms", 3),
-    ("apogee-http", 3),
+    // Outbound HTTP and the SSRF address filter, below federation, which filters with it too.
+    ("apogee-http", 2),
     ("apogee-rc", 3),
     // Matrix federation (ruma): an adapter beside the Rocket.Chat wire crate.
     ("apogee-federation", 3),

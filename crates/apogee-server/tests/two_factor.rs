@@ -74,13 +74,6 @@ async fn login_body(s: &Server, body: Value) -> (StatusCode, Value) {
     send(s, Method::POST, "/api/v1/login", None, Some(body), &[]).await
 }
 
-fn auth_of(v: &Value) -> Auth {
-    Auth {
-        user_id: v["data"]["userId"].as_str().unwrap().to_string(),
-        token: v["data"]["authToken"].as_str().unwrap().to_string(),
-    }
-}
-
 /// The password as a second factor: its sha256 digest, method `password`.
 fn password_headers() -> [(&'static str, String); 2] {
     [
@@ -93,19 +86,32 @@ fn headers<'a>(h: &'a [(&'static str, String); 2]) -> [(&'static str, &'a str); 
     [(h[0].0, h[0].1.as_str()), (h[1].0, h[1].1.as_str())]
 }
 
+/// A POST with optional auth and extra headers.
+async fn post_with(
+    s: &Server,
+    path: &str,
+    auth: Option<&Auth>,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    send(s, Method::POST, path, auth, Some(body), headers).await
+}
+
+/// A POST with the password as the second factor.
+async fn post_with_password(
+    s: &Server,
+    path: &str,
+    auth: &Auth,
+    body: Value,
+) -> (StatusCode, Value) {
+    let pw = password_headers();
+    post_with(s, path, Some(auth), body, &headers(&pw)).await
+}
+
 /// Enrols `auth` in TOTP (the password as the second factor); returns the secret and the
 /// backup codes. The enrolling code is the current step's.
 async fn enrol(s: &Server, auth: &Auth) -> (String, Vec<String>) {
-    let pw = password_headers();
-    let r = send(
-        s,
-        Method::POST,
-        "/api/v1/users.enableTotp",
-        Some(auth),
-        Some(json!({})),
-        &headers(&pw),
-    )
-    .await;
+    let r = post_with_password(s, "/api/v1/users.enableTotp", auth, json!({})).await;
     assert_eq!(r.0, 200, "{}", r.1);
     let secret = r.1["secret"].as_str().unwrap().to_string();
     let r = s
@@ -143,27 +149,17 @@ async fn totp_flow(backend: Backend) {
     assert_eq!(r.1["details"]["method"], "password", "{}", r.1);
     assert_eq!(r.1["details"]["availableMethods"], json!([]), "{}", r.1);
     let bad_pw = [("x-2fa-method", "password"), ("x-2fa-code", "00")];
-    let r = send(
+    let r = post_with(
         &s,
-        Method::POST,
         "/api/v1/users.enableTotp",
         Some(&alice),
-        Some(json!({})),
+        json!({}),
         &bad_pw,
     )
     .await;
     assert_error(&r, 400, Some("totp-invalid"));
 
-    let pw = password_headers();
-    let r = send(
-        &s,
-        Method::POST,
-        "/api/v1/users.enableTotp",
-        Some(&alice),
-        Some(json!({})),
-        &headers(&pw),
-    )
-    .await;
+    let r = post_with_password(&s, "/api/v1/users.enableTotp", &alice, json!({})).await;
     assert_eq!(r.0, 200, "{}", r.1);
     let secret = r.1["secret"].as_str().unwrap().to_string();
     let url = r.1["url"].as_str().unwrap();
@@ -265,7 +261,7 @@ async fn totp_flow(backend: Backend) {
     )
     .await;
     assert_eq!(r.0, 200, "{}", r.1);
-    let alice = auth_of(&r.1);
+    let alice = Auth::of_login(&r.1);
     let r = login_body(
         &s,
         json!({"username": "alice", "password": PASSWORD, "code": backup[0]}),
@@ -317,12 +313,11 @@ async fn totp_flow(backend: Backend) {
     assert_error(&r, 400, Some("totp-required"));
     assert_eq!(r.1["details"]["method"], "totp", "{}", r.1);
     let with_code = [("x-2fa-method", "totp"), ("x-2fa-code", fresh[0].as_str())];
-    let r = send(
+    let r = post_with(
         &s,
-        Method::POST,
         "/api/v1/users.update",
         Some(&alice),
-        Some(json!({"userId": alice.user_id, "data": {"name": "Alice"}})),
+        json!({"userId": alice.user_id, "data": {"name": "Alice"}}),
         &with_code,
     )
     .await;
@@ -379,12 +374,11 @@ async fn sensitive_calls_ask_for_the_password_when_no_method_is_on() {
             json!({"method": "password", "codeGenerated": false, "availableMethods": []})
         );
         let wrong = [("x-2fa-method", "password"), ("x-2fa-code", "0000")];
-        let r = send(
+        let r = post_with(
             &s,
-            Method::POST,
             "/api/v1/users.update",
             Some(&admin),
-            Some(body.clone()),
+            body.clone(),
             &wrong,
         )
         .await;
@@ -397,16 +391,7 @@ async fn sensitive_calls_ask_for_the_password_when_no_method_is_on() {
             .await
             .1;
         assert_eq!(info["user"]["name"], "bob", "nothing changed: {info}");
-        let pw = password_headers();
-        let r = send(
-            &s,
-            Method::POST,
-            "/api/v1/users.update",
-            Some(&admin),
-            Some(body),
-            &headers(&pw),
-        )
-        .await;
+        let r = post_with_password(&s, "/api/v1/users.update", &admin, body).await;
         assert_eq!(r.0, 200, "{}", r.1);
         // Settings and permission changes and user deletion are guarded the same way.
         let r = s
@@ -425,13 +410,11 @@ async fn sensitive_calls_ask_for_the_password_when_no_method_is_on() {
             )
             .await;
         assert_error(&r, 400, Some("totp-required"));
-        let r = send(
+        let r = post_with_password(
             &s,
-            Method::POST,
             "/api/v1/users.delete",
-            Some(&admin),
-            Some(json!({"userId": bob.user_id})),
-            &headers(&pw),
+            &admin,
+            json!({"userId": bob.user_id}),
         )
         .await;
         assert_eq!(r.0, 200, "{}", r.1);
@@ -558,14 +541,11 @@ async fn admin_and_operator_resets() {
             )
             .await;
         assert_error(&r, 400, Some("totp-required"));
-        let pw = password_headers();
-        let r = send(
+        let r = post_with_password(
             &s,
-            Method::POST,
             "/api/v1/users.resetTOTP",
-            Some(&admin),
-            Some(json!({"userId": erin.user_id})),
-            &headers(&pw),
+            &admin,
+            json!({"userId": erin.user_id}),
         )
         .await;
         assert_eq!(r.0, 200, "{}", r.1);
@@ -750,36 +730,26 @@ async fn email_codes_end_to_end() {
         let _ = mailbox.wait_for(to).await; // the replacement sent with that refusal
 
         // A code asked for from the login form (no session), and unknown names told nothing.
-        let r = send(
+        let r = post_with(
             &s,
-            Method::POST,
             "/api/v1/users.2fa.sendEmailCode",
             None,
-            Some(json!({"emailOrUsername": to})),
+            json!({"emailOrUsername": to}),
             &[],
         )
         .await;
         assert_eq!(r.0, 200, "{}", r.1);
         let code = mailed_code(&mailbox.wait_for(to).await);
-        let r = send(
+        let r = post_with(
             &s,
-            Method::POST,
             "/api/v1/users.2fa.sendEmailCode",
             None,
-            Some(json!({"emailOrUsername": "nobody"})),
+            json!({"emailOrUsername": "nobody"}),
             &[],
         )
         .await;
         assert_eq!(r.0, 200, "{}", r.1);
-        let r = send(
-            &s,
-            Method::POST,
-            "/api/v1/users.2fa.sendEmailCode",
-            None,
-            Some(json!({})),
-            &[],
-        )
-        .await;
+        let r = post_with(&s, "/api/v1/users.2fa.sendEmailCode", None, json!({}), &[]).await;
         assert_eq!(r.0, 400, "{}", r.1);
 
         // Guessing is cut off: the fifth wrong code ends the code's life.
@@ -813,12 +783,11 @@ async fn email_codes_end_to_end() {
         assert_eq!(r.1["details"]["method"], "email", "{}", r.1);
         let code = mailed_code(&mailbox.wait_for(to).await);
         let h = [("x-2fa-method", "email"), ("x-2fa-code", code.as_str())];
-        let r = send(
+        let r = post_with(
             &s,
-            Method::POST,
             "/api/v1/users.2fa.disableEmail",
             Some(&hank),
-            Some(json!({})),
+            json!({}),
             &h,
         )
         .await;
@@ -828,14 +797,11 @@ async fn email_codes_end_to_end() {
         assert_eq!(login_body(&s, login.clone()).await.0, 200);
 
         // An administrator's TOTP reset is announced to the user.
-        let pw = password_headers();
-        let r = send(
+        let r = post_with_password(
             &s,
-            Method::POST,
             "/api/v1/users.resetTOTP",
-            Some(&admin),
-            Some(json!({"userId": hank.user_id})),
-            &headers(&pw),
+            &admin,
+            json!({"userId": hank.user_id}),
         )
         .await;
         assert_eq!(r.0, 200, "{}", r.1);

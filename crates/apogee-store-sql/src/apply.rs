@@ -31,25 +31,23 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
         Change::UpdateUser(user) => {
             let mut a = user_args(&user, None)?;
             a.remove(6); // password hash is changed only by SetPasswordHash
-            expect_one(
-                tx.exec(
-                    "UPDATE users SET username_lower = $2, email_lower = $3, name_lower = $4, roles = $5,
-                     active = $6, doc = $7 WHERE id = $1",
-                    a,
-                )
-                .await?,
+            exec_one(
+                tx,
+                "UPDATE users SET username_lower = $2, email_lower = $3, name_lower = $4, roles = $5,
+                 active = $6, doc = $7 WHERE id = $1",
+                a,
                 "user",
-            )?;
+            )
+            .await?;
         }
         Change::SetPasswordHash { user_id, hash } => {
-            expect_one(
-                tx.exec(
-                    "UPDATE users SET password_hash = $2 WHERE id = $1",
-                    args![user_id, hash],
-                )
-                .await?,
+            exec_one(
+                tx,
+                "UPDATE users SET password_hash = $2 WHERE id = $1",
+                args![user_id, hash],
                 "user",
-            )?;
+            )
+            .await?;
         }
         Change::DeleteUser(id) => {
             let subs = tx
@@ -95,11 +93,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             tx.exec("DELETE FROM e2e_bots WHERE user_id = $1", args![&id])
                 .await?;
             crate::recovery::delete_user(tx, &id).await?;
-            expect_one(
-                tx.exec("DELETE FROM users WHERE id = $1", args![&id])
-                    .await?,
-                "user",
-            )?;
+            exec_one(tx, "DELETE FROM users WHERE id = $1", args![&id], "user").await?;
         }
         Change::InsertLoginToken(t) => {
             // Only login sessions show a device; a personal access token is not one.
@@ -153,14 +147,13 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             at,
             history_keep,
         } => {
-            expect_one(
-                tx.exec(
-                    "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
-                    args![&user_id, &hash, at.millis()],
-                )
-                .await?,
+            exec_one(
+                tx,
+                "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
+                args![&user_id, &hash, at.millis()],
                 "user",
-            )?;
+            )
+            .await?;
             tx.exec(
                 "INSERT INTO password_history (user_id, hash, created_at) VALUES ($1, $2, $3)",
                 args![&user_id, hash, at.millis()],
@@ -259,11 +252,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
             tx.exec("DELETE FROM teams WHERE room_id = $1", args![&id])
                 .await?;
-            expect_one(
-                tx.exec("DELETE FROM rooms WHERE id = $1", args![&id])
-                    .await?,
-                "room",
-            )?;
+            exec_one(tx, "DELETE FROM rooms WHERE id = $1", args![&id], "room").await?;
             tombstone(tx, "room", &id, "", now).await?;
         }
         Change::InsertSubscription(sub) => {
@@ -295,14 +284,8 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             adjust_users_count(tx, &sub.rid, 1, now).await?;
         }
         Change::UpdateSubscription(sub) => {
-            expect_one(
-                tx.exec(
-                    "UPDATE subscriptions SET username_lower = $2, updated_at = $3, doc = $4 WHERE id = $1",
-                    args![&sub.id, sub.u.username.to_lowercase(), sub.updated_at.millis(), to_json(&sub)?],
-                )
-                .await?,
-                "subscription",
-            )?;
+            exec_one(tx, "UPDATE subscriptions SET username_lower = $2, updated_at = $3, doc = $4 WHERE id = $1",
+                    args![&sub.id, sub.u.username.to_lowercase(), sub.updated_at.millis(), to_json(&sub)?], "subscription").await?;
         }
         Change::DeleteSubscription { rid, user_id } => {
             let rows = tx
@@ -383,25 +366,23 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             insert_backfilled_message(tx, &message).await?;
         }
         Change::UpdateMessage(message) => {
-            expect_one(
-                tx.exec(
-                    "UPDATE messages SET updated_at = $2, tcount = $3, pinned = $4, starred_by = $5,
+            exec_one(
+                tx,
+                "UPDATE messages SET updated_at = $2, tcount = $3, pinned = $4, starred_by = $5,
                      mention_ids = $6, msg_lower = $7, doc = $8, main = $9 WHERE id = $1",
-                    message_args(&message)?,
-                )
-                .await?,
+                message_args(&message)?,
                 "message",
-            )?;
+            )
+            .await?;
         }
         Change::DeleteMessage { id, rid } => {
-            expect_one(
-                tx.exec(
-                    "DELETE FROM messages WHERE id = $1 AND rid = $2",
-                    args![&id, &rid],
-                )
-                .await?,
+            exec_one(
+                tx,
+                "DELETE FROM messages WHERE id = $1 AND rid = $2",
+                args![&id, &rid],
                 "message",
-            )?;
+            )
+            .await?;
             tombstone(tx, "message", &id, &rid, now).await?;
         }
         Change::SetSetting { id, value } => {
@@ -428,11 +409,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
         }
         Change::DeleteRole(id) => {
-            expect_one(
-                tx.exec("DELETE FROM roles WHERE id = $1", args![id])
-                    .await?,
-                "role",
-            )?;
+            exec_one(tx, "DELETE FROM roles WHERE id = $1", args![id], "role").await?;
         }
         Change::InsertTeam(team) => {
             tx.exec(
@@ -442,23 +419,18 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
         }
         Change::UpdateTeam(team) => {
-            expect_one(
-                tx.exec(
-                    "UPDATE teams SET name = $2, room_id = $3, doc = $4 WHERE id = $1",
-                    args![&team.id, &team.name, &team.room_id, to_json(&team)?],
-                )
-                .await?,
+            exec_one(
+                tx,
+                "UPDATE teams SET name = $2, room_id = $3, doc = $4 WHERE id = $1",
+                args![&team.id, &team.name, &team.room_id, to_json(&team)?],
                 "team",
-            )?;
+            )
+            .await?;
         }
         Change::DeleteTeam(id) => {
             tx.exec("DELETE FROM team_members WHERE team_id = $1", args![&id])
                 .await?;
-            expect_one(
-                tx.exec("DELETE FROM teams WHERE id = $1", args![&id])
-                    .await?,
-                "team",
-            )?;
+            exec_one(tx, "DELETE FROM teams WHERE id = $1", args![&id], "team").await?;
         }
         Change::UpsertTeamMember(m) => {
             tx.exec(
@@ -469,14 +441,13 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
         }
         Change::DeleteTeamMember { team_id, user_id } => {
-            expect_one(
-                tx.exec(
-                    "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2",
-                    args![team_id, user_id],
-                )
-                .await?,
+            exec_one(
+                tx,
+                "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2",
+                args![team_id, user_id],
                 "team member",
-            )?;
+            )
+            .await?;
         }
         Change::UpsertInvite(i) => {
             tx.exec(
@@ -487,11 +458,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
         }
         Change::DeleteInvite(id) => {
-            expect_one(
-                tx.exec("DELETE FROM invites WHERE id = $1", args![id])
-                    .await?,
-                "invite",
-            )?;
+            exec_one(tx, "DELETE FROM invites WHERE id = $1", args![id], "invite").await?;
         }
         Change::UpsertCustomUserStatus(st) => {
             tx.exec(
@@ -510,11 +477,13 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
         }
         Change::DeleteCustomSound(id) => {
-            expect_one(
-                tx.exec("DELETE FROM custom_sounds WHERE id = $1", args![id])
-                    .await?,
+            exec_one(
+                tx,
+                "DELETE FROM custom_sounds WHERE id = $1",
+                args![id],
                 "custom sound",
-            )?;
+            )
+            .await?;
         }
         Change::UpsertIntegration(i) => crate::integrations::upsert(tx, &i).await?,
         Change::DeleteIntegration(id) => crate::integrations::delete(tx, &id).await?,
@@ -547,9 +516,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
         }
         Change::UpdateUpload(up) => {
-            expect_one(
-                tx.exec(
-                    "UPDATE uploads SET name = $2, name_lower = $3, type = $4, size = $5, store_key = $6, complete = $7, doc = $8 WHERE id = $1",
+            exec_one(tx, "UPDATE uploads SET name = $2, name_lower = $3, type = $4, size = $5, store_key = $6, complete = $7, doc = $8 WHERE id = $1",
                     args![
                         &up.id,
                         &up.name,
@@ -559,11 +526,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                         &up.store_key,
                         up.complete,
                         to_json(&up)?
-                    ],
-                )
-                .await?,
-                "upload",
-            )?;
+                    ], "upload").await?;
         }
         Change::SetPresence {
             node,
@@ -875,18 +838,16 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
         }
         Change::DeleteUpload(id) => {
-            expect_one(
-                tx.exec("DELETE FROM uploads WHERE id = $1", args![id])
-                    .await?,
-                "upload",
-            )?;
+            exec_one(tx, "DELETE FROM uploads WHERE id = $1", args![id], "upload").await?;
         }
         Change::DeleteCustomUserStatus(id) => {
-            expect_one(
-                tx.exec("DELETE FROM custom_user_statuses WHERE id = $1", args![id])
-                    .await?,
+            exec_one(
+                tx,
+                "DELETE FROM custom_user_statuses WHERE id = $1",
+                args![id],
                 "custom user status",
-            )?;
+            )
+            .await?;
         }
     }
     Ok(())
@@ -914,8 +875,9 @@ async fn save_two_factor(tx: &mut dyn SqlTx, secrets: TwoFactorSecrets) -> Store
     Ok(())
 }
 
-fn expect_one(changed: u64, what: &str) -> StoreResult<()> {
-    if changed == 0 {
+/// Runs a statement that must change a row: `Missing(what)` when there was none to change.
+async fn exec_one(tx: &mut dyn SqlTx, sql: &str, args: Vec<Arg>, what: &str) -> StoreResult<()> {
+    if tx.exec(sql, args).await? == 0 {
         Err(StoreError::Missing(what.to_string()))
     } else {
         Ok(())
@@ -968,23 +930,22 @@ async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
         users_count: stored.users_count,
         ..room.clone()
     };
-    expect_one(
-        tx.exec(
-            "UPDATE rooms SET t = $2, name = $3, name_lower = $4, is_default = $5, updated_at = $6, doc = $7
+    exec_one(
+        tx,
+        "UPDATE rooms SET t = $2, name = $3, name_lower = $4, is_default = $5, updated_at = $6, doc = $7
              WHERE id = $1",
-            args![
-                &room.id,
-                room.t.code(),
-                room.name.clone(),
-                room.name.as_ref().map(|n| n.to_lowercase()),
-                room.default,
-                room.updated_at.millis(),
-                to_json(&room)?
-            ],
-        )
-        .await?,
+        args![
+            &room.id,
+            room.t.code(),
+            room.name.clone(),
+            room.name.as_ref().map(|n| n.to_lowercase()),
+            room.default,
+            room.updated_at.millis(),
+            to_json(&room)?
+        ],
         "room",
     )
+    .await
 }
 
 /// The room's stored document, its row locked until the transaction ends (PostgreSQL's plain

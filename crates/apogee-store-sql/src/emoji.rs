@@ -1,26 +1,12 @@
 //! Custom emoji: reads, and how their changes become rows (a deletion leaves a tombstone).
 
-use crate::{Database, SqlStore, SqlTx, args, contains_pattern, from_json, to_json};
+use crate::{
+    Database, SqlStore, SqlTx, args, contains_pattern, delimited, from_json, member_pattern,
+    to_json,
+};
 use apogee_core::store::{CustomEmoji, EmojiStore, Page, StoreResult, Tombstone};
 use apogee_domain::Timestamp;
 use async_trait::async_trait;
-
-/// `|name|alias|…|`, so one LIKE finds an emoji by any of its names.
-fn names_column(e: &CustomEmoji) -> String {
-    format!("|{}|", e.names().join("|"))
-}
-
-fn name_pattern(name: &str) -> String {
-    let mut p = String::from("%|");
-    for c in name.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push_str("|%");
-    p
-}
 
 pub(crate) async fn upsert(tx: &mut dyn SqlTx, e: &CustomEmoji) -> StoreResult<()> {
     tx.exec(
@@ -31,7 +17,7 @@ pub(crate) async fn upsert(tx: &mut dyn SqlTx, e: &CustomEmoji) -> StoreResult<(
             &e.id,
             &e.name,
             e.name.to_lowercase(),
-            names_column(e),
+            delimited(&e.names()),
             e.updated_at.millis(),
             to_json(e)?
         ],
@@ -61,7 +47,7 @@ impl<D: Database> EmojiStore for SqlStore<D> {
     async fn custom_emoji_by_name_or_alias(&self, name: &str) -> StoreResult<Option<CustomEmoji>> {
         self.doc(
             "SELECT doc FROM custom_emoji WHERE names LIKE $1 ESCAPE '\\' ORDER BY name LIMIT 1",
-            args![name_pattern(name)],
+            args![member_pattern(name)],
         )
         .await
     }

@@ -1,26 +1,12 @@
 //! Integrations and their delivery history: reads, and how their changes become rows.
 
-use crate::{Arg, Database, SqlStore, SqlTx, args, contains_pattern, from_json, to_json};
+use crate::{
+    Arg, Database, SqlStore, SqlTx, args, contains_pattern, delimited, from_json, member_pattern,
+    to_json,
+};
 use apogee_core::store::{Integration, IntegrationQuery, IntegrationStore, Page, StoreResult};
 use async_trait::async_trait;
 use serde_json::Value;
-
-/// `|a|b|`: the list in one column, so "targets X" is `LIKE '%|X|%'`.
-fn delimited(items: &[String]) -> String {
-    format!("|{}|", items.join("|"))
-}
-
-fn member_pattern(item: &str) -> String {
-    let mut p = String::from("%|");
-    for c in item.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push_str("|%");
-    p
-}
 
 pub(crate) async fn upsert(tx: &mut dyn SqlTx, i: &Integration) -> StoreResult<()> {
     let urls: Vec<String> = i

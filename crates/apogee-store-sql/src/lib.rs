@@ -176,15 +176,29 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(cell: &Cell) -> StoreRes
     serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("decode: {e}")))
 }
 
-/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it for "contains".
-pub(crate) fn contains_pattern(needle: &str) -> String {
-    let mut p = String::from("%");
-    for c in needle.to_lowercase().chars() {
+/// `text` with `%`, `_` and `\` escaped for a `LIKE ... ESCAPE '\'` pattern.
+fn like_escaped(text: &str) -> String {
+    let mut p = String::with_capacity(text.len());
+    for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             p.push('\\');
         }
         p.push(c);
     }
-    p.push('%');
     p
+}
+
+/// A case-insensitive "contains" `LIKE ... ESCAPE '\'` pattern (for lowercased columns).
+pub(crate) fn contains_pattern(needle: &str) -> String {
+    format!("%{}%", like_escaped(&needle.to_lowercase()))
+}
+
+/// A list in one column, `|a|b|`, so that "holds X" is one `LIKE` ([`member_pattern`]).
+pub(crate) fn delimited(items: &[String]) -> String {
+    format!("|{}|", items.join("|"))
+}
+
+/// The `LIKE ... ESCAPE '\'` pattern of a [`delimited`] column holding `item`.
+pub(crate) fn member_pattern(item: &str) -> String {
+    format!("%|{}|%", like_escaped(item))
 }

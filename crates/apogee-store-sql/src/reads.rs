@@ -140,6 +140,15 @@ impl<D: Database> SqlStore<D> {
             .map(token_from_row)
             .collect())
     }
+
+    /// A user's personal access tokens (`named`) or login sessions, oldest first.
+    async fn user_tokens(&self, user_id: &str, named: bool) -> StoreResult<Vec<LoginToken>> {
+        let name = if named { "IS NOT NULL" } else { "IS NULL" };
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM login_tokens t WHERE t.user_id = $1 AND t.name {name} ORDER BY t.created_at"
+        );
+        self.tokens(&sql, args![user_id]).await
+    }
 }
 
 #[async_trait]
@@ -192,10 +201,7 @@ impl<D: Database> UserStore for SqlStore<D> {
     }
 
     async fn personal_tokens(&self, user_id: &str) -> StoreResult<Vec<LoginToken>> {
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM login_tokens t WHERE t.user_id = $1 AND t.name IS NOT NULL ORDER BY t.created_at"
-        );
-        self.tokens(&sql, args![user_id]).await
+        self.user_tokens(user_id, true).await
     }
 
     async fn two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactorSecrets>> {
@@ -305,10 +311,7 @@ impl<D: Database> CredentialStore for SqlStore<D> {
     }
 
     async fn session_tokens(&self, user_id: &str) -> StoreResult<Vec<LoginToken>> {
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM login_tokens t WHERE t.user_id = $1 AND t.name IS NULL ORDER BY t.created_at"
-        );
-        self.tokens(&sql, args![user_id]).await
+        self.user_tokens(user_id, false).await
     }
 
     async fn password_changed_at(&self, user_id: &str) -> StoreResult<Option<Timestamp>> {

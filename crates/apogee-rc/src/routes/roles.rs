@@ -124,12 +124,16 @@ async fn username(s: &AppState, p: &Params) -> Result<String, ApiError> {
     ))
 }
 
+/// The role named by `roleId`, or by `roleName` as older clients send it.
+fn role_param(p: &Params) -> Result<&str, ApiError> {
+    p.str("roleId")
+        .or(p.str("roleName"))
+        .ok_or_else(|| ApiError::failure("error-invalid-role-properties"))
+}
+
 async fn add_user(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
     let username = username(&s, &p).await?;
-    let role_id = p
-        .str("roleId")
-        .or(p.str("roleName"))
-        .ok_or_else(|| ApiError::failure("error-invalid-role-properties"))?;
+    let role_id = role_param(&p)?;
     let role = s
         .core
         .add_user_to_role(&a.user, role_id, &username, p.str("roomId"))
@@ -139,10 +143,7 @@ async fn add_user(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiRes
 
 async fn remove_user(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
     let username = username(&s, &p).await?;
-    let role_id = p
-        .str("roleId")
-        .or(p.str("roleName"))
-        .ok_or_else(|| ApiError::failure("error-invalid-role-properties"))?;
+    let role_id = role_param(&p)?;
     let role = s
         .core
         .remove_user_from_role(&a.user, role_id, &username, p.str("scope"))

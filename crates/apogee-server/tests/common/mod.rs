@@ -282,10 +282,7 @@ impl Server {
             .call(Method::POST, "/api/v1/login", None, Some(body))
             .await;
         assert_eq!(status, 200, "login {username}: {v}");
-        Auth {
-            user_id: v["data"]["userId"].as_str().unwrap().to_string(),
-            token: v["data"]["authToken"].as_str().unwrap().to_string(),
-        }
+        Auth::of_login(&v)
     }
 }
 
@@ -293,6 +290,22 @@ impl Server {
 pub struct Auth {
     pub user_id: String,
     pub token: String,
+}
+
+impl Auth {
+    /// The session a successful `/api/v1/login` answer carries.
+    pub fn of_login(answer: &Value) -> Auth {
+        Auth {
+            user_id: answer["data"]["userId"]
+                .as_str()
+                .expect("userId")
+                .to_string(),
+            token: answer["data"]["authToken"]
+                .as_str()
+                .expect("authToken")
+                .to_string(),
+        }
+    }
 }
 
 /// Asserts a Rocket.Chat 4xx envelope: `success: false` and the given `errorType`.
@@ -304,6 +317,29 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, error_type: Option<&
     if let Some(t) = error_type {
         assert_eq!(got.1["errorType"], t, "{}", got.1);
     }
+}
+
+/// The body of a 200 answer; any other answer fails the test, showing it.
+#[track_caller]
+pub fn expect_ok(got: (StatusCode, Value)) -> Value {
+    assert_eq!(got.0, 200, "{}", got.1);
+    got.1
+}
+
+/// Runs SQL against a stopped server's database (SQLite file or PostgreSQL), e.g. to age
+/// what the binary cannot be asked to age.
+pub fn run_sql(backend: Backend, dir: &std::path::Path, db: Option<&str>, sql: &str) {
+    let status = match backend {
+        Backend::Sqlite => Command::new("sqlite3")
+            .arg(dir.join("apogee.db"))
+            .arg(sql)
+            .status(),
+        Backend::Postgres => Command::new("psql")
+            .arg(db.expect("database URL"))
+            .args(["-qc", sql])
+            .status(),
+    };
+    assert!(status.expect("sql client").success(), "{sql}");
 }
 
 /// Every file below `dir`, recursively (to grep what the server stored).
