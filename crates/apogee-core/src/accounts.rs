@@ -838,6 +838,7 @@ impl Core {
         }
         user.updated_at = Timestamp::now();
         self.commit(vec![Change::UpdateUser(user.clone())]).await?;
+        self.federate_presence(&user).await;
         Ok(user)
     }
 

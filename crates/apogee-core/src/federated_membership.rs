@@ -509,7 +509,7 @@ impl Core {
             .collect()
     }
 
-    /// The servers with a joined member in a room, as stored.
+    /// The servers with a joined member in a room, as stored, that we may send its events to.
     pub(crate) async fn joined_servers(
         &self,
         room: &FederatedRoom,
@@ -538,7 +538,8 @@ impl Core {
                 servers.insert(server.to_string());
             }
         }
-        Ok(servers)
+        // Only servers we may send the room's events to (policy and the room's server ACL).
+        self.sendable_servers(&room.matrix_room_id, servers).await
     }
 
     /// A local user's membership change in a federated room (`leave` for a leave or a kick by
@@ -578,6 +579,7 @@ impl Core {
         if let Some(s) = server_of(&target) {
             servers.insert(s.to_string());
         }
+        let servers = self.sendable_servers(&room.matrix_room_id, servers).await?;
         let removed = events.prev.clone();
         let (_, pdu) = events.add(
             "m.room.member",

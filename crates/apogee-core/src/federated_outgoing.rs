@@ -260,7 +260,7 @@ impl Core {
             let Some(server) = server_of(&entry.state_key).filter(|s| *s != ours) else {
                 continue;
             };
-            if servers.contains(server) || !self.federation_server_allowed(server) {
+            if servers.contains(server) {
                 continue;
             }
             let joined = self
@@ -272,7 +272,11 @@ impl Core {
                 servers.insert(server.to_string());
             }
         }
-        Ok(servers.into_iter().collect())
+        Ok(self
+            .sendable_servers(&room.matrix_room_id, servers)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// The Matrix event a message was made by (its `federation.eventId`).

@@ -51,6 +51,10 @@ pub trait FederationGateway: crate::outbox::Deliverer + Send + Sync {
         media_id: &str,
         max: u64,
     ) -> Result<(String, Vec<u8>), String>;
+    /// Fetches up to `limit` events of `matrix_room_id`'s history before the oldest we hold
+    /// (`/backfill` from a server in the room), checks them and keeps them through
+    /// [`Core::save_backfilled_events`]. Returns how many were new (0: nothing older).
+    async fn backfill(&self, matrix_room_id: &str, limit: usize) -> Result<usize, String>;
     /// Sends our invite event `event_id` (`pdu`, signed by us) to the invitee's server with
     /// `v2/invite` and `invite_room_state`; returns the event counter-signed by that server.
     async fn send_invite(
@@ -147,6 +151,18 @@ impl Core {
     /// A Matrix room's forward extremities.
     pub async fn federation_extremities(&self, matrix_room_id: &str) -> CoreResult<Vec<String>> {
         Ok(self.store.federation_extremities(matrix_room_id).await?)
+    }
+
+    /// A Matrix room's oldest timeline events (see [`crate::store::FederationStore::federation_oldest_events`]).
+    pub async fn federation_oldest_events(
+        &self,
+        matrix_room_id: &str,
+        limit: i64,
+    ) -> CoreResult<Vec<FederationEvent>> {
+        Ok(self
+            .store
+            .federation_oldest_events(matrix_room_id, limit)
+            .await?)
     }
 
     /// `federation/joinExternalPublicRoom`: `actor` joins the Matrix room `external_room_id`

@@ -8,8 +8,9 @@
 //! Enforced on every incoming federation request (403 `M_FORBIDDEN`, before the origin's keys
 //! are fetched), on events whose sender's server is not allowed (refused, whoever relays
 //! them), on joins (the server joined through and the room's server), and on everything we
-//! send: a destination that is not allowed gets no events and no EDUs, and events already
-//! queued for it are given up when they come due.
+//! send: a destination that is not allowed — or that the room's `m.room.server_acl` denies —
+//! gets no events and no EDUs ([`Core::sendable_servers`]), and events already queued for a
+//! refused server are given up when they come due.
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
@@ -134,17 +135,44 @@ impl Core {
     /// Whether the room's server ACL (`m.room.server_acl` in its current state) admits
     /// `server`; a room without one admits everyone.
     pub async fn room_acl_allows(&self, matrix_room_id: &str, server: &str) -> CoreResult<bool> {
+        Ok(self
+            .room_acl(matrix_room_id)
+            .await?
+            .is_none_or(|acl| acl_allows(&acl, server)))
+    }
+
+    /// The content of the room's current `m.room.server_acl`, if it has one.
+    async fn room_acl(&self, matrix_room_id: &str) -> CoreResult<Option<Value>> {
         let state = self.store.federation_room_state(matrix_room_id).await?;
         let Some(entry) = state
             .iter()
             .find(|e| e.event_type == "m.room.server_acl" && e.state_key.is_empty())
         else {
-            return Ok(true);
+            return Ok(None);
         };
-        Ok(match self.store.federation_event(&entry.event_id).await? {
-            Some(event) => acl_allows(&event.pdu["content"], server),
-            None => true,
-        })
+        Ok(self
+            .store
+            .federation_event(&entry.event_id)
+            .await?
+            .map(|event| event.pdu["content"].clone()))
+    }
+
+    /// The servers of `servers` a room's events and EDUs may go to: those this server
+    /// federates with (`Federation_*_Servers`) that the room's server ACL admits. A server
+    /// the room bans would refuse what we send, and must not learn the room's events.
+    pub(crate) async fn sendable_servers(
+        &self,
+        matrix_room_id: &str,
+        servers: impl IntoIterator<Item = String>,
+    ) -> CoreResult<std::collections::BTreeSet<String>> {
+        let acl = self.room_acl(matrix_room_id).await?;
+        Ok(servers
+            .into_iter()
+            .filter(|s| {
+                self.federation_server_allowed(s)
+                    && acl.as_ref().is_none_or(|acl| acl_allows(acl, s))
+            })
+            .collect())
     }
 
     /// Whether this server federates with `server` (the settings of the moment).

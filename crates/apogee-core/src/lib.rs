@@ -19,14 +19,17 @@ pub mod emoji;
 pub mod error;
 pub mod events;
 pub mod federated_avatars;
+pub mod federated_backfill;
 pub mod federated_catchup;
 pub mod federated_content;
 pub mod federated_edus;
 pub mod federated_events;
+pub mod federated_invites;
 pub mod federated_media;
 pub mod federated_membership;
 pub mod federated_outgoing;
 mod federated_power;
+pub mod federated_presence;
 pub mod federated_rooms;
 pub mod federated_sync;
 pub mod federation;
@@ -295,6 +298,10 @@ fn deliverers(
         Arc::new(file_cleanup::BlobDeleter),
     );
     map.insert(thumbnails::KIND, Arc::new(thumbnails::Thumbnailer));
+    map.insert(
+        federated_invites::FEDERATION_INVITE,
+        Arc::new(federated_invites::InviteTakeUp),
+    );
     map.insert(url_preview::KIND, Arc::new(url_preview::UrlPreviewer));
     map.insert(
         outgoing_webhooks::KIND,

@@ -717,7 +717,16 @@ impl Core {
         if !self.authz.can_read_room(actor, room, sub.as_ref()) {
             return Err(CoreError::not_allowed("Not allowed"));
         }
-        let (mut messages, total) = self.store.history(&room.id, query).await?;
+        let (mut messages, mut total) = self.store.history(&room.id, query).await?;
+        // A federated room's history before our join is fetched when a reader reaches it.
+        let mut round = 0;
+        while self
+            .backfill_short_page(room, query, messages.len(), round)
+            .await
+        {
+            (messages, total) = self.store.history(&room.id, query).await?;
+            round += 1;
+        }
         self.settle_read_flags(&room.id, &mut messages).await?;
         Ok((messages, total))
     }

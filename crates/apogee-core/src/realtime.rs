@@ -104,6 +104,7 @@ impl Core {
             "" | "online" => status.to_string(),
             manual => manual.to_string(),
         };
+        let announce = user.status != shown;
         if user.status_connection != status || user.status != shown {
             user.status_connection = status.to_string();
             user.status = shown;
@@ -112,6 +113,9 @@ impl Core {
         }
         if !changes.is_empty() {
             self.commit(changes).await?;
+        }
+        if announce {
+            self.federate_presence(&user).await;
         }
         Ok(user)
     }

@@ -262,6 +262,10 @@ pub enum Change {
         mentioned_user_ids: Vec<String>,
         mentions_all: bool,
     },
+    /// Inserts a message older than what the room shows (history backfilled from another
+    /// Matrix server): the row and `msgs` only — no room sequence (so it is never unread), no
+    /// `lm`/`lastMessage`, no read state or mention counts, and no live event.
+    InsertBackfilledMessage(Message),
     /// Replaces a message document (edits, reactions, pins, thread counters).
     UpdateMessage(Message),
     DeleteMessage {
@@ -454,6 +458,9 @@ pub enum FederationEventKind {
     Outlier,
     /// Passed its auth events but not the room's current state: kept, never shown.
     SoftFailed,
+    /// History from before our join, fetched with `/backfill` for a local reader: in the
+    /// timeline (older than our join), with no state snapshot of its own.
+    Backfilled,
 }
 
 impl FederationEventKind {
@@ -462,6 +469,7 @@ impl FederationEventKind {
             Self::Timeline => "timeline",
             Self::Outlier => "outlier",
             Self::SoftFailed => "soft_failed",
+            Self::Backfilled => "backfilled",
         }
     }
 
@@ -470,6 +478,7 @@ impl FederationEventKind {
             "timeline" => Some(Self::Timeline),
             "outlier" => Some(Self::Outlier),
             "soft_failed" => Some(Self::SoftFailed),
+            "backfilled" => Some(Self::Backfilled),
             _ => None,
         }
     }
@@ -921,6 +930,13 @@ pub trait FederationStore: Send + Sync {
     ) -> StoreResult<Vec<FederationStateEntry>>;
     /// A Matrix room's forward extremities (the events a new event points back to), sorted.
     async fn federation_extremities(&self, matrix_room_id: &str) -> StoreResult<Vec<String>>;
+    /// The room's oldest events in the timeline (kinds `timeline` and `backfilled`), by depth
+    /// then event id, at most `limit`: where backfilling goes on from.
+    async fn federation_oldest_events(
+        &self,
+        matrix_room_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<FederationEvent>>;
     /// The snapshot id of the room state before `event_id`, if it was recorded (timeline
     /// events; not outliers).
     async fn federation_event_snapshot(&self, event_id: &str) -> StoreResult<Option<String>>;

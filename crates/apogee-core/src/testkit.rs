@@ -28,7 +28,7 @@ macro_rules! conformance_tests {
             password_history_and_resets, two_factor_secrets_compare_and_set,
             integrations_by_type_owner_and_channel, moderation_reports_and_summaries,
             custom_emoji_names_and_deltas, federation_keys, federation_rooms_and_events,
-            federation_state_snapshots,
+            federation_state_snapshots, federation_backfilled_history,
             outbox_queues_deliver_in_order, e2e_recovery_rules, read_state_for_receipts,
             outbox_queue_reads_and_health);
     };
@@ -3061,4 +3061,81 @@ pub async fn federation_state_snapshots(s: S) {
         Some("snap1")
     );
     assert_eq!(s.federation_event_snapshot("$none").await.unwrap(), None);
+}
+
+/// Backfilled history: a message inserted as backfilled is in the room's history (by its old
+/// `ts`) and in `msgs`, but never unread, never the room's last message, and counts no mention;
+/// the same message id again fails the batch with nothing written; the room's oldest timeline
+/// events (timeline and backfilled, not outliers) come by depth.
+pub async fn federation_backfilled_history(s: S) {
+    use serde_json::json;
+    let (a, b) = (user("bf-ann"), user("bf-bob"));
+    add_users(&s, &[&a, &b]).await;
+    let r = setup(&s, "backfilled", &[&a, &b]).await;
+    let live = msg(&r, &a, "live", 5_000);
+    s.commit(vec![append(&live)]).await.unwrap();
+    let before = s.room_by_id(&r.id).await.unwrap().unwrap();
+    let old = msg(&r, &a, "from before the join", 1_000);
+    let event = |id: &str, kind: FederationEventKind, depth: i64| FederationEvent {
+        event_id: id.into(),
+        matrix_room_id: "!bf:synapse.test".into(),
+        message_id: None,
+        kind,
+        depth,
+        pdu: json!({"type": "m.room.message"}),
+    };
+    s.commit(vec![
+        Change::InsertFederatedRoom(FederatedRoom {
+            rid: r.id.clone(),
+            matrix_room_id: "!bf:synapse.test".into(),
+            room_version: "11".into(),
+            origin: "synapse.test".into(),
+        }),
+        Change::SaveFederationEvents(vec![
+            event("$create", FederationEventKind::Outlier, 1),
+            event("$join", FederationEventKind::Timeline, 9),
+            event("$later", FederationEventKind::Timeline, 10),
+            event("$old-b", FederationEventKind::Backfilled, 4),
+            event("$old-a", FederationEventKind::Backfilled, 4),
+        ]),
+        Change::InsertBackfilledMessage(old.clone()),
+    ])
+    .await
+    .unwrap();
+    let oldest: Vec<String> = s
+        .federation_oldest_events("!bf:synapse.test", 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(oldest, ["$old-a", "$old-b", "$join"]);
+    let after = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!(after.msgs, before.msgs + 1);
+    assert_eq!(after.lm, before.lm, "the last message time stays");
+    assert_eq!(after.last_message, before.last_message);
+    let sub = s.subscription(&r.id, &b.id).await.unwrap().unwrap();
+    assert_eq!(sub.unread, 1, "only the live message is unread");
+    let (page, _) = s
+        .history(
+            &r.id,
+            &HistoryQuery {
+                count: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let texts: Vec<&str> = page.iter().map(|m| m.msg.as_str()).collect();
+    assert_eq!(texts, ["live", "from before the join"]);
+    // Twice the same message: the batch fails, its event row is not kept either.
+    let again = s
+        .commit(vec![
+            Change::SaveFederationEvents(vec![event("$dup", FederationEventKind::Backfilled, 3)]),
+            Change::InsertBackfilledMessage(old.clone()),
+        ])
+        .await;
+    assert!(again.is_err(), "{again:?}");
+    assert_eq!(s.federation_event("$dup").await.unwrap(), None);
+    assert_eq!(s.room_by_id(&r.id).await.unwrap().unwrap().msgs, after.msgs);
 }

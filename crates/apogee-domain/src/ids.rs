@@ -9,6 +9,15 @@ pub fn random_id() -> String {
     random_string(17)
 }
 
+/// A 17-character id made from `bytes` (a digest of something that names the record), so the
+/// same record always gets the same id: inserting it twice conflicts instead of duplicating.
+pub fn id_from_digest(bytes: &[u8; 32]) -> String {
+    bytes[..17]
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
 /// A random string over Meteor's id alphabet, `len` characters long.
 pub fn random_string(len: usize) -> String {
     let mut rng = rand::thread_rng();

@@ -361,6 +361,12 @@ impl apogee_core::federated_rooms::FederationGateway for Federation {
             .map_err(|e| e.to_string())
     }
 
+    async fn backfill(&self, matrix_room_id: &str, limit: usize) -> Result<usize, String> {
+        self.backfill_room(matrix_room_id, limit)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn send_invite(
         &self,
         room_version: &str,

@@ -8,6 +8,7 @@
 //! checked), receiving `/send`, and sending our events through core's outbox. See
 //! docs/FEDERATION.md for the rest of the road.
 
+pub mod backfill;
 pub mod catchup;
 pub mod client;
 pub mod identity;
@@ -75,6 +76,8 @@ pub struct Federation {
     pub keys: KeyRing,
     /// Per-destination in-flight locks and waiting EDUs.
     pub outgoing: outgoing::Outgoing,
+    /// Backfill for local readers: one at a time, and where rooms' histories end.
+    backfills: backfill::Backfills,
     /// Names a destination whose waiting EDUs should be sent (see [`Federation::run_edu_flusher`]).
     edu_wake: tokio::sync::mpsc::UnboundedSender<String>,
 }
@@ -111,6 +114,7 @@ impl Federation {
             client,
             keys,
             outgoing: Default::default(),
+            backfills: Default::default(),
             edu_wake,
         });
         tokio::spawn(Self::run_edu_flusher(

@@ -22,7 +22,6 @@ use ruma::{OwnedEventId, UserId};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The membership routes of the federation port.
 pub(crate) fn routes() -> axum::Router<Arc<Federation>> {
@@ -261,25 +260,11 @@ pub(crate) async fn invite_v2(
     .map_err(|e| bad_json(format!("cannot sign: {e}")))?;
     tracing::info!(room = %room_id, inviter = %pdu.sender(), invitee = %invitee, "federated invite accepted");
     // Rocket.Chat takes remote invites up by joining. The inviting server stores the invite
-    // after we answer, so the join waits a moment and retries.
-    let (core_fed, via) = (fed.clone(), signed.origin.to_string());
-    tokio::spawn(async move {
-        let mut delay = Duration::from_millis(300);
-        for attempt in 0..8 {
-            tokio::time::sleep(delay).await;
-            match core_fed
-                .core
-                .accept_federated_invite(&user, &room_id, &via, is_direct)
-                .await
-            {
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::info!(room = %room_id, attempt, error = %e, "joining after an invite failed")
-                }
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
-    });
+    // after we answer, so the join is queued (durably) for a moment later.
+    fed.core
+        .queue_invite_take_up(&user, &room_id, signed.origin.as_str(), is_direct)
+        .await
+        .map_err(from_core)?;
     Ok(Json(json!({"event": object})))
 }
 

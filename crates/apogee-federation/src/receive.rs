@@ -3,8 +3,9 @@
 //! error naming why. A PDU goes through the receipt checks (format, signatures, hash, auth
 //! against its auth events: drop or reject; against current state: soft-fail) and is then
 //! applied by core in one batch with its event row. EDUs: typing (`m.typing`) and read
-//! receipts (`m.receipt`, `m.read`) of the sending server's own users in rooms we share are
-//! handed to core; others (presence, device lists, to-device) are accepted and ignored. An EDU
+//! receipts (`m.receipt`, `m.read`) of the sending server's own users in rooms we share, and
+//! presence (`m.presence`) of its users we know, are handed to core; others (device lists,
+//! to-device) are accepted and ignored. An EDU
 //! has no answer: one that cannot be applied is dropped with a log line.
 
 use crate::Federation;
@@ -16,6 +17,8 @@ use std::collections::HashMap;
 
 pub const MAX_PDUS: usize = 50;
 pub const MAX_EDUS: usize = 100;
+/// At most this many users' presence are read from one `m.presence` EDU.
+const MAX_PRESENCE_PUSHES: usize = 500;
 
 impl Federation {
     /// Handles the PDUs of one transaction from `origin`, in the order given (sorted by depth
@@ -62,6 +65,25 @@ impl Federation {
                         .await
                     {
                         tracing::debug!(%origin, %room, %user, error = %e.message, "typing EDU dropped");
+                    }
+                }
+                Some("m.presence") => {
+                    let pushes = content.get("push").and_then(Value::as_array);
+                    for push in pushes.into_iter().flatten().take(MAX_PRESENCE_PUSHES) {
+                        let (Some(user), Some(presence)) = (
+                            push.get("user_id").and_then(Value::as_str),
+                            push.get("presence").and_then(Value::as_str),
+                        ) else {
+                            continue;
+                        };
+                        let status_msg = push.get("status_msg").and_then(Value::as_str);
+                        if let Err(e) = self
+                            .core
+                            .receive_federated_presence(origin, user, presence, status_msg)
+                            .await
+                        {
+                            tracing::debug!(%origin, %user, error = %e.message, "presence EDU dropped");
+                        }
                     }
                 }
                 Some("m.receipt") => {

@@ -362,6 +362,9 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 refresh_discussion_metadata(tx, &message.rid).await?;
             }
         }
+        Change::InsertBackfilledMessage(message) => {
+            insert_backfilled_message(tx, &message).await?;
+        }
         Change::UpdateMessage(message) => {
             exec_one(
                 tx,
@@ -1087,6 +1090,37 @@ async fn mark_read(
 
 /// Appends `m` to its room (sequence, counters, last message, the sender's read state, mention
 /// counts); returns the room as updated.
+/// A message older than the room's newest: counted in `msgs`, nothing else of the room moves
+/// (no sequence, so no subscription counts it unread; `lm` and `lastMessage` stay).
+async fn insert_backfilled_message(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
+    tx.exec("UPDATE rooms SET seq = seq WHERE id = $1", args![&m.rid])
+        .await?;
+    let rows = tx
+        .query("SELECT doc FROM rooms WHERE id = $1", args![&m.rid])
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Missing("room".into()))?;
+    let mut room: Room = from_json(&row[0])?;
+    room.msgs += 1;
+    tx.exec(
+        "UPDATE rooms SET doc = $2 WHERE id = $1",
+        args![&m.rid, to_json(&room)?],
+    )
+    .await?;
+    let mut a = message_args(m)?;
+    a.push(Arg::Text(m.rid.clone()));
+    a.push(Arg::Int(m.ts.millis()));
+    a.push(Arg::from(m.tmid.clone()));
+    tx.exec(
+        "INSERT INTO messages (id, updated_at, tcount, pinned, starred_by, mention_ids, msg_lower, doc, main, rid, ts, tmid)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        a,
+    )
+    .await?;
+    Ok(())
+}
+
 async fn append_message(
     tx: &mut dyn SqlTx,
     m: &Message,

@@ -72,19 +72,25 @@ impl<D: Database> FederationStore for SqlStore<D> {
                 args![event_id],
             )
             .await?;
-        let Some(r) = rows.first() else {
-            return Ok(None);
-        };
-        let kind = r[3].text().unwrap_or_default();
-        Ok(Some(FederationEvent {
-            event_id: r[0].text().unwrap_or_default().to_string(),
-            matrix_room_id: r[1].text().unwrap_or_default().to_string(),
-            message_id: r[2].text().map(str::to_string),
-            kind: FederationEventKind::parse(kind)
-                .ok_or_else(|| StoreError::Backend(format!("unknown event kind {kind:?}")))?,
-            depth: r[4].int(),
-            pdu: from_json(&r[5])?,
-        }))
+        rows.first().map(event_row).transpose()
+    }
+
+    async fn federation_oldest_events(
+        &self,
+        matrix_room_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<FederationEvent>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT event_id, matrix_room_id, message_id, kind, depth, pdu
+                 FROM federation_events
+                 WHERE matrix_room_id = $1 AND kind IN ('timeline', 'backfilled')
+                 ORDER BY depth, event_id LIMIT $2",
+                args![matrix_room_id, limit],
+            )
+            .await?;
+        rows.iter().map(event_row).collect()
     }
 
     async fn federation_room_state(
@@ -173,4 +179,18 @@ fn state_entries(rows: &[Row]) -> Vec<FederationStateEntry> {
             event_id: r[2].text().unwrap_or_default().to_string(),
         })
         .collect()
+}
+
+/// A row of `(event_id, matrix_room_id, message_id, kind, depth, pdu)` as a stored event.
+fn event_row(r: &Row) -> StoreResult<FederationEvent> {
+    let kind = r[3].text().unwrap_or_default();
+    Ok(FederationEvent {
+        event_id: r[0].text().unwrap_or_default().to_string(),
+        matrix_room_id: r[1].text().unwrap_or_default().to_string(),
+        message_id: r[2].text().map(str::to_string),
+        kind: FederationEventKind::parse(kind)
+            .ok_or_else(|| StoreError::Backend(format!("unknown event kind {kind:?}")))?,
+        depth: r[4].int(),
+        pdu: from_json(&r[5])?,
+    })
 }

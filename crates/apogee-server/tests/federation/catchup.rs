@@ -7,7 +7,7 @@ use crate::fake_homeserver::{FakeHomeserver, signed_call};
 use crate::support::*;
 
 /// Apogee joined to the fake server's room: (server, federation port, bob, the room's rid).
-async fn joined(
+pub(crate) async fn joined(
     backend: crate::common::Backend,
     fake: &FakeHomeserver,
     extra: &str,

@@ -1,7 +1,7 @@
 //! A small Matrix homeserver written for the tests: one room (version 11) created by
 //! `@alice:<name>`, every event built and signed here with the server's own key. It serves
 //! what Apogee asks of a room's server — its key, `make_join`, `v2/send_join`, `event`,
-//! `event_auth`, `get_missing_events` — and takes Apogee's `/send` into its room, so tests can
+//! `event_auth`, `get_missing_events`, `backfill` — and takes Apogee's `/send` into its room, so tests can
 //! build gaps, forks and forged answers that a real server would never produce. It does not
 //! check Apogee's `X-Matrix` signatures (Synapse tests do that).
 
@@ -27,6 +27,9 @@ pub(crate) struct Room {
     /// The state before each event, as event ids.
     pub(crate) state_before: HashMap<String, Vec<String>>,
     pub(crate) auth_requests: usize,
+    /// PDUs added to every `backfill` answer (forged ones), and how many were asked for.
+    pub(crate) backfill_extra: Vec<Value>,
+    pub(crate) backfill_requests: usize,
 }
 
 impl Room {
@@ -114,6 +117,10 @@ impl FakeHomeserver {
             .route(
                 "/_matrix/federation/v1/get_missing_events/{room}",
                 axum::routing::post(missing_events),
+            )
+            .route(
+                "/_matrix/federation/v1/backfill/{room}",
+                axum::routing::get(backfill),
             )
             .route(
                 "/_matrix/federation/v1/send/{txn}",
@@ -428,6 +435,43 @@ async fn missing_events(
     }
     found.sort_by_key(|e| e["depth"].as_i64());
     axum::Json(json!({"events": found}))
+}
+
+/// The `v` events and those before them through `prev_events`, newest first, at most `limit`,
+/// then the forged extras.
+async fn backfill(
+    axum::extract::State((room, identity)): axum::extract::State<Shared>,
+    axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>,
+) -> axum::Json<Value> {
+    let mut room = room.lock().unwrap();
+    room.backfill_requests += 1;
+    let limit = q
+        .iter()
+        .find(|(k, _)| k == "limit")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(10usize);
+    let mut queue: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k == "v")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    while let Some(id) = queue.pop() {
+        if found.len() >= limit || !seen.insert(id.clone()) {
+            continue;
+        }
+        if let Some(pdu) = room.served(&id) {
+            queue.extend(ids(&pdu, "prev_events"));
+            found.push(pdu);
+        }
+    }
+    found.sort_by_key(|e| std::cmp::Reverse(e["depth"].as_i64()));
+    found.extend(room.backfill_extra.iter().cloned());
+    axum::Json(
+        json!({"origin": identity.server_name.as_str(), "origin_server_ts": 1,
+        "pdus": found}),
+    )
 }
 
 async fn send(

@@ -2,13 +2,17 @@
 //! module per area, sharing `support` (servers, signed requests, a Synapse client):
 //! - `identity`: the identity we publish, `X-Matrix` verification, Synapse's key notary;
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
+//! - `acl`: what we send honours the room's server ACL (against `fake_homeserver`);
+//! - `backfill`: history from before our join read by paging back (real Synapse);
 //! - `catchup`: catch-up served and used, against `fake_homeserver` (a homeserver in the test);
 //! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
 //!   display names);
 //! - `media`: files both ways (`mxc://`, federation media download, the size limit);
+//! - `invite_takeup`: a remote invite taken up after a crash and an outage (durable);
 //! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
 //! - `two_servers`: two Apogee servers sharing a room on loopback.
 //! - `edus`: typing and read receipts with a real Synapse, both ways;
+//! - `presence`: presence with a real Synapse, both ways;
 //! - `policy`: allowed and denied servers (requests, joins, sends);
 //! - `sync`: changes after creation both ways (name, topic, read-only, roles), deletion sync,
 //!   closed and abandoned rooms, forged changes refused;
@@ -20,15 +24,19 @@
 mod common;
 mod support;
 
+mod acl;
+mod backfill;
 mod catchup;
 mod content;
 mod edus;
 mod fake_homeserver;
 mod identity;
+mod invite_takeup;
 mod invites;
 mod media;
 mod outage;
 mod policy;
+mod presence;
 mod rooms;
 mod sync;
 mod two_servers;
