@@ -16,7 +16,6 @@ use crate::join::encode_segment;
 use crate::pdu::{self, Pdu};
 use crate::{FedError, Federation};
 use apogee_core::federated_backfill::{BackfilledEvent, history_visible};
-use http::Method;
 use ruma::OwnedEventId;
 use ruma::room_version_rules::RoomVersionRules;
 use serde_json::Value;
@@ -120,23 +119,10 @@ impl Federation {
             target.push_str("&v=");
             target.push_str(&encode_segment(id));
         }
-        let answer = self
+        let mut pdus = self
             .client
-            .request(
-                &crate::parse_server_name(server)?,
-                Method::GET,
-                &target,
-                None,
-            )
-            .await?;
-        if !answer.status.is_success() {
-            return Err(FedError::BadResponse(format!(
-                "backfill: {}",
-                answer.status
-            )));
-        }
-        let mut pdus = answer
-            .json()?
+            .get_json(&crate::parse_server_name(server)?, &target, "backfill")
+            .await?
             .get("pdus")
             .and_then(Value::as_array)
             .cloned()

@@ -94,23 +94,10 @@ impl Federation {
             encode_segment(room_id),
             encode_segment(event_id)
         );
-        let answer = self
+        let raw = self
             .client
-            .request(
-                &crate::parse_server_name(origin)?,
-                Method::GET,
-                &target,
-                None,
-            )
-            .await?;
-        if !answer.status.is_success() {
-            return Err(FedError::BadResponse(format!(
-                "event_auth: {}",
-                answer.status
-            )));
-        }
-        let raw = answer
-            .json()?
+            .get_json(&crate::parse_server_name(origin)?, &target, "event_auth")
+            .await?
             .get("auth_chain")
             .and_then(Value::as_array)
             .cloned()
@@ -157,17 +144,7 @@ impl Federation {
             encode_segment(room_id),
             encode_segment(event_id)
         );
-        let answer = self
-            .client
-            .request(&server, Method::GET, &target, None)
-            .await?;
-        if !answer.status.is_success() {
-            return Err(FedError::BadResponse(format!(
-                "state_ids: {}",
-                answer.status
-            )));
-        }
-        let body = answer.json()?;
+        let body = self.client.get_json(&server, &target, "state_ids").await?;
         let list = |k: &str| -> Vec<String> {
             body.get(k)
                 .and_then(Value::as_array)
@@ -231,15 +208,10 @@ impl Federation {
         event_id: &str,
     ) -> Result<Pdu, FedError> {
         let target = format!("/_matrix/federation/v1/event/{}", encode_segment(event_id));
-        let answer = self
+        let raw = self
             .client
-            .request(server, Method::GET, &target, None)
-            .await?;
-        if !answer.status.is_success() {
-            return Err(FedError::BadResponse(format!("event: {}", answer.status)));
-        }
-        let raw = answer
-            .json()?
+            .get_json(server, &target, "event")
+            .await?
             .get("pdus")
             .and_then(|p| p.get(0))
             .cloned()

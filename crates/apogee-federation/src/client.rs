@@ -320,6 +320,30 @@ impl Client {
         );
         self.transport.send(&endpoint, request).await
     }
+
+    /// A signed `GET` whose answer must be a success with a JSON body; `what` names the
+    /// request in the error (with the server's own `error` text when it gives one).
+    pub async fn get_json(
+        &self,
+        server: &ServerName,
+        target: &str,
+        what: &str,
+    ) -> Result<Value, FedError> {
+        let answer = self.request(server, Method::GET, target, None).await?;
+        if !answer.status.is_success() {
+            let reason = answer
+                .json()
+                .ok()
+                .and_then(|b| b.get("error").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_default();
+            return Err(FedError::BadResponse(
+                format!("{what}: {} {reason}", answer.status)
+                    .trim_end()
+                    .to_string(),
+            ));
+        }
+        answer.json()
+    }
 }
 
 /// `Authorization: X-Matrix origin="…",destination="…",key="…",sig="…"` for a request: the

@@ -51,18 +51,7 @@ impl Federation {
             encode_segment(&user_id),
             &versions[1..]
         );
-        let answer = self
-            .client
-            .request(&via, Method::GET, &target, None)
-            .await?;
-        let body = answer.json()?;
-        if !answer.status.is_success() {
-            return Err(FedError::BadResponse(format!(
-                "make_join: {} {}",
-                answer.status,
-                body.get("error").and_then(Value::as_str).unwrap_or("")
-            )));
-        }
+        let body = self.client.get_json(&via, &target, "make_join").await?;
         let version = body
             .get("room_version")
             .and_then(Value::as_str)
