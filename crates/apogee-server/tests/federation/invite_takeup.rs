@@ -6,33 +6,15 @@ use crate::common::backends;
 use crate::invites::synapse_joined;
 use crate::support::*;
 
-fn synapse_ctl(ctl: &str, args: &[&str]) -> String {
-    let out = Command::new(ctl).args(args).output().expect("synapse ctl");
-    assert!(
-        out.status.success(),
-        "synapse {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn an_invite_is_taken_up_after_a_crash_and_an_outage() {
-    let (Ok(synapse_name), Ok(ctl)) = (
-        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
-        std::env::var("APOGEE_TEST_SYNAPSE_CTL"),
-    ) else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+    let Some(own) = OwnSynapse::new() else {
         return;
     };
     // A Synapse of its own, to stop without disturbing the tests beside.
-    let started = synapse_ctl(&ctl, &["new"]);
-    let (id, synapse) = started.trim().split_once(' ').expect("ID URL");
-    let (id, synapse) = (id.to_string(), synapse.to_string());
-    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
-    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
+    let (synapse, synapse_name) = (own.url.clone(), own.name.clone());
     for backend in backends() {
-        let alice = Matrix::login(&synapse, &user, &password).await;
+        let alice = own.alice().await;
         let resolve = format!("{synapse_name}={synapse}");
         let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
         let _admin = s.user("admin").await;
@@ -54,7 +36,7 @@ async fn an_invite_is_taken_up_after_a_crash_and_an_outage() {
         // Killed before the take-up's first attempt (a second after the answer); Synapse goes
         // down too, so the first attempts after the restart fail.
         let (dir, db) = s.crash();
-        synapse_ctl(&ctl, &["stop", &id]);
+        own.stop();
         let listen = format!("127.0.0.1:{port}");
         let us = format!("localhost:{port}");
         let s = Server::start_in(
@@ -84,7 +66,7 @@ async fn an_invite_is_taken_up_after_a_crash_and_an_outage() {
             failed(&s),
             "a take-up attempt failed while Synapse was down"
         );
-        synapse_ctl(&ctl, &["start", &id]);
+        own.start();
 
         // The retry (10 s after the failure, then 20 s) joins bob.
         let mut sub = None;
@@ -102,9 +84,9 @@ async fn an_invite_is_taken_up_after_a_crash_and_an_outage() {
             panic!("bob never joined; log:\n{}", federation_log(&s));
         });
         assert_eq!(sub["t"], "p", "{sub}");
-        let alice = Matrix::login(&synapse, &user, &password).await;
+        let alice = own.alice().await;
         let joined = synapse_joined(&alice, &room_id).await;
         assert!(joined[&bob_id].is_object(), "{joined}");
     }
-    synapse_ctl(&ctl, &["stop", &id]);
+    own.stop();
 }

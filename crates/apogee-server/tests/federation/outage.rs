@@ -6,16 +6,6 @@ use crate::common::backends;
 use crate::support::*;
 
 /// Runs the Synapse control command of `scripts/with-synapse.sh`; returns what it printed.
-fn synapse_ctl(ctl: &str, args: &[&str]) -> String {
-    let out = Command::new(ctl).args(args).output().expect("synapse ctl");
-    assert!(
-        out.status.success(),
-        "synapse {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// bob posts `text` in `rid`; returns the message id.
 async fn post(s: &Server, bob: &common::Auth, rid: &str, text: &str) -> String {
     let (status, v) = s
@@ -44,20 +34,12 @@ async fn destination(s: &Server, admin: &common::Auth, server: &str) -> Value {
 
 #[tokio::test]
 async fn synapse_outage_with_an_apogee_crash_loses_nothing() {
-    let (Ok(synapse_name), Ok(ctl)) = (
-        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
-        std::env::var("APOGEE_TEST_SYNAPSE_CTL"),
-    ) else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+    let Some(own) = OwnSynapse::new() else {
         return;
     };
     // A Synapse of its own: stopping the shared one would break the tests running beside.
-    let started = synapse_ctl(&ctl, &["new"]);
-    let (id, synapse) = started.trim().split_once(' ').expect("ID URL");
-    let (id, synapse) = (id.to_string(), synapse.to_string());
-    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
-    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
-    let alice = Matrix::login(&synapse, &user, &password).await;
+    let (synapse, synapse_name) = (own.url.clone(), own.name.clone());
+    let alice = own.alice().await;
     for backend in backends() {
         let resolve = format!("{synapse_name}={synapse}");
         let env = [("APOGEE_FEDERATION_RESOLVE", resolve.as_str())];
@@ -74,7 +56,7 @@ async fn synapse_outage_with_an_apogee_crash_loses_nothing() {
         assert!(before["lastSuccessAt"].is_string(), "{before}");
 
         // Synapse goes down; bob writes, edits and reacts.
-        synapse_ctl(&ctl, &["stop", &id]);
+        own.stop();
         let mut first_ids = Vec::new();
         for n in 1..=5 {
             first_ids.push(post(&s, &bob, &rid, &format!("during the outage {n}")).await);
@@ -125,7 +107,7 @@ async fn synapse_outage_with_an_apogee_crash_loses_nothing() {
         assert_eq!(waiting["queueLength"], 8, "the backlog survived: {waiting}");
 
         // Synapse is back, and alice writes (her server's transaction tells us it is up).
-        synapse_ctl(&ctl, &["start", &id]);
+        own.start();
         alice
             .send(
                 &room_id,

@@ -55,34 +55,16 @@ async fn set_presence(alice: &Matrix, alice_id: &str, presence: &str, msg: &str)
     panic!("Synapse kept refusing alice's presence");
 }
 
-fn synapse_ctl(ctl: &str, args: &[&str]) -> String {
-    let out = Command::new(ctl).args(args).output().expect("synapse ctl");
-    assert!(
-        out.status.success(),
-        "synapse {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn presence_crosses_both_ways() {
-    let (Ok(synapse_name), Ok(ctl)) = (
-        std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
-        std::env::var("APOGEE_TEST_SYNAPSE_CTL"),
-    ) else {
-        eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+    let Some(own) = OwnSynapse::new() else {
         return;
     };
     // A Synapse of its own: the shared one's alice syncs in other tests, and a sync sets her
     // online, which would race with the presence set here.
-    let started = synapse_ctl(&ctl, &["new"]);
-    let (id, synapse) = started.trim().split_once(' ').expect("ID URL");
-    let (id, synapse) = (id.to_string(), synapse.to_string());
-    let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
-    let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
-    let alice = Matrix::login(&synapse, &user, &password).await;
-    let alice_id = format!("@{user}:{synapse_name}");
+    let (synapse, synapse_name) = (own.url.clone(), own.name.clone());
+    let alice = own.alice().await;
+    let alice_id = own.alice_id.clone();
     for backend in backends() {
         let resolve = format!("{synapse_name}={synapse}");
         let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
@@ -141,5 +123,5 @@ async fn presence_crosses_both_ways() {
             );
         }
     }
-    synapse_ctl(&ctl, &["stop", &id]);
+    own.stop();
 }

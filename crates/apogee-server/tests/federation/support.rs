@@ -402,6 +402,64 @@ pub(crate) fn federation_log(s: &Server) -> String {
         .join("\n")
 }
 
+/// A Synapse of a test's own (`APOGEE_TEST_SYNAPSE_CTL new`), to stop and start without
+/// disturbing the tests running beside it on the shared one.
+pub(crate) struct OwnSynapse {
+    pub(crate) url: String,
+    pub(crate) name: String,
+    pub(crate) alice_id: String,
+    ctl: String,
+    id: String,
+}
+
+impl OwnSynapse {
+    /// A new Synapse, or `None` (the test is skipped) outside `scripts/with-synapse.sh`.
+    pub(crate) fn new() -> Option<Self> {
+        let (Ok(name), Ok(ctl)) = (
+            std::env::var("APOGEE_TEST_SYNAPSE_NAME"),
+            std::env::var("APOGEE_TEST_SYNAPSE_CTL"),
+        ) else {
+            eprintln!("skipped: no Synapse (run under scripts/with-synapse.sh)");
+            return None;
+        };
+        let started = synapse_ctl(&ctl, &["new"]);
+        let (id, url) = started.trim().split_once(' ').expect("ID URL");
+        let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
+        Some(Self {
+            url: url.to_string(),
+            alice_id: format!("@{user}:{name}"),
+            name,
+            id: id.to_string(),
+            ctl,
+        })
+    }
+
+    /// A new session of its user alice.
+    pub(crate) async fn alice(&self) -> Matrix {
+        let user = std::env::var("APOGEE_TEST_SYNAPSE_USER").unwrap();
+        let password = std::env::var("APOGEE_TEST_SYNAPSE_PASSWORD").unwrap();
+        Matrix::login(&self.url, &user, &password).await
+    }
+
+    pub(crate) fn stop(&self) {
+        synapse_ctl(&self.ctl, &["stop", &self.id]);
+    }
+
+    pub(crate) fn start(&self) {
+        synapse_ctl(&self.ctl, &["start", &self.id]);
+    }
+}
+
+fn synapse_ctl(ctl: &str, args: &[&str]) -> String {
+    let out = Command::new(ctl).args(args).output().expect("synapse ctl");
+    assert!(
+        out.status.success(),
+        "synapse {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The Synapse `scripts/with-synapse.sh` started, with its user alice logged in.
 pub(crate) struct Synapse {
     pub(crate) url: String,
