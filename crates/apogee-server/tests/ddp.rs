@@ -425,6 +425,10 @@ async fn history_methods_and_room_lookup() {
             .call("sendMessage", json!([{"rid": rid, "msg": format!("m{i}")}]))
             .await;
         ids.push(r["result"]["_id"].as_str().unwrap().to_string());
+        // One millisecond each, so the order below is the sending order (messages of one
+        // millisecond are ordered by id, and pages carry their last millisecond whole:
+        // `history_pages_lose_no_message_of_one_millisecond`).
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     let r = d
         .call("loadSurroundingMessages", json!([{"_id": ids[2]}, 2]))
