@@ -175,6 +175,9 @@ describe('a long history, virtualised', { timeout: 600_000 }, () => {
     await page.getByRole('button', { name: 'Jump to recent messages ↓' }).waitFor({ state: 'detached' });
     // At the live end again: a new message is added and followed.
     await list().evaluate((el) => (el.scrollTop = el.scrollHeight));
+    // The scroll is the reader's once its event has been handled (a frame later), as with a
+    // hand on the wheel; only then does the next message arrive.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
     await server.rest('chat.sendMessage', { message: { rid, msg: 'back at the end' } }, vera);
     const last = page.locator('.room .message', { hasText: 'back at the end' });
     await last.waitFor();
