@@ -1088,15 +1088,15 @@ async fn mark_read(
     Ok(())
 }
 
-/// Appends `m` to its room (sequence, counters, last message, the sender's read state, mention
-/// counts); returns the room as updated.
 /// A message older than the room's newest: counted in `msgs`, nothing else of the room moves
 /// (no sequence, so no subscription counts it unread; `lm` and `lastMessage` stay).
 async fn insert_backfilled_message(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
-    tx.exec("UPDATE rooms SET seq = seq WHERE id = $1", args![&m.rid])
-        .await?;
+    // Locks the room row while reading it, as `append_message` does.
     let rows = tx
-        .query("SELECT doc FROM rooms WHERE id = $1", args![&m.rid])
+        .query(
+            "UPDATE rooms SET seq = seq WHERE id = $1 RETURNING doc",
+            args![&m.rid],
+        )
         .await?;
     let row = rows
         .first()
@@ -1108,6 +1108,11 @@ async fn insert_backfilled_message(tx: &mut dyn SqlTx, m: &Message) -> StoreResu
         args![&m.rid, to_json(&room)?],
     )
     .await?;
+    insert_message_row(tx, m).await
+}
+
+/// The message's own row, with the columns its indexes read.
+async fn insert_message_row(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
     let mut a = message_args(m)?;
     a.push(Arg::Text(m.rid.clone()));
     a.push(Arg::Int(m.ts.millis()));
@@ -1121,6 +1126,8 @@ async fn insert_backfilled_message(tx: &mut dyn SqlTx, m: &Message) -> StoreResu
     Ok(())
 }
 
+/// Appends `m` to its room (sequence, counters, last message, the sender's read state, mention
+/// counts); returns the room as updated.
 async fn append_message(
     tx: &mut dyn SqlTx,
     m: &Message,
@@ -1153,16 +1160,7 @@ async fn append_message(
         args![&m.rid, seq, mentions_all && main, m.ts.millis(), to_json(&room)?],
     )
     .await?;
-    let mut a = message_args(m)?;
-    a.push(Arg::Text(m.rid.clone()));
-    a.push(Arg::Int(m.ts.millis()));
-    a.push(Arg::from(m.tmid.clone()));
-    tx.exec(
-        "INSERT INTO messages (id, updated_at, tcount, pinned, starred_by, mention_ids, msg_lower, doc, main, rid, ts, tmid)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        a,
-    )
-    .await?;
+    insert_message_row(tx, m).await?;
     if main {
         // The sender has seen everything up to their own message.
         tx.exec(
