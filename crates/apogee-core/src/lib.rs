@@ -22,6 +22,7 @@ pub mod federated_avatars;
 pub mod federated_backfill;
 pub mod federated_catchup;
 pub mod federated_content;
+pub mod federated_direct;
 pub mod federated_edus;
 pub mod federated_events;
 pub mod federated_invites;
