@@ -4,12 +4,28 @@
 //! active person. A new avatar has a new etag, so a new URL; an old URL stops being served
 //! once replaced. Initials (no uploaded image) have no `avatar_url`.
 
+//!
+//! The other way, remote users' pictures follow the `avatar_url` of their member events
+//! (`federated_media.rs`). The members already in a room when we join it are fetched after
+//! the join through the outbox (`federation.member_avatars`, queued in the join's batch): off
+//! the join's request, at most [`MAX_MEMBER_AVATARS`] a join, one at a time.
+
 use crate::Core;
 use crate::avatars::StoredImage;
 use crate::error::CoreResult;
+use crate::outbox::{Deliverer, Delivery};
+use crate::store::Change;
 use apogee_domain::User;
+use async_trait::async_trait;
+use serde_json::{Value, json};
 
 const PREFIX: &str = "avatar_";
+
+/// The outbox kind fetching the avatars of the members a joined room already had.
+pub const MEMBER_AVATARS: &str = "federation.member_avatars";
+/// At most this many members' avatars are fetched for one join (a huge room's pictures come
+/// as its members next change them).
+pub const MAX_MEMBER_AVATARS: usize = 100;
 
 /// Whether a piece of an avatar's media id is safe there (Matrix media ids are
 /// `[A-Za-z0-9_-]`; the underscore separates the parts).
@@ -61,6 +77,44 @@ impl Core {
         } else {
             Ok(None)
         }
+    }
+}
+
+impl Core {
+    /// The outbox item fetching the pictures of a joined room's members (`(user id, mxc://
+    /// URL)`), if any; commit it with the join.
+    pub(crate) fn member_avatars_item(&self, avatars: &[(String, String)]) -> Option<Change> {
+        if avatars.is_empty() {
+            return None;
+        }
+        let list: Vec<Value> = avatars
+            .iter()
+            .take(MAX_MEMBER_AVATARS)
+            .map(|(user_id, url)| json!({"user_id": user_id, "url": url}))
+            .collect();
+        Some(self.enqueue(MEMBER_AVATARS, json!({"avatars": list})))
+    }
+}
+
+/// Delivers `federation.member_avatars` items: each member's `avatar_url` followed as if
+/// their member event had just arrived (an image that cannot be had is logged, not retried).
+pub(crate) struct MemberAvatars;
+
+#[async_trait]
+impl Deliverer for MemberAvatars {
+    async fn deliver(&self, core: &Core, payload: &Value) -> Delivery {
+        let Some(list) = payload.get("avatars").and_then(Value::as_array) else {
+            return Delivery::GiveUp("malformed member avatars item".into());
+        };
+        for entry in list.iter().take(MAX_MEMBER_AVATARS) {
+            let (Some(user_id), Some(url)) = (entry["user_id"].as_str(), entry["url"].as_str())
+            else {
+                continue;
+            };
+            core.follow_remote_avatar(user_id, &json!({"avatar_url": url}))
+                .await;
+        }
+        Delivery::Done
     }
 }
 

@@ -261,9 +261,13 @@ impl Core {
             .filter(|e| e.event_id != joined.join_event_id)
             .cloned()
             .collect();
-        let join_state = self
+        let mut join_state = self
             .event_state_changes(&joined.join_event_id, before_join)
             .await?;
+        // The pictures of the members already there, fetched after the join (outbox).
+        let avatars = self.member_avatars_item(&joined.avatars);
+        let wake_outbox = avatars.is_some();
+        join_state.extend(avatars);
         let mut changes = match existing {
             // Another local user is in the room already: this one's join is one more event.
             Some(room) => {
@@ -286,6 +290,9 @@ impl Core {
                 });
                 changes.extend(join_state);
                 self.commit(changes).await?;
+                if wake_outbox {
+                    self.outbox_wake.notify_one();
+                }
                 return self.find_room(&RoomRef::Id(rid)).await;
             }
             None if direct => self.joined_direct_changes(actor, joined).await?,
@@ -300,6 +307,9 @@ impl Core {
             })
             .ok_or_else(|| CoreError::internal("federated join made no room"))?;
         self.commit(changes).await?;
+        if wake_outbox {
+            self.outbox_wake.notify_one();
+        }
         self.find_room(&RoomRef::Id(rid)).await
     }
 

@@ -303,6 +303,10 @@ fn deliverers(
         federated_invites::FEDERATION_INVITE,
         Arc::new(federated_invites::InviteTakeUp),
     );
+    map.insert(
+        federated_avatars::MEMBER_AVATARS,
+        Arc::new(federated_avatars::MemberAvatars),
+    );
     map.insert(url_preview::KIND, Arc::new(url_preview::UrlPreviewer));
     map.insert(
         outgoing_webhooks::KIND,

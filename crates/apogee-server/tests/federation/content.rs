@@ -317,6 +317,61 @@ async fn synapse_content() {
     }
 }
 
+/// The avatar of a member already in a room when we join it: alice's picture, set in her
+/// member event before bob joins, becomes her `/avatar/…` here without any later event.
+#[tokio::test]
+async fn synapse_members_avatars_on_join() {
+    let Some(syn) = synapse().await else {
+        return;
+    };
+    for backend in backends() {
+        let room_id = synapse_room(&syn.alice, "11", "avatars before").await;
+        let alice = &syn.alice;
+        let mxc = alice
+            .upload("before.png", "image/png", ONE_PIXEL_PNG.to_vec())
+            .await;
+        alice
+            .call(
+                reqwest::Method::PUT,
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
+                    enc(&room_id),
+                    enc(&syn.alice_id)
+                ),
+                Some(json!({"membership": "join", "avatar_url": &mxc})),
+            )
+            .await;
+        let resolve = format!("{}={}", syn.name, syn.url);
+        let (s, _port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        join_room(&s, &syn, &room_id, &[&bob]).await;
+        eventually(&s, "alice's avatar from the room's state", || async {
+            let answer = s
+                .client
+                .get(format!("{}/avatar/{}", s.base, enc(&syn.alice_id)))
+                .send()
+                .await
+                .ok()?;
+            let png = answer
+                .headers()
+                .get("content-type")
+                .is_some_and(|t| t == "image/png");
+            let bytes = answer.bytes().await.ok()?;
+            (png && bytes.as_ref() == ONE_PIXEL_PNG).then_some(())
+        })
+        .await;
+        let (_, v) = s
+            .get(
+                &format!("/api/v1/users.info?username={}", enc(&syn.alice_id)),
+                &bob,
+            )
+            .await;
+        assert_eq!(v["user"]["federation"]["avatarUrl"], mxc.as_str(), "{v}");
+        drop(s);
+    }
+}
+
 /// Profiles both ways: alice's new name and avatar (her member event in the room) reach her
 /// user here; bob's new name here reaches Synapse as his member event.
 #[tokio::test]
