@@ -746,6 +746,12 @@ async fn synapse_direct_messages_and_the_federation_command() {
             .post("/api/v1/im.open", &dave, json!({"roomId": dave_dm}))
             .await;
         assert_eq!(status, 200, "{v}");
+        let mut ddp = crate::common::ddp::Ddp::connect(&s).await;
+        ddp.resume(&dave).await;
+        let r = ddp
+            .call("createDirectMessage", json!([alice_id.as_str()]))
+            .await;
+        assert_eq!(r["result"]["rid"], dave_dm.as_str(), "{r}");
         let (_, v) = s.get("/api/v1/rooms.get", &dave).await;
         let dms: Vec<&Value> = v["update"]
             .as_array()
