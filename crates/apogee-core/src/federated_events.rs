@@ -198,6 +198,10 @@ impl Core {
             self.follow_remote_avatar(&event.sender, &event.content)
                 .await;
         }
+        if event.event_type == "m.room.avatar" && event.state_key.as_deref() == Some("") {
+            self.follow_remote_room_avatar(&room.rid, &event.sender, &event.content)
+                .await;
+        }
         Ok(Received::Applied { message_id })
     }
 
@@ -257,6 +261,20 @@ impl Core {
                 changes.insert(0, Change::UpdateRoom(r));
                 changes.push(Change::AppendMessage {
                     message: Message::system(&room.rid, line.0, line.1, sender.as_ref()),
+                    mentioned_user_ids: vec![],
+                    mentions_all: false,
+                });
+                Ok((changes, None))
+            }
+            ("m.room.avatar", Some(key)) if key.is_empty() => {
+                // Announced now; the image follows once downloaded (`follow_remote_room_avatar`).
+                changes.push(Change::AppendMessage {
+                    message: Message::system(
+                        &room.rid,
+                        "room_changed_avatar",
+                        String::new(),
+                        sender.as_ref(),
+                    ),
                     mentioned_user_ids: vec![],
                     mentions_all: false,
                 });
