@@ -10,7 +10,7 @@ use crate::federated_rooms::{FEDERATED_ROLE, RemoteMember};
 use crate::store::{
     Change, FederatedRoom, FederationEvent, FederationEventKind, FederationStateEntry,
 };
-use apogee_domain::message::{EditedBy, Reaction};
+use apogee_domain::message::{EditedBy, Mention, Reaction};
 use apogee_domain::{Message, Timestamp, User, markdown, random_id};
 use serde_json::{Value, json};
 
@@ -331,6 +331,17 @@ impl Core {
                         Message::new(random_id(), &room.rid, sender.as_ref(), text.text);
                     message.md = Some(markdown::parse(&message.msg));
                     message.mentions = text.mentions;
+                    let mentions_all = self
+                        .incoming_room_mention(room, &event.sender, &event.content)
+                        .await?;
+                    if mentions_all {
+                        message.mentions.push(Mention {
+                            id: "all".into(),
+                            username: "all".into(),
+                            name: None,
+                            kind: Some("user".into()),
+                        });
+                    }
                     message.ts = ts;
                     let root = self
                         .incoming_relations(&event.content, &mut message)
@@ -349,7 +360,7 @@ impl Core {
                     changes.push(Change::AppendMessage {
                         message,
                         mentioned_user_ids: text.mentioned_ids,
-                        mentions_all: false,
+                        mentions_all,
                     });
                     changes.extend(root.map(Change::UpdateMessage));
                     Ok((changes, Some(id)))
