@@ -13,6 +13,7 @@ use crate::Core;
 use crate::avatars::RoomAvatar;
 use crate::blobs::{BlobKey, BytesSource};
 use crate::error::{CoreError, CoreResult};
+use crate::federated_rooms::FederationGateway;
 use crate::file_types::{sniffed_type, type_accepted};
 use crate::files::{Download, Upload, clean_content_type, clean_file_name, file_message_fields};
 use crate::malware::Scanned;
@@ -270,19 +271,29 @@ impl Core {
         let Some(url) = url else {
             return self.clear_user_avatar(&user).await.map(|_| ());
         };
-        let Some((server, media_id)) = url.strip_prefix("mxc://").and_then(|u| u.split_once('/'))
-        else {
-            return Ok(());
-        };
+        let bytes = self.fetch_picture(gateway.as_ref(), &url).await?;
+        self.store_user_avatar(&user, &user, &mut BytesSource::new(bytes))
+            .await
+            .map(|_| ())
+    }
+
+    /// The bytes behind a picture's `mxc://` URL, within `FileUpload_MaxFileSize`.
+    async fn fetch_picture(
+        &self,
+        gateway: &dyn FederationGateway,
+        url: &str,
+    ) -> CoreResult<Vec<u8>> {
+        let (server, media_id) = url
+            .strip_prefix("mxc://")
+            .and_then(|u| u.split_once('/'))
+            .ok_or_else(|| CoreError::bad("error-invalid-image", "Not an mxc URL"))?;
         let max = self.settings.int("FileUpload_MaxFileSize");
         let max = if max < 0 { u64::MAX } else { max as u64 };
         let (_, bytes) = gateway
             .fetch_media(server, media_id, max)
             .await
             .map_err(|e| CoreError::bad("error-federation", e))?;
-        self.store_user_avatar(&user, &user, &mut BytesSource::new(bytes))
-            .await
-            .map(|_| ())
+        Ok(bytes)
     }
 }
 
@@ -319,16 +330,7 @@ impl Core {
         let change = match url {
             None => RoomAvatar::Reset,
             Some(url) => {
-                let (server, media_id) = url
-                    .strip_prefix("mxc://")
-                    .and_then(|u| u.split_once('/'))
-                    .ok_or_else(|| CoreError::bad("error-invalid-image", "Not an mxc URL"))?;
-                let max = self.settings.int("FileUpload_MaxFileSize");
-                let max = if max < 0 { u64::MAX } else { max as u64 };
-                let (_, bytes) = gateway
-                    .fetch_media(server, media_id, max)
-                    .await
-                    .map_err(|e| CoreError::bad("error-federation", e))?;
+                let bytes = self.fetch_picture(gateway.as_ref(), url).await?;
                 if crate::avatars::image_type(&bytes).is_none() {
                     return Err(CoreError::bad(
                         "error-invalid-image",

@@ -3,6 +3,7 @@
 
 use crate::common::backends;
 use crate::support::*;
+use crate::sync::shared_channel;
 
 /// A valid 1×1 PNG (Synapse makes thumbnails of uploaded images).
 const ONE_PIXEL_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\nIDATx\x9cc\0\x01\0\0\x05\0\x01\r\n-\xb4\0\0\0\0IEND\xaeB`\x82";
@@ -513,32 +514,7 @@ async fn synapse_room_mentions_need_the_power() {
         assert_eq!(group_mentions(rid.clone()).await, 1);
 
         // In bob's room alice joined from Synapse, her power is 0.
-        let (status, v) = s
-            .post(
-                "/api/v1/channels.create",
-                &bob,
-                json!({"name": "ours", "members": ["carol"], "extraData": {"federated": true}}),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
-        let ours = v["channel"]["_id"].as_str().unwrap().to_string();
-        let matrix_room = v["channel"]["federation"]["mrid"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let joined = syn
-            .alice
-            .call(
-                reqwest::Method::POST,
-                &format!(
-                    "/_matrix/client/v3/join/{}?server_name={}",
-                    enc(&matrix_room),
-                    enc(&us)
-                ),
-                Some(json!({})),
-            )
-            .await;
-        assert_eq!(joined["room_id"], matrix_room.as_str(), "{joined}");
+        let (ours, matrix_room) = shared_channel(&s, &syn, &bob, &us, "ours").await;
         // Without `m.mentions`, the body's `@room` asks for it (the spec's legacy rule).
         syn.alice
             .send(

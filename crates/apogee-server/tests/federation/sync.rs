@@ -82,8 +82,23 @@ async fn member_id(s: &Server, auth: &Auth, rid: &str, username: &str) -> String
         .to_string()
 }
 
+/// bob makes alice a moderator of his federated room; returns once Synapse shows her at 50.
+async fn make_alice_moderator(s: &Server, syn: &Synapse, bob: &Auth, rid: &str, room_id: &str) {
+    let alice_uid = member_id(s, bob, rid, &syn.alice_id).await;
+    s.post_ok(
+        "/api/v1/channels.addModerator",
+        bob,
+        json!({"roomId": rid, "userId": alice_uid}),
+    )
+    .await;
+    synapse_state_where(s, syn, room_id, "m.room.power_levels", "alice at 50", |v| {
+        v["users"][&syn.alice_id] == 50
+    })
+    .await;
+}
+
 /// A federated channel of bob's (with carol) that alice has joined from Synapse: (rid, Matrix id).
-async fn shared_channel(
+pub(crate) async fn shared_channel(
     s: &Server,
     syn: &Synapse,
     bob: &Auth,
@@ -182,22 +197,7 @@ async fn synapse_room_changes_both_ways() {
                 |v| v["events_default"] == 50,
             )
             .await;
-            let alice_uid = member_id(&s, &bob, &rid, &syn.alice_id).await;
-            s.post_ok(
-                "/api/v1/channels.addModerator",
-                &bob,
-                json!({"roomId": rid, "userId": alice_uid}),
-            )
-            .await;
-            synapse_state_where(
-                &s,
-                &syn,
-                &room_id,
-                "m.room.power_levels",
-                "alice at 50",
-                |v| v["users"][&syn.alice_id] == 50,
-            )
-            .await;
+            make_alice_moderator(&s, &syn, &bob, &rid, &room_id).await;
 
             // Made private and public again: the join rule follows.
             for (prefix, kind, rule) in [("channels", "p", "invite"), ("groups", "c", "public")] {
@@ -283,6 +283,7 @@ async fn synapse_room_changes_both_ways() {
             );
 
             // bob makes alice an owner (100); she makes carol a moderator and lifts read-only.
+            let alice_uid = member_id(&s, &bob, &rid, &syn.alice_id).await;
             s.post_ok(
                 "/api/v1/channels.addOwner",
                 &bob,
@@ -1000,22 +1001,7 @@ async fn synapse_room_pictures_both_ways() {
 
         // bob makes alice a moderator (50, the level a room picture needs); her picture comes
         // back, announced.
-        let alice_uid = member_id(&s, &bob, &rid, &syn.alice_id).await;
-        s.post_ok(
-            "/api/v1/channels.addModerator",
-            &bob,
-            json!({"roomId": rid, "userId": alice_uid}),
-        )
-        .await;
-        synapse_state_where(
-            &s,
-            &syn,
-            &room_id,
-            "m.room.power_levels",
-            "alice at 50",
-            |v| v["users"][&syn.alice_id] == 50,
-        )
-        .await;
+        make_alice_moderator(&s, &syn, &bob, &rid, &room_id).await;
         let theirs = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR alice's picture of the room".to_vec();
         let mxc = syn
             .alice
