@@ -372,7 +372,18 @@ impl Core {
                 let Some(target) = self.store.federation_event(target_id).await? else {
                     return Ok((changes, None));
                 };
-                let Some(message_id) = target.message_id.clone() else {
+                // A reaction applied to a message backfilled after it (its row was stored
+                // first) counts on the message of the event it reacts to.
+                let counted_on = match (&target.message_id, target.relates_to()) {
+                    (None, Some(of)) if target.pdu["type"] == "m.reaction" => self
+                        .store
+                        .federation_event(of)
+                        .await?
+                        .filter(|e| e.matrix_room_id == event.matrix_room_id)
+                        .and_then(|e| e.message_id),
+                    (id, _) => id.clone(),
+                };
+                let Some(message_id) = counted_on else {
                     return Ok((changes, None));
                 };
                 let Some(mut message) = self.store.message_by_id(&message_id).await? else {

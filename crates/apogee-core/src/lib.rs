@@ -24,6 +24,7 @@ pub mod federated_catchup;
 pub mod federated_content;
 pub mod federated_edus;
 pub mod federated_events;
+mod federated_history_relations;
 pub mod federated_invites;
 pub mod federated_media;
 pub mod federated_membership;

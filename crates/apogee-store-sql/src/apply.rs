@@ -744,15 +744,16 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             for event in events {
                 tx.exec(
                     "INSERT INTO federation_events
-                     (event_id, matrix_room_id, message_id, kind, depth, pdu)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+                     (event_id, matrix_room_id, message_id, kind, depth, pdu, relates_to)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
                     args![
-                        event.event_id,
-                        event.matrix_room_id,
-                        event.message_id,
+                        &event.event_id,
+                        &event.matrix_room_id,
+                        event.message_id.as_deref(),
                         event.kind.as_str(),
                         event.depth,
-                        to_json(&event.pdu)?
+                        to_json(&event.pdu)?,
+                        event.relates_to()
                     ],
                 )
                 .await?;

@@ -4,6 +4,7 @@
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
 //! - `acl`: what we send honours the room's server ACL (against `fake_homeserver`);
 //! - `backfill`: history from before our join read by paging back (real Synapse);
+//! - `history_relations`: edits, reactions, redactions and files inside that history;
 //! - `catchup`: catch-up served and used, against `fake_homeserver` (a homeserver in the test);
 //! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
 //!   display names);
@@ -30,6 +31,7 @@ mod catchup;
 mod content;
 mod edus;
 mod fake_homeserver;
+mod history_relations;
 mod identity;
 mod invite_takeup;
 mod invites;
