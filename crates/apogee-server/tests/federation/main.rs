@@ -17,6 +17,7 @@
 //! - `policy`: allowed and denied servers (requests, joins, sends);
 //! - `sync`: changes after creation both ways (name, topic, read-only, roles), deletion sync,
 //!   closed and abandoned rooms, forged changes refused;
+//! - `synapse_catchup`: Synapse catching up from a room made here after losing our events;
 //! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
 
 #![cfg(feature = "federation")]
@@ -40,5 +41,6 @@ mod outage;
 mod policy;
 mod presence;
 mod rooms;
+mod synapse_catchup;
 mod sync;
 mod two_servers;
