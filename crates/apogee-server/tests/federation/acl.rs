@@ -51,16 +51,17 @@ async fn a_server_the_room_acl_denies_gets_nothing_from_us() {
             .filter_map(|d| d["queueLength"].as_i64())
             .sum();
         assert_eq!(queued, 0, "{health}");
-        let room = fake.room.lock().unwrap();
-        assert!(
-            !room
-                .events
-                .values()
-                .any(|e| e["content"]["body"] == "not for peer.test"),
-            "peer.test got the message"
-        );
-        let create = room.state[&("m.room.create".to_string(), String::new())].clone();
-        drop(room);
+        let create = {
+            let room = fake.room.lock().unwrap();
+            assert!(
+                !room
+                    .events
+                    .values()
+                    .any(|e| e["content"]["body"] == "not for peer.test"),
+                "peer.test got the message"
+            );
+            room.state[&("m.room.create".to_string(), String::new())].clone()
+        };
 
         let (r, e) = (enc(&fake.room_id), enc(&create));
         let carol = enc("@carol:peer.test");
