@@ -220,3 +220,96 @@ async fn edits_reactions_redactions_and_files_in_backfilled_history() {
         drop(s);
     }
 }
+
+/// Against the test's own homeserver, which (unlike Synapse) serves a redacted message whole:
+/// its redaction still hides it; an edit applies; a reaction in the room's history pointing at
+/// a message of another room of ours is dropped — that message unchanged, the reaction not
+/// stored.
+#[tokio::test]
+async fn relations_in_served_history_are_checked() {
+    use crate::fake_homeserver::FakeHomeserver;
+    for backend in backends() {
+        let fake = FakeHomeserver::start("peer.test").await;
+        let resolve = format!("{}={}", fake.name, fake.url);
+        let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        // Another federated room of ours, with a message.
+        let v = s
+            .post_ok(
+                "/api/v1/channels.create",
+                &bob,
+                json!({"name": "elsewhere", "extraData": {"federated": true}}),
+            )
+            .await;
+        let other_rid = v["channel"]["_id"].as_str().unwrap().to_string();
+        let v = s
+            .post_ok(
+                "/api/v1/chat.postMessage",
+                &bob,
+                json!({"roomId": other_rid, "text": "mine"}),
+            )
+            .await;
+        let mine = v["message"]["_id"].as_str().unwrap().to_string();
+        let mine_event = v["message"]["federation"]["eventId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}"))
+            .to_string();
+
+        // The fake room's history before bob joins.
+        let alice = fake.alice.clone();
+        let say = |text: &str| json!({"msgtype": "m.text", "body": text});
+        let (kept, _) = fake.build("m.room.message", None, &alice, say("draft"));
+        let (doomed, _) = fake.build("m.room.message", None, &alice, say("doomed"));
+        let (cross, _) = fake.build(
+            "m.reaction",
+            None,
+            &alice,
+            json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": mine_event, "key": "👍"}}),
+        );
+        fake.build(
+            "m.room.message",
+            None,
+            &alice,
+            json!({"msgtype": "m.text", "body": "* kept", "m.new_content": say("kept"),
+                "m.relates_to": {"rel_type": "m.replace", "event_id": kept}}),
+        );
+        let (redaction, _) =
+            fake.build("m.room.redaction", None, &alice, json!({"redacts": doomed}));
+        fake.build("m.room.message", None, &alice, say("last"));
+        let v = s
+            .post_ok(
+                "/api/v1/federation/joinExternalPublicRoom",
+                &bob,
+                json!({"externalRoomId": fake.room_id}),
+            )
+            .await;
+        let rid = v["room"]["_id"].as_str().unwrap().to_string();
+
+        let history = read_back(&s, &bob, &rid, 20).await;
+        let texts: Vec<&str> = history
+            .iter()
+            .filter(|m| m["t"].is_null())
+            .filter_map(|m| m["msg"].as_str())
+            .collect();
+        assert_eq!(texts, ["kept", "last"], "{}", federation_log(&s));
+        let m = by_event(&history, &kept).unwrap();
+        assert!(m["editedAt"].is_string(), "{m}");
+        // The other room's message has no reaction, and the reaction was not kept.
+        let (_, v) = s
+            .get(&format!("/api/v1/chat.getMessage?msgId={mine}"), &bob)
+            .await;
+        assert!(v["message"]["reactions"].is_null(), "{v}");
+        let stored = |id: String| {
+            let fake = &fake;
+            async move {
+                let target = format!("/_matrix/federation/v1/event/{}", enc(&id));
+                fake.call(port, Method::GET, &target, None).await.0
+            }
+        };
+        assert_eq!(stored(cross.clone()).await, StatusCode::NOT_FOUND);
+        assert_eq!(stored(redaction.clone()).await, StatusCode::OK);
+        assert_eq!(stored(doomed.clone()).await, StatusCode::OK);
+        drop(s);
+    }
+}
