@@ -161,7 +161,15 @@ impl Core {
             self.commit(changes).await?;
             return Ok(Received::SoftFailed);
         }
-        let (mut changes, message_id) = self.rocket_chat_changes(&room, &event).await?;
+        // A state event the resolution gives its key to another event changes nothing here;
+        // the Rocket.Chat side follows the resolved state (`federated_resolved.rs`).
+        let (mut changes, message_id) = if crate::federated_resolved::lost_resolution(&event) {
+            (Vec::new(), None)
+        } else {
+            self.rocket_chat_changes(&room, &event).await?
+        };
+        self.follow_resolved_state(&room, &event, &mut changes)
+            .await?;
         row.message_id = message_id.clone();
         changes.push(Change::SaveFederationEvents(vec![row]));
         changes.extend(state_changes);

@@ -31,6 +31,7 @@ pub mod federated_membership;
 pub mod federated_outgoing;
 mod federated_power;
 pub mod federated_presence;
+mod federated_resolved;
 pub mod federated_rooms;
 pub mod federated_sync;
 pub mod federation;
