@@ -446,3 +446,82 @@ fn remove_reaction(message: &mut Message, key: &str, event_id: &str, username: &
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FederationEventKind;
+    use apogee_domain::random_id;
+    use serde_json::json;
+
+    fn event(pdu: Value) -> FederationEvent {
+        FederationEvent {
+            event_id: "$e".into(),
+            matrix_room_id: "!r:s".into(),
+            message_id: None,
+            kind: FederationEventKind::Backfilled,
+            depth: 3,
+            pdu,
+        }
+    }
+
+    #[test]
+    fn relations_are_read_from_their_events() {
+        let edit = event(
+            json!({"type": "m.room.message", "sender": "@a:s", "content": {
+            "body": "* b", "m.new_content": {"body": "b"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": "$t"}}}),
+        );
+        let r = Relation::of(&edit).unwrap();
+        assert_eq!((r.target.as_str(), r.sender.as_str()), ("$t", "@a:s"));
+        assert!(matches!(r.effect, Effect::Edit(ref c) if c["body"] == "b"));
+        let reaction = event(json!({"type": "m.reaction", "sender": "@a:s", "content": {
+            "m.relates_to": {"rel_type": "m.annotation", "event_id": "$t", "key": "👍"}}}));
+        assert!(
+            matches!(Relation::of(&reaction).unwrap().effect, Effect::Reaction(ref k) if k == "👍")
+        );
+        for redaction in [
+            json!({"type": "m.room.redaction", "sender": "@a:s", "content": {"redacts": "$t"}}),
+            json!({"type": "m.room.redaction", "sender": "@a:s", "redacts": "$t", "content": {}}),
+        ] {
+            let r = Relation::of(&event(redaction)).unwrap();
+            assert_eq!(r.target, "$t");
+            assert!(matches!(r.effect, Effect::Redaction));
+        }
+        // Not relations: a thread reply, a reaction without a key, an annotation as a
+        // message, a plain message, a redacted (content-less) reaction.
+        for pdu in [
+            json!({"type": "m.room.message", "sender": "@a:s", "content": {"body": "x",
+                "m.relates_to": {"rel_type": "m.thread", "event_id": "$t"}}}),
+            json!({"type": "m.reaction", "sender": "@a:s", "content": {
+                "m.relates_to": {"rel_type": "m.annotation", "event_id": "$t"}}}),
+            json!({"type": "m.room.message", "sender": "@a:s", "content": {
+                "m.relates_to": {"rel_type": "m.annotation", "event_id": "$t", "key": "x"}}}),
+            json!({"type": "m.room.message", "sender": "@a:s", "content": {"body": "x"}}),
+            json!({"type": "m.reaction", "sender": "@a:s", "content": {}}),
+        ] {
+            assert!(Relation::of(&event(pdu.clone())).is_none(), "{pdu}");
+        }
+    }
+
+    #[test]
+    fn reactions_are_counted_and_taken_back_per_event() {
+        let mut user = User::new(random_id(), "@a:s".into(), None, "user", vec![]);
+        user.username = "@a:s".into();
+        let mut m = Message::new(random_id(), "rid", user.as_ref(), "hi".into());
+        add_reaction(&mut m, "👍", "$1", &user);
+        add_reaction(&mut m, "👍", "$2", &user);
+        assert_eq!(
+            m.reactions.as_ref().unwrap()[":thumbsup:"].usernames,
+            ["@a:s"]
+        );
+        // One of two events of the same reaction taken back: still counted.
+        remove_reaction(&mut m, "👍", "$1", "@a:s");
+        assert_eq!(
+            m.reactions.as_ref().unwrap()[":thumbsup:"].usernames,
+            ["@a:s"]
+        );
+        remove_reaction(&mut m, "👍", "$2", "@a:s");
+        assert!(m.reactions.is_none());
+    }
+}

@@ -192,3 +192,47 @@ impl Core {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FederationStateEntry;
+    use serde_json::json;
+
+    fn name_event(current: Option<&str>) -> IncomingEvent {
+        IncomingEvent {
+            event_id: "$mine".into(),
+            matrix_room_id: "!r:s".into(),
+            sender: "@a:s".into(),
+            event_type: "m.room.name".into(),
+            state_key: Some(String::new()),
+            content: json!({"name": "x"}),
+            redacts: None,
+            prev_events: vec![],
+            depth: 5,
+            origin_server_ts: 0,
+            pdu: Value::Null,
+            soft_failed: false,
+            state_before: None,
+            current_state: current.map(|id| {
+                vec![FederationStateEntry {
+                    event_type: "m.room.name".into(),
+                    state_key: String::new(),
+                    event_id: id.into(),
+                }]
+            }),
+        }
+    }
+
+    #[test]
+    fn an_event_loses_when_its_key_goes_to_another() {
+        assert!(lost_resolution(&name_event(Some("$other"))));
+        assert!(!lost_resolution(&name_event(Some("$mine"))));
+        // Unknown resolution: applied as it comes.
+        assert!(!lost_resolution(&name_event(None)));
+        let mut message = name_event(Some("$other"));
+        message.event_type = "m.room.message".into();
+        message.state_key = None;
+        assert!(!lost_resolution(&message));
+    }
+}
