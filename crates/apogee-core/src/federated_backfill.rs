@@ -12,16 +12,18 @@
 //! What a local reader may see of it is decided here: only events whose room history
 //! visibility is `shared` or `world_readable` (the specification's default when unknown)
 //! become messages; others are kept as events only. A file message is downloaded as it would
-//! be live. Edits, reactions and redactions apply to their targets whichever page either
-//! comes in (`federated_history_relations.rs`).
+//! be live. Edits, reactions, redactions and thread replies apply to their targets whichever
+//! page either comes in (`federated_history_relations.rs`).
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
+use crate::federated_history_relations::thread_root_of;
+use crate::messages::join_thread;
 use crate::store::{Change, FederationEvent, FederationEventKind, HistoryQuery};
 use apogee_domain::{Message, Room, Timestamp, id_from_digest, markdown};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// How many events one `/backfill` request asks for.
 pub const BACKFILL_PAGE: usize = 50;
@@ -189,7 +191,11 @@ impl Core {
             })
             .collect();
         let mut page = self.history_page(mapping.clone(), &rows).await?;
-        let mut messages: Vec<Change> = Vec::new();
+        let mut messages: Vec<Message> = Vec::new();
+        let mut made_at: HashMap<String, usize> = HashMap::new();
+        // Thread roots already here that gain replies, and replies that find their root.
+        let mut held_roots: HashMap<String, Message> = HashMap::new();
+        let mut replies: Vec<Message> = Vec::new();
         let mut files: Vec<Change> = Vec::new();
         let mut made: HashSet<String> = HashSet::new();
         for (event, row) in fresh.iter().zip(rows.iter_mut()) {
@@ -222,13 +228,37 @@ impl Core {
                 self.attach_incoming_file(&mut message, file, &mut files);
             }
             self.apply_outcome(&mut page, &mut message, outcome).await?;
+            // Its thread: a root made in this page, or here already, takes it in.
+            if let Some(root_event) = thread_root_of(&event.content) {
+                if let Some(&i) = made_at.get(root_event) {
+                    messages[i] = join_thread(messages[i].clone(), &mut message);
+                    messages[i].updated_at = Timestamp::now();
+                } else if let Some(root) = match held_roots.remove(root_event) {
+                    Some(root) => Some(root),
+                    None => self.held_message_of(&page, root_event).await?,
+                } {
+                    let tlm = root.tlm;
+                    let mut root = join_thread(root, &mut message);
+                    // A reply older than the thread's last keeps its last reply time.
+                    root.tlm = root.tlm.max(tlm);
+                    root.updated_at = Timestamp::now();
+                    held_roots.insert(root_event.to_string(), root);
+                }
+            }
+            // Replies that came before their root (a newer page, or live) join it now.
+            for mut reply in self.waiting_replies(&page, &event.event_id).await? {
+                message = join_thread(message, &mut reply);
+                reply.updated_at = Timestamp::now();
+                replies.push(reply);
+            }
             // Clients syncing the room (`chat.syncMessages`) learn of it as of now.
             message.updated_at = Timestamp::now();
             message
                 .extra
                 .insert("federation".into(), json!({"eventId": event.event_id}));
             row.message_id = Some(message.id.clone());
-            messages.push(Change::InsertBackfilledMessage(message));
+            made_at.insert(event.event_id.clone(), messages.len());
+            messages.push(message);
         }
         let updates = self.relations_to_held(&mut page, &made).await?;
         rows.retain(|row| !page.dropped.contains(&row.event_id));
@@ -241,7 +271,9 @@ impl Core {
         }
         let count = rows.len();
         let mut changes = std::mem::take(&mut page.user_inserts);
-        changes.extend(messages);
+        changes.extend(messages.into_iter().map(Change::InsertBackfilledMessage));
+        changes.extend(held_roots.into_values().map(Change::UpdateMessage));
+        changes.extend(replies.into_iter().map(Change::UpdateMessage));
         // Uploads after their messages: a thumbnail's outbox item names its message.
         changes.extend(files);
         changes.extend(updates);

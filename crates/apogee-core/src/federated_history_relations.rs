@@ -18,6 +18,9 @@
 //! author edits a message, the newest edit wins; a redaction counts when its sender is the
 //! target's author, of the author's server, or has the room's `redact` power level; a
 //! redacted edit or reaction no longer counts.
+//!
+//! Thread replies (`m.thread`) are kept by their root the same way: a reply made before its
+//! root was here joins the root's thread when the root is made (`waiting_replies`).
 
 use crate::Core;
 use crate::error::CoreResult;
@@ -410,6 +413,68 @@ impl Core {
             changes.extend(self.message_deletion(&message).await?);
         }
         Ok(changes)
+    }
+}
+
+/// The thread root a message's content names (`m.thread`).
+pub(crate) fn thread_root_of(content: &Value) -> Option<&str> {
+    let rel = content.get("m.relates_to")?;
+    (rel.get("rel_type").and_then(Value::as_str)? == "m.thread")
+        .then(|| rel.get("event_id").and_then(Value::as_str))
+        .flatten()
+}
+
+impl Core {
+    /// Messages made as thread replies of `root_event` before it was here (a newer page, or
+    /// received live), not yet in a thread, oldest first.
+    pub(crate) async fn waiting_replies(
+        &self,
+        page: &HistoryPage,
+        root_event: &str,
+    ) -> CoreResult<Vec<Message>> {
+        let mut replies = Vec::new();
+        for event in self
+            .store
+            .federation_relations(&page.room.matrix_room_id, root_event)
+            .await?
+        {
+            let content = event.pdu.get("content").unwrap_or(&Value::Null);
+            if event.pdu.get("type").and_then(Value::as_str) != Some("m.room.message")
+                || thread_root_of(content) != Some(root_event)
+            {
+                continue;
+            }
+            let Some(id) = event.message_id else { continue };
+            if let Some(reply) = self.store.message_by_id(&id).await?
+                && reply.rid == page.room.rid
+                && reply.tmid.is_none()
+            {
+                replies.push(reply);
+            }
+        }
+        Ok(replies)
+    }
+
+    /// The message a held event made in the page's room (a thread root here already).
+    pub(crate) async fn held_message_of(
+        &self,
+        page: &HistoryPage,
+        event_id: &str,
+    ) -> CoreResult<Option<Message>> {
+        let Some(event) = self.store.federation_event(event_id).await? else {
+            return Ok(None);
+        };
+        if event.matrix_room_id != page.room.matrix_room_id {
+            return Ok(None);
+        }
+        let Some(id) = event.message_id else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .message_by_id(&id)
+            .await?
+            .filter(|m| m.rid == page.room.rid))
     }
 }
 

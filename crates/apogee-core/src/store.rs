@@ -266,7 +266,8 @@ pub enum Change {
     /// Matrix server): the row and `msgs` only — no room sequence (so it is never unread), no
     /// `lm`/`lastMessage`, no read state or mention counts, and no live event.
     InsertBackfilledMessage(Message),
-    /// Replaces a message document (edits, reactions, pins, thread counters).
+    /// Replaces a message document (edits, reactions, pins, thread counters, the thread a
+    /// message is in).
     UpdateMessage(Message),
     DeleteMessage {
         id: String,
@@ -500,9 +501,10 @@ pub struct FederationEvent {
 
 impl FederationEvent {
     /// The event this one changes, when it is an edit (`m.replace`), a reaction
-    /// (`m.annotation`) or a redaction: the store keeps it beside the event, so a change that
-    /// arrived before its target (history paged back, a live edit of a message not yet
-    /// backfilled) is found when the target comes ([`FederationStore::federation_relations`]).
+    /// (`m.annotation`), a redaction, or a reply in a thread (`m.thread`, its root): the
+    /// store keeps it beside the event, so a change that arrived before its target (history
+    /// paged back, a live edit of a message not yet backfilled) is found when the target
+    /// comes ([`FederationStore::federation_relations`]).
     pub fn relates_to(&self) -> Option<&str> {
         let content = self.pdu.get("content");
         match self.pdu.get("type").and_then(Value::as_str)? {
@@ -514,7 +516,9 @@ impl FederationEvent {
             "m.room.message" | "m.reaction" => {
                 let rel = content?.get("m.relates_to")?;
                 match rel.get("rel_type").and_then(Value::as_str)? {
-                    "m.replace" | "m.annotation" => rel.get("event_id").and_then(Value::as_str),
+                    "m.replace" | "m.annotation" | "m.thread" => {
+                        rel.get("event_id").and_then(Value::as_str)
+                    }
                     _ => None,
                 }
             }
@@ -963,8 +967,8 @@ pub trait FederationStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<FederationEvent>>;
     /// The room's events (kinds `timeline` and `backfilled`) that change `target_event_id`
-    /// — edits, reactions, redactions ([`FederationEvent::relates_to`]) — by depth then event
-    /// id.
+    /// — edits, reactions, redactions, thread replies ([`FederationEvent::relates_to`]) — by
+    /// depth then event id.
     async fn federation_relations(
         &self,
         matrix_room_id: &str,

@@ -3139,7 +3139,7 @@ pub async fn federation_backfilled_history(s: S) {
     assert_eq!(s.federation_event("$dup").await.unwrap(), None);
     assert_eq!(s.room_by_id(&r.id).await.unwrap().unwrap().msgs, after.msgs);
 
-    // Edits, reactions and redactions are found by the event they change (stored before it:
+    // Edits, reactions, redactions and thread replies are found by the event they change (stored before it:
     // history paged back comes newest first), in their room only, not soft-failed ones.
     let related = |id: &str, kind, depth, room: &str, pdu: serde_json::Value| FederationEvent {
         event_id: id.into(),
@@ -3217,7 +3217,10 @@ pub async fn federation_backfilled_history(s: S) {
         .into_iter()
         .map(|e| e.event_id)
         .collect();
-    assert_eq!(relations, ["$react", "$edit", "$red10", "$red11"]);
+    assert_eq!(
+        relations,
+        ["$react", "$thread", "$edit", "$red10", "$red11"]
+    );
     assert!(
         s.federation_relations("!bf:synapse.test", "$edit")
             .await

@@ -366,11 +366,14 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             insert_backfilled_message(tx, &message).await?;
         }
         Change::UpdateMessage(message) => {
+            // `tmid` too: a backfilled reply joins its thread when its root arrives later.
+            let mut args = message_args(&message)?;
+            args.push(Arg::from(message.tmid.clone()));
             exec_one(
                 tx,
                 "UPDATE messages SET updated_at = $2, tcount = $3, pinned = $4, starred_by = $5,
-                     mention_ids = $6, msg_lower = $7, doc = $8, main = $9 WHERE id = $1",
-                message_args(&message)?,
+                     mention_ids = $6, msg_lower = $7, doc = $8, main = $9, tmid = $10 WHERE id = $1",
+                args,
                 "message",
             )
             .await?;

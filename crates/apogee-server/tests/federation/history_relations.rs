@@ -123,8 +123,21 @@ async fn edits_reactions_redactions_and_files_in_backfilled_history() {
                     "info": {"mimetype": "text/plain", "size": 5000}}),
             )
             .await;
+        let in_thread = |text: &str, root: &str| {
+            json!({"msgtype": "m.text", "body": text, "m.relates_to": {"rel_type": "m.thread",
+                "event_id": root, "is_falling_back": true, "m.in_reply_to": {"event_id": root}}})
+        };
+        let root = alice
+            .send(&room_id, "m.room.message", say("thread root"))
+            .await;
+        alice
+            .send(&room_id, "m.room.message", in_thread("reply near", &root))
+            .await;
         // More than a backfill page (50 events) between them and what changes them.
         filler(alice, &room_id, 55, "mid").await;
+        alice
+            .send(&room_id, "m.room.message", in_thread("reply far", &root))
+            .await;
         edit(alice, &room_id, &later, "final text").await;
         react(alice, &room_id, &later, "🎉").await;
         let party = react(alice, &room_id, &later, "👀").await;
@@ -200,6 +213,24 @@ async fn edits_reactions_redactions_and_files_in_backfilled_history() {
         let m = by_event(&history, &too_big).unwrap();
         assert!(m["file"].is_null(), "{m}");
         assert_eq!(m["msg"], "big.txt", "{m}");
+        // The thread: its root counts both replies, the one a page before it included.
+        let m = by_event(&history, &root).unwrap_or_else(|| panic!("{texts:?}"));
+        assert_eq!(m["tcount"], 2, "{m}");
+        let root_id = m["_id"].as_str().unwrap();
+        let (_, v) = s
+            .get(
+                &format!("/api/v1/chat.getThreadMessages?tmid={root_id}"),
+                &bob,
+            )
+            .await;
+        let mut replies: Vec<&str> = v["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .filter_map(|m| m["msg"].as_str())
+            .collect();
+        replies.sort();
+        assert_eq!(replies, ["reply far", "reply near"], "{v}");
         // None of it unread.
         let (_, sub) = s
             .get(&format!("/api/v1/subscriptions.getOne?roomId={rid}"), &bob)
