@@ -51,6 +51,7 @@ async fn a_server_the_room_acl_denies_gets_nothing_from_us() {
             .filter_map(|d| d["queueLength"].as_i64())
             .sum();
         assert_eq!(queued, 0, "{health}");
+        // The lock is released before the requests below (a block: clippy does not see drops).
         let create = {
             let room = fake.room.lock().unwrap();
             assert!(
