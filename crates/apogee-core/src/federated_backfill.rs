@@ -260,7 +260,10 @@ impl Core {
             made_at.insert(event.event_id.clone(), messages.len());
             messages.push(message);
         }
-        let updates = self.relations_to_held(&mut page, &made).await?;
+        // Roots here already that gained replies are changed further by the page's
+        // relations to them, if any: one update each.
+        let roots: Vec<Message> = held_roots.into_values().collect();
+        let updates = self.relations_to_held(&mut page, &made, roots).await?;
         rows.retain(|row| !page.dropped.contains(&row.event_id));
         for row in &mut rows {
             if row.message_id.is_none()
@@ -272,7 +275,6 @@ impl Core {
         let count = rows.len();
         let mut changes = std::mem::take(&mut page.user_inserts);
         changes.extend(messages.into_iter().map(Change::InsertBackfilledMessage));
-        changes.extend(held_roots.into_values().map(Change::UpdateMessage));
         changes.extend(replies.into_iter().map(Change::UpdateMessage));
         // Uploads after their messages: a thumbnail's outbox item names its message.
         changes.extend(files);

@@ -305,11 +305,13 @@ impl Core {
     }
 
     /// The page's relations whose targets are neither new in the page nor waiting (messages
-    /// already here, or a reaction applied to one): the updates and deletions they make.
+    /// already here, or a reaction applied to one): the updates and deletions they make,
+    /// `changed` (messages here the page changed already) included.
     pub(crate) async fn relations_to_held(
         &self,
         page: &mut HistoryPage,
         new_in_page: &HashSet<String>,
+        changed: Vec<Message>,
     ) -> CoreResult<Vec<Change>> {
         let mut relations: Vec<Relation> = page
             .relations
@@ -319,7 +321,10 @@ impl Core {
             .collect();
         relations.sort_by(|a, b| (a.depth, &a.event_id).cmp(&(b.depth, &b.event_id)));
         // Message id → the message as changed so far (`None`: deleted).
-        let mut touched: BTreeMap<String, Option<Message>> = BTreeMap::new();
+        let mut touched: BTreeMap<String, Option<Message>> = changed
+            .into_iter()
+            .map(|m| (m.id.clone(), Some(m)))
+            .collect();
         let mut deleted: Vec<Message> = Vec::new();
         for relation in relations {
             let redacted = !matches!(relation.effect, Effect::Redaction)
