@@ -12,7 +12,9 @@
 //! The other way, remote users' pictures follow the `avatar_url` of their member events
 //! (`federated_media.rs`). The members already in a room when we join it are fetched after
 //! the join through the outbox (`federation.member_avatars`, queued in the join's batch): off
-//! the join's request, at most [`MAX_MEMBER_AVATARS`] a join, one at a time.
+//! the join's request, at most [`MAX_MEMBER_AVATARS`] a join, one at a time; so is the
+//! picture of a room we join (`federation.room_picture`), whose later changes follow its
+//! `m.room.avatar` events.
 
 use crate::Core;
 use crate::avatars::StoredImage;
@@ -28,6 +30,8 @@ const ROOM_PREFIX: &str = "roomavatar_";
 
 /// The outbox kind fetching the avatars of the members a joined room already had.
 pub const MEMBER_AVATARS: &str = "federation.member_avatars";
+/// The outbox kind fetching the picture of a room just joined.
+pub const ROOM_PICTURE: &str = "federation.room_picture";
 /// At most this many members' avatars are fetched for one join (a huge room's pictures come
 /// as its members next change them).
 pub const MAX_MEMBER_AVATARS: usize = 100;
@@ -138,6 +142,37 @@ impl Core {
             .map(|(user_id, url)| json!({"user_id": user_id, "url": url}))
             .collect();
         Some(self.enqueue(MEMBER_AVATARS, json!({"avatars": list})))
+    }
+}
+
+impl Core {
+    /// The outbox item fetching the picture (`m.room.avatar` `url`, set by `sender`) of room
+    /// `rid` just joined; commit it with the join.
+    pub(crate) fn room_picture_item(&self, rid: &str, sender: &str, url: &str) -> Change {
+        self.enqueue(
+            ROOM_PICTURE,
+            json!({"rid": rid, "sender": sender, "url": url}),
+        )
+    }
+}
+
+/// Delivers `federation.room_picture` items: the picture followed as if its `m.room.avatar`
+/// had just arrived (an image that cannot be had is logged, not retried).
+pub(crate) struct RoomPicture;
+
+#[async_trait]
+impl Deliverer for RoomPicture {
+    async fn deliver(&self, core: &Core, payload: &Value) -> Delivery {
+        let (Some(rid), Some(sender), Some(url)) = (
+            payload["rid"].as_str(),
+            payload["sender"].as_str(),
+            payload["url"].as_str(),
+        ) else {
+            return Delivery::GiveUp("malformed room picture item".into());
+        };
+        core.follow_remote_room_avatar(rid, sender, &json!({"url": url}))
+            .await;
+        Delivery::Done
     }
 }
 

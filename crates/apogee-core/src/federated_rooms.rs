@@ -84,6 +84,8 @@ pub struct JoinedRoom {
     pub invited: Vec<RemoteMember>,
     /// `(user id, mxc:// URL)` of the joined remote members that have an `avatar_url`.
     pub avatars: Vec<(String, String)>,
+    /// `(sender, mxc:// URL)` of the room's `m.room.avatar`, if it has a picture.
+    pub picture: Option<(String, String)>,
     /// The room's state and auth chain (outliers) and our join (timeline).
     pub events: Vec<FederationEvent>,
     /// Current state after our join.
@@ -266,7 +268,8 @@ impl Core {
             .await?;
         // The pictures of the members already there, fetched after the join (outbox).
         let avatars = self.member_avatars_item(&joined.avatars);
-        let wake_outbox = avatars.is_some();
+        let picture = joined.picture.clone();
+        let mut wake_outbox = avatars.is_some();
         join_state.extend(avatars);
         let mut changes = match existing {
             // Another local user is in the room already: this one's join is one more event.
@@ -306,6 +309,11 @@ impl Core {
                 _ => None,
             })
             .ok_or_else(|| CoreError::internal("federated join made no room"))?;
+        // A new room's picture, fetched after the join (outbox) like later changes of it.
+        if let Some((sender, url)) = picture {
+            changes.push(self.room_picture_item(&rid, &sender, &url));
+            wake_outbox = true;
+        }
         self.commit(changes).await?;
         if wake_outbox {
             self.outbox_wake.notify_one();

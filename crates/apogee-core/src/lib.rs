@@ -309,6 +309,10 @@ fn deliverers(
         federated_avatars::MEMBER_AVATARS,
         Arc::new(federated_avatars::MemberAvatars),
     );
+    map.insert(
+        federated_avatars::ROOM_PICTURE,
+        Arc::new(federated_avatars::RoomPicture),
+    );
     map.insert(url_preview::KIND, Arc::new(url_preview::UrlPreviewer));
     map.insert(
         outgoing_webhooks::KIND,

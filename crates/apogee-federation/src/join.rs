@@ -279,6 +279,15 @@ fn joined_room(
         })
         .filter(|(_, url)| url.starts_with("mxc://"))
         .collect();
+    // The room's picture, with who set it (fetched by core after the join, as later changes are).
+    let picture = state
+        .iter()
+        .find(|e| e.kind().to_string() == "m.room.avatar" && e.state_key() == Some(""))
+        .and_then(|e| {
+            let url = e.content_json().get("url")?.as_str()?.to_string();
+            url.starts_with("mxc://")
+                .then(|| (e.sender().to_string(), url))
+        });
     let mut entries: Vec<FederationStateEntry> = state
         .iter()
         .filter(|e| {
@@ -318,6 +327,7 @@ fn joined_room(
         members,
         invited,
         avatars,
+        picture,
         events,
         state: entries,
         join_event_id: join.event_id.to_string(),

@@ -1055,3 +1055,31 @@ async fn synapse_room_pictures_both_ways() {
         .await;
     }
 }
+
+/// A Synapse room that has a picture when bob joins it: the picture becomes the room's
+/// avatar here after the join (fetched through the outbox, off the join's request).
+#[tokio::test]
+async fn synapse_room_picture_on_join() {
+    let Some(syn) = synapse().await else {
+        return;
+    };
+    for backend in backends() {
+        let room_id = synapse_room(&syn.alice, "11", "pictured").await;
+        let picture = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR a room pictured before the join".to_vec();
+        let mxc = syn
+            .alice
+            .upload("room.png", "image/png", picture.clone())
+            .await;
+        synapse_set_state(&syn, &room_id, "m.room.avatar", json!({"url": mxc})).await;
+        let resolve = format!("{}={}", syn.name, syn.url);
+        let (s, _port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let (rid, _) = join_via(&s, &bob, &room_id, &syn.name).await;
+        eventually(&s, "the room's picture here", || async {
+            (room_picture(&s, &rid).await == ("image/png".to_string(), picture.clone()))
+                .then_some(())
+        })
+        .await;
+    }
+}
