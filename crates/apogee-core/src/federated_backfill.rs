@@ -11,14 +11,16 @@
 //!
 //! What a local reader may see of it is decided here: only events whose room history
 //! visibility is `shared` or `world_readable` (the specification's default when unknown)
-//! become messages; others are kept as events only. Edits, reactions, redactions and files of
-//! that history are not applied (their events are kept).
+//! become messages; others are kept as events only. A file message is downloaded as it would
+//! be live. Edits, reactions, redactions and thread replies apply to their targets whichever
+//! page either comes in (`federated_history_relations.rs`).
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
-use crate::federated_rooms::RemoteMember;
+use crate::federated_history_relations::thread_root_of;
+use crate::messages::join_thread;
 use crate::store::{Change, FederationEvent, FederationEventKind, HistoryQuery};
-use apogee_domain::{Message, Room, Timestamp, User, id_from_digest, markdown};
+use apogee_domain::{Message, Room, Timestamp, id_from_digest, markdown};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -147,7 +149,9 @@ impl Core {
     }
 
     /// Keeps checked backfilled events of a mapped room, and makes the messages among them
-    /// (see the module). Events already held are skipped. Returns how many were new.
+    /// with their edits, reactions and redactions (see the module and
+    /// `federated_history_relations.rs`). Events already held are skipped. Returns how many
+    /// were new.
     pub async fn save_backfilled_events(
         &self,
         matrix_room_id: &str,
@@ -160,70 +164,127 @@ impl Core {
             .ok_or_else(|| CoreError::bad("error-room-not-found", "Not a room of this server"))?;
         events.sort_by_key(|e| e.depth);
         let mut seen = HashSet::new();
-        let mut rows = Vec::new();
-        let mut users: Vec<Change> = Vec::new();
-        let mut messages: Vec<Change> = Vec::new();
-        let mut senders: HashMap<String, User> = HashMap::new();
+        let mut fresh = Vec::new();
         for event in events {
-            if !seen.insert(event.event_id.clone())
-                || self
+            if seen.insert(event.event_id.clone())
+                && self
                     .store
                     .federation_event(&event.event_id)
                     .await?
-                    .is_some()
+                    .is_none()
             {
-                continue;
+                fresh.push(event);
             }
-            let mut row = FederationEvent {
+        }
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let mut rows: Vec<FederationEvent> = fresh
+            .iter()
+            .map(|event| FederationEvent {
                 event_id: event.event_id.clone(),
                 matrix_room_id: matrix_room_id.to_string(),
                 message_id: None,
                 kind: FederationEventKind::Backfilled,
                 depth: event.depth,
                 pdu: event.pdu.clone(),
-            };
-            if shows_as_message(&event) {
-                let sender = match senders.get(&event.sender) {
-                    Some(user) => user.clone(),
-                    None => {
-                        let (user, insert) = self
-                            .remote_user(&RemoteMember {
-                                user_id: event.sender.clone(),
-                                displayname: None,
-                            })
-                            .await?;
-                        users.extend(insert);
-                        senders.insert(event.sender.clone(), user.clone());
-                        user
-                    }
-                };
-                let text = self.incoming_text(&event.content).await?;
-                let mut message = Message::new(
-                    backfilled_message_id(&event.event_id),
-                    &mapping.rid,
-                    sender.as_ref(),
-                    text.text,
-                );
-                message.md = Some(markdown::parse(&message.msg));
-                message.mentions = text.mentions;
-                message.ts = Timestamp::from_millis(event.origin_server_ts);
-                // Clients syncing the room (`chat.syncMessages`) learn of it as of now.
-                message.updated_at = Timestamp::now();
-                message
-                    .extra
-                    .insert("federation".into(), json!({"eventId": event.event_id}));
-                row.message_id = Some(message.id.clone());
-                messages.push(Change::InsertBackfilledMessage(message));
+            })
+            .collect();
+        let mut page = self.history_page(mapping.clone(), &rows).await?;
+        let mut messages: Vec<Message> = Vec::new();
+        let mut made_at: HashMap<String, usize> = HashMap::new();
+        // Thread roots already here that gain replies, and replies that find their root.
+        let mut held_roots: HashMap<String, Message> = HashMap::new();
+        let mut replies: Vec<Message> = Vec::new();
+        let mut files: Vec<Change> = Vec::new();
+        let mut made: HashSet<String> = HashSet::new();
+        for (event, row) in fresh.iter().zip(rows.iter_mut()) {
+            if !shows_as_message(event) {
+                continue;
             }
-            rows.push(row);
+            let outcome = self
+                .message_outcome(&page, &event.event_id, &event.sender)
+                .await?;
+            made.insert(event.event_id.clone());
+            if outcome.redacted {
+                continue;
+            }
+            let sender = self.history_sender(&mut page, &event.sender).await?;
+            let text = self.incoming_text(&event.content).await?;
+            let mut message = Message::new(
+                backfilled_message_id(&event.event_id),
+                &mapping.rid,
+                sender.as_ref(),
+                text.text,
+            );
+            message.md = Some(markdown::parse(&message.msg));
+            message.mentions = text.mentions;
+            message.ts = Timestamp::from_millis(event.origin_server_ts);
+            // A file as it would be live: downloaded within the same limits, else text.
+            if let Some(file) = self
+                .incoming_file(&mapping.rid, &sender, &event.content)
+                .await?
+            {
+                self.attach_incoming_file(&mut message, file, &mut files);
+            }
+            self.apply_outcome(&mut page, &mut message, outcome).await?;
+            // Its thread: a root made in this page, or here already, takes it in.
+            if let Some(root_event) = thread_root_of(&event.content) {
+                if let Some(&i) = made_at.get(root_event) {
+                    messages[i] = join_thread(messages[i].clone(), &mut message);
+                    messages[i].updated_at = Timestamp::now();
+                } else if let Some(root) = match held_roots.remove(root_event) {
+                    Some(root) => Some(root),
+                    None => self.held_message_of(&page, root_event).await?,
+                } {
+                    let tlm = root.tlm;
+                    let mut root = join_thread(root, &mut message);
+                    // A reply older than the thread's last keeps its last reply time.
+                    root.tlm = root.tlm.max(tlm);
+                    root.updated_at = Timestamp::now();
+                    held_roots.insert(root_event.to_string(), root);
+                }
+            }
+            // Replies that came before their root (a newer page, or live) join it now.
+            for mut reply in self.waiting_replies(&page, &event.event_id).await? {
+                message = join_thread(message, &mut reply);
+                reply.updated_at = Timestamp::now();
+                replies.push(reply);
+            }
+            // Clients syncing the room (`chat.syncMessages`) learn of it as of now.
+            message.updated_at = Timestamp::now();
+            message
+                .extra
+                .insert("federation".into(), json!({"eventId": event.event_id}));
+            row.message_id = Some(message.id.clone());
+            made_at.insert(event.event_id.clone(), messages.len());
+            messages.push(message);
         }
-        if rows.is_empty() {
-            return Ok(0);
+        // Roots here already that gained replies are changed further by the page's
+        // relations to them, if any: one update each.
+        let roots: Vec<Message> = held_roots.into_values().collect();
+        let updates = self.relations_to_held(&mut page, &made, roots).await?;
+        rows.retain(|row| !page.dropped.contains(&row.event_id));
+        for row in &mut rows {
+            if row.message_id.is_none()
+                && let Some(message_id) = page.applied.get(&row.event_id)
+            {
+                row.message_id = Some(message_id.clone());
+            }
         }
         let count = rows.len();
-        let mut changes = users;
-        changes.extend(messages);
-        changes.push(Change::SaveFederationEvents(rows));
+        let mut changes = std::mem::take(&mut page.user_inserts);
+        changes.extend(messages.into_iter().map(Change::InsertBackfilledMessage));
+        changes.extend(replies.into_iter().map(Change::UpdateMessage));
+        // Uploads after their messages: a thumbnail's outbox item names its message.
+        changes.extend(files);
+        changes.extend(updates);
+        if !rows.is_empty() {
+            changes.push(Change::SaveFederationEvents(rows));
+        }
+        if changes.is_empty() {
+            return Ok(0);
+        }
         self.commit(changes).await?;
         Ok(count)
     }

@@ -161,7 +161,15 @@ impl Core {
             self.commit(changes).await?;
             return Ok(Received::SoftFailed);
         }
-        let (mut changes, message_id) = self.rocket_chat_changes(&room, &event).await?;
+        // A state event the resolution gives its key to another event changes nothing here;
+        // the Rocket.Chat side follows the resolved state (`federated_resolved.rs`).
+        let (mut changes, message_id) = if crate::federated_resolved::lost_resolution(&event) {
+            (Vec::new(), None)
+        } else {
+            self.rocket_chat_changes(&room, &event).await?
+        };
+        self.follow_resolved_state(&room, &event, &mut changes)
+            .await?;
         row.message_id = message_id.clone();
         changes.push(Change::SaveFederationEvents(vec![row]));
         changes.extend(state_changes);
@@ -401,7 +409,18 @@ impl Core {
                 let Some(target) = self.store.federation_event(target_id).await? else {
                     return Ok((changes, None));
                 };
-                let Some(message_id) = target.message_id.clone() else {
+                // A reaction applied to a message backfilled after it (its row was stored
+                // first) counts on the message of the event it reacts to.
+                let counted_on = match (&target.message_id, target.relates_to()) {
+                    (None, Some(of)) if target.pdu["type"] == "m.reaction" => self
+                        .store
+                        .federation_event(of)
+                        .await?
+                        .filter(|e| e.matrix_room_id == event.matrix_room_id)
+                        .and_then(|e| e.message_id),
+                    (id, _) => id.clone(),
+                };
+                let Some(message_id) = counted_on else {
                     return Ok((changes, None));
                 };
                 let Some(mut message) = self.store.message_by_id(&message_id).await? else {

@@ -75,6 +75,11 @@ impl PowerLevels {
         self.int("kick", 50)
     }
 
+    /// The level needed to redact someone else's event.
+    pub fn redact(&self) -> i64 {
+        self.int("redact", 50)
+    }
+
     /// The level needed to post messages (`events_default`).
     pub fn events_default(&self) -> i64 {
         self.int("events_default", 0)

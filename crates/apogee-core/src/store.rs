@@ -266,7 +266,8 @@ pub enum Change {
     /// Matrix server): the row and `msgs` only — no room sequence (so it is never unread), no
     /// `lm`/`lastMessage`, no read state or mention counts, and no live event.
     InsertBackfilledMessage(Message),
-    /// Replaces a message document (edits, reactions, pins, thread counters).
+    /// Replaces a message document (edits, reactions, pins, thread counters, the thread a
+    /// message is in).
     UpdateMessage(Message),
     DeleteMessage {
         id: String,
@@ -502,6 +503,34 @@ pub struct FederationEvent {
     pub kind: FederationEventKind,
     pub depth: i64,
     pub pdu: Value,
+}
+
+impl FederationEvent {
+    /// The event this one changes, when it is an edit (`m.replace`), a reaction
+    /// (`m.annotation`), a redaction, or a reply in a thread (`m.thread`, its root): the
+    /// store keeps it beside the event, so a change that arrived before its target (history
+    /// paged back, a live edit of a message not yet backfilled) is found when the target
+    /// comes ([`FederationStore::federation_relations`]).
+    pub fn relates_to(&self) -> Option<&str> {
+        let content = self.pdu.get("content");
+        match self.pdu.get("type").and_then(Value::as_str)? {
+            // In `content` from room version 11, at the top level before.
+            "m.room.redaction" => content
+                .and_then(|c| c.get("redacts"))
+                .or_else(|| self.pdu.get("redacts"))
+                .and_then(Value::as_str),
+            "m.room.message" | "m.reaction" => {
+                let rel = content?.get("m.relates_to")?;
+                match rel.get("rel_type").and_then(Value::as_str)? {
+                    "m.replace" | "m.annotation" | "m.thread" => {
+                        rel.get("event_id").and_then(Value::as_str)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One entry of a Matrix room's current state.
@@ -942,6 +971,14 @@ pub trait FederationStore: Send + Sync {
         &self,
         matrix_room_id: &str,
         limit: i64,
+    ) -> StoreResult<Vec<FederationEvent>>;
+    /// The room's events (kinds `timeline` and `backfilled`) that change `target_event_id`
+    /// — edits, reactions, redactions, thread replies ([`FederationEvent::relates_to`]) — by
+    /// depth then event id.
+    async fn federation_relations(
+        &self,
+        matrix_room_id: &str,
+        target_event_id: &str,
     ) -> StoreResult<Vec<FederationEvent>>;
     /// The snapshot id of the room state before `event_id`, if it was recorded (timeline
     /// events; not outliers).

@@ -3169,4 +3169,93 @@ pub async fn federation_backfilled_history(s: S) {
     assert!(again.is_err(), "{again:?}");
     assert_eq!(s.federation_event("$dup").await.unwrap(), None);
     assert_eq!(s.room_by_id(&r.id).await.unwrap().unwrap().msgs, after.msgs);
+
+    // Edits, reactions, redactions and thread replies are found by the event they change (stored before it:
+    // history paged back comes newest first), in their room only, not soft-failed ones.
+    let related = |id: &str, kind, depth, room: &str, pdu: serde_json::Value| FederationEvent {
+        event_id: id.into(),
+        matrix_room_id: room.into(),
+        message_id: None,
+        kind,
+        depth,
+        pdu,
+    };
+    let edit = json!({"type": "m.room.message", "sender": "@a:synapse.test", "content": {
+        "body": "* new", "m.relates_to": {"rel_type": "m.replace", "event_id": "$target"}}});
+    let reaction = json!({"type": "m.reaction", "sender": "@a:synapse.test", "content": {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": "$target", "key": "👍"}}});
+    let redaction_v11 = json!({"type": "m.room.redaction", "content": {"redacts": "$target"}});
+    let redaction_v10 = json!({"type": "m.room.redaction", "redacts": "$target", "content": {}});
+    let thread = json!({"type": "m.room.message", "content": {"body": "in thread",
+        "m.relates_to": {"rel_type": "m.thread", "event_id": "$target"}}});
+    s.commit(vec![Change::SaveFederationEvents(vec![
+        related(
+            "$edit",
+            FederationEventKind::Backfilled,
+            7,
+            "!bf:synapse.test",
+            edit,
+        ),
+        related(
+            "$react",
+            FederationEventKind::Timeline,
+            6,
+            "!bf:synapse.test",
+            reaction.clone(),
+        ),
+        related(
+            "$red11",
+            FederationEventKind::Backfilled,
+            8,
+            "!bf:synapse.test",
+            redaction_v11,
+        ),
+        related(
+            "$red10",
+            FederationEventKind::Backfilled,
+            8,
+            "!bf:synapse.test",
+            redaction_v10,
+        ),
+        related(
+            "$thread",
+            FederationEventKind::Backfilled,
+            6,
+            "!bf:synapse.test",
+            thread,
+        ),
+        related(
+            "$soft",
+            FederationEventKind::SoftFailed,
+            6,
+            "!bf:synapse.test",
+            reaction.clone(),
+        ),
+        related(
+            "$elsewhere",
+            FederationEventKind::Backfilled,
+            6,
+            "!other:synapse.test",
+            reaction,
+        ),
+    ])])
+    .await
+    .unwrap();
+    let relations: Vec<String> = s
+        .federation_relations("!bf:synapse.test", "$target")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(
+        relations,
+        ["$react", "$thread", "$edit", "$red10", "$red11"]
+    );
+    assert!(
+        s.federation_relations("!bf:synapse.test", "$edit")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

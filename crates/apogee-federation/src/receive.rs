@@ -314,7 +314,7 @@ impl Federation {
         {
             maps.push(self.state_after(&other).await?);
         }
-        self.resolve_states(rules, maps).await
+        self.resolve_states(rules, maps, Some(pdu)).await
     }
 
     /// Whether some of `pdu`'s `prev_events` are unknown to us.

@@ -38,6 +38,19 @@ pub fn routes() -> axum::Router<Arc<Federation>> {
             "/_matrix/federation/v1/get_missing_events/{room_id}",
             post(missing_events),
         )
+        .layer(axum::middleware::from_fn(log_served))
+}
+
+/// Each catch-up request and its answer's status, for operators following a peer catching
+/// up (paths carry room and event ids only).
+async fn log_served(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path().to_string();
+    let answer = next.run(request).await;
+    tracing::info!(%path, status = answer.status().as_u16(), "federation catch-up served");
+    answer
 }
 
 fn refused(e: CoreError) -> MatrixError {

@@ -40,15 +40,17 @@ impl Federation {
         for prev in prevs {
             maps.push(self.state_after(prev).await?);
         }
-        self.resolve_states(rules, maps).await
+        self.resolve_states(rules, maps, None).await
     }
 
     /// Resolves state maps (state resolution v2). One map, or equal maps, are their own
-    /// answer.
+    /// answer. `arriving` is an event not stored yet that the maps may hold (the one being
+    /// received: the state after it is resolved before it is kept).
     pub(crate) async fn resolve_states(
         &self,
         rules: &RoomVersionRules,
         mut maps: Vec<Vec<FederationStateEntry>>,
+        arriving: Option<&Pdu>,
     ) -> Option<Vec<FederationStateEntry>> {
         for m in &mut maps {
             m.sort();
@@ -62,6 +64,10 @@ impl Federation {
         let mut events: HashMap<OwnedEventId, Pdu> = HashMap::new();
         let mut queue: VecDeque<String> =
             maps.iter().flatten().map(|e| e.event_id.clone()).collect();
+        if let Some(pdu) = arriving {
+            queue.extend(pdu.auth_event_ids().iter().map(|a| a.to_string()));
+            events.insert(pdu.event_id.clone(), pdu.clone());
+        }
         while let Some(id) = queue.pop_front() {
             if events.len() >= MAX_EVENTS {
                 tracing::info!("state resolution: too many events");

@@ -366,11 +366,14 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             insert_backfilled_message(tx, &message).await?;
         }
         Change::UpdateMessage(message) => {
+            // `tmid` too: a backfilled reply joins its thread when its root arrives later.
+            let mut args = message_args(&message)?;
+            args.push(Arg::from(message.tmid.clone()));
             exec_one(
                 tx,
                 "UPDATE messages SET updated_at = $2, tcount = $3, pinned = $4, starred_by = $5,
-                     mention_ids = $6, msg_lower = $7, doc = $8, main = $9 WHERE id = $1",
-                message_args(&message)?,
+                     mention_ids = $6, msg_lower = $7, doc = $8, main = $9, tmid = $10 WHERE id = $1",
+                args,
                 "message",
             )
             .await?;
@@ -748,15 +751,16 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             for event in events {
                 tx.exec(
                     "INSERT INTO federation_events
-                     (event_id, matrix_room_id, message_id, kind, depth, pdu)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+                     (event_id, matrix_room_id, message_id, kind, depth, pdu, relates_to)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
                     args![
-                        event.event_id,
-                        event.matrix_room_id,
-                        event.message_id,
+                        &event.event_id,
+                        &event.matrix_room_id,
+                        event.message_id.as_deref(),
                         event.kind.as_str(),
                         event.depth,
-                        to_json(&event.pdu)?
+                        to_json(&event.pdu)?,
+                        event.relates_to()
                     ],
                 )
                 .await?;

@@ -93,6 +93,25 @@ impl<D: Database> FederationStore for SqlStore<D> {
         rows.iter().map(event_row).collect()
     }
 
+    async fn federation_relations(
+        &self,
+        matrix_room_id: &str,
+        target_event_id: &str,
+    ) -> StoreResult<Vec<FederationEvent>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT event_id, matrix_room_id, message_id, kind, depth, pdu
+                 FROM federation_events
+                 WHERE relates_to = $1 AND matrix_room_id = $2
+                   AND kind IN ('timeline', 'backfilled')
+                 ORDER BY depth, event_id",
+                args![target_event_id, matrix_room_id],
+            )
+            .await?;
+        rows.iter().map(event_row).collect()
+    }
+
     async fn federation_room_state(
         &self,
         matrix_room_id: &str,

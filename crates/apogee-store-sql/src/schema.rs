@@ -429,6 +429,17 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX messages_room_updated ON messages (rid, updated_at, id)",
         ],
     ),
+    (
+        22,
+        &[
+            // The event an edit, a reaction or a redaction changes (a thread reply: its root):
+            // history paged back brings such changes before (newer than) their targets, so
+            // they wait here, found when the target comes. Rows stored before this migration have none (their changes
+            // were already applied, or dropped, when they arrived).
+            "ALTER TABLE federation_events ADD COLUMN relates_to TEXT",
+            "CREATE INDEX federation_events_relates_to ON federation_events (relates_to)",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

@@ -8,7 +8,12 @@ use crate::support::*;
 
 /// Every message of a channel's history, paging back with `channels.history` `count` at a
 /// time (oldest first in the answer).
-async fn read_back(s: &Server, auth: &common::Auth, rid: &str, count: usize) -> Vec<Value> {
+pub(crate) async fn read_back(
+    s: &Server,
+    auth: &common::Auth,
+    rid: &str,
+    count: usize,
+) -> Vec<Value> {
     let mut all: Vec<Value> = Vec::new();
     let mut latest: Option<String> = None;
     for _ in 0..20 {

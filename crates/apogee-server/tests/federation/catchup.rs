@@ -310,6 +310,9 @@ async fn gaps_and_missing_auth_events_are_fetched() {
             Some("carol here"),
             "{shown:?}"
         );
+        // Joined only in the state learnt beyond the gap, she is a member here too.
+        let members = crate::invites::member_names(&s, &bob, "channels", &rid).await;
+        assert!(members.contains(&carol), "{members:?}");
 
         // dave joins on a branch Apogee never sees and writes after carol: his join is
         // fetched through event_auth, checked and kept, but the state before his message
@@ -642,6 +645,49 @@ async fn synapse_gap_is_fetched_after_lost_events() {
             "{}",
             federation_log(&s)
         );
+        drop(s);
+    }
+}
+
+/// The Rocket.Chat side follows the resolved state: two names set by alice on two branches,
+/// the older arriving last — the room keeps the newer one, which wins the resolution.
+#[tokio::test]
+async fn a_name_losing_the_resolution_is_not_followed() {
+    for backend in backends() {
+        let fake = FakeHomeserver::start("peer.test").await;
+        let (s, port, bob, rid) = joined(backend, &fake, "").await;
+        let alice = fake.alice.clone();
+        let (hello, pdu) = fake.build("m.room.message", None, &alice, message("hello"));
+        assert_eq!(fake.send(port, vec![pdu]).await[&hello], json!({}));
+        let base = vec![hello];
+        let (older, older_pdu) = fake.build_after(
+            "m.room.name",
+            Some(""),
+            &alice,
+            json!({"name": "Older"}),
+            &base,
+        );
+        let (newer, newer_pdu) = fake.build_after(
+            "m.room.name",
+            Some(""),
+            &alice,
+            json!({"name": "Newer"}),
+            &base,
+        );
+        let name = || async {
+            let (_, v) = s
+                .get(&format!("/api/v1/channels.info?roomId={rid}"), &bob)
+                .await;
+            v["channel"]["fname"].as_str().unwrap_or("").to_string()
+        };
+        assert_eq!(fake.send(port, vec![newer_pdu]).await[&newer], json!({}));
+        assert_eq!(name().await, "Newer");
+        assert_eq!(fake.send(port, vec![older_pdu]).await[&older], json!({}));
+        assert_eq!(name().await, "Newer", "{}", federation_log(&s));
+        let (_, sub) = s
+            .get(&format!("/api/v1/subscriptions.getOne?roomId={rid}"), &bob)
+            .await;
+        assert_eq!(sub["subscription"]["fname"], "Newer", "{sub}");
         drop(s);
     }
 }

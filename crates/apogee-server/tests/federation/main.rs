@@ -4,6 +4,7 @@
 //! - `rooms`: rooms shared with a real Synapse (when `scripts/with-synapse.sh` started one);
 //! - `acl`: what we send honours the room's server ACL (against `fake_homeserver`);
 //! - `backfill`: history from before our join read by paging back (real Synapse);
+//! - `history_relations`: edits, reactions, redactions and files inside that history;
 //! - `catchup`: catch-up served and used, against `fake_homeserver` (a homeserver in the test);
 //! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
 //!   display names);
@@ -16,6 +17,7 @@
 //! - `policy`: allowed and denied servers (requests, joins, sends);
 //! - `sync`: changes after creation both ways (name, topic, read-only, roles), deletion sync,
 //!   closed and abandoned rooms, forged changes refused;
+//! - `synapse_catchup`: Synapse catching up from a room made here after losing our events;
 //! - `outage`: a Synapse outage with an Apogee crash in the middle, and the destination's health.
 
 #![cfg(feature = "federation")]
@@ -30,6 +32,7 @@ mod catchup;
 mod content;
 mod edus;
 mod fake_homeserver;
+mod history_relations;
 mod identity;
 mod invite_takeup;
 mod invites;
@@ -38,5 +41,6 @@ mod outage;
 mod policy;
 mod presence;
 mod rooms;
+mod synapse_catchup;
 mod sync;
 mod two_servers;
