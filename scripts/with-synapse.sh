@@ -14,6 +14,9 @@
 #                             `ID URL`; `... stop ID` stops it (returns once it is gone);
 #                             `... start ID` starts it again on the same port with the same data
 #                             and keys (returns once its client API answers)
+#   APOGEE_TEST_NIO_PYTHON / APOGEE_TEST_NIO_PEER  alice driven with matrix-nio: run
+#                             `$APOGEE_TEST_NIO_PYTHON $APOGEE_TEST_NIO_PEER COMMAND ...`
+#                             (scripts/lib/nio_peer.py lists the commands)
 # Synapse: SQLite in a temp dir, no key notaries, no rate limits, certificates of federation
 # peers not checked and loopback allowed (federation_verify_certificates: false,
 # ip_range_whitelist), so it federates with an Apogee that has a self-signed certificate and a
@@ -21,6 +24,7 @@
 # (The mechanics: scripts/lib/pip-server.sh.)
 #
 # Env: APOGEE_SYNAPSE_DIR  venv location (default ${XDG_CACHE_HOME:-$HOME/.cache}/apogee-synapse)
+#      APOGEE_NIO_DIR      matrix-nio's venv (default ${XDG_CACHE_HOME:-$HOME/.cache}/apogee-nio)
 set -euo pipefail
 
 NAME=synapse
@@ -31,6 +35,10 @@ URL_VAR=APOGEE_TEST_SYNAPSE_URL
 URL_SCHEME=http://
 VENV=${APOGEE_SYNAPSE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/apogee-synapse}
 SHARED_SECRET=apogee-test-registration
+# The Synapse user's client library in the interop tests (its own venv: aiohttp beside Twisted
+# is no business of Synapse's).
+NIO_SPEC=matrix-nio==0.26.0
+NIO_VENV=${APOGEE_NIO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/apogee-nio}
 
 # Writes a complete configuration for a Synapse on PORT with its data in DIR (no
 # --generate-config: it costs a Python start).
@@ -111,6 +119,14 @@ after_ready() {
   export APOGEE_TEST_SYNAPSE_NAME=synapse.test
   export APOGEE_TEST_SYNAPSE_USER=alice
   export APOGEE_TEST_SYNAPSE_PASSWORD=alicepass
+  if ! "$NIO_VENV/bin/python" -c 'import nio' 2>/dev/null; then
+    echo "with-synapse: installing $NIO_SPEC into $NIO_VENV" >&2
+    python3 -m venv "$NIO_VENV"
+    "$NIO_VENV/bin/pip" install -q --disable-pip-version-check "$NIO_SPEC" >&2
+  fi
+  export APOGEE_TEST_NIO_PYTHON=$NIO_VENV/bin/python
+  APOGEE_TEST_NIO_PEER=$(realpath "$(dirname "${BASH_SOURCE[0]}")/lib/nio_peer.py")
+  export APOGEE_TEST_NIO_PEER
 }
 
 # The private Synapses of the control command, stopped at exit.

@@ -9,6 +9,7 @@
 //! - `content`: what messages say both ways (HTML, mentions, replies, threads, un-reacting,
 //!   display names);
 //! - `media`: files both ways (`mxc://`, federation media download, the size limit);
+//! - `nio`: the interop scenario with the Synapse user driven by matrix-nio, rooms v10–12;
 //! - `invite_takeup`: a remote invite taken up after a crash and an outage (durable);
 //! - `invites`: rooms made here, joined, invited into and left from Synapse; membership checks;
 //! - `two_servers`: two Apogee servers sharing a room on loopback.
@@ -37,6 +38,7 @@ mod identity;
 mod invite_takeup;
 mod invites;
 mod media;
+mod nio;
 mod outage;
 mod policy;
 mod presence;

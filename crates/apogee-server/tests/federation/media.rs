@@ -5,13 +5,19 @@ use crate::common::{Auth, backends};
 use crate::content::{apogee_message, join_room, synapse_event};
 use crate::support::*;
 
-fn png(n: usize) -> Vec<u8> {
+pub(crate) fn png(n: usize) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
     v.extend((0..n).map(|i| (i * 7 % 256) as u8));
     v
 }
 
-async fn upload(s: &Server, auth: &Auth, rid: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn upload(
+    s: &Server,
+    auth: &Auth,
+    rid: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
     let form = reqwest::multipart::Form::new().part(
         "file",
         reqwest::multipart::Part::bytes(bytes)
