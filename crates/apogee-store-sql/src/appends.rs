@@ -18,8 +18,22 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// Most rows in one statement: bounds a statement's parameters (12 per message row) well under
-/// both backends' limits and the number of distinct statement texts prepared and cached.
+/// both backends' limits. A power of two: see [`padded`].
 const CHUNK: usize = 64;
+
+/// The rows a statement of `n` rows is written with: the next power of two, the rest padding
+/// rows of NULLs that match and insert nothing. So each statement has seven texts (1 to 64
+/// rows), each prepared once per connection and then served from the statement caches, instead
+/// of a new text — parsed and planned again, on PostgreSQL with a round trip of its own — for
+/// nearly every group size.
+fn padded(n: usize) -> usize {
+    n.next_power_of_two().min(CHUNK)
+}
+
+/// `row` repeated for the padding of a statement of `n` rows.
+fn padding<const W: usize>(n: usize, row: [Arg; W]) -> impl Iterator<Item = Arg> {
+    std::iter::repeat_n(row, padded(n) - n).flatten()
+}
 
 pub(crate) struct Append {
     pub message: Message,
@@ -157,14 +171,17 @@ async fn lock_rooms<'a>(
     ids.dedup();
     let mut rooms = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let params: Vec<String> = (1..=padded(chunk.len())).map(|i| format!("${i}")).collect();
         let sql = format!(
             "UPDATE rooms SET seq = seq WHERE id IN ({}) RETURNING id, doc, seq",
             params.join(", ")
         );
-        let rows = tx
-            .query(&sql, chunk.iter().map(|id| Arg::from(*id)).collect())
-            .await?;
+        let args = chunk
+            .iter()
+            .map(|id| Arg::from(*id))
+            .chain(padding(chunk.len(), [Arg::NullText]))
+            .collect();
+        let rows = tx.query(&sql, args).await?;
         for row in rows {
             let room: Room = from_json(&row[1])?;
             let Some(&id) = chunk.iter().find(|id| row[0].text() == Some(**id)) else {
@@ -211,34 +228,64 @@ async fn update_rooms(
             "UPDATE rooms SET seq = v.column2, all_mentions = rooms.all_mentions + v.column3,
              updated_at = v.column4, doc = v.column5
              FROM (VALUES {}) AS v WHERE rooms.id = v.column1",
-            values_list(chunk.len(), 5)
+            values_list(padded(chunk.len()), 5)
         );
-        tx.exec(&sql, chunk.iter().flatten().cloned().collect())
-            .await?;
+        let pad = [
+            Arg::NullText,
+            Arg::NullInt,
+            Arg::NullInt,
+            Arg::NullInt,
+            Arg::NullText,
+        ];
+        let args = chunk
+            .iter()
+            .flatten()
+            .cloned()
+            .chain(padding(chunk.len(), pad))
+            .collect();
+        tx.exec(&sql, args).await?;
     }
     Ok(())
 }
 
-/// The messages' rows, with the columns their indexes read.
+/// The messages' rows, with the columns their indexes read (padding rows, all NULL, left out).
 async fn insert_messages(tx: &mut dyn SqlTx, items: &[Append]) -> StoreResult<()> {
     for chunk in items.chunks(CHUNK) {
-        let mut args = Vec::with_capacity(chunk.len() * MESSAGE_ROW_WIDTH);
+        let mut args = Vec::with_capacity(padded(chunk.len()) * MESSAGE_ROW_WIDTH);
         for a in chunk {
             args.extend(message_row_args(&a.message)?);
         }
+        args.extend(padding(chunk.len(), MESSAGE_PADDING));
         let sql = format!(
-            "{INSERT_MESSAGES} {}",
-            values_list(chunk.len(), MESSAGE_ROW_WIDTH)
+            "INSERT INTO messages {MESSAGE_COLUMNS} SELECT * FROM (VALUES {}) AS v
+             WHERE v.column1 IS NOT NULL",
+            values_list(padded(chunk.len()), MESSAGE_ROW_WIDTH)
         );
         tx.exec(&sql, args).await?;
     }
     Ok(())
 }
 
-pub(crate) const INSERT_MESSAGES: &str = "INSERT INTO messages (id, updated_at, tcount, pinned, starred_by, mention_ids, msg_lower, doc, main, rid, ts, tmid) VALUES";
+/// A padding row of [`MESSAGE_COLUMNS`], typed as the real rows are.
+const MESSAGE_PADDING: [Arg; MESSAGE_ROW_WIDTH] = [
+    Arg::NullText,
+    Arg::NullInt,
+    Arg::NullInt,
+    Arg::NullInt,
+    Arg::NullText,
+    Arg::NullText,
+    Arg::NullText,
+    Arg::NullText,
+    Arg::NullInt,
+    Arg::NullText,
+    Arg::NullInt,
+    Arg::NullText,
+];
+
+pub(crate) const MESSAGE_COLUMNS: &str = "(id, updated_at, tcount, pinned, starred_by, mention_ids, msg_lower, doc, main, rid, ts, tmid)";
 pub(crate) const MESSAGE_ROW_WIDTH: usize = 12;
 
-/// The parameters of a message's row, in [`INSERT_MESSAGES`]' column order.
+/// The parameters of a message's row, in [`MESSAGE_COLUMNS`]' order.
 pub(crate) fn message_row_args(m: &Message) -> StoreResult<Vec<Arg>> {
     let mut a = message_args(m)?;
     a.push(Arg::Text(m.rid.clone()));
@@ -257,11 +304,15 @@ async fn update_subscriptions(
         let sql = format!(
             "UPDATE subscriptions SET {set} FROM (VALUES {}) AS v
              WHERE subscriptions.rid = v.column1 AND subscriptions.user_id = v.column2",
-            values_list(chunk.len(), 3)
+            values_list(padded(chunk.len()), 3)
         );
         let args = chunk
             .iter()
             .flat_map(|((rid, uid), n)| [Arg::from(*rid), Arg::from(*uid), Arg::Int(*n)])
+            .chain(padding(
+                chunk.len(),
+                [Arg::NullText, Arg::NullText, Arg::NullInt],
+            ))
             .collect();
         tx.exec(&sql, args).await?;
     }
@@ -271,6 +322,14 @@ async fn update_subscriptions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_are_padded_to_a_power_of_two_rows() {
+        let sizes: Vec<usize> = [1, 2, 3, 5, 33, 64].into_iter().map(padded).collect();
+        assert_eq!(sizes, vec![1, 2, 4, 8, 64, 64]);
+        assert_eq!(padding(3, [Arg::NullInt, Arg::NullText]).count(), 2);
+        assert_eq!(padding(4, [Arg::NullInt]).count(), 0);
+    }
 
     #[test]
     fn values_lists_number_parameters_row_by_row() {
