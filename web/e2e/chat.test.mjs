@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BIN, PASSWORD, ROOT, Server, launchBrowser, screenshotter } from './harness.mjs';
+import { BIN, PASSWORD, ROOT, Server, ddpRefusals, launchBrowser, screenshotter } from './harness.mjs';
 
 const shot = screenshotter(ROOT);
 const CHANNEL = 'e2e-room';
@@ -16,6 +16,7 @@ let server;
 let browser;
 let alice; // the first user: the administrator
 let bob;
+let refusals; // alice's calls and subscriptions the DDP rate limiter refused
 
 const composer = (page) => page.locator('.room textarea');
 const message = (page, text) => page.locator('.room .message', { hasText: text });
@@ -51,6 +52,7 @@ describe('web client', { timeout: 180_000 }, () => {
     browser = await launchBrowser();
     alice = await newPage();
     bob = await newPage();
+    refusals = ddpRefusals(alice, 'too-many-requests');
     // Headless Chromium shows no desktop notifications: alice's page records them instead.
     await alice.addInitScript(() => {
       window.__notes = [];
@@ -151,6 +153,8 @@ describe('web client', { timeout: 180_000 }, () => {
     await alice.locator(`.room-item[data-room="${CHANNEL}"]`).click();
     await message(alice, 'are you there?').waitFor();
     await badge.waitFor({ state: 'detached' });
+    // Opening a room again soon after typing in it stays within the rate limits.
+    assert.deepEqual(refusals, []);
   });
 
   it('reacts to a message and the other user sees the reaction', async () => {

@@ -117,6 +117,21 @@ export async function launchBrowser() {
 }
 
 /** Saves a screenshot under docs/screenshots/ when run with --screenshots. */
+/**
+ * Records the DDP frames in which the server refused a page's call or subscription with `code`
+ * (e.g. `too-many-requests`), so a scenario can assert that normal use is never refused.
+ */
+export function ddpRefusals(page, code) {
+  const seen = [];
+  page.on('websocket', (ws) =>
+    ws.on('framereceived', (f) => {
+      const payload = String(f.payload);
+      if (payload.includes(`"${code}"`)) seen.push(payload.slice(0, 200));
+    }),
+  );
+  return seen;
+}
+
 export function screenshotter(root) {
   const enabled = process.argv.includes('--screenshots') || process.env.APOGEE_SCREENSHOTS === '1';
   const dir = join(root, 'docs', 'screenshots');

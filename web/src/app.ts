@@ -446,7 +446,10 @@ async function loadLatest(rid: string): Promise<void> {
     watchPresence(page.map((m) => m.u._id));
   } catch (e) {
     setRoomMessages(rid, () => ({ loading: false }));
-    toast(errorText(e));
+    const wait = rateLimitWait(e);
+    if (wait === null) toast(errorText(e));
+    // Refused by DDP's rate limiter: asked again when its window resets, if still open.
+    else setTimeout(() => openRid === rid && void loadLatest(rid), wait);
   }
 }
 
@@ -505,10 +508,15 @@ export async function loadNewer(rid: string): Promise<void> {
  * soon as it draws) does not hammer the server — DDP's rate limit says how long to wait.
  */
 function pageFailed(rid: string, flag: 'loading' | 'loadingNewer', e: unknown): void {
-  const limited = e instanceof DdpError && e.error === 'too-many-requests';
-  const wait = limited ? Math.min(10_000, Number((e.details as any)?.timeToReset) || 1000) : 3000;
-  if (!limited) toast(errorText(e));
-  setTimeout(() => setRoomMessages(rid, () => ({ [flag]: false })), wait);
+  const limited = rateLimitWait(e);
+  if (limited === null) toast(errorText(e));
+  setTimeout(() => setRoomMessages(rid, () => ({ [flag]: false })), limited ?? 3000);
+}
+
+/** How long DDP's rate limiter asks to wait before the refused call may go again; null if `e` is another error. */
+function rateLimitWait(e: unknown): number | null {
+  if (!(e instanceof DdpError) || e.error !== 'too-many-requests') return null;
+  return Math.min(10_000, Number((e.details as any)?.timeToReset) || 1000);
 }
 
 /** Leaves a window deep in history for the newest page (and live messages). */

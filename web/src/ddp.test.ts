@@ -169,4 +169,29 @@ describe('DdpClient', () => {
     expect(client.status).toBe('connected');
     expect(sockets.length).toBe(3);
   });
+
+  it('asks again for a subscription the rate limiter refused, once its window has reset', async () => {
+    const { client, sockets, timers } = harness();
+    client.connect();
+    const s = sockets[0];
+    s.onopen?.({});
+    s.serverSays({ msg: 'connected', session: 'x' });
+    await tick();
+    const sub = client.subscribe('stream-notify-room', 'r/typing', false);
+    const refused = { error: 'too-many-requests', details: { timeToReset: 1234 } };
+    s.serverSays({ msg: 'nosub', id: sub.id, error: refused });
+    const retry = timers.find((t) => t.ms === 1234)!;
+    expect(retry).toBeDefined();
+    retry.fn();
+    expect(s.sent.filter((f) => f.msg === 'sub' && f.id === sub.id)).toHaveLength(2);
+    // A stream the server ended for another reason is dropped: not asked for again, even
+    // after a reconnect.
+    s.serverSays({ msg: 'nosub', id: sub.id, error: { error: 'not-allowed' } });
+    s.close();
+    timers.find((t) => t.ms === 300)!.fn();
+    sockets[1].onopen?.({});
+    sockets[1].serverSays({ msg: 'connected' });
+    await tick();
+    expect(sockets[1].sent.filter((f) => f.msg === 'sub')).toEqual([]);
+  });
 });

@@ -264,10 +264,22 @@ export class DdpClient {
         else p.resolve(frame.result);
         break;
       }
-      case 'nosub':
-        // A stream the server ended (access lost) is not resubscribed.
-        this.subs.delete(String(frame.id));
+      case 'nosub': {
+        const id = String(frame.id);
+        const error = frame.error as { error?: string; details?: { timeToReset?: number } } | undefined;
+        if (error?.error === 'too-many-requests' && this.subs.has(id)) {
+          // Refused by the rate limiter: asked again once its window has reset.
+          const socket = this.socket;
+          const wait = Math.min(60_000, Number(error.details?.timeToReset) || 1000);
+          this.opts.setTimer(() => {
+            if (socket === this.socket && this.ready && this.subs.has(id)) this.sendSub(id);
+          }, wait);
+        } else {
+          // A stream the server ended (access lost) is not resubscribed.
+          this.subs.delete(id);
+        }
         break;
+      }
       case 'changed':
       case 'added': {
         const fields = (frame.fields ?? {}) as { eventName?: string; args?: unknown[] };

@@ -195,11 +195,14 @@ impl Core {
     /// Stores a new room image (before the room points at it) and sets `room`'s `avatarETag` /
     /// `avatarOrigin`, or clears them. Returns the changes that go with the room's update (the
     /// replaced image's deletion through the outbox) and what [`Core::room_avatar_done`] needs.
+    /// A new image is stored under `etag` (chosen by the caller, so a federated room's
+    /// `m.room.avatar` can name it before it is stored).
     pub(crate) async fn stage_room_avatar(
         &self,
         actor: &User,
         room: &mut Room,
         change: RoomAvatar,
+        etag: &str,
     ) -> CoreResult<(StagedRoomAvatar, Vec<Change>)> {
         let mut changes = Vec::new();
         if let Some(old) = room_image_key(room) {
@@ -220,7 +223,7 @@ impl Core {
             }
             RoomAvatar::Image(bytes) => {
                 let max = self.settings.int("FileUpload_MaxFileSize");
-                let etag = random_id();
+                let etag = etag.to_string();
                 let key = room_key_of(&room.id, &etag)?;
                 self.blobs
                     .put(
@@ -494,6 +497,16 @@ impl Core {
                 .map_err(|e| blob_failure(e, 0))?;
         }
         Ok(user)
+    }
+
+    /// The stored image `etag` of room `rid`, if it is there.
+    pub(crate) async fn room_avatar_image(
+        &self,
+        rid: &str,
+        etag: &str,
+    ) -> CoreResult<Option<StoredImage>> {
+        self.open_image(&room_key_of(rid, etag)?, etag.to_string(), image_type)
+            .await
     }
 
     /// The stored avatar image `etag` of user `user_id`, if it is there.

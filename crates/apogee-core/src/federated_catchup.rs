@@ -162,6 +162,7 @@ impl Core {
             .federated_room_by_matrix_id(matrix_room_id)
             .await?
             .ok_or_else(|| not_found("Unknown room"))?;
+        self.require_room_acl(matrix_room_id, server).await?;
         let state = self.store.federation_room_state(matrix_room_id).await?;
         if !self.server_has_member(&state, server, &["join"]).await? {
             return Err(CoreError::new(

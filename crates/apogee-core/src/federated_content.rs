@@ -11,11 +11,14 @@
 
 use crate::Core;
 use crate::error::CoreResult;
+use crate::federated_power::PowerLevels;
 use crate::federated_rooms::server_of;
+use crate::store::FederatedRoom;
 use apogee_domain::message::Mention;
 use apogee_domain::quote::{put_quote, quote_attachment, quoted_message_id};
 use apogee_domain::{Message, Room, RoomType, markdown, matrix_html, mentions};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// At most this many users are taken from one remote message's mentions.
 const MAX_MENTIONS: usize = 50;
@@ -240,6 +243,52 @@ impl Core {
     /// The text of a remote message's content (its `formatted_body` read as markdown when it
     /// has one, else its `body`) and the users it mentions: its `m.mentions.user_ids` when it
     /// says whom it mentions, else the users named in its text.
+    /// Whether a remote message notifies the whole room: `m.mentions.room`, or without
+    /// `m.mentions` an `@room` in its body — kept (as Rocket.Chat's `@all`) only when the
+    /// sender's power reaches the room's `notifications.room` level, as Matrix servers check.
+    pub(crate) async fn incoming_room_mention(
+        &self,
+        room: &FederatedRoom,
+        sender: &str,
+        content: &Value,
+    ) -> CoreResult<bool> {
+        let asked = match content.get("m.mentions") {
+            Some(m) => m.get("room").and_then(Value::as_bool) == Some(true),
+            None => content
+                .get("body")
+                .and_then(Value::as_str)
+                .is_some_and(|b| {
+                    b.split(|c: char| !c.is_alphanumeric() && c != '@')
+                        .any(|w| w == "@room")
+                }),
+        };
+        if !asked {
+            return Ok(false);
+        }
+        let state = self
+            .store
+            .federation_room_state(&room.matrix_room_id)
+            .await?;
+        let mut pdu_of = HashMap::new();
+        for entry in state.iter().filter(|e| {
+            e.state_key.is_empty()
+                && matches!(
+                    e.event_type.as_str(),
+                    "m.room.create" | "m.room.power_levels"
+                )
+        }) {
+            if let Some(event) = self.store.federation_event(&entry.event_id).await? {
+                pdu_of.insert(entry.event_type.clone(), event.pdu);
+            }
+        }
+        let power = PowerLevels::new(
+            &room.room_version,
+            pdu_of.get("m.room.power_levels").map(|p| &p["content"]),
+            pdu_of.get("m.room.create"),
+        );
+        Ok(power.user(sender) >= power.notification("room"))
+    }
+
     pub(crate) async fn incoming_text(&self, content: &Value) -> CoreResult<IncomingText> {
         let ours = self
             .federation

@@ -10,7 +10,7 @@ use crate::federated_rooms::{FEDERATED_ROLE, RemoteMember};
 use crate::store::{
     Change, FederatedRoom, FederationEvent, FederationEventKind, FederationStateEntry,
 };
-use apogee_domain::message::{EditedBy, Reaction};
+use apogee_domain::message::{EditedBy, Mention, Reaction};
 use apogee_domain::{Message, Timestamp, User, markdown, random_id};
 use serde_json::{Value, json};
 
@@ -198,6 +198,10 @@ impl Core {
             self.follow_remote_avatar(&event.sender, &event.content)
                 .await;
         }
+        if event.event_type == "m.room.avatar" && event.state_key.as_deref() == Some("") {
+            self.follow_remote_room_avatar(&room.rid, &event.sender, &event.content)
+                .await;
+        }
         Ok(Received::Applied { message_id })
     }
 
@@ -262,6 +266,20 @@ impl Core {
                 });
                 Ok((changes, None))
             }
+            ("m.room.avatar", Some(key)) if key.is_empty() => {
+                // Announced now; the image follows once downloaded (`follow_remote_room_avatar`).
+                changes.push(Change::AppendMessage {
+                    message: Message::system(
+                        &room.rid,
+                        "room_changed_avatar",
+                        String::new(),
+                        sender.as_ref(),
+                    ),
+                    mentioned_user_ids: vec![],
+                    mentions_all: false,
+                });
+                Ok((changes, None))
+            }
             ("m.room.power_levels", Some(key)) if key.is_empty() => {
                 changes.extend(
                     self.incoming_power_levels(room, &event.content, &sender)
@@ -313,6 +331,17 @@ impl Core {
                         Message::new(random_id(), &room.rid, sender.as_ref(), text.text);
                     message.md = Some(markdown::parse(&message.msg));
                     message.mentions = text.mentions;
+                    let mentions_all = self
+                        .incoming_room_mention(room, &event.sender, &event.content)
+                        .await?;
+                    if mentions_all {
+                        message.mentions.push(Mention {
+                            id: "all".into(),
+                            username: "all".into(),
+                            name: None,
+                            kind: Some("user".into()),
+                        });
+                    }
                     message.ts = ts;
                     let root = self
                         .incoming_relations(&event.content, &mut message)
@@ -331,7 +360,7 @@ impl Core {
                     changes.push(Change::AppendMessage {
                         message,
                         mentioned_user_ids: text.mentioned_ids,
-                        mentions_all: false,
+                        mentions_all,
                     });
                     changes.extend(root.map(Change::UpdateMessage));
                     Ok((changes, Some(id)))

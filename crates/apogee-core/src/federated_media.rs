@@ -10,6 +10,7 @@
 //! sent, naming that limit. Remote files are kept up to our own `FileUpload_MaxFileSize`.
 
 use crate::Core;
+use crate::avatars::RoomAvatar;
 use crate::blobs::{BlobKey, BytesSource};
 use crate::error::{CoreError, CoreResult};
 use crate::file_types::{sniffed_type, type_accepted};
@@ -282,6 +283,76 @@ impl Core {
         self.store_user_avatar(&user, &user, &mut BytesSource::new(bytes))
             .await
             .map(|_| ())
+    }
+}
+
+impl Core {
+    /// A federated room's image follows its `m.room.avatar`: the `mxc://` image is downloaded
+    /// and stored as the room's avatar (checked as an uploaded one is, `FileUpload_MaxFileSize`
+    /// the limit), an event without `url` resets it to initials. After the event's batch, as
+    /// with member avatars: an image that cannot be had keeps the old one.
+    pub(crate) async fn follow_remote_room_avatar(&self, rid: &str, sender: &str, content: &Value) {
+        if let Err(e) = self
+            .try_follow_remote_room_avatar(rid, sender, content)
+            .await
+        {
+            tracing::info!(rid, sender, error = %e, "remote room avatar not taken");
+        }
+    }
+
+    async fn try_follow_remote_room_avatar(
+        &self,
+        rid: &str,
+        sender: &str,
+        content: &Value,
+    ) -> CoreResult<()> {
+        let Some(gateway) = self.federation.get() else {
+            return Ok(());
+        };
+        let Some(by) = self.store.user_by_username(sender).await? else {
+            return Ok(());
+        };
+        let url = content
+            .get("url")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty());
+        let change = match url {
+            None => RoomAvatar::Reset,
+            Some(url) => {
+                let (server, media_id) = url
+                    .strip_prefix("mxc://")
+                    .and_then(|u| u.split_once('/'))
+                    .ok_or_else(|| CoreError::bad("error-invalid-image", "Not an mxc URL"))?;
+                let max = self.settings.int("FileUpload_MaxFileSize");
+                let max = if max < 0 { u64::MAX } else { max as u64 };
+                let (_, bytes) = gateway
+                    .fetch_media(server, media_id, max)
+                    .await
+                    .map_err(|e| CoreError::bad("error-federation", e))?;
+                if crate::avatars::image_type(&bytes).is_none() {
+                    return Err(CoreError::bad(
+                        "error-invalid-image",
+                        "Invalid image format",
+                    ));
+                }
+                RoomAvatar::Image(bytes)
+            }
+        };
+        // Read after the download, so nothing changed meanwhile is overwritten.
+        let Some(mut room) = self.store.room_by_id(rid).await? else {
+            return Ok(());
+        };
+        if matches!(change, RoomAvatar::Reset) && !room.extra.contains_key("avatarETag") {
+            return Ok(());
+        }
+        let (staged, mut changes) = self
+            .stage_room_avatar(&by, &mut room, change, &random_id())
+            .await?;
+        room.updated_at = Timestamp::now();
+        changes.insert(0, Change::UpdateRoom(room));
+        let committed = self.commit(changes).await;
+        self.room_avatar_done(staged, committed.is_ok()).await;
+        committed
     }
 }
 

@@ -878,6 +878,8 @@ impl Core {
             .federated_room_by_matrix_id(matrix_room_id)
             .await?
             .ok_or_else(CoreError::room_not_found)?;
+        self.require_room_acl(matrix_room_id, server_of(user_id).unwrap_or_default())
+            .await?;
         let events = self.room_events(gateway.as_ref(), &room).await?;
         let current = events.membership(user_id);
         let allowed = match membership {

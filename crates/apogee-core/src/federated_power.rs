@@ -66,6 +66,11 @@ impl PowerLevels {
             .unwrap_or_else(|| self.int("state_default", 50))
     }
 
+    /// The level needed to notify with `key` (`room`: an `@room` mention), 50 by default.
+    pub fn notification(&self, key: &str) -> i64 {
+        level_of(self.content.get("notifications").and_then(|n| n.get(key))).unwrap_or(50)
+    }
+
     pub fn kick(&self) -> i64 {
         self.int("kick", 50)
     }

@@ -80,6 +80,12 @@ pub struct JoinedRoom {
     pub public: bool,
     /// Remote users joined to the room, with their display names.
     pub members: Vec<RemoteMember>,
+    /// Users invited and not yet joined, ours included (in a DM they are members already).
+    pub invited: Vec<RemoteMember>,
+    /// `(user id, mxc:// URL)` of the joined remote members that have an `avatar_url`.
+    pub avatars: Vec<(String, String)>,
+    /// `(sender, mxc:// URL)` of the room's `m.room.avatar`, if it has a picture.
+    pub picture: Option<(String, String)>,
     /// The room's state and auth chain (outliers) and our join (timeline).
     pub events: Vec<FederationEvent>,
     /// Current state after our join.
@@ -220,12 +226,26 @@ impl Core {
             Some(m) => Some(self.find_room(&RoomRef::Id(m.rid.clone())).await?),
             None => None,
         };
-        if let Some(room) = &existing
-            && self
+        // Already a member on both sides: joining again answers the room. (A DM's members are
+        // subscribed when it is made; an invited one still makes their own Matrix join.)
+        let subscribed = match &existing {
+            Some(room) => self
                 .store
                 .subscription(&room.id, &actor.id)
                 .await?
-                .is_some()
+                .is_some(),
+            None => false,
+        };
+        if let Some(room) = &existing
+            && subscribed
+            && self
+                .matrix_membership(
+                    room_id,
+                    &format!("@{}:{}", actor.username, gateway.server_name()),
+                )
+                .await?
+                .as_deref()
+                == Some("join")
         {
             return Ok(room.clone());
         }
@@ -243,14 +263,23 @@ impl Core {
             .filter(|e| e.event_id != joined.join_event_id)
             .cloned()
             .collect();
-        let join_state = self
+        let mut join_state = self
             .event_state_changes(&joined.join_event_id, before_join)
             .await?;
+        // The pictures of the members already there, fetched after the join (outbox).
+        let avatars = self.member_avatars_item(&joined.avatars);
+        let picture = joined.picture.clone();
+        let mut wake_outbox = avatars.is_some();
+        join_state.extend(avatars);
         let mut changes = match existing {
             // Another local user is in the room already: this one's join is one more event.
             Some(room) => {
                 let rid = room.id.clone();
-                let mut changes = self.join_changes(room, actor, None, true);
+                let mut changes = if subscribed {
+                    vec![]
+                } else {
+                    self.join_changes(room, actor, None, true)
+                };
                 changes.push(Change::SaveFederationEvents(joined.events));
                 changes.push(Change::SetFederationRoomState {
                     matrix_room_id: joined.matrix_room_id.clone(),
@@ -264,64 +293,75 @@ impl Core {
                 });
                 changes.extend(join_state);
                 self.commit(changes).await?;
+                if wake_outbox {
+                    self.outbox_wake.notify_one();
+                }
                 return self.find_room(&RoomRef::Id(rid)).await;
             }
-            None => self.joined_room_changes(actor, joined, direct).await?,
+            None if direct => self.joined_direct_changes(actor, joined).await?,
+            None => self.joined_room_changes(actor, joined).await?,
         };
         changes.extend(join_state);
         let rid = changes
             .iter()
             .find_map(|c| match c {
-                Change::InsertRoom(r) => Some(r.id.clone()),
+                Change::InsertFederatedRoom(m) => Some(m.rid.clone()),
                 _ => None,
             })
             .ok_or_else(|| CoreError::internal("federated join made no room"))?;
+        // A new room's picture, fetched after the join (outbox) like later changes of it.
+        if let Some((sender, url)) = picture {
+            changes.push(self.room_picture_item(&rid, &sender, &url));
+            wake_outbox = true;
+        }
         self.commit(changes).await?;
+        if wake_outbox {
+            self.outbox_wake.notify_one();
+        }
         self.find_room(&RoomRef::Id(rid)).await
     }
 
-    async fn joined_room_changes(
+    /// The membership (`join`, `invite`, `leave`, `ban`) of `user_id` in a Matrix room's
+    /// current state as we hold it.
+    pub(crate) async fn matrix_membership(
+        &self,
+        matrix_room_id: &str,
+        user_id: &str,
+    ) -> CoreResult<Option<String>> {
+        let state = self.store.federation_room_state(matrix_room_id).await?;
+        let Some(entry) = state
+            .iter()
+            .find(|e| e.event_type == "m.room.member" && e.state_key == user_id)
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .federation_event(&entry.event_id)
+            .await?
+            .and_then(|e| e.pdu["content"]["membership"].as_str().map(str::to_string)))
+    }
+
+    pub(crate) async fn joined_room_changes(
         &self,
         actor: &User,
         joined: JoinedRoom,
-        direct: bool,
     ) -> CoreResult<Vec<Change>> {
         // Rocket.Chat's name for a room made from a Matrix room: the id without `!`, `:` → `_`.
         let name = joined
             .matrix_room_id
             .trim_start_matches('!')
             .replace(':', "_");
-        let t = if direct {
-            RoomType::Direct
-        } else if joined.public {
+        let t = if joined.public {
             RoomType::Channel
         } else {
             RoomType::Group
         };
-        // A DM has no name: its members name it.
-        let mut room = Room::new(random_id(), t, (!direct).then_some(name), None);
+        let mut room = Room::new(random_id(), t, Some(name), None);
         room.fname = joined.name.clone().filter(|n| !n.trim().is_empty());
         room.topic = joined.topic.clone();
-        room.extra.insert("federated".into(), Value::Bool(true));
-        room.extra.insert(
-            "federation".into(),
-            json!({"mrid": joined.matrix_room_id, "origin": joined.origin}),
-        );
-        let mut changes = Vec::new();
-        let mut members = vec![actor.clone()];
-        for member in &joined.members {
-            let (user, insert) = self.remote_user(member).await?;
-            if let Some(c) = insert {
-                changes.push(c);
-            }
-            if !members.iter().any(|m| m.id == user.id) {
-                members.push(user);
-            }
-        }
-        if direct {
-            room.usernames = members.iter().map(|m| m.username.clone()).collect();
-            room.uids = members.iter().map(|m| m.id.clone()).collect();
-        }
+        mark_federated(&mut room, &joined);
+        let (members, mut changes) = self.room_members(actor, &joined.members).await?;
         // `usersCount` follows from the subscriptions (the store counts them).
         changes.insert(0, Change::InsertRoom(room.clone()));
         for member in &members {
@@ -329,23 +369,26 @@ impl Core {
                 self.new_subscription(&room, member),
             ));
         }
-        changes.push(Change::InsertFederatedRoom(FederatedRoom {
-            rid: room.id.clone(),
-            matrix_room_id: joined.matrix_room_id.clone(),
-            room_version: joined.room_version,
-            origin: joined.origin,
-        }));
-        changes.push(Change::SaveFederationEvents(joined.events));
-        changes.push(Change::SetFederationRoomState {
-            matrix_room_id: joined.matrix_room_id.clone(),
-            entries: joined.state,
-        });
-        changes.push(Change::SetFederationExtremities {
-            matrix_room_id: joined.matrix_room_id,
-            remove: vec![],
-            add: vec![joined.join_event_id],
-        });
+        changes.extend(mapping_changes(&room.id, joined));
         Ok(changes)
+    }
+
+    /// `actor` and the users standing for `others` (made when new: the changes), each once.
+    pub(crate) async fn room_members(
+        &self,
+        actor: &User,
+        others: &[RemoteMember],
+    ) -> CoreResult<(Vec<User>, Vec<Change>)> {
+        let mut changes = Vec::new();
+        let mut members = vec![actor.clone()];
+        for member in others {
+            let (user, insert) = self.remote_user(member).await?;
+            changes.extend(insert);
+            if !members.iter().any(|m| m.id == user.id) {
+                members.push(user);
+            }
+        }
+        Ok((members, changes))
     }
 
     /// The user standing for a remote Matrix user, and the change that creates them when they
@@ -395,6 +438,38 @@ impl Core {
             }),
         ))
     }
+}
+
+/// `federated: true` and `federation: {mrid, origin}` on a room mapped to `joined`.
+pub(crate) fn mark_federated(room: &mut Room, joined: &JoinedRoom) {
+    room.extra.insert("federated".into(), Value::Bool(true));
+    room.extra.insert(
+        "federation".into(),
+        json!({"mrid": joined.matrix_room_id, "origin": joined.origin}),
+    );
+}
+
+/// The Matrix side of a room we joined, mapped to `rid`: the mapping, the events, the state
+/// and our join as the only extremity.
+pub(crate) fn mapping_changes(rid: &str, joined: JoinedRoom) -> Vec<Change> {
+    vec![
+        Change::InsertFederatedRoom(FederatedRoom {
+            rid: rid.to_string(),
+            matrix_room_id: joined.matrix_room_id.clone(),
+            room_version: joined.room_version,
+            origin: joined.origin,
+        }),
+        Change::SaveFederationEvents(joined.events),
+        Change::SetFederationRoomState {
+            matrix_room_id: joined.matrix_room_id.clone(),
+            entries: joined.state,
+        },
+        Change::SetFederationExtremities {
+            matrix_room_id: joined.matrix_room_id,
+            remove: vec![],
+            add: vec![joined.join_event_id],
+        },
+    ]
 }
 
 /// An outlier event row (state or auth chain learned when joining).

@@ -8,12 +8,14 @@
 //! - a local user deactivated or deleted: they leave every federated room;
 //! - a room made elsewhere that is closed (`m.room.tombstone`) or abandoned (the last member of
 //!   every other server gone) is archived here: readable, no longer writable;
-//! - name, topic, read-only, room roles and room type, as `m.room.name`, `m.room.topic`,
-//!   `m.room.power_levels` (`events_default` 50 for read-only; owner 100 / moderator 50) and
-//!   `m.room.join_rules` (a channel public, a group invite-only), both ways. Our events are checked against the room's power levels before they are signed.
+//! - name, topic, read-only, room roles, room type and room image, as `m.room.name`,
+//!   `m.room.topic`, `m.room.power_levels` (`events_default` 50 for read-only; owner 100 /
+//!   moderator 50), `m.room.join_rules` (a channel public, a group invite-only) and
+//!   `m.room.avatar` (see `federated_avatars`), both ways. Our events are checked against the room's power levels before they are signed.
 
 use crate::Core;
 use crate::error::{CoreError, CoreResult};
+use crate::federated_avatars::room_avatar_mxc;
 use crate::federated_membership::{RoomEvents, matrix_id};
 use crate::federated_power::{PowerLevels, level_of_roles, roles_for_level};
 use crate::federated_rooms::server_of;
@@ -34,6 +36,8 @@ pub(crate) struct SettingsOut {
     pub read_only: Option<bool>,
     /// A new room type: public (a channel) or not (a private group).
     pub public: Option<bool>,
+    /// A new room image (its etag), or `Some(None)` when the image is removed.
+    pub avatar: Option<Option<String>>,
 }
 
 impl Core {
@@ -217,6 +221,7 @@ impl Core {
             && settings.topic.is_none()
             && settings.read_only.is_none()
             && settings.public.is_none()
+            && settings.avatar.is_none()
         {
             // Nothing Matrix knows of (an announcement, say): no Matrix membership needed.
             return Ok(vec![]);
@@ -261,6 +266,14 @@ impl Core {
                 let content = json!({"join_rule": rule});
                 add(&mut events, "m.room.join_rules", content, allowed)?;
             }
+        }
+        if let Some(etag) = settings.avatar {
+            let allowed = power.user(&sender) >= power.state_event("m.room.avatar");
+            let content = match etag {
+                Some(etag) => json!({"url": room_avatar_mxc(&room.rid, &etag, &ours)}),
+                None => json!({}),
+            };
+            add(&mut events, "m.room.avatar", content, allowed)?;
         }
         if events.made.is_empty() {
             return Ok(vec![]);

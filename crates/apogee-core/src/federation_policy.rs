@@ -13,7 +13,7 @@
 //! refused server are given up when they come due.
 
 use crate::Core;
-use crate::error::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult, ErrorKind};
 use serde_json::Value;
 
 pub const ALLOWED_SERVERS: &str = "Federation_Allowed_Servers";
@@ -139,6 +139,24 @@ impl Core {
             .room_acl(matrix_room_id)
             .await?
             .is_none_or(|acl| acl_allows(&acl, server)))
+    }
+
+    /// Refuses `server` (403 `M_FORBIDDEN`) when the room's server ACL denies it: the spec
+    /// applies the ACL to every federation endpoint that names a room, not only to `/send`.
+    pub(crate) async fn require_room_acl(
+        &self,
+        matrix_room_id: &str,
+        server: &str,
+    ) -> CoreResult<()> {
+        if self.room_acl_allows(matrix_room_id, server).await? {
+            Ok(())
+        } else {
+            Err(CoreError::new(
+                ErrorKind::Forbidden,
+                "M_FORBIDDEN",
+                "Server is banned from this room",
+            ))
+        }
     }
 
     /// The content of the room's current `m.room.server_acl`, if it has one.

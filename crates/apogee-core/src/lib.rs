@@ -22,6 +22,7 @@ pub mod federated_avatars;
 pub mod federated_backfill;
 pub mod federated_catchup;
 pub mod federated_content;
+pub mod federated_direct;
 pub mod federated_edus;
 pub mod federated_events;
 pub mod federated_invites;
@@ -301,6 +302,14 @@ fn deliverers(
     map.insert(
         federated_invites::FEDERATION_INVITE,
         Arc::new(federated_invites::InviteTakeUp),
+    );
+    map.insert(
+        federated_avatars::MEMBER_AVATARS,
+        Arc::new(federated_avatars::MemberAvatars),
+    );
+    map.insert(
+        federated_avatars::ROOM_PICTURE,
+        Arc::new(federated_avatars::RoomPicture),
     );
     map.insert(url_preview::KIND, Arc::new(url_preview::UrlPreviewer));
     map.insert(

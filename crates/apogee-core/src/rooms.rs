@@ -764,7 +764,13 @@ impl Core {
                 mentions_all: false,
             });
         };
+        // A new image's etag is chosen now: a federated room's `m.room.avatar` names it.
+        let avatar_etag = random_id();
         let federated_out = crate::federated_sync::SettingsOut {
+            avatar: s.avatar.as_ref().map(|a| match a {
+                crate::avatars::RoomAvatar::Reset => None,
+                crate::avatars::RoomAvatar::Image(_) => Some(avatar_etag.clone()),
+            }),
             name: s.name.clone().filter(|n| Some(n) != room.name.as_ref()),
             topic: s.topic.clone().filter(|t| Some(t) != room.topic.as_ref()),
             read_only: s.read_only.filter(|ro| *ro != room.ro),
@@ -886,7 +892,7 @@ impl Core {
                 changes.push(Change::UpdateSubscription(m));
             }
         }
-        // In a federated room, name, topic, read-only and type are Matrix events too (refused
+        // In a federated room, name, topic, read-only, type and avatar are Matrix events too (refused
         // without the power there, before any image is stored).
         changes.extend(
             self.federated_settings_out(actor, &room.id, federated_out)
@@ -895,7 +901,9 @@ impl Core {
         // The image is stored last, once everything else is known to be acceptable.
         let staged_avatar = match s.avatar {
             Some(avatar) => {
-                let (staged, more) = self.stage_room_avatar(actor, &mut room, avatar).await?;
+                let (staged, more) = self
+                    .stage_room_avatar(actor, &mut room, avatar, &avatar_etag)
+                    .await?;
                 changes.extend(more);
                 Some(staged)
             }

@@ -412,6 +412,12 @@ pub enum Change {
     SaveFederationServerKeys(Vec<FederationServerKey>),
     /// Maps a Rocket.Chat room to a Matrix room (both ids are unique).
     InsertFederatedRoom(FederatedRoom),
+    /// Drops a Rocket.Chat room's mapping to its Matrix room (the room, the events and the
+    /// state stay), so the room can be mapped to another Matrix room in the same batch: a DM
+    /// following the newest Matrix room of its members.
+    DeleteFederatedRoom {
+        rid: String,
+    },
     /// Stores PDUs of a federated room; an event already known is left as it is (an event id
     /// names one immutable event).
     SaveFederationEvents(Vec<FederationEvent>),

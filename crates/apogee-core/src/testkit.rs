@@ -2590,6 +2590,37 @@ pub async fn federation_rooms_and_events(s: S) {
     assert_eq!(s.federated_room(&r2.id).await.unwrap(), None);
     assert_eq!(s.federation_event("$lost").await.unwrap(), None);
 
+    // A room re-pointed to another Matrix room in one batch (a DM following its members'
+    // newest Matrix room): the old Matrix id maps to nothing, its events and state stay.
+    let newer = FederatedRoom {
+        matrix_room_id: "!newer:synapse.test".into(),
+        ..mapping.clone()
+    };
+    s.commit(vec![
+        Change::DeleteFederatedRoom { rid: r.id.clone() },
+        Change::InsertFederatedRoom(newer.clone()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.federated_room(&r.id).await.unwrap(), Some(newer.clone()));
+    assert_eq!(
+        s.federated_room_by_matrix_id("!abc:synapse.test")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(s.federation_event("$msg").await.unwrap().is_some());
+    s.commit(vec![
+        Change::DeleteFederatedRoom { rid: r.id.clone() },
+        Change::InsertFederatedRoom(mapping.clone()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.federated_room(&r.id).await.unwrap(),
+        Some(mapping.clone())
+    );
+
     // Known events keep their first copy.
     s.commit(vec![Change::SaveFederationEvents(vec![event(
         "$msg",

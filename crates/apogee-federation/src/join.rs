@@ -252,20 +252,42 @@ fn joined_room(
         content_of(kind, "").and_then(|c| c.get(field).and_then(Value::as_str).map(str::to_string))
     };
     let public = text("m.room.join_rules", "join_rule").as_deref() == Some("public");
-    let members = state
-        .iter()
-        .filter(|e| e.kind() == &TimelineEventType::RoomMember)
-        .filter(|e| e.state_key() != Some(our_user))
-        .filter(|e| e.content_json().get("membership").and_then(Value::as_str) == Some("join"))
-        .map(|e| RemoteMember {
-            user_id: e.state_key().unwrap_or_default().to_string(),
-            displayname: e
-                .content_json()
-                .get("displayname")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+    let with_membership = |membership: &'static str| {
+        state
+            .iter()
+            .filter(|e| e.kind() == &TimelineEventType::RoomMember)
+            .filter(|e| e.state_key() != Some(our_user))
+            .filter(move |e| {
+                e.content_json().get("membership").and_then(Value::as_str) == Some(membership)
+            })
+    };
+    let member = |e: &&Pdu| RemoteMember {
+        user_id: e.state_key().unwrap_or_default().to_string(),
+        displayname: e
+            .content_json()
+            .get("displayname")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    let members = with_membership("join").map(member).collect();
+    let invited = with_membership("invite").map(member).collect();
+    // A member's picture is their own join's `avatar_url` (fetched by core after the join).
+    let avatars = with_membership("join")
+        .filter_map(|e| {
+            let url = e.content_json().get("avatar_url")?.as_str()?.to_string();
+            Some((e.state_key()?.to_string(), url))
         })
+        .filter(|(_, url)| url.starts_with("mxc://"))
         .collect();
+    // The room's picture, with who set it (fetched by core after the join, as later changes are).
+    let picture = state
+        .iter()
+        .find(|e| e.kind().to_string() == "m.room.avatar" && e.state_key() == Some(""))
+        .and_then(|e| {
+            let url = e.content_json().get("url")?.as_str()?.to_string();
+            url.starts_with("mxc://")
+                .then(|| (e.sender().to_string(), url))
+        });
     let mut entries: Vec<FederationStateEntry> = state
         .iter()
         .filter(|e| {
@@ -303,6 +325,9 @@ fn joined_room(
         topic: text("m.room.topic", "topic"),
         public,
         members,
+        invited,
+        avatars,
+        picture,
         events,
         state: entries,
         join_event_id: join.event_id.to_string(),

@@ -75,7 +75,7 @@ pub struct Federation {
     pub client: Arc<Client>,
     pub keys: KeyRing,
     /// Per-destination in-flight locks and waiting EDUs.
-    pub outgoing: outgoing::Outgoing,
+    pub outgoing: Arc<outgoing::Outgoing>,
     /// Backfill for local readers: one at a time, and where rooms' histories end.
     backfills: backfill::Backfills,
     /// Names a destination whose waiting EDUs should be sent (see [`Federation::run_edu_flusher`]).

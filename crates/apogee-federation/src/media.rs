@@ -38,7 +38,9 @@ pub(crate) async fn download(
         return Err(not_found());
     }
     if apogee_core::federated_avatars::is_avatar_media(&media_id) {
-        return avatar(&fed, &media_id).await.map_err(|()| not_found());
+        return avatar(&fed, &media_id, signed.origin.as_str())
+            .await
+            .map_err(|()| not_found());
     }
     let file = fed
         .core
@@ -67,11 +69,12 @@ pub(crate) async fn download(
     Ok(([(header::CONTENT_TYPE, content_type)], payload).into_response())
 }
 
-/// A local user's avatar (`mxc://<us>/avatar_…`), for any verified server; core decides.
-async fn avatar(fed: &Federation, media_id: &str) -> Result<Response, ()> {
+/// A local user's or federated room's avatar (`mxc://<us>/avatar_…`, `…/roomavatar_…`);
+/// core decides who sees it.
+async fn avatar(fed: &Federation, media_id: &str, origin: &str) -> Result<Response, ()> {
     let mut image = fed
         .core
-        .federated_avatar(media_id)
+        .federated_avatar(media_id, origin)
         .await
         .map_err(|e| tracing::warn!(error = %e, "federated avatar"))?
         .ok_or(())?;

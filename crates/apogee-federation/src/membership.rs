@@ -249,6 +249,19 @@ pub(crate) async fn invite_v2(
         .federation_invitee(invitee.localpart())
         .await
         .map_err(|e| MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", e.message))?;
+    if is_direct {
+        // A direct invite must be able to be a DM here (not public, not a room we hold as
+        // something else): refused before anything is queued.
+        let invite_state = body
+            .get("invite_room_state")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        fed.core
+            .check_direct_invite(&room_id, invite_state)
+            .await
+            .map_err(|e| forbidden(e.message))?;
+    }
     // Our signature beside the inviter's: the invite is now the room's event to both sides.
     let mut object = pdu.object.clone();
     ruma::signatures::sign_event(

@@ -7,6 +7,7 @@
 
 use crate::Federation;
 use crate::join::encode_segment;
+use crate::outgoing::WaitingEdu;
 use crate::pdu;
 use crate::receive::{MAX_EDUS, MAX_PDUS};
 use apogee_core::Core;
@@ -84,7 +85,7 @@ impl Federation {
         destination: &str,
         txn_id: &str,
         pdus: Vec<Value>,
-        edus: Vec<Value>,
+        edus: Vec<WaitingEdu>,
     ) -> Delivery {
         let server = match crate::parse_server_name(destination) {
             Ok(s) => s,
@@ -95,7 +96,7 @@ impl Federation {
             "origin": self.identity.server_name.as_str(),
             "origin_server_ts": Timestamp::now().millis(),
             "pdus": pdus,
-            "edus": edus,
+            "edus": edus.iter().map(|w| &w.edu).collect::<Vec<_>>(),
         });
         let target = format!("/_matrix/federation/v1/send/{}", encode_segment(txn_id));
         let outcome = match self
@@ -120,13 +121,36 @@ impl Federation {
             Ok(answer) => Delivery::Retry(format!("{destination} answered {}", answer.status)),
             Err(e) => Delivery::Retry(format!("{destination}: {e}")),
         };
-        if outcome != Delivery::Done
-            && let Value::Array(edus) = body["edus"].clone()
-            && !edus.is_empty()
-        {
+        if edus.is_empty() {
+            return outcome;
+        }
+        if outcome == Delivery::Done {
+            self.outgoing.edu_delivered(destination);
+        } else {
             self.outgoing.put_back(destination, edus);
+            self.retry_edus_later(destination);
         }
         outcome
+    }
+
+    /// Arms the retry of `destination`'s waiting EDUs after a failed transaction (unless one
+    /// is armed): a timer of their own, so they do not wait for other traffic.
+    fn retry_edus_later(&self, destination: &str) {
+        let Some(delay) = self.outgoing.edu_failed(destination) else {
+            return;
+        };
+        tracing::info!(%destination, ?delay, "EDUs not delivered; retrying them later");
+        let (outgoing, wake, destination) = (
+            self.outgoing.clone(),
+            self.edu_wake.clone(),
+            destination.to_string(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            outgoing.edu_retry_fired(&destination);
+            // The flusher sends them (and re-arms the retry if it fails again).
+            let _ = wake.send(destination);
+        });
     }
 }
 

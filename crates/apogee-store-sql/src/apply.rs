@@ -759,6 +759,10 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             )
             .await?;
         }
+        Change::DeleteFederatedRoom { rid } => {
+            tx.exec("DELETE FROM federation_rooms WHERE rid = $1", args![rid])
+                .await?;
+        }
         Change::SaveFederationEvents(events) => {
             for event in events {
                 tx.exec(

@@ -7,7 +7,7 @@
 
 use crate::ddp::ejson::{meteor_error, to_ejson};
 use crate::ddp::hub::{ConnId, Delivery, Hub, StatusChange};
-use crate::ddp::limits::Caller;
+use crate::ddp::limits::{CallKind, Caller};
 use crate::ddp::methods::{self, Ctx};
 use crate::ddp::streams::{Frame, Streams};
 use apogee_core::Core;
@@ -417,11 +417,12 @@ impl Conn {
     }
 
     /// Counts a method call or subscription against the DDP rate limits.
-    fn rate_limit(&self, name: &str) -> Result<(), CoreError> {
+    fn rate_limit(&self, kind: CallKind, name: &str) -> Result<(), CoreError> {
         let caller = Caller {
             addr: self.addr,
             user: self.ctx.session.as_ref().map(|s| s.user.id.as_str()),
             connection: self.id,
+            kind,
             name,
         };
         self.hub.limits.check(&self.core.settings, &caller)
@@ -429,7 +430,7 @@ impl Conn {
 
     async fn method(&mut self, id: &str, method: &str, params: &[Value]) -> Result<(), Closed> {
         let before_id = self.ctx.session.as_ref().map(|s| s.user.id.clone());
-        let result = match self.rate_limit(method) {
+        let result = match self.rate_limit(CallKind::Method, method) {
             Ok(()) => methods::call(&self.core, &mut self.ctx, method, params).await,
             Err(e) => Err(e),
         };
@@ -496,7 +497,7 @@ impl Conn {
 
     async fn sub(&mut self, id: &str, name: &str, params: &[Value]) -> Result<(), Closed> {
         let user = self.ctx.session.as_ref().map(|s| s.user.clone());
-        let subscribed = match self.rate_limit(name) {
+        let subscribed = match self.rate_limit(CallKind::Subscription, name) {
             Ok(()) => {
                 self.streams
                     .subscribe(&self.core, user.as_ref(), id, name, params)

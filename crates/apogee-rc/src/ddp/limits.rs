@@ -3,6 +3,11 @@
 //! per connection and method — each a fixed window of `DDP_Rate_Limit_<Rule>_Requests_Allowed`
 //! calls per `…_Interval_Time` ms, switched by `…_Enabled`. A call over any limit is refused
 //! with Meteor's `too-many-requests` error and runs nothing.
+//!
+//! As in Rocket.Chat, "method" in the two per-method rules means the kind (method call or
+//! subscription) and the name, and names starting `stream-` (a client subscribes to several
+//! events of one stream per room, and typing is a `stream-notify-room` call) get four times the
+//! calls over four times the interval.
 
 use crate::windows::Windows;
 use apogee_core::error::{CoreError, ErrorKind};
@@ -16,8 +21,18 @@ pub struct Caller<'a> {
     pub addr: Option<IpAddr>,
     pub user: Option<&'a str>,
     pub connection: u64,
+    pub kind: CallKind,
     pub name: &'a str,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    Method,
+    Subscription,
+}
+
+/// Rocket.Chat's widening of the per-method rules for `stream-*` names.
+const STREAM_FACTOR: i64 = 4;
 
 #[derive(Default)]
 pub struct RateLimits {
@@ -27,26 +42,34 @@ pub struct RateLimits {
 impl RateLimits {
     /// Counts the call against every enabled rule that applies; refuses it when one is over.
     pub fn check(&self, settings: &Settings, caller: &Caller) -> Result<(), CoreError> {
+        let method = format!("{:?} {}", caller.kind, caller.name);
+        let factor = if caller.name.starts_with("stream-") {
+            STREAM_FACTOR
+        } else {
+            1
+        };
+        // (rule, counter key, factor)
         let mut keys = Vec::with_capacity(5);
         if let Some(addr) = caller.addr.filter(|a| !a.is_loopback()) {
-            keys.push(("IP", format!("ip {addr}")));
+            keys.push(("IP", format!("ip {addr}"), 1));
         }
         if let Some(user) = caller.user {
-            keys.push(("User", format!("user {user}")));
-            keys.push(("User_By_Method", format!("user {user} {}", caller.name)));
+            keys.push(("User", format!("user {user}"), 1));
+            keys.push(("User_By_Method", format!("user {user} {method}"), factor));
         }
-        keys.push(("Connection", format!("conn {} ", caller.connection)));
+        keys.push(("Connection", format!("conn {} ", caller.connection), 1));
         keys.push((
             "Connection_By_Method",
-            format!("conn {} {}", caller.connection, caller.name),
+            format!("conn {} {method}", caller.connection),
+            factor,
         ));
         let mut wait = None;
-        for (rule, key) in keys {
+        for (rule, key, factor) in keys {
             if !settings.bool(&format!("DDP_Rate_Limit_{rule}_Enabled")) {
                 continue;
             }
-            let allowed = settings.int(&format!("DDP_Rate_Limit_{rule}_Requests_Allowed"));
-            let interval = settings.int(&format!("DDP_Rate_Limit_{rule}_Interval_Time"));
+            let allowed = settings.int(&format!("DDP_Rate_Limit_{rule}_Requests_Allowed")) * factor;
+            let interval = settings.int(&format!("DDP_Rate_Limit_{rule}_Interval_Time")) * factor;
             let hit = self.windows.hit(
                 key,
                 allowed.max(0) as u64,
@@ -100,6 +123,7 @@ mod tests {
             addr: None,
             user,
             connection,
+            kind: CallKind::Method,
             name,
         }
     }
@@ -154,5 +178,30 @@ mod tests {
             ..call(4, None, "m")
         };
         limits.check(&s, &loopback).unwrap();
+    }
+
+    #[test]
+    fn subscriptions_count_apart_from_methods_and_streams_get_four_times_the_calls() {
+        let s = settings(&[]);
+        let limits = RateLimits::default();
+        let sub = |name| Caller {
+            kind: CallKind::Subscription,
+            ..call(1, Some("u"), name)
+        };
+        for _ in 0..10 {
+            limits
+                .check(&s, &call(1, Some("u"), "getUsersOfRoom"))
+                .unwrap();
+        }
+        limits.check(&s, &sub("getUsersOfRoom")).unwrap();
+        for _ in 0..40 {
+            limits.check(&s, &sub("stream-notify-room")).unwrap();
+        }
+        let e = limits.check(&s, &sub("stream-notify-room")).unwrap_err();
+        // The window is four times Connection_By_Method's 10 s.
+        assert!(e.details.unwrap()["timeToReset"].as_u64().unwrap() > 10_000);
+        limits
+            .check(&s, &call(1, Some("u"), "stream-notify-room"))
+            .unwrap();
     }
 }

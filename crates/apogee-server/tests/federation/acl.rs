@@ -1,7 +1,10 @@
-//! What we send honours the room's server ACL: in a room whose `m.room.server_acl` denies the
-//! server of its other members, a local user's message goes nowhere (no outbox item, no
-//! transaction), against the test's own homeserver. (Without the ACL the same message reaches
-//! it: the test failed when the filter was taken out.)
+//! What we send and serve honours the room's server ACL: in a room whose `m.room.server_acl`
+//! denies the server of its other members, a local user's message goes nowhere (no outbox item,
+//! no transaction), and that server is refused the room's catch-up (`event`, `state_ids`,
+//! `event_auth`, `backfill`) and membership templates (`make_join`, `make_leave`), against the
+//! test's own homeserver. (Without the ACL the same message reaches it and the same requests
+//! are answered: `catchup::catch_up_is_served_to_servers_in_the_room`; the test failed when the
+//! filters were taken out.)
 
 use crate::catchup::joined;
 use crate::common::backends;
@@ -19,7 +22,7 @@ async fn a_server_the_room_acl_denies_gets_nothing_from_us() {
             &alice,
             json!({"allow": ["*"], "deny": ["peer.test"], "allow_ip_literals": true}),
         );
-        let (s, _port, bob, rid) = joined(backend, &fake, "").await;
+        let (s, port, bob, rid) = joined(backend, &fake, "").await;
         let admin = s.login("admin").await;
         let (status, v) = s
             .post(
@@ -48,13 +51,35 @@ async fn a_server_the_room_acl_denies_gets_nothing_from_us() {
             .filter_map(|d| d["queueLength"].as_i64())
             .sum();
         assert_eq!(queued, 0, "{health}");
-        let room = fake.room.lock().unwrap();
-        assert!(
-            !room
-                .events
-                .values()
-                .any(|e| e["content"]["body"] == "not for peer.test"),
-            "peer.test got the message"
-        );
+        // The lock is released before the requests below (a block: clippy does not see drops).
+        let create = {
+            let room = fake.room.lock().unwrap();
+            assert!(
+                !room
+                    .events
+                    .values()
+                    .any(|e| e["content"]["body"] == "not for peer.test"),
+                "peer.test got the message"
+            );
+            room.state[&("m.room.create".to_string(), String::new())].clone()
+        };
+
+        let (r, e) = (enc(&fake.room_id), enc(&create));
+        let carol = enc("@carol:peer.test");
+        for target in [
+            format!("/_matrix/federation/v1/event/{e}"),
+            format!("/_matrix/federation/v1/state_ids/{r}?event_id={e}"),
+            format!("/_matrix/federation/v1/event_auth/{r}/{e}"),
+            format!("/_matrix/federation/v1/backfill/{r}?v={e}&limit=5"),
+            format!("/_matrix/federation/v1/make_join/{r}/{carol}?ver=10&ver=11&ver=12"),
+            format!("/_matrix/federation/v1/make_leave/{r}/{carol}"),
+        ] {
+            let (status, v) = fake.call(port, Method::GET, &target, None).await;
+            assert_eq!(
+                (status.as_u16(), v["errcode"].as_str()),
+                (403, Some("M_FORBIDDEN")),
+                "{target}: {v}"
+            );
+        }
     }
 }

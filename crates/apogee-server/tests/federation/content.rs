@@ -317,6 +317,61 @@ async fn synapse_content() {
     }
 }
 
+/// The avatar of a member already in a room when we join it: alice's picture, set in her
+/// member event before bob joins, becomes her `/avatar/…` here without any later event.
+#[tokio::test]
+async fn synapse_members_avatars_on_join() {
+    let Some(syn) = synapse().await else {
+        return;
+    };
+    for backend in backends() {
+        let room_id = synapse_room(&syn.alice, "11", "avatars before").await;
+        let alice = &syn.alice;
+        let mxc = alice
+            .upload("before.png", "image/png", ONE_PIXEL_PNG.to_vec())
+            .await;
+        alice
+            .call(
+                reqwest::Method::PUT,
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
+                    enc(&room_id),
+                    enc(&syn.alice_id)
+                ),
+                Some(json!({"membership": "join", "avatar_url": &mxc})),
+            )
+            .await;
+        let resolve = format!("{}={}", syn.name, syn.url);
+        let (s, _port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        join_room(&s, &syn, &room_id, &[&bob]).await;
+        eventually(&s, "alice's avatar from the room's state", || async {
+            let answer = s
+                .client
+                .get(format!("{}/avatar/{}", s.base, enc(&syn.alice_id)))
+                .send()
+                .await
+                .ok()?;
+            let png = answer
+                .headers()
+                .get("content-type")
+                .is_some_and(|t| t == "image/png");
+            let bytes = answer.bytes().await.ok()?;
+            (png && bytes.as_ref() == ONE_PIXEL_PNG).then_some(())
+        })
+        .await;
+        let (_, v) = s
+            .get(
+                &format!("/api/v1/users.info?username={}", enc(&syn.alice_id)),
+                &bob,
+            )
+            .await;
+        assert_eq!(v["user"]["federation"]["avatarUrl"], mxc.as_str(), "{v}");
+        drop(s);
+    }
+}
+
 /// Profiles both ways: alice's new name and avatar (her member event in the room) reach her
 /// user here; bob's new name here reaches Synapse as his member event.
 #[tokio::test]
@@ -411,5 +466,89 @@ async fn synapse_profiles() {
         })
         .await;
         drop(s);
+    }
+}
+
+/// `@room` from Synapse: in alice's own room (she has power 100, over `notifications.room`'s
+/// 50) it is Rocket.Chat's `@all` — an `all` mention, counted in every member's group
+/// mentions; in a room made here, where alice has power 0, the same message is shown without
+/// it and counts nothing.
+#[tokio::test]
+async fn synapse_room_mentions_need_the_power() {
+    let Some(syn) = synapse().await else {
+        return;
+    };
+    for backend in backends() {
+        let room_id = synapse_room(&syn.alice, "11", "room mentions").await;
+        let resolve = format!("{}={}", syn.name, syn.url);
+        let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let us = format!("localhost:{port}");
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let carol = s.user("carol").await;
+        let rid = join_room(&s, &syn, &room_id, &[&bob, &carol]).await;
+        let group_mentions = |rid: String| {
+            let s = &s;
+            let carol = &carol;
+            async move {
+                let (_, sub) = s
+                    .get(&format!("/api/v1/subscriptions.getOne?roomId={rid}"), carol)
+                    .await;
+                sub["subscription"]["groupMentions"].clone()
+            }
+        };
+        syn.alice
+            .send(
+                &room_id,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": "@room standup in five",
+                    "m.mentions": {"room": true}}),
+            )
+            .await;
+        let m = apogee_message(&s, &carol, &rid, "standup in five").await;
+        assert_eq!(
+            m["mentions"],
+            json!([{"_id": "all", "username": "all", "type": "user"}])
+        );
+        assert_eq!(group_mentions(rid.clone()).await, 1);
+
+        // In bob's room alice joined from Synapse, her power is 0.
+        let (status, v) = s
+            .post(
+                "/api/v1/channels.create",
+                &bob,
+                json!({"name": "ours", "members": ["carol"], "extraData": {"federated": true}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let ours = v["channel"]["_id"].as_str().unwrap().to_string();
+        let matrix_room = v["channel"]["federation"]["mrid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let joined = syn
+            .alice
+            .call(
+                reqwest::Method::POST,
+                &format!(
+                    "/_matrix/client/v3/join/{}?server_name={}",
+                    enc(&matrix_room),
+                    enc(&us)
+                ),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(joined["room_id"], matrix_room.as_str(), "{joined}");
+        // Without `m.mentions`, the body's `@room` asks for it (the spec's legacy rule).
+        syn.alice
+            .send(
+                &matrix_room,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": "@room everyone look"}),
+            )
+            .await;
+        let m = apogee_message(&s, &carol, &ours, "everyone look").await;
+        assert_eq!(m["mentions"], json!([]), "{m}");
+        assert_eq!(group_mentions(ours).await, 0);
     }
 }

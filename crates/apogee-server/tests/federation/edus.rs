@@ -202,3 +202,85 @@ async fn typing_and_read_receipts_cross_both_ways() {
         drop(s);
     }
 }
+
+/// EDUs have a retry timer of their own: on a private Synapse, bob's read receipt is sent
+/// while Synapse is stopped, and arrives after it is started again with no other traffic
+/// between the servers (alice never syncs before, so Synapse has no presence of hers to send
+/// us, which would count as "the peer is back" and flush the receipt by another path).
+#[tokio::test]
+async fn a_receipt_sent_during_an_outage_arrives_on_its_own() {
+    let Some(own) = OwnSynapse::new() else {
+        return;
+    };
+    let alice = own.alice().await;
+    for backend in backends() {
+        let resolve = format!("{}={}", own.name, own.url);
+        let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let bob_id = format!("@bob:localhost:{port}");
+        let room_id = synapse_room(&alice, "11", "Receipts in an outage").await;
+        let (rid, _) = join_via(&s, &bob, &room_id, &own.name).await;
+        let (status, sent) = s
+            .post(
+                "/api/v1/chat.postMessage",
+                &bob,
+                json!({"roomId": rid, "text": "read me later"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{sent}");
+        let event_id = sent["message"]["federation"]["eventId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        eventually(&s, "bob's message on Synapse", || async {
+            alice
+                .messages(&room_id)
+                .await
+                .iter()
+                .any(|e| e["event_id"] == event_id.as_str())
+                .then_some(())
+        })
+        .await;
+
+        own.stop();
+        let (status, v) = s
+            .post("/api/v1/subscriptions.read", &bob, json!({"rid": rid}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        // Long enough for the first attempt and a retry to fail.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        own.start();
+        // alice's sync says she is offline, so it makes no presence for Synapse to send.
+        let receipt_seen = || async {
+            let filter = json!({"room": {"rooms": [room_id], "timeline": {"limit": 1}},
+                "presence": {"not_types": [apogee_domain::random_id()]}});
+            let path = format!(
+                "/_matrix/client/v3/sync?timeout=0&set_presence=offline&filter={}",
+                enc(&filter.to_string())
+            );
+            let v = alice.call(reqwest::Method::GET, &path, None).await;
+            v["rooms"]["join"][&room_id]["ephemeral"]["events"]
+                .as_array()?
+                .iter()
+                .filter(|e| e["type"] == "m.receipt")
+                .any(|e| e["content"][&event_id]["m.read"][&bob_id].is_object())
+                .then_some(())
+        };
+        // Retries back off (5 s, doubling): allow two minutes.
+        let mut arrived = false;
+        for _ in 0..120 {
+            if receipt_seen().await.is_some() {
+                arrived = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert!(
+            arrived,
+            "bob's receipt never reached Synapse:\n{}",
+            federation_log(&s)
+        );
+        drop(s);
+    }
+}

@@ -457,6 +457,50 @@ async fn membership_requests_are_checked() {
         )
         .await;
         assert_eq!(status, 404, "{v}");
+
+        // A forged direct invite: into a public room, or into the channel we hold. Refused,
+        // and no take-up is queued (bob gets no room).
+        let forged_dm = [
+            (
+                "!dm:mallory.test".to_string(),
+                json!([{"type": "m.room.join_rules", "state_key": "", "sender": eve,
+                    "content": {"join_rule": "public"}}]),
+            ),
+            (public_room.clone(), json!([])),
+        ];
+        for (room, invite_state) in forged_dm {
+            let invite = sign(json!({"type": "m.room.member", "room_id": room,
+                "sender": eve, "state_key": format!("@bob:{us}"),
+                "content": {"membership": "invite", "is_direct": true}, "prev_events": [],
+                "auth_events": [], "depth": 5, "origin": "mallory.test"}));
+            let target = format!(
+                "/_matrix/federation/v2/invite/{}/{}",
+                enc(&room),
+                enc(invite.event_id.as_str())
+            );
+            let (status, v) = fed_put(
+                port,
+                &us,
+                &mallory.identity,
+                &target,
+                &json!({"event": invite.to_json(), "room_version": "10",
+                    "invite_room_state": invite_state}),
+            )
+            .await;
+            assert_eq!(
+                (status.as_u16(), &v["errcode"]),
+                (403, &json!("M_FORBIDDEN")),
+                "{room}: {v}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let (_, v) = s.get("/api/v1/subscriptions.get", &bob).await;
+        // `general`, the channel and the group.
+        assert_eq!(
+            v["update"].as_array().unwrap().len(),
+            3,
+            "nothing written: {v}"
+        );
     }
 }
 
@@ -622,6 +666,151 @@ async fn synapse_direct_messages_and_the_federation_command() {
         .await;
         assert_eq!(sub["t"], "d", "{sub}");
         assert_eq!(sub["name"], alice_id.as_str(), "{sub}");
+        // One DM for bob and alice: it follows her newer Matrix room, and bob leaves the older.
+        assert_eq!(sub["rid"], dm.as_str(), "the same DM: {sub}");
+        eventually(server, "bob leaving the older DM room", || async {
+            let v = alice_ref
+                .call(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
+                        enc(&dm_room),
+                        enc(&bob_id)
+                    ),
+                    None,
+                )
+                .await;
+            (v["membership"] == "leave").then_some(())
+        })
+        .await;
+        alice
+            .send(
+                &theirs,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": "in my newer room"}),
+            )
+            .await;
+        eventually(server, "alice's message in the newer room", || async {
+            let (_, v) = server
+                .get(&format!("/api/v1/im.messages?roomId={dm}"), bob_ref)
+                .await;
+            v["messages"]
+                .as_array()?
+                .iter()
+                .any(|m| m["msg"] == "in my newer room")
+                .then_some(())
+        })
+        .await;
+        let (status, v) = s
+            .post(
+                "/api/v1/chat.postMessage",
+                &bob,
+                json!({"roomId": dm, "text": "seen"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        wait_for_message(server, alice_ref, &theirs, "seen").await;
+        let (_, v) = s
+            .post("/api/v1/im.create", &bob, json!({"username": alice_id}))
+            .await;
+        assert_eq!(v["room"]["_id"], dm.as_str(), "{v}");
+
+        // A DM alice opens first is the DM `im.create` / `im.open` / `rooms.get` find.
+        let dave = s.user("dave").await;
+        let dave_id = format!("@dave:{us}");
+        let created = alice
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(json!({"preset": "trusted_private_chat", "is_direct": true,
+                    "invite": [dave_id]})),
+            )
+            .await;
+        let to_dave = created["room_id"].as_str().unwrap().to_string();
+        let dave_ref = &dave;
+        let dave_dm = eventually(server, "dave's DM from alice", || async {
+            let (_, v) = server.get("/api/v1/im.list", dave_ref).await;
+            let ims = v["ims"].as_array()?;
+            ims.iter()
+                .find(|r| r["federation"]["mrid"] == to_dave.as_str())
+                .map(|r| r["_id"].as_str().unwrap().to_string())
+        })
+        .await;
+        let (status, v) = s
+            .post("/api/v1/im.create", &dave, json!({"username": alice_id}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["room"]["_id"], dave_dm.as_str(), "{v}");
+        assert_eq!(v["room"]["usersCount"], 2, "{v}");
+        let (status, v) = s
+            .post("/api/v1/im.open", &dave, json!({"roomId": dave_dm}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let mut ddp = crate::common::ddp::Ddp::connect(&s).await;
+        ddp.resume(&dave).await;
+        let r = ddp
+            .call("createDirectMessage", json!([alice_id.as_str()]))
+            .await;
+        assert_eq!(r["result"]["rid"], dave_dm.as_str(), "{r}");
+        let (_, v) = s.get("/api/v1/rooms.get", &dave).await;
+        let dms: Vec<&Value> = v["update"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["t"] == "d")
+            .collect();
+        assert_eq!(dms.len(), 1, "{v}");
+        assert_eq!(dms[0]["_id"], dave_dm.as_str(), "{v}");
+        let (_, info) = s
+            .get(&format!("/api/v1/rooms.info?roomId={dave_dm}"), &dave)
+            .await;
+        let uids = info["room"]["uids"].as_array().unwrap();
+        let mut sorted: Vec<&str> = uids.iter().filter_map(Value::as_str).collect();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted.concat(),
+            dave_dm,
+            "the id is the members' ids sorted: {info}"
+        );
+
+        // A DM of three alice opens with dave and erin: the DM `im.create` with both finds,
+        // and erin joins it on the Matrix side too.
+        let erin = s.user("erin").await;
+        let erin_id = format!("@erin:{us}");
+        let created = alice
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(json!({"preset": "trusted_private_chat", "is_direct": true,
+                    "invite": [dave_id, erin_id]})),
+            )
+            .await;
+        let of_three = created["room_id"].as_str().unwrap().to_string();
+        let erin_ref = &erin;
+        let three = eventually(server, "the DM of three", || async {
+            let (_, v) = server.get("/api/v1/im.list", erin_ref).await;
+            v["ims"]
+                .as_array()?
+                .iter()
+                .find(|r| r["federation"]["mrid"] == of_three.as_str())
+                .cloned()
+        })
+        .await;
+        assert_eq!(three["usersCount"], 3, "{three}");
+        let (status, v) = s
+            .post(
+                "/api/v1/im.create",
+                &dave,
+                json!({"usernames": format!("erin,{alice_id}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["room"]["_id"], three["_id"], "{v}");
+        eventually(server, "dave and erin joined on Synapse", || async {
+            let joined = synapse_joined(alice_ref, &of_three).await;
+            (joined.get(&dave_id).is_some() && joined.get(&erin_id).is_some()).then_some(())
+        })
+        .await;
 
         // `/federation invite @alice:…` in a channel of bob's.
         let (status, v) = s

@@ -1,4 +1,4 @@
-//! Keeping both sides in step after a room is made: name, topic, read-only and room roles
+//! Keeping both sides in step after a room is made: name, topic, read-only, room roles and pictures
 //! both ways with a real Synapse; deletions (rooms, users, messages with a file or in a
 //! thread) and rooms closed or abandoned elsewhere; forged changes from a peer refused.
 
@@ -932,5 +932,154 @@ async fn synapse_sees_our_avatars() {
         assert_eq!(status, 200, "any verified server sees the current one");
         let (status, _) = fed_get(port, &media(&newer), None).await;
         assert_eq!(status, 401);
+    }
+}
+
+/// The room's picture as `/avatar/room/<rid>` serves it: (content type, bytes).
+async fn room_picture(s: &Server, rid: &str) -> (String, Vec<u8>) {
+    let answer = s
+        .client
+        .get(format!("{}/avatar/room/{rid}", s.base))
+        .send()
+        .await
+        .unwrap();
+    let content_type = answer.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (content_type, answer.bytes().await.unwrap().to_vec())
+}
+
+/// Room pictures both ways: bob's new room picture reaches Synapse as `m.room.avatar`, whose
+/// `mxc://` alice downloads from us (a server with no member in the room is not served it);
+/// alice's picture comes back as the room's avatar here with a `room_changed_avatar` line, and
+/// her removing it resets the room to its initials.
+#[tokio::test]
+async fn synapse_room_pictures_both_ways() {
+    let Some(syn) = synapse().await else {
+        return;
+    };
+    for backend in backends() {
+        let mallory = peer("mallory.test").await;
+        let resolve = format!("{}={},mallory.test={}", syn.name, syn.url, mallory.url);
+        let (s, port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let us = format!("localhost:{port}");
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let _carol = s.user("carol").await;
+        let (rid, room_id) = shared_channel(&s, &syn, &bob, &us, "pictures").await;
+
+        let ours = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR the room's first picture".to_vec();
+        let data_url = format!("data:image/png;base64,{}", base64_encode(&ours));
+        let (status, v) = s
+            .post(
+                "/api/v1/rooms.saveRoomSettings",
+                &bob,
+                json!({"rid": rid, "roomAvatar": data_url}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let prefix = format!("mxc://{us}/roomavatar_{rid}_");
+        let state = synapse_state_where(
+            &s,
+            &syn,
+            &room_id,
+            "m.room.avatar",
+            "bob's room picture on Synapse",
+            |v| v["url"].as_str().is_some_and(|u| u.starts_with(&prefix)),
+        )
+        .await;
+        let url = state["url"].as_str().unwrap().to_string();
+        assert_eq!(synapse_download(&syn, &url).await, (200, ours.clone()));
+        let media = format!(
+            "/_matrix/federation/v1/media/download/{}",
+            url.rsplit('/').next().unwrap()
+        );
+        let (status, _) = signed_get(port, &us, &mallory.identity, &media).await;
+        assert_eq!(status, 404, "not served to a server outside the room");
+
+        // bob makes alice a moderator (50, the level a room picture needs); her picture comes
+        // back, announced.
+        let alice_uid = member_id(&s, &bob, &rid, &syn.alice_id).await;
+        s.post_ok(
+            "/api/v1/channels.addModerator",
+            &bob,
+            json!({"roomId": rid, "userId": alice_uid}),
+        )
+        .await;
+        synapse_state_where(
+            &s,
+            &syn,
+            &room_id,
+            "m.room.power_levels",
+            "alice at 50",
+            |v| v["users"][&syn.alice_id] == 50,
+        )
+        .await;
+        let theirs = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR alice's picture of the room".to_vec();
+        let mxc = syn
+            .alice
+            .upload("room.png", "image/png", theirs.clone())
+            .await;
+        synapse_set_state(&syn, &room_id, "m.room.avatar", json!({"url": mxc})).await;
+        eventually(&s, "alice's room picture here", || async {
+            (room_picture(&s, &rid).await == ("image/png".to_string(), theirs.clone()))
+                .then_some(())
+        })
+        .await;
+        let lines = history(&s, &bob, &rid).await;
+        assert!(
+            lines
+                .iter()
+                .any(|m| m["t"] == "room_changed_avatar"
+                    && m["u"]["username"] == syn.alice_id.as_str()),
+            "{lines:?}"
+        );
+        assert_eq!(
+            synapse_download(&syn, &url).await.0,
+            200,
+            "Synapse keeps its copy"
+        );
+        let (status, _) = signed_get(port, &us, &mallory.identity, &media).await;
+        assert_eq!(status, 404);
+
+        // Removed there: initials here.
+        synapse_set_state(&syn, &room_id, "m.room.avatar", json!({})).await;
+        eventually(&s, "the room's initials again", || async {
+            room_picture(&s, &rid)
+                .await
+                .0
+                .starts_with("image/svg")
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+/// A Synapse room that has a picture when bob joins it: the picture becomes the room's
+/// avatar here after the join (fetched through the outbox, off the join's request).
+#[tokio::test]
+async fn synapse_room_picture_on_join() {
+    let Some(syn) = synapse().await else {
+        return;
+    };
+    for backend in backends() {
+        let room_id = synapse_room(&syn.alice, "11", "pictured").await;
+        let picture = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR a room pictured before the join".to_vec();
+        let mxc = syn
+            .alice
+            .upload("room.png", "image/png", picture.clone())
+            .await;
+        synapse_set_state(&syn, &room_id, "m.room.avatar", json!({"url": mxc})).await;
+        let resolve = format!("{}={}", syn.name, syn.url);
+        let (s, _port) = start(backend, &[("APOGEE_FEDERATION_RESOLVE", &resolve)]).await;
+        let _admin = s.user("admin").await;
+        let bob = s.user("bob").await;
+        let (rid, _) = join_via(&s, &bob, &room_id, &syn.name).await;
+        eventually(&s, "the room's picture here", || async {
+            (room_picture(&s, &rid).await == ("image/png".to_string(), picture.clone()))
+                .then_some(())
+        })
+        .await;
     }
 }
