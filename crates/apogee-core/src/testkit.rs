@@ -19,6 +19,7 @@ macro_rules! conformance_tests {
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
             duplicate_message_ids_conflict, concurrent_commits_all_land,
             a_failing_batch_among_concurrent_ones_fails_alone, room_counters_survive_stale_updates,
+            concurrent_appends_across_rooms,
             settings_and_permissions,
             teams_and_memberships, discussion_messages_by_room, invites_and_user_statuses,
             custom_sounds_catalogue, uploads_by_room, presence_per_node,
@@ -1221,6 +1222,79 @@ pub async fn concurrent_commits_all_land(s: S) {
     }
     let room = s.room_by_id(&r.id).await.unwrap().unwrap();
     assert_eq!((room.seq, room.msgs), (64, 64), "no lost increments");
+}
+
+/// Appends committed together — several rooms, senders, threads, mentions, and another change
+/// between two appends of one batch — move every room and subscription as they would one by
+/// one: the backends write a group's appends with shared multi-row statements.
+pub async fn concurrent_appends_across_rooms(s: S) {
+    let (a, b, c) = (user("vera"), user("walt"), user("xena"));
+    add_users(&s, &[&a, &b, &c]).await;
+    let r1 = setup(&s, "ga", &[&a, &b, &c]).await;
+    let r2 = setup(&s, "gb", &[&a, &b]).await;
+    let mut tasks = Vec::new();
+    for i in 0..40i64 {
+        let (r, sender) = if i % 2 == 0 { (&r1, &a) } else { (&r2, &b) };
+        let mut m = msg(r, sender, "x", 1000 + i);
+        if i % 10 == 9 {
+            m.tmid = Some("parent".into()); // a hidden thread reply: no sequence, not unread
+        }
+        let mut batch = vec![Change::AppendMessage {
+            message: m,
+            // r1's messages mention xena (and the sender, which never counts).
+            mentioned_user_ids: if i % 2 == 0 {
+                vec![c.id.clone(), a.id.clone()]
+            } else {
+                vec![]
+            },
+            mentions_all: i == 4,
+        }];
+        if i == 6 {
+            // Another change between two appends of one batch sees the first one applied.
+            batch.push(Change::MarkRead {
+                rid: r1.id.clone(),
+                user_id: b.id.clone(),
+            });
+            batch.push(append(&msg(&r1, &a, "after the read", 1000 + i)));
+        }
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.commit(batch).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let room1 = s.room_by_id(&r1.id).await.unwrap().unwrap();
+    let room2 = s.room_by_id(&r2.id).await.unwrap().unwrap();
+    // Even i never end in 9, so r1 has no thread replies; r2's i = 9, 19, 29, 39 are.
+    assert_eq!((room1.seq, room1.msgs), (21, 21));
+    assert_eq!((room2.seq, room2.msgs), (16, 20));
+    // `lm` and `lastMessage` are the last main-timeline message applied (commit order).
+    let last2 = room2.last_message.unwrap();
+    assert_eq!(
+        last2["ts"],
+        serde_json::to_value(room2.lm.unwrap()).unwrap()
+    );
+    assert!(
+        last2.get("tmid").is_none(),
+        "a thread reply is never the last message"
+    );
+    let sa = s.subscription(&r1.id, &a.id).await.unwrap().unwrap();
+    assert_eq!(sa.unread, 0, "the sender has read up to their own messages");
+    let sc = s.subscription(&r1.id, &c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (sc.unread, sc.user_mentions, sc.group_mentions),
+        (21, 20, 1)
+    );
+    let sb1 = s.subscription(&r1.id, &b.id).await.unwrap().unwrap();
+    assert!(
+        sb1.unread < 21,
+        "walt read r1 once, somewhere in the middle: {}",
+        sb1.unread
+    );
+    let sb2 = s.subscription(&r2.id, &b.id).await.unwrap().unwrap();
+    assert_eq!(sb2.unread, 0);
+    let sa2 = s.subscription(&r2.id, &a.id).await.unwrap().unwrap();
+    assert_eq!((sa2.unread, sa2.user_mentions), (16, 0));
 }
 
 /// Batches committed together (group commit) still succeed or fail each on its own: the

@@ -85,6 +85,31 @@ pub fn fresh_postgres_database(url: &str, label: &str) -> Result<(String, String
     Ok((with_database(url, &name)?, name))
 }
 
+/// The postmaster serving `url` (the first line of `postmaster.pid` in its data directory; needs
+/// a superuser and the server on this machine). Its process tree's CPU is PostgreSQL's share of
+/// an ingest.
+pub fn postmaster_pid(url: &str) -> Result<u32> {
+    let out = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-X", "-A", "-t", "-q", "-c", "SHOW data_directory"])
+        .output()
+        .context("run psql")?;
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || dir.is_empty() {
+        bail!(
+            "psql SHOW data_directory: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pidfile = std::fs::read_to_string(format!("{dir}/postmaster.pid"))
+        .with_context(|| format!("read {dir}/postmaster.pid"))?;
+    pidfile
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .context("postmaster.pid without a pid")
+}
+
 pub fn drop_postgres_database(url: &str, name: &str) {
     let _ = std::process::Command::new("psql")
         .arg(url)
@@ -117,6 +142,7 @@ fn merge(hs: Vec<Histogram<u64>>) -> Histogram<u64> {
 /// is not counted.
 async fn closed_loop(
     srv: &Spawned,
+    postmaster: Option<u32>,
     senders: &[Arc<Sender>],
     seconds: f64,
     first_error: &Arc<std::sync::Mutex<Option<String>>>,
@@ -162,10 +188,12 @@ async fn closed_loop(
     }
     tokio::time::sleep_until(measure_from.into()).await;
     let cpu0 = srv.sample()?;
+    let pg0 = postmaster.map(crate::proc::tree_cpu_secs).transpose()?;
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     let ok_at_end = counts.ok.load(Ordering::Relaxed);
     let cpu1 = srv.sample()?;
+    let pg1 = postmaster.map(crate::proc::tree_cpu_secs).transpose()?;
     let elapsed = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let mut hs = Vec::new();
@@ -184,6 +212,8 @@ async fn closed_loop(
         "server_cpu_secs": round(cpu, 3),
         "server_cpu_us_per_message": round(cpu * 1e6 / ok_at_end.max(1) as f64, 1),
         "server_rss_kib": cpu1.rss_kib,
+        "postgres_cpu_secs": pg0.zip(pg1).map(|(a, b)| round(b - a, 3)),
+        "postgres_cpu_us_per_message": pg0.zip(pg1).map(|(a, b)| round((b - a) * 1e6 / ok_at_end.max(1) as f64, 1)),
     }))
 }
 
@@ -270,6 +300,7 @@ pub async fn ingest(env: &Env, a: &IngestArgs) -> Result<Value> {
     let fsync = tokio::task::spawn_blocking(|| crate::scenario::fsync_rate(1.0)).await??;
     let mut extra = Vec::new();
     let mut pg_db = None;
+    let mut postmaster = None;
     match a.backend.as_str() {
         "sqlite" => {}
         "postgres" => {
@@ -278,6 +309,10 @@ pub async fn ingest(env: &Env, a: &IngestArgs) -> Result<Value> {
                 .as_deref()
                 .context("--backend postgres needs --database-url (or APOGEE_TEST_DATABASE_URL)")?;
             let (fresh, name) = fresh_postgres_database(url, "ingest")?;
+            match postmaster_pid(url) {
+                Ok(pid) => postmaster = Some(pid),
+                Err(e) => eprintln!("  PostgreSQL's CPU not counted: {e:#}"),
+            }
             eprintln!("  fresh PostgreSQL database {name}");
             extra = vec!["--database-url".to_string(), fresh];
             pg_db = Some((url.to_string(), name));
@@ -287,7 +322,7 @@ pub async fn ingest(env: &Env, a: &IngestArgs) -> Result<Value> {
     let dir = tempfile::tempdir().context("temp data dir")?;
     let srv =
         server::start_apogee_with(&env.apogee_bin, env.server_cpus.clone(), dir, &extra).await?;
-    let result = ingest_on(&srv, a, sqlite_cal, fsync, load_before).await;
+    let result = ingest_on(&srv, postmaster, a, sqlite_cal, fsync, load_before).await;
     srv.stop().await;
     if let Some((url, name)) = pg_db {
         drop_postgres_database(&url, &name);
@@ -297,6 +332,7 @@ pub async fn ingest(env: &Env, a: &IngestArgs) -> Result<Value> {
 
 async fn ingest_on(
     srv: &Spawned,
+    postmaster: Option<u32>,
     a: &IngestArgs,
     sqlite_cal: Value,
     fsync: Value,
@@ -336,7 +372,7 @@ async fn ingest_on(
         }));
     }
     let first_error = Arc::new(std::sync::Mutex::new(None));
-    let closed = closed_loop(srv, &senders, a.seconds, &first_error).await?;
+    let closed = closed_loop(srv, postmaster, &senders, a.seconds, &first_error).await?;
     let mut steps = Vec::new();
     for &rate in &a.rates {
         eprintln!("  open loop at {rate} msg/s for {} s", a.step_seconds);
@@ -364,6 +400,7 @@ async fn ingest_on(
          | ingest msgs/s vs single-row commits | {} | SQLite FULL single-row {} commits/s | {} |\n\
          | ack p50 / p99 ms | {} / {} | single-row commit p50 {} ms | {} |\n\
          | server CPU s (µs per message) | {} ({}) | – | – |\n\
+         {}\
          | best open-loop rate with p99 ≤ 50 ms, msgs/s | {} | – | – |\n",
         a.backend,
         closed["messages_per_s"],
@@ -387,6 +424,14 @@ async fn ingest_on(
         ),
         closed["server_cpu_secs"],
         closed["server_cpu_us_per_message"],
+        if closed["postgres_cpu_secs"].is_null() {
+            String::new()
+        } else {
+            format!(
+                "| PostgreSQL's processes' CPU s (µs per message) | {} ({}) | – | – |\n",
+                closed["postgres_cpu_secs"], closed["postgres_cpu_us_per_message"]
+            )
+        },
         sustained_open.map_or("–".to_string(), |x| x.to_string()),
     );
     eprintln!(

@@ -31,6 +31,45 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     Some((utime, stime))
 }
 
+/// The parent's pid (field 4) from the text of `/proc/<pid>/stat`.
+pub fn parse_parent_pid(stat: &str) -> Option<u32> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU seconds (user + system) of `root` and its children: a PostgreSQL server is a postmaster
+/// whose children are the backends, the WAL writer, the checkpointer and so on. Children that
+/// exited before the reading are not counted (their time went to the postmaster's `cutime`,
+/// which this leaves out, so the difference of two readings is not skewed by it).
+pub fn tree_cpu_secs(root: u32) -> Result<f64> {
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").context("read /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may exit between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if (pid == root || parse_parent_pid(&stat) == Some(root))
+            && let Some((u, s)) = parse_cpu_ticks(&stat)
+        {
+            ticks += u + s;
+        }
+    }
+    Ok(ticks as f64 / clock_ticks())
+}
+
+/// The parent of `pid`, if it is running.
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    parse_parent_pid(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -124,6 +163,7 @@ mod tests {
         let stat = "4242 (we(ird) name) S 1 4242 4242 0 -1 4194560 900 0 0 0 \
                     731 129 0 0 20 0 9 0 123456 1000000 3000 18446744073709551615";
         assert_eq!(parse_cpu_ticks(stat), Some((731, 129)));
+        assert_eq!(parse_parent_pid(stat), Some(1));
         assert_eq!(parse_cpu_ticks("1 (x) S 1 2"), None);
     }
 
@@ -133,6 +173,17 @@ mod tests {
             "sockets: used 290\nTCP: inuse 12 orphan 0 tw 3 alloc 15 mem 7\nUDP: inuse 1 mem 2\n";
         assert_eq!(parse_tcp_mem_pages(sockstat), Some(7));
         assert_eq!(parse_tcp_mem_pages("UDP: inuse 1 mem 2\n"), None);
+    }
+
+    #[test]
+    fn a_process_tree_includes_this_process() {
+        let own = sample(std::process::id()).unwrap().cpu_secs;
+        let tree = tree_cpu_secs(std::process::id()).unwrap();
+        assert!(tree >= own, "{tree} < {own}");
+        assert_eq!(
+            parent_pid(std::process::id()),
+            Some(std::os::unix::process::parent_id())
+        );
     }
 
     #[test]

@@ -5,13 +5,17 @@
 //! applies them all in one transaction, so a busy node pays one `BEGIN`/`COMMIT` pair (and one
 //! WAL flush) per group rather than per batch. Should any batch of a group fail, the group's
 //! transaction is rolled back and each batch runs again in a transaction of its own, so a
-//! failing batch still writes nothing and fails alone. One committer means no two of this
+//! failing batch still writes nothing and fails alone. The group's appended messages are
+//! written together, a handful of multi-row statements (round trips) per group rather than
+//! four or more per message. One committer means no two of this
 //! node's groups wait on each other's row locks. Prepared statements are cached per connection
 //! (sqlx), with room for every statement the store uses.
 
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};
-use apogee_store_sql::{Arg, Database, Row, SqlStore, SqlTx, apply_changes, migrate};
+use apogee_store_sql::{
+    Arg, Database, Row, SqlStore, SqlTx, apply_batches, apply_changes, migrate,
+};
 use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -106,12 +110,12 @@ async fn committer(pool: PgPool, mut jobs: mpsc::Receiver<WriteJob>) {
     }
 }
 
-/// Every batch of `group` in one transaction (copies: the batches are kept for a retry).
+/// Every batch of `group` in one transaction (copies: the batches are kept for a retry). The
+/// batches are applied as one, so their appended messages share a few multi-row statements.
 async fn commit_group(pool: &PgPool, group: &[WriteJob]) -> StoreResult<()> {
     let mut tx = Tx(pool.begin().await.map_err(|e| backend(&e))?);
-    for job in group {
-        apply_changes(&mut tx, job.changes.clone()).await?;
-    }
+    let batches = group.iter().map(|job| job.changes.clone()).collect();
+    apply_batches(&mut tx, batches).await?;
     tx.0.commit().await.map_err(|e| backend(&e))
 }
 

@@ -1,5 +1,6 @@
 //! How each [`Change`] becomes rows. Runs inside the backend's transaction.
 
+use crate::appends::{Append, PendingAppends};
 use crate::{Arg, SqlTx, args, from_json, to_json};
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult, TwoFactorSecrets};
@@ -8,10 +9,31 @@ use serde_json::Value;
 
 /// Applies the batch in order; the caller commits or rolls back the transaction.
 pub async fn apply_changes(tx: &mut dyn SqlTx, changes: Vec<Change>) -> StoreResult<()> {
-    for change in changes {
-        apply(tx, change).await?;
+    apply_batches(tx, vec![changes]).await
+}
+
+/// Applies the batches one after the other, as one: consecutive appended messages are written
+/// together (`appends.rs`), everything else in order. The caller commits or rolls back.
+pub async fn apply_batches(tx: &mut dyn SqlTx, batches: Vec<Vec<Change>>) -> StoreResult<()> {
+    let mut appends = PendingAppends::default();
+    for change in batches.into_iter().flatten() {
+        match change {
+            Change::AppendMessage {
+                message,
+                mentioned_user_ids,
+                mentions_all,
+            } => appends.push(Append {
+                message,
+                mentioned: mentioned_user_ids,
+                mentions_all,
+            }),
+            other => {
+                appends.flush(tx).await?;
+                apply(tx, other).await?;
+            }
+        }
     }
-    Ok(())
+    appends.flush(tx).await
 }
 
 async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
@@ -345,22 +367,19 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 .await?;
             mark_read(tx, &rid, &user_id, Some(newer[0][0].int()), now).await?;
         }
+        // `apply_batches` holds appends back to write them together; one alone is the same.
         Change::AppendMessage {
             message,
             mentioned_user_ids,
             mentions_all,
         } => {
-            let room = append_message(tx, &message, &mentioned_user_ids, mentions_all).await?;
-            if let Some(drid) = message.extra.get("drid").and_then(Value::as_str) {
-                tx.exec(
-                    "UPDATE messages SET drid = $2 WHERE id = $1",
-                    args![&message.id, drid],
-                )
-                .await?;
-            }
-            if room.prid.is_some() {
-                refresh_discussion_metadata(tx, &message.rid).await?;
-            }
+            let mut one = PendingAppends::default();
+            one.push(Append {
+                message,
+                mentioned: mentioned_user_ids,
+                mentions_all,
+            });
+            one.flush(tx).await?;
         }
         Change::InsertBackfilledMessage(message) => {
             insert_backfilled_message(tx, &message).await?;
@@ -993,7 +1012,7 @@ async fn adjust_users_count(
 
 /// When `rid` is a discussion, copies its message count and last message time onto the
 /// `discussion-created` message in the parent (`dcount`, `dlm`).
-async fn refresh_discussion_metadata(tx: &mut dyn SqlTx, rid: &str) -> StoreResult<()> {
+pub(crate) async fn refresh_discussion_metadata(tx: &mut dyn SqlTx, rid: &str) -> StoreResult<()> {
     let rows = tx
         .query("SELECT prid, doc FROM rooms WHERE id = $1", args![rid])
         .await?;
@@ -1121,68 +1140,10 @@ async fn insert_backfilled_message(tx: &mut dyn SqlTx, m: &Message) -> StoreResu
 
 /// The message's own row, with the columns its indexes read.
 async fn insert_message_row(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
-    let mut a = message_args(m)?;
-    a.push(Arg::Text(m.rid.clone()));
-    a.push(Arg::Int(m.ts.millis()));
-    a.push(Arg::from(m.tmid.clone()));
-    tx.exec(
-        "INSERT INTO messages (id, updated_at, tcount, pinned, starred_by, mention_ids, msg_lower, doc, main, rid, ts, tmid)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        a,
-    )
-    .await?;
+    let sql = format!(
+        "INSERT INTO messages {} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        crate::appends::MESSAGE_COLUMNS
+    );
+    tx.exec(&sql, crate::appends::message_row_args(m)?).await?;
     Ok(())
-}
-
-/// Appends `m` to its room (sequence, counters, last message, the sender's read state, mention
-/// counts); returns the room as updated.
-async fn append_message(
-    tx: &mut dyn SqlTx,
-    m: &Message,
-    mentioned: &[String],
-    mentions_all: bool,
-) -> StoreResult<Room> {
-    // Lock the room row while reading it, so concurrent appends queue up instead of losing
-    // increments (PostgreSQL's plain SELECT does not lock; SQLite serializes writers anyway):
-    // one statement, not a lock and a read.
-    let rows = tx
-        .query(
-            "UPDATE rooms SET seq = seq WHERE id = $1 RETURNING doc, seq",
-            args![&m.rid],
-        )
-        .await?;
-    let row = rows
-        .first()
-        .ok_or_else(|| StoreError::Missing("room".into()))?;
-    let mut room: Room = from_json(&row[0])?;
-    let main = m.in_main_timeline();
-    let seq = row[1].int() + i64::from(main);
-    room.msgs += 1;
-    room.updated_at = m.ts;
-    if main {
-        room.lm = Some(m.ts);
-        room.last_message = Some(serde_json::to_value(m).unwrap_or(Value::Null));
-    }
-    tx.exec(
-        "UPDATE rooms SET seq = $2, all_mentions = all_mentions + $3, updated_at = $4, doc = $5 WHERE id = $1",
-        args![&m.rid, seq, mentions_all && main, m.ts.millis(), to_json(&room)?],
-    )
-    .await?;
-    insert_message_row(tx, m).await?;
-    if main {
-        // The sender has seen everything up to their own message.
-        tx.exec(
-            "UPDATE subscriptions SET read_seq = $3 WHERE rid = $1 AND user_id = $2",
-            args![&m.rid, &m.u.id, seq],
-        )
-        .await?;
-        for uid in mentioned.iter().filter(|u| **u != m.u.id) {
-            tx.exec(
-                "UPDATE subscriptions SET user_mentions = user_mentions + 1 WHERE rid = $1 AND user_id = $2",
-                args![&m.rid, uid],
-            )
-            .await?;
-        }
-    }
-    Ok(room)
 }

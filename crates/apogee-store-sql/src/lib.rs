@@ -2,6 +2,7 @@
 //! read queries and to run a closure-free batch of writes in one transaction through a [`SqlTx`].
 //! Everything else — schema, queries, how a [`Change`] becomes rows — lives here, once.
 
+mod appends;
 mod apply;
 mod audit;
 mod emoji;
@@ -15,7 +16,7 @@ mod reads;
 mod recovery;
 pub mod schema;
 
-pub use apply::apply_changes;
+pub use apply::{apply_batches, apply_changes};
 
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};

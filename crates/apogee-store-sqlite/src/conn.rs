@@ -33,8 +33,12 @@ pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> StoreResult<Conn
     }
     // Memory-mapped reads: a connection discards its page cache whenever another one has
     // written, so without mmap every read would copy its pages in again with read(2).
+    // Temporary storage in memory: a statement that may change several rows (a group's
+    // multi-row appends) keeps a statement journal of the pages it touches, which would
+    // otherwise be a temporary file written through the kernel.
     conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;",
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;
+         PRAGMA temp_store = MEMORY;",
     )
     .map_err(|e| backend(&e))?;
     Ok(conn)

@@ -1,7 +1,10 @@
 //! SQLite storage. WAL journal with `synchronous=FULL`: a write is acknowledged only once it is
 //! on disk. All writes go through one writer thread that folds concurrent batches into a single
-//! transaction (group commit), each batch in its own savepoint so one failing batch does not
-//! undo the others. Reads use separate read-only connections, which WAL lets run alongside.
+//! transaction (group commit). The group's batches are applied as one (`apply_batches`: their
+//! appended messages share multi-row statements, each room's document is decoded and written
+//! once per group); should that fail, the transaction is rolled back and the batches run again,
+//! each in its own savepoint, so one failing batch fails alone and undoes nothing of the others.
+//! Reads use separate read-only connections, which WAL lets run alongside.
 //!
 //! SQLite is a library, not a server: a statement costs microseconds, so what costs most is
 //! moving work between threads. The writer therefore runs whole batches on its own thread
@@ -12,7 +15,7 @@ mod conn;
 
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};
-use apogee_store_sql::{Arg, Database, Row, SqlStore, apply_changes, migrate};
+use apogee_store_sql::{Arg, Database, Row, SqlStore, apply_batches, apply_changes, migrate};
 use async_trait::async_trait;
 use conn::{Tx, backend, open_connection, read_rows};
 use rusqlite::{Connection, OpenFlags};
@@ -135,6 +138,27 @@ fn in_transaction<T>(
 
 /// Commits every job of the group in one transaction; returns each job's own outcome.
 fn write_group(
+    conn: &mut Connection,
+    runtime: &tokio::runtime::Runtime,
+    group: &mut [WriteJob],
+) -> Vec<StoreResult<()>> {
+    if group.len() > 1 {
+        // Copies: the batches are kept for the one-by-one path below.
+        let batches = group.iter().map(|job| job.changes.clone()).collect();
+        let together = in_transaction(conn, |conn| {
+            runtime.block_on(apply_batches(&mut Tx(conn), batches))
+        });
+        match together {
+            Ok(()) => return group.iter().map(|_| Ok(())).collect(),
+            Err(e) => tracing::debug!(error = %e, "group failed; applying its batches one by one"),
+        }
+    }
+    write_one_by_one(conn, runtime, group)
+}
+
+/// The group's jobs in one transaction, each in its own savepoint: a failing job writes nothing
+/// and fails alone.
+fn write_one_by_one(
     conn: &mut Connection,
     runtime: &tokio::runtime::Runtime,
     group: &mut [WriteJob],
