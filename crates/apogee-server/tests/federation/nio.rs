@@ -127,7 +127,7 @@ async fn a_matrix_nio_user_and_a_rocket_chat_user_share_rooms_of_each_version() 
                     "m.relates_to": {"rel_type": "m.replace", "event_id": hello}}),
             );
             message_where(&s, &bob, &rid, &mid, "alice's edit", |m| {
-                m["msg"] == "hello again from nio" && m["editedAt"].is_object()
+                m["msg"] == "hello again from nio" && !m["editedAt"].is_null()
             })
             .await;
             nio.send(
@@ -136,7 +136,7 @@ async fn a_matrix_nio_user_and_a_rocket_chat_user_share_rooms_of_each_version() 
                 json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": hello, "key": "👍"}}),
             );
             message_where(&s, &bob, &rid, &mid, "alice's reaction", |m| {
-                m["reactions"][":+1:"]["usernames"]
+                m["reactions"][":thumbsup:"]["usernames"]
                     .as_array()
                     .is_some_and(|u| u.iter().any(|n| n == alice_id))
             })
