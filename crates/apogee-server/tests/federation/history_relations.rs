@@ -196,20 +196,7 @@ async fn edits_reactions_redactions_and_files_in_backfilled_history() {
         // FileUpload_MaxFileSize stays text, as it would live.
         let m = by_event(&history, &file).unwrap();
         assert_eq!(m["file"]["name"], "notes.txt", "{m}");
-        let link = m["attachments"][0]["title_link"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let got = s
-            .client
-            .get(format!("{}{link}", s.base))
-            .header("X-User-Id", &bob.user_id)
-            .header("X-Auth-Token", &bob.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(got.status(), 200);
-        assert_eq!(got.bytes().await.unwrap().as_ref(), text.as_slice());
+        assert_eq!(download_file(&s, &bob, m).await, text);
         let m = by_event(&history, &too_big).unwrap();
         assert!(m["file"].is_null(), "{m}");
         assert_eq!(m["msg"], "big.txt", "{m}");

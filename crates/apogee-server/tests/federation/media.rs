@@ -137,20 +137,7 @@ async fn synapse_media() {
         })
         .await;
         assert_eq!(m["u"]["username"], syn.alice_id.as_str(), "{m}");
-        let link = m["attachments"][0]["title_link"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let got = s
-            .client
-            .get(format!("{}{link}", s.base))
-            .header("X-User-Id", &bob.user_id)
-            .header("X-Auth-Token", &bob.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(got.status(), 200);
-        assert_eq!(got.bytes().await.unwrap().as_ref(), text.as_slice());
+        assert_eq!(download_file(&s, &bob, &m).await, text);
 
         // A file whose server does not give it stays a text message.
         alice

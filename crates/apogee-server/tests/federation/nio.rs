@@ -232,16 +232,7 @@ async fn a_matrix_nio_user_and_a_rocket_chat_user_share_rooms_of_each_version() 
                     .find(|m| m["file"]["name"] == "notes.txt")
             })
             .await;
-            let link = m["attachments"][0]["title_link"].as_str().unwrap();
-            let got = s
-                .client
-                .get(format!("{}{link}", s.base))
-                .header("X-User-Id", &bob.user_id)
-                .header("X-Auth-Token", &bob.token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(got.bytes().await.unwrap().as_ref(), notes.as_slice());
+            assert_eq!(download_file(&s, &bob, &m).await, notes);
             let picture = png(3000);
             let (status, up) = upload(&s, &bob, &rid, "cat.png", picture.clone()).await;
             assert_eq!(status, 200, "{up}");

@@ -367,6 +367,23 @@ pub(crate) async fn wait_for_message(
     .await
 }
 
+/// The bytes of a file message's file (its attachment's `title_link`), downloaded by `auth`.
+pub(crate) async fn download_file(s: &Server, auth: &common::Auth, message: &Value) -> Vec<u8> {
+    let link = message["attachments"][0]["title_link"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no file link in {message}"));
+    let got = s
+        .client
+        .get(format!("{}{link}", s.base))
+        .header("X-User-Id", &auth.user_id)
+        .header("X-Auth-Token", &auth.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200, "{link}");
+    got.bytes().await.unwrap().to_vec()
+}
+
 pub(crate) fn enc(s: &str) -> String {
     apogee_federation::join::encode_segment(s)
 }
