@@ -23,19 +23,42 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// Starts apogee federating as `localhost:<port>`; waits for the federation listener.
+/// Starts apogee federating as `localhost:<port>`; waits for its federation listener.
+///
+/// The port is free when chosen but not held, so another process of the parallel tests can
+/// take it before the server binds it; the server then stops at start, and a connection to the
+/// port reaches the other process. So the server's own log must say it listens there, else
+/// the start is tried again with another port (the log shown, in case it is something else).
 pub(crate) async fn start(backend: Backend, extra: &[(&str, &str)]) -> (Server, u16) {
-    let port = free_port();
-    let name = format!("localhost:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let mut env = vec![
-        ("APOGEE_SERVER_NAME", name.as_str()),
-        ("APOGEE_FEDERATION_LISTEN", listen.as_str()),
-    ];
-    env.extend_from_slice(extra);
-    let s = Server::start_with(backend, &env).await;
-    wait_for_federation(port).await;
-    (s, port)
+    for _ in 0..3 {
+        let port = free_port();
+        let name = format!("localhost:{port}");
+        let listen = format!("127.0.0.1:{port}");
+        let mut env = vec![
+            ("APOGEE_SERVER_NAME", name.as_str()),
+            ("APOGEE_FEDERATION_LISTEN", listen.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        let s = Server::start_with(backend, &env).await;
+        let mine = format!("federation is listening address={listen}");
+        for _ in 0..100 {
+            if server_log(&s).contains(&mine) {
+                wait_for_federation(port).await;
+                return (s, port);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!(
+            "apogee did not listen on {listen}; starting again:\n{}",
+            server_log(&s)
+        );
+    }
+    panic!("apogee's federation listener did not start in 3 tries");
+}
+
+/// The server's log so far (the harness copies its stderr to the file as it comes).
+fn server_log(s: &Server) -> String {
+    std::fs::read_to_string(s.data_dir().join("server.log")).unwrap_or_default()
 }
 
 pub(crate) async fn wait_for_federation(port: u16) {
@@ -408,10 +431,9 @@ where
 
 /// The server log's federation lines and warnings.
 pub(crate) fn federation_log(s: &Server) -> String {
-    // The harness copies the server's stderr to the file as it comes.
     std::thread::sleep(Duration::from_millis(500));
-    let log = std::fs::read_to_string(s.data_dir().join("server.log")).unwrap_or_default();
-    log.lines()
+    server_log(s)
+        .lines()
         .filter(|l| {
             l.contains("federation") || l.contains("PDU") || l.contains("key") || l.contains("WARN")
         })
