@@ -8,6 +8,25 @@ use crate::sync::shared_channel;
 /// A valid 1×1 PNG (Synapse makes thumbnails of uploaded images).
 const ONE_PIXEL_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\nIDATx\x9cc\0\x01\0\0\x05\0\x01\r\n-\xb4\0\0\0\0IEND\xaeB`\x82";
 
+/// Waits until alice's avatar here is the one-pixel PNG she set on Synapse.
+async fn wait_for_alice_pixel(s: &Server, syn: &Synapse, what: &str) {
+    eventually(s, what, || async {
+        let answer = s
+            .client
+            .get(format!("{}/avatar/{}", s.base, enc(&syn.alice_id)))
+            .send()
+            .await
+            .ok()?;
+        let png = answer
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t == "image/png");
+        let bytes = answer.bytes().await.ok()?;
+        (png && bytes.as_ref() == ONE_PIXEL_PNG).then_some(())
+    })
+    .await;
+}
+
 pub(crate) const SITE: &str = "https://chat.example.com";
 
 /// Joins alice's room from Apogee as each of `joiners`; the mapped room id.
@@ -347,21 +366,7 @@ async fn synapse_members_avatars_on_join() {
         let _admin = s.user("admin").await;
         let bob = s.user("bob").await;
         join_room(&s, &syn, &room_id, &[&bob]).await;
-        eventually(&s, "alice's avatar from the room's state", || async {
-            let answer = s
-                .client
-                .get(format!("{}/avatar/{}", s.base, enc(&syn.alice_id)))
-                .send()
-                .await
-                .ok()?;
-            let png = answer
-                .headers()
-                .get("content-type")
-                .is_some_and(|t| t == "image/png");
-            let bytes = answer.bytes().await.ok()?;
-            (png && bytes.as_ref() == ONE_PIXEL_PNG).then_some(())
-        })
-        .await;
+        wait_for_alice_pixel(&s, &syn, "alice's avatar from the room's state").await;
         let (_, v) = s
             .get(
                 &format!("/api/v1/users.info?username={}", enc(&syn.alice_id)),
@@ -451,21 +456,7 @@ async fn synapse_profiles() {
                 Some(json!({"membership": "join", "displayname": new_name, "avatar_url": &mxc})),
             )
             .await;
-        eventually(&s, "alice's avatar", || async {
-            let answer = s
-                .client
-                .get(format!("{}/avatar/{}", s.base, enc(&syn.alice_id)))
-                .send()
-                .await
-                .ok()?;
-            let png = answer
-                .headers()
-                .get("content-type")
-                .is_some_and(|t| t == "image/png");
-            let bytes = answer.bytes().await.ok()?;
-            (png && bytes.as_ref() == ONE_PIXEL_PNG).then_some(())
-        })
-        .await;
+        wait_for_alice_pixel(&s, &syn, "alice's avatar").await;
         drop(s);
     }
 }

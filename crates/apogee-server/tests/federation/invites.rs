@@ -2,7 +2,7 @@
 //! user joining it (our make_join / send_join) and invited into a private one, invites from
 //! Synapse taken up, leaves both ways, and forged membership requests refused.
 
-use crate::common::backends;
+use crate::common::{Auth, backends};
 use crate::support::*;
 
 /// Usernames of a room's members over REST.
@@ -22,6 +22,21 @@ pub(crate) async fn member_names(
         .iter()
         .filter_map(|m| m["username"].as_str().map(str::to_string))
         .collect()
+}
+
+/// Waits until `text` is among the DM's messages as `auth` reads them.
+async fn wait_for_dm_message(s: &Server, auth: &Auth, dm: &str, text: &str, what: &str) {
+    eventually(s, what, || async {
+        let (_, v) = s
+            .get(&format!("/api/v1/im.messages?roomId={dm}"), auth)
+            .await;
+        v["messages"]
+            .as_array()?
+            .iter()
+            .any(|m| m["msg"] == text)
+            .then_some(())
+    })
+    .await;
 }
 
 /// Who Synapse lists as joined.
@@ -592,17 +607,7 @@ async fn synapse_direct_messages_and_the_federation_command() {
                 json!({"msgtype": "m.text", "body": "hi in private"}),
             )
             .await;
-        eventually(server, "alice's DM message", || async {
-            let (_, v) = server
-                .get(&format!("/api/v1/im.messages?roomId={dm}"), &bob)
-                .await;
-            v["messages"]
-                .as_array()?
-                .iter()
-                .any(|m| m["msg"] == "hi in private")
-                .then_some(())
-        })
-        .await;
+        wait_for_dm_message(server, &bob, &dm, "hi in private", "alice's DM message").await;
         let (status, v) = s
             .post(
                 "/api/v1/chat.postMessage",
@@ -690,16 +695,13 @@ async fn synapse_direct_messages_and_the_federation_command() {
                 json!({"msgtype": "m.text", "body": "in my newer room"}),
             )
             .await;
-        eventually(server, "alice's message in the newer room", || async {
-            let (_, v) = server
-                .get(&format!("/api/v1/im.messages?roomId={dm}"), bob_ref)
-                .await;
-            v["messages"]
-                .as_array()?
-                .iter()
-                .any(|m| m["msg"] == "in my newer room")
-                .then_some(())
-        })
+        wait_for_dm_message(
+            server,
+            bob_ref,
+            &dm,
+            "in my newer room",
+            "alice's message in the newer room",
+        )
         .await;
         let (status, v) = s
             .post(
