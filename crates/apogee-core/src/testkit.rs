@@ -980,12 +980,13 @@ pub async fn history_pages_split_no_millisecond(s: S) {
 }
 
 /// The change feed (`chat.syncMessages`) pages by `(_updatedAt, _id)`: many changes in one
-/// millisecond across a page boundary are each read once.
+/// millisecond across a page boundary are each read once, messages sent then (never changed)
+/// in their place among messages changed then.
 pub async fn changes_page_through_one_millisecond(s: S) {
     let a = user("uma");
     add_users(&s, &[&a]).await;
     let r = setup(&s, "feed", &[&a]).await;
-    let msgs: Vec<Message> = (0..7)
+    let mut msgs: Vec<Message> = (0..7)
         .map(|i| {
             let mut m = msg(&r, &a, &format!("u{i}"), 10 + i);
             m.id = format!("upd-{i}");
@@ -993,6 +994,12 @@ pub async fn changes_page_through_one_millisecond(s: S) {
             m
         })
         .collect();
+    for (id, ts) in [("upd-1x", 50), ("upd-3x", 60), ("upd-7", 70)] {
+        let mut m = msg(&r, &a, id, ts);
+        m.id = id.into();
+        m.updated_at = m.ts;
+        msgs.push(m);
+    }
     s.commit(msgs.iter().rev().map(append).collect())
         .await
         .unwrap();
@@ -1007,7 +1014,9 @@ pub async fn changes_page_through_one_millisecond(s: S) {
         (from, after_id) = (last.updated_at, Some(last.id.clone()));
         seen.extend(page.iter().map(|m| m.id.clone()));
     }
-    let want: Vec<String> = (0..7).map(|i| format!("upd-{i}")).collect();
+    let want = [
+        "upd-0", "upd-1", "upd-1x", "upd-2", "upd-3", "upd-3x", "upd-4", "upd-5", "upd-6", "upd-7",
+    ];
     assert_eq!(seen, want);
     let later = s
         .messages_updated_since(&r.id, Timestamp::from_millis(50), None, 10)
@@ -1015,7 +1024,7 @@ pub async fn changes_page_through_one_millisecond(s: S) {
         .unwrap();
     assert_eq!(
         later.len(),
-        5,
+        7,
         "without an id, the millisecond itself is excluded"
     );
 }

@@ -117,4 +117,14 @@ async fn history_pages_seek_the_index_in_order() {
     let p = explain(&mut conn, history::page_sql("r", &thread)).await;
     assert!(p.contains("using messages_thread on messages"), "{p}");
     assert!(!p.contains("Sort"), "{p}");
+    // The change feed: unchanged messages from `messages_room_ts`, changed ones from the
+    // partial `messages_room_changed`, each limited to a page read in index order, and merged.
+    for after_id in [None, Some("m")] {
+        let p = explain(&mut conn, history::changes_sql("r", 1_000, after_id, 50)).await;
+        assert!(p.contains("using messages_room_ts on messages"), "{p}");
+        assert!(p.contains("using messages_room_changed on messages"), "{p}");
+        assert_eq!(p.matches("Limit  (").count(), 3, "{p}");
+        assert!(p.contains("Merge Append"), "{p}");
+        assert!(!p.contains("Sort  (") && !p.contains("Seq Scan"), "{p}");
+    }
 }

@@ -110,3 +110,42 @@ pub fn ties_sql(rid: &str, q: &HistoryQuery, last: &MessageKey) -> (String, Vec<
     );
     (sql, a)
 }
+
+/// The change feed (`chat.syncMessages`): a room's messages changed after `since` (after
+/// `(since, after_id)` when paging on), in `(_updatedAt, _id)` order, at most `limit`.
+///
+/// A message never changed since it was sent has `updated_at = ts` and is found through
+/// `messages_room_ts`; only changed ones are in `messages_room_changed` (`WHERE updated_at <>
+/// ts`), so sending a message writes one index fewer. The two halves partition the room's
+/// messages; each reads at most `limit` rows in its index's order, and only those are put
+/// together (PostgreSQL merges them, SQLite sorts those at most twice `limit` rows: it would
+/// sort the whole union without the inner limits), so a page costs O(page) on both engines.
+pub fn changes_sql(
+    rid: &str,
+    since: i64,
+    after_id: Option<&str>,
+    limit: i64,
+) -> (String, Vec<Arg>) {
+    // Without an id the millisecond itself is excluded; with one, the page goes on after it.
+    let (sent, changed, mut a) = match after_id {
+        None => ("ts > $2", "updated_at > $2", args![rid, since]),
+        Some(id) => (
+            "(ts, id) > ($2, $3)",
+            "(updated_at, id) > ($2, $3)",
+            args![rid, since, id],
+        ),
+    };
+    a.push(Arg::Int(limit));
+    let n = a.len();
+    let sql = format!(
+        "SELECT doc FROM (
+           SELECT * FROM (SELECT doc, ts AS changed_at, id FROM messages
+             WHERE rid = $1 AND updated_at = ts AND {sent} ORDER BY ts, id LIMIT ${n}) AS sent
+           UNION ALL
+           SELECT * FROM (SELECT doc, updated_at AS changed_at, id FROM messages
+             WHERE rid = $1 AND updated_at <> ts AND {changed} ORDER BY updated_at, id LIMIT ${n})
+             AS changed
+         ) AS changes ORDER BY changed_at, id LIMIT ${n}"
+    );
+    (sql, a)
+}

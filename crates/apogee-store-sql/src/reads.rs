@@ -639,26 +639,8 @@ impl<D: Database> MessageStore for SqlStore<D> {
         after_id: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<Message>> {
-        // A keyset on `(updated_at, id)` (index `messages_room_updated`): pages of changes
-        // that end inside one millisecond lose none of its other changes.
-        match after_id {
-            None => {
-                self.docs(
-                    "SELECT doc FROM messages WHERE rid = $1 AND updated_at > $2
-                     ORDER BY updated_at, id LIMIT $3",
-                    args![rid, since.millis(), limit],
-                )
-                .await
-            }
-            Some(id) => {
-                self.docs(
-                    "SELECT doc FROM messages WHERE rid = $1 AND (updated_at, id) > ($2, $3)
-                     ORDER BY updated_at, id LIMIT $4",
-                    args![rid, since.millis(), id, limit],
-                )
-                .await
-            }
-        }
+        let (sql, a) = history::changes_sql(rid, since.millis(), after_id, limit);
+        self.docs(&sql, a).await
     }
 
     async fn deleted_messages_since(

@@ -440,6 +440,22 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX federation_events_relates_to ON federation_events (relates_to)",
         ],
     ),
+    (
+        23,
+        &[
+            // Each index a new message enters is a B-tree page written (to the WAL, and again
+            // at the checkpoint) per message. Most messages start no discussion, are no thread
+            // reply and are never changed, so these three indexes hold only the messages that
+            // are: the change feed finds unchanged messages through `messages_room_ts`
+            // (`history::changes_sql`).
+            "DROP INDEX messages_drid",
+            "CREATE INDEX messages_drid ON messages (rid, drid) WHERE drid IS NOT NULL",
+            "DROP INDEX messages_thread",
+            "CREATE INDEX messages_thread ON messages (tmid, ts, id) WHERE tmid IS NOT NULL",
+            "DROP INDEX messages_room_updated",
+            "CREATE INDEX messages_room_changed ON messages (rid, updated_at, id) WHERE updated_at <> ts",
+        ],
+    ),
 ];
 
 /// Creates the bookkeeping table migrations are recorded in.

@@ -87,3 +87,28 @@ async fn history_pages_seek_the_index_in_order() {
     );
     assert!(!p.contains("TEMP B-TREE"), "{p}");
 }
+
+/// The change feed reads unchanged messages through `messages_room_ts` and changed ones through
+/// the partial `messages_room_changed`, each a page at most in index order; only those two
+/// pages are sorted together.
+#[tokio::test]
+async fn the_change_feed_reads_two_index_ranges() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = apogee_store_sqlite::open(&dir.path().join("apogee.db"))
+        .await
+        .expect("open sqlite");
+    for after_id in [None, Some("m")] {
+        let p = plan(&store, history::changes_sql("r", 1_000, after_id, 50)).await;
+        assert!(
+            p.contains("SEARCH messages USING INDEX messages_room_ts (rid=? AND "),
+            "{p}"
+        );
+        assert!(
+            p.contains("SEARCH messages USING INDEX messages_room_changed (rid=? AND "),
+            "{p}"
+        );
+        // One sort, of the two limited halves; neither half is sorted or scanned.
+        assert_eq!(p.matches("TEMP B-TREE").count(), 1, "{p}");
+        assert!(!p.contains("SCAN messages"), "{p}");
+    }
+}
