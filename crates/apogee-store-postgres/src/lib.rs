@@ -72,7 +72,7 @@ pub async fn open(url: &str) -> StoreResult<PostgresStore> {
     Ok(SqlStore::new(Postgres { pool, writer }))
 }
 
-apogee_store_sql::sqlx_glue!(sqlx::Postgres, PgRow);
+apogee_store_sql::sqlx_glue!(sqlx::Postgres, PgRow, modifies_in_with = true);
 
 /// Attempts at a batch that keeps losing to concurrent ones.
 const CONTENTION_ATTEMPTS: usize = 4;

@@ -1,9 +1,11 @@
 //! Appended messages, applied together. Consecutive `AppendMessage` changes — within a batch and
 //! across the batches of one group commit — are held back and written with a fixed number of
 //! multi-row statements, however many messages and rooms they span: lock and read the rooms,
-//! update the rooms, insert the messages, move the senders' read marks, count the mentions.
-//! Each statement is a round trip to PostgreSQL, so a group of 64 messages costs about five
-//! instead of about 260; over SQLite it saves decoding and encoding a room document per message.
+//! then update the rooms, insert the messages (with their thread and discussion columns), and
+//! move the members' read marks and mention counts. On PostgreSQL, where each statement is a
+//! round trip, the three writes are one statement of `WITH` clauses, so a group of 64 messages
+//! costs two round trips between `BEGIN` and `COMMIT` instead of about 260; over SQLite it saves
+//! decoding and encoding a room document per message.
 //!
 //! Any other change flushes what is held first, so every change still sees the effects of the
 //! ones before it, in order. All statements run in the caller's transaction: a failure fails the
@@ -21,6 +23,12 @@ use std::collections::HashMap;
 /// both backends' limits. A power of two: see [`padded`].
 const CHUNK: usize = 64;
 
+/// The columns of a message's row, in the order [`message_row_args`] gives them.
+macro_rules! message_columns {
+    () => {
+        "(id, updated_at, tcount, pinned, starred_by, mention_ids, msg_lower, doc, main, rid, ts, tmid, drid)"
+    };
+}
 /// The rows a statement of `n` rows is written with: the next power of two, the rest padding
 /// rows of NULLs that match and insert nothing. So each statement has seven texts (1 to 64
 /// rows), each prepared once per connection and then served from the statement caches, instead
@@ -70,8 +78,7 @@ impl PendingAppends {
         let mut rooms = lock_rooms(tx, &items).await?;
 
         // The rooms' counters and the read and mention marks, message by message in order.
-        let mut read_marks: Vec<((&str, &str), i64)> = Vec::new();
-        let mut mentions: Vec<((&str, &str), i64)> = Vec::new();
+        let mut marks: Vec<SubscriptionMark> = Vec::new();
         for (i, a) in items.iter().enumerate() {
             let m = &a.message;
             let state = rooms
@@ -88,30 +95,30 @@ impl PendingAppends {
             state.last_main = Some(i);
             state.all_mentions += i64::from(a.mentions_all);
             // The sender has seen everything up to their own message.
-            set_mark(&mut read_marks, (&m.rid, &m.u.id), state.seq);
+            mark(&mut marks, (&m.rid, &m.u.id)).read = Some(state.seq);
             for uid in a.mentioned.iter().filter(|u| **u != m.u.id) {
-                add_mark(&mut mentions, (&m.rid, uid), 1);
+                mark(&mut marks, (&m.rid, uid)).mentions += 1;
             }
         }
 
-        update_rooms(tx, &items, &mut rooms).await?;
-        insert_messages(tx, &items).await?;
-        for a in &items {
-            if let Some(drid) = a.message.extra.get("drid").and_then(Value::as_str) {
-                tx.exec(
-                    "UPDATE messages SET drid = $2 WHERE id = $1",
-                    vec![Arg::from(&a.message.id), Arg::from(drid)],
-                )
-                .await?;
+        let writes = [
+            (&ROOMS_UPDATE, room_rows(&items, &mut rooms)?),
+            (&MESSAGES_INSERT, message_rows(&items)?),
+            (&MARKS_UPDATE, mark_rows(&marks)),
+        ];
+        let fits_one_statement = writes.iter().all(|(w, rows)| rows.len() <= CHUNK * w.width);
+        if tx.modifies_in_with() && fits_one_statement {
+            let (sql, args) = in_one_statement(&writes);
+            tx.exec(&sql, args).await?;
+        } else {
+            for (write, rows) in &writes {
+                for chunk in rows.chunks(CHUNK * write.width) {
+                    let (sql, args) = write.statement(chunk, 1);
+                    tx.exec(&sql, args).await?;
+                }
             }
         }
-        update_subscriptions(tx, "read_seq = v.column3", &read_marks).await?;
-        update_subscriptions(
-            tx,
-            "user_mentions = subscriptions.user_mentions + v.column3",
-            &mentions,
-        )
-        .await?;
+
         let mut discussions: Vec<&str> = rooms
             .values()
             .filter(|s| s.room.prid.is_some())
@@ -125,22 +132,111 @@ impl PendingAppends {
     }
 }
 
-fn set_mark<'a>(marks: &mut Vec<((&'a str, &'a str), i64)>, key: (&'a str, &'a str), v: i64) {
-    match marks.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, old)) => *old = v,
-        None => marks.push((key, v)),
+/// What a group's messages change in one member's subscription.
+#[derive(Debug, PartialEq)]
+struct SubscriptionMark<'a> {
+    key: (&'a str, &'a str),
+    /// The sender's read mark: the room sequence of their newest message.
+    read: Option<i64>,
+    /// Mentions of the member to add.
+    mentions: i64,
+}
+
+/// The mark of `key` (room id, user id), added if new.
+fn mark<'m, 'a>(
+    marks: &'m mut Vec<SubscriptionMark<'a>>,
+    key: (&'a str, &'a str),
+) -> &'m mut SubscriptionMark<'a> {
+    let i = match marks.iter().position(|m| m.key == key) {
+        Some(i) => i,
+        None => {
+            marks.push(SubscriptionMark {
+                key,
+                read: None,
+                mentions: 0,
+            });
+            marks.len() - 1
+        }
+    };
+    &mut marks[i]
+}
+
+/// A multi-row write: `sql` with `{values}` where its `VALUES` list goes, rows of `width`
+/// parameters, and the padding row that matches and writes nothing.
+struct RowsWrite {
+    sql: &'static str,
+    width: usize,
+    padding: &'static [Arg],
+}
+
+impl RowsWrite {
+    /// The statement for `rows` (flattened, whole rows, at most [`CHUNK`]) with its parameters
+    /// numbered from `$first`, padded to a power of two rows.
+    fn statement(&self, rows: &[Arg], first: usize) -> (String, Vec<Arg>) {
+        let n = rows.len() / self.width;
+        let sql = self
+            .sql
+            .replace("{values}", &values_list(padded(n), self.width, first));
+        let padding = std::iter::repeat_n(self.padding, padded(n) - n).flatten();
+        (sql, rows.iter().chain(padding).cloned().collect())
     }
 }
 
-fn add_mark<'a>(marks: &mut Vec<((&'a str, &'a str), i64)>, key: (&'a str, &'a str), n: i64) {
-    match marks.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, old)) => *old += n,
-        None => marks.push((key, n)),
+/// Each room once: its sequence, mention count, time and document.
+const ROOMS_UPDATE: RowsWrite = RowsWrite {
+    sql: "UPDATE rooms SET seq = v.column2, all_mentions = rooms.all_mentions + v.column3,
+          updated_at = v.column4, doc = v.column5
+          FROM (VALUES {values}) AS v WHERE rooms.id = v.column1",
+    width: 5,
+    padding: &[
+        Arg::NullText,
+        Arg::NullInt,
+        Arg::NullInt,
+        Arg::NullInt,
+        Arg::NullText,
+    ],
+};
+
+/// The messages' rows (padding rows, all NULL, left out).
+const MESSAGES_INSERT: RowsWrite = RowsWrite {
+    sql: concat!(
+        "INSERT INTO messages ",
+        message_columns!(),
+        " SELECT * FROM (VALUES {values}) AS v WHERE v.column1 IS NOT NULL"
+    ),
+    width: MESSAGE_ROW_WIDTH,
+    padding: &MESSAGE_PADDING,
+};
+
+/// The senders' read marks and the mentioned members' counts, one update per subscription.
+const MARKS_UPDATE: RowsWrite = RowsWrite {
+    sql: "UPDATE subscriptions SET read_seq = COALESCE(v.column3, subscriptions.read_seq),
+          user_mentions = subscriptions.user_mentions + v.column4
+          FROM (VALUES {values}) AS v
+          WHERE subscriptions.rid = v.column1 AND subscriptions.user_id = v.column2",
+    width: 4,
+    padding: &[Arg::NullText, Arg::NullText, Arg::NullInt, Arg::NullInt],
+};
+
+/// The writes as one statement, each a `WITH` clause (PostgreSQL runs every data-modifying
+/// clause to completion whether or not anything reads it): one round trip instead of three.
+/// The writes touch different tables, so seeing one snapshot changes nothing.
+fn in_one_statement(writes: &[(&RowsWrite, Vec<Arg>)]) -> (String, Vec<Arg>) {
+    let mut clauses = Vec::with_capacity(writes.len());
+    let mut args = Vec::new();
+    for (i, (write, rows)) in writes.iter().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let (sql, a) = write.statement(rows, args.len() + 1);
+        clauses.push(format!("w{i} AS ({sql})"));
+        args.extend(a);
     }
+    (format!("WITH {} SELECT 1", clauses.join(", ")), args)
 }
 
-/// `(…), (…)` of `rows` rows of `width` numbered parameters.
-fn values_list(rows: usize, width: usize) -> String {
+/// `(…), (…)` of `rows` rows of `width` parameters, numbered from `$first`.
+pub(crate) fn values_list(rows: usize, width: usize, first: usize) -> String {
     let mut s = String::with_capacity(rows * width * 5);
     for r in 0..rows {
         if r > 0 {
@@ -152,7 +248,7 @@ fn values_list(rows: usize, width: usize) -> String {
                 s.push_str(", ");
             }
             s.push('$');
-            s.push_str(&(r * width + c + 1).to_string());
+            s.push_str(&(first + r * width + c).to_string());
         }
         s.push(')');
     }
@@ -202,20 +298,16 @@ async fn lock_rooms<'a>(
     Ok(rooms)
 }
 
-/// Writes each room once: its sequence, mention count, time and document (with `lastMessage`,
-/// the newest main-timeline message, encoded once).
-async fn update_rooms(
-    tx: &mut dyn SqlTx,
-    items: &[Append],
-    rooms: &mut HashMap<&str, RoomState>,
-) -> StoreResult<()> {
-    let mut rows: Vec<[Arg; 5]> = Vec::with_capacity(rooms.len());
+/// [`ROOMS_UPDATE`]'s rows: each room's document with `lastMessage`, the newest
+/// main-timeline message, encoded once.
+fn room_rows(items: &[Append], rooms: &mut HashMap<&str, RoomState>) -> StoreResult<Vec<Arg>> {
+    let mut rows = Vec::with_capacity(rooms.len() * ROOMS_UPDATE.width);
     for state in rooms.values_mut() {
         if let Some(i) = state.last_main {
             state.room.last_message =
                 Some(serde_json::to_value(&items[i].message).unwrap_or(Value::Null));
         }
-        rows.push([
+        rows.extend([
             Arg::from(&state.room.id),
             Arg::Int(state.seq),
             Arg::Int(state.all_mentions),
@@ -223,47 +315,29 @@ async fn update_rooms(
             Arg::Text(to_json(&state.room)?),
         ]);
     }
-    for chunk in rows.chunks(CHUNK) {
-        let sql = format!(
-            "UPDATE rooms SET seq = v.column2, all_mentions = rooms.all_mentions + v.column3,
-             updated_at = v.column4, doc = v.column5
-             FROM (VALUES {}) AS v WHERE rooms.id = v.column1",
-            values_list(padded(chunk.len()), 5)
-        );
-        let pad = [
-            Arg::NullText,
-            Arg::NullInt,
-            Arg::NullInt,
-            Arg::NullInt,
-            Arg::NullText,
-        ];
-        let args = chunk
-            .iter()
-            .flatten()
-            .cloned()
-            .chain(padding(chunk.len(), pad))
-            .collect();
-        tx.exec(&sql, args).await?;
-    }
-    Ok(())
+    Ok(rows)
 }
 
-/// The messages' rows, with the columns their indexes read (padding rows, all NULL, left out).
-async fn insert_messages(tx: &mut dyn SqlTx, items: &[Append]) -> StoreResult<()> {
-    for chunk in items.chunks(CHUNK) {
-        let mut args = Vec::with_capacity(padded(chunk.len()) * MESSAGE_ROW_WIDTH);
-        for a in chunk {
-            args.extend(message_row_args(&a.message)?);
-        }
-        args.extend(padding(chunk.len(), MESSAGE_PADDING));
-        let sql = format!(
-            "INSERT INTO messages {MESSAGE_COLUMNS} SELECT * FROM (VALUES {}) AS v
-             WHERE v.column1 IS NOT NULL",
-            values_list(padded(chunk.len()), MESSAGE_ROW_WIDTH)
-        );
-        tx.exec(&sql, args).await?;
+fn message_rows(items: &[Append]) -> StoreResult<Vec<Arg>> {
+    let mut rows = Vec::with_capacity(items.len() * MESSAGE_ROW_WIDTH);
+    for a in items {
+        rows.extend(message_row_args(&a.message)?);
     }
-    Ok(())
+    Ok(rows)
+}
+
+fn mark_rows(marks: &[SubscriptionMark]) -> Vec<Arg> {
+    marks
+        .iter()
+        .flat_map(|m| {
+            [
+                Arg::from(m.key.0),
+                Arg::from(m.key.1),
+                m.read.map_or(Arg::NullInt, Arg::Int),
+                Arg::Int(m.mentions),
+            ]
+        })
+        .collect()
 }
 
 /// A padding row of [`MESSAGE_COLUMNS`], typed as the real rows are.
@@ -280,10 +354,11 @@ const MESSAGE_PADDING: [Arg; MESSAGE_ROW_WIDTH] = [
     Arg::NullText,
     Arg::NullInt,
     Arg::NullText,
+    Arg::NullText,
 ];
 
-pub(crate) const MESSAGE_COLUMNS: &str = "(id, updated_at, tcount, pinned, starred_by, mention_ids, msg_lower, doc, main, rid, ts, tmid)";
-pub(crate) const MESSAGE_ROW_WIDTH: usize = 12;
+pub(crate) const MESSAGE_COLUMNS: &str = message_columns!();
+pub(crate) const MESSAGE_ROW_WIDTH: usize = 13;
 
 /// The parameters of a message's row, in [`MESSAGE_COLUMNS`]' order.
 pub(crate) fn message_row_args(m: &Message) -> StoreResult<Vec<Arg>> {
@@ -291,32 +366,9 @@ pub(crate) fn message_row_args(m: &Message) -> StoreResult<Vec<Arg>> {
     a.push(Arg::Text(m.rid.clone()));
     a.push(Arg::Int(m.ts.millis()));
     a.push(Arg::from(m.tmid.clone()));
+    let drid = m.extra.get("drid").and_then(Value::as_str);
+    a.push(drid.map_or(Arg::NullText, Arg::from));
     Ok(a)
-}
-
-/// `SET <set>` on the subscriptions of `(rid, user_id)` keys, `v.column3` being each key's value.
-async fn update_subscriptions(
-    tx: &mut dyn SqlTx,
-    set: &str,
-    marks: &[((&str, &str), i64)],
-) -> StoreResult<()> {
-    for chunk in marks.chunks(CHUNK) {
-        let sql = format!(
-            "UPDATE subscriptions SET {set} FROM (VALUES {}) AS v
-             WHERE subscriptions.rid = v.column1 AND subscriptions.user_id = v.column2",
-            values_list(padded(chunk.len()), 3)
-        );
-        let args = chunk
-            .iter()
-            .flat_map(|((rid, uid), n)| [Arg::from(*rid), Arg::from(*uid), Arg::Int(*n)])
-            .chain(padding(
-                chunk.len(),
-                [Arg::NullText, Arg::NullText, Arg::NullInt],
-            ))
-            .collect();
-        tx.exec(&sql, args).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -333,20 +385,48 @@ mod tests {
 
     #[test]
     fn values_lists_number_parameters_row_by_row() {
-        assert_eq!(values_list(1, 2), "($1, $2)");
-        assert_eq!(values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_list(1, 2, 1), "($1, $2)");
+        assert_eq!(values_list(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_list(1, 2, 7), "($7, $8)");
     }
 
     #[test]
-    fn read_marks_keep_the_last_and_mentions_add_up() {
+    fn a_members_marks_of_a_group_are_one_row() {
         let mut marks = Vec::new();
-        set_mark(&mut marks, ("r", "u"), 3);
-        set_mark(&mut marks, ("r", "v"), 4);
-        set_mark(&mut marks, ("r", "u"), 5);
-        assert_eq!(marks, vec![(("r", "u"), 5), (("r", "v"), 4)]);
-        let mut counts = Vec::new();
-        add_mark(&mut counts, ("r", "u"), 1);
-        add_mark(&mut counts, ("r", "u"), 1);
-        assert_eq!(counts, vec![(("r", "u"), 2)]);
+        mark(&mut marks, ("r", "u")).read = Some(3);
+        mark(&mut marks, ("r", "v")).mentions += 1;
+        mark(&mut marks, ("r", "u")).read = Some(5);
+        mark(&mut marks, ("r", "u")).mentions += 1;
+        mark(&mut marks, ("r", "v")).mentions += 1;
+        let row = |key, read, mentions| SubscriptionMark {
+            key,
+            read,
+            mentions,
+        };
+        assert_eq!(
+            marks,
+            vec![row(("r", "u"), Some(5), 1), row(("r", "v"), None, 2)]
+        );
+    }
+
+    #[test]
+    fn writes_in_one_statement_number_their_parameters_on() {
+        let rooms: Vec<Arg> = (0..5).map(Arg::Int).collect();
+        let marks: Vec<Arg> = (0..8).map(Arg::Int).collect();
+        let (sql, args) = in_one_statement(&[
+            (&ROOMS_UPDATE, rooms),
+            (&MESSAGES_INSERT, Vec::new()),
+            (&MARKS_UPDATE, marks),
+        ]);
+        assert!(sql.starts_with("WITH w0 AS (UPDATE rooms"), "{sql}");
+        assert!(sql.contains("(VALUES ($1, $2, $3, $4, $5)) AS v"), "{sql}");
+        assert!(!sql.contains("INSERT"), "an empty write is left out: {sql}");
+        assert!(
+            sql.contains("w2 AS (UPDATE subscriptions")
+                && sql.contains("($6, $7, $8, $9), ($10, $11, $12, $13)"),
+            "{sql}"
+        );
+        assert!(sql.ends_with(" SELECT 1"), "{sql}");
+        assert_eq!(args.len(), 13);
     }
 }

@@ -1141,8 +1141,9 @@ async fn insert_backfilled_message(tx: &mut dyn SqlTx, m: &Message) -> StoreResu
 /// The message's own row, with the columns its indexes read.
 async fn insert_message_row(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
     let sql = format!(
-        "INSERT INTO messages {} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        crate::appends::MESSAGE_COLUMNS
+        "INSERT INTO messages {} VALUES {}",
+        crate::appends::MESSAGE_COLUMNS,
+        crate::appends::values_list(1, crate::appends::MESSAGE_ROW_WIDTH, 1)
     );
     tx.exec(&sql, crate::appends::message_row_args(m)?).await?;
     Ok(())

@@ -4,9 +4,10 @@
 /// Defines, in the calling crate, `Tx` (an open transaction implementing [`SqlTx`](crate::SqlTx)),
 /// `bind` (our [`Arg`](crate::Arg)s onto a sqlx query), `decode` (a row into [`Cell`](crate::Cell)s)
 /// and `backend` (sqlx errors into store errors, unique violations as conflicts).
+/// `modifies_in_with`: whether the database runs writes in `WITH` clauses ([`SqlTx::modifies_in_with`](crate::SqlTx::modifies_in_with)).
 #[macro_export]
 macro_rules! sqlx_glue {
-    ($db:ty, $row:ty) => {
+    ($db:ty, $row:ty, modifies_in_with = $modifies_in_with:expr) => {
         struct Tx<'c>(sqlx::Transaction<'c, $db>);
 
         fn bind<'q>(
@@ -78,6 +79,10 @@ macro_rules! sqlx_glue {
                     .await
                     .map_err(|e| backend(&e))?;
                 Ok(rows.iter().map(decode).collect())
+            }
+
+            fn modifies_in_with(&self) -> bool {
+                $modifies_in_with
             }
         }
     };

@@ -115,6 +115,11 @@ pub trait SqlTx: Send {
     /// Runs a statement; returns the number of rows it changed.
     async fn exec(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<u64>;
     async fn query(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>>;
+    /// Whether `WITH` clauses may write (PostgreSQL; not SQLite): several writes then go in one
+    /// statement, one round trip.
+    fn modifies_in_with(&self) -> bool {
+        false
+    }
 }
 
 /// What a backend provides to [`SqlStore`].
