@@ -8,8 +8,14 @@
 //!
 //! SQLite is a library, not a server: a statement costs microseconds, so what costs most is
 //! moving work between threads. The writer therefore runs whole batches on its own thread
-//! (one hand-off per batch, not per statement), and reads run on the calling thread (inside
-//! `block_in_place`, so a long scan does not hold up the runtime's other tasks).
+//! (one hand-off per batch, not per statement), and reads run on the calling task's thread as
+//! they are (memory-mapped pages, no I/O wait in the common case). They used to run inside
+//! `block_in_place`, so that a long scan would not hold up the runtime's other tasks; but that
+//! hands the runtime's core to another thread on every read, and under 64 concurrent senders the
+//! runtime grew to about 200 threads on one core, each with its own allocator pages: ingest
+//! measured 18–22% more messages per second and half the p99 without it (docs/BENCHMARKS.md).
+//! A long read (a search over a huge room) now occupies its worker thread while it runs; the
+//! other workers take over that worker's queued tasks.
 
 mod conn;
 
@@ -214,19 +220,10 @@ impl Sqlite {
     }
 }
 
-/// Runs blocking work on this thread, letting the runtime move its other tasks elsewhere when it
-/// can (a multi-threaded runtime; tests' current-thread runtimes just run it).
-fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
-}
-
 #[async_trait]
 impl Database for Sqlite {
     async fn query(&self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>> {
-        blocking(|| self.with_reader(|conn| read_rows(conn, sql, args)))
+        self.with_reader(|conn| read_rows(conn, sql, args))
     }
 
     async fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
