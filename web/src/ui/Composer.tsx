@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api, editMessage, errorText, sendMessage, setTyping, store, toast, uploadFile, withQuotes } from '../app';
 import { applyCompletion, tokenAt, type Token } from '../complete';
 import { loadEmojiCatalog, searchEmoji } from '../emoji-catalog';
@@ -64,6 +64,7 @@ export function Composer({
   const [options, setOptions] = useState<Option[]>([]);
   const [selected, setSelected] = useState(0);
   const [picking, setPicking] = useState(false);
+  const [caret, setCaret] = useState<number | null>(null);
 
   /** Puts `:name:` where the caret is (the emoji picker's choice). */
   const insertEmoji = (name: string) => {
@@ -73,11 +74,19 @@ export function Composer({
     const insert = `${before && !/\s$/.test(before) ? ' ' : ''}:${name}: `;
     setText(before + insert + text.slice(el?.selectionEnd ?? at));
     setPicking(false);
-    requestAnimationFrame(() => {
-      el?.focus();
-      el?.setSelectionRange(at + insert.length, at + insert.length);
-    });
+    setCaret(at + insert.length);
   };
+
+  // The caret after a programmatic edit, placed as soon as the new text is rendered: before any
+  // further keystroke is handled (a later animation frame could come after the next keys and
+  // move the caret back behind them).
+  useLayoutEffect(() => {
+    const el = area.current;
+    if (caret === null || !el) return;
+    el.focus();
+    el.setSelectionRange(caret, caret);
+    setCaret(null);
+  }, [caret]);
 
   useEffect(() => {
     if (!token) {
@@ -100,10 +109,7 @@ export function Composer({
     const next = applyCompletion(text, el.selectionStart ?? text.length, token, o.value);
     setText(next.text);
     setToken(null);
-    requestAnimationFrame(() => {
-      el.focus();
-      el.setSelectionRange(next.caret, next.caret);
-    });
+    setCaret(next.caret);
   };
 
   useEffect(() => {
