@@ -108,13 +108,15 @@ impl PendingAppends {
         ];
         let fits_one_statement = writes.iter().all(|(w, rows)| rows.len() <= CHUNK * w.width);
         if tx.modifies_in_with() && fits_one_statement {
-            let (sql, args) = in_one_statement(&writes);
+            let (sql, args) = in_one_statement(writes);
             tx.exec(&sql, args).await?;
         } else {
-            for (write, rows) in &writes {
-                for chunk in rows.chunks(CHUNK * write.width) {
-                    let (sql, args) = write.statement(chunk, 1);
+            for (write, mut rows) in writes {
+                while !rows.is_empty() {
+                    let rest = rows.split_off(rows.len().min(CHUNK * write.width));
+                    let (sql, args) = write.statement(rows, 1);
                     tx.exec(&sql, args).await?;
+                    rows = rest;
                 }
             }
         }
@@ -172,13 +174,14 @@ struct RowsWrite {
 impl RowsWrite {
     /// The statement for `rows` (flattened, whole rows, at most [`CHUNK`]) with its parameters
     /// numbered from `$first`, padded to a power of two rows.
-    fn statement(&self, rows: &[Arg], first: usize) -> (String, Vec<Arg>) {
+    fn statement(&self, mut rows: Vec<Arg>, first: usize) -> (String, Vec<Arg>) {
         let n = rows.len() / self.width;
         let sql = self
             .sql
             .replace("{values}", &values_list(padded(n), self.width, first));
         let padding = std::iter::repeat_n(self.padding, padded(n) - n).flatten();
-        (sql, rows.iter().chain(padding).cloned().collect())
+        rows.extend(padding.cloned());
+        (sql, rows)
     }
 }
 
@@ -221,16 +224,16 @@ const MARKS_UPDATE: RowsWrite = RowsWrite {
 /// The writes as one statement, each a `WITH` clause (PostgreSQL runs every data-modifying
 /// clause to completion whether or not anything reads it): one round trip instead of three.
 /// The writes touch different tables, so seeing one snapshot changes nothing.
-fn in_one_statement(writes: &[(&RowsWrite, Vec<Arg>)]) -> (String, Vec<Arg>) {
-    let mut clauses = Vec::with_capacity(writes.len());
+fn in_one_statement<const N: usize>(writes: [(&RowsWrite, Vec<Arg>); N]) -> (String, Vec<Arg>) {
+    let mut clauses = Vec::with_capacity(N);
     let mut args = Vec::new();
-    for (i, (write, rows)) in writes.iter().enumerate() {
+    for (i, (write, rows)) in writes.into_iter().enumerate() {
         if rows.is_empty() {
             continue;
         }
-        let (sql, a) = write.statement(rows, args.len() + 1);
+        let (sql, rows) = write.statement(rows, args.len() + 1);
         clauses.push(format!("w{i} AS ({sql})"));
-        args.extend(a);
+        args.extend(rows);
     }
     (format!("WITH {} SELECT 1", clauses.join(", ")), args)
 }
@@ -413,7 +416,7 @@ mod tests {
     fn writes_in_one_statement_number_their_parameters_on() {
         let rooms: Vec<Arg> = (0..5).map(Arg::Int).collect();
         let marks: Vec<Arg> = (0..8).map(Arg::Int).collect();
-        let (sql, args) = in_one_statement(&[
+        let (sql, args) = in_one_statement([
             (&ROOMS_UPDATE, rooms),
             (&MESSAGES_INSERT, Vec::new()),
             (&MARKS_UPDATE, marks),
