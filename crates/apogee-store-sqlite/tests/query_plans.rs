@@ -27,12 +27,18 @@ fn key() -> MessageKey {
     }
 }
 
-#[tokio::test]
-async fn history_pages_seek_the_index_in_order() {
+/// A migrated store in a new temporary directory (removed when the returned guard drops).
+async fn fresh_store() -> (tempfile::TempDir, apogee_store_sqlite::SqliteStore) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = apogee_store_sqlite::open(&dir.path().join("apogee.db"))
         .await
         .expect("open sqlite");
+    (dir, store)
+}
+
+#[tokio::test]
+async fn history_pages_seek_the_index_in_order() {
+    let (_dir, store) = fresh_store().await;
     let pages = [
         HistoryQuery {
             latest: Some(Timestamp::from_millis(1_000)),
@@ -93,10 +99,7 @@ async fn history_pages_seek_the_index_in_order() {
 /// pages are sorted together.
 #[tokio::test]
 async fn the_change_feed_reads_two_index_ranges() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = apogee_store_sqlite::open(&dir.path().join("apogee.db"))
-        .await
-        .expect("open sqlite");
+    let (_dir, store) = fresh_store().await;
     for after_id in [None, Some("m")] {
         let p = plan(&store, history::changes_sql("r", 1_000, after_id, 50)).await;
         assert!(
