@@ -19,16 +19,10 @@ use apogee_domain::{Message, Room};
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Most rows in one statement: bounds a statement's parameters (12 per message row) well under
+/// Most rows in one statement: bounds a statement's parameters (13 per message row) well under
 /// both backends' limits. A power of two: see [`padded`].
 const CHUNK: usize = 64;
 
-/// The columns of a message's row, in the order [`message_row_args`] gives them.
-macro_rules! message_columns {
-    () => {
-        "(id, updated_at, tcount, pinned, starred_by, mention_ids, msg_lower, doc, main, rid, ts, tmid, drid)"
-    };
-}
 /// The rows a statement of `n` rows is written with: the next power of two, the rest padding
 /// rows of NULLs that match and insert nothing. So each statement has seven texts (1 to 64
 /// rows), each prepared once per connection and then served from the statement caches, instead
@@ -200,13 +194,12 @@ const ROOMS_UPDATE: RowsWrite = RowsWrite {
     ],
 };
 
-/// The messages' rows (padding rows, all NULL, left out).
+/// The messages' rows (padding rows, all NULL, left out), columns in [`message_row_args`]'
+/// order.
 const MESSAGES_INSERT: RowsWrite = RowsWrite {
-    sql: concat!(
-        "INSERT INTO messages ",
-        message_columns!(),
-        " SELECT * FROM (VALUES {values}) AS v WHERE v.column1 IS NOT NULL"
-    ),
+    sql: "INSERT INTO messages (id, updated_at, tcount, pinned, starred_by, mention_ids,
+          msg_lower, doc, main, rid, ts, tmid, drid)
+          SELECT * FROM (VALUES {values}) AS v WHERE v.column1 IS NOT NULL",
     width: MESSAGE_ROW_WIDTH,
     padding: &MESSAGE_PADDING,
 };
@@ -239,7 +232,7 @@ fn in_one_statement<const N: usize>(writes: [(&RowsWrite, Vec<Arg>); N]) -> (Str
 }
 
 /// `(…), (…)` of `rows` rows of `width` parameters, numbered from `$first`.
-pub(crate) fn values_list(rows: usize, width: usize, first: usize) -> String {
+fn values_list(rows: usize, width: usize, first: usize) -> String {
     let mut s = String::with_capacity(rows * width * 5);
     for r in 0..rows {
         if r > 0 {
@@ -343,7 +336,7 @@ fn mark_rows(marks: &[SubscriptionMark]) -> Vec<Arg> {
         .collect()
 }
 
-/// A padding row of [`MESSAGE_COLUMNS`], typed as the real rows are.
+/// A padding row of [`MESSAGES_INSERT`], typed as the real rows are.
 const MESSAGE_PADDING: [Arg; MESSAGE_ROW_WIDTH] = [
     Arg::NullText,
     Arg::NullInt,
@@ -360,11 +353,17 @@ const MESSAGE_PADDING: [Arg; MESSAGE_ROW_WIDTH] = [
     Arg::NullText,
 ];
 
-pub(crate) const MESSAGE_COLUMNS: &str = message_columns!();
-pub(crate) const MESSAGE_ROW_WIDTH: usize = 13;
+const MESSAGE_ROW_WIDTH: usize = 13;
 
-/// The parameters of a message's row, in [`MESSAGE_COLUMNS`]' order.
-pub(crate) fn message_row_args(m: &Message) -> StoreResult<Vec<Arg>> {
+/// Inserts one message's row (a message that is not appended: backfilled federated history).
+pub(crate) async fn insert_message_row(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
+    let (sql, args) = MESSAGES_INSERT.statement(message_row_args(m)?, 1);
+    tx.exec(&sql, args).await?;
+    Ok(())
+}
+
+/// The parameters of a message's row, in [`MESSAGES_INSERT`]' column order.
+fn message_row_args(m: &Message) -> StoreResult<Vec<Arg>> {
     let mut a = message_args(m)?;
     a.push(Arg::Text(m.rid.clone()));
     a.push(Arg::Int(m.ts.millis()));

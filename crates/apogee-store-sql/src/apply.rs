@@ -1135,16 +1135,5 @@ async fn insert_backfilled_message(tx: &mut dyn SqlTx, m: &Message) -> StoreResu
         args![&m.rid, to_json(&room)?],
     )
     .await?;
-    insert_message_row(tx, m).await
-}
-
-/// The message's own row, with the columns its indexes read.
-async fn insert_message_row(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
-    let sql = format!(
-        "INSERT INTO messages {} VALUES {}",
-        crate::appends::MESSAGE_COLUMNS,
-        crate::appends::values_list(1, crate::appends::MESSAGE_ROW_WIDTH, 1)
-    );
-    tx.exec(&sql, crate::appends::message_row_args(m)?).await?;
-    Ok(())
+    crate::appends::insert_message_row(tx, m).await
 }
