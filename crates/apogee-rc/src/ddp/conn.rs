@@ -3,7 +3,9 @@
 //! to the socket: frames wait in a bounded queue only while the socket is not ready, and a
 //! client that lets that queue fill, or does not take a write for `WRITE_TIMEOUT`, is closed
 //! (1013). Writing in the same task that turned the event into frames saves a hand-off (and a
-//! task wake-up) per delivered frame.
+//! task wake-up) per delivered frame. Methods, subscriptions and presence updates run in boxed
+//! futures: every idle connection keeps its task's future in memory, which then holds the
+//! connection's own state (about 3 KiB) instead of room for the largest method (about 8 KiB).
 
 use crate::ddp::ejson::{meteor_error, to_ejson};
 use crate::ddp::hub::{ConnId, Delivery, Hub, StatusChange};
@@ -431,7 +433,7 @@ impl Conn {
     async fn method(&mut self, id: &str, method: &str, params: &[Value]) -> Result<(), Closed> {
         let before_id = self.ctx.session.as_ref().map(|s| s.user.id.clone());
         let result = match self.rate_limit(CallKind::Method, method) {
-            Ok(()) => methods::call(&self.core, &mut self.ctx, method, params).await,
+            Ok(()) => Box::pin(methods::call(&self.core, &mut self.ctx, method, params)).await,
             Err(e) => Err(e),
         };
         for frame in std::mem::take(&mut self.ctx.before_result) {
@@ -460,7 +462,7 @@ impl Conn {
             for change in changes {
                 self.apply(Some(change)).await;
             }
-            if let Err(e) = self.streams.reset(&self.core, after.as_ref()).await {
+            if let Err(e) = Box::pin(self.streams.reset(&self.core, after.as_ref())).await {
                 log_failure("login", &e);
                 self.out.close(1011, "internal error");
                 return Err(Closed);
@@ -479,10 +481,11 @@ impl Conn {
     /// Tells core a user's presence changed (their connections came, went, idled or woke).
     async fn apply(&self, change: Option<StatusChange>) {
         if let Some(change) = change
-            && let Err(e) = self
-                .core
-                .set_connection_status(&change.user_id, change.status)
-                .await
+            && let Err(e) = Box::pin(
+                self.core
+                    .set_connection_status(&change.user_id, change.status),
+            )
+            .await
         {
             log_failure("presence", &e);
         }
@@ -499,9 +502,11 @@ impl Conn {
         let user = self.ctx.session.as_ref().map(|s| s.user.clone());
         let subscribed = match self.rate_limit(CallKind::Subscription, name) {
             Ok(()) => {
-                self.streams
-                    .subscribe(&self.core, user.as_ref(), id, name, params)
-                    .await
+                Box::pin(
+                    self.streams
+                        .subscribe(&self.core, user.as_ref(), id, name, params),
+                )
+                .await
             }
             Err(e) => Err(e),
         };
@@ -646,6 +651,19 @@ mod tests {
             out.sink.0.last(),
             Some(WsMessage::Close(Some(CloseFrame { code: 1000, .. })))
         ));
+    }
+
+    /// Every idle connection keeps its task's future in memory, so that future must hold the
+    /// connection's own state, not room for the largest method a client might call (about
+    /// 8 KiB for `methods::call`): methods, subscriptions and presence updates are boxed
+    /// while they run.
+    #[test]
+    fn an_idle_connections_task_stays_small() {
+        fn future_size<A, B, C, D, E, G, Fut>(_: impl FnOnce(A, B, C, D, E, G) -> Fut) -> usize {
+            std::mem::size_of::<Fut>()
+        }
+        let size = future_size(serve);
+        assert!(size <= 4096, "a connection's future is {size} bytes");
     }
 
     #[tokio::test]
