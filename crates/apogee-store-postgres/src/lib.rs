@@ -17,8 +17,9 @@ use apogee_store_sql::{
     Arg, Database, Row, SqlStore, SqlTx, apply_batches, apply_changes, migrate,
 };
 use async_trait::async_trait;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -50,7 +51,11 @@ pub async fn open(url: &str) -> StoreResult<PostgresStore> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| backend(&e))?
         .statement_cache_capacity(STATEMENT_CACHE);
+    // No ping before each use of a pooled connection: that is a round trip on every read's
+    // path. sqlx pings each connection when it is given back anyway, and closes it if that
+    // fails, so only a connection broken while idle in the pool fails one query.
     let pool = PgPoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
@@ -78,9 +83,12 @@ apogee_store_sql::sqlx_glue!(sqlx::Postgres, PgRow, modifies_in_with = true);
 const CONTENTION_ATTEMPTS: usize = 4;
 
 /// Commits the batches sent to it until the store is dropped: whatever is waiting when a
-/// transaction ends goes into the next one.
+/// transaction ends goes into the next one. The committer keeps one connection for as long as
+/// it works, rather than taking one from the pool per group (each hand-back costs a ping); after
+/// a failure it gives the connection back, where sqlx tests it, and takes another.
 async fn committer(pool: PgPool, mut jobs: mpsc::Receiver<WriteJob>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
+    let mut held: Option<PoolConnection<sqlx::Postgres>> = None;
     while let Some(first) = jobs.recv().await {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -90,7 +98,7 @@ async fn committer(pool: PgPool, mut jobs: mpsc::Receiver<WriteJob>) {
             }
         }
         if group.len() > 1 {
-            match commit_group(&pool, &group).await {
+            match commit_group(&pool, &mut held, &group).await {
                 Ok(()) => {
                     for job in group.drain(..) {
                         let _ = job.done.send(Ok(()));
@@ -104,37 +112,62 @@ async fn committer(pool: PgPool, mut jobs: mpsc::Receiver<WriteJob>) {
             }
         }
         for job in group.drain(..) {
-            let result = commit_alone(&pool, job.changes).await;
+            let result = commit_alone(&pool, &mut held, job.changes).await;
             let _ = job.done.send(result);
         }
     }
 }
 
+/// Runs `work` in a transaction on the committer's connection, taking one from the pool when it
+/// has none; a failure gives the connection back.
+async fn in_transaction<T>(
+    pool: &PgPool,
+    held: &mut Option<PoolConnection<sqlx::Postgres>>,
+    work: impl AsyncFnOnce(&mut Tx<'_>) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let conn = match held {
+        Some(conn) => conn,
+        None => held.insert(pool.acquire().await.map_err(|e| backend(&e))?),
+    };
+    let result = async {
+        let mut tx = Tx(conn.begin().await.map_err(|e| backend(&e))?);
+        let value = work(&mut tx).await?;
+        tx.0.commit().await.map_err(|e| backend(&e))?;
+        Ok(value)
+    }
+    .await;
+    if result.is_err() {
+        *held = None;
+    }
+    result
+}
+
 /// Every batch of `group` in one transaction (copies: the batches are kept for a retry). The
 /// batches are applied as one, so their appended messages share a few multi-row statements.
-async fn commit_group(pool: &PgPool, group: &[WriteJob]) -> StoreResult<()> {
-    let mut tx = Tx(pool.begin().await.map_err(|e| backend(&e))?);
+async fn commit_group(
+    pool: &PgPool,
+    held: &mut Option<PoolConnection<sqlx::Postgres>>,
+    group: &[WriteJob],
+) -> StoreResult<()> {
     let batches = group.iter().map(|job| job.changes.clone()).collect();
-    apply_batches(&mut tx, batches).await?;
-    tx.0.commit().await.map_err(|e| backend(&e))
+    in_transaction(pool, held, async |tx| apply_batches(tx, batches).await).await
 }
 
 /// One batch in its own transaction, run again when it lost a deadlock (concurrent batches of
 /// other nodes touching the same rows in different orders): a transaction that lost wrote nothing.
-async fn commit_alone(pool: &PgPool, changes: Vec<Change>) -> StoreResult<()> {
+async fn commit_alone(
+    pool: &PgPool,
+    held: &mut Option<PoolConnection<sqlx::Postgres>>,
+    changes: Vec<Change>,
+) -> StoreResult<()> {
     for _ in 1..CONTENTION_ATTEMPTS {
-        match commit_once(pool, changes.clone()).await {
+        let attempt = changes.clone();
+        match in_transaction(pool, held, async |tx| apply_changes(tx, attempt).await).await {
             Err(StoreError::Contention(e)) => tracing::debug!(error = %e, "retrying a batch"),
             done => return done,
         }
     }
-    commit_once(pool, changes).await
-}
-
-async fn commit_once(pool: &PgPool, changes: Vec<Change>) -> StoreResult<()> {
-    let mut tx = Tx(pool.begin().await.map_err(|e| backend(&e))?);
-    apply_changes(&mut tx, changes).await?;
-    tx.0.commit().await.map_err(|e| backend(&e))
+    in_transaction(pool, held, async |tx| apply_changes(tx, changes).await).await
 }
 
 #[async_trait]
