@@ -14,6 +14,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             users_round_trip, usernames_and_emails_are_unique, login_tokens, user_listing,
             rooms_round_trip, room_listing, unread_counts_derive_from_sequences,
+            last_message_stays_the_newest,
             mentions_are_counted, mark_unread_from_a_message, history_keyset_pages,
             history_pages_split_no_millisecond, changes_page_through_one_millisecond,
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
@@ -721,6 +722,41 @@ pub async fn unread_counts_derive_from_sequences(s: S) {
     );
 }
 
+/// A message stamped before a newer one can commit after it (another group, committer or
+/// node): it counts, but the room's `lm` and `lastMessage` stay the newest.
+pub async fn last_message_stays_the_newest(s: S) {
+    let (a, b) = (user("nina"), user("otto"));
+    add_users(&s, &[&a, &b]).await;
+    let r = setup(&s, "late", &[&a, &b]).await;
+    s.commit(vec![append(&msg(&r, &a, "newer", 2000))])
+        .await
+        .unwrap();
+    s.commit(vec![append(&msg(&r, &b, "older", 1000))])
+        .await
+        .unwrap();
+    let room = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!((room.seq, room.msgs), (2, 2));
+    assert_eq!(room.lm, Some(Timestamp::from_millis(2000)));
+    assert_eq!(room.last_message.unwrap()["msg"], "newer");
+    let sb = s.subscription(&r.id, &b.id).await.unwrap().unwrap();
+    assert_eq!(
+        sb.unread, 0,
+        "the late sender still read up to their own message"
+    );
+    let sa = s.subscription(&r.id, &a.id).await.unwrap().unwrap();
+    assert_eq!(sa.unread, 1);
+    // In one group too, whichever comes first in it.
+    s.commit(vec![
+        append(&msg(&r, &a, "newest", 3000)),
+        append(&msg(&r, &b, "oldest", 500)),
+    ])
+    .await
+    .unwrap();
+    let room = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!((room.seq, room.msgs), (4, 4));
+    assert_eq!(room.last_message.unwrap()["msg"], "newest");
+}
+
 pub async fn mentions_are_counted(s: S) {
     let (a, b, c) = (user("jack"), user("kate"), user("liam"));
     add_users(&s, &[&a, &b, &c]).await;
@@ -1277,7 +1313,10 @@ pub async fn concurrent_appends_across_rooms(s: S) {
     // Even i never end in 9, so r1 has no thread replies; r2's i = 9, 19, 29, 39 are.
     assert_eq!((room1.seq, room1.msgs), (21, 21));
     assert_eq!((room2.seq, room2.msgs), (16, 20));
-    // `lm` and `lastMessage` are the last main-timeline message applied (commit order).
+    // `lm` and `lastMessage` are the newest main-timeline message, whatever the commit order:
+    // r2's is i = 37 (39 is a thread reply).
+    assert_eq!(room1.lm, Some(Timestamp::from_millis(1038)));
+    assert_eq!(room2.lm, Some(Timestamp::from_millis(1037)));
     let last2 = room2.last_message.unwrap();
     assert_eq!(
         last2["ts"],

@@ -80,13 +80,18 @@ impl PendingAppends {
                 .ok_or_else(|| StoreError::Missing("room".into()))?;
             let main = m.in_main_timeline();
             state.room.msgs += 1;
-            state.room.updated_at = m.ts;
+            state.room.updated_at = state.room.updated_at.max(m.ts);
             if !main {
                 continue;
             }
             state.seq += 1;
-            state.room.lm = Some(m.ts);
-            state.last_main = Some(i);
+            // Messages are stamped before they queue for a commit, so one can commit after a
+            // newer one (another group, another committer or node): `lm` and `lastMessage`
+            // stay the newest message, as history orders them.
+            if state.room.lm.is_none_or(|lm| m.ts >= lm) {
+                state.room.lm = Some(m.ts);
+                state.last_main = Some(i);
+            }
             state.all_mentions += i64::from(a.mentions_all);
             // The sender has seen everything up to their own message.
             mark(&mut marks, (&m.rid, &m.u.id)).read = Some(state.seq);
