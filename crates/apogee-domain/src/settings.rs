@@ -2,6 +2,8 @@
 //! implements. Operators override them with `OVERWRITE_SETTING_<Id>` or the settings API.
 
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 /// One catalogue entry.
 pub struct SettingDef {
@@ -768,8 +770,12 @@ pub const CATALOGUE: &[SettingDef] = &[
     setting!("uniqueID", "string", "", true, "General"),
 ];
 
+/// The catalogue entry of `id`. Looked up for every setting read, many per request, so by hash
+/// rather than a scan of the whole catalogue.
 pub fn find(id: &str) -> Option<&'static SettingDef> {
-    CATALOGUE.iter().find(|s| s.id == id)
+    static BY_ID: LazyLock<HashMap<&'static str, &'static SettingDef>> =
+        LazyLock::new(|| CATALOGUE.iter().map(|d| (d.id, d)).collect());
+    BY_ID.get(id).copied()
 }
 
 /// Parses an `OVERWRITE_SETTING_<Id>` string value into the setting's type.
