@@ -86,8 +86,7 @@ pub(crate) fn read_rows(conn: &Connection, sql: &str, args: Vec<Arg>) -> StoreRe
 }
 
 /// A cached statement with `args` bound to `$1`, `$2`, …: SQLite numbers `$name` parameters in
-/// order of first appearance, so each is looked up by its name, which also lets SQL repeat or
-/// reorder them.
+/// order of first appearance, so one that SQL repeats or reorders is looked up by its name.
 fn prepare<'c>(
     conn: &'c Connection,
     sql: &str,
@@ -95,9 +94,23 @@ fn prepare<'c>(
 ) -> StoreResult<CachedStatement<'c>> {
     let mut stmt = conn.prepare_cached(sql).map_err(|e| backend(&e))?;
     for (i, arg) in args.into_iter().enumerate() {
-        let name = format!("${}", i + 1);
-        let Some(index) = stmt.parameter_index(&name).map_err(|e| backend(&e))? else {
-            continue;
+        let n = i + 1;
+        // Most statements number their parameters in order (a group's appends have hundreds):
+        // those bind by position, without formatting each name and looking it up.
+        let in_order = stmt
+            .parameter_name(n)
+            .and_then(|name| name.strip_prefix('$'))
+            .is_some_and(|digits| digits.parse() == Ok(n));
+        let index = if in_order {
+            n
+        } else {
+            match stmt
+                .parameter_index(&format!("${n}"))
+                .map_err(|e| backend(&e))?
+            {
+                Some(index) => index,
+                None => continue,
+            }
         };
         let bound = match arg {
             Arg::Text(s) => stmt.raw_bind_parameter(index, s),
@@ -134,5 +147,34 @@ pub(crate) fn backend(e: &rusqlite::Error) -> StoreError {
             StoreError::Conflict(message.clone().unwrap_or_else(|| err.to_string()))
         }
         other => StoreError::Backend(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn select(sql: &str, args: Vec<Arg>) -> Vec<i64> {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut stmt = prepare(&conn, sql, args).unwrap();
+        let width = stmt.column_count();
+        stmt.raw_query()
+            .next()
+            .unwrap()
+            .map(|row| (0..width).map(|i| row.get(i).unwrap()).collect())
+            .unwrap()
+    }
+
+    #[test]
+    fn parameters_bind_by_number_in_any_order() {
+        let args = || vec![Arg::Int(10), Arg::Int(20), Arg::Int(30)];
+        assert_eq!(select("SELECT $1, $2, $3", args()), [10, 20, 30]);
+        assert_eq!(select("SELECT $3, $1, $2", args()), [30, 10, 20]);
+        assert_eq!(select("SELECT $2, $2, $1", args()), [20, 20, 10]);
+        assert_eq!(
+            select("SELECT $1, $3", args()),
+            [10, 30],
+            "an unused one is skipped"
+        );
     }
 }
