@@ -13,9 +13,7 @@
 
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};
-use apogee_store_sql::{
-    Arg, Database, Row, SqlStore, SqlTx, apply_batches, apply_changes, migrate,
-};
+use apogee_store_sql::{Arg, Database, Row, SqlStore, SqlTx, apply_batches, migrate};
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -112,28 +110,27 @@ async fn committer(pool: PgPool, mut jobs: mpsc::Receiver<WriteJob>) {
             }
         }
         for job in group.drain(..) {
-            let result = commit_alone(&pool, &mut held, job.changes).await;
+            let result = commit_alone(&pool, &mut held, &job.changes).await;
             let _ = job.done.send(result);
         }
     }
 }
 
-/// Runs `work` in a transaction on the committer's connection, taking one from the pool when it
-/// has none; a failure gives the connection back.
-async fn in_transaction<T>(
+/// Applies `batches` in one transaction on the committer's connection, taking one from the pool
+/// when it has none; a failure gives the connection back.
+async fn in_transaction(
     pool: &PgPool,
     held: &mut Option<PoolConnection<sqlx::Postgres>>,
-    work: impl AsyncFnOnce(&mut Tx<'_>) -> StoreResult<T>,
-) -> StoreResult<T> {
+    batches: &[&[Change]],
+) -> StoreResult<()> {
     let conn = match held {
         Some(conn) => conn,
         None => held.insert(pool.acquire().await.map_err(|e| backend(&e))?),
     };
     let result = async {
         let mut tx = Tx(conn.begin().await.map_err(|e| backend(&e))?);
-        let value = work(&mut tx).await?;
-        tx.0.commit().await.map_err(|e| backend(&e))?;
-        Ok(value)
+        apply_batches(&mut tx, batches).await?;
+        tx.0.commit().await.map_err(|e| backend(&e))
     }
     .await;
     if result.is_err() {
@@ -142,15 +139,15 @@ async fn in_transaction<T>(
     result
 }
 
-/// Every batch of `group` in one transaction (copies: the batches are kept for a retry). The
+/// Every batch of `group` in one transaction (borrowed: the batches are kept for a retry). The
 /// batches are applied as one, so their appended messages share a few multi-row statements.
 async fn commit_group(
     pool: &PgPool,
     held: &mut Option<PoolConnection<sqlx::Postgres>>,
     group: &[WriteJob],
 ) -> StoreResult<()> {
-    let batches = group.iter().map(|job| job.changes.clone()).collect();
-    in_transaction(pool, held, async |tx| apply_batches(tx, batches).await).await
+    let batches: Vec<&[Change]> = group.iter().map(|job| job.changes.as_slice()).collect();
+    in_transaction(pool, held, &batches).await
 }
 
 /// One batch in its own transaction, run again when it lost a deadlock (concurrent batches of
@@ -158,16 +155,15 @@ async fn commit_group(
 async fn commit_alone(
     pool: &PgPool,
     held: &mut Option<PoolConnection<sqlx::Postgres>>,
-    changes: Vec<Change>,
+    changes: &[Change],
 ) -> StoreResult<()> {
     for _ in 1..CONTENTION_ATTEMPTS {
-        let attempt = changes.clone();
-        match in_transaction(pool, held, async |tx| apply_changes(tx, attempt).await).await {
+        match in_transaction(pool, held, &[changes]).await {
             Err(StoreError::Contention(e)) => tracing::debug!(error = %e, "retrying a batch"),
             done => return done,
         }
     }
-    in_transaction(pool, held, async |tx| apply_changes(tx, changes).await).await
+    in_transaction(pool, held, &[changes]).await
 }
 
 #[async_trait]

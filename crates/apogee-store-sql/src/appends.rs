@@ -38,16 +38,18 @@ fn padding<const W: usize>(n: usize, row: [Arg; W]) -> impl Iterator<Item = Arg>
     std::iter::repeat_n(row, padded(n) - n).flatten()
 }
 
-pub(crate) struct Append {
-    pub message: Message,
-    pub mentioned: Vec<String>,
+/// An appended message, borrowed from its batch: the group commit keeps the batches for a
+/// retry, so nothing is copied.
+pub(crate) struct Append<'a> {
+    pub message: &'a Message,
+    pub mentioned: &'a [String],
     pub mentions_all: bool,
 }
 
 /// Appends not yet written.
 #[derive(Default)]
-pub(crate) struct PendingAppends {
-    items: Vec<Append>,
+pub(crate) struct PendingAppends<'a> {
+    items: Vec<Append<'a>>,
 }
 
 /// A room as the appends move it.
@@ -59,8 +61,8 @@ struct RoomState {
     last_main: Option<usize>,
 }
 
-impl PendingAppends {
-    pub(crate) fn push(&mut self, append: Append) {
+impl<'a> PendingAppends<'a> {
+    pub(crate) fn push(&mut self, append: Append<'a>) {
         self.items.push(append);
     }
 
@@ -75,7 +77,7 @@ impl PendingAppends {
         // The rooms' counters and the read and mention marks, message by message in order.
         let mut marks: Vec<SubscriptionMark> = Vec::new();
         for (i, a) in items.iter().enumerate() {
-            let m = &a.message;
+            let m = a.message;
             let state = rooms
                 .get_mut(m.rid.as_str())
                 .ok_or_else(|| StoreError::Missing("room".into()))?;
@@ -263,7 +265,7 @@ fn values_list(rows: usize, width: usize, first: usize) -> String {
 /// increments.
 async fn lock_rooms<'a>(
     tx: &mut dyn SqlTx,
-    items: &'a [Append],
+    items: &[Append<'a>],
 ) -> StoreResult<HashMap<&'a str, RoomState>> {
     let mut ids: Vec<&str> = items.iter().map(|a| a.message.rid.as_str()).collect();
     ids.sort_unstable();
@@ -308,7 +310,7 @@ fn room_rows(items: &[Append], rooms: &mut HashMap<&str, RoomState>) -> StoreRes
     for state in rooms.values_mut() {
         if let Some(i) = state.last_main {
             state.room.last_message =
-                Some(serde_json::to_value(&items[i].message).unwrap_or(Value::Null));
+                Some(serde_json::to_value(items[i].message).unwrap_or(Value::Null));
         }
         rows.extend([
             Arg::from(&state.room.id),
@@ -324,7 +326,7 @@ fn room_rows(items: &[Append], rooms: &mut HashMap<&str, RoomState>) -> StoreRes
 fn message_rows(items: &[Append]) -> StoreResult<Vec<Arg>> {
     let mut rows = Vec::with_capacity(items.len() * MESSAGE_ROW_WIDTH);
     for a in items {
-        rows.extend(message_row_args(&a.message)?);
+        rows.extend(message_row_args(a.message)?);
     }
     Ok(rows)
 }

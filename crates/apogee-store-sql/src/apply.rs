@@ -8,15 +8,16 @@ use apogee_domain::{Message, Room, Subscription, Timestamp, User};
 use serde_json::Value;
 
 /// Applies the batch in order; the caller commits or rolls back the transaction.
-pub async fn apply_changes(tx: &mut dyn SqlTx, changes: Vec<Change>) -> StoreResult<()> {
-    apply_batches(tx, vec![changes]).await
+pub async fn apply_changes(tx: &mut dyn SqlTx, changes: &[Change]) -> StoreResult<()> {
+    apply_batches(tx, &[changes]).await
 }
 
 /// Applies the batches one after the other, as one: consecutive appended messages are written
-/// together (`appends.rs`), everything else in order. The caller commits or rolls back.
-pub async fn apply_batches(tx: &mut dyn SqlTx, batches: Vec<Vec<Change>>) -> StoreResult<()> {
+/// together (`appends.rs`), everything else in order. The caller commits or rolls back, and
+/// keeps the batches to run them again one by one should the group fail.
+pub async fn apply_batches(tx: &mut dyn SqlTx, batches: &[&[Change]]) -> StoreResult<()> {
     let mut appends = PendingAppends::default();
-    for change in batches.into_iter().flatten() {
+    for change in batches.iter().flat_map(|batch| batch.iter()) {
         match change {
             Change::AppendMessage {
                 message,
@@ -25,11 +26,11 @@ pub async fn apply_batches(tx: &mut dyn SqlTx, batches: Vec<Vec<Change>>) -> Sto
             } => appends.push(Append {
                 message,
                 mentioned: mentioned_user_ids,
-                mentions_all,
+                mentions_all: *mentions_all,
             }),
             other => {
                 appends.flush(tx).await?;
-                apply(tx, other).await?;
+                apply(tx, other.clone()).await?;
             }
         }
     }
@@ -375,8 +376,8 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
         } => {
             let mut one = PendingAppends::default();
             one.push(Append {
-                message,
-                mentioned: mentioned_user_ids,
+                message: &message,
+                mentioned: &mentioned_user_ids,
                 mentions_all,
             });
             one.flush(tx).await?;

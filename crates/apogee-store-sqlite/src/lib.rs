@@ -149,10 +149,10 @@ fn write_group(
     group: &mut [WriteJob],
 ) -> Vec<StoreResult<()>> {
     if group.len() > 1 {
-        // Copies: the batches are kept for the one-by-one path below.
-        let batches = group.iter().map(|job| job.changes.clone()).collect();
+        // Borrowed: the batches are kept for the one-by-one path below.
+        let batches: Vec<&[Change]> = group.iter().map(|job| job.changes.as_slice()).collect();
         let together = in_transaction(conn, |conn| {
-            runtime.block_on(apply_batches(&mut Tx(conn), batches))
+            runtime.block_on(apply_batches(&mut Tx(conn), &batches))
         });
         match together {
             Ok(()) => return group.iter().map(|_| Ok(())).collect(),
@@ -173,9 +173,8 @@ fn write_one_by_one(
         return group.iter().map(|_| Err(backend(&e))).collect();
     }
     let mut results = Vec::with_capacity(group.len());
-    for job in group.iter_mut() {
-        let changes = std::mem::take(&mut job.changes);
-        results.push(apply_in_savepoint(conn, runtime, changes));
+    for job in group.iter() {
+        results.push(apply_in_savepoint(conn, runtime, &job.changes));
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         tracing::error!(error = %e, "sqlite group commit failed");
@@ -188,7 +187,7 @@ fn write_one_by_one(
 fn apply_in_savepoint(
     conn: &mut Connection,
     runtime: &tokio::runtime::Runtime,
-    changes: Vec<Change>,
+    changes: &[Change],
 ) -> StoreResult<()> {
     conn.execute_batch("SAVEPOINT batch")
         .map_err(|e| backend(&e))?;
