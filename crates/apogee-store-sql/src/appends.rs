@@ -247,17 +247,21 @@ fn values_list(rows: usize, width: usize, first: usize) -> String {
             s.push_str(", ");
         }
         s.push('(');
-        for c in 0..width {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            // Into the one string: a `to_string` per parameter was hundreds of allocations
-            // per group.
-            let _ = write!(s, "${}", first + r * width + c);
-        }
+        push_parameters(&mut s, width, first + r * width);
         s.push(')');
     }
     s
+}
+
+/// Appends `$first, …` (`n` parameters) to `s`, written into it directly: a `String` per
+/// parameter was hundreds of allocations per group.
+fn push_parameters(s: &mut String, n: usize, first: usize) {
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let _ = write!(s, "${}", first + i);
+    }
 }
 
 /// Locks the appends' rooms while reading them (PostgreSQL's plain SELECT does not lock; SQLite
@@ -272,11 +276,9 @@ async fn lock_rooms<'a>(
     ids.dedup();
     let mut rooms = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let params: Vec<String> = (1..=padded(chunk.len())).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "UPDATE rooms SET seq = seq WHERE id IN ({}) RETURNING id, doc, seq",
-            params.join(", ")
-        );
+        let mut sql = String::from("UPDATE rooms SET seq = seq WHERE id IN (");
+        push_parameters(&mut sql, padded(chunk.len()), 1);
+        sql.push_str(") RETURNING id, doc, seq");
         let args = chunk
             .iter()
             .map(|id| Arg::from(*id))
