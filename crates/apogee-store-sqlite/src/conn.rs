@@ -93,24 +93,22 @@ fn prepare<'c>(
     args: Vec<Arg>,
 ) -> StoreResult<CachedStatement<'c>> {
     let mut stmt = conn.prepare_cached(sql).map_err(|e| backend(&e))?;
+    // Most statements number their parameters in order (a group's appends have hundreds):
+    // those bind by position. Asking SQLite for a parameter's name or index walks its list of
+    // names, which made binding hundreds of them quadratic.
+    let in_order = highest_in_order(sql);
     for (i, arg) in args.into_iter().enumerate() {
         let n = i + 1;
-        // Most statements number their parameters in order (a group's appends have hundreds):
-        // those bind by position, without formatting each name and looking it up.
-        let in_order = stmt
-            .parameter_name(n)
-            .and_then(|name| name.strip_prefix('$'))
-            .is_some_and(|digits| digits.parse() == Ok(n));
-        let index = if in_order {
-            n
-        } else {
-            match stmt
+        let index = match in_order {
+            Some(highest) if n <= highest => n,
+            Some(_) => continue,
+            None => match stmt
                 .parameter_index(&format!("${n}"))
                 .map_err(|e| backend(&e))?
             {
                 Some(index) => index,
                 None => continue,
-            }
+            },
         };
         let bound = match arg {
             Arg::Text(s) => stmt.raw_bind_parameter(index, s),
@@ -120,6 +118,54 @@ fn prepare<'c>(
         bound.map_err(|e| backend(&e))?;
     }
     Ok(stmt)
+}
+
+/// The highest `$n` of `sql` when its parameters first appear as `$1`, `$2`, … in order (so
+/// SQLite's index of `$n` is `n`); `None` when they do not, or when a parameter is not a plain
+/// number. Quoted text and comments are skipped, as SQLite's tokenizer skips them.
+fn highest_in_order(sql: &str) -> Option<usize> {
+    let b = sql.as_bytes();
+    let mut highest = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            quote @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != quote {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = sql[i + 2..]
+                    .find("*/")
+                    .map_or(b.len(), |end| i + 2 + end + 2);
+            }
+            b'$' => {
+                let start = i + 1;
+                i = start;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let plain_end = b.get(i).is_none_or(|&c| {
+                    !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b':' | b'('))
+                });
+                let n: usize = sql[start..i].parse().ok().filter(|_| plain_end)?;
+                if n == highest + 1 {
+                    highest = n;
+                } else if n > highest {
+                    return None;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Some(highest)
 }
 
 /// Queries select only TEXT and BIGINT columns; anything else is read as the nearest of those.
@@ -176,5 +222,20 @@ mod tests {
             [10, 30],
             "an unused one is skipped"
         );
+        assert_eq!(select("SELECT $1, length('$3'), $2", args()), [10, 2, 20]);
+        assert_eq!(select("SELECT $1 -- $3\n, $2", args()), [10, 20]);
+        assert_eq!(select("SELECT $1, $2 /* $1 */", args()), [10, 20]);
+    }
+
+    #[test]
+    fn parameters_in_order_are_recognised_from_the_text() {
+        assert_eq!(highest_in_order("SELECT 1"), Some(0));
+        assert_eq!(highest_in_order("SELECT $1, $2, $1, $3"), Some(3));
+        assert_eq!(highest_in_order("SELECT $2, $1"), None);
+        assert_eq!(highest_in_order("SELECT $1, $3"), None);
+        assert_eq!(highest_in_order("SELECT '$2', $1"), Some(1));
+        assert_eq!(highest_in_order("SELECT \"$2\", $1 -- $3"), Some(1));
+        assert_eq!(highest_in_order("SELECT $1x"), None);
+        assert_eq!(highest_in_order("SELECT $name"), None);
     }
 }

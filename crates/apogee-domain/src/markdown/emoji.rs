@@ -9,6 +9,22 @@ use super::ast::{Inline, Text, utf16};
 use super::chars::{is_ascii, is_digit, is_shortcode_char, is_space};
 use super::parser::{Memo, Parser, Res};
 
+/// Whether an emoticon starts with `c`: the parser asks at nearly every position, and most
+/// characters start none of them, so the table is not searched for those.
+fn starts_an_emoticon(c: u16) -> bool {
+    const FIRST: [bool; 128] = {
+        let mut first = [false; 128];
+        let mut i = 0;
+        while i < EMOTICONS.len() {
+            // Every emoticon starts with an ASCII character (checked here, at compile time).
+            first[EMOTICONS[i].0.as_bytes()[0] as usize] = true;
+            i += 1;
+        }
+        first
+    };
+    FIRST.get(usize::from(c)).copied().unwrap_or(false)
+}
+
 /// Emoticons in the grammar's order of preference, with their emoji names.
 const EMOTICONS: &[(&str, &str)] = &[
     (":-D", "smiley"),
@@ -153,7 +169,7 @@ impl Parser<'_> {
 
     /// An emoticon, when enabled.
     pub(super) fn emoticon(&self, p: usize) -> Res<Inline> {
-        if !self.opts.emoticons {
+        if !self.opts.emoticons || !self.test(p, starts_an_emoticon) {
             return None;
         }
         EMOTICONS.iter().find_map(|&(text, name)| {
