@@ -8,7 +8,9 @@ use crate::rooms::{RoomRef, RoomView};
 use crate::store::{Change, HistoryQuery, Tombstone};
 use apogee_domain::ids::is_acceptable_id;
 use apogee_domain::message::{ChannelMention, EditedBy, Mention, Reaction, Starred};
-use apogee_domain::{Message, Room, Subscription, Timestamp, User, markdown, mentions, random_id};
+use apogee_domain::{
+    Message, Room, Subscription, Timestamp, User, markdown, mentions, time_ordered_id,
+};
 use serde_json::{Map, Value, json};
 
 /// A message as a client submits it.
@@ -65,10 +67,11 @@ impl Core {
                 return Err(CoreError::bad("error-invalid-id", "Invalid message id"));
             }
             Some(id) => id.clone(),
-            None => random_id(),
+            // Time-ordered: the messages' primary key grows at its end (see the function).
+            None => time_ordered_id(),
         };
-        // Only a client-chosen id can be a retry; a fresh random one is not looked up (the
-        // insert's unique key still refuses a collision).
+        // Only a client-chosen id can be a retry; a fresh one is not looked up (the insert's
+        // unique key still refuses a collision).
         if new.id.is_some()
             && let Some(existing) = self.store.message_by_id(&id).await?
         {

@@ -19,7 +19,7 @@ pub mod subscription;
 pub mod time;
 pub mod user;
 
-pub use ids::{dm_room_id, id_from_digest, random_id};
+pub use ids::{dm_room_id, id_from_digest, random_id, time_ordered_id};
 pub use message::Message;
 pub use room::{Room, RoomType};
 pub use subscription::Subscription;

@@ -12,10 +12,11 @@
 //! whole flush, and the backend's group commit then runs each batch alone.
 
 use crate::apply::message_args;
-use crate::{Arg, SqlTx, from_json, to_json};
+use crate::room_doc::{self, RoomHead};
+use crate::{Arg, SqlTx};
 use apogee_core::error::StoreError;
 use apogee_core::store::StoreResult;
-use apogee_domain::{Message, Room};
+use apogee_domain::Message;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -53,8 +54,11 @@ pub(crate) struct PendingAppends<'a> {
 }
 
 /// A room as the appends move it.
-struct RoomState {
-    room: Room,
+struct RoomState<'a> {
+    id: &'a str,
+    /// The stored document, rewritten with `head` (see [`room_doc`]).
+    doc: String,
+    head: RoomHead,
     seq: i64,
     all_mentions: i64,
     /// Index (into the held appends) of the newest message shown in the main timeline.
@@ -82,8 +86,8 @@ impl<'a> PendingAppends<'a> {
                 .get_mut(m.rid.as_str())
                 .ok_or_else(|| StoreError::Missing("room".into()))?;
             let main = m.in_main_timeline();
-            state.room.msgs += 1;
-            state.room.updated_at = state.room.updated_at.max(m.ts);
+            state.head.msgs += 1;
+            state.head.updated_at = state.head.updated_at.max(m.ts);
             if !main {
                 continue;
             }
@@ -91,8 +95,8 @@ impl<'a> PendingAppends<'a> {
             // Messages are stamped before they queue for a commit, so one can commit after a
             // newer one (another group, another committer or node): `lm` and `lastMessage`
             // stay the newest message, as history orders them.
-            if state.room.lm.is_none_or(|lm| m.ts >= lm) {
-                state.room.lm = Some(m.ts);
+            if state.head.lm.is_none_or(|lm| m.ts >= lm) {
+                state.head.lm = Some(m.ts);
                 state.last_main = Some(i);
             }
             state.all_mentions += i64::from(a.mentions_all);
@@ -104,7 +108,7 @@ impl<'a> PendingAppends<'a> {
         }
 
         let writes = [
-            (&ROOMS_UPDATE, room_rows(&items, &mut rooms)?),
+            (&ROOMS_UPDATE, room_rows(&items, &rooms)?),
             (&MESSAGES_INSERT, message_rows(&items)?),
             (&MARKS_UPDATE, mark_rows(&marks)),
         ];
@@ -125,8 +129,8 @@ impl<'a> PendingAppends<'a> {
 
         let mut discussions: Vec<&str> = rooms
             .values()
-            .filter(|s| s.room.prid.is_some())
-            .map(|s| s.room.id.as_str())
+            .filter(|s| s.head.prid.is_some())
+            .map(|s| s.id)
             .collect();
         discussions.sort_unstable();
         for rid in discussions {
@@ -270,7 +274,7 @@ fn push_parameters(s: &mut String, n: usize, first: usize) {
 async fn lock_rooms<'a>(
     tx: &mut dyn SqlTx,
     items: &[Append<'a>],
-) -> StoreResult<HashMap<&'a str, RoomState>> {
+) -> StoreResult<HashMap<&'a str, RoomState<'a>>> {
     let mut ids: Vec<&str> = items.iter().map(|a| a.message.rid.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -285,13 +289,17 @@ async fn lock_rooms<'a>(
             .chain(padding(chunk.len(), [Arg::NullText]))
             .collect();
         let rows = tx.query(&sql, args).await?;
-        for row in rows {
-            let room: Room = from_json(&row[1])?;
+        for mut row in rows {
             let Some(&id) = chunk.iter().find(|id| row[0].text() == Some(**id)) else {
                 continue;
             };
+            let doc = row[1]
+                .take_text()
+                .ok_or_else(|| StoreError::Backend("room document is null".into()))?;
             let state = RoomState {
-                room,
+                id,
+                head: RoomHead::decode(&doc)?,
+                doc,
                 seq: row[2].int(),
                 all_mentions: 0,
                 last_main: None,
@@ -305,21 +313,18 @@ async fn lock_rooms<'a>(
     Ok(rooms)
 }
 
-/// [`ROOMS_UPDATE`]'s rows: each room's document with `lastMessage`, the newest
-/// main-timeline message, encoded once.
-fn room_rows(items: &[Append], rooms: &mut HashMap<&str, RoomState>) -> StoreResult<Vec<Arg>> {
+/// [`ROOMS_UPDATE`]'s rows: each room's document with its counters, times and `lastMessage`
+/// (the newest main-timeline message) moved, encoded once.
+fn room_rows(items: &[Append], rooms: &HashMap<&str, RoomState>) -> StoreResult<Vec<Arg>> {
     let mut rows = Vec::with_capacity(rooms.len() * ROOMS_UPDATE.width);
-    for state in rooms.values_mut() {
-        if let Some(i) = state.last_main {
-            state.room.last_message =
-                Some(serde_json::to_value(items[i].message).unwrap_or(Value::Null));
-        }
+    for state in rooms.values() {
+        let last_message = state.last_main.map(|i| items[i].message);
         rows.extend([
-            Arg::from(&state.room.id),
+            Arg::from(state.id),
             Arg::Int(state.seq),
             Arg::Int(state.all_mentions),
-            Arg::Int(state.room.updated_at.millis()),
-            Arg::Text(to_json(&state.room)?),
+            Arg::Int(state.head.updated_at.millis()),
+            Arg::Text(room_doc::patched(&state.doc, &state.head, last_message)?),
         ]);
     }
     Ok(rows)

@@ -14,6 +14,7 @@ mod moderation;
 mod outbox;
 mod reads;
 mod recovery;
+mod room_doc;
 pub mod schema;
 
 pub use apply::{apply_batches, apply_changes};
@@ -97,6 +98,13 @@ impl Cell {
         match self {
             Cell::Int(n) => *n,
             _ => 0,
+        }
+    }
+    /// The text, moved out (the cell is left null).
+    pub fn take_text(&mut self) -> Option<String> {
+        match std::mem::replace(self, Cell::Null) {
+            Cell::Text(s) => Some(s),
+            _ => None,
         }
     }
 }
