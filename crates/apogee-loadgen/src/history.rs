@@ -129,15 +129,9 @@ fn bulk_load(db_path: &Path, rids: &[String], counts: &[u64]) -> Result<Vec<i64>
             }
             tx.commit()?;
         }
-        let room_doc: String =
-            db.query_row("SELECT doc FROM rooms WHERE id = ?1", [rid], |row| {
-                row.get(0)
-            })?;
-        let mut room: Value = serde_json::from_str(&room_doc)?;
-        room["msgs"] = json!(room["msgs"].as_i64().unwrap_or(0) + n as i64);
         db.execute(
-            "UPDATE rooms SET seq = seq + ?2, doc = ?3 WHERE id = ?1",
-            rusqlite::params![rid, n as i64, room.to_string()],
+            "UPDATE rooms SET seq = seq + ?2, msgs = msgs + ?2 WHERE id = ?1",
+            rusqlite::params![rid, n as i64],
         )?;
     }
     db.pragma_update(None, "synchronous", "FULL")?;

@@ -12,11 +12,10 @@
 //! whole flush, and the backend's group commit then runs each batch alone.
 
 use crate::apply::message_args;
-use crate::room_doc::{self, RoomHead};
-use crate::{Arg, SqlTx};
+use crate::{Arg, SqlTx, to_json};
 use apogee_core::error::StoreError;
 use apogee_core::store::StoreResult;
-use apogee_domain::Message;
+use apogee_domain::{Message, Timestamp};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -53,12 +52,13 @@ pub(crate) struct PendingAppends<'a> {
     items: Vec<Append<'a>>,
 }
 
-/// A room as the appends move it.
+/// A room as the appends move it: the columns of `room_columns`, and the sequence.
 struct RoomState<'a> {
     id: &'a str,
-    /// The stored document, rewritten with `head` (see [`room_doc`]).
-    doc: String,
-    head: RoomHead,
+    msgs: i64,
+    lm: Option<Timestamp>,
+    updated_at: Timestamp,
+    is_discussion: bool,
     seq: i64,
     all_mentions: i64,
     /// Index (into the held appends) of the newest message shown in the main timeline.
@@ -86,8 +86,8 @@ impl<'a> PendingAppends<'a> {
                 .get_mut(m.rid.as_str())
                 .ok_or_else(|| StoreError::Missing("room".into()))?;
             let main = m.in_main_timeline();
-            state.head.msgs += 1;
-            state.head.updated_at = state.head.updated_at.max(m.ts);
+            state.msgs += 1;
+            state.updated_at = state.updated_at.max(m.ts);
             if !main {
                 continue;
             }
@@ -95,8 +95,8 @@ impl<'a> PendingAppends<'a> {
             // Messages are stamped before they queue for a commit, so one can commit after a
             // newer one (another group, another committer or node): `lm` and `lastMessage`
             // stay the newest message, as history orders them.
-            if state.head.lm.is_none_or(|lm| m.ts >= lm) {
-                state.head.lm = Some(m.ts);
+            if state.lm.is_none_or(|lm| m.ts >= lm) {
+                state.lm = Some(m.ts);
                 state.last_main = Some(i);
             }
             state.all_mentions += i64::from(a.mentions_all);
@@ -129,7 +129,7 @@ impl<'a> PendingAppends<'a> {
 
         let mut discussions: Vec<&str> = rooms
             .values()
-            .filter(|s| s.head.prid.is_some())
+            .filter(|s| s.is_discussion)
             .map(|s| s.id)
             .collect();
         discussions.sort_unstable();
@@ -191,14 +191,17 @@ impl RowsWrite {
     }
 }
 
-/// Each room once: its sequence, mention count, time and document.
+/// Each room once: its sequence, mention count, time, message count, `lm` and last message.
 const ROOMS_UPDATE: RowsWrite = RowsWrite {
     sql: "UPDATE rooms SET seq = v.column2, all_mentions = rooms.all_mentions + v.column3,
-          updated_at = v.column4, doc = v.column5
+          updated_at = v.column4, msgs = v.column5, lm = v.column6,
+          last_message = COALESCE(v.column7, rooms.last_message)
           FROM (VALUES {values}) AS v WHERE rooms.id = v.column1",
-    width: 5,
+    width: 7,
     padding: &[
         Arg::NullText,
+        Arg::NullInt,
+        Arg::NullInt,
         Arg::NullInt,
         Arg::NullInt,
         Arg::NullInt,
@@ -282,25 +285,24 @@ async fn lock_rooms<'a>(
     for chunk in ids.chunks(CHUNK) {
         let mut sql = String::from("UPDATE rooms SET seq = seq WHERE id IN (");
         push_parameters(&mut sql, padded(chunk.len()), 1);
-        sql.push_str(") RETURNING id, doc, seq");
+        sql.push_str(") RETURNING id, seq, msgs, lm, updated_at, prid");
         let args = chunk
             .iter()
             .map(|id| Arg::from(*id))
             .chain(padding(chunk.len(), [Arg::NullText]))
             .collect();
         let rows = tx.query(&sql, args).await?;
-        for mut row in rows {
+        for row in rows {
             let Some(&id) = chunk.iter().find(|id| row[0].text() == Some(**id)) else {
                 continue;
             };
-            let doc = row[1]
-                .take_text()
-                .ok_or_else(|| StoreError::Backend("room document is null".into()))?;
             let state = RoomState {
                 id,
-                head: RoomHead::decode(&doc)?,
-                doc,
-                seq: row[2].int(),
+                seq: row[1].int(),
+                msgs: row[2].int(),
+                lm: row[3].int_or_null().map(Timestamp::from_millis),
+                updated_at: Timestamp::from_millis(row[4].int()),
+                is_discussion: row[5].text().is_some(),
                 all_mentions: 0,
                 last_main: None,
             };
@@ -313,18 +315,23 @@ async fn lock_rooms<'a>(
     Ok(rooms)
 }
 
-/// [`ROOMS_UPDATE`]'s rows: each room's document with its counters, times and `lastMessage`
-/// (the newest main-timeline message) moved, encoded once.
+/// [`ROOMS_UPDATE`]'s rows: each room's counters and times, and its newest main-timeline
+/// message of the group as its `lastMessage` (NULL keeps the stored one).
 fn room_rows(items: &[Append], rooms: &HashMap<&str, RoomState>) -> StoreResult<Vec<Arg>> {
     let mut rows = Vec::with_capacity(rooms.len() * ROOMS_UPDATE.width);
     for state in rooms.values() {
-        let last_message = state.last_main.map(|i| items[i].message);
+        let last_message = match state.last_main {
+            Some(i) => Arg::Text(to_json(items[i].message)?),
+            None => Arg::NullText,
+        };
         rows.extend([
             Arg::from(state.id),
             Arg::Int(state.seq),
             Arg::Int(state.all_mentions),
-            Arg::Int(state.head.updated_at.millis()),
-            Arg::Text(room_doc::patched(&state.doc, &state.head, last_message)?),
+            Arg::Int(state.updated_at.millis()),
+            Arg::Int(state.msgs),
+            state.lm.map_or(Arg::NullInt, |lm| Arg::Int(lm.millis())),
+            last_message,
         ]);
     }
     Ok(rows)
@@ -429,7 +436,7 @@ mod tests {
 
     #[test]
     fn writes_in_one_statement_number_their_parameters_on() {
-        let rooms: Vec<Arg> = (0..5).map(Arg::Int).collect();
+        let rooms: Vec<Arg> = (0..7).map(Arg::Int).collect();
         let marks: Vec<Arg> = (0..8).map(Arg::Int).collect();
         let (sql, args) = in_one_statement([
             (&ROOMS_UPDATE, rooms),
@@ -437,14 +444,17 @@ mod tests {
             (&MARKS_UPDATE, marks),
         ]);
         assert!(sql.starts_with("WITH w0 AS (UPDATE rooms"), "{sql}");
-        assert!(sql.contains("(VALUES ($1, $2, $3, $4, $5)) AS v"), "{sql}");
+        assert!(
+            sql.contains("(VALUES ($1, $2, $3, $4, $5, $6, $7)) AS v"),
+            "{sql}"
+        );
         assert!(!sql.contains("INSERT"), "an empty write is left out: {sql}");
         assert!(
             sql.contains("w2 AS (UPDATE subscriptions")
-                && sql.contains("($6, $7, $8, $9), ($10, $11, $12, $13)"),
+                && sql.contains("($8, $9, $10, $11), ($12, $13, $14, $15)"),
             "{sql}"
         );
         assert!(sql.ends_with(" SELECT 1"), "{sql}");
-        assert_eq!(args.len(), 13);
+        assert_eq!(args.len(), 15);
     }
 }

@@ -1,6 +1,7 @@
 //! How each [`Change`] becomes rows. Runs inside the backend's transaction.
 
 use crate::appends::{Append, PendingAppends};
+use crate::room_columns::{last_message_args, room_columns, room_from_row};
 use crate::{Arg, SqlTx, args, from_json, to_json};
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult, TwoFactorSecrets};
@@ -222,19 +223,23 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 users_count: 0,
                 ..room
             };
+            let mut a = args![
+                &room.id,
+                room.t.code(),
+                room.name.clone(),
+                room.name.as_ref().map(|n| n.to_lowercase()),
+                room.default,
+                room.seq,
+                room.updated_at.millis(),
+                to_json(&room)?,
+                room.msgs
+            ];
+            a.extend(last_message_args(&room)?);
             tx.exec(
-                "INSERT INTO rooms (id, t, name, name_lower, is_default, seq, all_mentions, updated_at, doc)
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
-                args![
-                    &room.id,
-                    room.t.code(),
-                    room.name.clone(),
-                    room.name.as_ref().map(|n| n.to_lowercase()),
-                    room.default,
-                    room.seq,
-                    room.updated_at.millis(),
-                    to_json(&room)?
-                ],
+                "INSERT INTO rooms (id, t, name, name_lower, is_default, seq, all_mentions, updated_at,
+                                    doc, msgs, lm, last_message)
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10, $11)",
+                a,
             )
             .await?;
             write_room_links(tx, &room).await?;
@@ -948,7 +953,8 @@ pub(crate) fn message_args(m: &Message) -> StoreResult<Vec<Arg>> {
 
 /// Replaces a room document, keeping the fields only the store maintains (message count, last
 /// message, member count) as they are stored: the caller's copy may predate a concurrent message
-/// or membership change, and writing it back would lose that update.
+/// or membership change, and writing it back would lose that update. (The message count and
+/// last message are columns the update leaves alone; the document's copies are not read.)
 async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
     let stored = locked_room(tx, &room.id).await?;
     let room = Room {
@@ -981,14 +987,16 @@ async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
 async fn locked_room(tx: &mut dyn SqlTx, rid: &str) -> StoreResult<Room> {
     let rows = tx
         .query(
-            "UPDATE rooms SET seq = seq WHERE id = $1 RETURNING doc",
+            concat!(
+                "UPDATE rooms SET seq = seq WHERE id = $1 RETURNING ",
+                room_columns!()
+            ),
             args![rid],
         )
         .await?;
-    from_json(
-        &rows
-            .first()
-            .ok_or_else(|| StoreError::Missing("room".into()))?[0],
+    room_from_row(
+        rows.first()
+            .ok_or_else(|| StoreError::Missing("room".into()))?,
     )
 }
 
@@ -1015,7 +1023,7 @@ async fn adjust_users_count(
 /// `discussion-created` message in the parent (`dcount`, `dlm`).
 pub(crate) async fn refresh_discussion_metadata(tx: &mut dyn SqlTx, rid: &str) -> StoreResult<()> {
     let rows = tx
-        .query("SELECT prid, doc FROM rooms WHERE id = $1", args![rid])
+        .query("SELECT prid, msgs, lm FROM rooms WHERE id = $1", args![rid])
         .await?;
     let Some(row) = rows.first() else {
         return Ok(());
@@ -1023,7 +1031,10 @@ pub(crate) async fn refresh_discussion_metadata(tx: &mut dyn SqlTx, rid: &str) -
     let Some(prid) = row[0].text().map(str::to_string) else {
         return Ok(());
     };
-    let room: Room = from_json(&row[1])?;
+    let (msgs, lm) = (
+        row[1].int(),
+        row[2].int_or_null().map(Timestamp::from_millis),
+    );
     let found = tx
         .query(
             "SELECT doc FROM messages WHERE rid = $1 AND drid = $2",
@@ -1032,8 +1043,8 @@ pub(crate) async fn refresh_discussion_metadata(tx: &mut dyn SqlTx, rid: &str) -
         .await?;
     for m in found {
         let mut doc: Message = from_json(&m[0])?;
-        doc.extra.insert("dcount".into(), Value::from(room.msgs));
-        if let Some(lm) = room.lm {
+        doc.extra.insert("dcount".into(), Value::from(msgs));
+        if let Some(lm) = lm {
             doc.extra.insert(
                 "dlm".into(),
                 serde_json::to_value(lm).unwrap_or(Value::Null),
@@ -1119,21 +1130,11 @@ async fn mark_read(
 /// A message older than the room's newest: counted in `msgs`, nothing else of the room moves
 /// (no sequence, so no subscription counts it unread; `lm` and `lastMessage` stay).
 async fn insert_backfilled_message(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
-    // Locks the room row while reading it, as `append_message` does.
-    let rows = tx
-        .query(
-            "UPDATE rooms SET seq = seq WHERE id = $1 RETURNING doc",
-            args![&m.rid],
-        )
-        .await?;
-    let row = rows
-        .first()
-        .ok_or_else(|| StoreError::Missing("room".into()))?;
-    let mut room: Room = from_json(&row[0])?;
-    room.msgs += 1;
-    tx.exec(
-        "UPDATE rooms SET doc = $2 WHERE id = $1",
-        args![&m.rid, to_json(&room)?],
+    exec_one(
+        tx,
+        "UPDATE rooms SET msgs = msgs + 1 WHERE id = $1",
+        args![&m.rid],
+        "room",
     )
     .await?;
     crate::appends::insert_message_row(tx, m).await

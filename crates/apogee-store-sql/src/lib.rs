@@ -14,7 +14,7 @@ mod moderation;
 mod outbox;
 mod reads;
 mod recovery;
-mod room_doc;
+mod room_columns;
 pub mod schema;
 
 pub use apply::{apply_batches, apply_changes};
@@ -100,10 +100,9 @@ impl Cell {
             _ => 0,
         }
     }
-    /// The text, moved out (the cell is left null).
-    pub fn take_text(&mut self) -> Option<String> {
-        match std::mem::replace(self, Cell::Null) {
-            Cell::Text(s) => Some(s),
+    pub fn int_or_null(&self) -> Option<i64> {
+        match self {
+            Cell::Int(n) => Some(*n),
             _ => None,
         }
     }
@@ -168,6 +167,9 @@ pub async fn migrate(tx: &mut dyn SqlTx, now_ms: i64) -> StoreResult<usize> {
         }
         for sql in *statements {
             tx.exec(sql, vec![]).await?;
+        }
+        if *version == schema::ROOM_COLUMNS_VERSION {
+            room_columns::fill_from_documents(tx).await?;
         }
         tx.exec(
             "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",

@@ -1,5 +1,6 @@
 //! Read queries: core's per-aggregate store traits over any [`Database`].
 
+use crate::room_columns::{room_columns, room_from_row};
 use crate::{Arg, Cell, Database, Row, SqlStore, args, contains_pattern, from_json, history};
 use apogee_core::store::*;
 use apogee_domain::{Message, Room, Subscription, Timestamp, User};
@@ -254,12 +255,6 @@ impl<D: Database> UserStore for SqlStore<D> {
     }
 }
 
-fn room_from_row(r: &Row) -> StoreResult<Room> {
-    let mut room: Room = from_json(&r[0])?;
-    room.seq = r[1].int();
-    Ok(room)
-}
-
 #[async_trait]
 impl<D: Database> CredentialStore for SqlStore<D> {
     async fn login_session(&self, session_id: &str) -> StoreResult<Option<LoginToken>> {
@@ -356,14 +351,20 @@ impl<D: Database> CredentialStore for SqlStore<D> {
 impl<D: Database> RoomStore for SqlStore<D> {
     async fn room_by_id(&self, id: &str) -> StoreResult<Option<Room>> {
         let rows = self
-            .rows("SELECT doc, seq FROM rooms WHERE id = $1", args![id])
+            .rows(
+                concat!("SELECT ", room_columns!(), " FROM rooms WHERE id = $1"),
+                args![id],
+            )
             .await?;
         rows.first().map(room_from_row).transpose()
     }
 
     async fn room_by_name(&self, name: &str) -> StoreResult<Option<Room>> {
         let rows = self
-            .rows("SELECT doc, seq FROM rooms WHERE name = $1", args![name])
+            .rows(
+                concat!("SELECT ", room_columns!(), " FROM rooms WHERE name = $1"),
+                args![name],
+            )
             .await?;
         rows.first().map(room_from_row).transpose()
     }
@@ -373,7 +374,7 @@ impl<D: Database> RoomStore for SqlStore<D> {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT doc, seq FROM rooms WHERE id IN {}",
+            concat!("SELECT ", room_columns!(), " FROM rooms WHERE id IN {}"),
             placeholders(1, ids.len())
         );
         self.rows(&sql, ids.iter().map(Arg::from).collect())
@@ -408,7 +409,12 @@ impl<D: Database> RoomStore for SqlStore<D> {
         let n = a.len();
         a.extend(args![page.count, page.offset]);
         let sql = format!(
-            "SELECT doc, seq FROM rooms {filter} ORDER BY name_lower, id LIMIT ${} OFFSET ${}",
+            concat!(
+                "SELECT ",
+                room_columns!(),
+                " FROM rooms {} ORDER BY name_lower, id LIMIT ${} OFFSET ${}"
+            ),
+            filter,
             n + 1,
             n + 2
         );
@@ -423,7 +429,11 @@ impl<D: Database> RoomStore for SqlStore<D> {
 
     async fn default_rooms(&self) -> StoreResult<Vec<Room>> {
         self.rows(
-            "SELECT doc, seq FROM rooms WHERE is_default = 1 ORDER BY name_lower",
+            concat!(
+                "SELECT ",
+                room_columns!(),
+                " FROM rooms WHERE is_default = 1 ORDER BY name_lower"
+            ),
             vec![],
         )
         .await?
@@ -751,8 +761,8 @@ impl<D: Database> TeamStore for SqlStore<D> {
 
     async fn team_rooms(&self, team_id: &str) -> StoreResult<Vec<Room>> {
         self.rows(
-            "SELECT doc, seq FROM rooms WHERE team_id = $1 AND id NOT IN (SELECT room_id FROM teams WHERE id = $1)
-             ORDER BY name_lower, id",
+            concat!("SELECT ", room_columns!(), " FROM rooms WHERE team_id = $1 AND id NOT IN (SELECT room_id FROM teams WHERE id = $1)
+             ORDER BY name_lower, id"),
             args![team_id],
         )
         .await?
@@ -763,7 +773,11 @@ impl<D: Database> TeamStore for SqlStore<D> {
 
     async fn discussion_rooms(&self, prid: &str) -> StoreResult<Vec<Room>> {
         self.rows(
-            "SELECT doc, seq FROM rooms WHERE prid = $1 ORDER BY id",
+            concat!(
+                "SELECT ",
+                room_columns!(),
+                " FROM rooms WHERE prid = $1 ORDER BY id"
+            ),
             args![prid],
         )
         .await?

@@ -456,7 +456,20 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX messages_room_changed ON messages (rid, updated_at, id) WHERE updated_at <> ts",
         ],
     ),
+    (
+        ROOM_COLUMNS_VERSION,
+        &[
+            // What a sent message moves in its room, so that appends write no room document
+            // (`room_columns`); filled from the documents by `migrate` after these statements.
+            "ALTER TABLE rooms ADD COLUMN msgs BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE rooms ADD COLUMN lm BIGINT",
+            "ALTER TABLE rooms ADD COLUMN last_message TEXT",
+        ],
+    ),
 ];
+
+/// The migration that moves rooms' message counters and last message into columns.
+pub const ROOM_COLUMNS_VERSION: i64 = 24;
 
 /// Creates the bookkeeping table migrations are recorded in.
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
