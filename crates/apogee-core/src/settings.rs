@@ -6,10 +6,13 @@ use apogee_domain::settings::{CATALOGUE, SettingDef, find};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Default)]
 pub struct Settings {
     values: RwLock<HashMap<String, Value>>,
+    /// Counts changes: what is derived from settings can be kept until it moves.
+    generation: AtomicU64,
 }
 
 /// Settings with the given stored values (the rest at their defaults), e.g. for tests.
@@ -17,6 +20,7 @@ impl FromIterator<(String, Value)> for Settings {
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(values: I) -> Self {
         Settings {
             values: RwLock::new(values.into_iter().collect()),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -33,7 +37,14 @@ impl Settings {
         let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
         values.clear();
         values.extend(stored);
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// A number that changes whenever a setting may have: a value computed from settings and
+    /// stored with the generation it was read at is current while the generation is the same.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The current value: stored, else the catalogue default, else null.
@@ -74,6 +85,7 @@ impl Settings {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_string(), value);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Every catalogue setting with its current value.

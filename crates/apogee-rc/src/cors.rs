@@ -11,7 +11,7 @@
 
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_REQUEST_METHOD, CONTENT_TYPE, ORIGIN, VARY,
@@ -87,7 +87,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
     r
 }
 
-pub async fn handle(State(s): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn handle(s: &AppState, req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }

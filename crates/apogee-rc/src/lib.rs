@@ -18,6 +18,9 @@ mod windows;
 
 use apogee_core::Core;
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use std::sync::Arc;
 
 /// Shared state of every handler.
@@ -25,6 +28,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub core: Arc<Core>,
     rest_limits: Arc<rate_limit::RestLimits>,
+    security_headers: Arc<security_headers::Cache>,
     http: HttpOptions,
 }
 
@@ -56,15 +60,15 @@ pub fn router(core: Arc<Core>) -> Router {
     router_with(core, HttpOptions::default())
 }
 
-/// The router with every answer hardened: security headers (outermost, so that refusals carry
-/// them too), the URI limit, then CORS, then the routes.
+/// The router with every answer hardened (see [`harden`]).
 pub fn router_with(core: Arc<Core>, http: HttpOptions) -> Router {
     let state = AppState {
         rest_limits: Arc::default(),
+        security_headers: Arc::default(),
         core: core.clone(),
         http,
     };
-    use axum::middleware::{from_fn, from_fn_with_state};
+    use axum::middleware::from_fn_with_state;
     let mut router = routes::router()
         .route_layer(from_fn_with_state(state.clone(), rate_limit::enforce))
         .merge(ddp::routes(&core));
@@ -75,8 +79,18 @@ pub fn router_with(core: Arc<Core>, http: HttpOptions) -> Router {
         ));
     }
     router
-        .layer(from_fn_with_state(state.clone(), cors::handle))
-        .layer(from_fn(request_limits::enforce))
-        .layer(from_fn_with_state(state.clone(), security_headers::apply))
+        .layer(from_fn_with_state(state.clone(), harden))
         .with_state(state)
+}
+
+/// Outermost, for every request: the URI limit, then CORS, then the routes; the security headers
+/// go on every answer, refusals too. One layer rather than three: each layer costs every request
+/// a boxed future and a copy of the service beneath it.
+async fn harden(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let mut response = match request_limits::refusal(&req) {
+        Some(refusal) => refusal,
+        None => cors::handle(&s, req, next).await,
+    };
+    security_headers::add(&s, response.headers_mut());
+    response
 }

@@ -5,7 +5,6 @@
 use axum::Json;
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -16,13 +15,14 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// Most header fields in one request.
 pub const MAX_HEADERS: usize = 100;
 
-pub async fn enforce(req: Request, next: Next) -> Response {
+/// The answer refusing `req` for its head, if it must be refused (before routing).
+pub(crate) fn refusal(req: &Request) -> Option<Response> {
     let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if uri_len > MAX_URI_BYTES {
         let body = json!({"success": false, "error": format!(
             "URI too long: {uri_len} bytes, at most {MAX_URI_BYTES}"
         )});
-        return (StatusCode::URI_TOO_LONG, Json(body)).into_response();
+        return Some((StatusCode::URI_TOO_LONG, Json(body)).into_response());
     }
-    next.run(req).await
+    None
 }

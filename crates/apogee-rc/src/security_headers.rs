@@ -1,5 +1,5 @@
-//! Security headers on every HTTP answer, as Rocket.Chat sends them, read from the settings cache
-//! on each response so that a change applies at once:
+//! Security headers on every HTTP answer, as Rocket.Chat sends them, from the settings (computed
+//! again whenever a setting has changed, so that a change applies at once):
 //! - `X-Content-Type-Options: nosniff`, always;
 //! - `Referrer-Policy` from `Default_Referrer_Policy` (Rocket.Chat puts it in its page's `<meta>`;
 //!   a header covers the API and files too);
@@ -10,14 +10,13 @@
 //! - `Strict-Transport-Security` when this process terminates TLS itself.
 
 use crate::AppState;
-use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use apogee_core::settings::Settings;
 use axum::http::header::{
     CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
     X_FRAME_OPTIONS,
 };
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue};
+use std::sync::{Arc, Mutex};
 
 /// One year, without `includeSubDomains`/`preload`: the server cannot know that every subdomain
 /// of its host serves HTTPS.
@@ -35,38 +34,75 @@ const REFERRER_POLICIES: &[&str] = &[
     "unsafe-url",
 ];
 
-pub async fn apply(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let settings = &s.core.settings;
-    let h = response.headers_mut();
+/// The headers the settings call for, computed again only when a setting has changed since.
+#[derive(Default)]
+pub(crate) struct Cache(Mutex<Option<(u64, Arc<Policy>)>>);
+
+/// What the settings say to send.
+pub(crate) struct Policy {
+    referrer: HeaderValue,
+    x_frame_options: Option<HeaderValue>,
+    content_security: Option<HeaderValue>,
+}
+
+impl Cache {
+    fn current(&self, settings: &Settings) -> Arc<Policy> {
+        // Read before the settings: a change made meanwhile leaves a newer generation, so the
+        // policy stored below is computed again on the next answer.
+        let generation = settings.generation();
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cached {
+            Some((at, policy)) if *at == generation => policy.clone(),
+            _ => {
+                let policy = Arc::new(Policy::from_settings(settings));
+                *cached = Some((generation, policy.clone()));
+                policy
+            }
+        }
+    }
+}
+
+impl Policy {
+    fn from_settings(settings: &Settings) -> Policy {
+        let referrer = settings.string("Default_Referrer_Policy");
+        let referrer = REFERRER_POLICIES
+            .iter()
+            .find(|p| referrer.trim().eq_ignore_ascii_case(p))
+            .unwrap_or(&"same-origin");
+        let framing = settings
+            .bool("Iframe_Restrict_Access")
+            .then(|| Framing::parse(&settings.string("Iframe_X_Frame_Options")));
+        let content_security = settings.bool("Enable_CSP").then(|| {
+            let ancestors = framing.as_ref().and_then(|f| f.ancestors);
+            content_security_policy(&settings.string("Extra_CSP_Domains"), ancestors)
+        });
+        Policy {
+            referrer: HeaderValue::from_static(referrer),
+            x_frame_options: framing.and_then(|f| HeaderValue::from_str(&f.x_frame_options).ok()),
+            content_security: content_security.and_then(|p| HeaderValue::from_str(&p).ok()),
+        }
+    }
+}
+
+/// Adds the security headers to an answer; a handler's own `Referrer-Policy` or stricter
+/// `Content-Security-Policy` is kept.
+pub(crate) fn add(s: &AppState, h: &mut HeaderMap) {
+    let policy = s.security_headers.current(&s.core.settings);
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if !h.contains_key(REFERRER_POLICY) {
-        let policy = settings.string("Default_Referrer_Policy");
-        let policy = REFERRER_POLICIES
-            .iter()
-            .find(|p| policy.trim().eq_ignore_ascii_case(p))
-            .unwrap_or(&"same-origin");
-        h.insert(REFERRER_POLICY, HeaderValue::from_static(policy));
+        h.insert(REFERRER_POLICY, policy.referrer.clone());
     }
-    let framing = settings
-        .bool("Iframe_Restrict_Access")
-        .then(|| Framing::parse(&settings.string("Iframe_X_Frame_Options")));
-    if let Some(framing) = &framing
-        && let Ok(v) = HeaderValue::from_str(&framing.x_frame_options)
+    if let Some(v) = &policy.x_frame_options {
+        h.insert(X_FRAME_OPTIONS, v.clone());
+    }
+    if let Some(v) = &policy.content_security
+        && !h.contains_key(CONTENT_SECURITY_POLICY)
     {
-        h.insert(X_FRAME_OPTIONS, v);
-    }
-    if settings.bool("Enable_CSP") && !h.contains_key(CONTENT_SECURITY_POLICY) {
-        let ancestors = framing.as_ref().and_then(|f| f.ancestors);
-        let policy = content_security_policy(&settings.string("Extra_CSP_Domains"), ancestors);
-        if let Ok(v) = HeaderValue::from_str(&policy) {
-            h.insert(CONTENT_SECURITY_POLICY, v);
-        }
+        h.insert(CONTENT_SECURITY_POLICY, v.clone());
     }
     if s.http.hsts {
         h.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
-    response
 }
 
 /// `Iframe_X_Frame_Options` as the two headers say it.

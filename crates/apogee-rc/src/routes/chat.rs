@@ -3,7 +3,7 @@
 use super::registry::{Routes, get, post};
 use crate::AppState;
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult, ok};
+use crate::error::{ApiError, ApiResult, ok, ok_field};
 use crate::params::Params;
 use apogee_core::domain::{Message, User};
 use apogee_core::error::CoreError;
@@ -152,7 +152,7 @@ async fn send_message(State(s): State<AppState>, Auth(a): Auth, p: Params) -> Ap
         extra: send_extras(&m.0),
     };
     let message = s.core.send_message(&a.user, new).await?;
-    ok(json!({"message": message}))
+    ok_field("message", &message)
 }
 
 async fn update(State(s): State<AppState>, Auth(a): Auth, p: Params) -> ApiResult {
