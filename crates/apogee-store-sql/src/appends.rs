@@ -11,14 +11,16 @@
 //! ones before it, in order. All statements run in the caller's transaction: a failure fails the
 //! whole flush, and the backend's group commit then runs each batch alone.
 
-use crate::apply::message_args;
-use crate::{Arg, SqlTx, to_json};
+use crate::apply::{MESSAGE_DOC_ARG, message_args};
+use crate::{Arg, SqlTx};
 use apogee_core::error::StoreError;
 use apogee_core::store::StoreResult;
 use apogee_domain::{Message, Timestamp};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 /// Most rows in one statement: bounds a statement's parameters (13 per message row) well under
 /// both backends' limits. A power of two: see [`padded`].
@@ -107,9 +109,10 @@ impl<'a> PendingAppends<'a> {
             }
         }
 
+        let messages = message_rows(&items)?;
         let writes = [
-            (&ROOMS_UPDATE, room_rows(&items, &rooms)?),
-            (&MESSAGES_INSERT, message_rows(&items)?),
+            (&ROOMS_UPDATE, room_rows(&rooms, &messages)),
+            (&MESSAGES_INSERT, messages),
             (&MARKS_UPDATE, mark_rows(&marks)),
         ];
         let fits_one_statement = writes.iter().all(|(w, rows)| rows.len() <= CHUNK * w.width);
@@ -175,24 +178,41 @@ struct RowsWrite {
     sql: &'static str,
     width: usize,
     padding: &'static [Arg],
+    /// The texts numbered from `$1`, for each padded size (1, 2, 4, … [`CHUNK`] rows): made
+    /// once, as writing hundreds of parameter numbers was a cost of every group.
+    texts: OnceLock<Vec<String>>,
 }
 
 impl RowsWrite {
     /// The statement for `rows` (flattened, whole rows, at most [`CHUNK`]) with its parameters
     /// numbered from `$first`, padded to a power of two rows.
-    fn statement(&self, mut rows: Vec<Arg>, first: usize) -> (String, Vec<Arg>) {
+    fn statement(&'static self, mut rows: Vec<Arg>, first: usize) -> (Cow<'static, str>, Vec<Arg>) {
         let n = rows.len() / self.width;
-        let sql = self
-            .sql
-            .replace("{values}", &values_list(padded(n), self.width, first));
-        let padding = std::iter::repeat_n(self.padding, padded(n) - n).flatten();
+        let padded_rows = padded(n);
+        let sql = if first == 1 {
+            let texts = self.texts.get_or_init(|| {
+                std::iter::successors(Some(1), |&r| (r < CHUNK).then_some(r * 2))
+                    .map(|r| self.text(r, 1))
+                    .collect()
+            });
+            // `padded_rows` is a power of two up to CHUNK: the list has one text per power.
+            Cow::Borrowed(texts[padded_rows.trailing_zeros() as usize].as_str())
+        } else {
+            Cow::Owned(self.text(padded_rows, first))
+        };
+        let padding = std::iter::repeat_n(self.padding, padded_rows - n).flatten();
         rows.extend(padding.cloned());
         (sql, rows)
+    }
+
+    fn text(&self, rows: usize, first: usize) -> String {
+        self.sql
+            .replace("{values}", &values_list(rows, self.width, first))
     }
 }
 
 /// Each room once: its sequence, mention count, time, message count, `lm` and last message.
-const ROOMS_UPDATE: RowsWrite = RowsWrite {
+static ROOMS_UPDATE: RowsWrite = RowsWrite {
     sql: "UPDATE rooms SET seq = v.column2, all_mentions = rooms.all_mentions + v.column3,
           updated_at = v.column4, msgs = v.column5, lm = v.column6,
           last_message = COALESCE(v.column7, rooms.last_message)
@@ -207,32 +227,37 @@ const ROOMS_UPDATE: RowsWrite = RowsWrite {
         Arg::NullInt,
         Arg::NullText,
     ],
+    texts: OnceLock::new(),
 };
 
 /// The messages' rows (padding rows, all NULL, left out), columns in [`message_row_args`]'
 /// order.
-const MESSAGES_INSERT: RowsWrite = RowsWrite {
+static MESSAGES_INSERT: RowsWrite = RowsWrite {
     sql: "INSERT INTO messages (id, updated_at, tcount, pinned, starred_by, mention_ids,
           msg_lower, doc, main, rid, ts, tmid, drid)
           SELECT * FROM (VALUES {values}) AS v WHERE v.column1 IS NOT NULL",
     width: MESSAGE_ROW_WIDTH,
     padding: &MESSAGE_PADDING,
+    texts: OnceLock::new(),
 };
 
 /// The senders' read marks and the mentioned members' counts, one update per subscription.
-const MARKS_UPDATE: RowsWrite = RowsWrite {
+static MARKS_UPDATE: RowsWrite = RowsWrite {
     sql: "UPDATE subscriptions SET read_seq = COALESCE(v.column3, subscriptions.read_seq),
           user_mentions = subscriptions.user_mentions + v.column4
           FROM (VALUES {values}) AS v
           WHERE subscriptions.rid = v.column1 AND subscriptions.user_id = v.column2",
     width: 4,
     padding: &[Arg::NullText, Arg::NullText, Arg::NullInt, Arg::NullInt],
+    texts: OnceLock::new(),
 };
 
 /// The writes as one statement, each a `WITH` clause (PostgreSQL runs every data-modifying
 /// clause to completion whether or not anything reads it): one round trip instead of three.
 /// The writes touch different tables, so seeing one snapshot changes nothing.
-fn in_one_statement<const N: usize>(writes: [(&RowsWrite, Vec<Arg>); N]) -> (String, Vec<Arg>) {
+fn in_one_statement<const N: usize>(
+    writes: [(&'static RowsWrite, Vec<Arg>); N],
+) -> (String, Vec<Arg>) {
     let mut clauses = Vec::with_capacity(N);
     let mut args = Vec::new();
     for (i, (write, rows)) in writes.into_iter().enumerate() {
@@ -316,12 +341,13 @@ async fn lock_rooms<'a>(
 }
 
 /// [`ROOMS_UPDATE`]'s rows: each room's counters and times, and its newest main-timeline
-/// message of the group as its `lastMessage` (NULL keeps the stored one).
-fn room_rows(items: &[Append], rooms: &HashMap<&str, RoomState>) -> StoreResult<Vec<Arg>> {
+/// message of the group as its `lastMessage` (NULL keeps the stored one), the document already
+/// encoded for that message's row in `messages` ([`message_rows`]).
+fn room_rows(rooms: &HashMap<&str, RoomState>, messages: &[Arg]) -> Vec<Arg> {
     let mut rows = Vec::with_capacity(rooms.len() * ROOMS_UPDATE.width);
     for state in rooms.values() {
         let last_message = match state.last_main {
-            Some(i) => Arg::Text(to_json(items[i].message)?),
+            Some(i) => messages[i * MESSAGE_ROW_WIDTH + MESSAGE_DOC_ARG].clone(),
             None => Arg::NullText,
         };
         rows.extend([
@@ -334,7 +360,7 @@ fn room_rows(items: &[Append], rooms: &HashMap<&str, RoomState>) -> StoreResult<
             last_message,
         ]);
     }
-    Ok(rows)
+    rows
 }
 
 fn message_rows(items: &[Append]) -> StoreResult<Vec<Arg>> {
@@ -406,6 +432,36 @@ mod tests {
         assert_eq!(sizes, vec![1, 2, 4, 8, 64, 64]);
         assert_eq!(padding(3, [Arg::NullInt, Arg::NullText]).count(), 2);
         assert_eq!(padding(4, [Arg::NullInt]).count(), 0);
+    }
+
+    #[test]
+    fn a_message_row_carries_its_document_where_room_rows_take_it() {
+        let user = apogee_domain::UserRef {
+            id: "u".into(),
+            username: "u".into(),
+            name: None,
+        };
+        let m = Message::new("m".into(), "r", user, "hi".into());
+        let row = message_row_args(&m).unwrap();
+        assert_eq!(row.len(), MESSAGE_ROW_WIDTH);
+        match &row[MESSAGE_DOC_ARG] {
+            Arg::Text(doc) => assert_eq!(doc, &crate::to_json(&m).unwrap()),
+            other => panic!("not the document: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_statement_size_has_its_own_text() {
+        for n in [1, 2, 3, 4, 7, 33, 64] {
+            let rows = vec![Arg::Int(0); n * MARKS_UPDATE.width];
+            let (sql, args) = MARKS_UPDATE.statement(rows, 1);
+            let last = padded(n) * MARKS_UPDATE.width;
+            assert_eq!(args.len(), last);
+            assert!(sql.contains(&format!("${last})")), "{n}: {sql}");
+            assert!(!sql.contains(&format!("${}", last + 1)), "{n}: {sql}");
+        }
+        let (sql, _) = MARKS_UPDATE.statement(vec![Arg::Int(0); 4], 9);
+        assert!(sql.contains("($9, $10, $11, $12)"), "{sql}");
     }
 
     #[test]

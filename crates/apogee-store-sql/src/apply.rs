@@ -930,6 +930,9 @@ fn user_args(user: &User, password_hash: Option<String>) -> StoreResult<Vec<Arg>
     ])
 }
 
+/// Where [`message_args`] puts the message's document.
+pub(crate) const MESSAGE_DOC_ARG: usize = 7;
+
 pub(crate) fn message_args(m: &Message) -> StoreResult<Vec<Arg>> {
     let starred: Vec<&str> = m.starred.iter().flatten().map(|s| s.id.as_str()).collect();
     let mentions: Vec<&str> = m.mentions.iter().map(|s| s.id.as_str()).collect();
