@@ -954,16 +954,13 @@ pub(crate) fn message_args(m: &Message) -> StoreResult<Vec<Arg>> {
     ])
 }
 
-/// Replaces a room document, keeping the fields only the store maintains (message count, last
-/// message, member count) as they are stored: the caller's copy may predate a concurrent message
-/// or membership change, and writing it back would lose that update. (The message count and
-/// last message are columns the update leaves alone; the document's copies are not read.)
+/// Replaces a room document, keeping the fields only the store maintains as they are stored:
+/// the caller's copy may predate a concurrent message or membership change, and writing it back
+/// would lose that update. The message count, `lm` and last message are columns this leaves
+/// alone (the document's copies are not read, see `room_columns`); the member count is kept.
 async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
     let stored = locked_room(tx, &room.id).await?;
     let room = Room {
-        msgs: stored.msgs,
-        lm: stored.lm,
-        last_message: stored.last_message,
         users_count: stored.users_count,
         ..room.clone()
     };
