@@ -1356,22 +1356,29 @@ pub async fn a_failing_batch_among_concurrent_ones_fails_alone(s: S) {
     let mut tasks = Vec::new();
     for i in 1..=48 {
         // Every fourth batch appends a fresh message and then the taken id again.
-        let mut batch = vec![append(&msg(&r, &a, "x", i))];
+        let fresh = msg(&r, &a, "x", i);
+        let mut batch = vec![append(&fresh)];
         if i % 4 == 0 {
             batch.push(append(&taken));
         }
         let s = s.clone();
-        tasks.push(tokio::spawn(async move { (i, s.commit(batch).await) }));
+        tasks.push(tokio::spawn(
+            async move { (i, fresh.id, s.commit(batch).await) },
+        ));
     }
     for t in tasks {
-        let (i, result) = t.await.unwrap();
+        let (i, fresh, result) = t.await.unwrap();
+        let stored = s.message_by_id(&fresh).await.unwrap();
         if i % 4 == 0 {
             assert!(
                 matches!(result, Err(StoreError::Conflict(_))),
                 "{i}: {result:?}"
             );
+            // Written by the same multi-row statement that then failed.
+            assert!(stored.is_none(), "{i}: the failed batch's other message");
         } else {
             result.unwrap();
+            assert!(stored.is_some(), "{i}");
         }
     }
     let room = s.room_by_id(&r.id).await.unwrap().unwrap();

@@ -123,7 +123,7 @@ impl<'a> PendingAppends<'a> {
             for (write, mut rows) in writes {
                 while !rows.is_empty() {
                     let rest = rows.split_off(rows.len().min(CHUNK * write.width));
-                    let (sql, args) = write.statement(rows, 1);
+                    let (sql, args) = write.statement(rows, 1, tx.fails_in_place());
                     tx.exec(&sql, args).await?;
                     rows = rest;
                 }
@@ -172,48 +172,57 @@ fn mark<'m, 'a>(
     &mut marks[i]
 }
 
-/// A multi-row write: `sql` with `{values}` where its `VALUES` list goes, rows of `width`
-/// parameters, and the padding row that matches and writes nothing.
+/// A multi-row write: `sql` with `{values}` where its `VALUES` list goes and `{or_fail}` after
+/// its verb ([`SqlTx::fails_in_place`]), rows of `width` parameters, and the padding row that
+/// matches and writes nothing.
 struct RowsWrite {
     sql: &'static str,
     width: usize,
     padding: &'static [Arg],
     /// The texts numbered from `$1`, for each padded size (1, 2, 4, … [`CHUNK`] rows): made
-    /// once, as writing hundreds of parameter numbers was a cost of every group.
-    texts: OnceLock<Vec<String>>,
+    /// once, as writing hundreds of parameter numbers was a cost of every group. Without and
+    /// with `OR FAIL`.
+    texts: [OnceLock<Vec<String>>; 2],
 }
 
 impl RowsWrite {
     /// The statement for `rows` (flattened, whole rows, at most [`CHUNK`]) with its parameters
-    /// numbered from `$first`, padded to a power of two rows.
-    fn statement(&'static self, mut rows: Vec<Arg>, first: usize) -> (Cow<'static, str>, Vec<Arg>) {
+    /// numbered from `$first`, padded to a power of two rows; `or_fail` as
+    /// [`SqlTx::fails_in_place`] says.
+    fn statement(
+        &'static self,
+        mut rows: Vec<Arg>,
+        first: usize,
+        or_fail: bool,
+    ) -> (Cow<'static, str>, Vec<Arg>) {
         let n = rows.len() / self.width;
         let padded_rows = padded(n);
         let sql = if first == 1 {
-            let texts = self.texts.get_or_init(|| {
+            let texts = self.texts[usize::from(or_fail)].get_or_init(|| {
                 std::iter::successors(Some(1), |&r| (r < CHUNK).then_some(r * 2))
-                    .map(|r| self.text(r, 1))
+                    .map(|r| self.text(r, 1, or_fail))
                     .collect()
             });
             // `padded_rows` is a power of two up to CHUNK: the list has one text per power.
             Cow::Borrowed(texts[padded_rows.trailing_zeros() as usize].as_str())
         } else {
-            Cow::Owned(self.text(padded_rows, first))
+            Cow::Owned(self.text(padded_rows, first, or_fail))
         };
         let padding = std::iter::repeat_n(self.padding, padded_rows - n).flatten();
         rows.extend(padding.cloned());
         (sql, rows)
     }
 
-    fn text(&self, rows: usize, first: usize) -> String {
+    fn text(&self, rows: usize, first: usize, or_fail: bool) -> String {
         self.sql
+            .replace("{or_fail}", if or_fail { " OR FAIL" } else { "" })
             .replace("{values}", &values_list(rows, self.width, first))
     }
 }
 
 /// Each room once: its sequence, mention count, time, message count, `lm` and last message.
 static ROOMS_UPDATE: RowsWrite = RowsWrite {
-    sql: "UPDATE rooms SET seq = v.column2, all_mentions = rooms.all_mentions + v.column3,
+    sql: "UPDATE{or_fail} rooms SET seq = v.column2, all_mentions = rooms.all_mentions + v.column3,
           updated_at = v.column4, msgs = v.column5, lm = v.column6,
           last_message = COALESCE(v.column7, rooms.last_message)
           FROM (VALUES {values}) AS v WHERE rooms.id = v.column1",
@@ -227,29 +236,29 @@ static ROOMS_UPDATE: RowsWrite = RowsWrite {
         Arg::NullInt,
         Arg::NullText,
     ],
-    texts: OnceLock::new(),
+    texts: [OnceLock::new(), OnceLock::new()],
 };
 
 /// The messages' rows (padding rows, all NULL, left out), columns in [`message_row_args`]'
 /// order.
 static MESSAGES_INSERT: RowsWrite = RowsWrite {
-    sql: "INSERT INTO messages (id, updated_at, tcount, pinned, starred_by, mention_ids,
+    sql: "INSERT{or_fail} INTO messages (id, updated_at, tcount, pinned, starred_by, mention_ids,
           msg_lower, doc, main, rid, ts, tmid, drid)
           SELECT * FROM (VALUES {values}) AS v WHERE v.column1 IS NOT NULL",
     width: MESSAGE_ROW_WIDTH,
     padding: &MESSAGE_PADDING,
-    texts: OnceLock::new(),
+    texts: [OnceLock::new(), OnceLock::new()],
 };
 
 /// The senders' read marks and the mentioned members' counts, one update per subscription.
 static MARKS_UPDATE: RowsWrite = RowsWrite {
-    sql: "UPDATE subscriptions SET read_seq = COALESCE(v.column3, subscriptions.read_seq),
+    sql: "UPDATE{or_fail} subscriptions SET read_seq = COALESCE(v.column3, subscriptions.read_seq),
           user_mentions = subscriptions.user_mentions + v.column4
           FROM (VALUES {values}) AS v
           WHERE subscriptions.rid = v.column1 AND subscriptions.user_id = v.column2",
     width: 4,
     padding: &[Arg::NullText, Arg::NullText, Arg::NullInt, Arg::NullInt],
-    texts: OnceLock::new(),
+    texts: [OnceLock::new(), OnceLock::new()],
 };
 
 /// The writes as one statement, each a `WITH` clause (PostgreSQL runs every data-modifying
@@ -264,7 +273,7 @@ fn in_one_statement<const N: usize>(
         if rows.is_empty() {
             continue;
         }
-        let (sql, rows) = write.statement(rows, args.len() + 1);
+        let (sql, rows) = write.statement(rows, args.len() + 1, false);
         clauses.push(format!("w{i} AS ({sql})"));
         args.extend(rows);
     }
@@ -406,7 +415,7 @@ const MESSAGE_ROW_WIDTH: usize = 13;
 
 /// Inserts one message's row (a message that is not appended: backfilled federated history).
 pub(crate) async fn insert_message_row(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
-    let (sql, args) = MESSAGES_INSERT.statement(message_row_args(m)?, 1);
+    let (sql, args) = MESSAGES_INSERT.statement(message_row_args(m)?, 1, tx.fails_in_place());
     tx.exec(&sql, args).await?;
     Ok(())
 }
@@ -454,14 +463,19 @@ mod tests {
     fn each_statement_size_has_its_own_text() {
         for n in [1, 2, 3, 4, 7, 33, 64] {
             let rows = vec![Arg::Int(0); n * MARKS_UPDATE.width];
-            let (sql, args) = MARKS_UPDATE.statement(rows, 1);
+            let (sql, args) = MARKS_UPDATE.statement(rows, 1, false);
             let last = padded(n) * MARKS_UPDATE.width;
             assert_eq!(args.len(), last);
             assert!(sql.contains(&format!("${last})")), "{n}: {sql}");
             assert!(!sql.contains(&format!("${}", last + 1)), "{n}: {sql}");
         }
-        let (sql, _) = MARKS_UPDATE.statement(vec![Arg::Int(0); 4], 9);
+        let (sql, _) = MARKS_UPDATE.statement(vec![Arg::Int(0); 4], 9, false);
         assert!(sql.contains("($9, $10, $11, $12)"), "{sql}");
+        assert!(sql.starts_with("UPDATE subscriptions"), "{sql}");
+        let (sql, _) = MARKS_UPDATE.statement(vec![Arg::Int(0); 4], 1, true);
+        assert!(sql.starts_with("UPDATE OR FAIL subscriptions"), "{sql}");
+        let (sql, _) = MESSAGES_INSERT.statement(vec![Arg::Int(0); MESSAGE_ROW_WIDTH], 1, true);
+        assert!(sql.starts_with("INSERT OR FAIL INTO messages"), "{sql}");
     }
 
     #[test]

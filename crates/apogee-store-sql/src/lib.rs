@@ -127,6 +127,14 @@ pub trait SqlTx: Send {
     fn modifies_in_with(&self) -> bool {
         false
     }
+    /// Whether multi-row writes may say `OR FAIL` (SQLite): a failing statement then stops
+    /// where it failed, keeping the rows it already wrote, instead of undoing itself. Every
+    /// write runs in a transaction or savepoint that is rolled back whole when anything in it
+    /// fails, so that undo is never needed; keeping it open would have SQLite copy each page a
+    /// multi-row statement touches into a statement journal first.
+    fn fails_in_place(&self) -> bool {
+        false
+    }
 }
 
 /// What a backend provides to [`SqlStore`].

@@ -7,6 +7,8 @@ use apogee_store_sql::{Arg, Cell, Row, SqlTx};
 use async_trait::async_trait;
 use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, Connection, OpenFlags, ffi};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,6 +69,12 @@ impl SqlTx for Tx<'_> {
     async fn query(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Row>> {
         read_rows(&*self.0, sql, args)
     }
+
+    /// The writer runs every change in a transaction or savepoint it rolls back on failure
+    /// (`write_group`).
+    fn fails_in_place(&self) -> bool {
+        true
+    }
 }
 
 /// Runs a query and collects its rows.
@@ -96,7 +104,7 @@ fn prepare<'c>(
     // Most statements number their parameters in order (a group's appends have hundreds):
     // those bind by position. Asking SQLite for a parameter's name or index walks its list of
     // names, which made binding hundreds of them quadratic.
-    let in_order = highest_in_order(sql);
+    let in_order = in_order(sql);
     for (i, arg) in args.into_iter().enumerate() {
         let n = i + 1;
         let index = match in_order {
@@ -118,6 +126,32 @@ fn prepare<'c>(
         bound.map_err(|e| backend(&e))?;
     }
     Ok(stmt)
+}
+
+/// Statement texts kept by [`in_order`] per thread; more start the memory over.
+const IN_ORDER_KEPT: usize = 1_024;
+
+thread_local! {
+    /// [`highest_in_order`] of each statement text this thread has run, so a text (a group's
+    /// appends are kilobytes) is scanned once rather than at every execution: hashing it is
+    /// several times cheaper than the byte-by-byte scan.
+    static IN_ORDER: RefCell<HashMap<Box<str>, Option<usize>, foldhash::fast::RandomState>> =
+        RefCell::default();
+}
+
+/// [`highest_in_order`], remembered per statement text.
+fn in_order(sql: &str) -> Option<usize> {
+    IN_ORDER.with_borrow_mut(|known| {
+        if let Some(&highest) = known.get(sql) {
+            return highest;
+        }
+        let highest = highest_in_order(sql);
+        if known.len() >= IN_ORDER_KEPT {
+            known.clear();
+        }
+        known.insert(sql.into(), highest);
+        highest
+    })
 }
 
 /// The highest `$n` of `sql` when its parameters first appear as `$1`, `$2`, … in order (so
