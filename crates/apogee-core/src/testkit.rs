@@ -14,7 +14,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             users_round_trip, usernames_and_emails_are_unique, login_tokens, user_listing,
             rooms_round_trip, room_listing, unread_counts_derive_from_sequences,
-            last_message_stays_the_newest,
+            last_message_stays_the_newest, last_message_follows_edits_and_deletions,
             mentions_are_counted, mark_unread_from_a_message, history_keyset_pages,
             history_pages_split_no_millisecond, changes_page_through_one_millisecond,
             thread_and_search_filters, deletions_leave_tombstones, failed_batches_write_nothing,
@@ -755,6 +755,46 @@ pub async fn last_message_stays_the_newest(s: S) {
     let room = s.room_by_id(&r.id).await.unwrap().unwrap();
     assert_eq!((room.seq, room.msgs), (4, 4));
     assert_eq!(room.last_message.unwrap()["msg"], "newest");
+}
+
+/// A room's `lastMessage` is its stored message: an edit shows in it, and when it is deleted the
+/// newest main-timeline message left takes its place (a thread reply does not).
+pub async fn last_message_follows_edits_and_deletions(s: S) {
+    let a = user("petra");
+    add_users(&s, &[&a]).await;
+    let r = setup(&s, "edited", &[&a]).await;
+    let first = msg(&r, &a, "first", 1000);
+    let mut reply = msg(&r, &a, "reply", 1500);
+    reply.tmid = Some(first.id.clone());
+    let mut last = msg(&r, &a, "last", 2000);
+    s.commit(vec![append(&first), append(&reply), append(&last)])
+        .await
+        .unwrap();
+    last.msg = "last, edited".into();
+    s.commit(vec![Change::UpdateMessage(last.clone())])
+        .await
+        .unwrap();
+    let room = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!(room.last_message.unwrap()["msg"], "last, edited");
+    s.commit(vec![Change::DeleteMessage {
+        id: last.id.clone(),
+        rid: r.id.clone(),
+    }])
+    .await
+    .unwrap();
+    let room = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!(room.last_message.unwrap()["msg"], "first");
+    s.commit(vec![Change::DeleteMessage {
+        id: first.id.clone(),
+        rid: r.id.clone(),
+    }])
+    .await
+    .unwrap();
+    let room = s.room_by_id(&r.id).await.unwrap().unwrap();
+    assert_eq!(
+        room.last_message, None,
+        "a thread reply is not the room's last message"
+    );
 }
 
 pub async fn mentions_are_counted(s: S) {

@@ -130,7 +130,7 @@ fn bulk_load(db_path: &Path, rids: &[String], counts: &[u64]) -> Result<Vec<i64>
             tx.commit()?;
         }
         db.execute(
-            "UPDATE rooms SET seq = seq + ?2, msgs = msgs + ?2 WHERE id = ?1",
+            "UPDATE room_activity SET seq = seq + ?2, msgs = msgs + ?2 WHERE rid = ?1",
             rusqlite::params![rid, n as i64],
         )?;
     }

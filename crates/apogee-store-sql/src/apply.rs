@@ -1,7 +1,7 @@
 //! How each [`Change`] becomes rows. Runs inside the backend's transaction.
 
 use crate::appends::{Append, PendingAppends};
-use crate::room_columns::{last_message_args, room_columns, room_from_row};
+use crate::room_columns::last_message_id;
 use crate::{Arg, SqlTx, args, from_json, to_json};
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult, TwoFactorSecrets};
@@ -223,23 +223,31 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 users_count: 0,
                 ..room
             };
-            let mut a = args![
-                &room.id,
-                room.t.code(),
-                room.name.clone(),
-                room.name.as_ref().map(|n| n.to_lowercase()),
-                room.default,
-                room.seq,
-                room.updated_at.millis(),
-                to_json(&room)?,
-                room.msgs
-            ];
-            a.extend(last_message_args(&room)?);
             tx.exec(
-                "INSERT INTO rooms (id, t, name, name_lower, is_default, seq, all_mentions, updated_at,
-                                    doc, msgs, lm, last_message)
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10, $11)",
-                a,
+                "INSERT INTO rooms (id, t, name, name_lower, is_default, updated_at, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                args![
+                    &room.id,
+                    room.t.code(),
+                    room.name.clone(),
+                    room.name.as_ref().map(|n| n.to_lowercase()),
+                    room.default,
+                    room.updated_at.millis(),
+                    to_json(&room)?
+                ],
+            )
+            .await?;
+            tx.exec(
+                "INSERT INTO room_activity (rid, seq, all_mentions, msgs, lm, updated_at, last_message_id)
+                 VALUES ($1, $2, 0, $3, $4, $5, $6)",
+                args![
+                    &room.id,
+                    room.seq,
+                    room.msgs,
+                    room.lm.map(|lm| lm.millis()),
+                    room.updated_at.millis(),
+                    last_message_id(&room)
+                ],
             )
             .await?;
             write_room_links(tx, &room).await?;
@@ -280,13 +288,15 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             .await?;
             tx.exec("DELETE FROM teams WHERE room_id = $1", args![&id])
                 .await?;
+            tx.exec("DELETE FROM room_activity WHERE rid = $1", args![&id])
+                .await?;
             exec_one(tx, "DELETE FROM rooms WHERE id = $1", args![&id], "room").await?;
             tombstone(tx, "room", &id, "", now).await?;
         }
         Change::InsertSubscription(sub) => {
             let all = tx
                 .query(
-                    "SELECT all_mentions FROM rooms WHERE id = $1",
+                    "SELECT all_mentions FROM room_activity WHERE rid = $1",
                     args![&sub.rid],
                 )
                 .await?;
@@ -409,6 +419,14 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
                 "DELETE FROM messages WHERE id = $1 AND rid = $2",
                 args![&id, &rid],
                 "message",
+            )
+            .await?;
+            // A room whose last message goes shows the newest one left, as Rocket.Chat's does.
+            tx.exec(
+                "UPDATE room_activity SET last_message_id = (SELECT id FROM messages
+                     WHERE rid = $1 AND main = 1 ORDER BY ts DESC, id DESC LIMIT 1)
+                 WHERE rid = $1 AND last_message_id = $2",
+                args![&rid, &id],
             )
             .await?;
             tombstone(tx, "message", &id, &rid, now).await?;
@@ -930,9 +948,6 @@ fn user_args(user: &User, password_hash: Option<String>) -> StoreResult<Vec<Arg>
     ])
 }
 
-/// Where [`message_args`] puts the message's document.
-pub(crate) const MESSAGE_DOC_ARG: usize = 7;
-
 pub(crate) fn message_args(m: &Message) -> StoreResult<Vec<Arg>> {
     let starred: Vec<&str> = m.starred.iter().flatten().map(|s| s.id.as_str()).collect();
     let mentions: Vec<&str> = m.mentions.iter().map(|s| s.id.as_str()).collect();
@@ -956,8 +971,8 @@ pub(crate) fn message_args(m: &Message) -> StoreResult<Vec<Arg>> {
 
 /// Replaces a room document, keeping the fields only the store maintains as they are stored:
 /// the caller's copy may predate a concurrent message or membership change, and writing it back
-/// would lose that update. The message count, `lm` and last message are columns this leaves
-/// alone (the document's copies are not read, see `room_columns`); the member count is kept.
+/// would lose that update. What messages move is in `room_activity`, which this leaves alone
+/// (the document's copies are not read, see `room_columns`); the member count is kept.
 async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
     let stored = locked_room(tx, &room.id).await?;
     let room = Room {
@@ -987,16 +1002,14 @@ async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
 async fn locked_room(tx: &mut dyn SqlTx, rid: &str) -> StoreResult<Room> {
     let rows = tx
         .query(
-            concat!(
-                "UPDATE rooms SET seq = seq WHERE id = $1 RETURNING ",
-                room_columns!()
-            ),
+            "UPDATE rooms SET updated_at = updated_at WHERE id = $1 RETURNING doc",
             args![rid],
         )
         .await?;
-    room_from_row(
-        rows.first()
-            .ok_or_else(|| StoreError::Missing("room".into()))?,
+    from_json(
+        &rows
+            .first()
+            .ok_or_else(|| StoreError::Missing("room".into()))?[0],
     )
 }
 
@@ -1023,7 +1036,11 @@ async fn adjust_users_count(
 /// `discussion-created` message in the parent (`dcount`, `dlm`).
 pub(crate) async fn refresh_discussion_metadata(tx: &mut dyn SqlTx, rid: &str) -> StoreResult<()> {
     let rows = tx
-        .query("SELECT prid, msgs, lm FROM rooms WHERE id = $1", args![rid])
+        .query(
+            "SELECT r.prid, a.msgs, a.lm FROM rooms r JOIN room_activity a ON a.rid = r.id
+             WHERE r.id = $1",
+            args![rid],
+        )
         .await?;
     let Some(row) = rows.first() else {
         return Ok(());
@@ -1096,7 +1113,7 @@ async fn mark_read(
 ) -> StoreResult<()> {
     let rows = tx
         .query(
-            "SELECT seq, all_mentions FROM rooms WHERE id = $1",
+            "SELECT seq, all_mentions FROM room_activity WHERE rid = $1",
             args![rid],
         )
         .await?;
@@ -1132,7 +1149,7 @@ async fn mark_read(
 async fn insert_backfilled_message(tx: &mut dyn SqlTx, m: &Message) -> StoreResult<()> {
     exec_one(
         tx,
-        "UPDATE rooms SET msgs = msgs + 1 WHERE id = $1",
+        "UPDATE room_activity SET msgs = msgs + 1 WHERE rid = $1",
         args![&m.rid],
         "room",
     )

@@ -179,6 +179,9 @@ pub async fn migrate(tx: &mut dyn SqlTx, now_ms: i64) -> StoreResult<usize> {
         if *version == schema::ROOM_COLUMNS_VERSION {
             room_columns::fill_from_documents(tx).await?;
         }
+        if *version == schema::ROOM_ACTIVITY_VERSION {
+            room_columns::fill_last_message_ids(tx).await?;
+        }
         tx.exec(
             "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
             args![*version, now_ms],

@@ -1,6 +1,6 @@
 //! Read queries: core's per-aggregate store traits over any [`Database`].
 
-use crate::room_columns::{room_columns, room_from_row};
+use crate::room_columns::{room_columns, room_from_row, room_tables};
 use crate::{Arg, Cell, Database, Row, SqlStore, args, contains_pattern, from_json, history};
 use apogee_core::store::*;
 use apogee_domain::{Message, Room, Subscription, Timestamp, User};
@@ -352,7 +352,13 @@ impl<D: Database> RoomStore for SqlStore<D> {
     async fn room_by_id(&self, id: &str) -> StoreResult<Option<Room>> {
         let rows = self
             .rows(
-                concat!("SELECT ", room_columns!(), " FROM rooms WHERE id = $1"),
+                concat!(
+                    "SELECT ",
+                    room_columns!(),
+                    " FROM ",
+                    room_tables!(),
+                    " WHERE r.id = $1"
+                ),
                 args![id],
             )
             .await?;
@@ -362,7 +368,13 @@ impl<D: Database> RoomStore for SqlStore<D> {
     async fn room_by_name(&self, name: &str) -> StoreResult<Option<Room>> {
         let rows = self
             .rows(
-                concat!("SELECT ", room_columns!(), " FROM rooms WHERE name = $1"),
+                concat!(
+                    "SELECT ",
+                    room_columns!(),
+                    " FROM ",
+                    room_tables!(),
+                    " WHERE r.name = $1"
+                ),
                 args![name],
             )
             .await?;
@@ -374,7 +386,13 @@ impl<D: Database> RoomStore for SqlStore<D> {
             return Ok(Vec::new());
         }
         let sql = format!(
-            concat!("SELECT ", room_columns!(), " FROM rooms WHERE id IN {}"),
+            concat!(
+                "SELECT ",
+                room_columns!(),
+                " FROM ",
+                room_tables!(),
+                " WHERE r.id IN {}"
+            ),
             placeholders(1, ids.len())
         );
         self.rows(&sql, ids.iter().map(Arg::from).collect())
@@ -387,9 +405,9 @@ impl<D: Database> RoomStore for SqlStore<D> {
     async fn list_rooms(&self, query: &RoomQuery, page: Page) -> StoreResult<(Vec<Room>, i64)> {
         let types: Vec<&str> = query.types.iter().map(|t| t.code()).collect();
         let mut filter = format!(
-            "WHERE ($1 IS NULL OR name_lower LIKE $1 ESCAPE '\\')
-             AND ($2 IS NULL OR id IN (SELECT rid FROM subscriptions WHERE user_id = $2))
-             AND t IN {}",
+            "WHERE ($1 IS NULL OR r.name_lower LIKE $1 ESCAPE '\\')
+             AND ($2 IS NULL OR r.id IN (SELECT rid FROM subscriptions WHERE user_id = $2))
+             AND r.t IN {}",
             placeholders(3, types.len().max(1))
         );
         let mut a = args![
@@ -397,14 +415,14 @@ impl<D: Database> RoomStore for SqlStore<D> {
             query.member.clone()
         ];
         if types.is_empty() {
-            filter = filter.replace("AND t IN ($3)", "");
+            filter = filter.replace("AND r.t IN ($3)", "");
             a.push(Arg::NullText);
             filter.push_str(" AND $3 IS NULL");
         } else {
             a.extend(types.iter().map(|t| Arg::from(*t)));
         }
         let total = self
-            .count(&format!("SELECT COUNT(*) FROM rooms {filter}"), a.clone())
+            .count(&format!("SELECT COUNT(*) FROM rooms r {filter}"), a.clone())
             .await?;
         let n = a.len();
         a.extend(args![page.count, page.offset]);
@@ -412,7 +430,9 @@ impl<D: Database> RoomStore for SqlStore<D> {
             concat!(
                 "SELECT ",
                 room_columns!(),
-                " FROM rooms {} ORDER BY name_lower, id LIMIT ${} OFFSET ${}"
+                " FROM ",
+                room_tables!(),
+                " {} ORDER BY r.name_lower, r.id LIMIT ${} OFFSET ${}"
             ),
             filter,
             n + 1,
@@ -432,7 +452,9 @@ impl<D: Database> RoomStore for SqlStore<D> {
             concat!(
                 "SELECT ",
                 room_columns!(),
-                " FROM rooms WHERE is_default = 1 ORDER BY name_lower"
+                " FROM ",
+                room_tables!(),
+                " WHERE r.is_default = 1 ORDER BY r.name_lower"
             ),
             vec![],
         )
@@ -472,8 +494,11 @@ fn tombstone_from_row(r: &Row) -> Tombstone {
     }
 }
 
-/// Columns that [`subscription_from_row`] expects, from `subscriptions s JOIN rooms r`.
-const SUB_COLUMNS: &str = "s.doc, s.read_seq, r.seq, s.user_mentions, r.all_mentions - s.all_mentions_seen, s.updated_at, r.updated_at";
+/// Columns that [`subscription_from_row`] expects, from [`SUB_TABLES`].
+const SUB_COLUMNS: &str = "s.doc, s.read_seq, a.seq, s.user_mentions, a.all_mentions - s.all_mentions_seen, s.updated_at, a.updated_at";
+
+/// A subscription and its room's activity (`room_columns`).
+const SUB_TABLES: &str = "subscriptions s JOIN room_activity a ON a.rid = s.rid";
 
 fn subscription_from_row(r: &Row) -> StoreResult<Subscription> {
     let mut sub: Subscription = from_json(&r[0])?;
@@ -483,7 +508,7 @@ fn subscription_from_row(r: &Row) -> StoreResult<Subscription> {
     sub.user_mentions = r[3].int();
     sub.group_mentions = r[4].int().max(0);
     // A new message changes what the subscription shows (unread, alert) without a per-member write,
-    // so the room's last change counts as the subscription's.
+    // so the room's last message counts as the subscription's last change.
     sub.updated_at = Timestamp::from_millis(r[5].int().max(r[6].int()));
     Ok(sub)
 }
@@ -491,9 +516,8 @@ fn subscription_from_row(r: &Row) -> StoreResult<Subscription> {
 #[async_trait]
 impl<D: Database> SubscriptionStore for SqlStore<D> {
     async fn subscription(&self, rid: &str, user_id: &str) -> StoreResult<Option<Subscription>> {
-        let sql = format!(
-            "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid WHERE s.rid = $1 AND s.user_id = $2"
-        );
+        let sql =
+            format!("SELECT {SUB_COLUMNS} FROM {SUB_TABLES} WHERE s.rid = $1 AND s.user_id = $2");
         self.rows(&sql, args![rid, user_id])
             .await?
             .first()
@@ -502,9 +526,8 @@ impl<D: Database> SubscriptionStore for SqlStore<D> {
     }
 
     async fn subscriptions_of_user(&self, user_id: &str) -> StoreResult<Vec<Subscription>> {
-        let sql = format!(
-            "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid WHERE s.user_id = $1 ORDER BY s.id"
-        );
+        let sql =
+            format!("SELECT {SUB_COLUMNS} FROM {SUB_TABLES} WHERE s.user_id = $1 ORDER BY s.id");
         self.rows(&sql, args![user_id])
             .await?
             .iter()
@@ -522,7 +545,7 @@ impl<D: Database> SubscriptionStore for SqlStore<D> {
         // (`\"E2EKey\":`), and in `oldRoomKeys` entries, whose members are sorted, `E2EKey` comes
         // first (`{"E2EKey":`), so neither matches. Rows are checked again after reading.
         let sql = format!(
-            "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid
+            "SELECT {SUB_COLUMNS} FROM {SUB_TABLES}
              WHERE s.rid = $1 AND s.doc NOT LIKE '%,\"E2EKey\":%'
              ORDER BY s.username_lower LIMIT $2"
         );
@@ -547,7 +570,7 @@ impl<D: Database> SubscriptionStore for SqlStore<D> {
         let mut found = Vec::with_capacity(user_ids.len());
         for chunk in user_ids.chunks(500) {
             let sql = format!(
-                "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid
+                "SELECT {SUB_COLUMNS} FROM {SUB_TABLES}
                  WHERE s.rid = $1 AND s.user_id IN {}",
                 placeholders(2, chunk.len())
             );
@@ -572,7 +595,7 @@ impl<D: Database> SubscriptionStore for SqlStore<D> {
             )
             .await?;
         let sql = format!(
-            "SELECT {SUB_COLUMNS} FROM subscriptions s JOIN rooms r ON r.id = s.rid WHERE s.rid = $1
+            "SELECT {SUB_COLUMNS} FROM {SUB_TABLES} WHERE s.rid = $1
              ORDER BY s.username_lower LIMIT $2 OFFSET $3"
         );
         let subs = self
@@ -761,8 +784,14 @@ impl<D: Database> TeamStore for SqlStore<D> {
 
     async fn team_rooms(&self, team_id: &str) -> StoreResult<Vec<Room>> {
         self.rows(
-            concat!("SELECT ", room_columns!(), " FROM rooms WHERE team_id = $1 AND id NOT IN (SELECT room_id FROM teams WHERE id = $1)
-             ORDER BY name_lower, id"),
+            concat!(
+                "SELECT ",
+                room_columns!(),
+                " FROM ",
+                room_tables!(),
+                " WHERE r.team_id = $1 AND r.id NOT IN (SELECT room_id FROM teams WHERE id = $1)
+             ORDER BY r.name_lower, r.id"
+            ),
             args![team_id],
         )
         .await?
@@ -776,7 +805,9 @@ impl<D: Database> TeamStore for SqlStore<D> {
             concat!(
                 "SELECT ",
                 room_columns!(),
-                " FROM rooms WHERE prid = $1 ORDER BY id"
+                " FROM ",
+                room_tables!(),
+                " WHERE r.prid = $1 ORDER BY r.id"
             ),
             args![prid],
         )

@@ -1,20 +1,30 @@
-//! What a sent message moves in its room — the message count (`msgs`), the newest message's time
-//! (`lm`) and the message itself (`lastMessage`), and `_updatedAt` — is kept in columns of its
-//! own, not in the room's document: appends then write a few values per room, and neither decode
-//! nor encode the document (which carries all the rest Rocket.Chat keeps on a room). The
-//! document's copies of these fields are not kept current; every room read takes the columns.
+//! What a sent message moves in its room — the sequence, the mention count, the message count
+//! (`msgs`), the newest message's time (`lm`) and a reference to that message (`lastMessage`),
+//! and `_updatedAt` — lives in `room_activity`, a narrow row per room, not in the room's row:
+//! appends then write a few dozen bytes per room and neither decode nor encode the room's
+//! document (which carries all the rest Rocket.Chat keeps on a room). The document's copies of
+//! these fields are not kept current; every room read takes them from `room_activity`, and the
+//! last message from its row in `messages`, so an edit shows there too.
 
-use crate::{Arg, Row, SqlTx, args, from_json, to_json};
+use crate::{Row, SqlTx, args, from_json};
 use apogee_core::error::StoreError;
 use apogee_core::store::StoreResult;
 use apogee_domain::{Room, Timestamp};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// The columns [`room_from_row`] reads, in its order.
+/// The tables a room is read from, `r` its row, `a` its activity, `lm` its last message.
+macro_rules! room_tables {
+    () => {
+        "rooms r JOIN room_activity a ON a.rid = r.id LEFT JOIN messages lm ON lm.id = a.last_message_id"
+    };
+}
+pub(crate) use room_tables;
+
+/// The columns [`room_from_row`] reads from [`room_tables!`], in its order.
 macro_rules! room_columns {
     () => {
-        "doc, seq, msgs, lm, last_message, updated_at"
+        "r.doc, a.seq, a.msgs, a.lm, lm.doc, r.updated_at, a.updated_at"
     };
 }
 pub(crate) use room_columns;
@@ -30,19 +40,14 @@ pub(crate) fn room_from_row(r: &Row) -> StoreResult<Room> {
         .map(serde_json::from_str)
         .transpose()
         .map_err(|e| StoreError::Backend(format!("decode lastMessage: {e}")))?;
-    room.updated_at = Timestamp::from_millis(r[5].int());
+    // Changes of the room itself, and messages sent to it.
+    room.updated_at = Timestamp::from_millis(r[5].int().max(r[6].int()));
     Ok(room)
 }
 
-/// `room`'s `lm` and `lastMessage` as column values.
-pub(crate) fn last_message_args(room: &Room) -> StoreResult<[Arg; 2]> {
-    Ok([
-        room.lm.map_or(Arg::NullInt, |lm| Arg::Int(lm.millis())),
-        match &room.last_message {
-            Some(m) => Arg::Text(to_json(m)?),
-            None => Arg::NullText,
-        },
-    ])
+/// The id of `room`'s last message, if it has one.
+pub(crate) fn last_message_id(room: &Room) -> Option<&str> {
+    room.last_message.as_ref()?.get("_id")?.as_str()
 }
 
 /// The fields migration 24 moves out of the documents stored before it.
@@ -71,6 +76,35 @@ pub(crate) async fn fill_from_documents(tx: &mut dyn SqlTx) -> StoreResult<()> {
                 stored.lm.map(|lm| lm.millis()),
                 stored.last_message.map(|m| m.get().to_string())
             ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A stored last message's id.
+#[derive(Deserialize)]
+struct MessageId {
+    #[serde(rename = "_id")]
+    id: String,
+}
+
+/// Points each room's activity at its stored last message (migration 25); rooms whose last
+/// message is not stored any more (or has no id) are left without one.
+pub(crate) async fn fill_last_message_ids(tx: &mut dyn SqlTx) -> StoreResult<()> {
+    let rooms = tx
+        .query(
+            "SELECT id, last_message FROM rooms WHERE last_message IS NOT NULL",
+            vec![],
+        )
+        .await?;
+    for room in rooms {
+        let Ok(last) = serde_json::from_str::<MessageId>(room[1].text().unwrap_or("{}")) else {
+            continue;
+        };
+        tx.exec(
+            "UPDATE room_activity SET last_message_id = $2 WHERE rid = $1",
+            args![room[0].text().unwrap_or_default(), last.id],
         )
         .await?;
     }

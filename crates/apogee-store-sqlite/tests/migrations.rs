@@ -22,7 +22,7 @@ fn database_before(path: &std::path::Path, version: i64) -> rusqlite::Connection
 }
 
 #[tokio::test]
-async fn rooms_keep_their_count_and_last_message_when_these_move_to_columns() {
+async fn rooms_keep_their_counts_and_last_message_across_the_migrations_that_move_them() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("apogee.db");
     let db = database_before(&path, ROOM_COLUMNS_VERSION);
@@ -45,7 +45,20 @@ async fn rooms_keep_their_count_and_last_message_when_these_move_to_columns() {
         "busy",
         json!({"msgs": 7, "lm": "2026-01-02T00:00:00.000Z", "lastMessage": last}),
     );
+    db.execute(
+        "INSERT INTO messages (id, rid, ts, updated_at, main, tcount, pinned, starred_by,
+                               mention_ids, msg_lower, doc)
+         VALUES ('m7', 'busy', 1767312000000, 1767312000000, 1, 0, 0, '[]', '[]', 'seventh', ?1)",
+        [last.to_string()],
+    )
+    .expect("message");
     room("quiet", json!({}));
+    // Its last message was deleted before the migrations (the copy on the room stayed).
+    room(
+        "gone",
+        json!({"msgs": 1, "lm": "2026-01-02T00:00:00.000Z",
+               "lastMessage": {"_id": "m1", "rid": "gone", "msg": "deleted"}}),
+    );
     drop(db);
 
     let store = apogee_store_sqlite::open(&path).await.expect("migrate");
@@ -60,4 +73,7 @@ async fn rooms_keep_their_count_and_last_message_when_these_move_to_columns() {
     assert_eq!(busy.updated_at.to_iso(), "2026-01-03T00:00:00.000Z");
     let quiet = store.room_by_id("quiet").await.unwrap().expect("quiet");
     assert_eq!((quiet.msgs, quiet.lm, quiet.last_message), (0, None, None));
+    let gone = store.room_by_id("gone").await.unwrap().expect("gone");
+    assert_eq!((gone.msgs, gone.last_message), (1, None));
+    assert!(gone.lm.is_some());
 }
