@@ -226,15 +226,7 @@ async fn apply(tx: &mut dyn SqlTx, change: Change) -> StoreResult<()> {
             tx.exec(
                 "INSERT INTO rooms (id, t, name, name_lower, is_default, updated_at, doc)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                args![
-                    &room.id,
-                    room.t.code(),
-                    room.name.clone(),
-                    room.name.as_ref().map(|n| n.to_lowercase()),
-                    room.default,
-                    room.updated_at.millis(),
-                    to_json(&room)?
-                ],
+                room_row_args(&room)?,
             )
             .await?;
             tx.exec(
@@ -983,18 +975,23 @@ async fn write_room(tx: &mut dyn SqlTx, room: &Room) -> StoreResult<()> {
         tx,
         "UPDATE rooms SET t = $2, name = $3, name_lower = $4, is_default = $5, updated_at = $6, doc = $7
              WHERE id = $1",
-        args![
-            &room.id,
-            room.t.code(),
-            room.name.clone(),
-            room.name.as_ref().map(|n| n.to_lowercase()),
-            room.default,
-            room.updated_at.millis(),
-            to_json(&room)?
-        ],
+        room_row_args(&room)?,
         "room",
     )
     .await
+}
+
+/// A room's row in `rooms`: id, type, name, lowercased name, default flag, time, document.
+fn room_row_args(room: &Room) -> StoreResult<Vec<Arg>> {
+    Ok(args![
+        &room.id,
+        room.t.code(),
+        room.name.clone(),
+        room.name.as_ref().map(|n| n.to_lowercase()),
+        room.default,
+        room.updated_at.millis(),
+        to_json(room)?
+    ])
 }
 
 /// The room's stored document, its row locked until the transaction ends (PostgreSQL's plain
