@@ -1,6 +1,6 @@
 //! Read queries: core's per-aggregate store traits over any [`Database`].
 
-use crate::room_columns::{room_columns, room_from_row, room_tables};
+use crate::room_columns::{room_from_row, select_rooms};
 use crate::{Arg, Cell, Database, Row, SqlStore, args, contains_pattern, from_json, history};
 use apogee_core::store::*;
 use apogee_domain::{Message, Room, Subscription, Timestamp, User};
@@ -351,32 +351,14 @@ impl<D: Database> CredentialStore for SqlStore<D> {
 impl<D: Database> RoomStore for SqlStore<D> {
     async fn room_by_id(&self, id: &str) -> StoreResult<Option<Room>> {
         let rows = self
-            .rows(
-                concat!(
-                    "SELECT ",
-                    room_columns!(),
-                    " FROM ",
-                    room_tables!(),
-                    " WHERE r.id = $1"
-                ),
-                args![id],
-            )
+            .rows(concat!(select_rooms!(), " WHERE r.id = $1"), args![id])
             .await?;
         rows.first().map(room_from_row).transpose()
     }
 
     async fn room_by_name(&self, name: &str) -> StoreResult<Option<Room>> {
         let rows = self
-            .rows(
-                concat!(
-                    "SELECT ",
-                    room_columns!(),
-                    " FROM ",
-                    room_tables!(),
-                    " WHERE r.name = $1"
-                ),
-                args![name],
-            )
+            .rows(concat!(select_rooms!(), " WHERE r.name = $1"), args![name])
             .await?;
         rows.first().map(room_from_row).transpose()
     }
@@ -386,13 +368,7 @@ impl<D: Database> RoomStore for SqlStore<D> {
             return Ok(Vec::new());
         }
         let sql = format!(
-            concat!(
-                "SELECT ",
-                room_columns!(),
-                " FROM ",
-                room_tables!(),
-                " WHERE r.id IN {}"
-            ),
+            concat!(select_rooms!(), " WHERE r.id IN {}"),
             placeholders(1, ids.len())
         );
         self.rows(&sql, ids.iter().map(Arg::from).collect())
@@ -428,10 +404,7 @@ impl<D: Database> RoomStore for SqlStore<D> {
         a.extend(args![page.count, page.offset]);
         let sql = format!(
             concat!(
-                "SELECT ",
-                room_columns!(),
-                " FROM ",
-                room_tables!(),
+                select_rooms!(),
                 " {} ORDER BY r.name_lower, r.id LIMIT ${} OFFSET ${}"
             ),
             filter,
@@ -450,10 +423,7 @@ impl<D: Database> RoomStore for SqlStore<D> {
     async fn default_rooms(&self) -> StoreResult<Vec<Room>> {
         self.rows(
             concat!(
-                "SELECT ",
-                room_columns!(),
-                " FROM ",
-                room_tables!(),
+                select_rooms!(),
                 " WHERE r.is_default = 1 ORDER BY r.name_lower"
             ),
             vec![],
@@ -785,10 +755,7 @@ impl<D: Database> TeamStore for SqlStore<D> {
     async fn team_rooms(&self, team_id: &str) -> StoreResult<Vec<Room>> {
         self.rows(
             concat!(
-                "SELECT ",
-                room_columns!(),
-                " FROM ",
-                room_tables!(),
+                select_rooms!(),
                 " WHERE r.team_id = $1 AND r.id NOT IN (SELECT room_id FROM teams WHERE id = $1)
              ORDER BY r.name_lower, r.id"
             ),
@@ -802,13 +769,7 @@ impl<D: Database> TeamStore for SqlStore<D> {
 
     async fn discussion_rooms(&self, prid: &str) -> StoreResult<Vec<Room>> {
         self.rows(
-            concat!(
-                "SELECT ",
-                room_columns!(),
-                " FROM ",
-                room_tables!(),
-                " WHERE r.prid = $1 ORDER BY r.id"
-            ),
+            concat!(select_rooms!(), " WHERE r.prid = $1 ORDER BY r.id"),
             args![prid],
         )
         .await?

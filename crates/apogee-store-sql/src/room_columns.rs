@@ -13,23 +13,18 @@ use apogee_domain::{Room, Timestamp};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// The tables a room is read from, `r` its row, `a` its activity, `lm` its last message.
-macro_rules! room_tables {
+/// The start of a room query: a room's row (`r`), its activity (`a`) and its last message
+/// (`lm`), in the columns [`room_from_row`] reads. Queries go on with `WHERE` on `r.`.
+macro_rules! select_rooms {
     () => {
-        "rooms r JOIN room_activity a ON a.rid = r.id LEFT JOIN messages lm ON lm.id = a.last_message_id"
+        "SELECT r.doc, a.seq, a.msgs, a.lm, lm.doc, r.updated_at, a.updated_at
+         FROM rooms r JOIN room_activity a ON a.rid = r.id
+         LEFT JOIN messages lm ON lm.id = a.last_message_id"
     };
 }
-pub(crate) use room_tables;
+pub(crate) use select_rooms;
 
-/// The columns [`room_from_row`] reads from [`room_tables!`], in its order.
-macro_rules! room_columns {
-    () => {
-        "r.doc, a.seq, a.msgs, a.lm, lm.doc, r.updated_at, a.updated_at"
-    };
-}
-pub(crate) use room_columns;
-
-/// A room from a row of [`room_columns!`].
+/// A room from a row of [`select_rooms!`].
 pub(crate) fn room_from_row(r: &Row) -> StoreResult<Room> {
     let mut room: Room = from_json(&r[0])?;
     room.seq = r[1].int();
