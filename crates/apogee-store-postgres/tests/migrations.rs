@@ -2,6 +2,8 @@
 //! run (SQLite's own test starts further back). Runs when `APOGEE_TEST_DATABASE_URL` names a
 //! server; skips otherwise.
 
+mod common;
+
 use apogee_core::store::{RoomStore, SubscriptionStore};
 use apogee_store_sql::schema::{CREATE_MIGRATIONS_TABLE, MIGRATIONS, ROOM_ACTIVITY_VERSION};
 use sqlx::Connection;
@@ -16,21 +18,9 @@ const SUB: &str = r#"{"_id":"s1","rid":"busy","name":"busy","t":"c","u":{"_id":"
 
 #[tokio::test]
 async fn rooms_keep_their_counters_and_last_message_when_these_move_to_their_own_table() {
-    let Ok(base) = std::env::var("APOGEE_TEST_DATABASE_URL") else {
-        eprintln!("skipped: no database configured");
+    let Some(url) = common::fresh_database("migrations").await else {
         return;
     };
-    let name = format!(
-        "migrations_{}",
-        apogee_core::domain::random_id().to_lowercase()
-    );
-    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let (root, _) = base.rsplit_once('/').expect("database URL with a path");
-    let url = format!("{root}/{name}");
 
     // The database as a release before `room_activity` left it: one room with five messages'
     // worth of counters, an `@all` mention and its last message stored; one member, who has

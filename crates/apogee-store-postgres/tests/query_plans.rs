@@ -3,6 +3,8 @@
 //! `messages_thread` `(tmid, ts, id)`) with its bound as an index condition and no sort — the
 //! index can serve it at O(page). Runs when `APOGEE_TEST_DATABASE_URL` names a server.
 
+mod common;
+
 use apogee_core::domain::Timestamp;
 use apogee_core::store::{HistoryQuery, MessageKey};
 use apogee_store_sql::{Arg, history};
@@ -35,18 +37,9 @@ fn key() -> MessageKey {
 
 #[tokio::test]
 async fn history_pages_seek_the_index_in_order() {
-    let Ok(base) = std::env::var("APOGEE_TEST_DATABASE_URL") else {
-        eprintln!("skipped: no database configured");
+    let Some(url) = common::fresh_database("plans").await else {
         return;
     };
-    let name = format!("plans_{}", apogee_core::domain::random_id().to_lowercase());
-    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let (root, _) = base.rsplit_once('/').expect("database URL with a path");
-    let url = format!("{root}/{name}");
     // Opening the store migrates the schema.
     let _store = apogee_store_postgres::open(&url)
         .await
