@@ -84,8 +84,9 @@ struct MessageId {
     id: String,
 }
 
-/// Points each room's activity at its stored last message (migration 25); rooms whose last
-/// message is not stored any more (or has no id) are left without one.
+/// Points each room's activity at its stored last message by id (migration 25). A room whose
+/// last message has no id keeps none; one whose message was deleted since reads without one
+/// (the join finds no row).
 pub(crate) async fn fill_last_message_ids(tx: &mut dyn SqlTx) -> StoreResult<()> {
     let rooms = tx
         .query(
