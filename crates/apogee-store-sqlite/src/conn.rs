@@ -1,6 +1,7 @@
 //! rusqlite glue: connections with the store's pragmas, `$n` parameters bound by name, rows
 //! decoded into [`Cell`]s, and errors mapped to store errors.
 
+use crate::wal_writes;
 use apogee_core::error::StoreError;
 use apogee_core::store::StoreResult;
 use apogee_store_sql::{Arg, Cell, Row, SqlTx};
@@ -30,7 +31,17 @@ pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> StoreResult<Conn
     } else {
         flags
     };
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| backend(&e))?;
+    // A connection that writes hands each commit's WAL frames to the kernel in one call
+    // (wal_writes.rs); that relies on the `synchronous = FULL` set below.
+    let conn = if create {
+        wal_writes::register().map_err(|rc| {
+            StoreError::Backend(format!("register the WAL-writes VFS: SQLite code {rc}"))
+        })?;
+        Connection::open_with_flags_and_vfs(path, flags, wal_writes::VFS_NAME)
+    } else {
+        Connection::open_with_flags(path, flags)
+    }
+    .map_err(|e| backend(&e))?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(|e| backend(&e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

@@ -18,6 +18,7 @@
 //! other workers take over that worker's queued tasks.
 
 mod conn;
+mod wal_writes;
 
 use apogee_core::error::StoreError;
 use apogee_core::store::{Change, StoreResult};
