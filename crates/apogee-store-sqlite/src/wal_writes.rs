@@ -1,14 +1,14 @@
-//! A VFS shim that hands a commit's WAL frames to the kernel in one `pwrite` instead of two per
-//! page.
+//! A VFS shim that hands a commit's WAL frames to the kernel in a few large writes instead of two
+//! per page.
 //!
 //! SQLite appends each frame to the WAL as two writes, its 24-byte header and then its page, so
 //! a commit of `n` pages makes `2n` system calls, and each 4 KiB page, shifted by its header,
 //! straddles two pages of the kernel's cache. Under load those writes were about a fifth of the
 //! writer thread's CPU (docs/BENCHMARKS.md, session 14). This shim keeps a run of contiguous
-//! writes to a WAL file in memory and writes it as one piece before any other operation on the
-//! file: before the commit's `xSync`, and before any read, truncation, size query, lock or
-//! file control. The file therefore sees the same bytes at the same offsets, only in fewer
-//! calls, by the time anything can observe them.
+//! writes to a WAL file in memory and writes it out before any other operation on the file:
+//! before the commit's `xSync`, and before any read, truncation, size query, lock or file
+//! control. The file therefore sees the same bytes at the same offsets, only in fewer calls, by
+//! the time anything can observe them.
 //!
 //! That is safe because every connection that writes through this shim runs with
 //! `synchronous=FULL`, under which SQLite syncs the WAL at every commit *before* it publishes the
@@ -29,7 +29,7 @@ const MAX_PENDING: usize = 4 << 20;
 /// bytes per call (its pages are at most 64 KiB) and reports a longer write as a full disk.
 const MAX_WRITE: usize = 124 << 10;
 
-/// The VFS this one wraps (the platform's default) and the registered shim.
+/// The VFS the shim wraps: the platform's default.
 struct Registered {
     inner: *mut ffi::sqlite3_vfs,
 }
@@ -84,7 +84,7 @@ fn inner_vfs() -> *mut ffi::sqlite3_vfs {
     }
 }
 
-/// A WAL file opened through the shim: SQLite's file header, the wrapped VFS's own file object
+/// A WAL file opened through the shim: the methods SQLite calls, the wrapped VFS's own file object
 /// (which lives in the same allocation, right after this struct) and the held run of writes.
 #[repr(C)]
 struct WalFile {
@@ -224,6 +224,12 @@ unsafe extern "C" fn write(
 ) -> c_int {
     // SAFETY: as in `flushed!`; SQLite passes `amount` readable bytes at `buf`.
     let f = unsafe { wal(file) };
+    if !f.hold {
+        return match unsafe { real_methods(f) }.xWrite {
+            Some(m) => unsafe { m(f.real, buf, amount, offset) },
+            None => ffi::SQLITE_IOERR_WRITE,
+        };
+    }
     let Ok(len) = usize::try_from(amount) else {
         return ffi::SQLITE_IOERR_WRITE;
     };
@@ -233,12 +239,6 @@ unsafe extern "C" fn write(
         if rc != ffi::SQLITE_OK {
             return rc;
         }
-    }
-    if !f.hold {
-        return match unsafe { real_methods(f) }.xWrite {
-            Some(m) => unsafe { m(f.real, buf, amount, offset) },
-            None => ffi::SQLITE_IOERR_WRITE,
-        };
     }
     if f.pending.is_empty() {
         f.pending_at = offset;
