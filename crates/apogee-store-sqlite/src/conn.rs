@@ -31,7 +31,7 @@ pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> StoreResult<Conn
     } else {
         flags
     };
-    // A connection that writes hands each commit's WAL frames to the kernel in one call
+    // A connection that writes hands each commit's WAL frames to the kernel in a few writes
     // (wal_writes.rs); that relies on the `synchronous = FULL` set below.
     let conn = if create {
         wal_writes::register().map_err(|rc| {
